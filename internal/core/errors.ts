@@ -1,0 +1,86 @@
+/**
+ * Typed errors with stable codes. Every operating error that can reach a client is a StrataError whose code
+ * appears in ERROR_STATUS below; the HTTP layer maps codes to statuses from this one table and nowhere else.
+ * Programmer errors are not StrataErrors: they are assertion failures (see assert.ts) and surface as 500.
+ */
+
+export const ERROR_STATUS = {
+  // 4xx: the request is at fault; nothing was changed.
+  INVALID_KEY: 400,
+  INVALID_REQUEST: 400,
+  INVALID_LIMIT: 400,
+  INVALID_CURSOR: 400,
+  INVALID_FIELDS: 400,
+  INVALID_HEADER: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  ROUTE_NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  REQUEST_TIMEOUT: 408,
+  IDEMPOTENCY_IN_PROGRESS: 409,
+  VERSION_MISMATCH: 412,
+  ALREADY_EXISTS: 412,
+  DOCUMENT_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  INVALID_JSON: 422,
+  NOT_AN_OBJECT: 422,
+  INVALID_STRATEGY: 422,
+  INVALID_HOT_FIELDS: 422,
+  DOCUMENT_TOO_DEEP: 422,
+  TOO_MANY_FIELDS: 422,
+  PATCH_FAILED: 422,
+  IDEMPOTENCY_KEY_REUSED: 422,
+  RATE_LIMITED: 429,
+  HEADERS_TOO_LARGE: 431,
+  // 5xx: the cluster could not do it right now; retrying later may succeed.
+  INTERNAL: 500,
+  INSUFFICIENT_NODES: 503,
+  METADATA_UNAVAILABLE: 503,
+  WAL_UNAVAILABLE: 503,
+  WRITE_ABORTED: 503,
+  COMMIT_UNKNOWN: 504,
+  // Storage-node internal codes (never sent to a gateway client as such).
+  BLOB_NOT_FOUND: 404,
+  BLOB_EXISTS: 409,
+  BLOB_CORRUPT: 409,
+  BLOB_TOO_LARGE: 413,
+  DISK_FULL: 507,
+  NODE_UNAVAILABLE: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** Codes after which the client may retry unchanged; they carry a Retry-After header. */
+export const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'INSUFFICIENT_NODES',
+  'METADATA_UNAVAILABLE',
+  'WAL_UNAVAILABLE',
+  'WRITE_ABORTED',
+  'RATE_LIMITED',
+  'NODE_UNAVAILABLE',
+]);
+
+export class StrataError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'StrataError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+}
+
+export function isStrataError(err: unknown, code?: ErrorCode): err is StrataError {
+  return err instanceof StrataError && (code === undefined || err.code === code);
+}
+
+export function errorStatus(code: string): number {
+  return (ERROR_STATUS as Record<string, number>)[code] ?? 500;
+}

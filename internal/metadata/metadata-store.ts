@@ -1,0 +1,110 @@
+import type { Manifest, StoredManifest } from '../manifest/manifest.js';
+
+/**
+ * The metadata store: manifests with compare-and-set, abort records, idempotency records, a leader lease and
+ * the storage-node registry. Implementations: embedded (SQLite, this folder) and etcd (the cluster issue).
+ *
+ * Revisions: the store keeps one monotonic revision counter. Every successful mutation of a manifest bumps it
+ * and stamps the manifest's `modRevision`. A commit that creates a new version sets `manifest.version` to that
+ * revision (as a decimal string), so versions strictly increase per key and never repeat, even across delete
+ * and re-create. Healer writes (repair) keep the version and only change `modRevision`.
+ *
+ * Errors: an unreachable store throws StrataError('METADATA_UNAVAILABLE'). A call whose outcome cannot be known
+ * (a timeout after the request was sent) throws StrataError('COMMIT_UNKNOWN').
+ */
+export interface MetadataStore {
+  /** The manifest of `key` (tombstones included), or null when the key never existed or was purged. */
+  get(key: string): Promise<StoredManifest | null>;
+
+  /**
+   * The commit point of a write (architecture.md step 7), one transaction:
+   * - the key's current modRevision equals `expectedModRevision` (0 = the key has no manifest at all), and
+   * - no abort record exists for `writeId`, and
+   * - when `fence` is given, the caller still holds that leadership term;
+   * then stores `manifest`. With `assignVersion`, `manifest.version` is set to the new revision.
+   */
+  commit(request: CommitRequest): Promise<CommitResult>;
+
+  /**
+   * Writes an abort record for `writeId` if the key's manifest is still at `expectedModRevision` (0 = absent).
+   * Returns false when the manifest changed since the caller read it (the caller must re-check). Once an abort
+   * record exists, `commit` for that write id fails with reason 'aborted' forever (until the record expires).
+   */
+  abort(request: AbortRequest): Promise<boolean>;
+
+  isAborted(writeId: string): Promise<boolean>;
+
+  /** Live (non-tombstone) keys with `prefix`, in UTF-8 byte order, strictly after `startAfter`. */
+  listKeys(prefix: string, startAfter: string | null, limit: number): Promise<string[]>;
+
+  /** Every manifest (tombstones included) strictly after `startAfter`, in key byte order; for the healer. */
+  scan(startAfter: string | null, limit: number): Promise<StoredManifest[]>;
+
+  /** Removes a tombstone if it is still at `modRevision`. */
+  purgeTombstone(key: string, modRevision: number): Promise<boolean>;
+
+  /** Deletes abort records created before `beforeMs`; returns how many went. */
+  expireAbortRecords(beforeMs: number): Promise<number>;
+
+  /** The store's current revision. */
+  currentRevision(): Promise<number>;
+
+  /** Idempotency records (api.md): reserve a token, then complete it with the response. */
+  reserveIdempotency(token: string, fingerprint: string, expiresAtMs: number): Promise<IdempotencyRecord | null>;
+  completeIdempotency(token: string, response: IdempotentResponse): Promise<void>;
+  releaseIdempotency(token: string): Promise<void>;
+  expireIdempotency(nowMs: number): Promise<number>;
+
+  /** Keys a reader found damaged; the healer audits them first. */
+  addRepairHint(key: string): Promise<void>;
+  takeRepairHints(limit: number): Promise<string[]>;
+
+  /**
+   * Leader lease for `name`. Returns a fencing term when `holder` now leads (fresh or renewed), null when
+   * someone else holds an unexpired lease.
+   */
+  acquireLeadership(name: string, holder: string, ttlMs: number): Promise<LeaderTerm | null>;
+  releaseLeadership(term: LeaderTerm): Promise<void>;
+  currentLeader(name: string): Promise<string | null>;
+
+  close(): Promise<void>;
+}
+
+export interface LeaderTerm {
+  name: string;
+  holder: string;
+  /** Strictly increases with each new leadership; commits fenced by an older term fail. */
+  term: number;
+}
+
+export interface CommitRequest {
+  key: string;
+  expectedModRevision: number;
+  writeId: string;
+  manifest: Manifest;
+  assignVersion: boolean;
+  fence?: LeaderTerm;
+}
+
+export type CommitResult =
+  | { ok: true; modRevision: number; manifest: Manifest }
+  | { ok: false; reason: 'conflict'; current: StoredManifest | null }
+  | { ok: false; reason: 'aborted' }
+  | { ok: false; reason: 'fenced' };
+
+export interface AbortRequest {
+  key: string;
+  writeId: string;
+  expectedModRevision: number;
+  nowMs: number;
+}
+
+export interface IdempotentResponse {
+  status: number;
+  body: unknown;
+  headers: Record<string, string>;
+}
+
+export type IdempotencyRecord =
+  | { state: 'pending'; fingerprint: string }
+  | { state: 'done'; fingerprint: string; response: IdempotentResponse };

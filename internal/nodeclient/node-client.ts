@@ -1,0 +1,28 @@
+import type { BlobHeader, BlobInfo, StoreUsage } from '../blobstore/blob-store.js';
+
+/**
+ * How gateways and healers reach one storage node. Implementations: HTTP with pooled keep-alive connections
+ * (http-node-client.ts) and in-process (local-node-client.ts, used by the all-in-one mode for speed).
+ *
+ * Operating errors are StrataErrors: NODE_UNAVAILABLE (down, refused, timed out), BLOB_NOT_FOUND,
+ * BLOB_CORRUPT, BLOB_EXISTS, BLOB_TOO_LARGE, DISK_FULL.
+ */
+export interface NodeClient {
+  readonly nodeId: string;
+  readonly address: string;
+  put(header: BlobHeader, data: Buffer, options?: CallOptions): Promise<BlobInfo>;
+  get(id: string, options?: CallOptions): Promise<Buffer>;
+  stat(id: string, options?: CallOptions): Promise<BlobInfo | null>;
+  delete(id: string, options?: CallOptions): Promise<boolean>;
+  list(after: string | null, limit: number, options?: CallOptions): Promise<BlobInfo[]>;
+  verify(id: string, options?: CallOptions): Promise<'ok' | 'corrupt' | 'missing'>;
+  usage(options?: CallOptions): Promise<StoreUsage>;
+  /** True when the node answers its health check within the timeout. */
+  ping(options?: CallOptions): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface CallOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}

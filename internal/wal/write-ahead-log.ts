@@ -1,0 +1,61 @@
+/**
+ * The write-ahead log of write intents and outcomes (architecture.md, "Write" steps 4 and 8).
+ * Implementations: embedded (SQLite, this folder) and Kafka/Redpanda (the cluster issue).
+ *
+ * Records are keyed by object key (Kafka partitions by it). `append` resolves only once the record is durable;
+ * implementations group concurrent appends into one durable write. An unreachable log throws
+ * StrataError('WAL_UNAVAILABLE').
+ */
+export interface WriteAheadLog {
+  append(record: WalRecord): Promise<void>;
+  /** A consumer for `group` that starts after the group's committed position. Only the leading healer uses one. */
+  consumer(group: string): Promise<WalConsumer>;
+  close(): Promise<void>;
+}
+
+export interface WalConsumer {
+  /** Up to `max` entries after the last one returned; waits up to `waitMs` when there are none. */
+  poll(max: number, waitMs: number): Promise<WalEntry[]>;
+  /**
+   * Marks every entry up to and including `position` (within its partition) as processed, durably. After a
+   * restart, a consumer of the same group starts after the committed position.
+   */
+  commit(position: WalPosition): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface WalPosition {
+  partition: number;
+  offset: number;
+}
+
+export interface WalEntry {
+  position: WalPosition;
+  record: WalRecord;
+}
+
+/** A blob a write creates or reuses. */
+export interface WalBlob {
+  part: string;
+  node: string;
+  blob: string;
+}
+
+export type WalRecord =
+  | {
+      type: 'intent';
+      key: string;
+      writeId: string;
+      /** What the write is: a write or patch stores a document, a delete stores a tombstone. */
+      op: 'write' | 'delete';
+      creates: WalBlob[];
+      reuses: WalBlob[];
+      atMs: number;
+    }
+  | {
+      type: 'outcome';
+      key: string;
+      writeId: string;
+      outcome: 'committed' | 'failed';
+      atMs: number;
+    };
