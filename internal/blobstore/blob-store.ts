@@ -47,6 +47,8 @@ export interface BlobInfo extends BlobHeader {
 
 export interface StoreUsage {
   blobs: number;
+  /** Bytes of blob payloads (what manifests account for), without headers. */
+  payloadBytes?: number;
   bytesUsed: number;
   bytesFree: number;
 }

@@ -24,12 +24,6 @@ export interface BlobRef {
   state: BlobState;
 }
 
-/** Where a hot member goes back into the cold text (see internal/json/split.ts). */
-export interface HotLayout {
-  /** JSON Pointers of the hot members this document has, in document order. */
-  paths: string[];
-}
-
 export interface ColdLayout {
   /** Bytes of the cold text before padding. */
   dataBytes: number;
@@ -51,6 +45,8 @@ export interface Manifest {
   hotFields: string[];
   /** Hot member paths the document actually has (field_hybrid only). */
   hotPaths: string[];
+  /** Offsets in the cold text whose enclosing object has no cold members (lets hot-only patches size the document). */
+  coldEmptyOffsets: number[];
   bytes: { logical: number; hot: number; cold: number; physical: number };
   /** sha256 of the canonical cold text; equal hash means the cold shards can be reused. Null without cold part. */
   coldHash: string | null;

@@ -1,0 +1,24 @@
+import type { NodePool } from '../cluster/node-pool.js';
+import type { StrataConfig } from '../config/config.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../log/logger.js';
+import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { ReadService } from '../readservice/read-service.js';
+import type { WriteAheadLog } from '../wal/write-ahead-log.js';
+import type { DocumentOps } from '../writeservice/document-ops.js';
+
+/** Everything the gateway's routes use, wired in internal/wiring. */
+export interface GatewayDeps {
+  config: Readonly<StrataConfig>;
+  metadata: MetadataStore;
+  wal: WriteAheadLog;
+  pool: NodePool;
+  reads: ReadService;
+  ops: DocumentOps;
+  clock: Clock;
+  log: Logger;
+  /** Names of the backends in use, for /cluster. */
+  backends: { metadata: string; wal: string };
+  /** The healer leader lock's name, for /cluster. */
+  healerLockName: string;
+}

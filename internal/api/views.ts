@@ -1,0 +1,26 @@
+/** JSON views of internal records, in the shapes api.md documents. */
+import { formatFieldPath, parseJsonPointer } from '../json/pointer.js';
+import type { BlobRef, Manifest } from '../manifest/manifest.js';
+
+/** Manifests keep hot paths as JSON Pointers; clients see a top-level member by its plain name. */
+export function displayPath(pointer: string): string {
+  return formatFieldPath(parseJsonPointer(pointer, 'INVALID_HOT_FIELDS'));
+}
+
+export function statBody(m: Manifest) {
+  return {
+    key: m.key,
+    version: m.version,
+    strategy: m.strategy,
+    hot_fields: m.hotPaths.map(displayPath),
+    configured_hot_fields: m.hotFields,
+    bytes: m.bytes,
+    cold_hash: m.coldHash,
+    dirty: m.dirty,
+    created_at: m.createdAt,
+    updated_at: m.updatedAt,
+    write_id: m.writeId,
+    hot: m.hot.map((r: BlobRef) => ({ part: r.part, node: r.node, blob: r.blob, size: r.size, state: r.state })),
+    cold: m.cold.map((r: BlobRef, index: number) => ({ index, node: r.node, blob: r.blob, size: r.size, state: r.state })),
+  };
+}

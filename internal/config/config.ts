@@ -1,0 +1,190 @@
+/**
+ * Configuration: the only module that reads process.env. Every variable is parsed and validated here with a
+ * message naming the variable, and the result is frozen. README.md lists every variable.
+ */
+import path from 'node:path';
+import { LIMITS } from '../core/limits.js';
+import { STRATEGIES, type Strategy } from '../manifest/manifest.js';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export const DEFAULT_HOT_FIELDS: readonly string[] = [
+  'like_count',
+  'view_count',
+  'inventory_count',
+  'update_count',
+  'status_code',
+  'battery_level',
+  'device_id',
+  'is_active',
+  'last_sync_ts',
+  'firmware_version',
+];
+
+export interface NodeAddress {
+  id: string;
+  address: string;
+  zone?: string;
+}
+
+export interface StrataConfig {
+  dataDir: string;
+  host: string;
+  port: number;
+  /** First port of the all-in-one storage nodes (node-1 listens here, node-2 on the next port, ...); 0 = free ports. */
+  nodePortBase: number;
+  nodeCount: number;
+  /** all-in-one only: 'local' calls the in-process nodes directly, 'http' goes through their HTTP servers. */
+  nodeTransport: 'local' | 'http';
+  /** Shared secret on every storage-node call; null = generated and kept in the data directory (all-in-one). */
+  clusterToken: string | null;
+  /** Separate-process mode: the storage nodes a gateway or healer talks to. */
+  nodes: NodeAddress[];
+  /** Separate-process mode: this storage node's id and zone. */
+  nodeId: string;
+  nodeZone: string | undefined;
+  defaultStrategy: Strategy;
+  defaultHotFields: readonly string[];
+  /** Hot fields pinned per key prefix; the longest matching prefix wins. */
+  hotFieldsByPrefix: ReadonlyMap<string, readonly string[]>;
+  bodyBytesMax: number;
+  depthMax: number;
+  membersMax: number;
+  nodeTimeoutMs: number;
+  /** A read asks a second replica (or the parity shards) when the first answer takes longer than this. */
+  hedgeAfterMs: number;
+  nodeProbeIntervalMs: number;
+  healerIntervalMs: number;
+  /** Full audit + inventory GC pass period (each round in between only resolves intents and reported keys). */
+  auditIntervalMs: number;
+  /** Healer leadership lease; a new leader takes over this long after the old one stopped renewing. */
+  healerLeaseMs: number;
+  /** An intent with no outcome this long is resolved by the healer (committed or rolled back). */
+  intentTimeoutMs: number;
+  /** A blob no manifest references is deleted once it is older than this. */
+  gcGraceMs: number;
+  tombstoneGraceMs: number;
+  scrubIntervalMs: number;
+  scrubBytesPerSecMax: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+type Env = Record<string, string | undefined>;
+
+function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+  const value = Number(raw.trim());
+  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function strategyVar(env: Env, name: string, fallback: Strategy): Strategy {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(STRATEGIES as readonly string[]).includes(raw)) {
+    throw new ConfigError(`${name} must be one of ${STRATEGIES.join(', ')}, got "${raw}"`);
+  }
+  return raw as Strategy;
+}
+
+function listVar(raw: string | undefined): string[] | null {
+  if (raw === undefined || raw.trim() === '') return null;
+  return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+function hotFieldsByPrefixVar(env: Env): Map<string, readonly string[]> {
+  const name = 'STRATA_HOT_FIELDS_BY_PREFIX';
+  const raw = env[name];
+  const result = new Map<string, readonly string[]>();
+  if (raw === undefined || raw.trim() === '') return result;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(`${name} must be a JSON object like {"user:": ["like_count", "/stats/views"]}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`${name} must be a JSON object mapping key prefixes to lists of field paths`);
+  }
+  for (const [prefix, fields] of Object.entries(parsed as Record<string, unknown>)) {
+    if (!Array.isArray(fields) || !fields.every((f) => typeof f === 'string' && f !== '')) {
+      throw new ConfigError(`${name}: the value for prefix "${prefix}" must be a list of field paths`);
+    }
+    result.set(prefix, Object.freeze([...(fields as string[])]));
+  }
+  return result;
+}
+
+function nodesVar(env: Env): NodeAddress[] {
+  const name = 'STRATA_NODES';
+  const list = listVar(env[name]);
+  if (list === null) return [];
+  return list.map((entry) => {
+    // id=http://host:port[@zone]
+    const match = /^([A-Za-z0-9_-]{1,64})=(https?:\/\/[^@\s]+)(?:@([A-Za-z0-9_-]{1,64}))?$/.exec(entry);
+    if (!match) throw new ConfigError(`${name}: "${entry}" is not of the form node-1=http://127.0.0.1:8101[@zone]`);
+    const node: NodeAddress = { id: match[1]!, address: match[2]!.replace(/\/$/, '') };
+    if (match[3] !== undefined) node.zone = match[3];
+    return node;
+  });
+}
+
+function logLevelVar(env: Env): StrataConfig['logLevel'] {
+  const raw = env['STRATA_LOG_LEVEL'] ?? 'info';
+  const levels = ['debug', 'info', 'warn', 'error', 'silent'];
+  if (!levels.includes(raw)) throw new ConfigError(`STRATA_LOG_LEVEL must be one of ${levels.join(', ')}, got "${raw}"`);
+  return raw as StrataConfig['logLevel'];
+}
+
+export function loadConfig(env: Env = process.env, overrides: Partial<StrataConfig> = {}): Readonly<StrataConfig> {
+  const transport = env['STRATA_NODE_TRANSPORT'] ?? 'local';
+  if (transport !== 'local' && transport !== 'http') {
+    throw new ConfigError(`STRATA_NODE_TRANSPORT must be "local" or "http", got "${transport}"`);
+  }
+  const token = env['STRATA_CLUSTER_TOKEN'];
+  if (token !== undefined && token !== '' && token.length < 16) {
+    throw new ConfigError('STRATA_CLUSTER_TOKEN must be at least 16 characters');
+  }
+  const config: StrataConfig = {
+    dataDir: path.resolve(env['STRATA_DATA_DIR'] ?? './data'),
+    host: env['STRATA_HOST'] ?? '127.0.0.1',
+    port: intVar(env, 'STRATA_PORT', 8000, 0, 65535),
+    nodePortBase: intVar(env, 'STRATA_NODE_PORT_BASE', 8101, 0, 65530),
+    nodeCount: intVar(env, 'STRATA_NODE_COUNT', 6, 6, 64),
+    nodeTransport: transport,
+    clusterToken: token === undefined || token === '' ? null : token,
+    nodes: nodesVar(env),
+    nodeId: env['STRATA_NODE_ID'] ?? 'node-1',
+    nodeZone: env['STRATA_NODE_ZONE'] || undefined,
+    defaultStrategy: strategyVar(env, 'STRATA_DEFAULT_STRATEGY', 'field_hybrid'),
+    defaultHotFields: Object.freeze(listVar(env['STRATA_HOT_FIELDS']) ?? [...DEFAULT_HOT_FIELDS]),
+    hotFieldsByPrefix: hotFieldsByPrefixVar(env),
+    bodyBytesMax: intVar(env, 'STRATA_BODY_BYTES_MAX', LIMITS.bodyBytesMax, 1024, 256 * 1024 * 1024),
+    depthMax: intVar(env, 'STRATA_DEPTH_MAX', LIMITS.depthMax, 2, 1024),
+    membersMax: intVar(env, 'STRATA_MEMBERS_MAX', LIMITS.membersMax, 16, 10_000_000),
+    nodeTimeoutMs: intVar(env, 'STRATA_NODE_TIMEOUT_MS', 5000, 10, 600_000),
+    hedgeAfterMs: intVar(env, 'STRATA_HEDGE_AFTER_MS', 100, 1, 60_000),
+    nodeProbeIntervalMs: intVar(env, 'STRATA_NODE_PROBE_INTERVAL_MS', 1000, 10, 60_000),
+    healerIntervalMs: intVar(env, 'STRATA_HEALER_INTERVAL_MS', 2000, 10, 3_600_000),
+    auditIntervalMs: intVar(env, 'STRATA_AUDIT_INTERVAL_MS', 60_000, 10, 86_400_000),
+    healerLeaseMs: intVar(env, 'STRATA_HEALER_LEASE_MS', 10_000, 100, 600_000),
+    intentTimeoutMs: intVar(env, 'STRATA_INTENT_TIMEOUT_MS', 60_000, 10, 86_400_000),
+    gcGraceMs: intVar(env, 'STRATA_GC_GRACE_MS', 15 * 60_000, 10, 30 * 86_400_000),
+    tombstoneGraceMs: intVar(env, 'STRATA_TOMBSTONE_GRACE_MS', 86_400_000, 10, 365 * 86_400_000),
+    scrubIntervalMs: intVar(env, 'STRATA_SCRUB_INTERVAL_MS', 3_600_000, 0, 30 * 86_400_000),
+    scrubBytesPerSecMax: intVar(env, 'STRATA_SCRUB_BYTES_PER_SEC_MAX', 32 * 1024 * 1024, 1024, 10 * 1024 ** 3),
+    logLevel: logLevelVar(env),
+    ...overrides,
+  };
+  if (config.gcGraceMs < config.intentTimeoutMs) {
+    throw new ConfigError('STRATA_GC_GRACE_MS must be at least STRATA_INTENT_TIMEOUT_MS, so GC never races a live write');
+  }
+  return Object.freeze(config);
+}

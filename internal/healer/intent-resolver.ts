@@ -1,0 +1,121 @@
+/**
+ * Resolves write intents from the WAL (architecture.md, "Abort, rollback and garbage collection"). An intent
+ * whose outcome is `committed` needs nothing. One whose outcome is `failed`, or that has no outcome after
+ * `intentTimeoutMs`, is resolved from the manifest: committed if the manifest references its write id,
+ * otherwise aborted (abort record first, conditioned on the manifest being unchanged) and then its created
+ * blobs are deleted. Offsets are committed only up to the oldest unresolved intent.
+ */
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../log/logger.js';
+import { referencesWrite } from '../manifest/manifest.js';
+import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { WalConsumer, WalPosition, WalRecord, WriteAheadLog } from '../wal/write-ahead-log.js';
+import type { NodePool } from '../cluster/node-pool.js';
+import { deleteAll } from '../blobio/blob-io.js';
+
+type Intent = Extract<WalRecord, { type: 'intent' }>;
+
+interface Tracked {
+  position: WalPosition;
+  /** Null for outcome records (resolved as soon as read). */
+  writeId: string | null;
+}
+
+/** WAL entries read per poll. */
+const POLL_BATCH_MAX = 1000;
+/** Intents kept in memory while unresolved; beyond this the resolver stops reading until some resolve. */
+const PENDING_MAX = 100_000;
+
+export interface IntentStats {
+  read: number;
+  resolvedCommitted: number;
+  rolledBack: number;
+  pending: number;
+}
+
+export class IntentResolver {
+  private consumer: WalConsumer | null = null;
+  private readonly pending = new Map<string, { intent: Intent; failed: boolean }>();
+  private readonly order: Tracked[] = [];
+  readonly stats: IntentStats = { read: 0, resolvedCommitted: 0, rolledBack: 0, pending: 0 };
+
+  constructor(
+    private readonly deps: {
+      wal: WriteAheadLog;
+      metadata: MetadataStore;
+      pool: NodePool;
+      clock: Clock;
+      log: Logger;
+      intentTimeoutMs: number;
+      nodeTimeoutMs: number;
+      group: string;
+    },
+  ) {}
+
+  /** One round: read what is new, resolve what is due, commit the offsets that are safe. */
+  async runOnce(): Promise<void> {
+    this.consumer ??= await this.deps.wal.consumer(this.deps.group);
+    while (this.pending.size < PENDING_MAX) {
+      const entries = await this.consumer.poll(POLL_BATCH_MAX, 0);
+      if (entries.length === 0) break;
+      for (const { position, record } of entries) {
+        this.stats.read++;
+        if (record.type === 'intent') {
+          this.pending.set(record.writeId, { intent: record, failed: false });
+          this.order.push({ position, writeId: record.writeId });
+        } else {
+          const p = this.pending.get(record.writeId);
+          if (p && record.outcome === 'committed') this.pending.delete(record.writeId);
+          else if (p) p.failed = true;
+          this.order.push({ position, writeId: null });
+        }
+      }
+      if (entries.length < POLL_BATCH_MAX) break;
+    }
+    const now = this.deps.clock.nowMs();
+    for (const [writeId, p] of [...this.pending]) {
+      if (!p.failed && now - p.intent.atMs < this.deps.intentTimeoutMs) continue;
+      if (await this.resolve(p.intent)) this.pending.delete(writeId);
+    }
+    await this.commitSafeOffset();
+    this.stats.pending = this.pending.size;
+  }
+
+  /** Returns true when the intent is settled (committed, or aborted and its blobs removed). */
+  private async resolve(intent: Intent): Promise<boolean> {
+    const { metadata, log } = this.deps;
+    const stored = await metadata.get(intent.key);
+    if (stored && referencesWrite(stored.manifest, intent.writeId)) {
+      this.stats.resolvedCommitted++;
+      return true;
+    }
+    const aborted = await metadata.abort({
+      key: intent.key,
+      writeId: intent.writeId,
+      expectedModRevision: stored?.modRevision ?? 0,
+      nowMs: this.deps.clock.nowMs(),
+    });
+    if (!aborted) return false; // the manifest moved since we read it: look again next round
+    // The abort record now makes a commit of this write impossible, so its created blobs can go.
+    await deleteAll(this.deps.pool, intent.creates, this.deps.nodeTimeoutMs);
+    this.stats.rolledBack++;
+    log.info({ key: intent.key, writeId: intent.writeId, blobs: intent.creates.length }, 'rolled back an unfinished write');
+    return true;
+  }
+
+  private async commitSafeOffset(): Promise<void> {
+    let last: WalPosition | null = null;
+    while (this.order.length > 0) {
+      const head = this.order[0]!;
+      if (head.writeId !== null && this.pending.has(head.writeId)) break;
+      last = head.position;
+      this.order.shift();
+    }
+    if (last && this.consumer) await this.consumer.commit(last);
+  }
+
+  async close(): Promise<void> {
+    await this.consumer?.close();
+    this.consumer = null;
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * Audit and repair of one manifest (architecture.md, "Healer"): every referenced blob is checked against what
+ * its node holds; missing or corrupt hot replicas are copied from a good one, missing or corrupt shards are
+ * rebuilt from any four. The repaired manifest is committed with the same version (placement changes, the
+ * version never does), fenced by the healer's leadership term.
+ */
+import type { NodePool } from '../cluster/node-pool.js';
+import type { BlobInfo } from '../blobstore/blob-store.js';
+import { assert } from '../core/assert.js';
+import { EC_DATA_SHARDS } from '../core/limits.js';
+import type { ErasureCode } from '../ec/erasure-code.js';
+import type { Logger } from '../log/logger.js';
+import { headerFor } from '../manifest/blob-meta.js';
+import type { BlobRef, BlobState, Manifest, StoredManifest } from '../manifest/manifest.js';
+import type { LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
+import { chooseNodes } from '../placement/rendezvous.js';
+import { fetchReplica, fetchShards } from '../blobio/blob-io.js';
+import { checksumOf } from '../blobio/checksum.js';
+
+/** What the auditor knows of one node's blobs: null when the node could not be listed (down). */
+export type Inventory = Map<string, BlobInfo> | null;
+
+export interface RepairDeps {
+  metadata: MetadataStore;
+  pool: NodePool;
+  ec: ErasureCode;
+  log: Logger;
+  nodeTimeoutMs: number;
+}
+
+export type RepairOutcome = 'healthy' | 'repaired' | 'unrepairable' | 'conflict' | 'waiting';
+
+export interface RepairCounters {
+  blobsRepaired: number;
+  bytesRepaired: number;
+}
+
+/**
+ * The state of each ref as its node reports it. `inventories` (node -> blob -> info) come from a listing pass;
+ * when `verify` is set, blobs are re-read and checksummed by their node (used for keys a reader reported).
+ */
+export async function observeStates(
+  deps: RepairDeps,
+  manifest: Manifest,
+  inventories: ReadonlyMap<string, Inventory> | null,
+  verify: boolean,
+): Promise<BlobState[]> {
+  const refs = [...manifest.hot, ...manifest.cold];
+  return Promise.all(
+    refs.map(async (ref): Promise<BlobState> => {
+      if (!deps.pool.isHealthy(ref.node)) return 'unknown';
+      const client = deps.pool.client(ref.node);
+      if (!client) return 'unknown';
+      try {
+        if (verify) {
+          const result = await client.verify(ref.blob, { timeoutMs: deps.nodeTimeoutMs });
+          if (result !== 'ok') return result;
+        }
+        const inventory = inventories?.get(ref.node);
+        const info = inventory === undefined || inventory === null
+          ? await client.stat(ref.blob, { timeoutMs: deps.nodeTimeoutMs })
+          : inventory.get(ref.blob) ?? null;
+        if (!info) return 'missing';
+        if (info.corrupt || info.size !== ref.size || info.checksum !== ref.checksum) return 'corrupt';
+        return 'ok';
+      } catch (error) {
+        deps.pool.observe(ref.node, error);
+        return 'unknown';
+      }
+    }),
+  );
+}
+
+/**
+ * Brings `stored` back to full protection where it can. Refs on nodes that are down stay as they are (a node
+ * that is briefly down is not a reason to move data); refs that are missing or corrupt on live nodes are
+ * rewritten, on the same node when it is up, otherwise on a healthy node the document does not use yet.
+ */
+export async function repairManifest(
+  deps: RepairDeps,
+  stored: StoredManifest,
+  states: readonly BlobState[],
+  term: LeaderTerm,
+  counters: RepairCounters,
+): Promise<RepairOutcome> {
+  const manifest = stored.manifest;
+  const refs = [...manifest.hot, ...manifest.cold];
+  const bad = refs.map((_, i) => states[i] === 'missing' || states[i] === 'corrupt');
+  const recordedChanged = refs.some((ref, i) => states[i] !== 'unknown' && states[i] !== ref.state);
+  const anyUnknown = states.some((s) => s === 'unknown');
+  if (!bad.some(Boolean) && !recordedChanged) return anyUnknown ? 'waiting' : 'healthy';
+
+  const next: Manifest = structuredClone(manifest);
+  const nextRefs = [...next.hot, ...next.cold];
+  nextRefs.forEach((ref, i) => {
+    if (states[i] !== 'unknown') ref.state = states[i]!;
+  });
+
+  let unrepairable = false;
+  const hotBad = manifest.hot.map((_, i) => bad[i]!);
+  if (hotBad.some(Boolean)) {
+    const good = manifest.hot.filter((_, i) => states[i] === 'ok');
+    if (good.length === 0) unrepairable = true;
+    else {
+      try {
+        const { data } = await fetchReplica(deps.pool, good, { timeoutMs: deps.nodeTimeoutMs, hedgeAfterMs: deps.nodeTimeoutMs });
+        for (let i = 0; i < manifest.hot.length; i++) {
+          if (hotBad[i]) await rewrite(deps, next, next.hot[i]!, data, 'hot', counters);
+        }
+      } catch (error) {
+        deps.log.warn({ err: error, key: manifest.key }, 'could not read a good hot replica to repair from');
+        unrepairable = true;
+      }
+    }
+  }
+  const offset = manifest.hot.length;
+  const coldBad = manifest.cold.map((_, i) => bad[offset + i]!);
+  if (coldBad.some(Boolean) && manifest.cold_layout) {
+    const good = manifest.cold.map((ref, i) => (states[offset + i] === 'ok' ? ref : null));
+    if (good.filter(Boolean).length < EC_DATA_SHARDS) unrepairable = true;
+    else {
+      try {
+        const usable = manifest.cold.filter((_, i) => states[offset + i] === 'ok');
+        const { shards: fetched } = await fetchShards(deps.pool, usable, {
+          timeoutMs: deps.nodeTimeoutMs,
+          hedgeAfterMs: deps.nodeTimeoutMs,
+          need: EC_DATA_SHARDS,
+        });
+        const shards: (Buffer | null)[] = manifest.cold.map(() => null);
+        usable.forEach((ref, j) => {
+          shards[manifest.cold.indexOf(ref)] = fetched[j] ?? null;
+        });
+        const rebuilt = await deps.ec.rebuildShards(shards, manifest.cold_layout.dataBytes);
+        for (let i = 0; i < manifest.cold.length; i++) {
+          if (!coldBad[i]) continue;
+          assert(checksumOf(rebuilt[i]!) === manifest.cold[i]!.checksum, 'a rebuilt shard equals the original');
+          await rewrite(deps, next, next.cold[i]!, rebuilt[i]!, 'cold', counters);
+        }
+      } catch (error) {
+        deps.log.warn({ err: error, key: manifest.key }, 'could not rebuild shards');
+        unrepairable = true;
+      }
+    }
+  }
+
+  next.dirty = [...next.hot, ...next.cold].some((r) => r.state !== 'ok');
+  const result = await deps.metadata.commit({
+    key: manifest.key,
+    expectedModRevision: stored.modRevision,
+    writeId: manifest.writeId,
+    manifest: next,
+    assignVersion: false,
+    fence: term,
+  });
+  if (!result.ok) return 'conflict';
+  if (unrepairable) return 'unrepairable';
+  return next.dirty ? 'waiting' : 'repaired';
+}
+
+/** Writes `data` for `ref`, on its own node when that is up, otherwise on a healthy node the document does not use. */
+async function rewrite(
+  deps: RepairDeps,
+  manifest: Manifest,
+  ref: BlobRef,
+  data: Buffer,
+  tier: 'hot' | 'cold',
+  counters: RepairCounters,
+): Promise<void> {
+  const used = new Set((tier === 'hot' ? manifest.hot : manifest.cold).map((r) => r.node));
+  let target = ref.node;
+  if (!deps.pool.isHealthy(target)) {
+    used.delete(ref.node);
+    const [spare] = chooseNodes(`${manifest.key}/${tier}`, deps.pool.placementNodes().filter((n) => n.healthy), 1, { exclude: used });
+    if (!spare) return;
+    target = spare;
+  }
+  const client = deps.pool.client(target)!;
+  const header = headerFor(manifest, ref);
+  try {
+    // A corrupt copy is replaced in place; deleting first keeps the node from refusing a different payload.
+    if (ref.state === 'corrupt' && target === ref.node) await client.delete(ref.blob, { timeoutMs: deps.nodeTimeoutMs });
+    await client.put(header, data, { timeoutMs: deps.nodeTimeoutMs });
+    ref.node = target;
+    ref.state = 'ok';
+    counters.blobsRepaired++;
+    counters.bytesRepaired += data.length;
+  } catch (error) {
+    deps.pool.observe(target, error);
+    deps.log.warn({ err: error, key: manifest.key, part: ref.part, node: target }, 'repair write failed');
+  }
+}

@@ -1,0 +1,450 @@
+import type Database from 'better-sqlite3';
+import { assert } from '../core/assert.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import { StrataError } from '../core/errors.js';
+import type { Manifest, StoredManifest } from '../manifest/manifest.js';
+import type {
+  AbortRequest,
+  CommitRequest,
+  CommitResult,
+  IdempotencyRecord,
+  IdempotentResponse,
+  LeaderTerm,
+  MetadataStore,
+} from './metadata-store.js';
+import { SqliteGroupCommit, openSqliteDatabase, type GroupCommitStats } from './sqlite-group-commit.js';
+
+/**
+ * The embedded MetadataStore: one SQLite file (WAL journal, synchronous=FULL) with group commit. The schema and
+ * the reasons behind it are in ./README.md.
+ */
+
+export const SQLITE_METADATA_LIMITS = {
+  /** Mutations applied in one transaction (one fsync). */
+  batchOpsMax: 512,
+  /** Mutations waiting for a transaction before new ones are refused with METADATA_UNAVAILABLE. */
+  queueOpsMax: 100_000,
+} as const;
+
+/** Bumped whenever the schema changes; a newer file is refused rather than misread. */
+export const SQLITE_METADATA_SCHEMA_VERSION = 1;
+
+export interface SqliteMetadataStoreOptions {
+  /** The database file; its directory is created when missing. */
+  path: string;
+  /** Lease expiry and idempotency expiry are judged by this clock. Defaults to the system clock. */
+  clock?: Clock;
+  batchOpsMax?: number;
+  queueOpsMax?: number;
+}
+
+const SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS counters (
+  name  TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO counters (name, value) VALUES ('revision', 0);
+
+CREATE TABLE IF NOT EXISTS manifests (
+  key          BLOB PRIMARY KEY CHECK (typeof(key) = 'blob'),
+  manifest     TEXT NOT NULL,
+  mod_revision INTEGER NOT NULL,
+  deleted      INTEGER NOT NULL CHECK (deleted IN (0, 1))
+);
+CREATE INDEX IF NOT EXISTS manifests_live_key ON manifests (key) WHERE deleted = 0;
+
+CREATE TABLE IF NOT EXISTS abort_records (
+  write_id   TEXT PRIMARY KEY,
+  key        BLOB NOT NULL,
+  created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS abort_records_created ON abort_records (created_ms);
+
+CREATE TABLE IF NOT EXISTS idempotency (
+  token       TEXT PRIMARY KEY,
+  fingerprint TEXT NOT NULL,
+  state       TEXT NOT NULL CHECK (state IN ('pending', 'done')),
+  response    TEXT,
+  expires_ms  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_ms);
+
+CREATE TABLE IF NOT EXISTS repair_hints (
+  seq INTEGER PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE IF NOT EXISTS leaders (
+  name       TEXT PRIMARY KEY,
+  holder     TEXT,
+  term       INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+`;
+
+interface ManifestRow {
+  manifest: string;
+  mod_revision: number;
+}
+interface IdempotencyRow {
+  fingerprint: string;
+  state: 'pending' | 'done';
+  response: string | null;
+  expires_ms: number;
+}
+interface LeaderRow {
+  holder: string | null;
+  term: number;
+  expires_ms: number;
+}
+
+function utf8(key: string): Buffer {
+  const bytes = Buffer.from(key, 'utf8');
+  // A lone surrogate would be encoded as U+FFFD and collide with another key; keys are validated upstream.
+  assert(bytes.toString('utf8') === key, 'key is well-formed UTF-16 (no lone surrogates)');
+  return bytes;
+}
+
+/** The smallest byte string greater than every string that starts with `prefix` (non-empty). */
+function prefixUpperBound(prefix: Buffer): Buffer {
+  const upper = Buffer.from(prefix);
+  const last = upper.length - 1;
+  // UTF-8 never contains 0xFF, so incrementing the last byte cannot overflow.
+  assert(last >= 0 && upper[last] !== 0xff, 'prefix is non-empty UTF-8');
+  upper[last] = (upper[last] ?? 0) + 1;
+  return upper;
+}
+
+function assertCount(value: number, name: string): void {
+  assert(Number.isInteger(value) && value >= 0, `${name} is an integer >= 0`);
+}
+
+function parseStored(row: ManifestRow): StoredManifest {
+  const manifest = JSON.parse(row.manifest) as Manifest;
+  assert(typeof manifest === 'object' && manifest !== null && typeof manifest.key === 'string', 'stored manifest');
+  return { manifest, modRevision: row.mod_revision };
+}
+
+export class SqliteMetadataStore implements MetadataStore {
+  private readonly group: SqliteGroupCommit;
+  private readonly clock: Clock;
+  private readonly stmt;
+
+  private constructor(db: Database.Database, group: SqliteGroupCommit, clock: Clock) {
+    this.group = group;
+    this.clock = clock;
+    this.stmt = SqliteMetadataStore.prepare(db);
+  }
+
+  static async open(options: SqliteMetadataStoreOptions): Promise<SqliteMetadataStore> {
+    const label = 'metadata store';
+    const db = openSqliteDatabase(options.path, 'METADATA_UNAVAILABLE', label);
+    try {
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (version > SQLITE_METADATA_SCHEMA_VERSION) {
+        throw new Error(`schema version ${version} is newer than ${SQLITE_METADATA_SCHEMA_VERSION}`);
+      }
+      db.transaction(() => {
+        db.exec(SCHEMA_SQL);
+        db.pragma(`user_version = ${SQLITE_METADATA_SCHEMA_VERSION}`);
+      }).immediate();
+      const group = new SqliteGroupCommit(db, {
+        batchOpsMax: options.batchOpsMax ?? SQLITE_METADATA_LIMITS.batchOpsMax,
+        queueOpsMax: options.queueOpsMax ?? SQLITE_METADATA_LIMITS.queueOpsMax,
+        unavailableCode: 'METADATA_UNAVAILABLE',
+        unknownCode: 'COMMIT_UNKNOWN',
+        label,
+      });
+      return new SqliteMetadataStore(db, group, options.clock ?? systemClock);
+    } catch (err) {
+      db.close();
+      if (err instanceof StrataError) throw err;
+      throw new StrataError('METADATA_UNAVAILABLE', `${label}: cannot open ${options.path}: ${(err as Error).message}`);
+    }
+  }
+
+  private static prepare(db: Database.Database) {
+    const listSql = (lower: '>' | '>=', upper: boolean) =>
+      `SELECT key FROM manifests WHERE deleted = 0 AND key ${lower} ? ${upper ? 'AND key < ?' : ''} ` +
+      'ORDER BY key LIMIT ?';
+    return {
+      revision: db.prepare<[], number>("SELECT value FROM counters WHERE name = 'revision'").pluck(),
+      setRevision: db.prepare<[number]>("UPDATE counters SET value = ? WHERE name = 'revision'"),
+
+      getManifest: db.prepare<[Buffer], ManifestRow>('SELECT manifest, mod_revision FROM manifests WHERE key = ?'),
+      modRevision: db.prepare<[Buffer], number>('SELECT mod_revision FROM manifests WHERE key = ?').pluck(),
+      putManifest: db.prepare<[Buffer, string, number, number]>(
+        'INSERT INTO manifests (key, manifest, mod_revision, deleted) VALUES (?, ?, ?, ?) ' +
+          'ON CONFLICT (key) DO UPDATE SET manifest = excluded.manifest, mod_revision = excluded.mod_revision, ' +
+          'deleted = excluded.deleted',
+      ),
+      purgeTombstone: db.prepare<[Buffer, number]>(
+        'DELETE FROM manifests WHERE key = ? AND mod_revision = ? AND deleted = 1',
+      ),
+      listFrom: db.prepare<[Buffer, number], Buffer>(listSql('>=', false)).pluck(),
+      listAfter: db.prepare<[Buffer, number], Buffer>(listSql('>', false)).pluck(),
+      listFromBelow: db.prepare<[Buffer, Buffer, number], Buffer>(listSql('>=', true)).pluck(),
+      listAfterBelow: db.prepare<[Buffer, Buffer, number], Buffer>(listSql('>', true)).pluck(),
+      scanFirst: db.prepare<[number], ManifestRow>(
+        'SELECT manifest, mod_revision FROM manifests ORDER BY key LIMIT ?',
+      ),
+      scanAfter: db.prepare<[Buffer, number], ManifestRow>(
+        'SELECT manifest, mod_revision FROM manifests WHERE key > ? ORDER BY key LIMIT ?',
+      ),
+
+      isAborted: db.prepare<[string], number>('SELECT 1 FROM abort_records WHERE write_id = ?').pluck(),
+      insertAbort: db.prepare<[string, Buffer, number]>(
+        'INSERT INTO abort_records (write_id, key, created_ms) VALUES (?, ?, ?)',
+      ),
+      expireAborts: db.prepare<[number]>('DELETE FROM abort_records WHERE created_ms < ?'),
+
+      getIdempotency: db.prepare<[string], IdempotencyRow>(
+        'SELECT fingerprint, state, response, expires_ms FROM idempotency WHERE token = ?',
+      ),
+      reserveIdempotency: db.prepare<[string, string, number]>(
+        "INSERT INTO idempotency (token, fingerprint, state, response, expires_ms) VALUES (?, ?, 'pending', NULL, ?) " +
+          'ON CONFLICT (token) DO UPDATE SET fingerprint = excluded.fingerprint, state = excluded.state, ' +
+          'response = NULL, expires_ms = excluded.expires_ms',
+      ),
+      completeIdempotency: db.prepare<[string, string]>(
+        "UPDATE idempotency SET state = 'done', response = ? WHERE token = ?",
+      ),
+      releaseIdempotency: db.prepare<[string]>("DELETE FROM idempotency WHERE token = ? AND state = 'pending'"),
+      expireIdempotency: db.prepare<[number]>('DELETE FROM idempotency WHERE expires_ms <= ?'),
+
+      addHint: db.prepare<[string]>('INSERT OR IGNORE INTO repair_hints (key) VALUES (?)'),
+      firstHints: db.prepare<[number], { seq: number; key: string }>(
+        'SELECT seq, key FROM repair_hints ORDER BY seq LIMIT ?',
+      ),
+      deleteHint: db.prepare<[number]>('DELETE FROM repair_hints WHERE seq = ?'),
+
+      getLeader: db.prepare<[string], LeaderRow>('SELECT holder, term, expires_ms FROM leaders WHERE name = ?'),
+      putLeader: db.prepare<[string, string, number, number]>(
+        'INSERT INTO leaders (name, holder, term, expires_ms) VALUES (?, ?, ?, ?) ' +
+          'ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, term = excluded.term, ' +
+          'expires_ms = excluded.expires_ms',
+      ),
+      vacateLeader: db.prepare<[string, string, number]>(
+        'UPDATE leaders SET holder = NULL, expires_ms = 0 WHERE name = ? AND holder = ? AND term = ?',
+      ),
+    };
+  }
+
+  /** Transactions and operations applied so far (tests check that group commit batches). */
+  stats(): GroupCommitStats {
+    return this.group.stats();
+  }
+
+  // ---- reads: straight to the connection ------------------------------------------------------------------
+
+  async get(key: string): Promise<StoredManifest | null> {
+    const row = this.group.read(() => this.stmt.getManifest.get(utf8(key)));
+    return row === undefined ? null : parseStored(row);
+  }
+
+  async isAborted(writeId: string): Promise<boolean> {
+    return this.group.read(() => this.stmt.isAborted.get(writeId)) !== undefined;
+  }
+
+  async listKeys(prefix: string, startAfter: string | null, limit: number): Promise<string[]> {
+    assertCount(limit, 'limit');
+    if (limit === 0) return [];
+    const prefixBytes = utf8(prefix);
+    let lower = prefixBytes;
+    let exclusive = false;
+    if (startAfter !== null) {
+      const after = utf8(startAfter);
+      if (Buffer.compare(after, prefixBytes) >= 0) {
+        lower = after;
+        exclusive = true;
+      }
+    }
+    const keys = this.group.read(() => {
+      if (prefixBytes.length === 0) {
+        return (exclusive ? this.stmt.listAfter : this.stmt.listFrom).all(lower, limit);
+      }
+      const upper = prefixUpperBound(prefixBytes);
+      return (exclusive ? this.stmt.listAfterBelow : this.stmt.listFromBelow).all(lower, upper, limit);
+    });
+    return keys.map((key) => key.toString('utf8'));
+  }
+
+  async scan(startAfter: string | null, limit: number): Promise<StoredManifest[]> {
+    assertCount(limit, 'limit');
+    if (limit === 0) return [];
+    const rows = this.group.read(() =>
+      startAfter === null ? this.stmt.scanFirst.all(limit) : this.stmt.scanAfter.all(utf8(startAfter), limit),
+    );
+    return rows.map(parseStored);
+  }
+
+  async currentRevision(): Promise<number> {
+    return this.group.read(() => this.readRevision());
+  }
+
+  async currentLeader(name: string): Promise<string | null> {
+    const row = this.group.read(() => this.stmt.getLeader.get(name));
+    if (row === undefined || row.holder === null || row.expires_ms <= this.clock.nowMs()) return null;
+    return row.holder;
+  }
+
+  // ---- mutations: queued, one transaction per batch ----------------------------------------------------
+
+  async commit(request: CommitRequest): Promise<CommitResult> {
+    const { key, expectedModRevision, writeId, manifest, assignVersion, fence } = request;
+    assertCount(expectedModRevision, 'expectedModRevision');
+    assert(manifest.key === key, 'manifest.key equals the committed key');
+    const keyBytes = utf8(key);
+    return this.group.submit((): CommitResult => {
+      // Order of the checks: a deposed leader has no authority at all; an aborted write id can never commit, so
+      // re-planning after a conflict would be futile; only then does the revision matter.
+      if (fence !== undefined && !this.holdsTerm(fence)) return { ok: false, reason: 'fenced' };
+      if (this.stmt.isAborted.get(writeId) !== undefined) return { ok: false, reason: 'aborted' };
+      const current = this.stmt.getManifest.get(keyBytes);
+      const currentModRevision = current?.mod_revision ?? 0;
+      if (currentModRevision !== expectedModRevision) {
+        return { ok: false, reason: 'conflict', current: current === undefined ? null : parseStored(current) };
+      }
+      const revision = this.bumpRevision();
+      const stored: Manifest = assignVersion ? { ...manifest, version: String(revision) } : manifest;
+      const json = JSON.stringify(stored);
+      this.stmt.putManifest.run(keyBytes, json, revision, stored.deleted ? 1 : 0);
+      // Parsed back so that the caller gets exactly what is stored and shares no objects with its request.
+      return { ok: true, modRevision: revision, manifest: JSON.parse(json) as Manifest };
+    });
+  }
+
+  async abort(request: AbortRequest): Promise<boolean> {
+    const { key, writeId, expectedModRevision, nowMs } = request;
+    assertCount(expectedModRevision, 'expectedModRevision');
+    const keyBytes = utf8(key);
+    return this.group.submit(() => {
+      if (this.stmt.isAborted.get(writeId) !== undefined) return true;
+      const currentModRevision = this.stmt.modRevision.get(keyBytes) ?? 0;
+      if (currentModRevision !== expectedModRevision) return false;
+      this.stmt.insertAbort.run(writeId, keyBytes, nowMs);
+      return true;
+    });
+  }
+
+  async purgeTombstone(key: string, modRevision: number): Promise<boolean> {
+    const keyBytes = utf8(key);
+    return this.group.submit(() => {
+      if (this.stmt.purgeTombstone.run(keyBytes, modRevision).changes === 0) return false;
+      // Removing a manifest is a change like any other: it moves the revision, as etcd's delete does.
+      this.bumpRevision();
+      return true;
+    });
+  }
+
+  async expireAbortRecords(beforeMs: number): Promise<number> {
+    return this.group.submit(() => this.stmt.expireAborts.run(beforeMs).changes);
+  }
+
+  async reserveIdempotency(token: string, fingerprint: string, expiresAtMs: number): Promise<IdempotencyRecord | null> {
+    return this.group.submit((): IdempotencyRecord | null => {
+      const row = this.stmt.getIdempotency.get(token);
+      if (row !== undefined && row.expires_ms > this.clock.nowMs()) return toIdempotencyRecord(row);
+      this.stmt.reserveIdempotency.run(token, fingerprint, expiresAtMs);
+      return null;
+    });
+  }
+
+  async completeIdempotency(token: string, response: IdempotentResponse): Promise<void> {
+    const json = JSON.stringify(response);
+    return this.group.submit(() => {
+      // A reservation that expired and was swept meanwhile is not recreated: its retention is over.
+      this.stmt.completeIdempotency.run(json, token);
+    });
+  }
+
+  async releaseIdempotency(token: string): Promise<void> {
+    return this.group.submit(() => {
+      this.stmt.releaseIdempotency.run(token);
+    });
+  }
+
+  async expireIdempotency(nowMs: number): Promise<number> {
+    return this.group.submit(() => this.stmt.expireIdempotency.run(nowMs).changes);
+  }
+
+  async addRepairHint(key: string): Promise<void> {
+    return this.group.submit(() => {
+      this.stmt.addHint.run(key);
+    });
+  }
+
+  async takeRepairHints(limit: number): Promise<string[]> {
+    assertCount(limit, 'limit');
+    return this.group.submit(() => {
+      const rows = this.stmt.firstHints.all(limit);
+      for (const row of rows) this.stmt.deleteHint.run(row.seq);
+      return rows.map((row) => row.key);
+    });
+  }
+
+  async acquireLeadership(name: string, holder: string, ttlMs: number): Promise<LeaderTerm | null> {
+    assert(holder.length > 0, 'holder is non-empty');
+    assert(Number.isInteger(ttlMs) && ttlMs > 0, 'ttlMs is an integer > 0');
+    return this.group.submit((): LeaderTerm | null => {
+      const nowMs = this.clock.nowMs();
+      const expiresMs = nowMs + ttlMs;
+      const row = this.stmt.getLeader.get(name);
+      let term: number;
+      if (row === undefined) {
+        term = 1;
+      } else if (row.holder === holder) {
+        // A renewal keeps the term, even after the lease lapsed: nobody else led in between (the row would name
+        // them), and fenced commits made while it had lapsed were refused.
+        term = row.term;
+      } else if (row.holder !== null && row.expires_ms > nowMs) {
+        return null;
+      } else {
+        term = row.term + 1;
+      }
+      this.stmt.putLeader.run(name, holder, term, expiresMs);
+      return { name, holder, term };
+    });
+  }
+
+  async releaseLeadership(term: LeaderTerm): Promise<void> {
+    return this.group.submit(() => {
+      // The row stays, holderless and expired, so that the next leader's term is still strictly greater.
+      this.stmt.vacateLeader.run(term.name, term.holder, term.term);
+    });
+  }
+
+  async close(): Promise<void> {
+    return this.group.close();
+  }
+
+  // ---- helpers that run inside a batch transaction --------------------------------------------------------
+
+  private readRevision(): number {
+    const revision = this.stmt.revision.get();
+    assert(revision !== undefined && Number.isSafeInteger(revision) && revision >= 0, 'revision counter exists');
+    return revision;
+  }
+
+  private bumpRevision(): number {
+    const revision = this.readRevision() + 1;
+    this.stmt.setRevision.run(revision);
+    return revision;
+  }
+
+  private holdsTerm(fence: LeaderTerm): boolean {
+    const row = this.stmt.getLeader.get(fence.name);
+    return (
+      row !== undefined &&
+      row.holder === fence.holder &&
+      row.term === fence.term &&
+      row.expires_ms > this.clock.nowMs()
+    );
+  }
+}
+
+function toIdempotencyRecord(row: IdempotencyRow): IdempotencyRecord {
+  if (row.state === 'pending') return { state: 'pending', fingerprint: row.fingerprint };
+  assert(row.response !== null, 'a done idempotency record has a response');
+  return { state: 'done', fingerprint: row.fingerprint, response: JSON.parse(row.response) as IdempotentResponse };
+}

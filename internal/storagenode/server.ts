@@ -1,0 +1,127 @@
+/**
+ * An embeddable storage node: opens the blob store, serves the node API over HTTP and, when configured, scrubs
+ * the store in the background. cmd/storage-node only loads config and calls startStorageNode.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import { assert } from '../core/assert.js';
+import type { Clock } from '../core/clock.js';
+import { FileBlobStore, type FileBlobStoreOptions, type ScrubReport } from '../blobstore/file-blob-store.js';
+import { createStorageNodeApp } from './app.js';
+import { NODE_HEADER_BYTES_MAX } from './protocol.js';
+
+/** Scrub read rate when scrubbing is on and no rate is configured: a small share of one disk. */
+export const SCRUB_BYTES_PER_SEC_DEFAULT = 8 * 1024 * 1024;
+
+export interface StorageNodeOptions {
+  nodeId: string;
+  dataDir: string;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  token: string;
+  capacityBytes?: number;
+  /** Pause between the end of one scrub pass and the start of the next; no scrubbing when absent. */
+  scrubIntervalMs?: number;
+  scrubBytesPerSecMax?: number;
+  /** Told the outcome of each scrub pass (corrupt ids are also marked in the inventory). */
+  onScrub?: (report: ScrubReport) => void;
+  /** Told about a scrub pass that failed, and about 500s. Defaults to console.error. */
+  onError?: (err: unknown) => void;
+  clock?: Clock;
+}
+
+export interface StorageNode {
+  nodeId: string;
+  /** Base URL clients use, e.g. http://127.0.0.1:40123. */
+  address: string;
+  port: number;
+  store: FileBlobStore;
+  /** Stops scrubbing, closes the listener and every connection (keep-alive ones too), then the store. */
+  stop(): Promise<void>;
+}
+
+export async function startStorageNode(options: StorageNodeOptions): Promise<StorageNode> {
+  const { nodeId, host } = options;
+  assert(typeof nodeId === 'string' && nodeId.length > 0, 'nodeId is non-empty');
+  assert(Number.isInteger(options.port) && options.port >= 0 && options.port <= 65535, 'port in [0, 65535]');
+  const scrubIntervalMs = options.scrubIntervalMs;
+  assert(scrubIntervalMs === undefined || scrubIntervalMs > 0, 'scrubIntervalMs > 0');
+  const onError = options.onError ?? ((err: unknown) => console.error(`storage node ${nodeId}:`, err));
+
+  const storeOptions: FileBlobStoreOptions = { dir: options.dataDir };
+  if (options.clock !== undefined) storeOptions.clock = options.clock;
+  if (options.capacityBytes !== undefined) storeOptions.capacityBytes = options.capacityBytes;
+  const store = await FileBlobStore.open(storeOptions);
+
+  const app = createStorageNodeApp({ store, token: options.token, nodeId, onInternalError: onError });
+  let server: Server;
+  try {
+    server = await listen(app.fetch, host, options.port);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const port = (server.address() as AddressInfo).port;
+
+  const scrubAbort = new AbortController();
+  let scrubTimer: NodeJS.Timeout | undefined;
+  let scrubRun: Promise<void> | undefined;
+  const scheduleScrub = (): void => {
+    if (scrubIntervalMs === undefined || scrubAbort.signal.aborted) return;
+    scrubTimer = setTimeout(() => {
+      scrubRun = store
+        .scrub({
+          bytesPerSecMax: options.scrubBytesPerSecMax ?? SCRUB_BYTES_PER_SEC_DEFAULT,
+          signal: scrubAbort.signal,
+        })
+        .then((report) => options.onScrub?.(report), onError)
+        .finally(scheduleScrub);
+    }, scrubIntervalMs);
+    // A scheduled scrub alone must not keep the process alive.
+    scrubTimer.unref();
+  };
+  scheduleScrub();
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      scrubAbort.abort();
+      clearTimeout(scrubTimer);
+      await scrubRun;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await store.close();
+    })();
+    return stopping;
+  };
+
+  return { nodeId, address: `http://${urlHost(host)}:${port}`, port, store, stop };
+}
+
+function listen(fetch: (request: Request) => Response | Promise<Response>, host: string, port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = serve({
+      fetch,
+      hostname: host,
+      port,
+      serverOptions: { maxHeaderSize: NODE_HEADER_BYTES_MAX },
+    }) as Server;
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.once('listening', () => {
+      server.off('error', onError);
+      resolve(server);
+    });
+  });
+}
+
+/** The host a client on this machine dials: a wildcard listener is reached on loopback. */
+function urlHost(host: string): string {
+  if (host === '' || host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}

@@ -1,0 +1,112 @@
+/**
+ * Wiring of the separate processes (`cmd/api`, `cmd/storage-node`, `cmd/healer`) for a cluster on one machine
+ * with the embedded backends in a shared data directory. The cluster issue adds etcd and Kafka here.
+ */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { NodePool } from '../cluster/node-pool.js';
+import { ConfigError, type StrataConfig } from '../config/config.js';
+import { systemClock } from '../core/clock.js';
+import { ReedSolomonCode } from '../ec/reed-solomon.js';
+import { Healer } from '../healer/healer.js';
+import type { Logger } from '../log/logger.js';
+import { SqliteMetadataStore } from '../metadata/sqlite-metadata-store.js';
+import { HttpNodeClient } from '../nodeclient/http-node-client.js';
+import { startStorageNode } from '../storagenode/server.js';
+import { SqliteWriteAheadLog } from '../wal/sqlite-wal.js';
+import { buildGateway } from './gateway.js';
+import { serveApp } from './http-server.js';
+
+export interface Running {
+  describe: string;
+  stop(): Promise<void>;
+}
+
+function requireToken(config: Readonly<StrataConfig>): string {
+  if (!config.clusterToken) throw new ConfigError('STRATA_CLUSTER_TOKEN is required when processes run separately');
+  return config.clusterToken;
+}
+
+function nodePool(config: Readonly<StrataConfig>): NodePool {
+  if (config.nodes.length < 6) throw new ConfigError('STRATA_NODES must list at least 6 storage nodes (id=http://host:port,...)');
+  const token = requireToken(config);
+  const pool = new NodePool(
+    config.nodes.map((n) => ({
+      client: new HttpNodeClient({ nodeId: n.id, address: n.address, token, timeoutMs: config.nodeTimeoutMs }),
+      ...(n.zone ? { zone: n.zone } : {}),
+    })),
+    { clock: systemClock, probeIntervalMs: config.nodeProbeIntervalMs, probeTimeoutMs: Math.min(1000, config.nodeTimeoutMs) },
+  );
+  pool.start();
+  return pool;
+}
+
+async function backends(config: Readonly<StrataConfig>) {
+  const metadata = await SqliteMetadataStore.open({ path: path.join(config.dataDir, 'metadata', 'strata.db') });
+  const wal = await SqliteWriteAheadLog.open({ path: path.join(config.dataDir, 'wal', 'wal.db') });
+  return { metadata, wal, names: { metadata: 'embedded (SQLite)', wal: 'embedded (SQLite)' } };
+}
+
+export async function runGateway(config: Readonly<StrataConfig>, log: Logger): Promise<Running> {
+  const pool = nodePool(config);
+  await pool.probe();
+  const { metadata, wal, names } = await backends(config);
+  const gateway = buildGateway({ config, metadata, wal, pool, ec: new ReedSolomonCode(), clock: systemClock, log, backends: names });
+  const http = await serveApp(gateway.app, config.host, config.port);
+  return {
+    describe: `gateway listening on ${http.address}`,
+    async stop() {
+      await http.close();
+      await gateway.writes.drain();
+      await pool.close();
+      await wal.close();
+      await metadata.close();
+    },
+  };
+}
+
+export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger): Promise<Running> {
+  const node = await startStorageNode({
+    nodeId: config.nodeId,
+    dataDir: path.join(config.dataDir, 'nodes', config.nodeId),
+    host: config.host,
+    port: config.port,
+    token: requireToken(config),
+    ...(config.scrubIntervalMs > 0 ? { scrubIntervalMs: config.scrubIntervalMs, scrubBytesPerSecMax: config.scrubBytesPerSecMax } : {}),
+    onError: (err) => log.error({ err }, 'storage node error'),
+  });
+  return { describe: `storage node ${config.nodeId} listening on ${node.address}`, stop: () => node.stop() };
+}
+
+export async function runHealer(config: Readonly<StrataConfig>, log: Logger): Promise<Running> {
+  const pool = nodePool(config);
+  const { metadata, wal } = await backends(config);
+  const healer = new Healer({
+    metadata,
+    wal,
+    pool,
+    ec: new ReedSolomonCode(),
+    clock: systemClock,
+    log,
+    options: {
+      holderId: `healer-${process.pid}-${randomBytes(4).toString('hex')}`,
+      intervalMs: config.healerIntervalMs,
+      auditIntervalMs: config.auditIntervalMs,
+      leaseMs: config.healerLeaseMs,
+      intentTimeoutMs: config.intentTimeoutMs,
+      gcGraceMs: config.gcGraceMs,
+      tombstoneGraceMs: config.tombstoneGraceMs,
+      nodeTimeoutMs: config.nodeTimeoutMs,
+    },
+  });
+  healer.start();
+  return {
+    describe: 'healer running (it leads when it holds the lease)',
+    async stop() {
+      await healer.stop();
+      await pool.close();
+      await wal.close();
+      await metadata.close();
+    },
+  };
+}

@@ -1,0 +1,243 @@
+/**
+ * The three mutations a client can ask for (write, patch, delete), expressed as planners for the protocol in
+ * write-service.ts. A patch that touches only hot members present in the document is applied to the hot part
+ * alone: the cold text is neither read nor re-encoded, and the stored cold shards are reused.
+ */
+import { StrataError } from '../core/errors.js';
+import { parseJson } from '../json/parse.js';
+import { applyJsonPatch, applyMergePatch, patchTouchedPointers } from '../json/patch.js';
+import { parseFieldPath } from '../json/pointer.js';
+import { serializeJson } from '../json/serialize.js';
+import { encodeHotBlob, type DecodedHot } from '../json/split.js';
+import { isJsonObject, type JsonObject, type JsonValue } from '../json/value.js';
+import type { Manifest, Strategy } from '../manifest/manifest.js';
+import type { HotFieldPolicy } from '../policy/hot-fields.js';
+import type { ReadService } from '../readservice/read-service.js';
+import { hotBytesOf, planDocument, type DocumentPlan } from './plan.js';
+import type { CommittedWrite, Preconditions, WriteService } from './write-service.js';
+
+export interface DocumentLimits {
+  bodyBytesMax: number;
+  depthMax: number;
+  membersMax: number;
+}
+
+export interface WriteRequest {
+  key: string;
+  doc: JsonObject;
+  strategy?: Strategy;
+  /** Field paths as the client gave them (already validated). */
+  hotFields?: string[];
+  preconditions: Preconditions;
+}
+
+export type PatchKind = 'json-patch' | 'merge-patch';
+
+export interface PatchRequest {
+  key: string;
+  kind: PatchKind;
+  patch: JsonValue;
+  preconditions: Preconditions;
+}
+
+export class DocumentOps {
+  constructor(
+    private readonly writes: WriteService,
+    private readonly reads: ReadService,
+    private readonly hotPolicy: HotFieldPolicy,
+    private readonly defaultStrategy: Strategy,
+    private readonly limits: DocumentLimits,
+  ) {}
+
+  async write(request: WriteRequest): Promise<CommittedWrite> {
+    const cache = new Map<string, DocumentPlan>();
+    return this.writes.mutate(request.key, request.preconditions, async (current) => {
+      const live = current && !current.manifest.deleted ? current.manifest : null;
+      const strategy = request.strategy ?? live?.strategy ?? this.defaultStrategy;
+      const fields = request.hotFields ?? [...this.hotPolicy.fieldsFor(request.key)];
+      const cacheKey = `${strategy}\n${fields.join('\n')}`;
+      let plan = cache.get(cacheKey);
+      if (!plan) {
+        plan = planDocument(request.doc, strategy, fields, fields.map((f) => parseFieldPath(f, 'INVALID_HOT_FIELDS')));
+        cache.set(cacheKey, plan);
+      }
+      return { kind: 'document', plan };
+    });
+  }
+
+  async patch(request: PatchRequest): Promise<CommittedWrite> {
+    return this.writes.mutate(request.key, request.preconditions, async (current) => {
+      if (!current || current.manifest.deleted) {
+        throw new StrataError('NOT_FOUND', `no document is stored under "${request.key}"; write it before patching`);
+      }
+      const manifest = current.manifest;
+      if (manifest.strategy === 'field_hybrid' && touchesOnlyHot(manifest, request)) {
+        return { kind: 'document', plan: await this.planHotPatch(manifest, request) };
+      }
+      const bytes = await this.reads.readDocument(manifest);
+      const doc = parseJson(bytes, { depthMax: Number.MAX_SAFE_INTEGER, membersMax: Number.MAX_SAFE_INTEGER, what: 'stored document' });
+      const patched = applyPatch(doc, request);
+      if (!isJsonObject(patched)) {
+        throw new StrataError('PATCH_FAILED', 'the patch would replace the document with a non-object; documents are JSON objects');
+      }
+      this.checkLimits(patched);
+      const segments = manifest.hotFields.map((f) => parseFieldPath(f, 'INVALID_HOT_FIELDS'));
+      const plan = planDocument(patched, manifest.strategy, manifest.hotFields, segments);
+      this.checkSize(plan.logicalBytes);
+      return { kind: 'document', plan };
+    });
+  }
+
+  async delete(key: string, preconditions: Preconditions): Promise<CommittedWrite> {
+    return this.writes.mutate(key, preconditions, async (current) => {
+      if (!current || current.manifest.deleted) throw new StrataError('NOT_FOUND', `no document is stored under "${key}"`);
+      return { kind: 'tombstone' };
+    });
+  }
+
+  /** Applies the patch to the hot members alone and plans a pure hot update. */
+  private async planHotPatch(manifest: Manifest, request: PatchRequest): Promise<DocumentPlan> {
+    const entries = await this.reads.readHotEntries(manifest);
+    const partial: JsonObject = new Map();
+    for (const entry of entries) setAt(partial, entry.segments, entry.value);
+    const patched = applyPatch(partial, request);
+    if (!isJsonObject(patched)) {
+      throw new StrataError('PATCH_FAILED', 'the patch would replace the document with a non-object; documents are JSON objects');
+    }
+    const next: DecodedHot[] = [];
+    for (const entry of entries) {
+      const value = getAt(patched, entry.segments);
+      if (value === undefined) continue;
+      const depth = entry.segments.length + depthOf(value);
+      if (depth > this.limits.depthMax) {
+        throw new StrataError('DOCUMENT_TOO_DEEP', `the patched document would nest ${depth} levels deep; the limit is ${this.limits.depthMax}`);
+      }
+      next.push({ ...entry, value, valueText: serializeJson(value) });
+    }
+    const hotBytes = hotBytesOf(next, manifest.coldEmptyOffsets);
+    const logicalBytes = manifest.bytes.cold + hotBytes;
+    this.checkSize(logicalBytes);
+    return {
+      strategy: manifest.strategy,
+      hotFields: manifest.hotFields,
+      hotPaths: next.map((e) => e.pointer),
+      emptyOffsets: manifest.coldEmptyOffsets,
+      hotPayload: next.length > 0 ? encodeHotBlob(next) : null,
+      coldText: null,
+      coldHash: manifest.coldHash,
+      logicalBytes,
+      hotBytes,
+      coldBytes: manifest.bytes.cold,
+    };
+  }
+
+  private checkLimits(doc: JsonObject): void {
+    let members = 0;
+    const depth = depthOf(doc, () => {
+      members++;
+      if (members > this.limits.membersMax) {
+        throw new StrataError('TOO_MANY_FIELDS', `the patched document would have more than ${this.limits.membersMax} members and elements`);
+      }
+    });
+    if (depth > this.limits.depthMax) {
+      throw new StrataError('DOCUMENT_TOO_DEEP', `the patched document would nest ${depth} levels deep; the limit is ${this.limits.depthMax}`);
+    }
+  }
+
+  private checkSize(logicalBytes: number): void {
+    if (logicalBytes > this.limits.bodyBytesMax) {
+      throw new StrataError(
+        'DOCUMENT_TOO_LARGE',
+        `the patched document would be ${logicalBytes} bytes; the limit is ${this.limits.bodyBytesMax}`,
+      );
+    }
+  }
+}
+
+function applyPatch(doc: JsonValue, request: PatchRequest): JsonValue {
+  return request.kind === 'json-patch' ? applyJsonPatch(doc, request.patch) : applyMergePatch(doc, request.patch);
+}
+
+/**
+ * True when every path the patch reads or writes lies inside a hot member the document has (the member itself
+ * or something below it), so the cold part cannot change. Anything else (a new member, a cold member, a parent
+ * of a hot member) takes the full path.
+ */
+function touchesOnlyHot(manifest: Manifest, request: PatchRequest): boolean {
+  if (manifest.hotPaths.length === 0) return false;
+  const hot = manifest.hotPaths.map((p) => parseFieldPath(p, 'INVALID_HOT_FIELDS'));
+  const within = (segments: readonly string[]): boolean =>
+    hot.some((h) => h.length <= segments.length && h.every((s, i) => s === segments[i]));
+  if (request.kind === 'json-patch') {
+    let touched: string[][];
+    try {
+      touched = patchTouchedPointers(request.patch);
+    } catch {
+      return false; // a malformed patch is reported by the full path, with its precise message
+    }
+    return touched.length > 0 && touched.every(within);
+  }
+  if (!isJsonObject(request.patch)) return false;
+  const ancestorOfHot = (segments: readonly string[]): boolean =>
+    hot.some((h) => h.length > segments.length && segments.every((s, i) => s === h[i]));
+  const visit = (patch: JsonObject, prefix: string[]): boolean => {
+    for (const [name, value] of patch) {
+      const path = [...prefix, name];
+      if (within(path)) continue;
+      if (ancestorOfHot(path) && isJsonObject(value)) {
+        if (!visit(value, path)) return false;
+        continue;
+      }
+      return false;
+    }
+    return true;
+  };
+  return visit(request.patch, []);
+}
+
+function setAt(root: JsonObject, segments: readonly string[], value: JsonValue): void {
+  let node = root;
+  for (let i = 0; i < segments.length - 1; i++) {
+    const name = segments[i]!;
+    let child = node.get(name);
+    if (!isJsonObject(child)) {
+      child = new Map();
+      node.set(name, child);
+    }
+    node = child;
+  }
+  node.set(segments[segments.length - 1]!, value);
+}
+
+function getAt(root: JsonValue, segments: readonly string[]): JsonValue | undefined {
+  let node: JsonValue | undefined = root;
+  for (const name of segments) {
+    if (!isJsonObject(node)) return undefined;
+    node = node.get(name);
+  }
+  return node;
+}
+
+/** Nesting depth counted in objects and arrays (a scalar is 0); `onMember` is called once per member or element. */
+function depthOf(value: JsonValue, onMember?: () => void): number {
+  // Iterative so that a deep value cannot overflow the stack.
+  let max = 0;
+  const stack: [JsonValue, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (Array.isArray(v)) {
+      max = Math.max(max, d + 1);
+      for (const item of v) {
+        onMember?.();
+        stack.push([item, d + 1]);
+      }
+    } else if (isJsonObject(v)) {
+      max = Math.max(max, d + 1);
+      for (const item of v.values()) {
+        onMember?.();
+        stack.push([item, d + 1]);
+      }
+    }
+  }
+  return max;
+}

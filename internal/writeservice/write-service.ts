@@ -1,0 +1,393 @@
+/**
+ * The write protocol of architecture.md ("Write", one key), shared by write, patch and delete:
+ *
+ *   plan -> choose nodes -> append intent -> put created blobs (quorum) -> commit (CAS + no abort record)
+ *        -> append outcome -> answer -> release what the previous manifest referenced and the new one does not.
+ *
+ * A write is visible exactly when the commit succeeds. Blob ids and intents are keyed by a fresh write id, never
+ * by version. A pure hot update reuses the current cold shards, so release skips every blob the new manifest
+ * still references. A commit that loses a race re-plans against the newer manifest (write) or re-applies the
+ * patch to it (patch); conditional requests answer 412 instead.
+ */
+import type { NodePool } from '../cluster/node-pool.js';
+import type { Clock } from '../core/clock.js';
+import { StrataError, isStrataError } from '../core/errors.js';
+import { blobIdOf, newWriteId } from '../core/ids.js';
+import {
+  EC_TOTAL_SHARDS,
+  EC_WRITE_QUORUM,
+  HOT_REPLICAS,
+  HOT_WRITE_QUORUM,
+  LIMITS,
+} from '../core/limits.js';
+import type { ErasureCode } from '../ec/erasure-code.js';
+import type { JsonObject } from '../json/value.js';
+import type { Logger } from '../log/logger.js';
+import type { BlobRef, Manifest, StoredManifest, Strategy } from '../manifest/manifest.js';
+import { allRefs, referencesBlob } from '../manifest/manifest.js';
+import { blobMeta } from '../manifest/blob-meta.js';
+import type { CommitResult, MetadataStore } from '../metadata/metadata-store.js';
+import { chooseNodes } from '../placement/rendezvous.js';
+import type { WalBlob, WriteAheadLog } from '../wal/write-ahead-log.js';
+import { checksumOf } from '../blobio/checksum.js';
+import { deleteAll, putAll, type PutTarget } from '../blobio/blob-io.js';
+import { canReuseCold, encodeCold, type DocumentPlan } from './plan.js';
+
+export interface WriteServiceOptions {
+  nodeTimeoutMs: number;
+}
+
+/**
+ * Points where tests (and the simulator) can pause or fail a write, to play a gateway crash between any two
+ * steps of the protocol. Production wiring passes none.
+ */
+export interface WriteHooks {
+  afterIntent?(writeId: string, key: string): Promise<void>;
+  beforeCommit?(writeId: string, key: string): Promise<void>;
+}
+
+export interface WriteServiceDeps {
+  metadata: MetadataStore;
+  wal: WriteAheadLog;
+  pool: NodePool;
+  ec: ErasureCode;
+  clock: Clock;
+  log: Logger;
+  options: WriteServiceOptions;
+  hooks?: WriteHooks;
+}
+
+export interface Preconditions {
+  /** `If-Match`: the current version must be this one. */
+  ifMatch?: string;
+  /** `If-None-Match: *`: the key must not exist. */
+  ifNoneMatch?: boolean;
+}
+
+export interface CommittedWrite {
+  manifest: Manifest;
+  isPureHotUpdate: boolean;
+  partial: boolean;
+  /** The manifest this write replaced (null when the key was absent or deleted). */
+  previous: Manifest | null;
+}
+
+/** What a caller wants stored, given the manifest it was planned on. Returns null to store a tombstone. */
+export type Planner = (current: StoredManifest | null) => Promise<PlannedChange>;
+
+export type PlannedChange =
+  | { kind: 'document'; plan: DocumentPlan; hotOnly?: boolean }
+  | { kind: 'tombstone' };
+
+/** Thrown inside an attempt when the commit lost a compare-and-set race. */
+class CommitConflict {
+  constructor(readonly current: StoredManifest | null) {}
+}
+
+export class WriteService {
+  private readonly releases = new Set<Promise<unknown>>();
+
+  constructor(private readonly deps: WriteServiceDeps) {}
+
+  /**
+   * Runs the protocol until a commit succeeds, re-planning after each lost race. `plan` is called with the
+   * current manifest every time, so a patch re-applies itself to the newer document.
+   */
+  async mutate(key: string, preconditions: Preconditions, plan: Planner): Promise<CommittedWrite> {
+    let current = await this.deps.metadata.get(key);
+    for (let attempt = 0; attempt < LIMITS.commitRetriesMax; attempt++) {
+      checkPreconditions(key, current, preconditions);
+      const change = await plan(current);
+      const outcome = await this.attempt(key, current, change);
+      if (outcome instanceof CommitConflict) {
+        if (preconditions.ifMatch !== undefined || preconditions.ifNoneMatch) {
+          // A conditional write never re-plans: the condition was evaluated against a version that is gone.
+          checkPreconditions(key, outcome.current, preconditions);
+        }
+        current = outcome.current;
+        continue;
+      }
+      return outcome;
+    }
+    throw new StrataError(
+      'METADATA_UNAVAILABLE',
+      `the write to "${key}" lost the commit race ${LIMITS.commitRetriesMax} times in a row; retry later`,
+    );
+  }
+
+  /** Waits for background releases of superseded blobs (tests and shutdown). */
+  async drain(): Promise<void> {
+    while (this.releases.size > 0) await Promise.allSettled([...this.releases]);
+  }
+
+  private async attempt(
+    key: string,
+    current: StoredManifest | null,
+    change: PlannedChange,
+  ): Promise<CommittedWrite | CommitConflict> {
+    const { clock } = this.deps;
+    const writeId = newWriteId(clock.nowMs());
+    const live = current !== null && !current.manifest.deleted ? current.manifest : null;
+
+    if (change.kind === 'tombstone') {
+      await this.deps.wal.append({ type: 'intent', key, writeId, op: 'delete', creates: [], reuses: [], atMs: clock.nowMs() });
+      const manifest = tombstone(key, writeId, live, clock.nowMs());
+      return this.commit(key, current, writeId, manifest, [], false);
+    }
+
+    const plan = change.plan;
+    const reuse = canReuseCold(live, plan);
+    const hotTargets = plan.hotPayload ? this.hotTargets(key, writeId, plan) : [];
+    let coldTargets: PutTarget[] = [];
+    let coldLayout = reuse ? live!.cold_layout : null;
+    if (!reuse && plan.coldText) {
+      this.requireHealthy(EC_WRITE_QUORUM, 'erasure-coded shards');
+      const encoded = await encodeCold(this.deps.ec, plan.coldText);
+      coldLayout = encoded.layout;
+      coldTargets = this.coldTargets(key, writeId, plan, encoded.shards, encoded.layout);
+    }
+    const reused: BlobRef[] = reuse ? live!.cold.map((ref) => ({ ...ref })) : [];
+    const created = [...hotTargets, ...coldTargets];
+
+    await this.deps.wal.append({
+      type: 'intent',
+      key,
+      writeId,
+      op: 'write',
+      creates: created.map(walBlob),
+      reuses: reused.map((r) => ({ part: r.part, node: r.node, blob: r.blob })),
+      atMs: clock.nowMs(),
+    });
+    await this.deps.hooks?.afterIntent?.(writeId, key);
+
+    const outcomes = await putAll(this.deps.pool, created, this.deps.options.nodeTimeoutMs);
+    const okParts = new Set(outcomes.filter((o) => o.ok).map((o) => `${o.target.node}/${o.target.header.id}`));
+    const hotOk = hotTargets.filter((t) => okParts.has(`${t.node}/${t.header.id}`)).length;
+    const coldOk = coldTargets.filter((t) => okParts.has(`${t.node}/${t.header.id}`)).length;
+    if ((hotTargets.length > 0 && hotOk < HOT_WRITE_QUORUM) || (coldTargets.length > 0 && coldOk < EC_WRITE_QUORUM)) {
+      // Below quorum: nothing was committed and this gateway never will commit it, so its blobs can go now.
+      const written = outcomes.filter((o) => o.ok).map((o) => ({ node: o.target.node, blob: o.target.header.id }));
+      await deleteAll(this.deps.pool, written, this.deps.options.nodeTimeoutMs);
+      void this.appendOutcome(key, writeId, 'failed');
+      const failures = outcomes.filter((o) => !o.ok).map((o) => `${o.target.header.part} on ${o.target.node}`);
+      throw new StrataError(
+        'INSUFFICIENT_NODES',
+        `only ${hotOk}/${hotTargets.length} replicas and ${coldOk}/${coldTargets.length} shards were stored ` +
+          `(failed: ${failures.join(', ')}); nothing was written, retry when the storage nodes are back`,
+      );
+    }
+
+    const toRef = (t: PutTarget): BlobRef => ({
+      part: t.header.part,
+      node: t.node,
+      blob: t.header.id,
+      writeId,
+      size: t.data.length,
+      checksum: checksumOf(t.data),
+      state: okParts.has(`${t.node}/${t.header.id}`) ? 'ok' : 'missing',
+    });
+    const now = new Date(clock.nowMs()).toISOString();
+    const hot = hotTargets.map(toRef);
+    const cold = reuse ? reused : coldTargets.map(toRef);
+    const manifest: Manifest = {
+      formatVersion: 1,
+      key,
+      version: '0',
+      writeId,
+      deleted: false,
+      strategy: plan.strategy,
+      hotFields: plan.hotFields,
+      hotPaths: plan.hotPaths,
+      coldEmptyOffsets: plan.emptyOffsets,
+      bytes: {
+        logical: plan.logicalBytes,
+        hot: plan.hotBytes,
+        cold: plan.coldBytes,
+        physical: [...hot, ...cold].reduce((sum, r) => sum + r.size, 0),
+      },
+      coldHash: plan.coldHash,
+      cold_layout: coldLayout,
+      hot,
+      cold,
+      dirty: [...hot, ...cold].some((r) => r.state !== 'ok'),
+      createdAt: live ? live.createdAt : now,
+      updatedAt: now,
+    };
+    const createdRefs = created.map((t) => ({ node: t.node, blob: t.header.id }));
+    return this.commit(key, current, writeId, manifest, createdRefs, reuse);
+  }
+
+  private async commit(
+    key: string,
+    current: StoredManifest | null,
+    writeId: string,
+    manifest: Manifest,
+    createdRefs: { node: string; blob: string }[],
+    isPureHotUpdate: boolean,
+  ): Promise<CommittedWrite | CommitConflict> {
+    await this.deps.hooks?.beforeCommit?.(writeId, key);
+    let result: CommitResult;
+    try {
+      result = await this.deps.metadata.commit({
+        key,
+        expectedModRevision: current?.modRevision ?? 0,
+        writeId,
+        manifest,
+        assignVersion: true,
+      });
+    } catch (error) {
+      if (!isStrataError(error, 'COMMIT_UNKNOWN')) {
+        // The store refused before applying anything; the intent lets the healer remove the blobs.
+        void this.appendOutcome(key, writeId, 'failed');
+        throw error;
+      }
+      result = await this.confirmCommit(key, writeId);
+    }
+    if (!result.ok) {
+      if (result.reason === 'conflict') {
+        // Lost the race: these blobs will never be committed under this write id, so remove them now.
+        await deleteAll(this.deps.pool, createdRefs, this.deps.options.nodeTimeoutMs);
+        void this.appendOutcome(key, writeId, 'failed');
+        return new CommitConflict(result.current);
+      }
+      void this.appendOutcome(key, writeId, 'failed');
+      throw new StrataError(
+        'WRITE_ABORTED',
+        `the write to "${key}" took too long and was rolled back by the healer; nothing was written, retry`,
+      );
+    }
+    void this.appendOutcome(key, writeId, 'committed');
+    const previous = current && !current.manifest.deleted ? current.manifest : null;
+    if (current) this.release(current.manifest, result.manifest);
+    return {
+      manifest: result.manifest,
+      isPureHotUpdate,
+      partial: result.manifest.dirty,
+      previous,
+    };
+  }
+
+  /**
+   * The commit's outcome is unknown (the store timed out after the request left). Read the key back: if the
+   * manifest carries our write id the commit happened. Otherwise it may still be applied later, so we cannot
+   * say either way, and we must not delete our blobs: the healer resolves the intent (and its abort record
+   * makes a late commit impossible once it has removed them).
+   */
+  private async confirmCommit(key: string, writeId: string): Promise<CommitResult> {
+    try {
+      const after = await this.deps.metadata.get(key);
+      if (after && after.manifest.writeId === writeId) {
+        return { ok: true, modRevision: after.modRevision, manifest: after.manifest };
+      }
+    } catch {
+      // Fall through: still unknown.
+    }
+    throw new StrataError(
+      'COMMIT_UNKNOWN',
+      `the commit of "${key}" could not be confirmed; read the key (or retry with If-Match) to learn its state`,
+      { writeId },
+    );
+  }
+
+  /** Deletes what `previous` referenced and `next` does not, in the background. */
+  private release(previous: Manifest, next: Manifest): void {
+    const stale = allRefs(previous)
+      .filter((ref) => !referencesBlob(next, ref.node, ref.blob))
+      .map((ref) => ({ node: ref.node, blob: ref.blob }));
+    if (stale.length === 0) return;
+    const task = deleteAll(this.deps.pool, stale, this.deps.options.nodeTimeoutMs).catch((error) =>
+      this.deps.log.warn({ err: error, key: previous.key }, 'releasing superseded blobs failed; GC will retry'),
+    );
+    this.releases.add(task);
+    void task.finally(() => this.releases.delete(task));
+  }
+
+  private async appendOutcome(key: string, writeId: string, outcome: 'committed' | 'failed'): Promise<void> {
+    // Not awaited by the caller: a lost outcome only delays the healer, which then checks the manifest itself.
+    try {
+      await this.deps.wal.append({ type: 'outcome', key, writeId, outcome, atMs: this.deps.clock.nowMs() });
+    } catch (error) {
+      this.deps.log.warn({ err: error, key, writeId }, 'appending a write outcome failed');
+    }
+  }
+
+  private requireHealthy(quorum: number, what: string): void {
+    const healthy = this.deps.pool.healthyCount();
+    if (healthy < quorum) {
+      throw new StrataError(
+        'INSUFFICIENT_NODES',
+        `only ${healthy} of ${this.deps.pool.size} storage nodes are up; ${quorum} are needed to store ${what}`,
+      );
+    }
+  }
+
+  private hotTargets(key: string, writeId: string, plan: DocumentPlan): PutTarget[] {
+    this.requireHealthy(HOT_WRITE_QUORUM, 'hot replicas');
+    const nodes = chooseNodes(`${key}/hot`, this.deps.pool.placementNodes(), HOT_REPLICAS);
+    return nodes.map((node, i) => {
+      const part = `hot-${i}`;
+      const meta = blobMeta(plan.strategy, part, null);
+      return { node, header: { id: blobIdOf(writeId, part), key, writeId, part, meta }, data: plan.hotPayload! };
+    });
+  }
+
+  private coldTargets(
+    key: string,
+    writeId: string,
+    plan: DocumentPlan,
+    shards: Buffer[],
+    layout: { dataBytes: number; shardBytes: number },
+  ): PutTarget[] {
+    const nodes = chooseNodes(`${key}/cold`, this.deps.pool.placementNodes(), EC_TOTAL_SHARDS);
+    return nodes.map((node, i) => {
+      const part = `shard-${i}`;
+      const meta = blobMeta(plan.strategy, part, { ...layout, coldHash: plan.coldHash });
+      return { node, header: { id: blobIdOf(writeId, part), key, writeId, part, meta }, data: shards[i]! };
+    });
+  }
+}
+
+function walBlob(t: PutTarget): WalBlob {
+  return { part: t.header.part, node: t.node, blob: t.header.id };
+}
+
+function tombstone(key: string, writeId: string, live: Manifest | null, nowMs: number): Manifest {
+  const now = new Date(nowMs).toISOString();
+  return {
+    formatVersion: 1,
+    key,
+    version: '0',
+    writeId,
+    deleted: true,
+    strategy: live?.strategy ?? 'replication',
+    hotFields: [],
+    hotPaths: [],
+    coldEmptyOffsets: [],
+    bytes: { logical: 0, hot: 0, cold: 0, physical: 0 },
+    coldHash: null,
+    cold_layout: null,
+    hot: [],
+    cold: [],
+    dirty: false,
+    createdAt: live?.createdAt ?? now,
+    updatedAt: now,
+  };
+}
+
+export function checkPreconditions(key: string, current: StoredManifest | null, pre: Preconditions): void {
+  const live = current !== null && !current.manifest.deleted ? current.manifest : null;
+  if (pre.ifNoneMatch && live) {
+    throw new StrataError('ALREADY_EXISTS', `"${key}" already exists (version ${live.version}) and If-None-Match: * was given`);
+  }
+  if (pre.ifMatch !== undefined) {
+    if (!live) throw new StrataError('VERSION_MISMATCH', `"${key}" does not exist, so it cannot match version ${pre.ifMatch}`);
+    if (live.version !== pre.ifMatch) {
+      throw new StrataError(
+        'VERSION_MISMATCH',
+        `"${key}" is at version ${live.version}, not ${pre.ifMatch}; read it again and retry with the new ETag`,
+      );
+    }
+  }
+}
+
+export type { Strategy };

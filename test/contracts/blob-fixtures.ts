@@ -1,0 +1,66 @@
+/** Helpers shared by the BlobStore and NodeClient contract suites and the tests that run them. */
+import { createHash } from 'node:crypto';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'vitest';
+import type { BlobHeader } from '../../internal/blobstore/blob-store.js';
+import { blobFilePath } from '../../internal/blobstore/file-blob-store.js';
+import { isStrataError, type ErrorCode } from '../../internal/core/errors.js';
+
+export function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function header(id: string, overrides: Partial<BlobHeader> = {}): BlobHeader {
+  const dot = id.indexOf('.');
+  return {
+    id,
+    key: `key-of-${id}`,
+    writeId: dot > 0 ? id.slice(0, dot) : id,
+    part: dot > 0 ? id.slice(dot + 1) : 'hot-0',
+    meta: '{"v":1}',
+    ...overrides,
+  };
+}
+
+/** Payload bytes that differ per seed, so two blobs never share a checksum by accident. */
+export function payload(bytes: number, seed = 1): Buffer {
+  const data = Buffer.alloc(bytes);
+  for (let i = 0; i < bytes; i++) data[i] = (i * 31 + seed * 7) & 0xff;
+  return data;
+}
+
+/** Awaits `promise` and checks it rejects with a StrataError of `code`; returns the error. */
+export async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<Error> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!isStrataError(err, code)) {
+    expect.fail(`expected StrataError ${code}, got ${err === undefined ? 'success' : String(err)}`);
+  }
+  return err;
+}
+
+export async function makeTempDir(prefix: string): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), `strata-${prefix}-`));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Flips every bit of one byte of a FileBlobStore blob file; `fromEnd` 1 is the payload's last byte. */
+export async function flipByteOnDisk(storeDir: string, id: string, fromEnd = 1): Promise<void> {
+  const file = await open(blobFilePath(storeDir, id), 'r+');
+  try {
+    const { size } = await file.stat();
+    const position = size - fromEnd;
+    const byte = Buffer.alloc(1);
+    await file.read(byte, 0, 1, position);
+    byte[0] = (byte[0] as number) ^ 0xff;
+    await file.write(byte, 0, 1, position);
+  } finally {
+    await file.close();
+  }
+}
+
+export const INVALID_IDS = ['', '..', '../x', 'a/b', '/etc/passwd', 'a/../../b', '.hidden', 'a..b', 'a\\b', 'a\u0000b', 'x'.repeat(129)];

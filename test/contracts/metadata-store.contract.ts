@@ -1,0 +1,501 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Manifest } from '../../internal/manifest/manifest.js';
+import type { CommitResult, MetadataStore } from '../../internal/metadata/metadata-store.js';
+import { makeManifest, makeTombstone } from '../helpers/manifest-fixture.js';
+
+/**
+ * The MetadataStore contract: every implementation (embedded SQLite, etcd) runs this suite. It tests only what
+ * internal/metadata/metadata-store.ts promises, never how an implementation keeps it.
+ */
+
+/** The clock the store judges leases and idempotency expiry by. A real-time fixture may sleep in `advance`. */
+export interface ContractClock {
+  nowMs(): number;
+  advance(ms: number): void | Promise<void>;
+}
+
+export interface MetadataStoreFixture {
+  store: MetadataStore;
+  clock: ContractClock;
+  /** Closes the open store and opens a new one on the same data, as a restart would; returns it. */
+  reopen(): Promise<MetadataStore>;
+  /** Closes whatever is open and removes the data. */
+  cleanup(): Promise<void>;
+}
+
+/** Lease length used by the leadership tests, and a step that surely outlasts it. */
+const TTL_MS = 2_000;
+const PAST_TTL_MS = 3_000;
+
+type Ok = Extract<CommitResult, { ok: true }>;
+
+function expectOk(result: CommitResult): Ok {
+  if (!result.ok) throw new Error(`expected a successful commit, got ${JSON.stringify(result)}`);
+  return result;
+}
+
+async function create(store: MetadataStore, key: string, writeId: string, expected = 0): Promise<Ok> {
+  return expectOk(
+    await store.commit({
+      key,
+      expectedModRevision: expected,
+      writeId,
+      manifest: makeManifest(key, writeId),
+      assignVersion: true,
+    }),
+  );
+}
+
+async function remove(store: MetadataStore, key: string, writeId: string, expected: number): Promise<Ok> {
+  return expectOk(
+    await store.commit({
+      key,
+      expectedModRevision: expected,
+      writeId,
+      manifest: makeTombstone(key, writeId),
+      assignVersion: true,
+    }),
+  );
+}
+
+function byUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+export function runMetadataStoreContract(name: string, makeStore: () => Promise<MetadataStoreFixture>): void {
+  describe(`MetadataStore contract: ${name}`, () => {
+    let fx: MetadataStoreFixture;
+    let store: MetadataStore;
+
+    beforeEach(async () => {
+      fx = await makeStore();
+      store = fx.store;
+    });
+    afterEach(async () => {
+      await fx.cleanup();
+    });
+
+    describe('commit', () => {
+      it('returns null for a key that never existed', async () => {
+        expect(await store.get('never')).toBeNull();
+      });
+
+      it('creates a key at expected revision 0 and stamps the version from the new revision', async () => {
+        const before = await store.currentRevision();
+        const result = await create(store, 'k', 'w1');
+        expect(result.modRevision).toBeGreaterThan(before);
+        expect(result.manifest.version).toBe(String(result.modRevision));
+        expect(result.manifest.writeId).toBe('w1');
+        expect(await store.currentRevision()).toBeGreaterThanOrEqual(result.modRevision);
+        const stored = await store.get('k');
+        expect(stored).toEqual({ manifest: result.manifest, modRevision: result.modRevision });
+      });
+
+      it('assigns strictly increasing versions across keys, delete and re-create', async () => {
+        const a = await create(store, 'a', 'w1');
+        const b = await create(store, 'b', 'w2');
+        const a2 = await create(store, 'a', 'w3', a.modRevision);
+        const gone = await remove(store, 'a', 'w4', a2.modRevision);
+        expect(gone.manifest.deleted).toBe(true);
+        const again = await create(store, 'a', 'w5', gone.modRevision);
+        const versions = [a, b, a2, gone, again].map((r) => Number(r.manifest.version));
+        for (let i = 1; i < versions.length; i++) expect(versions[i]).toBeGreaterThan(versions[i - 1] as number);
+        expect((await store.get('a'))?.manifest.writeId).toBe('w5');
+      });
+
+      it('refuses a commit on a stale revision and returns the current manifest', async () => {
+        const first = await create(store, 'k', 'w1');
+        const second = await create(store, 'k', 'w2', first.modRevision);
+        const stale = await store.commit({
+          key: 'k',
+          expectedModRevision: first.modRevision,
+          writeId: 'w3',
+          manifest: makeManifest('k', 'w3'),
+          assignVersion: true,
+        });
+        expect(stale).toEqual({
+          ok: false,
+          reason: 'conflict',
+          current: { manifest: second.manifest, modRevision: second.modRevision },
+        });
+        const again = await store.commit({
+          key: 'k',
+          expectedModRevision: 0,
+          writeId: 'w4',
+          manifest: makeManifest('k', 'w4'),
+          assignVersion: true,
+        });
+        expect(again).toMatchObject({ ok: false, reason: 'conflict', current: { modRevision: second.modRevision } });
+        expect((await store.get('k'))?.manifest.writeId).toBe('w2');
+      });
+
+      it('reports a conflict with no current manifest when the key is absent but a revision was expected', async () => {
+        const result = await store.commit({
+          key: 'absent',
+          expectedModRevision: 7,
+          writeId: 'w1',
+          manifest: makeManifest('absent', 'w1'),
+          assignVersion: true,
+        });
+        expect(result).toEqual({ ok: false, reason: 'conflict', current: null });
+        expect(await store.get('absent')).toBeNull();
+      });
+
+      it('treats a tombstone as present: re-creating needs its modRevision', async () => {
+        const live = await create(store, 'k', 'w1');
+        const gone = await remove(store, 'k', 'w2', live.modRevision);
+        const blind = await store.commit({
+          key: 'k',
+          expectedModRevision: 0,
+          writeId: 'w3',
+          manifest: makeManifest('k', 'w3'),
+          assignVersion: true,
+        });
+        expect(blind).toMatchObject({ ok: false, reason: 'conflict', current: { modRevision: gone.modRevision } });
+        if (!blind.ok && blind.reason === 'conflict') expect(blind.current?.manifest.deleted).toBe(true);
+        const stored = await store.get('k');
+        expect(stored?.manifest.deleted).toBe(true);
+        expect(stored?.modRevision).toBe(gone.modRevision);
+      });
+
+      it('lets a healer commit keep the version while moving modRevision', async () => {
+        const user = await create(store, 'k', 'w1');
+        const repaired: Manifest = { ...user.manifest, dirty: false, hot: user.manifest.hot.slice(0, 2) };
+        const healer = expectOk(
+          await store.commit({
+            key: 'k',
+            expectedModRevision: user.modRevision,
+            writeId: 'repair-1',
+            manifest: repaired,
+            assignVersion: false,
+          }),
+        );
+        expect(healer.modRevision).toBeGreaterThan(user.modRevision);
+        expect(healer.manifest.version).toBe(user.manifest.version);
+        expect(healer.manifest.hot).toHaveLength(2);
+        const stored = await store.get('k');
+        expect(stored?.manifest.version).toBe(user.manifest.version);
+        expect(stored?.modRevision).toBe(healer.modRevision);
+        const next = await create(store, 'k', 'w2', healer.modRevision);
+        expect(Number(next.manifest.version)).toBeGreaterThan(healer.modRevision);
+      });
+
+      it('exactly one of 100 concurrent commits on the same revision wins', async () => {
+        const base = await create(store, 'hot', 'w0');
+        const results = await Promise.all(
+          Array.from({ length: 100 }, (_, i) =>
+            store.commit({
+              key: 'hot',
+              expectedModRevision: base.modRevision,
+              writeId: `w${i + 1}`,
+              manifest: makeManifest('hot', `w${i + 1}`),
+              assignVersion: true,
+            }),
+          ),
+        );
+        const winners = results.filter((r): r is Ok => r.ok);
+        expect(winners).toHaveLength(1);
+        const winner = winners[0] as Ok;
+        for (const r of results) {
+          if (r.ok) continue;
+          expect(r).toMatchObject({ reason: 'conflict', current: { modRevision: winner.modRevision } });
+        }
+        expect((await store.get('hot'))?.manifest.writeId).toBe(winner.manifest.writeId);
+      });
+
+      it('concurrent commits to different keys all succeed with distinct versions', async () => {
+        const results = await Promise.all(Array.from({ length: 100 }, (_, i) => create(store, `key-${i}`, `w${i}`)));
+        const versions = new Set(results.map((r) => r.manifest.version));
+        expect(versions.size).toBe(100);
+        for (const r of results) expect(r.manifest.version).toBe(String(r.modRevision));
+        expect((await store.get('key-42'))?.manifest.writeId).toBe('w42');
+      });
+    });
+
+    describe('abort records', () => {
+      it('block a later commit of the aborted write id', async () => {
+        const live = await create(store, 'k', 'w1');
+        expect(await store.abort({ key: 'k', writeId: 'late', expectedModRevision: live.modRevision, nowMs: 1_000 }))
+          .toBe(true);
+        expect(await store.isAborted('late')).toBe(true);
+        expect(await store.isAborted('w1')).toBe(false);
+        const result = await store.commit({
+          key: 'k',
+          expectedModRevision: live.modRevision,
+          writeId: 'late',
+          manifest: makeManifest('k', 'late'),
+          assignVersion: true,
+        });
+        expect(result).toEqual({ ok: false, reason: 'aborted' });
+        expect((await store.get('k'))?.modRevision).toBe(live.modRevision);
+      });
+
+      it('are refused when the manifest changed since the caller read it', async () => {
+        const read = await create(store, 'k', 'w1');
+        await create(store, 'k', 'w2', read.modRevision);
+        expect(await store.abort({ key: 'k', writeId: 'w3', expectedModRevision: read.modRevision, nowMs: 1_000 }))
+          .toBe(false);
+        expect(await store.isAborted('w3')).toBe(false);
+        expect(await store.abort({ key: 'new', writeId: 'w4', expectedModRevision: 5, nowMs: 1_000 })).toBe(false);
+      });
+
+      it('can be written for an absent key, and writing one twice is accepted', async () => {
+        expect(await store.abort({ key: 'absent', writeId: 'w1', expectedModRevision: 0, nowMs: 1_000 })).toBe(true);
+        await create(store, 'absent', 'w2');
+        // The record already exists, so a second abort succeeds even though the key has changed.
+        expect(await store.abort({ key: 'absent', writeId: 'w1', expectedModRevision: 0, nowMs: 2_000 })).toBe(true);
+        expect(await store.isAborted('w1')).toBe(true);
+      });
+
+      it('expire when created before the cutoff', async () => {
+        await store.abort({ key: 'a', writeId: 'old', expectedModRevision: 0, nowMs: 1_000 });
+        await store.abort({ key: 'b', writeId: 'new', expectedModRevision: 0, nowMs: 5_000 });
+        expect(await store.expireAbortRecords(3_000)).toBe(1);
+        expect(await store.isAborted('old')).toBe(false);
+        expect(await store.isAborted('new')).toBe(true);
+        expect(await store.expireAbortRecords(3_000)).toBe(0);
+      });
+    });
+
+    describe('fencing', () => {
+      it('fails a commit fenced by a term another holder has replaced', async () => {
+        const termA = await store.acquireLeadership('healer', 'A', TTL_MS);
+        expect(termA).not.toBeNull();
+        const fencedOk = await store.commit({
+          key: 'k',
+          expectedModRevision: 0,
+          writeId: 'w1',
+          manifest: makeManifest('k', 'w1'),
+          assignVersion: false,
+          fence: termA ?? undefined,
+        });
+        const first = expectOk(fencedOk);
+        await fx.clock.advance(PAST_TTL_MS);
+        const termB = await store.acquireLeadership('healer', 'B', TTL_MS);
+        expect(termB?.term).toBeGreaterThan(termA?.term ?? Infinity);
+        const stale = await store.commit({
+          key: 'k',
+          expectedModRevision: first.modRevision,
+          writeId: 'w2',
+          manifest: makeManifest('k', 'w2'),
+          assignVersion: false,
+          fence: termA ?? undefined,
+        });
+        expect(stale).toEqual({ ok: false, reason: 'fenced' });
+        const current = await store.commit({
+          key: 'k',
+          expectedModRevision: first.modRevision,
+          writeId: 'w3',
+          manifest: makeManifest('k', 'w3'),
+          assignVersion: false,
+          fence: termB ?? undefined,
+        });
+        expect(current.ok).toBe(true);
+      });
+
+      it('fails a commit fenced by a lease that has expired', async () => {
+        const term = await store.acquireLeadership('healer', 'A', TTL_MS);
+        expect(term).not.toBeNull();
+        await fx.clock.advance(PAST_TTL_MS);
+        const result = await store.commit({
+          key: 'k',
+          expectedModRevision: 0,
+          writeId: 'w1',
+          manifest: makeManifest('k', 'w1'),
+          assignVersion: false,
+          fence: term ?? undefined,
+        });
+        expect(result).toEqual({ ok: false, reason: 'fenced' });
+        expect(await store.get('k')).toBeNull();
+      });
+    });
+
+    describe('listing', () => {
+      it('lists keys in UTF-8 byte order, which differs from UTF-16 order', async () => {
+        const keys = ['a', 'b', 'é', '中', '\u{1F600}', 'Z', '\uFF21'];
+        for (const [i, key] of keys.entries()) await create(store, key, `w${i}`);
+        const expected = ['Z', 'a', 'b', 'é', '中', '\uFF21', '\u{1F600}'];
+        expect([...keys].sort(byUtf8)).toEqual(expected);
+        // JavaScript's own order puts the surrogate pair of U+1F600 before U+FF21.
+        expect([...keys].sort()).not.toEqual(expected);
+        expect(await store.listKeys('', null, 100)).toEqual(expected);
+        expect(await store.listKeys('', 'é', 2)).toEqual(['中', '\uFF21']);
+        expect(await store.listKeys('', '\uFF21', 10)).toEqual(['\u{1F600}']);
+      });
+
+      it('filters by prefix, pages with startAfter and leaves tombstones out', async () => {
+        const keys = ['use', 'user', 'user/1', 'user/2', 'user/3', 'user0', 'users', 'é', 'é/x', 'éa', 'ê'];
+        const revisions = new Map<string, number>();
+        for (const [i, key] of keys.entries()) revisions.set(key, (await create(store, key, `w${i}`)).modRevision);
+        expect(await store.listKeys('user/', null, 2)).toEqual(['user/1', 'user/2']);
+        expect(await store.listKeys('user/', 'user/2', 2)).toEqual(['user/3']);
+        expect(await store.listKeys('user/', 'user/3', 2)).toEqual([]);
+        expect(await store.listKeys('user/', 'a', 10)).toEqual(['user/1', 'user/2', 'user/3']);
+        expect(await store.listKeys('user/', 'zzz', 10)).toEqual([]);
+        expect(await store.listKeys('user', null, 10)).toEqual(['user', 'user/1', 'user/2', 'user/3', 'user0', 'users']);
+        expect(await store.listKeys('é', null, 10)).toEqual(['é', 'é/x', 'éa']);
+        expect(await store.listKeys('nothing', null, 10)).toEqual([]);
+        await remove(store, 'user/2', 'd1', revisions.get('user/2') ?? 0);
+        expect(await store.listKeys('user/', null, 10)).toEqual(['user/1', 'user/3']);
+        expect(await store.listKeys('user/', 'user/1', 1)).toEqual(['user/3']);
+      });
+
+      it('scan returns every manifest, tombstones included, in byte order and pages', async () => {
+        const b = await create(store, 'b', 'w1');
+        await create(store, 'é', 'w2');
+        await create(store, 'a', 'w3');
+        await remove(store, 'b', 'w4', b.modRevision);
+        const all = await store.scan(null, 10);
+        expect(all.map((m) => m.manifest.key)).toEqual(['a', 'b', 'é']);
+        expect(all[1]?.manifest.deleted).toBe(true);
+        const page1 = await store.scan(null, 2);
+        expect(page1.map((m) => m.manifest.key)).toEqual(['a', 'b']);
+        const page2 = await store.scan('b', 2);
+        expect(page2.map((m) => m.manifest.key)).toEqual(['é']);
+        expect(page2[0]?.modRevision).toBe((await store.get('é'))?.modRevision);
+      });
+    });
+
+    describe('tombstones', () => {
+      it('purges a tombstone only at its modRevision, after which the key can be created afresh', async () => {
+        const live = await create(store, 'k', 'w1');
+        expect(await store.purgeTombstone('k', live.modRevision)).toBe(false);
+        const gone = await remove(store, 'k', 'w2', live.modRevision);
+        expect(await store.purgeTombstone('k', gone.modRevision - 1)).toBe(false);
+        expect(await store.purgeTombstone('k', gone.modRevision)).toBe(true);
+        expect(await store.get('k')).toBeNull();
+        expect(await store.scan(null, 10)).toEqual([]);
+        const again = await create(store, 'k', 'w3');
+        expect(Number(again.manifest.version)).toBeGreaterThan(Number(gone.manifest.version));
+      });
+    });
+
+    describe('idempotency records', () => {
+      const response = { status: 201, body: { version: '7' }, headers: { etag: '"7"' } };
+
+      it('reserve a fresh token, report it pending, then done with the response', async () => {
+        const expiresAt = fx.clock.nowMs() + 60_000;
+        expect(await store.reserveIdempotency('t1', 'fp1', expiresAt)).toBeNull();
+        expect(await store.reserveIdempotency('t1', 'fp2', expiresAt)).toEqual({ state: 'pending', fingerprint: 'fp1' });
+        await store.completeIdempotency('t1', response);
+        expect(await store.reserveIdempotency('t1', 'fp1', expiresAt)).toEqual({
+          state: 'done',
+          fingerprint: 'fp1',
+          response,
+        });
+        // Releasing is for failed requests; it never drops a completed response.
+        await store.releaseIdempotency('t1');
+        expect(await store.reserveIdempotency('t1', 'fp1', expiresAt)).toMatchObject({ state: 'done' });
+      });
+
+      it('release a pending reservation so the token can be reserved again', async () => {
+        const expiresAt = fx.clock.nowMs() + 60_000;
+        expect(await store.reserveIdempotency('t1', 'fp1', expiresAt)).toBeNull();
+        await store.releaseIdempotency('t1');
+        expect(await store.reserveIdempotency('t1', 'fp2', expiresAt)).toBeNull();
+        expect(await store.reserveIdempotency('t1', 'fp3', expiresAt)).toEqual({ state: 'pending', fingerprint: 'fp2' });
+      });
+
+      it('treat an expired token as fresh and sweep expired records', async () => {
+        const now = fx.clock.nowMs();
+        expect(await store.reserveIdempotency('short', 'fp1', now + 1_000)).toBeNull();
+        await store.completeIdempotency('short', response);
+        expect(await store.reserveIdempotency('long', 'fp1', now + 60_000)).toBeNull();
+        await fx.clock.advance(PAST_TTL_MS);
+        expect(await store.reserveIdempotency('short', 'fp2', fx.clock.nowMs() + 1_000)).toBeNull();
+        expect(await store.reserveIdempotency('short', 'fp3', fx.clock.nowMs() + 1_000)).toEqual({
+          state: 'pending',
+          fingerprint: 'fp2',
+        });
+        expect(await store.expireIdempotency(fx.clock.nowMs() + 10_000)).toBe(1);
+        expect(await store.reserveIdempotency('short', 'fp4', now + 120_000)).toBeNull();
+        expect(await store.reserveIdempotency('long', 'fp1', now + 60_000)).toEqual({
+          state: 'pending',
+          fingerprint: 'fp1',
+        });
+      });
+    });
+
+    describe('repair hints', () => {
+      it('are deduplicated and taken at most `limit` at a time', async () => {
+        await store.addRepairHint('a');
+        await store.addRepairHint('b');
+        await store.addRepairHint('a');
+        await store.addRepairHint('中');
+        const first = await store.takeRepairHints(2);
+        expect(first).toHaveLength(2);
+        const rest = await store.takeRepairHints(10);
+        expect([...first, ...rest].sort()).toEqual(['a', 'b', '中']);
+        expect(await store.takeRepairHints(10)).toEqual([]);
+        await store.addRepairHint('a');
+        expect(await store.takeRepairHints(10)).toEqual(['a']);
+      });
+    });
+
+    describe('leadership', () => {
+      it('is granted to one holder at a time and renewed with the same term', async () => {
+        const a = await store.acquireLeadership('healer', 'A', TTL_MS);
+        expect(a).toMatchObject({ name: 'healer', holder: 'A' });
+        expect(await store.acquireLeadership('healer', 'B', TTL_MS)).toBeNull();
+        expect(await store.currentLeader('healer')).toBe('A');
+        expect(await store.currentLeader('other')).toBeNull();
+        await fx.clock.advance(TTL_MS / 2);
+        const renewed = await store.acquireLeadership('healer', 'A', TTL_MS);
+        expect(renewed).toEqual(a);
+        // The renewal extended the lease past the original expiry.
+        await fx.clock.advance(TTL_MS * 0.75);
+        expect(await store.currentLeader('healer')).toBe('A');
+        expect(await store.acquireLeadership('healer', 'B', TTL_MS)).toBeNull();
+      });
+
+      it('passes to another holder with a higher term once the lease expired', async () => {
+        const a = await store.acquireLeadership('healer', 'A', TTL_MS);
+        await fx.clock.advance(PAST_TTL_MS);
+        expect(await store.currentLeader('healer')).toBeNull();
+        const b = await store.acquireLeadership('healer', 'B', TTL_MS);
+        expect(b?.holder).toBe('B');
+        expect(b?.term).toBeGreaterThan(a?.term ?? Infinity);
+        expect(await store.currentLeader('healer')).toBe('B');
+        expect(await store.acquireLeadership('healer', 'A', TTL_MS)).toBeNull();
+      });
+
+      it('is released only by its own term, and the next term is higher', async () => {
+        const a = await store.acquireLeadership('healer', 'A', TTL_MS);
+        expect(a).not.toBeNull();
+        await store.releaseLeadership({ name: 'healer', holder: 'B', term: a?.term ?? 0 });
+        expect(await store.currentLeader('healer')).toBe('A');
+        if (a === null) throw new Error('A should lead');
+        await store.releaseLeadership(a);
+        expect(await store.currentLeader('healer')).toBeNull();
+        const b = await store.acquireLeadership('healer', 'B', TTL_MS);
+        expect(b?.term).toBeGreaterThan(a?.term ?? Infinity);
+        const again = await store.acquireLeadership('healer', 'A', TTL_MS);
+        expect(again).toBeNull();
+      });
+    });
+
+    describe('durability', () => {
+      it('keeps everything acknowledged across a restart', async () => {
+        const k = await create(store, 'k', 'w1');
+        const t = await create(store, 't', 'w2');
+        const gone = await remove(store, 't', 'w3', t.modRevision);
+        await store.abort({ key: 'x', writeId: 'dead', expectedModRevision: 0, nowMs: 1_000 });
+        await store.reserveIdempotency('tok', 'fp', fx.clock.nowMs() + 60_000);
+        await store.completeIdempotency('tok', { status: 200, body: null, headers: {} });
+        await store.addRepairHint('k');
+        const revision = await store.currentRevision();
+
+        store = await fx.reopen();
+
+        expect(await store.get('k')).toEqual({ manifest: k.manifest, modRevision: k.modRevision });
+        expect(await store.get('t')).toEqual({ manifest: gone.manifest, modRevision: gone.modRevision });
+        expect(await store.currentRevision()).toBeGreaterThanOrEqual(revision);
+        expect(await store.isAborted('dead')).toBe(true);
+        expect(await store.reserveIdempotency('tok', 'fp', fx.clock.nowMs() + 60_000)).toMatchObject({ state: 'done' });
+        expect(await store.takeRepairHints(10)).toEqual(['k']);
+        const next = await create(store, 'k', 'w4', k.modRevision);
+        expect(Number(next.manifest.version)).toBeGreaterThan(gone.modRevision);
+      });
+    });
+  });
+}

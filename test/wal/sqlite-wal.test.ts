@@ -1,0 +1,173 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isStrataError } from '../../internal/core/errors.js';
+import { SqliteWriteAheadLog } from '../../internal/wal/sqlite-wal.js';
+import type { WalRecord } from '../../internal/wal/write-ahead-log.js';
+import { runWriteAheadLogContract, type WriteAheadLogFixture } from '../contracts/write-ahead-log.contract.js';
+
+async function tempPath(): Promise<{ dir: string; path: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'strata-wal-'));
+  return { dir, path: join(dir, 'wal.sqlite') };
+}
+
+runWriteAheadLogContract('SqliteWriteAheadLog', async () => {
+  const { dir, path } = await tempPath();
+  const fx: WriteAheadLogFixture = {
+    wal: await SqliteWriteAheadLog.open({ path }),
+    async reopen() {
+      await fx.wal.close();
+      fx.wal = await SqliteWriteAheadLog.open({ path });
+      return fx.wal;
+    },
+    async cleanup() {
+      await fx.wal.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return fx;
+});
+
+function outcome(writeId: string): WalRecord {
+  return { type: 'outcome', key: 'k', writeId, outcome: 'committed', atMs: 0 };
+}
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+  const err = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(isStrataError(err) ? err.code : err).toBe(code);
+}
+
+/** Retries `check` until it passes or 5 s went by. */
+async function eventually(check: () => void): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    try {
+      check();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
+
+describe('SqliteWriteAheadLog', () => {
+  let dir: string;
+  let path: string;
+  let wal: SqliteWriteAheadLog;
+
+  beforeEach(async () => {
+    ({ dir, path } = await tempPath());
+    wal = await SqliteWriteAheadLog.open({ path, retentionChunkEntries: 10, pollIntervalMs: 20 });
+  });
+  afterEach(async () => {
+    await wal.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function retainedEntries(): number {
+    const db = new Database(path, { readonly: true });
+    try {
+      return db.prepare('SELECT count(*) FROM wal_entries').pluck().get() as number;
+    } finally {
+      db.close();
+    }
+  }
+
+  it('group-commits 200 concurrent appends in far fewer transactions', async () => {
+    const before = wal.stats();
+    await Promise.all(Array.from({ length: 200 }, (_, i) => wal.append(outcome(`w${i}`))));
+    const after = wal.stats();
+    expect(after.operations - before.operations).toBe(200);
+    expect(after.batches - before.batches).toBeLessThanOrEqual(5);
+  });
+
+  it('deletes only entries that every group has committed, in chunks, and never reuses offsets', async () => {
+    const g1 = await wal.consumer('g1');
+    const g2 = await wal.consumer('g2');
+    for (let i = 0; i < 35; i++) await wal.append(outcome(`w${i}`));
+    const all = await g1.poll(100, 0);
+    expect(all).toHaveLength(35);
+    const offsetOf = (i: number) => all[i]?.position.offset ?? -1;
+
+    await g1.commit({ partition: 0, offset: offsetOf(34) });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(retainedEntries()).toBe(35); // g2 has committed nothing yet
+
+    await g2.commit({ partition: 0, offset: offsetOf(19) });
+    await eventually(() => expect(retainedEntries()).toBe(15));
+    const g2Resumed = await wal.consumer('g2');
+    expect((await g2Resumed.poll(100, 0)).map((e) => e.record.writeId)).toEqual(
+      Array.from({ length: 15 }, (_, i) => `w${i + 20}`),
+    );
+
+    await g2.commit({ partition: 0, offset: offsetOf(34) });
+    await eventually(() => expect(retainedEntries()).toBe(0));
+    await wal.append(outcome('after'));
+    const [next] = await g1.poll(10, 1_000);
+    expect(next?.record.writeId).toBe('after');
+    expect(next?.position.offset).toBeGreaterThan(offsetOf(34));
+  });
+
+  it('a committed position never moves backwards', async () => {
+    const g = await wal.consumer('g');
+    for (let i = 0; i < 3; i++) await wal.append(outcome(`w${i}`));
+    const entries = await g.poll(10, 0);
+    await g.commit({ partition: 0, offset: entries[2]?.position.offset ?? -1 });
+    await g.commit({ partition: 0, offset: entries[0]?.position.offset ?? -1 });
+    await g.close();
+    expect(await (await wal.consumer('g')).poll(10, 0)).toEqual([]);
+  });
+
+  it('an append by another connection reaches a waiting poll within the poll interval', async () => {
+    const other = await SqliteWriteAheadLog.open({ path });
+    try {
+      const consumer = await wal.consumer('g');
+      const started = Date.now();
+      const polled = consumer.poll(10, 5_000);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      await other.append(outcome('from-elsewhere'));
+      expect((await polled).map((e) => e.record.writeId)).toEqual(['from-elsewhere']);
+      expect(Date.now() - started).toBeLessThan(1_000);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('a poll in flight when its consumer closes ends empty, and the next poll fails', async () => {
+    const consumer = await wal.consumer('g');
+    const polled = consumer.poll(10, 5_000);
+    await consumer.close();
+    expect(await polled).toEqual([]);
+    await expectCode(consumer.poll(10, 0), 'WAL_UNAVAILABLE');
+  });
+
+  it('a closed log fails with WAL_UNAVAILABLE', async () => {
+    const consumer = await wal.consumer('g');
+    const polled = consumer.poll(10, 5_000);
+    await wal.close();
+    expect(await polled).toEqual([]);
+    await expectCode(wal.append(outcome('w1')), 'WAL_UNAVAILABLE');
+    await expectCode(wal.consumer('g'), 'WAL_UNAVAILABLE');
+    await expectCode(consumer.poll(10, 0), 'WAL_UNAVAILABLE');
+    await expectCode(consumer.commit({ partition: 0, offset: 1 }), 'WAL_UNAVAILABLE');
+  });
+
+  it('close makes queued appends durable first', async () => {
+    const pending = wal.append(outcome('queued'));
+    await wal.close();
+    await pending;
+    wal = await SqliteWriteAheadLog.open({ path });
+    const consumer = await wal.consumer('g');
+    expect((await consumer.poll(10, 0)).map((e) => e.record.writeId)).toEqual(['queued']);
+  });
+
+  it('an unopenable path fails with WAL_UNAVAILABLE', async () => {
+    await expectCode(SqliteWriteAheadLog.open({ path: dir }), 'WAL_UNAVAILABLE');
+  });
+});
