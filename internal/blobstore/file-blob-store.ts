@@ -171,8 +171,8 @@ export class FileBlobStore implements BlobStore {
     return this.locks.run(header.id, () => this.putLocked(header, data, checksum));
   }
 
+  // A put or delete that was accepted before close() still completes: close waits for it.
   private async putLocked(header: BlobHeader, data: Buffer, checksum: string): Promise<BlobInfo> {
-    this.assertOpen();
     const existing = this.index.get(header.id);
     if (existing !== undefined) {
       // Check the stored copy first: a corrupt copy is replaced, a good one decides between retry and conflict.
@@ -238,7 +238,6 @@ export class FileBlobStore implements BlobStore {
     this.assertOpen();
     requireValidId(id);
     return this.locks.run(id, async () => {
-      this.assertOpen();
       if (!this.index.has(id)) return false;
       const file = blobFilePath(this.dir, id);
       try {

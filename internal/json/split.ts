@@ -232,7 +232,12 @@ export function decodeHotBlob(buf: Buffer): DecodedHot[] {
     if (!Array.isArray(entry) || entry.length !== 3) throw corrupt(`entry ${i} is not [pointer, offset, value]`);
     const [pointer, offset, value] = entry as [JsonValue, JsonValue, JsonValue];
     if (typeof pointer !== 'string') throw corrupt(`entry ${i} has no pointer string`);
-    const segments = parseJsonPointer(pointer, 'BLOB_CORRUPT', `hot blob entry ${i} pointer`);
+    let segments: string[];
+    try {
+      segments = parseJsonPointer(pointer, 'BLOB_CORRUPT', `entry ${i}: pointer`);
+    } catch (err) {
+      throw corrupt((err as Error).message);
+    }
     if (segments.length === 0) throw corrupt(`entry ${i} points at the whole document`);
     if (!(offset instanceof JsonNumber) || !/^(0|[1-9][0-9]{0,15})$/.test(offset.text)) {
       throw corrupt(`entry ${i} has no non-negative integer offset`);
