@@ -53,9 +53,8 @@ export interface HotSplice {
 export function splitDocument(doc: JsonObject, hotPaths: readonly (readonly string[])[]): SplitResult {
   const splitter = new Splitter();
   splitter.object(doc, buildTrie(hotPaths), []);
-  const coldText = Buffer.from(splitter.pieces.join(''), 'utf8');
-  assert(coldText.length === splitter.coldBytes, 'split: cold bytes counted as emitted');
-  return { coldText, hot: splitter.hot, logicalBytes: splitter.coldBytes + splitter.hotBytes };
+  const coldText = splitter.finish();
+  return { coldText, hot: splitter.hot, logicalBytes: coldText.length + splitter.hotBytes };
 }
 
 interface PathTrie {
@@ -84,16 +83,37 @@ function buildTrie(paths: readonly (readonly string[])[]): PathTrie {
   return root;
 }
 
+/**
+ * Writes the cold text. Cold pieces are collected as strings and encoded to UTF-8 in one go whenever a byte
+ * offset is needed (at each hot member) and at the end, so each byte is encoded once and never measured
+ * separately, however many small members the document has.
+ */
 class Splitter {
-  readonly pieces: string[] = [];
   readonly hot: HotEntry[] = [];
-  coldBytes = 0;
   /** Bytes the hot members add back: their `"name":value` fragments and the commas they need. */
   hotBytes = 0;
+  private pending: string[] = [];
+  private readonly chunks: Buffer[] = [];
+  private encodedBytes = 0;
 
   private emit(text: string): void {
-    this.pieces.push(text);
-    this.coldBytes += Buffer.byteLength(text, 'utf8');
+    this.pending.push(text);
+  }
+
+  /** Bytes of cold text written so far. */
+  private offset(): number {
+    if (this.pending.length > 0) {
+      const chunk = Buffer.from(this.pending.join(''), 'utf8');
+      this.pending = [];
+      this.chunks.push(chunk);
+      this.encodedBytes += chunk.length;
+    }
+    return this.encodedBytes;
+  }
+
+  finish(): Buffer {
+    const total = this.offset();
+    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, total);
   }
 
   object(obj: JsonObject, trie: PathTrie, path: string[]): void {
@@ -108,7 +128,7 @@ class Splitter {
       if (child?.hot) {
         const segments = [...path, name];
         const valueText = serializeJson(value);
-        this.hot.push({ pointer: formatPointer(segments), segments, offset: this.coldBytes, valueText });
+        this.hot.push({ pointer: formatPointer(segments), segments, offset: this.offset(), valueText });
         this.hotBytes += Buffer.byteLength(nameText, 'utf8') + 1 + Buffer.byteLength(valueText, 'utf8');
         hotMembers++;
         continue;
