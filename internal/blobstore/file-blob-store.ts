@@ -32,8 +32,8 @@ export const BLOB_NAME_BYTES_MAX = 128;
 export const OPEN_CONCURRENCY_DEFAULT = 32;
 /** Longest single sleep of a scrub, so that an abort is noticed promptly even when the clock cannot be cancelled. */
 const SCRUB_SLEEP_SLICE_MS = 250;
-/** Number of shard directories: the first byte of sha256(id), as two lowercase hex digits. */
-const SHARD_COUNT = 256;
+/** Shard directories are named by the first byte of sha256(id), as two lowercase hex digits. */
+const SHARD_NAME_PATTERN = /^[0-9a-f]{2}$/;
 
 export interface FileBlobStoreOptions {
   /** Data directory; created when absent. The store owns everything under it. */
@@ -81,10 +81,6 @@ function shardOf(id: string): string {
   return createHash('sha256').update(id, 'ascii').digest('hex').slice(0, 2);
 }
 
-function shardNames(): string[] {
-  return Array.from({ length: SHARD_COUNT }, (_, i) => i.toString(16).padStart(2, '0'));
-}
-
 export class FileBlobStore implements BlobStore {
   readonly dir: string;
   private readonly blobsDir: string;
@@ -94,13 +90,15 @@ export class FileBlobStore implements BlobStore {
   private readonly index = new Map<string, IndexEntry>();
   private readonly ids: SortedIds;
   private readonly locks = new KeyedMutex();
+  /** Shard directories known to exist (and to be durable); the others are created on first use. */
+  private readonly shards: Set<string>;
   private bytesUsed = 0;
   private payloadBytes = 0;
   /** Bytes of puts in progress, counted against capacityBytes so concurrent puts cannot overshoot it. */
   private bytesReserved = 0;
   private closed = false;
 
-  private constructor(options: FileBlobStoreOptions, entries: IndexEntry[]) {
+  private constructor(options: FileBlobStoreOptions, shards: string[], entries: IndexEntry[]) {
     this.dir = path.resolve(options.dir);
     this.blobsDir = path.join(this.dir, 'blobs');
     this.tmpDir = path.join(this.dir, 'tmp');
@@ -112,6 +110,7 @@ export class FileBlobStore implements BlobStore {
       this.payloadBytes += entry.info.size;
     }
     this.ids = SortedIds.from(this.index.keys());
+    this.shards = new Set(shards);
   }
 
   /**
@@ -131,16 +130,15 @@ export class FileBlobStore implements BlobStore {
     await mkdir(dir, { recursive: true });
     await mkdir(blobsDir, { recursive: true });
     await mkdir(tmpDir, { recursive: true });
-    for (const shard of shardNames()) await mkdir(path.join(blobsDir, shard), { recursive: true });
-    await fsyncDir(blobsDir);
     await fsyncDir(dir);
 
     // A temp file is a put that never reached its rename: it was never acknowledged, so it goes.
     for (const name of await readdir(tmpDir)) await rm(path.join(tmpDir, name), { force: true, recursive: true });
     await fsyncDir(tmpDir);
 
+    const shards = (await readdir(blobsDir)).filter((name) => SHARD_NAME_PATTERN.test(name));
     const ids: string[] = [];
-    for (const shard of shardNames()) {
+    for (const shard of shards) {
       for (const name of await readdir(path.join(blobsDir, shard))) {
         // Anything else was not written by this store; leave it alone rather than guess.
         if (isValidBlobId(name) && shardOf(name) === shard) ids.push(name);
@@ -156,7 +154,7 @@ export class FileBlobStore implements BlobStore {
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, ids.length) }, worker));
-    return new FileBlobStore(options, entries);
+    return new FileBlobStore(options, shards, entries);
   }
 
   async put(header: BlobHeader, data: Buffer): Promise<BlobInfo> {
@@ -200,6 +198,7 @@ export class FileBlobStore implements BlobStore {
       const finalPath = blobFilePath(this.dir, header.id);
       const tmpPath = path.join(this.tmpDir, `${header.id}.${randomBytes(8).toString('hex')}.tmp`);
       await writeTempFile(tmpPath, head, data);
+      await this.ensureShardDir(path.dirname(finalPath));
       try {
         await rename(tmpPath, finalPath);
       } catch (err) {
@@ -334,6 +333,15 @@ export class FileBlobStore implements BlobStore {
     else if (result.state === 'ok') delete entry.info.corrupt;
     // The file vanished behind the store's back (an operator, a failing disk): the blob is gone.
     else this.removeEntry(id);
+  }
+
+  /** Creates a shard directory on first use, durably: its entry in blobs/ is fsynced before a blob goes in. */
+  private async ensureShardDir(shardDir: string): Promise<void> {
+    const shard = path.basename(shardDir);
+    if (this.shards.has(shard)) return;
+    await mkdir(shardDir, { recursive: true });
+    await fsyncDir(this.blobsDir);
+    this.shards.add(shard);
   }
 
   private reserve(id: string, fileBytes: number): void {

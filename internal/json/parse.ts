@@ -141,7 +141,8 @@ class Parser {
       let value: JsonValue;
       if (c === LBRACE || c === LBRACKET) {
         if (stack.length + 1 > this.depthMax) {
-          this.failLimit('DOCUMENT_TOO_DEEP', `nests deeper than ${this.depthMax} levels`, this.pos, ' (objects and arrays both count)');
+          const reason = `nests deeper than ${this.depthMax} levels`;
+          this.failLimit('DOCUMENT_TOO_DEEP', reason, this.pos, ' (objects and arrays both count)');
         }
         this.pos++;
         this.skipWhitespace();

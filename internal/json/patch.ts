@@ -78,7 +78,8 @@ export function applyJsonPatch(doc: JsonValue, ops: JsonValue, opsMax: number = 
     } catch (err) {
       if (!(err instanceof OpFailure)) throw err;
       const show = (p: string[]): string => formatPointer(p) || '""';
-      const where = operation.from === undefined ? show(operation.path) : `${show(operation.from)} to ${show(operation.path)}`;
+      const where =
+        operation.from === undefined ? show(operation.path) : `${show(operation.from)} to ${show(operation.path)}`;
       throw new StrataError('PATCH_FAILED', `operation ${i} (${operation.op} ${where}): ${err.message}`);
     }
   });
@@ -140,8 +141,12 @@ class Patcher {
     }
     const parent = this.ownedContainer(path.slice(0, -1));
     const last = path[path.length - 1]!;
-    if (Array.isArray(parent)) parent.splice(last === '-' ? parent.length : arrayIndex(last, parent.length, true), 0, value);
-    else parent.set(last, value); // an existing member keeps its place
+    if (Array.isArray(parent)) {
+      const index = last === '-' ? parent.length : arrayIndex(last, parent.length, true);
+      parent.splice(index, 0, value);
+    } else {
+      parent.set(last, value); // an existing member keeps its place
+    }
   }
 
   private remove(path: string[]): JsonValue {

@@ -21,7 +21,8 @@ export function parseJsonPointer(pointer: string, code: ErrorCode, what = 'JSON 
     .map((segment) => {
       if (!segment.includes('~')) return segment;
       if (/~(?![01])/.test(segment)) {
-        throw new StrataError(code, `${what} ${quote(pointer)} has a '~' not followed by 0 or 1 (write ~0 for '~', ~1 for '/')`);
+        const reason = `has a '~' not followed by 0 or 1 (write ~0 for '~', ~1 for '/')`;
+        throw new StrataError(code, `${what} ${quote(pointer)} ${reason}`);
       }
       // One pass, so "~01" becomes "~1" and not "/" (RFC 6901 section 4).
       return segment.replace(/~[01]/g, (m) => (m === '~1' ? '/' : '~'));

@@ -224,7 +224,9 @@ describe('FileBlobStore', () => {
   it('ignores files it did not write in its shard directories', async () => {
     let store = await openStore();
     await store.close();
+    await mkdir(path.join(dir, 'blobs', '00'), { recursive: true });
     await writeFile(path.join(dir, 'blobs', '00', 'not a blob'), 'x');
+    await writeFile(path.join(dir, 'blobs', '00', 'A1.hot-0'), 'in the wrong shard directory');
     await mkdir(path.join(dir, 'blobs', 'zz'));
     store = await openStore();
     expect(await store.list(null, 10)).toEqual([]);

@@ -55,8 +55,8 @@ function randomExistingPath(random: Random, doc: JsonObject): string[] {
   const path: string[] = [];
   let node: JsonValue = doc;
   while (isJsonObject(node) && node.size > 0) {
-    const names = [...node.keys()];
-    const name = pick(random, names);
+    const names: string[] = [...node.keys()];
+    const name: string = pick(random, names);
     path.push(name);
     node = node.get(name)!;
     if (random() < 0.5) break;

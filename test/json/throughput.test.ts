@@ -43,7 +43,7 @@ describe('throughput on large string members', () => {
         split = splitDocument(doc!, [['like_count'], ['views']]);
       });
       const hashMs = bestMs(3, () => coldHash(split.coldText));
-      let merged = Buffer.alloc(0);
+      let merged: Buffer = Buffer.alloc(0);
       const mergeMs = bestMs(3, () => {
         merged = mergeDocument(split.coldText, split.hot);
       });

@@ -90,7 +90,8 @@ describe('storage node HTTP API', () => {
   });
 
   it('answers 400 INVALID_REQUEST for invalid ids, never 500', async () => {
-    for (const path of ['/v1/blobs/a%2Fb', '/v1/blobs/.hidden', '/v1/blobs/a..b/info', '/v1/blobs/%2E%2E', '/v1/blobs/a%00b']) {
+    // (An escaped "%2E%2E" segment never arrives: URL parsing resolves it as ".." before the request is sent.)
+    for (const path of ['/v1/blobs/a%2Fb', '/v1/blobs/.hidden', '/v1/blobs/a..b/info', '/v1/blobs/a%00b', '/v1/blobs/x%2E%2E']) {
       await expectError(await call(path), 400, 'INVALID_REQUEST');
     }
     await expectError(await call('/v1/blobs/%E0%A4%A'), 400, 'INVALID_REQUEST');

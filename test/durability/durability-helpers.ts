@@ -1,0 +1,168 @@
+/**
+ * Shared pieces of the durability tests: documents whose exact bytes are known, views of /stat and of the nodes'
+ * inventories, and the failures the tests inject (a flipped byte on disk, a blob no manifest knows).
+ */
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import { blobFilePath } from '../../internal/blobstore/file-blob-store.js';
+import { blobIdOf, newWriteId } from '../../internal/core/ids.js';
+import type { BlobInfo } from '../../internal/blobstore/blob-store.js';
+import type { WalRecord } from '../../internal/wal/write-ahead-log.js';
+import { inventory, type TestCluster } from '../helpers/cluster.js';
+
+export const STRATEGIES = ['replication', 'ec', 'field_hybrid'] as const;
+export type StrategyName = (typeof STRATEGIES)[number];
+
+export interface StatRef {
+  node: string;
+  blob: string;
+  state: string;
+  part?: string;
+  index?: number;
+  size: number;
+}
+
+export interface StatBody {
+  key: string;
+  version: string;
+  strategy: StrategyName;
+  dirty: boolean;
+  write_id: string;
+  hot: StatRef[];
+  cold: StatRef[];
+}
+
+/** The parsed JSON body of a response (the tests know its shape). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function json(res: Response): Promise<any> {
+  return res.json();
+}
+
+export async function stat(cluster: TestCluster, key: string): Promise<StatBody> {
+  const res = await cluster.fetch(`/stat/${encodeURIComponent(key)}`);
+  if (res.status !== 200) throw new Error(`stat ${key}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as StatBody;
+}
+
+export function refsOf(s: StatBody): StatRef[] {
+  return [...s.hot, ...s.cold];
+}
+
+/** `node/blob` of every blob a manifest references. */
+export function refNames(s: StatBody): string[] {
+  return refsOf(s).map((r) => `${r.node}/${r.blob}`);
+}
+
+/** Every blob on every running node, with its header (key, write id, part), keyed `node/blob`. */
+export async function fullInventory(cluster: TestCluster): Promise<Map<string, BlobInfo & { node: string }>> {
+  const out = new Map<string, BlobInfo & { node: string }>();
+  for (const node of cluster.nodes) {
+    if (!node.server) continue;
+    let after: string | null = null;
+    for (;;) {
+      const page = await node.server.store.list(after, 1000);
+      for (const b of page) out.set(`${node.id}/${b.id}`, { ...b, node: node.id });
+      if (page.length < 1000) break;
+      after = page[page.length - 1]!.id;
+    }
+  }
+  return out;
+}
+
+/** The inventory entries (`node/blob`) that belong to `key`. */
+export async function blobsOfKey(cluster: TestCluster, key: string): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const [name, info] of await fullInventory(cluster)) if (info.key === key) out.add(name);
+  return out;
+}
+
+/** Inventory entries whose blob id belongs to `writeId`. */
+export async function blobsOfWrite(cluster: TestCluster, writeId: string): Promise<string[]> {
+  return [...(await inventory(cluster)).values()].filter((b) => b.id.startsWith(`${writeId}.`)).map((b) => `${b.node}/${b.id}`);
+}
+
+/**
+ * A compact JSON document of about `targetBytes` with hot members `like_count` and `view_count` (the default hot
+ * fields), nested objects, unicode, and number text that JavaScript numbers could not keep. Reading it back must
+ * give exactly these bytes.
+ */
+export function docText(seed: number, targetBytes: number, hot: { like_count?: number; view_count?: number; views?: number } = {}): string {
+  const like = hot.like_count ?? seed;
+  const view = hot.view_count ?? seed * 10;
+  const head = `{"id":1234567890123456789${seed % 10},"like_count":${like},"title":"doc ${seed} héllo 😀","price":19.90,` +
+    `"stats":{"views":${hot.views ?? seed},"ratio":1.0E-7},"items":[`;
+  const tail = `],"view_count":${view},"done":true}`;
+  // The number of items depends on targetBytes alone, so documents that differ only in hot values differ only there.
+  const items: string[] = [];
+  const count = Math.max(1, Math.round(targetBytes / 62));
+  for (let i = 0; i < count; i++) {
+    items.push(`{"i":${i},"s":${seed},"v":"${'abcdefghij'.repeat(3)}-${(i * 7919 + seed) % 100003}","n":${i}.50}`);
+  }
+  return head + items.join(',') + tail;
+}
+
+/** Flips one payload byte of a blob file on disk, behind the store's back (bit rot). */
+export async function flipPayloadByte(cluster: TestCluster, nodeId: string, blobId: string): Promise<void> {
+  const node = cluster.nodes.find((n) => n.id === nodeId)!;
+  const file = blobFilePath(node.dataDir, blobId);
+  const handle = await open(file, 'r+');
+  try {
+    const { size } = await handle.stat();
+    // The payload is the tail of the file (README: prefix, header, payload), so the last byte is payload.
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, size - 1);
+    byte[0] = byte[0]! ^ 0x5a;
+    await handle.write(byte, 0, 1, size - 1);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export function storeOf(cluster: TestCluster, nodeId: string) {
+  const node = cluster.nodes.find((n) => n.id === nodeId)!;
+  if (!node.server) throw new Error(`${nodeId} is not running`);
+  return node.server.store;
+}
+
+/** Puts a blob that no write intent and no manifest knows, as a crashed gateway from long ago would leave. */
+export async function putOrphan(cluster: TestCluster, nodeId: string, key: string): Promise<string> {
+  const writeId = newWriteId();
+  const id = blobIdOf(writeId, 'hot-0');
+  const node = cluster.nodes.find((n) => n.id === nodeId)!;
+  await node.client.put({ id, key, writeId, part: 'hot-0', meta: '{"strategy":"replication","role":"hot"}' }, Buffer.from('{"orphan":true}'));
+  return id;
+}
+
+/** Every record in the WAL, read by a consumer group of its own (so the healer's position is not disturbed). */
+export async function walRecords(cluster: TestCluster, group: string): Promise<WalRecord[]> {
+  const consumer = await cluster.wal.consumer(group);
+  const out: WalRecord[] = [];
+  try {
+    for (;;) {
+      const entries = await consumer.poll(1000, 0);
+      out.push(...entries.map((e) => e.record));
+      if (entries.length < 1000) break;
+    }
+  } finally {
+    await consumer.close();
+  }
+  return out;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` until it returns true or `timeoutMs` passes. */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+export function dataDirOf(cluster: TestCluster): string {
+  return path.resolve(cluster.dataDir);
+}
