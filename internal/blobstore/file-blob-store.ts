@@ -198,8 +198,8 @@ export class FileBlobStore implements BlobStore {
       const finalPath = blobFilePath(this.dir, header.id);
       const tmpPath = path.join(this.tmpDir, `${header.id}.${randomBytes(8).toString('hex')}.tmp`);
       await writeTempFile(tmpPath, head, data);
-      await this.ensureShardDir(path.dirname(finalPath));
       try {
+        await this.ensureShardDir(path.dirname(finalPath));
         await rename(tmpPath, finalPath);
       } catch (err) {
         await rm(tmpPath, { force: true });
@@ -209,6 +209,8 @@ export class FileBlobStore implements BlobStore {
       this.setEntry({ info: stored, fileBytes });
       await fsyncDir(path.dirname(finalPath));
       return copyInfo(stored);
+    } catch (err) {
+      throw diskFullOr(err, header.id);
     } finally {
       this.bytesReserved -= fileBytes;
     }
@@ -424,14 +426,19 @@ async function writeTempFile(tmpPath: string, head: Buffer, data: Buffer): Promi
     await handle?.close().catch(() => undefined);
     handle = undefined;
     await rm(tmpPath, { force: true });
-    const code = errnoCode(err);
-    if (code === 'ENOSPC' || code === 'EDQUOT') {
-      throw new StrataError('DISK_FULL', `no space left for blob file ${path.basename(tmpPath)} (${code})`);
-    }
     throw err;
   } finally {
     await handle?.close();
   }
+}
+
+/** The file system is out of space (or quota): an operating condition with its own code, not an I/O failure. */
+function diskFullOr(err: unknown, id: string): unknown {
+  const code = errnoCode(err);
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new StrataError('DISK_FULL', `no space left on the device for blob ${id} (${code})`);
+  }
+  return err;
 }
 
 function requireValidId(id: unknown): asserts id is string {

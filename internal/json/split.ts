@@ -155,7 +155,8 @@ const COMMA = 0x2c;
  * Rebuilds serializeJson(original) by splicing each hot member into the cold bytes at its offset. Entries at
  * one offset keep their given order. The comma rule needs only the two bytes around the offset: after the
  * parent's '{' the member leads (and needs a comma after it unless the object is otherwise empty); after a
- * value it follows (and needs a comma before it). The cold text is never parsed.
+ * value it follows (and needs a comma before it). The cold text is never parsed. With no hot entries the cold
+ * Buffer itself is returned (treat it as read-only).
  */
 export function mergeDocument(coldText: Buffer, hot: readonly HotSplice[]): Buffer {
   if (hot.length === 0) return coldText;

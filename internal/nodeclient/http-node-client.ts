@@ -88,9 +88,6 @@ export class HttpNodeClient implements NodeClient {
       connections: options.connectionsMax ?? NODE_CONNECTIONS_DEFAULT,
       keepAliveTimeout: options.keepAliveMs ?? NODE_KEEP_ALIVE_MS_DEFAULT,
       connect: { timeout: options.connectTimeoutMs ?? Math.min(NODE_CONNECT_TIMEOUT_MS_DEFAULT, this.timeoutMs) },
-      // The per-call deadline below is what bounds a call; these only stop undici's own 300 s defaults.
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
     });
   }
 
@@ -107,10 +104,10 @@ export class HttpNodeClient implements NodeClient {
         path: blobPath(header.id),
         headers: {
           'content-type': 'application/octet-stream',
-          [NODE_HEADERS.key]: encodeURIComponent(header.key),
-          [NODE_HEADERS.writeId]: encodeURIComponent(header.writeId),
-          [NODE_HEADERS.part]: encodeURIComponent(header.part),
-          [NODE_HEADERS.meta]: encodeURIComponent(header.meta),
+          [NODE_HEADERS.key]: encodeField('key', header.key),
+          [NODE_HEADERS.writeId]: encodeField('writeId', header.writeId),
+          [NODE_HEADERS.part]: encodeField('part', header.part),
+          [NODE_HEADERS.meta]: encodeField('meta', header.meta),
           // The node checks it, so bytes damaged on the way are refused instead of stored.
           [NODE_HEADERS.checksum]: createHash('sha256').update(data).digest('hex'),
         },
@@ -225,6 +222,9 @@ export class HttpNodeClient implements NodeClient {
         headers: { authorization: this.authorization, ...call.headers },
         body: call.body ?? null,
         signal: controller.signal,
+        // The deadline above bounds the call; undici's own timers must not cut a longer per-call deadline short.
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
       });
       const ok = response.statusCode >= 200 && response.statusCode < 300;
       const body = await readBounded(response, ok ? bytesMax : NODE_ERROR_BODY_BYTES_MAX);
@@ -311,6 +311,16 @@ async function readBounded(response: Dispatcher.ResponseData, bytesMax: number):
   }
   if (target !== null) return received === target.length ? target : target.subarray(0, received);
   return Buffer.concat(chunks, received);
+}
+
+/** Percent-encoded UTF-8 for a header value; a string that is not valid UTF-16 has no UTF-8 form. */
+function encodeField(name: string, value: string): string {
+  if (typeof value !== 'string') throw new StrataError('INVALID_REQUEST', `header.${name} is not a string`);
+  try {
+    return encodeURIComponent(value);
+  } catch {
+    throw new StrataError('INVALID_REQUEST', `header.${name} contains a lone surrogate and cannot be sent as UTF-8`);
+  }
 }
 
 function requireValidId(id: string): void {

@@ -52,6 +52,11 @@ export class ReadService {
     return stored;
   }
 
+  /** The stored manifest of `key` (tombstones included), or null. */
+  currentManifest(key: string): Promise<StoredManifest | null> {
+    return this.deps.metadata.get(key);
+  }
+
   async read(key: string, options: { fields?: string[][]; ifNoneMatch?: string } = {}): Promise<ReadResult> {
     let stored = await this.liveManifest(key);
     for (let attempt = 0; ; attempt++) {

@@ -3,18 +3,18 @@
  * write-service.ts. A patch that touches only hot members present in the document is applied to the hot part
  * alone: the cold text is neither read nor re-encoded, and the stored cold shards are reused.
  */
-import { StrataError } from '../core/errors.js';
+import { StrataError, isStrataError } from '../core/errors.js';
 import { parseJson } from '../json/parse.js';
 import { applyJsonPatch, applyMergePatch, patchTouchedPointers } from '../json/patch.js';
 import { parseFieldPath } from '../json/pointer.js';
 import { serializeJson } from '../json/serialize.js';
 import { encodeHotBlob, type DecodedHot } from '../json/split.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../json/value.js';
-import type { Manifest, Strategy } from '../manifest/manifest.js';
+import type { Manifest, StoredManifest, Strategy } from '../manifest/manifest.js';
 import type { HotFieldPolicy } from '../policy/hot-fields.js';
 import type { ReadService } from '../readservice/read-service.js';
 import { hotBytesOf, planDocument, type DocumentPlan } from './plan.js';
-import type { CommittedWrite, Preconditions, WriteService } from './write-service.js';
+import { StalePlanError, type CommittedWrite, type Preconditions, type WriteService } from './write-service.js';
 
 export interface DocumentLimits {
   bodyBytesMax: number;
@@ -72,9 +72,9 @@ export class DocumentOps {
       }
       const manifest = current.manifest;
       if (manifest.strategy === 'field_hybrid' && touchesOnlyHot(manifest, request)) {
-        return { kind: 'document', plan: await this.planHotPatch(manifest, request) };
+        return { kind: 'document', plan: await this.planHotPatch(current, request) };
       }
-      const bytes = await this.reads.readDocument(manifest);
+      const bytes = await this.readOrRestart(current, () => this.reads.readDocument(manifest));
       const doc = parseJson(bytes, { depthMax: Number.MAX_SAFE_INTEGER, membersMax: Number.MAX_SAFE_INTEGER, what: 'stored document' });
       const patched = applyPatch(doc, request);
       if (!isJsonObject(patched)) {
@@ -96,8 +96,9 @@ export class DocumentOps {
   }
 
   /** Applies the patch to the hot members alone and plans a pure hot update. */
-  private async planHotPatch(manifest: Manifest, request: PatchRequest): Promise<DocumentPlan> {
-    const entries = await this.reads.readHotEntries(manifest);
+  private async planHotPatch(current: StoredManifest, request: PatchRequest): Promise<DocumentPlan> {
+    const manifest = current.manifest;
+    const entries = await this.readOrRestart(current, () => this.reads.readHotEntries(manifest));
     const partial: JsonObject = new Map();
     for (const entry of entries) setAt(partial, entry.segments, entry.value);
     const patched = applyPatch(partial, request);
@@ -129,6 +130,21 @@ export class DocumentOps {
       hotBytes,
       coldBytes: manifest.bytes.cold,
     };
+  }
+
+  /**
+   * Reads part of the document a patch applies to. When that fails because a newer write released the blobs
+   * meanwhile, the patch starts again from the newer manifest instead of failing.
+   */
+  private async readOrRestart<T>(current: StoredManifest, read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (error) {
+      if (!isStrataError(error, 'INSUFFICIENT_NODES')) throw error;
+      const latest = await this.reads.currentManifest(current.manifest.key);
+      if (latest?.modRevision !== current.modRevision) throw new StalePlanError(current.manifest.key);
+      throw error;
+    }
   }
 
   private checkLimits(doc: JsonObject): void {

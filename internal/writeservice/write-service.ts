@@ -11,6 +11,7 @@
  */
 import type { NodePool } from '../cluster/node-pool.js';
 import type { Clock } from '../core/clock.js';
+import { assert } from '../core/assert.js';
 import { StrataError, isStrataError } from '../core/errors.js';
 import { blobIdOf, newWriteId } from '../core/ids.js';
 import {
@@ -79,6 +80,17 @@ export type PlannedChange =
   | { kind: 'document'; plan: DocumentPlan; hotOnly?: boolean }
   | { kind: 'tombstone' };
 
+/**
+ * Thrown by a planner when the manifest it planned on went away while it read the document (a newer write
+ * released the blobs): the protocol re-reads the manifest and plans again.
+ */
+export class StalePlanError extends Error {
+  constructor(key: string) {
+    super(`the blobs of "${key}" changed while planning`);
+    this.name = 'StalePlanError';
+  }
+}
+
 /** Thrown inside an attempt when the commit lost a compare-and-set race. */
 class CommitConflict {
   constructor(readonly current: StoredManifest | null) {}
@@ -97,7 +109,14 @@ export class WriteService {
     let current = await this.deps.metadata.get(key);
     for (let attempt = 0; attempt < LIMITS.commitRetriesMax; attempt++) {
       checkPreconditions(key, current, preconditions);
-      const change = await plan(current);
+      let change: PlannedChange;
+      try {
+        change = await plan(current);
+      } catch (error) {
+        if (!(error instanceof StalePlanError)) throw error;
+        current = await this.deps.metadata.get(key);
+        continue;
+      }
       const outcome = await this.attempt(key, current, change);
       if (outcome instanceof CommitConflict) {
         if (preconditions.ifMatch !== undefined || preconditions.ifNoneMatch) {
@@ -147,6 +166,7 @@ export class WriteService {
       coldTargets = this.coldTargets(key, writeId, plan, encoded.shards, encoded.layout);
     }
     const reused: BlobRef[] = reuse ? live!.cold.map((ref) => ({ ...ref })) : [];
+    assert(plan.strategy === 'replication' || reuse || plan.coldText !== null, 'a plan without cold text reuses the cold shards');
     const created = [...hotTargets, ...coldTargets];
 
     await this.deps.wal.append({

@@ -55,6 +55,13 @@ export function runNodeClientContract(
       expect(await client.stat('N2.shard-5')).toMatchObject({ key: h.key, meta: h.meta, size: 0 });
     });
 
+    it('carries the largest key and meta, even in characters that need escaping', async () => {
+      const { client } = await make();
+      const h = header('N2.shard-4', { key: '/'.repeat(LIMITS.keyBytesMax), meta: '"'.repeat(LIMITS.blobMetaBytesMax) });
+      await client.put(h, payload(10));
+      expect(await client.stat('N2.shard-4')).toMatchObject({ key: h.key, meta: h.meta });
+    });
+
     it('accepts an identical retry and refuses different bytes with BLOB_EXISTS', async () => {
       const { client } = await make();
       const first = await client.put(header('N3.hot-0'), payload(100, 1));

@@ -219,3 +219,34 @@ describe('storage node background scrub', () => {
     }
   });
 });
+
+describe('storage node start-up', () => {
+  it('fails to start on a port already in use, and releases its store', async () => {
+    const first = await makeTempDir('node-port');
+    const second = await makeTempDir('node-port');
+    const node = await startStorageNode({ nodeId: 'a', dataDir: first.dir, host: '127.0.0.1', port: 0, token: TOKEN });
+    try {
+      await expect(
+        startStorageNode({ nodeId: 'b', dataDir: second.dir, host: '127.0.0.1', port: node.port, token: TOKEN }),
+      ).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    } finally {
+      await node.stop();
+      await first.remove();
+      await second.remove();
+    }
+  });
+
+  it('reports the address clients dial, with the port it was given', async () => {
+    const tmp = await makeTempDir('node-port');
+    const node = await startStorageNode({ nodeId: 'c', dataDir: tmp.dir, host: '127.0.0.1', port: 0, token: TOKEN });
+    try {
+      expect(node.port).toBeGreaterThan(0);
+      expect(node.address).toBe(`http://127.0.0.1:${node.port}`);
+      expect(node.nodeId).toBe('c');
+    } finally {
+      await node.stop();
+      await node.stop(); // idempotent
+      await tmp.remove();
+    }
+  });
+});
