@@ -2,11 +2,13 @@
  * The gateway's HTTP app: routes, the error table, 404 and 405.
  */
 import { Hono } from 'hono';
+import { getPath } from 'hono/utils/url';
 import { StrataError } from '../core/errors.js';
 import { registerDocumentRoutes } from './document-routes.js';
 import { errorBody, errorResponse } from './errors.js';
 import type { GatewayDeps } from './gateway-deps.js';
 import { registerOpsRoutes } from './ops-routes.js';
+import { rawRequestPath } from './request.js';
 
 /** Paths and the methods they accept, so that a wrong method is told 405 with the right ones in Allow. */
 const ROUTE_METHODS: readonly [RegExp, string][] = [
@@ -23,7 +25,10 @@ const ROUTE_METHODS: readonly [RegExp, string][] = [
 ];
 
 export function createGatewayApp(deps: GatewayDeps, extras: { repairBacklog?: () => number | null } = {}): Hono {
-  const app = new Hono();
+  // Route on the request target as sent, not on the URL with its dot segments removed (see rawRequestPath).
+  const app = new Hono({
+    getPath: (request, options) => getPath({ url: `http://gateway${rawRequestPath(request.url, options?.env)}` } as Request),
+  });
   registerDocumentRoutes(app, deps);
   registerOpsRoutes(app, deps, extras);
 

@@ -41,14 +41,25 @@ export function decodeComponent(raw: string, what: string, plusIsSpace: boolean)
 }
 
 /**
+ * The path of the request target as the client sent it, still percent-encoded. The node adapter builds the
+ * Request URL with the WHATWG parser, which removes dot segments: `/read/..` and even `/read/%2E%2E` arrive
+ * as `/`, so the keys "." and ".." (which api.md allows) could be written but never read, patched or
+ * deleted. Routing (app.ts) and key extraction therefore use the raw target when node:http passes it, and
+ * the URL only otherwise (another runtime, or an absolute-form target).
+ */
+export function rawRequestPath(url: string, env: unknown): string {
+  const target = (env as { incoming?: IncomingMessage } | undefined)?.incoming?.url;
+  const source = target !== undefined && target.startsWith('/') ? target : url.slice(url.indexOf('/', url.indexOf('//') + 2));
+  const end = source.search(/[?#]/);
+  return end === -1 ? source : source.slice(0, end);
+}
+
+/**
  * The key after a route prefix such as `/read/`, decoded from the raw path. We do not use the router's decoded
  * parameters because a key may contain `%` and `/`: only one decoding of the raw path gives back the key.
  */
 export function keyFromPath(c: Context, prefix: string): string {
-  const url = c.req.url;
-  const pathStart = url.indexOf('/', url.indexOf('//') + 2);
-  const queryStart = url.indexOf('?', pathStart);
-  const rawPath = url.slice(pathStart, queryStart === -1 ? undefined : queryStart);
+  const rawPath = rawRequestPath(c.req.url, c.env);
   if (!rawPath.startsWith(prefix)) throw new StrataError('INVALID_KEY', 'a key is required in the path');
   return validateKey(decodeComponent(rawPath.slice(prefix.length), 'key', false));
 }

@@ -169,6 +169,16 @@ export async function fetchShards(
       if (error) reject(Object.assign(error, { problems }));
       else resolve({ shards, problems });
     };
+    const giveUpIfExhausted = (): void => {
+      // Every shard has been asked and answered, and too few were good. This must be checked after a success
+      // as well as after a failure: when the last answer to arrive is a good shard that still leaves the count
+      // below `need`, nothing else would ever settle the promise and the read would hang.
+      if (done || good >= options.need || next < order.length || inFlight > 0) return;
+      finish(new StrataError(
+        'INSUFFICIENT_NODES',
+        `only ${good} of ${refs.length} shards could be read, ${options.need} are needed (${describe(problems)})`,
+      ));
+    };
     const launchOne = (): void => {
       const item = order[next++]!;
       inFlight++;
@@ -179,18 +189,14 @@ export async function fetchShards(
           shards[item.index] = data;
           good++;
           if (good >= options.need) finish();
+          else giveUpIfExhausted();
         },
         (error) => {
           inFlight--;
           if (done) return;
           problems.push({ ref: item.ref, kind: problemKind(error) });
           if (next < order.length) launchOne();
-          else if (inFlight === 0) {
-            finish(new StrataError(
-              'INSUFFICIENT_NODES',
-              `only ${good} of ${refs.length} shards could be read, ${options.need} are needed (${describe(problems)})`,
-            ));
-          }
+          else giveUpIfExhausted();
         },
       );
     };

@@ -127,7 +127,9 @@ export class FileBlobStore implements BlobStore {
     const dir = path.resolve(options.dir);
     const blobsDir = path.join(dir, 'blobs');
     const tmpDir = path.join(dir, 'tmp');
-    await mkdir(dir, { recursive: true });
+    const created = await mkdir(dir, { recursive: true });
+    // A fresh data directory must itself survive a crash, or the blobs put into it would vanish with it.
+    if (created !== undefined) await fsyncDir(path.dirname(created));
     await mkdir(blobsDir, { recursive: true });
     await mkdir(tmpDir, { recursive: true });
     await fsyncDir(dir);
@@ -379,12 +381,26 @@ export class FileBlobStore implements BlobStore {
     this.payloadBytes -= previous.info.size;
   }
 
+  /**
+   * Sleeps on the injected clock, in slices, returning early on abort: a clock that only moves when a test says so
+   * must not hold up a node's stop().
+   */
   private async sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    let remainingMs = ms;
-    while (remainingMs > 0 && signal?.aborted !== true && !this.closed) {
-      const sliceMs = Math.min(remainingMs, SCRUB_SLEEP_SLICE_MS);
-      await this.clock.sleep(sliceMs);
-      remainingMs -= sliceMs;
+    if (ms <= 0) return;
+    let onAbort = (): void => undefined;
+    const aborted = new Promise<void>((resolve) => {
+      onAbort = resolve;
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      let remainingMs = ms;
+      while (remainingMs > 0 && signal?.aborted !== true && !this.closed) {
+        const sliceMs = Math.min(remainingMs, SCRUB_SLEEP_SLICE_MS);
+        await Promise.race([this.clock.sleep(sliceMs), aborted]);
+        remainingMs -= sliceMs;
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 

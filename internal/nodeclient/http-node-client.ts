@@ -121,14 +121,20 @@ export class HttpNodeClient implements NodeClient {
 
   async get(id: string, options?: CallOptions): Promise<Buffer> {
     requireValidId(id);
-    const answer = await this.call({ op: `get ${id}`, method: 'GET', path: blobPath(id) }, options, LIMITS.blobBytesMax);
+    const answer = await this.call(
+      { op: `get ${id}`, method: 'GET', path: blobPath(id) },
+      options,
+      LIMITS.blobBytesMax,
+    );
     const expected = answer.headers[NODE_HEADERS.checksum];
     if (typeof expected !== 'string') throw this.protocolError(`get ${id}`, `no ${NODE_HEADERS.checksum} header`);
     const actual = createHash('sha256').update(answer.body).digest('hex');
     if (actual !== expected) {
-      throw new StrataError('BLOB_CORRUPT', `node ${this.nodeId}: blob ${id} arrived with sha256 ${actual}, not ${expected}`, {
-        nodeId: this.nodeId,
-      });
+      throw new StrataError(
+        'BLOB_CORRUPT',
+        `node ${this.nodeId}: blob ${id} arrived with sha256 ${actual}, not ${expected}`,
+        { nodeId: this.nodeId },
+      );
     }
     return answer.body;
   }
@@ -150,7 +156,11 @@ export class HttpNodeClient implements NodeClient {
 
   async delete(id: string, options?: CallOptions): Promise<boolean> {
     requireValidId(id);
-    const answer = await this.call({ op: `delete ${id}`, method: 'DELETE', path: blobPath(id) }, options, NODE_ERROR_BODY_BYTES_MAX);
+    const answer = await this.call(
+      { op: `delete ${id}`, method: 'DELETE', path: blobPath(id) },
+      options,
+      NODE_ERROR_BODY_BYTES_MAX,
+    );
     return this.expectJson(answer, `delete ${id}`, (v) => {
       const deleted = (v as { deleted?: unknown } | null)?.deleted;
       return typeof deleted === 'boolean' ? deleted : null;
@@ -184,13 +194,21 @@ export class HttpNodeClient implements NodeClient {
   }
 
   async usage(options?: CallOptions): Promise<StoreUsage> {
-    const answer = await this.call({ op: 'usage', method: 'GET', path: `${NODE_API_PREFIX}/usage` }, options, NODE_ERROR_BODY_BYTES_MAX);
+    const answer = await this.call(
+      { op: 'usage', method: 'GET', path: `${NODE_API_PREFIX}/usage` },
+      options,
+      NODE_ERROR_BODY_BYTES_MAX,
+    );
     return this.expectJson(answer, 'usage', parseStoreUsage);
   }
 
   async ping(options?: CallOptions): Promise<boolean> {
     try {
-      const answer = await this.call({ op: 'ping', method: 'GET', path: `${NODE_API_PREFIX}/health` }, options, NODE_ERROR_BODY_BYTES_MAX);
+      const answer = await this.call(
+        { op: 'ping', method: 'GET', path: `${NODE_API_PREFIX}/health` },
+        options,
+        NODE_ERROR_BODY_BYTES_MAX,
+      );
       const status = (JSON.parse(answer.body.toString('utf8')) as { status?: unknown } | null)?.status;
       return status === 'healthy';
     } catch {
@@ -272,7 +290,7 @@ export class HttpNodeClient implements NodeClient {
       // Not a Strata error body: handled below as a protocol violation.
     }
     const details = { nodeId: this.nodeId, status, nodeCode: code };
-    if (typeof code !== 'string' || !(code in ERROR_STATUS)) {
+    if (typeof code !== 'string' || !Object.hasOwn(ERROR_STATUS, code)) {
       return this.protocolError(op, `answered HTTP ${status} without a Strata error body`);
     }
     const text = typeof message === 'string' ? message : code;
@@ -285,7 +303,8 @@ export class HttpNodeClient implements NodeClient {
   }
 
   private unavailable(what: string, details?: Record<string, unknown>): StrataError {
-    return new StrataError('NODE_UNAVAILABLE', `node ${this.nodeId} (${this.address}) ${what}`, details ?? { nodeId: this.nodeId });
+    const message = `node ${this.nodeId} (${this.address}) ${what}`;
+    return new StrataError('NODE_UNAVAILABLE', message, details ?? { nodeId: this.nodeId });
   }
 }
 

@@ -111,6 +111,7 @@ export class LocalNodeClient implements NodeClient {
   }
 
   private unavailable(what: string): StrataError {
-    return new StrataError('NODE_UNAVAILABLE', `node ${this.nodeId} (${this.address}) ${what}`, { nodeId: this.nodeId });
+    const message = `node ${this.nodeId} (${this.address}) ${what}`;
+    return new StrataError('NODE_UNAVAILABLE', message, { nodeId: this.nodeId });
   }
 }

@@ -36,7 +36,9 @@ export function createStorageNodeApp(options: StorageNodeAppOptions): Hono {
   app.onError((err, c) => {
     if (err instanceof StrataError) return errorResponse(c, err.code, err.message);
     // A malformed percent-escape in the path reaches us as a URIError from decoding the route parameter.
-    if (err instanceof URIError) return errorResponse(c, 'INVALID_REQUEST', `malformed percent-encoding: ${err.message}`);
+    if (err instanceof URIError) {
+      return errorResponse(c, 'INVALID_REQUEST', `malformed percent-encoding: ${err.message}`);
+    }
     onInternalError(err);
     return errorResponse(c, 'INTERNAL', 'internal error in the storage node');
   });
@@ -145,7 +147,8 @@ function blobIdParam(c: Context): string {
   if (!isValidBlobId(id)) {
     throw new StrataError(
       'INVALID_REQUEST',
-      `blob id ${JSON.stringify(id.slice(0, 140))} is invalid: it must match ${BLOB_ID_PATTERN.source} and not contain ".."`,
+      `blob id ${JSON.stringify(id.slice(0, 140))} is invalid: ` +
+        `it must match ${BLOB_ID_PATTERN.source} and not contain ".."`,
     );
   }
   return id;
@@ -155,7 +158,10 @@ function parseLimit(text: string | undefined): number {
   if (text === undefined || text === '') return LIMITS.inventoryPageMax;
   const limit = /^\d{1,7}$/.test(text) ? Number(text) : NaN;
   if (!(limit >= 1 && limit <= LIMITS.inventoryPageMax)) {
-    throw new StrataError('INVALID_LIMIT', `limit ${JSON.stringify(text)} is not an integer in [1, ${LIMITS.inventoryPageMax}]`);
+    throw new StrataError(
+      'INVALID_LIMIT',
+      `limit ${JSON.stringify(text)} is not an integer in [1, ${LIMITS.inventoryPageMax}]`,
+    );
   }
   return limit;
 }

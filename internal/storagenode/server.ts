@@ -102,7 +102,11 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   return { nodeId, address: `http://${urlHost(host)}:${port}`, port, store, stop };
 }
 
-function listen(fetch: (request: Request) => Response | Promise<Response>, host: string, port: number): Promise<Server> {
+function listen(
+  fetch: (request: Request) => Response | Promise<Response>,
+  host: string,
+  port: number,
+): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = serve({
       fetch,

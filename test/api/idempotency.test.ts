@@ -103,6 +103,22 @@ describe('Idempotency-Key', () => {
     expect(await currentVersion('idem/delete-recreate')).toBe(recreated.version);
   });
 
+  it('applies concurrent attempts with one token once: the others replay it or are told to wait (409)', async () => {
+    const headers = { 'idempotency-key': 'write-concurrent' };
+    const results = await Promise.all(Array.from({ length: 6 }, () => api.write('idem/concurrent', { n: 1 }, '', headers)));
+    const versions = new Set<string>();
+    for (const r of results) {
+      if (r.status === 409) {
+        await expectError(r, 409, 'IDEMPOTENCY_IN_PROGRESS');
+        continue;
+      }
+      expect(r.status).toBe(200);
+      versions.add(((await r.json()) as WriteBody).version);
+    }
+    expect(versions.size).toBe(1);
+    expect(await currentVersion('idem/concurrent')).toBe([...versions][0]);
+  });
+
   it('refuses an Idempotency-Key that is not 1 to 256 visible ASCII characters with 400', async () => {
     for (const token of ['x'.repeat(257), 'has space', 'ünïcode']) {
       const res = await api.fetch(`/write?key=${encodeURIComponent('idem/bad-token')}`, {

@@ -99,6 +99,23 @@ describe('GET /read/:key', () => {
       expect((await api.read('doc/replication', '?fields=title')).headers.get('x-strata-cold-read')).toBe('0');
     });
 
+    it('reads the cold tier for an ancestor of a hot field and answers it whole', async () => {
+      const res = await api.read('doc/field_hybrid', '?fields=stats');
+      expect(await res.text()).toBe('{"stats":{"views":10,"shares":2,"deep":{"x":1,"y":[1,2]}}}');
+      expect(res.headers.get('x-strata-cold-read')).toBe('1');
+    });
+
+    it('answers a field below a hot scalar as absent without reading the cold tier', async () => {
+      const res = await api.read('doc/field_hybrid', '?fields=/like_count/below');
+      expect(await res.text()).toBe('{}');
+      expect(res.headers.get('x-strata-cold-read')).toBe('0');
+    });
+
+    it('does not descend into arrays: a pointer through an array is absent', async () => {
+      const res = await api.read('doc/ec', '?fields=/tags/0');
+      expect(await res.text()).toBe('{}');
+    });
+
     it('reads %2C inside a field name as part of the name', async () => {
       await api.put('doc/comma', { 'a,b': 1, a: 2, b: 3 });
       const res = await api.read('doc/comma', `?fields=${encodeURIComponent('a,b')}`);

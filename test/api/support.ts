@@ -130,8 +130,8 @@ export interface StatBody {
   cold: { index: number; node: string; blob: string; state: string }[];
 }
 
-function bodyOf(body: unknown): BodyInit {
-  if (typeof body === 'string' || body instanceof Uint8Array) return body as BodyInit;
+function bodyOf(body: unknown): RequestInit['body'] {
+  if (typeof body === 'string' || body instanceof Uint8Array) return body as RequestInit['body'];
   return JSON.stringify(body);
 }
 

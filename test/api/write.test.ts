@@ -138,6 +138,20 @@ describe('POST /write', () => {
     expect(body.hot_fields).toEqual(['like_count']);
   });
 
+  it('round-trips a 2 MiB document under every strategy', async () => {
+    const big = {
+      like_count: 1,
+      blob: 'b'.repeat(1024 * 1024),
+      rows: Array.from({ length: 20_000 }, (_, i) => ({ i, s: `r${i}` })),
+    };
+    const text = JSON.stringify(big);
+    for (const strategy of ['replication', 'ec', 'field_hybrid']) {
+      const body = await api.put(`big/${strategy}`, text, `&strategy=${strategy}&hot_fields=like_count`);
+      expect(body.bytes.logical).toBe(Buffer.byteLength(text));
+      expect(await (await api.read(`big/${strategy}`)).text()).toBe(text);
+    }
+  });
+
   it('stores the empty object', async () => {
     for (const strategy of ['replication', 'ec', 'field_hybrid']) {
       const body = await api.put(`empty/${strategy}`, {}, `&strategy=${strategy}`);

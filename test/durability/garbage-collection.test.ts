@@ -1,0 +1,180 @@
+/**
+ * Guarantees: no blob is left behind forever by a failed or crashed write, no blob a manifest references is ever
+ * deleted, and the space of deleted and superseded versions is reclaimed (architecture.md, "Abort, rollback and
+ * garbage collection", "Guarantees"). The grace period is made tiny so that every pass is as aggressive as it can be.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import {
+  STRATEGIES,
+  blobsOfKey,
+  docText,
+  fullInventory,
+  json,
+  putOrphan,
+  refNames,
+  sleep,
+  stat,
+} from './durability-helpers.js';
+
+const ENV = { STRATA_INTENT_TIMEOUT_MS: '50', STRATA_GC_GRACE_MS: '100', STRATA_TOMBSTONE_GRACE_MS: '100' };
+const GRACE_MS = 100;
+
+describe('inventory garbage collection', () => {
+  let cluster: TestCluster;
+  beforeAll(async () => {
+    cluster = await startTestCluster({ env: ENV });
+  });
+  afterAll(async () => {
+    await cluster.destroy();
+  });
+
+  it('deletes an unreferenced blob once it is older than the grace period, and not before', async () => {
+    const orphan = await putOrphan(cluster, 'node-2', 'gc/orphan');
+    const writeId = orphan.split('.')[0]!;
+    await cluster.healer.runOnce({ forceAudit: true });
+    expect((await fullInventory(cluster)).has(`node-2/${orphan}`), 'a young blob may belong to a write in flight').toBe(true);
+    await sleep(GRACE_MS + 20);
+    const report = await cluster.healer.runOnce({ forceAudit: true });
+    expect(report.garbageDeleted).toBeGreaterThanOrEqual(1);
+    expect((await fullInventory(cluster)).has(`node-2/${orphan}`)).toBe(false);
+    // Deleted through the abort rule: that write id can never commit now.
+    expect(await cluster.metadata.isAborted(writeId)).toBe(true);
+  });
+
+  it('deletes an unreferenced blob of a live key and leaves the key whole', async () => {
+    const key = 'gc/live';
+    const text = docText(1, 50_000);
+    expect((await cluster.write(key, text, '&strategy=field_hybrid')).status).toBe(200);
+    const before = await stat(cluster, key);
+    const orphans = await Promise.all(cluster.nodes.map((n) => putOrphan(cluster, n.id, key)));
+    await sleep(GRACE_MS + 20);
+    await cluster.healer.runOnce({ forceAudit: true });
+    const inv = await fullInventory(cluster);
+    for (const [i, id] of orphans.entries()) expect(inv.has(`${cluster.nodes[i]!.id}/${id}`)).toBe(false);
+    expect([...(await blobsOfKey(cluster, key))].sort()).toEqual(refNames(before).sort());
+    expect(await (await cluster.read(key)).text()).toBe(text);
+  });
+
+  it('never deletes a referenced blob: many passes over a populated cluster while writers keep writing', async () => {
+    // Documents of every strategy, some updated pure hot (their shards are old, reused by a young manifest).
+    const latest = new Map<string, string>();
+    for (const strategy of STRATEGIES) {
+      for (let i = 0; i < 4; i++) {
+        const key = `gc/pop/${strategy}/${i}`;
+        const text = docText(i, i % 2 === 0 ? 2_000 : 60_000);
+        expect((await cluster.write(key, text, `&strategy=${strategy}`)).status).toBe(200);
+        latest.set(key, text);
+      }
+    }
+    await sleep(GRACE_MS + 20); // every blob written so far is now older than the grace period
+
+    // Writers on the same keys, racing the GC passes: pure hot updates and cold rewrites.
+    let stop = false;
+    let acknowledged = 0;
+    let aborted = 0;
+    const writers = [...latest.keys()].map(async (key, w) => {
+      for (let round = 1; !stop; round++) {
+        const text = round % 3 === 0 ? docText(100 + round, w % 2 === 0 ? 2_000 : 60_000) : docText(w % 4, w % 2 === 0 ? 2_000 : 60_000, { like_count: round });
+        const res = await cluster.write(key, text);
+        const body = await json(res);
+        if (res.status === 200) {
+          latest.set(key, text);
+          acknowledged++;
+        } else {
+          // A write the healer judged stalled is rolled back, never half-applied; nothing else may fail.
+          expect(res.status, JSON.stringify(body)).toBe(503);
+          expect(['WRITE_ABORTED', 'METADATA_UNAVAILABLE']).toContain(body.error.code);
+          aborted++;
+        }
+        await sleep(5);
+      }
+    });
+    for (let pass = 0; pass < 10; pass++) {
+      await cluster.healer.runOnce({ forceAudit: true });
+      await sleep(20);
+    }
+    stop = true;
+    await Promise.all(writers);
+    await cluster.gateway.writes.drain();
+    for (let pass = 0; pass < 3; pass++) {
+      await sleep(GRACE_MS / 2);
+      await cluster.healer.runOnce({ forceAudit: true });
+    }
+    expect(acknowledged).toBeGreaterThan(20);
+
+    const inv = await fullInventory(cluster);
+    for (const [key, text] of latest) {
+      const s = await stat(cluster, key);
+      for (const name of refNames(s)) expect(inv.has(name), `${key}: ${name} is referenced and must be stored`).toBe(true);
+      expect(s.dirty, key).toBe(false);
+      const read = await cluster.read(key);
+      expect(read.status, key).toBe(200);
+      expect(await read.text() === text, `${key} reads back its last acknowledged version`).toBe(true);
+      // Superseded versions and rolled-back writes of this key left nothing behind.
+      expect([...(await blobsOfKey(cluster, key))].sort()).toEqual(refNames(s).sort());
+    }
+    expect(acknowledged + aborted).toBeGreaterThan(0);
+  });
+});
+
+describe('space of deleted keys', () => {
+  let cluster: TestCluster;
+  beforeAll(async () => {
+    cluster = await startTestCluster({ env: ENV });
+  });
+  afterAll(async () => {
+    await cluster.destroy();
+  });
+
+  it('reclaims every blob of deleted keys and reports total_system_size 0 once every key is deleted', async () => {
+    const keys: string[] = [];
+    for (const strategy of STRATEGIES) {
+      for (const size of [500, 80_000]) {
+        const key = `del/${strategy}/${size}`;
+        expect((await cluster.write(key, docText(size, size), `&strategy=${strategy}`)).status).toBe(200);
+        // A second version (pure hot where the strategy has a hot tier) so that released and reused blobs mix.
+        expect((await cluster.write(key, docText(size, size, { like_count: 7 }))).status).toBe(200);
+        keys.push(key);
+      }
+    }
+    await putOrphan(cluster, 'node-4', 'del/orphan');
+    const usage = await json(await cluster.fetch('/storage_usage'));
+    expect(usage.total_system_size).toBeGreaterThan(0);
+
+    for (const key of keys) {
+      const res = await cluster.fetch(`/delete/${encodeURIComponent(key)}`, { method: 'DELETE' });
+      expect(res.status).toBe(200);
+    }
+    await cluster.gateway.writes.drain();
+    for (const key of keys) {
+      expect((await cluster.read(key)).status).toBe(404);
+      expect([...(await blobsOfKey(cluster, key))], `${key} blobs released by the delete`).toEqual([]);
+    }
+    const afterDelete = await json(await cluster.fetch('/storage_usage'));
+    expect(afterDelete.total_system_size).toBe(0);
+    expect(afterDelete.logical_bytes).toBe(0);
+
+    await sleep(GRACE_MS + 20);
+    await cluster.healer.runOnce({ forceAudit: true });
+    expect(await fullInventory(cluster)).toEqual(new Map());
+    const afterGc = await json(await cluster.fetch('/storage_usage'));
+    expect(afterGc.total_system_size).toBe(0);
+    expect(afterGc.pending_gc_bytes).toBe(0);
+    // Tombstones past their grace are purged; the keys stay deleted.
+    for (const key of keys) expect((await cluster.read(key)).status).toBe(404);
+  });
+
+  it('a key re-created after its tombstone was purged gets a higher version than any before', async () => {
+    const key = 'del/recreate';
+    const first = await json(await cluster.write(key, docText(1, 1_000), '&strategy=field_hybrid'));
+    const deleted = await json(await cluster.fetch(`/delete/${encodeURIComponent(key)}`, { method: 'DELETE' }));
+    expect(BigInt(deleted.version)).toBeGreaterThan(BigInt(first.version));
+    await sleep(GRACE_MS + 20);
+    await cluster.healer.runOnce({ forceAudit: true });
+    expect(await cluster.metadata.get(key)).toBeNull(); // purged
+    expect((await cluster.read(key)).status).toBe(404);
+    const again = await json(await cluster.write(key, docText(2, 1_000)));
+    expect(BigInt(again.version)).toBeGreaterThan(BigInt(deleted.version));
+  });
+});

@@ -1,0 +1,204 @@
+/**
+ * Guarantee: a write is visible exactly when its commit succeeds, and no blob is left behind forever by a gateway
+ * that crashed or stalled between writing its blobs and committing (architecture.md, "Write" step 7 and "Abort,
+ * rollback and garbage collection"). The crash is played with the write service's hooks: `beforeCommit` throws (the
+ * process died there) or blocks (the process is paused, e.g. a long GC or a network partition).
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { WriteHooks } from '../../internal/writeservice/write-service.js';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import {
+  STRATEGIES,
+  blobsOfKey,
+  blobsOfWrite,
+  docText,
+  json,
+  refNames,
+  sleep,
+  stat,
+  walRecords,
+  waitFor,
+} from './durability-helpers.js';
+
+const INTENT_TIMEOUT_MS = 50;
+
+describe('gateway crash between blobs and commit', () => {
+  let cluster: TestCluster;
+  let beforeCommit: ((writeId: string, key: string) => Promise<void>) | null = null;
+  let afterIntent: ((writeId: string, key: string) => Promise<void>) | null = null;
+  let inspections = 0;
+  const hooks: WriteHooks = {
+    beforeCommit: async (writeId, key) => beforeCommit?.(writeId, key),
+    afterIntent: async (writeId, key) => afterIntent?.(writeId, key),
+  };
+
+  beforeAll(async () => {
+    cluster = await startTestCluster({
+      hooks,
+      env: { STRATA_INTENT_TIMEOUT_MS: String(INTENT_TIMEOUT_MS), STRATA_GC_GRACE_MS: '100' },
+    });
+  });
+  afterAll(async () => {
+    await cluster.destroy();
+  });
+  beforeEach(() => {
+    beforeCommit = null;
+    afterIntent = null;
+  });
+
+  /** The WAL as it stands: does `writeId` have an intent, and an outcome? */
+  async function walState(writeId: string): Promise<{ intent: boolean; outcome: string | null }> {
+    const records = await walRecords(cluster, `inspect-${inspections++}`);
+    const intent = records.some((r) => r.type === 'intent' && r.writeId === writeId);
+    const outcome = records.find((r) => r.type === 'outcome' && r.writeId === writeId);
+    return { intent, outcome: outcome?.type === 'outcome' ? outcome.outcome : null };
+  }
+
+  for (const strategy of STRATEGIES) {
+    it(`a gateway that dies before committing a ${strategy} write leaves nothing visible, and the healer rolls it back`, async () => {
+      const key = `crash/${strategy}`;
+      let crashed: string | null = null;
+      beforeCommit = async (writeId) => {
+        crashed = writeId;
+        throw new Error('simulated gateway crash before the commit');
+      };
+      const res = await cluster.write(key, docText(1, 50_000), `&strategy=${strategy}`);
+      expect(res.status).toBeGreaterThanOrEqual(500);
+      beforeCommit = null;
+      const writeId = crashed as string | null;
+      expect(writeId).not.toBeNull();
+
+      expect((await cluster.read(key)).status).toBe(404);
+      expect((await cluster.fetch(`/stat/${encodeURIComponent(key)}`)).status).toBe(404);
+      const expectedBlobs = strategy === 'replication' ? 3 : strategy === 'ec' ? 6 : 9;
+      expect((await blobsOfWrite(cluster, writeId!)).length).toBe(expectedBlobs);
+      expect(await walState(writeId!)).toEqual({ intent: true, outcome: null });
+      expect(await cluster.metadata.isAborted(writeId!)).toBe(false);
+
+      await sleep(INTENT_TIMEOUT_MS + 20);
+      await cluster.healer.runOnce();
+      expect(await cluster.metadata.isAborted(writeId!)).toBe(true);
+      expect(await blobsOfWrite(cluster, writeId!)).toEqual([]);
+      expect((await cluster.read(key)).status).toBe(404);
+    });
+  }
+
+  it('a crashed pure hot update is rolled back without touching the cold shards it reused', async () => {
+    const key = 'crash/pure-hot';
+    const original = docText(2, 50_000);
+    expect((await cluster.write(key, original, '&strategy=field_hybrid')).status).toBe(200);
+    const before = await stat(cluster, key);
+    let crashed: string | null = null;
+    beforeCommit = async (writeId) => {
+      crashed = writeId;
+      throw new Error('simulated gateway crash before the commit');
+    };
+    const res = await cluster.write(key, docText(2, 50_000, { like_count: 3 }));
+    expect(res.status).toBeGreaterThanOrEqual(500);
+    beforeCommit = null;
+    const writeId = crashed as string | null;
+    expect((await blobsOfWrite(cluster, writeId!)).length).toBe(3); // hot replicas only
+
+    await sleep(INTENT_TIMEOUT_MS + 20);
+    await cluster.healer.runOnce();
+    expect(await blobsOfWrite(cluster, writeId!)).toEqual([]);
+    expect([...(await blobsOfKey(cluster, key))].sort()).toEqual(refNames(before).sort());
+    const read = await cluster.read(key);
+    expect(read.headers.get('x-strata-version')).toBe(before.version);
+    expect(await read.text()).toBe(original);
+  });
+
+  it('a gateway that dies right after its intent leaves nothing, and the intent is resolved', async () => {
+    const key = 'crash/after-intent';
+    let crashed: string | null = null;
+    afterIntent = async (writeId) => {
+      crashed = writeId;
+      throw new Error('simulated gateway crash after the intent');
+    };
+    expect((await cluster.write(key, docText(3, 5_000))).status).toBeGreaterThanOrEqual(500);
+    afterIntent = null;
+    const writeId = crashed as string | null;
+    expect(await walState(writeId!)).toEqual({ intent: true, outcome: null });
+    await sleep(INTENT_TIMEOUT_MS + 20);
+    await cluster.healer.runOnce();
+    expect(await cluster.metadata.isAborted(writeId!)).toBe(true);
+    expect((await cluster.read(key)).status).toBe(404);
+    expect(await blobsOfWrite(cluster, writeId!)).toEqual([]);
+  });
+
+  for (const existing of [false, true]) {
+    it(`a gateway that resumes after the healer aborted its write cannot commit (${existing ? 'existing' : 'absent'} key)`, async () => {
+      const key = `crash/paused/${existing ? 'existing' : 'absent'}`;
+      const original = docText(4, 50_000);
+      if (existing) expect((await cluster.write(key, original, '&strategy=field_hybrid')).status).toBe(200);
+      const before = existing ? await stat(cluster, key) : null;
+
+      let paused: string | null = null;
+      let resume!: () => void;
+      const gate = new Promise<void>((resolve) => (resume = resolve));
+      beforeCommit = async (writeId) => {
+        paused = writeId;
+        await gate;
+      };
+      const pending = cluster.write(key, docText(5, 50_000), '&strategy=field_hybrid');
+      await waitFor(() => paused !== null, 5000, 'the write to reach its commit');
+      const writeId = paused as string | null;
+      beforeCommit = null;
+
+      // While it is paused: not visible, blobs stored, intent without outcome.
+      const whilePaused = await cluster.read(key);
+      if (existing) expect(await whilePaused.text()).toBe(original);
+      else expect(whilePaused.status).toBe(404);
+      expect((await blobsOfWrite(cluster, writeId!)).length).toBe(9);
+      expect(await walState(writeId!)).toEqual({ intent: true, outcome: null });
+
+      await sleep(INTENT_TIMEOUT_MS + 20);
+      await cluster.healer.runOnce();
+      expect(await cluster.metadata.isAborted(writeId!)).toBe(true);
+      expect(await blobsOfWrite(cluster, writeId!)).toEqual([]);
+
+      resume();
+      const res = await pending;
+      const body = await json(res);
+      expect(res.status, JSON.stringify(body)).toBe(503);
+      expect(body.error.code).toBe('WRITE_ABORTED');
+      if (existing) {
+        const after = await cluster.read(key);
+        expect(after.headers.get('x-strata-version')).toBe(before!.version);
+        expect(await after.text()).toBe(original);
+        expect([...(await blobsOfKey(cluster, key))].sort()).toEqual(refNames(before!).sort());
+      } else {
+        expect((await cluster.read(key)).status).toBe(404);
+        expect([...(await blobsOfKey(cluster, key))]).toEqual([]);
+      }
+      expect((await walState(writeId!)).outcome).toBe('failed');
+    });
+  }
+
+  it('a delete that resumes after the healer aborted it cannot commit: the key stays readable', async () => {
+    const key = 'crash/paused-delete';
+    const original = docText(6, 20_000);
+    expect((await cluster.write(key, original, '&strategy=ec')).status).toBe(200);
+    const before = await stat(cluster, key);
+    let paused: string | null = null;
+    let resume!: () => void;
+    const gate = new Promise<void>((resolve) => (resume = resolve));
+    beforeCommit = async (writeId) => {
+      paused = writeId;
+      await gate;
+    };
+    const pending = cluster.fetch(`/delete/${encodeURIComponent(key)}`, { method: 'DELETE' });
+    await waitFor(() => paused !== null, 5000, 'the delete to reach its commit');
+    beforeCommit = null;
+    await sleep(INTENT_TIMEOUT_MS + 20);
+    await cluster.healer.runOnce();
+    resume();
+    const res = await pending;
+    expect(res.status).toBe(503);
+    expect((await json(res)).error.code).toBe('WRITE_ABORTED');
+    const read = await cluster.read(key);
+    expect(read.headers.get('x-strata-version')).toBe(before.version);
+    expect(await read.text()).toBe(original);
+    expect([...(await blobsOfKey(cluster, key))].sort()).toEqual(refNames(before).sort());
+  });
+});
