@@ -106,7 +106,7 @@ export function registerDocumentRoutes(app: Hono, deps: GatewayDeps): void {
     c.header('ETag', etag);
     c.header('X-Strata-Version', result.manifest.version);
     c.header('X-Strata-Strategy', result.manifest.strategy);
-    if (ifNoneMatch === '*' || ifNoneMatch === result.manifest.version) return c.body(null, 304);
+    if (ifNoneMatch === '*' || ifNoneMatch?.has(result.manifest.version)) return c.body(null, 304);
     c.header('X-Strata-Cold-Read', result.coldRead ? '1' : '0');
     c.header('Content-Type', 'application/json');
     return c.body(result.body! as Uint8Array<ArrayBuffer>, 200);

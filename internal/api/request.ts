@@ -193,11 +193,15 @@ export function ifNoneMatchStar(c: Context): boolean {
   return true;
 }
 
-/** On reads: the version of `If-None-Match: "7"`, or undefined. `*` matches any existing version. */
-export function ifNoneMatchForRead(c: Context): string | '*' | undefined {
+/**
+ * On reads: the versions named by `If-None-Match` (a list, as RFC 9110 allows: `"7", W/"8"`), `*` for any
+ * existing version, or undefined. Entries that are not versions of ours are ignored, as they can never match.
+ */
+export function ifNoneMatchForRead(c: Context): ReadonlySet<string> | '*' | undefined {
   const header = c.req.header('if-none-match');
   if (header === undefined) return undefined;
   if (header.trim() === '*') return '*';
-  const match = /^\s*(?:W\/)?"([0-9]{1,20})"/.exec(header);
-  return match ? match[1] : undefined;
+  const versions = new Set<string>();
+  for (const match of header.matchAll(/(?:W\/)?"([0-9]{1,20})"/g)) versions.add(match[1]!);
+  return versions;
 }

@@ -321,6 +321,23 @@ describe('bad input', () => {
       }
     });
 
+    // These are refused by the HTTP adapter (@hono/node-server) before the app runs; api.md says errors always
+    // have the JSON shape.
+    for (const [what, request] of [
+      ['a backslash in the request path', 'GET /read/a\\b HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'],
+      ['a malformed Host header', 'GET /read/a HTTP/1.1\r\nHost: bad host!\r\nConnection: close\r\n\r\n'],
+      ['an HTTP/1.0 request without Host', 'GET /health HTTP/1.0\r\n\r\n'],
+    ] as const) {
+      it(`answers a JSON 400 error for ${what}`, async () => {
+        const answer = parseRawAnswer(await rawSocket(api.cluster.url, request));
+        expect(answer.status).toBe(400);
+        expect(answer.headers).toMatch(/content-type: application\/json/i);
+        const body = JSON.parse(answer.body.replace(/^[0-9a-f]+\r\n|\r\n0\r\n\r\n$/g, '')) as { error?: { code: string; message: string } };
+        expect(body.error?.code).toBe('INVALID_REQUEST');
+        expect(body.error?.message.length).toBeGreaterThan(0);
+      });
+    }
+
     it('answers 400 for a request that is not HTTP/1.1', async () => {
       const answer = parseRawAnswer(await rawSocket(api.cluster.url, 'GARBAGE\r\n\r\n'));
       expect(answer.status).toBe(400);

@@ -121,6 +121,11 @@ describe('conditional requests (If-Match, If-None-Match)', () => {
       await api.expectUnchanged('im/patch', before);
     });
 
+    it('answers 412 VERSION_MISMATCH for If-Match on a patch of an absent key', async () => {
+      await expectError(await api.patch('im/patch/absent', { a: 1 }, 'application/merge-patch+json', { 'if-match': '"1"' }), 412, 'VERSION_MISMATCH');
+      expect((await api.read('im/patch/absent')).status).toBe(404);
+    });
+
     it('refuses a malformed If-Match on a patch with 400', async () => {
       await api.put('im/patch/malformed', { a: 1 });
       const before = await api.snapshot('im/patch/malformed');

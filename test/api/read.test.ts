@@ -152,6 +152,15 @@ describe('GET /read/:key', () => {
       expect(await res.json()).toEqual({ v: 2 });
     });
 
+    it('answers 304 when the current version is anywhere in an If-None-Match list', async () => {
+      const current = versions['ec']!;
+      for (const header of [`"999999", "${current}"`, `W/"999999", W/"${current}"`, `"${current}","999999"`, '*']) {
+        const res = await api.read('doc/ec', '', { 'if-none-match': header });
+        expect(res.status, header).toBe(304);
+      }
+      expect((await api.read('doc/ec', '', { 'if-none-match': '"999999", "999998"' })).status).toBe(200);
+    });
+
     it('answers 304 for a projection whose weak ETag is current', async () => {
       const res = await api.read('doc/field_hybrid', '?fields=like_count', { 'if-none-match': `W/"${versions['field_hybrid']}"` });
       expect(res.status).toBe(304);
