@@ -49,7 +49,8 @@ export function buildGateway(parts: GatewayParts): Gateway {
     ec,
     clock,
     log,
-    options: { nodeTimeoutMs: config.nodeTimeoutMs },
+    // The commit deadline is the healer's GC grace period: see WriteServiceOptions.commitDeadlineMs.
+    options: { nodeTimeoutMs: config.nodeTimeoutMs, commitDeadlineMs: config.gcGraceMs },
     ...(parts.hooks ? { hooks: parts.hooks } : {}),
   });
   const reads = new ReadService({

@@ -4,7 +4,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { getRequestListener } from '@hono/node-server';
+import { RequestError, getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { LIMITS } from '../core/limits.js';
 
@@ -25,7 +25,17 @@ function jsonError(status: number, reason: string, code: string, message: string
 }
 
 export async function serveApp(app: Hono, host: string, port: number): Promise<HttpServerHandle> {
-  const listener = getRequestListener(app.fetch);
+  // Requests the adapter cannot even turn into a Request (a backslash in the path, a bad Host header) are the
+  // client's error; they get the same JSON error shape as everything else instead of an empty 400.
+  const listener = getRequestListener(app.fetch, {
+    errorHandler: (error) => {
+      const badRequest = error instanceof RequestError;
+      const body = badRequest
+        ? { error: { code: 'INVALID_REQUEST', message: `the request is malformed: ${(error as Error).message}` } }
+        : { error: { code: 'INTERNAL', message: 'an internal error occurred' } };
+      return new Response(JSON.stringify(body), { status: badRequest ? 400 : 500, headers: { 'content-type': 'application/json' } });
+    },
+  });
   const server = createServer({ maxHeaderSize: LIMITS.headerBytesMax, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: 65_000 }, listener);
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {

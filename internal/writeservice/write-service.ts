@@ -36,6 +36,15 @@ import { canReuseCold, encodeCold, type DocumentPlan } from './plan.js';
 
 export interface WriteServiceOptions {
   nodeTimeoutMs: number;
+  /**
+   * A write attempt never commits later than this after its intent was appended (the healer's GC grace period,
+   * STRATA_GC_GRACE_MS). The abort record that stops a rolled-back write from committing is itself deleted a
+   * grace period after the abort, so without a deadline a gateway paused long enough could commit a manifest
+   * whose blobs the healer already deleted. The healer aborts no earlier than the intent timeout (<= grace) after
+   * the intent, so its record lives at least intentTimeout + grace past the intent: the deadline leaves a margin
+   * of at least the intent timeout for clock skew and for the commit request in flight.
+   */
+  commitDeadlineMs: number;
 }
 
 /**
@@ -149,9 +158,10 @@ export class WriteService {
     const live = current !== null && !current.manifest.deleted ? current.manifest : null;
 
     if (change.kind === 'tombstone') {
-      await this.deps.wal.append({ type: 'intent', key, writeId, op: 'delete', creates: [], reuses: [], atMs: clock.nowMs() });
+      const intentAtMs = clock.nowMs();
+      await this.deps.wal.append({ type: 'intent', key, writeId, op: 'delete', creates: [], reuses: [], atMs: intentAtMs });
       const manifest = tombstone(key, writeId, live, clock.nowMs());
-      return this.commit(key, current, writeId, manifest, [], false);
+      return this.commit(key, current, writeId, intentAtMs, manifest, [], false);
     }
 
     const plan = change.plan;
@@ -169,6 +179,7 @@ export class WriteService {
     assert(plan.strategy === 'replication' || reuse || plan.coldText !== null, 'a plan without cold text reuses the cold shards');
     const created = [...hotTargets, ...coldTargets];
 
+    const intentAtMs = clock.nowMs();
     await this.deps.wal.append({
       type: 'intent',
       key,
@@ -176,7 +187,7 @@ export class WriteService {
       op: 'write',
       creates: created.map(walBlob),
       reuses: reused.map((r) => ({ part: r.part, node: r.node, blob: r.blob })),
-      atMs: clock.nowMs(),
+      atMs: intentAtMs,
     });
     await this.deps.hooks?.afterIntent?.(writeId, key);
 
@@ -234,18 +245,30 @@ export class WriteService {
       updatedAt: now,
     };
     const createdRefs = created.map((t) => ({ node: t.node, blob: t.header.id }));
-    return this.commit(key, current, writeId, manifest, createdRefs, reuse);
+    return this.commit(key, current, writeId, intentAtMs, manifest, createdRefs, reuse);
   }
 
   private async commit(
     key: string,
     current: StoredManifest | null,
     writeId: string,
+    intentAtMs: number,
     manifest: Manifest,
     createdRefs: { node: string; blob: string }[],
     isPureHotUpdate: boolean,
   ): Promise<CommittedWrite | CommitConflict> {
     await this.deps.hooks?.beforeCommit?.(writeId, key);
+    // Checked immediately before the commit request (nothing is awaited in between): see commitDeadlineMs. Past
+    // it the healer may have rolled this write back and its abort record may be gone, so only not committing is
+    // safe. The blobs are left to the healer, which resolves the intent (no outcome needed: it checks the manifest).
+    if (this.deps.clock.nowMs() - intentAtMs >= this.deps.options.commitDeadlineMs) {
+      void this.appendOutcome(key, writeId, 'failed');
+      throw new StrataError(
+        'WRITE_ABORTED',
+        `the write to "${key}" took longer than ${this.deps.options.commitDeadlineMs} ms to reach its commit and ` +
+          'may have been rolled back by the healer; nothing was written, retry',
+      );
+    }
     let result: CommitResult;
     try {
       result = await this.deps.metadata.commit({

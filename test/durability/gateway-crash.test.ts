@@ -175,6 +175,38 @@ describe('gateway crash between blobs and commit', () => {
     });
   }
 
+  it('a gateway that resumes after its abort record expired still cannot commit', async () => {
+    const key = 'crash/paused-past-grace';
+    let paused: string | null = null;
+    let resume!: () => void;
+    const gate = new Promise<void>((resolve) => (resume = resolve));
+    beforeCommit = async (writeId) => {
+      paused = writeId;
+      await gate;
+    };
+    const pending = cluster.write(key, docText(7, 20_000), '&strategy=field_hybrid');
+    await waitFor(() => paused !== null, 5000, 'the write to reach its commit');
+    beforeCommit = null;
+    const writeId = paused as string | null;
+    await sleep(INTENT_TIMEOUT_MS + 20);
+    await cluster.healer.runOnce();
+    expect(await cluster.metadata.isAborted(writeId!)).toBe(true);
+    expect(await blobsOfWrite(cluster, writeId!)).toEqual([]);
+    // Abort records expire after the GC grace period; the paused gateway is still paused.
+    await sleep(150);
+    await cluster.healer.runOnce({ forceAudit: true });
+    expect(await cluster.metadata.isAborted(writeId!)).toBe(false);
+
+    resume();
+    const res = await pending;
+    const body = await json(res);
+    // Committing now would publish a manifest whose blobs were deleted: the write must be refused.
+    expect(res.status, JSON.stringify(body)).toBe(503);
+    expect(body.error.code).toBe('WRITE_ABORTED');
+    expect((await cluster.read(key)).status).toBe(404);
+    expect((await cluster.fetch(`/stat/${encodeURIComponent(key)}`)).status).toBe(404);
+  });
+
   it('a delete that resumes after the healer aborted it cannot commit: the key stays readable', async () => {
     const key = 'crash/paused-delete';
     const original = docText(6, 20_000);

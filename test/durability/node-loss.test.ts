@@ -6,7 +6,8 @@
  *
  * Nodes are stopped for real: their server closes and their store is closed, as a crash would leave them.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rm } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { chooseNodes } from '../../internal/placement/rendezvous.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import {
@@ -28,6 +29,8 @@ interface Doc {
   strategy: StrategyName;
   text: string;
   version: string;
+  /** docText's seed (title, view_count) and the like_count it was written with. */
+  seed: number;
   like: number;
 }
 
@@ -67,7 +70,7 @@ async function writeDocs(cluster: TestCluster): Promise<Doc[]> {
       const body = await json(res);
       expect(res.status, JSON.stringify(body)).toBe(200);
       expect(body.partial).toBe(false);
-      docs.push({ key, strategy, text, version: body.version, like: seed });
+      docs.push({ key, strategy, text, version: body.version, seed, like: seed });
       seed++;
     }
   }
@@ -84,10 +87,10 @@ async function expectReadable(cluster: TestCluster, doc: Doc, context: string): 
     const hot = await cluster.read(doc.key, '?fields=like_count,view_count');
     expect(hot.status, `${context}: hot projection of ${doc.key}`).toBe(200);
     expect(hot.headers.get('x-strata-cold-read')).toBe('0');
-    expect(await hot.text()).toBe(`{"like_count":${doc.like},"view_count":${doc.like * 10}}`);
+    expect(await hot.text()).toBe(`{"like_count":${doc.like},"view_count":${doc.seed * 10}}`);
     const cold = await cluster.read(doc.key, '?fields=title,price');
     expect(cold.status, `${context}: cold projection of ${doc.key}`).toBe(200);
-    expect(await cold.text()).toBe(`{"title":"doc ${doc.like} héllo 😀","price":19.90}`);
+    expect(await cold.text()).toBe(`{"title":"doc ${doc.seed} héllo 😀","price":19.90}`);
   }
 }
 
@@ -166,7 +169,7 @@ describe('writes with storage nodes stopped', () => {
       expect(s.dirty).toBe(body.partial);
       for (const r of onDown) expect(r.state).toBe('missing');
       expect(await (await cluster.read(key)).text()).toBe(text);
-      written.push({ key, strategy, text, version: body.version, like: 20 });
+      written.push({ key, strategy, text, version: body.version, seed: 20, like: 20 });
 
       await startAll(cluster);
       await cluster.healer.runOnce({ forceAudit: true });
@@ -182,6 +185,99 @@ describe('writes with storage nodes stopped', () => {
       await stopNodes(cluster, pair);
       for (const doc of written) await expectReadable(cluster, doc, `${pair.join('+')} down after repair`);
       await startAll(cluster);
+    }
+  });
+
+  it('two nodes whose disks are lost come back empty: documents read back and the healer restores full protection', async () => {
+    const docs: Doc[] = [];
+    for (const [i, strategy] of STRATEGIES.entries()) {
+      const key = `disk-loss/${strategy}`;
+      const text = docText(50 + i, 120_000);
+      const body = await json(await cluster.write(key, text, `&strategy=${strategy}`));
+      expect(body.partial).toBe(false);
+      docs.push({ key, strategy, text, version: body.version, seed: 50 + i, like: 50 + i });
+    }
+    // The replication document's first two replica holders lose everything.
+    const lost = (await stat(cluster, docs[0]!.key)).hot.slice(0, 2).map((r) => r.node);
+    await stopNodes(cluster, lost);
+    for (const id of lost) await rm(cluster.nodes.find((n) => n.id === id)!.dataDir, { recursive: true, force: true });
+    await startAll(cluster);
+    for (const doc of docs) await expectReadable(cluster, doc, `${lost.join('+')} wiped`);
+
+    await cluster.healer.runOnce({ forceAudit: true });
+    const inv = await fullInventory(cluster);
+    for (const doc of docs) {
+      const s = await stat(cluster, doc.key);
+      expect(s.dirty, doc.key).toBe(false);
+      expect(s.version).toBe(doc.version);
+      for (const name of refNames(s)) expect(inv.has(name), `${name} restored`).toBe(true);
+    }
+    // Fully protected again: any two further losses are survivable.
+    for (const pair of pairs()) {
+      await stopNodes(cluster, pair);
+      for (const doc of docs) await expectReadable(cluster, doc, `${pair.join('+')} down after the rebuild`);
+      await startAll(cluster);
+    }
+  });
+
+  it('a pure hot update of a partial document keeps it dirty until the healer completes it', async () => {
+    const key = 'partial/then-hot';
+    const down = 'node-3';
+    await stopNodes(cluster, [down]);
+    cluster.pool.observe(down, null);
+    const first = await json(await cluster.write(key, docText(21, 60_000), '&strategy=field_hybrid'));
+    expect(first.partial).toBe(true);
+    await startAll(cluster);
+    // The node is back but not yet repaired: its shard is still missing, and the update reuses that shard.
+    const next = docText(21, 60_000, { like_count: 22 });
+    const res = await json(await cluster.write(key, next));
+    expect(res.is_pure_hot_update).toBe(true);
+    expect(res.partial).toBe(true);
+    const s = await stat(cluster, key);
+    expect(s.dirty).toBe(true);
+    expect(s.cold.filter((r) => r.state === 'missing').map((r) => r.node)).toEqual([down]);
+    await cluster.healer.runOnce({ forceAudit: true });
+    const healed = await stat(cluster, key);
+    expect(healed.dirty).toBe(false);
+    const inv = await fullInventory(cluster);
+    for (const name of refNames(healed)) expect(inv.has(name), name).toBe(true);
+    for (const pair of pairs()) {
+      await stopNodes(cluster, pair);
+      await expectReadable(cluster, { key, strategy: 'field_hybrid', text: next, version: res.version, seed: 21, like: 22 }, pair.join('+'));
+      await startAll(cluster);
+    }
+  });
+
+  it('a node that hangs does not stall reads: a second replica or a parity shard answers', async () => {
+    const keys = ['hang/replication', 'hang/ec'];
+    const texts = [docText(40, 20_000), docText(41, 20_000)];
+    expect((await cluster.write(keys[0]!, texts[0]!, '&strategy=replication')).status).toBe(200);
+    expect((await cluster.write(keys[1]!, texts[1]!, '&strategy=ec')).status).toBe(200);
+    const hung = [(await stat(cluster, keys[0]!)).hot[0]!.node, (await stat(cluster, keys[1]!)).cold[0]!.node];
+    for (const id of new Set(hung)) {
+      const node = cluster.nodes.find((n) => n.id === id)!;
+      vi.spyOn(node.client, 'get').mockImplementation(
+        (_id, options) =>
+          new Promise((_resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error('hung node finally gave up')), 1500);
+            options?.signal?.addEventListener('abort', () => {
+              clearTimeout(timer);
+              reject(options.signal!.reason);
+            });
+          }),
+      );
+    }
+    try {
+      for (const [i, key] of keys.entries()) {
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const started = Date.now();
+          const read = await cluster.read(key);
+          expect(await read.text()).toBe(texts[i]);
+          expect(Date.now() - started, `${key} answered without waiting for the hung node`).toBeLessThan(1000);
+        }
+      }
+    } finally {
+      vi.restoreAllMocks();
     }
   });
 

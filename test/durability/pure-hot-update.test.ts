@@ -131,6 +131,27 @@ describe('pure hot updates', () => {
     await expectPureHot(o, key, docText(4, 40_000, { like_count: 5, view_count: 6, views: 7 }));
   });
 
+  it('a JSON Patch removing a hot member writes no shard, and adding it back keeps the cold shards', async () => {
+    const key = 'hot/remove';
+    await seed(key, docText(13, 40_000));
+    const patch = (ops: unknown) => () =>
+      cluster.fetch(`/patch/${encodeURIComponent(key)}`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json-patch+json' },
+        body: JSON.stringify(ops),
+      });
+    const removed = docText(13, 40_000).replace('"like_count":13,', '');
+    const o = await observe(key, patch([{ op: 'remove', path: '/like_count' }]));
+    await expectPureHot(o, key, removed);
+    // Back again (at the end, where JSON Patch `add` puts a new member): the cold part is still the same text.
+    const back = removed.replace('"done":true}', '"done":true,"like_count":14}');
+    const o2 = await observe(key, patch([{ op: 'add', path: '/like_count', value: 14 }]));
+    expect(o2.body.is_pure_hot_update).toBe(true);
+    expect(o2.parts.filter((p) => p.startsWith('shard-'))).toEqual([]);
+    expect(coldIds(o2.after)).toEqual(coldIds(o2.before));
+    expect(await (await cluster.read(key)).text()).toBe(back);
+  });
+
   it('white space differences in the body stay a pure hot update', async () => {
     const key = 'hot/whitespace';
     const compact = docText(5, 40_000);

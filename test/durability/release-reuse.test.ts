@@ -64,6 +64,11 @@ for (const transport of ['local', 'http'] as const) {
       expect((await cluster.write(key, coldA(0), '&strategy=field_hybrid')).status).toBe(200);
 
       type Outcome = { kind: 'write-a' | 'write-b' | 'patch'; like: number; status: number; body: any };
+      let acknowledged = 0n;
+      const note = (o: Outcome): Outcome => {
+        if (o.status === 200 && BigInt(o.body.version) > acknowledged) acknowledged = BigInt(o.body.version);
+        return o;
+      };
       const requests: Promise<Outcome>[] = [];
       for (let i = 1; i <= 40; i++) {
         const like = 1000 + i;
@@ -75,12 +80,12 @@ for (const transport of ['local', 'http'] as const) {
                 headers: { 'content-type': 'application/merge-patch+json' },
                 body: JSON.stringify({ like_count: like }),
               })
-              .then(async (r) => ({ kind: 'patch' as const, like, status: r.status, body: await json(r) })),
+              .then(async (r) => note({ kind: 'patch' as const, like, status: r.status, body: await json(r) })),
           );
         } else {
           const kind = i % 3 === 1 ? ('write-a' as const) : ('write-b' as const);
           const text = kind === 'write-a' ? coldA(like) : coldB(like);
-          requests.push(cluster.write(key, text).then(async (r) => ({ kind, like, status: r.status, body: await json(r) })));
+          requests.push(cluster.write(key, text).then(async (r) => note({ kind, like, status: r.status, body: await json(r) })));
         }
       }
       // Readers run through the storm: a read answers the whole of some written version, or 503; never bad bytes.
@@ -92,10 +97,15 @@ for (const transport of ['local', 'http'] as const) {
       const readStatuses: number[] = [];
       const readers = Array.from({ length: 4 }, async () => {
         while (writing) {
+          const floor = acknowledged;
           const r = await cluster.read(key);
           const text = await r.text();
           readStatuses.push(r.status);
-          if (r.status === 200) expect(valid(text), 'a read during the storm returns one whole written version').toBe(true);
+          if (r.status === 200) {
+            expect(valid(text), 'a read during the storm returns one whole written version').toBe(true);
+            // Linearizable: never older than a write acknowledged before the read began.
+            expect(BigInt(r.headers.get('x-strata-version')!)).toBeGreaterThanOrEqual(floor);
+          }
           else {
             expect(r.status, text).toBe(503);
             expect(JSON.parse(text).error.code).toBe('INSUFFICIENT_NODES');
@@ -105,7 +115,6 @@ for (const transport of ['local', 'http'] as const) {
       const outcomes = await Promise.all(requests);
       writing = false;
       await Promise.all(readers);
-      console.log('READS', readStatuses.length, readStatuses.filter((x) => x !== 200).length);
       expect(readStatuses.filter((x) => x === 200).length).toBeGreaterThan(0);
 
       const succeeded = outcomes.filter((o) => o.status === 200);
