@@ -260,7 +260,7 @@ export class WriteService {
     await this.deps.hooks?.beforeCommit?.(writeId, key);
     // Checked immediately before the commit request (nothing is awaited in between): see commitDeadlineMs. Past
     // it the healer may have rolled this write back and its abort record may be gone, so only not committing is
-    // safe. The blobs are left to the healer, which resolves the intent (no outcome needed: it checks the manifest).
+    // safe. The blobs are left to the healer: the 'failed' outcome lets it resolve the intent (abort, delete) now.
     if (this.deps.clock.nowMs() - intentAtMs >= this.deps.options.commitDeadlineMs) {
       void this.appendOutcome(key, writeId, 'failed');
       throw new StrataError(

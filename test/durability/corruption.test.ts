@@ -132,6 +132,25 @@ for (const transport of ['local', 'http'] as const) {
       await expectRepaired(key, text, [s.cold[0]!]);
     });
 
+    it('more bad shards than parity: the audit gives up without hanging, and reads answer 503, never wrong bytes', async () => {
+      const key = 'corrupt/beyond-parity';
+      await prepare(key, 'ec', 6);
+      const s = await stat(cluster, key);
+      // Two shards vanish and a third rots unnoticed: the inventory still lists four shards as good.
+      for (const v of [s.cold[4]!, s.cold[5]!]) expect(await storeOf(cluster, v.node).delete(v.blob)).toBe(true);
+      await flipPayloadByte(cluster, s.cold[0]!.node, s.cold[0]!.blob);
+      const report = await Promise.race([
+        cluster.healer.runOnce({ forceAudit: true }),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the healer hung')), 5000)),
+      ]);
+      expect(report.repaired).toBe(0);
+      expect(report.backlog).toBeGreaterThanOrEqual(1);
+      const res = await cluster.read(key);
+      expect(res.status).toBe(503);
+      expect((await json(res)).error.code).toBe('INSUFFICIENT_NODES');
+      expect((await stat(cluster, key)).dirty).toBe(true);
+    });
+
     it('the full audit repairs corruption no read saw once the node scrub marked it', async () => {
       const key = 'corrupt/scrubbed';
       const text = await prepare(key, 'field_hybrid', 5);

@@ -4,7 +4,8 @@
  * rollback and garbage collection"). The crash is played with the write service's hooks: `beforeCommit` throws (the
  * process died there) or blocks (the process is paused, e.g. a long GC or a network partition).
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { StrataError } from '../../internal/core/errors.js';
 import type { WriteHooks } from '../../internal/writeservice/write-service.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import {
@@ -82,6 +83,35 @@ describe('gateway crash between blobs and commit', () => {
       expect((await cluster.read(key)).status).toBe(404);
     });
   }
+
+  it('blobs a rollback failed to delete (the healer died after its abort record) are removed by the inventory pass', async () => {
+    const key = 'crash/rollback-interrupted';
+    let crashed: string | null = null;
+    beforeCommit = async (writeId) => {
+      crashed = writeId;
+      throw new Error('simulated gateway crash before the commit');
+    };
+    expect((await cluster.write(key, docText(8, 30_000), '&strategy=field_hybrid')).status).toBeGreaterThanOrEqual(500);
+    beforeCommit = null;
+    const writeId = crashed as string | null;
+    await sleep(INTENT_TIMEOUT_MS + 20);
+    // The healer writes the abort record, then every delete it sends is lost (it died, or the nodes were cut off).
+    const spies = cluster.nodes.map((n) =>
+      vi.spyOn(n.client, 'delete').mockRejectedValue(new StrataError('NODE_UNAVAILABLE', 'simulated: healer died mid-rollback')),
+    );
+    try {
+      await cluster.healer.runOnce();
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    expect(await cluster.metadata.isAborted(writeId!)).toBe(true);
+    expect((await blobsOfWrite(cluster, writeId!)).length).toBe(9);
+
+    await sleep(150); // past the GC grace period
+    await cluster.healer.runOnce({ forceAudit: true });
+    expect(await blobsOfWrite(cluster, writeId!)).toEqual([]);
+    expect((await cluster.read(key)).status).toBe(404);
+  });
 
   it('a crashed pure hot update is rolled back without touching the cold shards it reused', async () => {
     const key = 'crash/pure-hot';
