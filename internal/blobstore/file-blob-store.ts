@@ -23,7 +23,7 @@ import { encodeBlobHead, sha256Hex } from './blob-file-format.js';
 import { checkBlob, readBlob, readBlobHead, type BlobFileState } from './blob-file-read.js';
 import type { BlobHeader, BlobInfo, BlobStore, StoreUsage } from './blob-store.js';
 import { errnoCode, fsyncDir, writeAll } from './durable-fs.js';
-import { KeyedMutex } from './keyed-mutex.js';
+import { KeyedMutex } from '../core/keyed-mutex.js';
 import { SortedIds } from './sorted-ids.js';
 
 /** Bytes of `writeId` and of `part` in a header. Blob ids are at most 128 characters, and so are these. */

@@ -12,6 +12,7 @@
 import type { NodePool } from '../cluster/node-pool.js';
 import type { Clock } from '../core/clock.js';
 import { assert } from '../core/assert.js';
+import { KeyedMutex } from '../core/keyed-mutex.js';
 import { StrataError, isStrataError } from '../core/errors.js';
 import { blobIdOf, newWriteId } from '../core/ids.js';
 import {
@@ -105,8 +106,13 @@ class CommitConflict {
   constructor(readonly current: StoredManifest | null) {}
 }
 
+/** Backoff after a lost commit race: up to BASE * 2^attempt ms, capped at MAX, uniformly jittered. */
+const COMMIT_BACKOFF_MS_BASE = 2;
+const COMMIT_BACKOFF_MS_MAX = 100;
+
 export class WriteService {
   private readonly releases = new Set<Promise<unknown>>();
+  private readonly keyLocks = new KeyedMutex();
 
   constructor(private readonly deps: WriteServiceDeps) {}
 
@@ -115,6 +121,12 @@ export class WriteService {
    * current manifest every time, so a patch re-applies itself to the newer document.
    */
   async mutate(key: string, preconditions: Preconditions, plan: Planner): Promise<CommittedWrite> {
+    // Writes to one key through this gateway take turns: racing them would only make all but one lose the
+    // compare-and-set and redo their blob writes. Races with other gateways are still settled by the CAS.
+    return this.keyLocks.run(key, () => this.mutateLocked(key, preconditions, plan));
+  }
+
+  private async mutateLocked(key: string, preconditions: Preconditions, plan: Planner): Promise<CommittedWrite> {
     let current = await this.deps.metadata.get(key);
     for (let attempt = 0; attempt < LIMITS.commitRetriesMax; attempt++) {
       checkPreconditions(key, current, preconditions);
@@ -133,6 +145,8 @@ export class WriteService {
           checkPreconditions(key, outcome.current, preconditions);
         }
         current = outcome.current;
+        // Another gateway won: back off a little, with jitter, so that contending gateways stop colliding.
+        await this.deps.clock.sleep(Math.random() * Math.min(COMMIT_BACKOFF_MS_MAX, COMMIT_BACKOFF_MS_BASE * 2 ** attempt));
         continue;
       }
       return outcome;

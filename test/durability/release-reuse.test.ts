@@ -118,14 +118,8 @@ for (const transport of ['local', 'http'] as const) {
       expect(readStatuses.filter((x) => x === 200).length).toBeGreaterThan(0);
 
       const succeeded = outcomes.filter((o) => o.status === 200);
-      for (const o of outcomes.filter((x) => x.status !== 200)) {
-        // Losing the compare-and-set race too many times is the only acceptable failure here.
-        expect(o.status, JSON.stringify(o.body)).toBe(503);
-        expect(o.body.error.code).toBe('METADATA_UNAVAILABLE');
-      }
-      // With 40 writers on one key, about half give up after LIMITS.commitRetriesMax lost races (each retry redoes
-      // its blob puts); what matters here is that those that succeed are consistent.
-      expect(succeeded.length).toBeGreaterThanOrEqual(10);
+      // One gateway takes writes to one key in turn, so none of them loses a race and every one succeeds.
+      for (const o of outcomes) expect(o.status, JSON.stringify(o.body)).toBe(200);
       const versions = succeeded.map((o) => BigInt(o.body.version));
       expect(new Set(versions).size).toBe(versions.length);
       expect(succeeded.some((o) => o.body.is_pure_hot_update === true)).toBe(true);
