@@ -6,6 +6,7 @@
 import { isPrefix } from './pointer.js';
 import type { DecodedHot } from './split.js';
 import { isJsonObject, type JsonObject, type JsonValue } from './value.js';
+import { setAt } from './tree.js';
 
 /**
  * Only the requested fields, absent ones left out, nested paths rebuilt as nested objects
@@ -89,16 +90,3 @@ function pick(value: JsonObject, trie: FieldTrie): JsonObject | undefined {
   return out.size > 0 ? out : undefined;
 }
 
-function setAt(root: JsonObject, segments: readonly string[], value: JsonValue): void {
-  let node = root;
-  for (let i = 0; i < segments.length - 1; i++) {
-    const name = segments[i]!;
-    let child = node.get(name);
-    if (!isJsonObject(child)) {
-      child = new Map();
-      node.set(name, child);
-    }
-    node = child;
-  }
-  node.set(segments[segments.length - 1]!, value);
-}

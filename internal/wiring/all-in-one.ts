@@ -13,7 +13,8 @@ import { NodePool } from '../cluster/node-pool.js';
 import type { StrataConfig } from '../config/config.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { ReedSolomonCode } from '../ec/reed-solomon.js';
-import { Healer } from '../healer/healer.js';
+import type { Healer } from '../healer/healer.js';
+import { buildHealer } from './healer.js';
 import type { Logger } from '../log/logger.js';
 import { SqliteMetadataStore } from '../metadata/sqlite-metadata-store.js';
 import { HttpNodeClient } from '../nodeclient/http-node-client.js';
@@ -76,24 +77,7 @@ export async function startAllInOne(config: Readonly<StrataConfig>, options: All
   );
   pool.start();
   const ec = new ReedSolomonCode();
-  const healer = new Healer({
-    metadata,
-    wal,
-    pool,
-    ec,
-    clock,
-    log: log.child({ component: 'healer' }),
-    options: {
-      holderId: `healer-${process.pid}-${randomBytes(4).toString('hex')}`,
-      intervalMs: config.healerIntervalMs,
-      auditIntervalMs: config.auditIntervalMs,
-      leaseMs: config.healerLeaseMs,
-      intentTimeoutMs: config.intentTimeoutMs,
-      gcGraceMs: config.gcGraceMs,
-      tombstoneGraceMs: config.tombstoneGraceMs,
-      nodeTimeoutMs: config.nodeTimeoutMs,
-    },
-  });
+  const healer = buildHealer(config, { metadata, wal, pool, ec, clock, log: log.child({ component: 'healer' }) });
   const gateway = buildGateway({
     config,
     metadata,

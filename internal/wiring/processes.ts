@@ -2,13 +2,12 @@
  * Wiring of the separate processes (`cmd/api`, `cmd/storage-node`, `cmd/healer`) for a cluster on one machine
  * with the embedded backends in a shared data directory. The cluster issue adds etcd and Kafka here.
  */
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { NodePool } from '../cluster/node-pool.js';
 import { ConfigError, type StrataConfig } from '../config/config.js';
 import { systemClock } from '../core/clock.js';
 import { ReedSolomonCode } from '../ec/reed-solomon.js';
-import { Healer } from '../healer/healer.js';
+import { buildHealer } from './healer.js';
 import type { Logger } from '../log/logger.js';
 import { SqliteMetadataStore } from '../metadata/sqlite-metadata-store.js';
 import { HttpNodeClient } from '../nodeclient/http-node-client.js';
@@ -81,24 +80,7 @@ export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger
 export async function runHealer(config: Readonly<StrataConfig>, log: Logger): Promise<Running> {
   const pool = nodePool(config);
   const { metadata, wal } = await backends(config);
-  const healer = new Healer({
-    metadata,
-    wal,
-    pool,
-    ec: new ReedSolomonCode(),
-    clock: systemClock,
-    log,
-    options: {
-      holderId: `healer-${process.pid}-${randomBytes(4).toString('hex')}`,
-      intervalMs: config.healerIntervalMs,
-      auditIntervalMs: config.auditIntervalMs,
-      leaseMs: config.healerLeaseMs,
-      intentTimeoutMs: config.intentTimeoutMs,
-      gcGraceMs: config.gcGraceMs,
-      tombstoneGraceMs: config.tombstoneGraceMs,
-      nodeTimeoutMs: config.nodeTimeoutMs,
-    },
-  });
+  const healer = buildHealer(config, { metadata, wal, pool, ec: new ReedSolomonCode(), clock: systemClock, log });
   healer.start();
   return {
     describe: 'healer running (it leads when it holds the lease)',

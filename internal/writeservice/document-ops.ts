@@ -15,6 +15,7 @@ import type { HotFieldPolicy } from '../policy/hot-fields.js';
 import type { ReadService } from '../readservice/read-service.js';
 import { hotBytesOf, planDocument, type DocumentPlan } from './plan.js';
 import { StalePlanError, type CommittedWrite, type Preconditions, type WriteService } from './write-service.js';
+import { getAt, setAt } from '../json/tree.js';
 
 export interface DocumentLimits {
   bodyBytesMax: number;
@@ -211,28 +212,7 @@ function touchesOnlyHot(manifest: Manifest, request: PatchRequest): boolean {
   return visit(request.patch, []);
 }
 
-function setAt(root: JsonObject, segments: readonly string[], value: JsonValue): void {
-  let node = root;
-  for (let i = 0; i < segments.length - 1; i++) {
-    const name = segments[i]!;
-    let child = node.get(name);
-    if (!isJsonObject(child)) {
-      child = new Map();
-      node.set(name, child);
-    }
-    node = child;
-  }
-  node.set(segments[segments.length - 1]!, value);
-}
 
-function getAt(root: JsonValue, segments: readonly string[]): JsonValue | undefined {
-  let node: JsonValue | undefined = root;
-  for (const name of segments) {
-    if (!isJsonObject(node)) return undefined;
-    node = node.get(name);
-  }
-  return node;
-}
 
 /** Nesting depth counted in objects and arrays (a scalar is 0); `onMember` is called once per member or element. */
 function depthOf(value: JsonValue, onMember?: () => void): number {
