@@ -25,8 +25,10 @@ export const LIMITS = {
   /** Idempotency-Key length and retention. */
   idempotencyKeyBytesMax: 256,
   idempotencyTtlMs: 24 * 60 * 60 * 1000,
-  /** Times a write re-plans after losing a compare-and-set race before answering 503. */
-  commitRetriesMax: 16,
+  /** Times a write re-plans after losing a compare-and-set race before answering 503 ... */
+  commitRetriesMax: 200,
+  /** ... or how long it keeps trying, whichever comes first. */
+  commitRetryWindowMs: 10_000,
   /** A blob larger than this is refused by a storage node. */
   blobBytesMax: 64 * 1024 * 1024,
   /** The opaque self-describing metadata a blob may carry (bytes of JSON). */

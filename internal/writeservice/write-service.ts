@@ -128,7 +128,10 @@ export class WriteService {
 
   private async mutateLocked(key: string, preconditions: Preconditions, plan: Planner): Promise<CommittedWrite> {
     let current = await this.deps.metadata.get(key);
-    for (let attempt = 0; attempt < LIMITS.commitRetriesMax; attempt++) {
+    const startedMs = this.deps.clock.nowMs();
+    // Retries are bounded by count and by time: another gateway may win several races in a row while it works
+    // through its own queue for this key, but it cannot win forever, so a loser keeps trying for a while.
+    for (let attempt = 0; attempt < LIMITS.commitRetriesMax && this.deps.clock.nowMs() - startedMs < LIMITS.commitRetryWindowMs; attempt++) {
       checkPreconditions(key, current, preconditions);
       let change: PlannedChange;
       try {
@@ -153,7 +156,7 @@ export class WriteService {
     }
     throw new StrataError(
       'METADATA_UNAVAILABLE',
-      `the write to "${key}" lost the commit race ${LIMITS.commitRetriesMax} times in a row; retry later`,
+      `the write to "${key}" kept losing the commit race to other writers of this key; retry later`,
     );
   }
 
