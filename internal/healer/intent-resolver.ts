@@ -3,7 +3,7 @@
  * whose outcome is `committed` needs nothing. One whose outcome is `failed`, or that has no outcome after
  * `intentTimeoutMs`, is resolved from the manifest: committed if the manifest references its write id,
  * otherwise aborted (abort record first, conditioned on the manifest being unchanged) and then its created
- * blobs are deleted. Offsets are committed only up to the oldest unresolved intent.
+ * blobs are deleted. Offsets are committed, per partition, only up to the oldest unresolved intent of that partition.
  */
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../log/logger.js';
@@ -36,7 +36,11 @@ export interface IntentStats {
 export class IntentResolver {
   private consumer: WalConsumer | null = null;
   private readonly pending = new Map<string, { intent: Intent; failed: boolean }>();
-  private readonly order: Tracked[] = [];
+  /**
+   * Entries read and not yet committed, per partition in offset order. Order (and so the committed offset) is
+   * per partition: an unresolved intent holds back only its own partition, and each partition gets its own commit.
+   */
+  private readonly order = new Map<number, Tracked[]>();
   readonly stats: IntentStats = { read: 0, resolvedCommitted: 0, rolledBack: 0, pending: 0 };
 
   constructor(
@@ -62,12 +66,12 @@ export class IntentResolver {
         this.stats.read++;
         if (record.type === 'intent') {
           this.pending.set(record.writeId, { intent: record, failed: false });
-          this.order.push({ position, writeId: record.writeId });
+          this.track({ position, writeId: record.writeId });
         } else {
           const p = this.pending.get(record.writeId);
           if (p && record.outcome === 'committed') this.pending.delete(record.writeId);
           else if (p) p.failed = true;
-          this.order.push({ position, writeId: null });
+          this.track({ position, writeId: null });
         }
       }
       if (entries.length < POLL_BATCH_MAX) break;
@@ -103,15 +107,28 @@ export class IntentResolver {
     return true;
   }
 
+  private track(entry: Tracked): void {
+    const queue = this.order.get(entry.position.partition);
+    if (queue) queue.push(entry);
+    else this.order.set(entry.position.partition, [entry]);
+  }
+
+  /** Commits, in each partition, the last entry before its oldest unresolved intent. */
   private async commitSafeOffset(): Promise<void> {
-    let last: WalPosition | null = null;
-    while (this.order.length > 0) {
-      const head = this.order[0]!;
-      if (head.writeId !== null && this.pending.has(head.writeId)) break;
-      last = head.position;
-      this.order.shift();
+    for (const queue of this.order.values()) {
+      let last: WalPosition | null = null;
+      let resolved = 0;
+      while (resolved < queue.length) {
+        const head = queue[resolved]!;
+        if (head.writeId !== null && this.pending.has(head.writeId)) break;
+        last = head.position;
+        resolved++;
+      }
+      if (last === null || !this.consumer) continue;
+      await this.consumer.commit(last);
+      // Forgotten only once committed: a failed commit is retried next round.
+      queue.splice(0, resolved);
     }
-    if (last && this.consumer) await this.consumer.commit(last);
   }
 
   async close(): Promise<void> {

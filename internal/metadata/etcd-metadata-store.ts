@@ -1,0 +1,593 @@
+import { SortOrder, SortTarget, castGrpcError, GRPCUnavailableError, type IKeyValue, type IRangeRequest, type ICompare, type ITxnRequest } from 'etcd3';
+import { assert } from '../core/assert.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import { StrataError } from '../core/errors.js';
+import type { Manifest, StoredManifest } from '../manifest/manifest.js';
+import {
+  KeySpace,
+  absent,
+  createIs,
+  del,
+  get,
+  modIs,
+  prefixUpperBound,
+  put,
+  rangedKv,
+  revisionOf,
+  successor,
+  utf8,
+  valueIs,
+} from './etcd-keyspace.js';
+import { EtcdRpc, ETCD_RPC_LIMITS, type CallKind, type CallOptions, type Deadline } from './etcd-rpc.js';
+import type {
+  AbortRequest,
+  CommitRequest,
+  CommitResult,
+  IdempotencyRecord,
+  IdempotentResponse,
+  LeaderTerm,
+  MetadataStore,
+} from './metadata-store.js';
+
+/**
+ * The MetadataStore on etcd v3. The key layout, the version scheme, leadership and the error mapping are
+ * documented in ./README.md ("etcd"); `etcd3` itself stays behind this file, ./etcd-rpc.ts (deadlines, retries,
+ * errors) and ./etcd-keyspace.ts (key layout, transaction operations).
+ */
+
+export const ETCD_METADATA_LIMITS = {
+  ...ETCD_RPC_LIMITS,
+  /** Read-modify-write loops (idempotency records) that keep losing their compare-and-set race give up. */
+  casRetriesMax: 16,
+  /**
+   * Keys read and deleted per round trip by the sweeps (expiries, repair hints). It must not exceed etcd's
+   * `--max-txn-ops` (default 128), because each page is deleted in one transaction.
+   */
+  sweepPageKeysMax: 128,
+} as const;
+
+/** Format of the value stored under a manifest key; a newer one is refused rather than misread. */
+export const ETCD_MANIFEST_RECORD_FORMAT = 1;
+
+export interface EtcdMetadataStoreOptions {
+  /** Client URLs of the etcd members, e.g. `http://127.0.0.1:2379`. */
+  endpoints: string[];
+  /** Every key this store writes starts with it; several clusters or tests can share one etcd. Default `strata/`. */
+  prefix?: string;
+  /** Judges idempotency expiry and this process's own view of its leader leases. Defaults to the system clock. */
+  clock?: Clock;
+  /** Deadline of each call, all its round trips included (ETCD_RPC_LIMITS.requestTimeoutMs by default). */
+  requestTimeoutMs?: number;
+  /** Round trips per RPC when etcd cannot be reached (ETCD_RPC_LIMITS.attemptsMax by default). */
+  attemptsMax?: number;
+  /** `open` makes one round trip and fails with METADATA_UNAVAILABLE when etcd cannot be reached. Default true. */
+  checkReachable?: boolean;
+}
+
+/** What is stored under a manifest key (README: "Versions are revisions"). */
+interface ManifestRecord {
+  format: number;
+  /** null: the version is this key-value's mod_revision, i.e. the revision of the commit that wrote it. */
+  version: string | null;
+  manifest: Omit<Manifest, 'version'>;
+}
+
+interface AbortRecord {
+  key: string;
+  createdMs: number;
+}
+
+interface IdempotencyValue {
+  fingerprint: string;
+  state: 'pending' | 'done';
+  response: IdempotentResponse | null;
+  expiresMs: number;
+}
+
+/** The leader leases this process acquired, so that it stops trusting one before etcd expires it. */
+interface OwnLease {
+  holder: string;
+  term: number;
+  expiresAtMs: number;
+}
+
+function assertCount(value: number, name: string): void {
+  assert(Number.isInteger(value) && value >= 0, `${name} is an integer >= 0`);
+}
+
+export class EtcdMetadataStore implements MetadataStore {
+  private readonly calls: EtcdRpc;
+  private readonly keys: KeySpace;
+  private readonly clock: Clock;
+  private readonly ownLeases = new Map<string, OwnLease>();
+
+  private constructor(options: EtcdMetadataStoreOptions) {
+    this.calls = new EtcdRpc(options);
+    this.keys = new KeySpace(options.prefix ?? 'strata/');
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /** Connects (lazily, as gRPC does) and, unless `checkReachable` is false, makes sure etcd answers. */
+  static async open(options: EtcdMetadataStoreOptions): Promise<EtcdMetadataStore> {
+    const store = new EtcdMetadataStore(options);
+    if (options.checkReachable ?? true) {
+      try {
+        await store.currentRevision();
+      } catch (err) {
+        await store.close();
+        throw err;
+      }
+    }
+    return store;
+  }
+
+  // ---- manifests ---------------------------------------------------------------------------------------------
+
+  async get(key: string): Promise<StoredManifest | null> {
+    const deadline = this.deadline();
+    const response = await this.rpc('get', 'idempotent', deadline, (options) =>
+      this.client.kv.range({ key: this.manifestKey(key) }, options),
+    );
+    const kv = response.kvs[0];
+    return kv === undefined ? null : this.decodeManifest(kv);
+  }
+
+  async commit(request: CommitRequest): Promise<CommitResult> {
+    const { key, expectedModRevision, writeId, manifest, assignVersion, fence } = request;
+    assertCount(expectedModRevision, 'expectedModRevision');
+    assert(manifest.key === key, 'manifest.key equals the committed key');
+    const deadline = this.deadline();
+    // A deposed leader has no authority at all; this process knows its own lease ran out even before etcd has
+    // revoked it (etcd checks expiry about every 500 ms).
+    if (fence !== undefined && this.ownLeaseLapsed(fence)) return { ok: false, reason: 'fenced' };
+
+    const manifestKey = this.manifestKey(key);
+    const liveKey = KeySpace.under(this.keys.live, key, 'key');
+    const abortKey = KeySpace.under(this.keys.aborts, writeId, 'writeId');
+    const leaderKey = fence === undefined ? null : KeySpace.under(this.keys.leaders, fence.name, 'leader name');
+    const { version, ...rest } = manifest;
+    const record: ManifestRecord = { format: ETCD_MANIFEST_RECORD_FORMAT, version: assignVersion ? null : version, manifest: rest };
+    const value = JSON.stringify(record);
+
+    const compare: ICompare[] = [];
+    if (fence !== undefined && leaderKey !== null) {
+      // The leader key exists only while its lease lives, and its create_revision is the term.
+      compare.push(createIs(leaderKey, fence.term), valueIs(leaderKey, utf8(fence.holder, 'holder')));
+    }
+    compare.push(absent(abortKey), modIs(manifestKey, expectedModRevision));
+    const txn: ITxnRequest = {
+      compare,
+      // The live index lets listKeys skip tombstones without reading manifests.
+      success: [put(manifestKey, value), manifest.deleted ? del(liveKey) : put(liveKey, '')],
+      // Read back in the same snapshot, so that the reason for a failure is exact.
+      failure: [...(leaderKey === null ? [] : [get(leaderKey)]), get(abortKey), get(manifestKey)],
+    };
+    const response = await this.rpc(`commit of "${key}"`, 'commit', deadline, (options) => this.client.kv.txn(txn, options));
+
+    if (response.succeeded) {
+      // Every change in a transaction gets the transaction's revision: the new mod_revision of the manifest key.
+      const modRevision = revisionOf(response.header.revision, 'commit revision');
+      const stored: Manifest = { ...JSON.parse(JSON.stringify(rest)), version: assignVersion ? String(modRevision) : version };
+      return { ok: true, modRevision, manifest: stored };
+    }
+    let index = 0;
+    if (fence !== undefined) {
+      const leader = rangedKv(response, index++);
+      const holds =
+        leader !== null &&
+        revisionOf(leader.create_revision, 'leader create_revision') === fence.term &&
+        leader.value.toString('utf8') === fence.holder;
+      if (!holds) return { ok: false, reason: 'fenced' };
+    }
+    if (rangedKv(response, index++) !== null) return { ok: false, reason: 'aborted' };
+    const current = rangedKv(response, index);
+    const currentModRevision = current === null ? 0 : revisionOf(current.mod_revision, 'mod_revision');
+    assert(currentModRevision !== expectedModRevision, 'a failed commit failed one of its conditions');
+    return { ok: false, reason: 'conflict', current: current === null ? null : this.decodeManifest(current) };
+  }
+
+  async abort(request: AbortRequest): Promise<boolean> {
+    const { key, writeId, expectedModRevision, nowMs } = request;
+    assertCount(expectedModRevision, 'expectedModRevision');
+    assert(Number.isSafeInteger(nowMs), 'nowMs is a safe integer');
+    const deadline = this.deadline();
+    const abortKey = KeySpace.under(this.keys.aborts, writeId, 'writeId');
+    const record: AbortRecord = { key, createdMs: nowMs };
+    const response = await this.rpc(`abort of write ${writeId}`, 'once', deadline, (options) =>
+      this.client.kv.txn(
+        {
+          compare: [absent(abortKey), modIs(this.manifestKey(key), expectedModRevision)],
+          success: [put(abortKey, JSON.stringify(record))],
+          failure: [get(abortKey)],
+        },
+        options,
+      ),
+    );
+    // A record that already exists answers true: aborting is idempotent.
+    return response.succeeded || rangedKv(response, 0) !== null;
+  }
+
+  async isAborted(writeId: string): Promise<boolean> {
+    const deadline = this.deadline();
+    const key = KeySpace.under(this.keys.aborts, writeId, 'writeId');
+    const response = await this.rpc('isAborted', 'idempotent', deadline, (options) =>
+      this.client.kv.range({ key, count_only: true }, options),
+    );
+    return revisionOf(response.count, 'count') > 0;
+  }
+
+  async listKeys(prefix: string, startAfter: string | null, limit: number): Promise<string[]> {
+    assertCount(limit, 'limit');
+    // etcd reads `limit: 0` as "no limit".
+    if (limit === 0) return [];
+    const prefixBytes = utf8(prefix, 'prefix');
+    let lower: Buffer = Buffer.concat([this.keys.live, prefixBytes]);
+    if (startAfter !== null) {
+      const after = utf8(startAfter, 'startAfter');
+      if (Buffer.compare(after, prefixBytes) >= 0) lower = successor(Buffer.concat([this.keys.live, after]));
+    }
+    const upper = prefixUpperBound(Buffer.concat([this.keys.live, prefixBytes]));
+    if (Buffer.compare(lower, upper) >= 0) return [];
+    const deadline = this.deadline();
+    const response = await this.rpc('listKeys', 'idempotent', deadline, (options) =>
+      this.client.kv.range({ key: lower, range_end: upper, limit, keys_only: true }, options),
+    );
+    return response.kvs.map((kv) => KeySpace.nameIn(this.keys.live, kv.key));
+  }
+
+  async scan(startAfter: string | null, limit: number): Promise<StoredManifest[]> {
+    assertCount(limit, 'limit');
+    if (limit === 0) return [];
+    const namespace = this.keys.manifests;
+    const lower = startAfter === null ? namespace : successor(this.manifestKey(startAfter));
+    const deadline = this.deadline();
+    const response = await this.rpc('scan', 'idempotent', deadline, (options) =>
+      this.client.kv.range({ key: lower, range_end: prefixUpperBound(namespace), limit }, options),
+    );
+    return response.kvs.map((kv) => this.decodeManifest(kv));
+  }
+
+  async purgeTombstone(key: string, modRevision: number): Promise<boolean> {
+    assertCount(modRevision, 'modRevision');
+    // Revision 0 means "absent", and there is nothing to purge.
+    if (modRevision === 0) return false;
+    const deadline = this.deadline();
+    const manifestKey = this.manifestKey(key);
+    const liveKey = KeySpace.under(this.keys.live, key, 'key');
+    const response = await this.rpc(`purge of "${key}"`, 'once', deadline, (options) =>
+      this.client.kv.txn(
+        // A manifest without its live index entry is a tombstone.
+        { compare: [modIs(manifestKey, modRevision), absent(liveKey)], success: [del(manifestKey)], failure: [] },
+        options,
+      ),
+    );
+    return response.succeeded;
+  }
+
+  async expireAbortRecords(beforeMs: number): Promise<number> {
+    return this.sweep('expireAbortRecords', this.keys.aborts, (kv) => {
+      const record = this.decodeJson<AbortRecord>(kv, 'abort record');
+      return record.createdMs < beforeMs;
+    });
+  }
+
+  async currentRevision(): Promise<number> {
+    const deadline = this.deadline();
+    // A linearizable read (the etcd3 default) of any key: its header carries the store's revision.
+    const response = await this.rpc('currentRevision', 'idempotent', deadline, (options) =>
+      this.client.kv.range({ key: this.keys.revisionProbe, count_only: true }, options),
+    );
+    return revisionOf(response.header.revision, 'header revision');
+  }
+
+  // ---- idempotency records -------------------------------------------------------------------------------------
+
+  async reserveIdempotency(token: string, fingerprint: string, expiresAtMs: number): Promise<IdempotencyRecord | null> {
+    const key = KeySpace.under(this.keys.idempotency, token, 'token');
+    const fresh: IdempotencyValue = { fingerprint, state: 'pending', response: null, expiresMs: expiresAtMs };
+    return this.readModifyWrite('reserveIdempotency', key, (current) => {
+      if (current !== null && current.expiresMs > this.clock.nowMs()) return { result: toIdempotencyRecord(current) };
+      // An expired record counts as absent and is overwritten.
+      return { result: null, write: fresh };
+    });
+  }
+
+  async completeIdempotency(token: string, response: IdempotentResponse): Promise<void> {
+    const key = KeySpace.under(this.keys.idempotency, token, 'token');
+    await this.readModifyWrite('completeIdempotency', key, (current) => {
+      // A reservation that expired and was swept meanwhile is not recreated: its retention is over.
+      if (current === null) return { result: undefined };
+      return { result: undefined, write: { ...current, state: 'done', response } };
+    });
+  }
+
+  async releaseIdempotency(token: string): Promise<void> {
+    const key = KeySpace.under(this.keys.idempotency, token, 'token');
+    await this.readModifyWrite('releaseIdempotency', key, (current) => {
+      // Releasing is for failed requests; a completed response is never dropped.
+      if (current === null || current.state !== 'pending') return { result: undefined };
+      return { result: undefined, write: 'delete' };
+    });
+  }
+
+  async expireIdempotency(nowMs: number): Promise<number> {
+    return this.sweep('expireIdempotency', this.keys.idempotency, (kv) => {
+      return this.decodeJson<IdempotencyValue>(kv, 'idempotency record').expiresMs <= nowMs;
+    });
+  }
+
+  // ---- repair hints ------------------------------------------------------------------------------------------
+
+  async addRepairHint(key: string): Promise<void> {
+    const deadline = this.deadline();
+    const hintKey = KeySpace.under(this.keys.hints, key, 'key');
+    // Put only if absent: an existing hint keeps its creation revision, hence its place in the queue.
+    await this.rpc('addRepairHint', 'idempotent', deadline, (options) =>
+      this.client.kv.txn({ compare: [absent(hintKey)], success: [put(hintKey, '')], failure: [] }, options),
+    );
+  }
+
+  async takeRepairHints(limit: number): Promise<string[]> {
+    assertCount(limit, 'limit');
+    if (limit === 0) return [];
+    const deadline = this.deadline();
+    const namespace = this.keys.hints;
+    // Oldest first; one page at most, because the page is deleted in one transaction (fewer is allowed).
+    const request: IRangeRequest = {
+      key: namespace,
+      range_end: prefixUpperBound(namespace),
+      limit: Math.min(limit, ETCD_METADATA_LIMITS.sweepPageKeysMax),
+      sort_target: SortTarget.Create,
+      sort_order: SortOrder.Ascend,
+      keys_only: true,
+    };
+    const response = await this.rpc('takeRepairHints', 'idempotent', deadline, (options) =>
+      this.client.kv.range(request, options),
+    );
+    const taken = await this.deleteUnchanged('takeRepairHints', deadline, response.kvs);
+    return taken.map((kv) => KeySpace.nameIn(namespace, kv.key));
+  }
+
+  // ---- leadership --------------------------------------------------------------------------------------------
+
+  async acquireLeadership(name: string, holder: string, ttlMs: number): Promise<LeaderTerm | null> {
+    assert(holder.length > 0, 'holder is non-empty');
+    assert(Number.isInteger(ttlMs) && ttlMs > 0, 'ttlMs is an integer > 0');
+    const deadline = this.deadline();
+    const leaderKey = KeySpace.under(this.keys.leaders, name, 'leader name');
+    // Taken before any request: the lease cannot expire earlier than ttlMs after this.
+    const startedMs = this.clock.nowMs();
+    const found = await this.rpc('acquireLeadership', 'idempotent', deadline, (options) =>
+      this.client.kv.range({ key: leaderKey }, options),
+    );
+    const current = found.kvs[0];
+    if (current !== undefined) {
+      if (current.value.toString('utf8') !== holder) return null;
+      // A renewal: the key, hence the term, stays; only its lease is kept alive.
+      const ttlSeconds = await this.keepAliveOnce(current.lease, deadline);
+      if (ttlSeconds > 0) {
+        const term = revisionOf(current.create_revision, 'leader create_revision');
+        return this.rememberLease(name, holder, term, startedMs + Math.min(ttlMs, ttlSeconds * 1000));
+      }
+      // The lease ran out between the read and the keep-alive; etcd deletes the key, so campaign afresh.
+    }
+
+    // etcd leases have whole seconds (and a floor of about 2 s by default, which etcd applies silently).
+    const ttlSeconds = Math.max(1, Math.ceil(ttlMs / 1000));
+    const grant = await this.rpc('acquireLeadership', 'once', deadline, (options) =>
+      this.client.leaseClient.leaseGrant({ TTL: ttlSeconds }, options),
+    );
+    const leaseId = grant.ID;
+    const created = await this.rpc('acquireLeadership', 'once', deadline, (options) =>
+      this.client.kv.txn(
+        {
+          compare: [createIs(leaderKey, 0)],
+          success: [put(leaderKey, utf8(holder, 'holder'), leaseId)],
+          failure: [],
+        },
+        options,
+      ),
+    );
+    if (!created.succeeded) {
+      // Someone else campaigned in between; the unused lease would expire by itself, but free it now.
+      await this.revokeQuietly(leaseId, deadline);
+      return null;
+    }
+    // The key was created by this transaction, so its create_revision (the term) is the transaction's revision,
+    // which is greater than that of every earlier leader key.
+    const term = revisionOf(created.header.revision, 'leader create revision');
+    return this.rememberLease(name, holder, term, startedMs + Math.min(ttlMs, revisionOf(grant.TTL, 'TTL') * 1000));
+  }
+
+  async releaseLeadership(term: LeaderTerm): Promise<void> {
+    const deadline = this.deadline();
+    const leaderKey = KeySpace.under(this.keys.leaders, term.name, 'leader name');
+    const response = await this.rpc('releaseLeadership', 'idempotent', deadline, (options) =>
+      this.client.kv.txn(
+        {
+          compare: [createIs(leaderKey, term.term), valueIs(leaderKey, utf8(term.holder, 'holder'))],
+          success: [get(leaderKey), del(leaderKey)],
+          failure: [],
+        },
+        options,
+      ),
+    );
+    const own = this.ownLeases.get(term.name);
+    if (own !== undefined && own.holder === term.holder && own.term === term.term) this.ownLeases.delete(term.name);
+    // Deleting the key ended the leadership; the lease has nothing left to keep, so free it.
+    const released = response.succeeded ? rangedKv(response, 0) : null;
+    if (released !== null && released.lease !== '0') await this.revokeQuietly(released.lease, deadline);
+  }
+
+  async currentLeader(name: string): Promise<string | null> {
+    const deadline = this.deadline();
+    const leaderKey = KeySpace.under(this.keys.leaders, name, 'leader name');
+    const response = await this.rpc('currentLeader', 'idempotent', deadline, (options) =>
+      this.client.kv.range({ key: leaderKey }, options),
+    );
+    return response.kvs[0]?.value.toString('utf8') ?? null;
+  }
+
+  async close(): Promise<void> {
+    this.calls.close();
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------------------------
+
+  private get client() {
+    return this.calls.client;
+  }
+
+  private deadline(): Deadline {
+    return this.calls.deadline();
+  }
+
+  private rpc<T>(what: string, kind: CallKind, deadline: Deadline, send: (options: CallOptions) => Promise<T>): Promise<T> {
+    return this.calls.call(what, kind, deadline, send);
+  }
+
+  private manifestKey(key: string): Buffer {
+    return KeySpace.under(this.keys.manifests, key, 'key');
+  }
+
+  private decodeManifest(kv: IKeyValue): StoredManifest {
+    const modRevision = revisionOf(kv.mod_revision, 'mod_revision');
+    const record = this.decodeJson<ManifestRecord>(kv, 'manifest record');
+    if (record.format !== ETCD_MANIFEST_RECORD_FORMAT) {
+      throw new StrataError(
+        'METADATA_UNAVAILABLE',
+        `etcd key ${kv.key.toString('utf8')} holds manifest record format ${record.format}; this Strata reads format ${ETCD_MANIFEST_RECORD_FORMAT}`,
+      );
+    }
+    const version = record.version ?? String(modRevision);
+    const manifest = { ...record.manifest, version } as Manifest;
+    assert(typeof manifest.key === 'string' && manifest.formatVersion === 1, 'stored manifest');
+    return { manifest, modRevision };
+  }
+
+  private decodeJson<T>(kv: IKeyValue, what: string): T {
+    try {
+      return JSON.parse(kv.value.toString('utf8')) as T;
+    } catch {
+      // Written by something other than this store (or damaged): report it rather than crash the caller.
+      throw new StrataError('METADATA_UNAVAILABLE', `etcd key ${kv.key.toString('utf8')} does not hold a readable ${what}`);
+    }
+  }
+
+  /**
+   * A compare-and-set loop on one JSON record: read it, let `decide` choose, write (or delete) it if its
+   * mod_revision has not moved, else start over with the value the failed transaction read back.
+   */
+  private async readModifyWrite<R>(
+    what: string,
+    key: Buffer,
+    decide: (current: IdempotencyValue | null) => { result: R; write?: IdempotencyValue | 'delete' },
+  ): Promise<R> {
+    const deadline = this.deadline();
+    const first = await this.rpc(what, 'idempotent', deadline, (options) => this.client.kv.range({ key }, options));
+    let kv = first.kvs[0] ?? null;
+    for (let attempt = 1; attempt <= ETCD_METADATA_LIMITS.casRetriesMax; attempt++) {
+      const current = kv === null ? null : this.decodeJson<IdempotencyValue>(kv, 'idempotency record');
+      const { result, write } = decide(current);
+      if (write === undefined) return result;
+      const modRevision = kv === null ? 0 : revisionOf(kv.mod_revision, 'mod_revision');
+      const response = await this.rpc(what, 'once', deadline, (options) =>
+        this.client.kv.txn(
+          {
+            compare: [modIs(key, modRevision)],
+            success: [write === 'delete' ? del(key) : put(key, JSON.stringify(write))],
+            failure: [get(key)],
+          },
+          options,
+        ),
+      );
+      if (response.succeeded) return result;
+      kv = rangedKv(response, 0);
+    }
+    throw new StrataError('METADATA_UNAVAILABLE', `etcd: ${what} lost its compare-and-set race ${ETCD_METADATA_LIMITS.casRetriesMax} times`);
+  }
+
+  /**
+   * Deletes, page by page, the records of `namespace` that `expired` selects; returns how many went. Each page
+   * has its own deadline: a sweep's length grows with the data, a page's does not.
+   */
+  private async sweep(what: string, namespace: Buffer, expired: (kv: IKeyValue) => boolean): Promise<number> {
+    const end = prefixUpperBound(namespace);
+    let from = namespace;
+    let deleted = 0;
+    for (;;) {
+      const deadline = this.deadline();
+      const page = await this.rpc(what, 'idempotent', deadline, (options) =>
+        this.client.kv.range({ key: from, range_end: end, limit: ETCD_METADATA_LIMITS.sweepPageKeysMax }, options),
+      );
+      const last = page.kvs[page.kvs.length - 1];
+      deleted += (await this.deleteUnchanged(what, deadline, page.kvs.filter(expired))).length;
+      if (!page.more || last === undefined) return deleted;
+      from = successor(last.key);
+    }
+  }
+
+  /**
+   * Deletes the given key-values if each is still at the revision read; returns those deleted. One transaction
+   * for all; if any changed meanwhile, one per key so that the others still go.
+   */
+  private async deleteUnchanged(what: string, deadline: Deadline, kvs: IKeyValue[]): Promise<IKeyValue[]> {
+    if (kvs.length === 0) return [];
+    assert(kvs.length <= ETCD_METADATA_LIMITS.sweepPageKeysMax, 'a deletion batch fits in one etcd transaction');
+    const unchanged = (kv: IKeyValue) => modIs(kv.key, revisionOf(kv.mod_revision, 'mod_revision'));
+    const all = await this.rpc(what, 'once', deadline, (options) =>
+      this.client.kv.txn({ compare: kvs.map(unchanged), success: kvs.map((kv) => del(kv.key)), failure: [] }, options),
+    );
+    if (all.succeeded) return kvs;
+    const deleted: IKeyValue[] = [];
+    for (const kv of kvs) {
+      const one = await this.rpc(what, 'once', deadline, (options) =>
+        this.client.kv.txn({ compare: [unchanged(kv)], success: [del(kv.key)], failure: [] }, options),
+      );
+      if (one.succeeded) deleted.push(kv);
+    }
+    return deleted;
+  }
+
+  /** Renews a lease once; returns its remaining TTL in seconds, 0 when it had already expired. */
+  private async keepAliveOnce(leaseId: string, deadline: Deadline): Promise<number> {
+    if (leaseId === '0') return 0;
+    return this.rpc('acquireLeadership (lease keep-alive)', 'idempotent', deadline, async (options) => {
+      const stream = await this.client.leaseClient.leaseKeepAlive(options);
+      return new Promise<number>((resolve, reject) => {
+        stream.on('data', (answer) => {
+          resolve(revisionOf(answer.TTL, 'TTL'));
+          stream.end();
+        });
+        stream.on('error', (err) => reject(castGrpcError(err)));
+        stream.on('end', () => reject(new GRPCUnavailableError('lease keep-alive stream ended without an answer')));
+        stream.write({ ID: leaseId });
+      });
+    });
+  }
+
+  private async revokeQuietly(leaseId: string, deadline: Deadline): Promise<void> {
+    try {
+      await this.rpc('lease revoke', 'idempotent', deadline, (options) => this.client.leaseClient.leaseRevoke({ ID: leaseId }, options));
+    } catch {
+      // Only a clean-up: an unrevoked lease expires by itself after its TTL.
+    }
+  }
+
+  private rememberLease(name: string, holder: string, term: number, expiresAtMs: number): LeaderTerm {
+    this.ownLeases.set(name, { holder, term, expiresAtMs });
+    return { name, holder, term };
+  }
+
+  private ownLeaseLapsed(fence: LeaderTerm): boolean {
+    const own = this.ownLeases.get(fence.name);
+    if (own === undefined || own.holder !== fence.holder || own.term !== fence.term) return false;
+    return own.expiresAtMs <= this.clock.nowMs();
+  }
+}
+
+function toIdempotencyRecord(value: IdempotencyValue): IdempotencyRecord {
+  if (value.state === 'pending') return { state: 'pending', fingerprint: value.fingerprint };
+  assert(value.response !== null, 'a done idempotency record has a response');
+  return { state: 'done', fingerprint: value.fingerprint, response: value.response };
+}

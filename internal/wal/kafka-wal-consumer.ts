@@ -1,0 +1,378 @@
+import { assert } from '../core/assert.js';
+import type { Clock } from '../core/clock.js';
+import { StrataError } from '../core/errors.js';
+import {
+  READ_COMMITTED,
+  createInternalCluster,
+  fetchedBatch,
+  isCoordinatorMovingError,
+  isOffsetOutOfRange,
+  isStaleMetadataError,
+  type InternalBroker,
+  type InternalCluster,
+  type KafkaJsErrorFields,
+} from './kafkajs-internals.js';
+import type { WalConsumer, WalEntry, WalPosition, WalRecord } from './write-ahead-log.js';
+
+/**
+ * The Kafka WAL's consumer: reads every partition of the topic itself, with no consumer-group membership, and
+ * keeps its group's positions as Kafka committed offsets. Why no membership, and how: ./kafkajs-internals.ts
+ * and ./README.md, "Kafka".
+ *
+ * Positions: an entry's position is { partition, offset } with Kafka's offset of the record. `commit(position)`
+ * stores offset + 1 for that partition (Kafka's convention: the committed offset is the next one to read), and
+ * never moves a partition's committed offset back. A new consumer of the group starts each partition at its
+ * committed offset, or at the earliest retained record when the group has none there.
+ */
+
+export const KAFKA_WAL_CONSUMER_LIMITS = {
+  /** Entries returned by one poll, whatever `max` asks for. */
+  pollEntriesMax: 10_000,
+  /**
+   * Longest a broker holds one fetch open waiting for records. A poll waits longer by fetching again; this only
+   * bounds how late a poll that was given a short wait returns when an earlier fetch is still open.
+   */
+  fetchWaitMsMax: 500,
+  /** Bytes one fetch response may carry, in all and per partition (the broker returns at least one batch). */
+  fetchBytesMax: 8 * 1024 * 1024,
+  partitionFetchBytesMax: 1024 * 1024,
+  /** As the log's: short connects, few retries, so that an unreachable Kafka is reported rather than waited on. */
+  connectionTimeoutMs: 1_000,
+  clientRetries: 2,
+  clientRetryInitialMs: 100,
+  clientRetryMaxMs: 1_000,
+  /** How often partitions and leaders are looked up again without an error asking for it (new partitions). */
+  metadataMaxAgeMs: 30_000,
+  /** Tries of one offset fetch or commit while the group coordinator moves or loads, and the first backoff. */
+  coordinatorTriesMax: 6,
+  coordinatorBackoffMs: 100,
+  /** Pause after a fetch found stale metadata (a leader moved), so that a poll does not spin while it settles. */
+  staleMetadataBackoffMs: 100,
+} as const;
+
+/** Kafka's "no committed offset" in an OffsetFetch answer. */
+const NO_OFFSET = -1;
+
+export interface KafkaWalConsumerOptions {
+  brokers: string[];
+  topic: string;
+  group: string;
+  clientId: string;
+  requestTimeoutMs: number;
+  clock: Clock;
+  onClose?: (consumer: KafkaWalConsumer) => void;
+}
+
+function parseOffset(text: string): number {
+  const offset = Number(text);
+  assert(Number.isSafeInteger(offset), `a Kafka offset is a safe integer (${text})`);
+  return offset;
+}
+
+function parseRecord(value: Buffer | null): WalRecord {
+  assert(value !== null, 'a WAL record in Kafka has a value');
+  const record = JSON.parse(value.toString('utf8')) as WalRecord;
+  assert(record.type === 'intent' || record.type === 'outcome', 'a stored WAL record has a known type');
+  return record;
+}
+
+export class KafkaWalConsumer implements WalConsumer {
+  private readonly options: KafkaWalConsumerOptions;
+  private readonly cluster: InternalCluster;
+  private readonly clock: Clock;
+  /** Per partition: the offset of the next record to fetch (everything before it is buffered or returned). */
+  private readonly nextOffsets = new Map<number, number>();
+  /** Per partition: the committed offset (next to read) as far as this consumer knows; commits never go below. */
+  private readonly committed = new Map<number, number>();
+  /** Partitions whose position must be reset to the earliest retained record (theirs was deleted). */
+  private readonly resetToEarliest = new Set<number>();
+  /** Fetched and not yet returned, each partition's entries in offset order. */
+  private buffer: WalEntry[] = [];
+  /** The fetch round in progress (one at a time, so the buffer is bounded by one round). */
+  private round: Promise<void> | null = null;
+  /** An error of the last round, reported by the next poll. */
+  private failure: Error | null = null;
+  private needsMetadata = false;
+  private coordinator: InternalBroker | null = null;
+  private commits: Promise<void> = Promise.resolve();
+  /** Wakes a waiting poll: entries arrived, or the consumer closed. */
+  private wakers = new Set<() => void>();
+  private closed = false;
+
+  private constructor(options: KafkaWalConsumerOptions, cluster: InternalCluster) {
+    this.options = options;
+    this.cluster = cluster;
+    this.clock = options.clock;
+  }
+
+  static async open(options: KafkaWalConsumerOptions): Promise<KafkaWalConsumer> {
+    const limits = KAFKA_WAL_CONSUMER_LIMITS;
+    const cluster = createInternalCluster({
+      brokers: options.brokers,
+      clientId: options.clientId,
+      connectionTimeoutMs: limits.connectionTimeoutMs,
+      requestTimeoutMs: options.requestTimeoutMs,
+      retries: limits.clientRetries,
+      retryInitialMs: limits.clientRetryInitialMs,
+      retryMaxMs: limits.clientRetryMaxMs,
+      metadataMaxAgeMs: limits.metadataMaxAgeMs,
+    });
+    const consumer = new KafkaWalConsumer(options, cluster);
+    try {
+      await cluster.connect();
+      await cluster.addTargetTopic(options.topic);
+      await consumer.discoverPartitions();
+    } catch (err) {
+      await cluster.disconnect().catch(() => undefined);
+      throw consumer.unavailable(`cannot start consumer ${options.group}`, err);
+    }
+    return consumer;
+  }
+
+  async poll(max: number, waitMs: number): Promise<WalEntry[]> {
+    assert(Number.isInteger(max) && max >= 1, 'max is an integer >= 1');
+    assert(Number.isFinite(waitMs) && waitMs >= 0, 'waitMs >= 0');
+    this.checkOpen();
+    const limit = Math.min(max, KAFKA_WAL_CONSUMER_LIMITS.pollEntriesMax);
+    const deadlineMs = this.clock.nowMs() + waitMs;
+    // One timer per poll, raced on every turn below. It allows a fetch up to fetchWaitMsMax even when waitMs is
+    // shorter (a fetch round left open by an earlier poll, or a round trip), but no longer: a broker that hangs
+    // delays a poll by that much, not by the request timeout; the fetch's error reaches a later poll.
+    const timeout = this.clock.sleep(Math.max(waitMs, KAFKA_WAL_CONSUMER_LIMITS.fetchWaitMsMax));
+    // Even with waitMs = 0 a poll asks Kafka once: "nothing buffered" is not "nothing there".
+    let asked = false;
+    for (;;) {
+      if (this.buffer.length > 0) return this.buffer.splice(0, limit);
+      if (this.failure !== null) {
+        const failure = this.failure;
+        this.failure = null;
+        throw this.unavailable('poll failed', failure);
+      }
+      // A poll in flight when its consumer closes ends empty; the next call reports the closure.
+      if (this.closed) return [];
+      if (asked && this.clock.nowMs() >= deadlineMs) return [];
+      const remainingMs = Math.max(0, deadlineMs - this.clock.nowMs());
+      this.round ??= this.fetchRound(Math.min(remainingMs, KAFKA_WAL_CONSUMER_LIMITS.fetchWaitMsMax)).finally(() => {
+        this.round = null;
+      });
+      asked = true;
+      let wake: () => void = () => {};
+      const woken = new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      this.wakers.add(wake);
+      try {
+        await Promise.race([this.round, woken, timeout]);
+      } finally {
+        this.wakers.delete(wake);
+      }
+    }
+  }
+
+  async commit(position: WalPosition): Promise<void> {
+    this.checkOpen();
+    const { partition, offset } = position;
+    assert(Number.isSafeInteger(offset) && offset >= 0, 'offset is an integer >= 0');
+    assert(this.nextOffsets.has(partition), `partition ${partition} is a partition of the topic`);
+    const next = offset + 1;
+    // Commits run one after another, so a later commit can never be overtaken by an earlier, smaller one.
+    const done = this.commits.then(async () => {
+      // An offset only moves forward: "everything up to here is processed" cannot be taken back.
+      if ((this.committed.get(partition) ?? NO_OFFSET) >= next) return;
+      try {
+        // Generation -1 and no member id: a commit outside group membership, which Kafka accepts for a group
+        // that has no members (ours never has: nothing joins it).
+        await this.withCoordinator((coordinator) =>
+          coordinator.offsetCommit({
+            groupId: this.options.group,
+            groupGenerationId: -1,
+            memberId: '',
+            retentionTime: -1,
+            topics: [{ topic: this.options.topic, partitions: [{ partition, offset: String(next) }] }],
+          }),
+        );
+      } catch (err) {
+        this.needsMetadata = true;
+        throw this.unavailable(`cannot commit ${partition}:${offset}`, err);
+      }
+      this.committed.set(partition, next);
+    });
+    this.commits = done.catch(() => undefined);
+    await done;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.wakeAll();
+    this.options.onClose?.(this);
+    await this.cluster.disconnect().catch(() => undefined);
+  }
+
+  // ---- fetching -------------------------------------------------------------------------------------------
+
+  /** One fetch from the leader of every partition, in parallel; entries go to the buffer as each answers. */
+  private async fetchRound(maxWaitMs: number): Promise<void> {
+    try {
+      if (this.needsMetadata) {
+        await this.cluster.refreshMetadata();
+        this.needsMetadata = false;
+      } else {
+        await this.cluster.refreshMetadataIfNecessary();
+      }
+      await this.discoverPartitions();
+      if (this.resetToEarliest.size > 0) await this.seekEarliest([...this.resetToEarliest]);
+      const byLeader = this.cluster.findLeaderForPartitions(this.options.topic, [...this.nextOffsets.keys()]);
+      await Promise.all(
+        Object.entries(byLeader).map(([nodeId, partitions]) => this.fetchFrom(nodeId, partitions, maxWaitMs)),
+      );
+    } catch (err) {
+      if (this.closed) return;
+      const fields = err as KafkaJsErrorFields;
+      this.needsMetadata = true;
+      if (isOffsetOutOfRange(fields) && fields.partition !== undefined) {
+        // The records at our position were deleted by retention (or the topic was re-created): nothing older
+        // than the earliest retained record can be read any more, so continue from there.
+        this.resetToEarliest.add(fields.partition);
+      } else if (!isStaleMetadataError(fields)) {
+        if (fields.name === 'KafkaJSConnectionClosedError' && fields.host !== undefined && fields.port !== undefined) {
+          this.cluster.removeBroker({ host: fields.host, port: fields.port });
+        }
+        // Anything else (connection refused, timeouts) means Kafka is unreachable: the next poll says so.
+        this.failure = err as Error;
+        this.wakeAll();
+        return;
+      }
+      await this.clock.sleep(KAFKA_WAL_CONSUMER_LIMITS.staleMetadataBackoffMs);
+    }
+  }
+
+  private async fetchFrom(nodeId: string, partitions: number[], maxWaitMs: number): Promise<void> {
+    const limits = KAFKA_WAL_CONSUMER_LIMITS;
+    const broker = await this.cluster.findBroker({ nodeId });
+    const requested = new Map(partitions.map((partition) => [partition, this.nextOffsets.get(partition) as number]));
+    const { responses } = await broker.fetch({
+      isolationLevel: READ_COMMITTED,
+      maxWaitTime: maxWaitMs,
+      minBytes: 1,
+      maxBytes: limits.fetchBytesMax,
+      topics: [
+        {
+          topic: this.options.topic,
+          partitions: [...requested].map(([partition, offset]) => ({
+            partition,
+            fetchOffset: String(offset),
+            maxBytes: limits.partitionFetchBytesMax,
+          })),
+        },
+      ],
+    });
+    if (this.closed) return;
+    let added = 0;
+    for (const { topicName, partitions: data } of responses) {
+      if (topicName !== this.options.topic) continue;
+      for (const partitionData of data) {
+        const { partition } = partitionData;
+        const fetchedOffset = requested.get(partition);
+        // Only one round runs at a time, so positions cannot have moved since the request; checked all the same.
+        if (fetchedOffset === undefined || this.nextOffsets.get(partition) !== fetchedOffset) continue;
+        const batch = fetchedBatch(this.options.topic, String(fetchedOffset), partitionData);
+        const last = batch.messagesWithinOffset[batch.messagesWithinOffset.length - 1];
+        if (last === undefined) continue;
+        for (const message of batch.messages) {
+          const offset = parseOffset(message.offset);
+          this.buffer.push({ position: { partition, offset }, record: parseRecord(message.value) });
+          added++;
+        }
+        // Past control records too (none from our idempotent producer, but a transactional one writes them).
+        const lastOffset = parseOffset(last.offset);
+        assert(lastOffset >= fetchedOffset, 'a fetch returns offsets at or after the one asked for');
+        this.nextOffsets.set(partition, lastOffset + 1);
+      }
+    }
+    if (added > 0) this.wakeAll();
+  }
+
+  /** Starts newly seen partitions (all of them on open) at the group's committed offset, or the earliest one. */
+  private async discoverPartitions(): Promise<void> {
+    const known = this.cluster.findTopicPartitionMetadata(this.options.topic).map((p) => p.partitionId);
+    if (known.length === 0) throw new Error(`topic ${this.options.topic} does not exist`);
+    const fresh = known.filter((partition) => !this.nextOffsets.has(partition));
+    if (fresh.length === 0) return;
+    const { responses } = await this.withCoordinator((coordinator) =>
+      coordinator.offsetFetch({
+        groupId: this.options.group,
+        topics: [{ topic: this.options.topic, partitions: fresh.map((partition) => ({ partition })) }],
+      }),
+    );
+    const committed = new Map<number, number>();
+    for (const response of responses) {
+      if (response.topic !== this.options.topic) continue;
+      for (const { partition, offset } of response.partitions) committed.set(partition, parseOffset(offset));
+    }
+    const withoutOffset: number[] = [];
+    for (const partition of fresh) {
+      const offset = committed.get(partition) ?? NO_OFFSET;
+      if (offset === NO_OFFSET) {
+        withoutOffset.push(partition);
+      } else {
+        this.nextOffsets.set(partition, offset);
+        this.committed.set(partition, offset);
+      }
+    }
+    if (withoutOffset.length > 0) await this.seekEarliest(withoutOffset);
+  }
+
+  private async seekEarliest(partitions: number[]): Promise<void> {
+    const answer = await this.cluster.fetchTopicsOffset([
+      { topic: this.options.topic, partitions: partitions.map((partition) => ({ partition })), fromBeginning: true },
+    ]);
+    for (const { topic, partitions: offsets } of answer) {
+      if (topic !== this.options.topic) continue;
+      for (const { partition, offset } of offsets) {
+        this.nextOffsets.set(partition, parseOffset(offset));
+        this.resetToEarliest.delete(partition);
+      }
+    }
+    for (const partition of partitions) {
+      assert(this.nextOffsets.has(partition), `Kafka answered the earliest offset of partition ${partition}`);
+    }
+  }
+
+  /** Runs `request` on the group's coordinator, finding it again (a bounded number of times) when it moved. */
+  private async withCoordinator<T>(request: (coordinator: InternalBroker) => Promise<T>): Promise<T> {
+    const { coordinatorTriesMax, coordinatorBackoffMs } = KAFKA_WAL_CONSUMER_LIMITS;
+    for (let tries = 1; ; tries++) {
+      try {
+        this.coordinator ??= await this.cluster.findGroupCoordinator({ groupId: this.options.group });
+        return await request(this.coordinator);
+      } catch (err) {
+        this.coordinator = null; // moved, loading or dead: find it again
+        if (tries >= coordinatorTriesMax || !isCoordinatorMovingError(err as KafkaJsErrorFields)) throw err;
+        await this.clock.sleep(coordinatorBackoffMs * 2 ** (tries - 1));
+      }
+    }
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------------------
+
+  private wakeAll(): void {
+    const wakers = [...this.wakers];
+    this.wakers.clear();
+    for (const wake of wakers) wake();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) {
+      throw new StrataError('WAL_UNAVAILABLE', `write-ahead log consumer ${this.options.group} is closed`);
+    }
+  }
+
+  private unavailable(what: string, err: unknown): StrataError {
+    return new StrataError(
+      'WAL_UNAVAILABLE',
+      `write-ahead log: ${what} on Kafka at ${this.options.brokers.join(',')}: ${(err as Error).message}`,
+      { brokers: this.options.brokers, group: this.options.group },
+    );
+  }
+}

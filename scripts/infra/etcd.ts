@@ -1,0 +1,367 @@
+/**
+ * Real etcd for tests and for people (scripts/infra/etcd-cli.ts): install it when missing, start a throw-away
+ * single-member cluster on free loopback ports, wait until it answers, tear it down. Tests run against this real
+ * server rather than a mock, so that what they prove about transactions, leases and revisions is etcd's own
+ * behaviour.
+ *
+ *   const path = await ensureEtcd();              // installs Debian's etcd-server if `etcd` is not on PATH
+ *   const etcd = await startEtcd();               // fresh temp data dir, free client and peer ports
+ *   ... new EtcdMetadataStore({ endpoints: [etcd.endpoints] }) ...
+ *   await etcd.stop();                            // SIGTERM, wait, remove the temp dir
+ *
+ * Measured on the development VM (Debian 12, 2 vCPU): `apt-get update && apt-get install -y etcd-server` took
+ * about 10 s and installed etcd 3.4.23; an already-installed etcd is found in a few milliseconds.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdtemp, open, readFile, rm, unlink } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { assert } from '../../internal/core/assert.js';
+
+export const ETCD_INFRA_LIMITS = {
+  /** `apt-get update` plus `apt-get install` together; a slow mirror fails rather than hangs a test run. */
+  installTimeoutMs: 10 * 60_000,
+  /** From spawn until /health answers `"health":"true"`. A single member elects itself in about a second. */
+  readyTimeoutMs: 20_000,
+  readyPollIntervalMs: 50,
+  /** Per /health probe. */
+  probeTimeoutMs: 1_000,
+  /** From SIGTERM until SIGKILL. */
+  stopTimeoutMs: 10_000,
+  /** Start attempts when another process grabbed a port between choosing it and etcd binding it. */
+  startAttemptsMax: 3,
+  /** Bytes of etcd's output kept for error messages. */
+  outputTailBytesMax: 4_096,
+} as const;
+
+/** Where Debian puts the binary; also looked for when PATH is minimal (cron, systemd). */
+const WELL_KNOWN_PATHS = ['/usr/bin/etcd', '/usr/local/bin/etcd'];
+/** Serializes installs across processes: vitest runs test files in parallel forks, and dpkg has one lock. */
+const INSTALL_LOCK_PATH = path.join(os.tmpdir(), 'strata-infra-etcd-install.lock');
+
+export class InfraError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InfraError';
+  }
+}
+
+// ---- ensureEtcd ----------------------------------------------------------------------------------------------
+
+let ensuring: Promise<string> | null = null;
+
+/**
+ * The path of the etcd binary, installing Debian's `etcd-server` package first when none is found. Idempotent
+ * and safe to call from several processes at once. Fails with an InfraError that names the command that failed
+ * and what to run instead.
+ */
+export function ensureEtcd(): Promise<string> {
+  ensuring ??= ensureEtcdOnce().catch((err: unknown) => {
+    ensuring = null; // a later call may succeed once the operator fixed the cause
+    throw err;
+  });
+  return ensuring;
+}
+
+async function ensureEtcdOnce(): Promise<string> {
+  const found = await findEtcd();
+  if (found !== null) return found;
+  await installEtcd();
+  const installed = await findEtcd();
+  if (installed === null) {
+    throw new InfraError(
+      'etcd: `apt-get install -y etcd-server` succeeded but no `etcd` binary is on PATH or in ' +
+        `${WELL_KNOWN_PATHS.join(', ')}. Check with \`dpkg -L etcd-server | grep bin/\` and add its directory to PATH.`,
+    );
+  }
+  return installed;
+}
+
+async function findEtcd(): Promise<string | null> {
+  const dirs = (process.env['PATH'] ?? '').split(path.delimiter).filter((dir) => dir.length > 0);
+  const candidates = [...dirs.map((dir) => path.join(dir, 'etcd')), ...WELL_KNOWN_PATHS];
+  for (const candidate of candidates) {
+    try {
+      await access(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // not here; try the next one
+    }
+  }
+  return null;
+}
+
+const MANUAL_FIX = 'Install it yourself with `sudo apt-get update && sudo apt-get install -y etcd-server` (Debian/Ubuntu), or put an etcd v3.4+ binary on PATH (https://etcd.io/docs/latest/install/).';
+
+async function installEtcd(): Promise<void> {
+  if (process.platform !== 'linux') {
+    throw new InfraError(`etcd is not installed and automatic installation only works on Debian/Ubuntu. ${MANUAL_FIX}`);
+  }
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new InfraError(`etcd is not installed and installing it needs root (this process is not). ${MANUAL_FIX}`);
+  }
+  try {
+    await access('/usr/bin/apt-get', fsConstants.X_OK);
+  } catch {
+    throw new InfraError(`etcd is not installed and there is no apt-get on this machine. ${MANUAL_FIX}`);
+  }
+  await withInstallLock(async () => {
+    // Another process may have installed it while this one waited for the lock.
+    if ((await findEtcd()) !== null) return;
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    await run('apt-get', ['update'], env);
+    await run('apt-get', ['install', '-y', 'etcd-server'], env);
+  });
+}
+
+/** Runs a command to completion; an InfraError names the command, its exit status and the end of its output. */
+function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const shown = [command, ...args].join(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const output = new OutputTail(ETCD_INFRA_LIMITS.outputTailBytesMax);
+    child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => output.push(chunk));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new InfraError(`etcd install: \`${shown}\` did not finish within ${ETCD_INFRA_LIMITS.installTimeoutMs} ms (slow or unreachable package mirror?). ${MANUAL_FIX}`));
+    }, ETCD_INFRA_LIMITS.installTimeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new InfraError(`etcd install: cannot run \`${shown}\`: ${err.message}. ${MANUAL_FIX}`));
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) return resolve();
+      const status = signal === null ? `exit code ${code}` : `signal ${signal}`;
+      reject(new InfraError(`etcd install: \`${shown}\` failed with ${status}. ${MANUAL_FIX}\n--- its output (last part) ---\n${output.text()}`));
+    });
+  });
+}
+
+/**
+ * A lock file created with O_EXCL, holding the owner's pid. A lock whose owner is gone is stale and taken over;
+ * waiting is bounded by the install timeout.
+ */
+async function withInstallLock(fn: () => Promise<void>): Promise<void> {
+  const deadlineMs = Date.now() + ETCD_INFRA_LIMITS.installTimeoutMs;
+  for (;;) {
+    try {
+      const handle = await open(INSTALL_LOCK_PATH, 'wx');
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number(await readFile(INSTALL_LOCK_PATH, 'utf8').catch(() => ''));
+      if (!isAlive(owner)) {
+        await unlink(INSTALL_LOCK_PATH).catch(() => undefined);
+        continue;
+      }
+      if (Date.now() > deadlineMs) {
+        throw new InfraError(`etcd install: process ${owner} has held ${INSTALL_LOCK_PATH} for too long; wait for it or remove the file.`);
+      }
+      await sleep(250);
+    }
+  }
+  try {
+    await fn();
+  } finally {
+    await unlink(INSTALL_LOCK_PATH).catch(() => undefined);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+// ---- startEtcd -----------------------------------------------------------------------------------------------
+
+export interface StartEtcdOptions {
+  /** Reuse this data directory (e.g. to restart a stopped member); it is then left in place on stop. */
+  dataDir?: string;
+  /** Listen on these loopback ports (e.g. to restart on the same address); free ones are chosen otherwise. */
+  clientPort?: number;
+  peerPort?: number;
+}
+
+export interface RunningEtcd {
+  /** The client URL, `http://127.0.0.1:PORT`. */
+  endpoints: string;
+  clientPort: number;
+  peerPort: number;
+  dataDir: string;
+  /** The etcd process id (tests may SIGSTOP it to simulate a hung server). */
+  pid: number;
+  /** SIGTERM, wait for the exit, remove the data dir when startEtcd created it. Idempotent; also after kill(). */
+  stop(): Promise<void>;
+  /** SIGKILL at once, as a crash would; the data dir stays (stop() still removes a temp one). */
+  kill(): void;
+}
+
+/** Children still running, killed when this process exits so that a crashed test run leaves no etcd behind. */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const child of running) child.kill('SIGKILL');
+  });
+}
+
+/** Starts a single-member etcd on loopback and resolves once its /health says it is ready. */
+export async function startEtcd(options: StartEtcdOptions = {}): Promise<RunningEtcd> {
+  const binary = await ensureEtcd();
+  const fixedPorts = options.clientPort !== undefined || options.peerPort !== undefined;
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= ETCD_INFRA_LIMITS.startAttemptsMax; attempt++) {
+    try {
+      return await startOnce(binary, options);
+    } catch (err) {
+      lastError = err;
+      // Only a port race is worth another try, and only when the ports were ours to choose.
+      if (fixedPorts || !(err instanceof PortInUseError)) break;
+    }
+  }
+  throw lastError;
+}
+
+class PortInUseError extends InfraError {}
+
+async function startOnce(binary: string, options: StartEtcdOptions): Promise<RunningEtcd> {
+  const ownsDataDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'strata-etcd-')));
+  const clientPort = options.clientPort ?? (await freePort());
+  const peerPort = options.peerPort ?? (await freePort());
+  const clientUrl = `http://127.0.0.1:${clientPort}`;
+  const peerUrl = `http://127.0.0.1:${peerPort}`;
+  const name = 'strata-test';
+  const args = [
+    `--name=${name}`,
+    `--data-dir=${dataDir}`,
+    `--listen-client-urls=${clientUrl}`,
+    `--advertise-client-urls=${clientUrl}`,
+    `--listen-peer-urls=${peerUrl}`,
+    `--initial-advertise-peer-urls=${peerUrl}`,
+    `--initial-cluster=${name}=${peerUrl}`,
+    '--initial-cluster-state=new', // ignored by etcd when the data dir already holds a member (a restart)
+    '--logger=zap',
+    '--log-outputs=stderr',
+    '--log-level=warn',
+  ];
+  installExitHook();
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  const output = new OutputTail(ETCD_INFRA_LIMITS.outputTailBytesMax);
+  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk));
+  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk));
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      running.delete(child);
+      resolve();
+    });
+    child.once('error', () => {
+      running.delete(child);
+      resolve();
+    });
+  });
+  let hasExited = false;
+  void exited.then(() => (hasExited = true));
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (!hasExited) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), ETCD_INFRA_LIMITS.stopTimeoutMs);
+        await exited;
+        clearTimeout(timer);
+      }
+      if (ownsDataDir) await rm(dataDir, { recursive: true, force: true });
+    })();
+    return stopping;
+  };
+  const kill = (): void => {
+    if (!hasExited) child.kill('SIGKILL');
+  };
+
+  try {
+    await waitUntilHealthy(clientUrl, () => hasExited);
+  } catch (err) {
+    await stop();
+    const tail = output.text();
+    if (/address already in use/i.test(tail)) {
+      throw new PortInUseError(`etcd: port ${clientPort} or ${peerPort} is already in use.\n${tail}`);
+    }
+    throw new InfraError(`etcd: ${(err as Error).message} (${binary} ${args.join(' ')})\n--- etcd output (last part) ---\n${tail}`);
+  }
+    assert(child.pid !== undefined, 'a spawned etcd that answered /health has a pid');
+  return { endpoints: clientUrl, clientPort, peerPort, dataDir, pid: child.pid, stop, kill };
+}
+
+async function waitUntilHealthy(clientUrl: string, hasExited: () => boolean): Promise<void> {
+  const deadlineMs = Date.now() + ETCD_INFRA_LIMITS.readyTimeoutMs;
+  let last = 'no answer yet';
+  while (Date.now() < deadlineMs) {
+    if (hasExited()) throw new InfraError('etcd exited during start-up');
+    try {
+      const response = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(ETCD_INFRA_LIMITS.probeTimeoutMs) });
+      const body = await response.text();
+      if (response.ok && /"health"\s*:\s*"true"/.test(body)) return;
+      last = `HTTP ${response.status} ${body.trim()}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await sleep(ETCD_INFRA_LIMITS.readyPollIntervalMs);
+  }
+  throw new InfraError(`etcd at ${clientUrl} was not healthy within ${ETCD_INFRA_LIMITS.readyTimeoutMs} ms (last probe: ${last})`);
+}
+
+/** A port the kernel just handed out on loopback. Another process could take it before etcd binds it, rarely. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new InfraError('could not get a free port'))));
+    });
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The last `bytesMax` bytes of a process's output, for error messages. */
+class OutputTail {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+
+  constructor(private readonly bytesMax: number) {}
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    while (this.bytes > this.bytesMax && this.chunks.length > 1) {
+      this.bytes -= this.chunks.shift()?.length ?? 0;
+    }
+  }
+
+  text(): string {
+    const all = Buffer.concat(this.chunks);
+    return all.subarray(Math.max(0, all.length - this.bytesMax)).toString('utf8');
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * KafkaWriteAheadLog against a real Apache Kafka (KRaft, one node, started once for this file by
+ * scripts/infra/kafka.ts). Every test uses its own topic, so tests share the broker but not data.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isStrataError } from '../../internal/core/errors.js';
+import { KafkaWriteAheadLog, type KafkaWriteAheadLogOptions } from '../../internal/wal/kafka-wal.js';
+import type { WalConsumer, WalEntry, WalRecord } from '../../internal/wal/write-ahead-log.js';
+import { startKafka, type RunningKafka } from '../../scripts/infra/kafka.js';
+import { runWriteAheadLogContract, type WriteAheadLogFixture } from '../contracts/write-ahead-log.contract.js';
+
+let kafka: RunningKafka;
+let dataDir: string;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'strata-kafka-wal-test-'));
+  kafka = await startKafka({ dataDir });
+}, 90_000);
+
+afterAll(async () => {
+  await kafka?.stop();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+let topics = 0;
+function uniqueTopic(): string {
+  return `wal-test-${process.pid}-${Date.now().toString(36)}-${topics++}`;
+}
+
+async function openWal(options: Partial<KafkaWriteAheadLogOptions> = {}): Promise<KafkaWriteAheadLog> {
+  return KafkaWriteAheadLog.open({ brokers: [kafka.brokers], topic: uniqueTopic(), ...options });
+}
+
+function contractFixture(partitions: number): () => Promise<WriteAheadLogFixture> {
+  return async () => {
+    const topic = uniqueTopic();
+    const open = () => KafkaWriteAheadLog.open({ brokers: [kafka.brokers], topic, partitions });
+    const fx: WriteAheadLogFixture = {
+      wal: await open(),
+      async reopen() {
+        await fx.wal.close();
+        fx.wal = await open();
+        return fx.wal;
+      },
+      async cleanup() {
+        await fx.wal.close();
+      },
+    };
+    return fx;
+  };
+}
+
+// The contract's ordering tests use one key, so they hold with any number of partitions; run both shapes.
+runWriteAheadLogContract('KafkaWriteAheadLog, 1 partition', contractFixture(1));
+runWriteAheadLogContract('KafkaWriteAheadLog, 4 partitions', contractFixture(4));
+
+function intent(key: string, writeId: string): WalRecord {
+  return { type: 'intent', key, writeId, op: 'write', creates: [], reuses: [], atMs: 0 };
+}
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+  const err = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(isStrataError(err) ? err.code : err).toBe(code);
+}
+
+/** Polls until `count` entries arrived, failing after 10 s. */
+async function take(consumer: WalConsumer, count: number): Promise<WalEntry[]> {
+  const entries: WalEntry[] = [];
+  const deadline = Date.now() + 10_000;
+  while (entries.length < count) {
+    if (Date.now() > deadline) throw new Error(`only ${entries.length} of ${count} entries arrived`);
+    entries.push(...(await consumer.poll(count - entries.length, 500)));
+  }
+  return entries;
+}
+
+/** Retries `attempt` until it resolves or `ms` went by; returns how long it took. */
+async function eventually(attempt: () => Promise<unknown>, ms: number): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    try {
+      await attempt();
+      return Date.now() - started;
+    } catch (err) {
+      if (Date.now() - started > ms) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+describe('KafkaWriteAheadLog', () => {
+  it('group-commits 200 concurrent appends into a few sends', async () => {
+    const wal = await openWal({ partitions: 3 });
+    try {
+      await wal.append(intent('warm-up', 'w')); // connects the producer
+      const before = wal.stats();
+      await Promise.all(Array.from({ length: 200 }, (_, i) => wal.append(intent(`key-${i % 7}`, `w${i}`))));
+      const after = wal.stats();
+      expect(after.records - before.records).toBe(200);
+      expect(after.sends - before.sends).toBeLessThanOrEqual(3);
+    } finally {
+      await wal.close();
+    }
+  });
+
+  it('keeps the records of each key in append order across partitions', async () => {
+    const wal = await openWal({ partitions: 4 });
+    try {
+      const keys = Array.from({ length: 20 }, (_, k) => `key-${k}`);
+      // Issued without waiting, interleaving keys: the order that counts is the order of the calls.
+      const appends: Promise<void>[] = [];
+      for (let i = 0; i < 10; i++) for (const key of keys) appends.push(wal.append(intent(key, `${key}/w${i}`)));
+      await Promise.all(appends);
+      const consumer = await wal.consumer('healer');
+      const entries = await take(consumer, 200);
+      const byKey = new Map<string, WalEntry[]>();
+      for (const entry of entries) byKey.set(entry.record.key, [...(byKey.get(entry.record.key) ?? []), entry]);
+      for (const key of keys) {
+        const own = byKey.get(key) ?? [];
+        expect(own.map((e) => e.record.writeId)).toEqual(Array.from({ length: 10 }, (_, i) => `${key}/w${i}`));
+        expect(new Set(own.map((e) => e.position.partition)).size).toBe(1);
+      }
+      expect(new Set(entries.map((e) => e.position.partition)).size).toBeGreaterThan(1);
+      await consumer.close();
+    } finally {
+      await wal.close();
+    }
+  });
+
+  it('commits each partition on its own: a new consumer resumes every partition after its own commit', async () => {
+    const wal = await openWal({ partitions: 4 });
+    try {
+      await Promise.all(Array.from({ length: 40 }, (_, i) => wal.append(intent(`key-${i}`, `w${i}`))));
+      const first = await wal.consumer('healer');
+      const entries = await take(first, 40);
+      const lastByPartition = new Map<number, WalEntry>();
+      for (const entry of entries) lastByPartition.set(entry.position.partition, entry);
+      expect(lastByPartition.size).toBeGreaterThan(1);
+      // Commit everything in all partitions but one.
+      const [kept, ...committed] = [...lastByPartition.keys()];
+      for (const partition of committed) await first.commit(lastByPartition.get(partition)!.position);
+      await first.close();
+
+      const second = await wal.consumer('healer');
+      const rest = await take(second, entries.filter((e) => e.position.partition === kept).length);
+      expect(rest).toEqual(entries.filter((e) => e.position.partition === kept));
+      expect(await second.poll(100, 200)).toEqual([]);
+      await second.close();
+    } finally {
+      await wal.close();
+    }
+  });
+
+  it('fails to open with WAL_UNAVAILABLE, naming the brokers, when no broker is reachable', async () => {
+    const started = Date.now();
+    const err = await KafkaWriteAheadLog.open({ brokers: ['127.0.0.1:1'], topic: uniqueTopic() }).catch((e) => e);
+    expect(isStrataError(err, 'WAL_UNAVAILABLE')).toBe(true);
+    expect((err as Error).message).toContain('127.0.0.1:1');
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('fails an append at its deadline while the broker hangs, and recovers when it answers again', async () => {
+    const sendTimeoutMs = 1_500;
+    const wal = await openWal({ partitions: 1, sendTimeoutMs });
+    try {
+      await wal.append(intent('k', 'before'));
+      const reader = await wal.consumer('reader');
+      expect((await take(reader, 1)).map((e) => e.record.writeId)).toEqual(['before']);
+      kafka.pause();
+      let started = Date.now();
+      try {
+        // A poll does not wait for a hung broker's request timeout.
+        const polled = await reader.poll(10, 0).catch((e: unknown) => e);
+        expect(Array.isArray(polled) || isStrataError(polled, 'WAL_UNAVAILABLE')).toBe(true);
+        expect(Date.now() - started).toBeLessThan(1_000);
+        started = Date.now();
+        await expectCode(wal.append(intent('k', 'hung')), 'WAL_UNAVAILABLE');
+        expect(Date.now() - started).toBeLessThan(sendTimeoutMs + 500);
+        expect(wal.stats().abandonedSends).toBe(1);
+        // While the abandoned send may still land, nothing else is sent: this one fails at its deadline too.
+        started = Date.now();
+        await expectCode(wal.append(intent('k', 'queued')), 'WAL_UNAVAILABLE');
+        expect(Date.now() - started).toBeLessThan(sendTimeoutMs + 500);
+      } finally {
+        kafka.resume();
+      }
+      await eventually(() => wal.append(intent('k', 'after')), 20_000);
+      await reader.close();
+      const consumer = await wal.consumer('healer');
+      // The failed appends may or may not have landed; whatever did keeps the order of the calls.
+      const ids: string[] = [];
+      for (;;) {
+        const batch = await consumer.poll(10, 1_000);
+        if (batch.length === 0) break;
+        ids.push(...batch.map((e) => e.record.writeId));
+      }
+      expect(ids[0]).toBe('before');
+      expect(ids[ids.length - 1]).toBe('after');
+      const order = ['before', 'hung', 'queued', 'after'];
+      expect([...ids].sort((a, b) => order.indexOf(a) - order.indexOf(b))).toEqual(ids);
+      await consumer.close();
+    } finally {
+      await wal.close();
+    }
+  });
+
+  // Last: it restarts the file's broker (same data dir, same ports).
+  it('fails appends with WAL_UNAVAILABLE within the deadline while Kafka is down, and recovers after a restart '
+    + 'without reopening', async () => {
+    const sendTimeoutMs = 2_000;
+    const wal = await openWal({ partitions: 2, sendTimeoutMs });
+    try {
+      await wal.append(intent('k', 'before'));
+      const consumer = await wal.consumer('healer');
+      expect((await take(consumer, 1)).map((e) => e.record.writeId)).toEqual(['before']);
+
+      await kafka.stop();
+      const started = Date.now();
+      await expectCode(wal.append(intent('k', 'down')), 'WAL_UNAVAILABLE');
+      expect(Date.now() - started).toBeLessThanOrEqual(sendTimeoutMs + 500);
+      await expectCode(consumer.poll(10, 1_000), 'WAL_UNAVAILABLE');
+
+      kafka = await startKafka({ dataDir });
+      await eventually(() => wal.append(intent('k', 'after')), 30_000);
+      // The same consumer continues where it was; the same log object kept working.
+      const ids: string[] = [];
+      await eventually(async () => {
+        ids.push(...(await consumer.poll(10, 500)).map((e) => e.record.writeId));
+        expect(ids).toContain('after');
+      }, 15_000);
+      // An attempt that failed while the broker was starting may have landed too: more than one 'after' is fine.
+      expect(new Set(ids)).toEqual(new Set(['after']));
+      await consumer.close();
+      // What was acknowledged before the restart is still there.
+      const fresh = await wal.consumer('another-group');
+      const all = await take(fresh, 2);
+      expect(all.map((e) => e.record.writeId)).toEqual(['before', 'after']);
+      await fresh.close();
+    } finally {
+      await wal.close();
+    }
+  });
+});
