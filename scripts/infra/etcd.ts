@@ -13,16 +13,16 @@
  * about 10 s and installed etcd 3.4.23; an already-installed etcd is found in a few milliseconds.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
-import { access, mkdtemp, open, readFile, rm, unlink } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { assert } from '../../internal/core/assert.js';
+import { InfraError, ensureBinary } from './debian-package.js';
+
+export { InfraError };
 
 export const ETCD_INFRA_LIMITS = {
-  /** `apt-get update` plus `apt-get install` together; a slow mirror fails rather than hangs a test run. */
-  installTimeoutMs: 10 * 60_000,
   /** From spawn until /health answers `"health":"true"`. A single member elects itself in about a second. */
   readyTimeoutMs: 20_000,
   readyPollIntervalMs: 50,
@@ -38,149 +38,18 @@ export const ETCD_INFRA_LIMITS = {
 
 /** Where Debian puts the binary; also looked for when PATH is minimal (cron, systemd). */
 const WELL_KNOWN_PATHS = ['/usr/bin/etcd', '/usr/local/bin/etcd'];
-/** Serializes installs across processes: vitest runs test files in parallel forks, and dpkg has one lock. */
-const INSTALL_LOCK_PATH = path.join(os.tmpdir(), 'strata-infra-etcd-install.lock');
 
-export class InfraError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InfraError';
-  }
-}
 
 // ---- ensureEtcd ----------------------------------------------------------------------------------------------
 
-let ensuring: Promise<string> | null = null;
+const MANUAL_FIX = 'Install it yourself with `sudo apt-get update && sudo apt-get install -y etcd-server` (Debian/Ubuntu), or put an etcd v3.4+ binary on PATH (https://etcd.io/docs/latest/install/).';
 
 /**
  * The path of the etcd binary, installing Debian's `etcd-server` package first when none is found. Idempotent
- * and safe to call from several processes at once. Fails with an InfraError that names the command that failed
- * and what to run instead.
+ * and safe to call from several processes at once.
  */
 export function ensureEtcd(): Promise<string> {
-  ensuring ??= ensureEtcdOnce().catch((err: unknown) => {
-    ensuring = null; // a later call may succeed once the operator fixed the cause
-    throw err;
-  });
-  return ensuring;
-}
-
-async function ensureEtcdOnce(): Promise<string> {
-  const found = await findEtcd();
-  if (found !== null) return found;
-  await installEtcd();
-  const installed = await findEtcd();
-  if (installed === null) {
-    throw new InfraError(
-      'etcd: `apt-get install -y etcd-server` succeeded but no `etcd` binary is on PATH or in ' +
-        `${WELL_KNOWN_PATHS.join(', ')}. Check with \`dpkg -L etcd-server | grep bin/\` and add its directory to PATH.`,
-    );
-  }
-  return installed;
-}
-
-async function findEtcd(): Promise<string | null> {
-  const dirs = (process.env['PATH'] ?? '').split(path.delimiter).filter((dir) => dir.length > 0);
-  const candidates = [...dirs.map((dir) => path.join(dir, 'etcd')), ...WELL_KNOWN_PATHS];
-  for (const candidate of candidates) {
-    try {
-      await access(candidate, fsConstants.X_OK);
-      return candidate;
-    } catch {
-      // not here; try the next one
-    }
-  }
-  return null;
-}
-
-const MANUAL_FIX = 'Install it yourself with `sudo apt-get update && sudo apt-get install -y etcd-server` (Debian/Ubuntu), or put an etcd v3.4+ binary on PATH (https://etcd.io/docs/latest/install/).';
-
-async function installEtcd(): Promise<void> {
-  if (process.platform !== 'linux') {
-    throw new InfraError(`etcd is not installed and automatic installation only works on Debian/Ubuntu. ${MANUAL_FIX}`);
-  }
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new InfraError(`etcd is not installed and installing it needs root (this process is not). ${MANUAL_FIX}`);
-  }
-  try {
-    await access('/usr/bin/apt-get', fsConstants.X_OK);
-  } catch {
-    throw new InfraError(`etcd is not installed and there is no apt-get on this machine. ${MANUAL_FIX}`);
-  }
-  await withInstallLock(async () => {
-    // Another process may have installed it while this one waited for the lock.
-    if ((await findEtcd()) !== null) return;
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    await run('apt-get', ['update'], env);
-    await run('apt-get', ['install', '-y', 'etcd-server'], env);
-  });
-}
-
-/** Runs a command to completion; an InfraError names the command, its exit status and the end of its output. */
-function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  const shown = [command, ...args].join(' ');
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const output = new OutputTail(ETCD_INFRA_LIMITS.outputTailBytesMax);
-    child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => output.push(chunk));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new InfraError(`etcd install: \`${shown}\` did not finish within ${ETCD_INFRA_LIMITS.installTimeoutMs} ms (slow or unreachable package mirror?). ${MANUAL_FIX}`));
-    }, ETCD_INFRA_LIMITS.installTimeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new InfraError(`etcd install: cannot run \`${shown}\`: ${err.message}. ${MANUAL_FIX}`));
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) return resolve();
-      const status = signal === null ? `exit code ${code}` : `signal ${signal}`;
-      reject(new InfraError(`etcd install: \`${shown}\` failed with ${status}. ${MANUAL_FIX}\n--- its output (last part) ---\n${output.text()}`));
-    });
-  });
-}
-
-/**
- * A lock file created with O_EXCL, holding the owner's pid. A lock whose owner is gone is stale and taken over;
- * waiting is bounded by the install timeout.
- */
-async function withInstallLock(fn: () => Promise<void>): Promise<void> {
-  const deadlineMs = Date.now() + ETCD_INFRA_LIMITS.installTimeoutMs;
-  for (;;) {
-    try {
-      const handle = await open(INSTALL_LOCK_PATH, 'wx');
-      await handle.writeFile(String(process.pid));
-      await handle.close();
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const owner = Number(await readFile(INSTALL_LOCK_PATH, 'utf8').catch(() => ''));
-      if (!isAlive(owner)) {
-        await unlink(INSTALL_LOCK_PATH).catch(() => undefined);
-        continue;
-      }
-      if (Date.now() > deadlineMs) {
-        throw new InfraError(`etcd install: process ${owner} has held ${INSTALL_LOCK_PATH} for too long; wait for it or remove the file.`);
-      }
-      await sleep(250);
-    }
-  }
-  try {
-    await fn();
-  } finally {
-    await unlink(INSTALL_LOCK_PATH).catch(() => undefined);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return ensureBinary({ binary: 'etcd', packages: ['etcd-server'], wellKnownPaths: WELL_KNOWN_PATHS, manualFix: MANUAL_FIX });
 }
 
 // ---- startEtcd -----------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
+import { ensureBinary } from './debian-package.js';
 
 /** Must match kafka.version in ./kafka/pom.xml. 3.9 is the last 3.x line; it runs on Java 17 and formats KRaft. */
 export const KAFKA_VERSION = '3.9.1';
@@ -90,6 +91,8 @@ async function exists(path: string): Promise<boolean> {
 }
 
 async function checkJava(): Promise<void> {
+  // A machine without Java gets Debian's (as root); the version check below still applies to whatever is found.
+  await ensureBinary({ binary: 'java', packages: ['openjdk-17-jre-headless'], manualFix: 'Install Java 17: apt-get install -y openjdk-17-jre-headless' }).catch(() => undefined);
   let result: CommandResult;
   try {
     result = await run('java', ['-version'], 30_000);
@@ -111,6 +114,7 @@ async function checkJava(): Promise<void> {
 }
 
 async function download(): Promise<void> {
+  await ensureBinary({ binary: 'mvn', packages: ['maven'], manualFix: 'Install Maven: apt-get install -y maven' }).catch(() => undefined);
   try {
     await run('mvn', ['-v'], 60_000);
   } catch (err) {

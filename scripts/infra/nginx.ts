@@ -1,0 +1,632 @@
+/**
+ * Real nginx for tests and the local cluster, configured by the project's own `nginx.conf`: install it when missing,
+ * render that file for a local run, start nginx as a child process on a free loopback port, wait until it answers,
+ * reload it with other gateways, tear it down.
+ *
+ *   const binary = await ensureNginx();                          // installs Debian's nginx if none is found
+ *   const nginx = await startNginx({ upstreams: ['127.0.0.1:8000'] });
+ *   ... fetch(`${nginx.url}/read/...`) ...
+ *   await nginx.reload(['127.0.0.1:8001']);                      // SIGHUP with a re-rendered config
+ *   await nginx.stop();                                          // SIGTERM, wait, remove the temp prefix
+ *
+ * `nginx.conf` is a template only in the sense that the blocks between `# strata-render:begin NAME` and
+ * `# strata-render:end NAME` are replaced (upstream servers, the listen address, log files and temp paths);
+ * every other line is used as it is, so tests exercise the deployed retry policy, limits and error bodies rather
+ * than a copy of them. Everything nginx writes lives in a temp prefix, so it runs as any user and beside a system
+ * nginx.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { constants as fsConstants } from 'node:fs';
+import { access, chmod, mkdir, mkdtemp, open, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const NGINX_INFRA_LIMITS = {
+  /** `apt-get update` plus `apt-get install` together; a slow mirror fails rather than hangs a test run. */
+  installTimeoutMs: 10 * 60_000,
+  /** `nginx -v`, `nginx -V` and `nginx -t`. */
+  commandTimeoutMs: 30_000,
+  /** From spawn until nginx answers. It binds and forks its workers in milliseconds; a bind conflict takes 2.5 s. */
+  readyTimeoutMs: 15_000,
+  readyPollIntervalMs: 25,
+  /** Per readiness probe. */
+  probeTimeoutMs: 1_000,
+  /** From SIGHUP until the new workers run. */
+  reloadTimeoutMs: 10_000,
+  /** From SIGTERM until SIGKILL. */
+  stopTimeoutMs: 10_000,
+  /** Start attempts when another process grabbed the chosen port before nginx bound it. */
+  startAttemptsMax: 3,
+  /** Bytes of nginx's output or error log quoted in error messages. */
+  outputTailBytesMax: 4_096,
+} as const;
+
+/**
+ * `-e` (error log on the command line, so that nginx never opens the packaged /var/log/nginx/error.log) needs
+ * 1.19.5; nginx.conf is written for 1.22, Debian 12's version.
+ */
+export const NGINX_VERSION_MIN = [1, 19, 5] as const;
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The project's nginx.conf, the one docker-compose.yaml mounts. */
+export const NGINX_CONF_PATH = path.resolve(here, '..', '..', 'nginx.conf');
+
+/** Debian installs the binary in sbin, which is not on a normal user's PATH. */
+const WELL_KNOWN_PATHS = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx'];
+/** Serializes installs across processes: vitest runs test files in parallel forks, and dpkg has one lock. */
+const INSTALL_LOCK_PATH = path.join(os.tmpdir(), 'strata-infra-nginx-install.lock');
+
+export class NginxInfraError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NginxInfraError';
+  }
+}
+
+// ---- ensureNginx ---------------------------------------------------------------------------------------------
+
+let ensuring: Promise<string> | null = null;
+
+/**
+ * The path of the nginx binary, installing Debian's `nginx` package first when none is found. Idempotent and
+ * safe to call from several processes at once. Fails with an NginxInfraError that names what failed and what to
+ * run instead.
+ */
+export function ensureNginx(): Promise<string> {
+  ensuring ??= ensureNginxOnce().catch((err: unknown) => {
+    ensuring = null; // a later call may succeed once the operator fixed the cause
+    throw err;
+  });
+  return ensuring;
+}
+
+async function ensureNginxOnce(): Promise<string> {
+  let binary = await findNginx();
+  if (binary === null) {
+    await installNginx();
+    binary = await findNginx();
+    if (binary === null) {
+      throw new NginxInfraError(
+        'nginx: `apt-get install -y nginx` succeeded but no `nginx` binary is on PATH or in ' +
+          `${WELL_KNOWN_PATHS.join(', ')}. Check with \`dpkg -L nginx-core nginx | grep bin/\` and add its directory to PATH.`,
+      );
+    }
+  }
+  await checkVersion(binary);
+  return binary;
+}
+
+async function findNginx(): Promise<string | null> {
+  const dirs = (process.env['PATH'] ?? '').split(path.delimiter).filter((dir) => dir.length > 0);
+  for (const candidate of [...dirs.map((dir) => path.join(dir, 'nginx')), ...WELL_KNOWN_PATHS]) {
+    try {
+      await access(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // not here; try the next one
+    }
+  }
+  return null;
+}
+
+const MANUAL_FIX =
+  'Install it yourself with `sudo apt-get update && sudo apt-get install -y nginx` (Debian/Ubuntu), or put an nginx ' +
+  `${NGINX_VERSION_MIN.join('.')}+ binary on PATH (https://nginx.org/en/linux_packages.html).`;
+
+async function checkVersion(binary: string): Promise<void> {
+  const result = await run(binary, ['-v'], NGINX_INFRA_LIMITS.commandTimeoutMs);
+  // `nginx -v` prints `nginx version: nginx/1.22.1` on stderr.
+  const match = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(result.output);
+  if (result.code !== 0 || match === null) {
+    throw new NginxInfraError(`nginx: \`${binary} -v\` did not print a version (exit ${result.code}): ${result.output.trim()}. ${MANUAL_FIX}`);
+  }
+  const version = [Number(match[1]), Number(match[2]), Number(match[3])];
+  for (let i = 0; i < version.length; i++) {
+    if (version[i]! > NGINX_VERSION_MIN[i]!) return;
+    if (version[i]! < NGINX_VERSION_MIN[i]!) {
+      throw new NginxInfraError(`nginx: ${binary} is version ${version.join('.')}; Strata's tests need ${NGINX_VERSION_MIN.join('.')} or newer. ${MANUAL_FIX}`);
+    }
+  }
+}
+
+async function installNginx(): Promise<void> {
+  if (process.platform !== 'linux') {
+    throw new NginxInfraError(`nginx is not installed and automatic installation only works on Debian/Ubuntu. ${MANUAL_FIX}`);
+  }
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new NginxInfraError(`nginx is not installed and installing it needs root (this process is not). ${MANUAL_FIX}`);
+  }
+  try {
+    await access('/usr/bin/apt-get', fsConstants.X_OK);
+  } catch {
+    throw new NginxInfraError(`nginx is not installed and there is no apt-get on this machine. ${MANUAL_FIX}`);
+  }
+  await withInstallLock(async () => {
+    // Another process may have installed it while this one waited for the lock.
+    if ((await findNginx()) !== null) return;
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    for (const args of [['update'], ['install', '-y', 'nginx']]) {
+      const shown = `apt-get ${args.join(' ')}`;
+      let result: CommandResult;
+      try {
+        result = await run('apt-get', args, NGINX_INFRA_LIMITS.installTimeoutMs, env);
+      } catch (err) {
+        throw new NginxInfraError(`nginx install: cannot run \`${shown}\`: ${(err as Error).message}. ${MANUAL_FIX}`);
+      }
+      if (result.timedOut) {
+        throw new NginxInfraError(`nginx install: \`${shown}\` did not finish within ${NGINX_INFRA_LIMITS.installTimeoutMs} ms (slow or unreachable package mirror?). ${MANUAL_FIX}`);
+      }
+      if (result.code !== 0) {
+        throw new NginxInfraError(`nginx install: \`${shown}\` failed with exit code ${result.code}. ${MANUAL_FIX}\n--- its output (last part) ---\n${result.output}`);
+      }
+    }
+  });
+}
+
+/**
+ * A lock file created with O_EXCL, holding the owner's pid. A lock whose owner is gone is stale and taken over;
+ * waiting is bounded by the install timeout.
+ */
+async function withInstallLock(fn: () => Promise<void>): Promise<void> {
+  const deadlineMs = Date.now() + NGINX_INFRA_LIMITS.installTimeoutMs;
+  for (;;) {
+    try {
+      const handle = await open(INSTALL_LOCK_PATH, 'wx');
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number(await readFile(INSTALL_LOCK_PATH, 'utf8').catch(() => ''));
+      if (!isAlive(owner)) {
+        await unlink(INSTALL_LOCK_PATH).catch(() => undefined);
+        continue;
+      }
+      if (Date.now() > deadlineMs) {
+        throw new NginxInfraError(`nginx install: process ${owner} has held ${INSTALL_LOCK_PATH} for too long; wait for it or remove the file.`);
+      }
+      await sleep(250);
+    }
+  }
+  try {
+    await fn();
+  } finally {
+    await unlink(INSTALL_LOCK_PATH).catch(() => undefined);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+// ---- renderNginxConf -----------------------------------------------------------------------------------------
+
+/** The blocks of nginx.conf that a local run replaces; every one must be present exactly once. */
+export const RENDER_BLOCKS = ['main-logs', 'http-paths', 'upstream-servers', 'listen'] as const;
+type RenderBlock = (typeof RENDER_BLOCKS)[number];
+
+/** nginx's temp directories. Debian compiles them to /var/lib/nginx/..., which only root may create. */
+const TEMP_PATH_DIRECTIVES = [
+  ['client_body_temp_path', 'client_body'],
+  ['proxy_temp_path', 'proxy'],
+  ['fastcgi_temp_path', 'fastcgi'],
+  ['uwsgi_temp_path', 'uwsgi'],
+  ['scgi_temp_path', 'scgi'],
+] as const;
+
+export interface RenderOptions {
+  /** `host:port` of each gateway, in order. */
+  upstreams: readonly string[];
+  /** The port to listen on (loopback unless `listenHost` says otherwise). */
+  port: number;
+  listenHost?: string;
+  /** The directory that receives logs and temp files. */
+  prefix: string;
+}
+
+/** `host:port` with a plain host name, IPv4 address or bracketed IPv6 address: nothing that could inject config. */
+const UPSTREAM_PATTERN = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/;
+
+/**
+ * nginx.conf with its marked blocks replaced for a local run. Pure; throws when the template lacks a marker or a
+ * block does not hold what the render expects, so that an edit which breaks rendering fails loudly.
+ */
+export function renderNginxConf(template: string, options: RenderOptions): string {
+  if (options.upstreams.length === 0) throw new NginxInfraError('nginx: at least one upstream (host:port) is needed');
+  for (const upstream of options.upstreams) {
+    if (!UPSTREAM_PATTERN.test(upstream)) throw new NginxInfraError(`nginx: upstream "${upstream}" is not host:port`);
+  }
+  assertPort(options.port);
+  const listenHost = options.listenHost ?? '127.0.0.1';
+  if (!/^[A-Za-z0-9.:[\]-]+$/.test(listenHost)) throw new NginxInfraError(`nginx: listen host "${listenHost}" is not an address`);
+  if (/[\s;'"{}]/.test(options.prefix)) throw new NginxInfraError(`nginx: prefix "${options.prefix}" must not contain white space, quotes, ";" or braces`);
+  const logs = path.join(options.prefix, 'logs');
+  const temp = path.join(options.prefix, 'temp');
+
+  let text = template;
+  text = replaceBlock(text, 'main-logs', () => [`error_log ${path.join(logs, 'error.log')} notice;`]);
+  text = replaceBlock(text, 'http-paths', (body) => {
+    // Keep the access log's format name, so the rendered file logs what the deployed one does.
+    const format = /^\s*access_log\s+\S+\s+([A-Za-z0-9_]+)\s*;/m.exec(body)?.[1];
+    return [
+      `access_log ${path.join(logs, 'access.log')}${format === undefined ? '' : ` ${format}`};`,
+      ...TEMP_PATH_DIRECTIVES.map(([directive, dir]) => `${directive} ${path.join(temp, dir)};`),
+    ];
+  });
+  text = replaceBlock(text, 'upstream-servers', (body) => {
+    // The first server line's parameters (max_fails, fail_timeout, ...) apply to every rendered server.
+    const first = /^\s*server\s+\S+([^;]*);/m.exec(body);
+    if (first === null) throw new NginxInfraError('nginx.conf: the upstream-servers block has no `server host:port ...;` line');
+    return options.upstreams.map((upstream) => `server ${upstream}${first[1]};`);
+  });
+  text = replaceBlock(text, 'listen', (body) => {
+    const listen = /^\s*listen\s+\S+([^;]*);/m.exec(body);
+    if (listen === null) throw new NginxInfraError('nginx.conf: the listen block has no `listen ...;` line');
+    return [`listen ${listenHost}:${options.port}${listen[1]};`];
+  });
+  return text;
+}
+
+function replaceBlock(text: string, name: RenderBlock, render: (body: string) => string[]): string {
+  const begin = new RegExp(`^([ \\t]*)# strata-render:begin ${name}\\b.*\\n`, 'gm');
+  const end = new RegExp(`^[ \\t]*# strata-render:end ${name}\\b.*(?:\\n|$)`, 'gm');
+  const begins = [...text.matchAll(begin)];
+  const ends = [...text.matchAll(end)];
+  if (begins.length !== 1 || ends.length !== 1) {
+    throw new NginxInfraError(
+      `nginx.conf: expected one "# strata-render:begin ${name}" and one "# strata-render:end ${name}" line, ` +
+        `found ${begins.length} and ${ends.length}`,
+    );
+  }
+  const [beginMatch, endMatch] = [begins[0]!, ends[0]!];
+  const bodyStart = beginMatch.index + beginMatch[0].length;
+  if (endMatch.index < bodyStart) throw new NginxInfraError(`nginx.conf: "strata-render:end ${name}" comes before its begin`);
+  const indent = beginMatch[1] ?? '';
+  const lines = render(text.slice(bodyStart, endMatch.index)).map((line) => `${indent}${line}\n`);
+  // The markers stay, so that a rendered file can be rendered again (reload) and read by a person.
+  return text.slice(0, bodyStart) + lines.join('') + text.slice(endMatch.index);
+}
+
+function assertPort(port: number): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new NginxInfraError(`nginx: port must be 1..65535, got ${port}`);
+}
+
+// ---- checkNginxConf ------------------------------------------------------------------------------------------
+
+export interface CheckNginxOptions {
+  /** Default: one made-up loopback gateway; `nginx -t` does not connect to upstreams. */
+  upstreams?: readonly string[];
+  /** The template; default the project's nginx.conf. */
+  templatePath?: string;
+}
+
+/**
+ * Renders the template into a temp prefix and runs `nginx -t` on it. Resolves with nginx's output on success;
+ * rejects with an NginxInfraError quoting it otherwise.
+ */
+export async function checkNginxConf(options: CheckNginxOptions = {}): Promise<string> {
+  const binary = await ensureNginx();
+  const prefix = await makePrefix();
+  try {
+    const configPath = await writeRendered(prefix, options.templatePath ?? NGINX_CONF_PATH, options.upstreams ?? ['127.0.0.1:8000'], await freePort());
+    const result = await run(binary, [...baseArgs(prefix, configPath), '-t'], NGINX_INFRA_LIMITS.commandTimeoutMs);
+    if (result.code !== 0) {
+      throw new NginxInfraError(`nginx -t rejected the rendered ${options.templatePath ?? NGINX_CONF_PATH}:\n${result.output.trim()}`);
+    }
+    return result.output.trim();
+  } finally {
+    await rm(prefix, { recursive: true, force: true });
+  }
+}
+
+// ---- startNginx ----------------------------------------------------------------------------------------------
+
+export interface StartNginxOptions {
+  /** `host:port` of each gateway. */
+  upstreams: readonly string[];
+  /** Listen on this loopback port; a free one is chosen otherwise. */
+  port?: number;
+  /** The template; default the project's nginx.conf. */
+  templatePath?: string;
+}
+
+export interface RunningNginx {
+  /** `http://127.0.0.1:PORT`. */
+  url: string;
+  port: number;
+  /** The rendered configuration nginx runs with. */
+  configPath: string;
+  /** The temp prefix holding the config, logs and temp files; removed by stop(). */
+  prefix: string;
+  errorLogPath: string;
+  accessLogPath: string;
+  /** The master process id. */
+  pid: number;
+  /** Re-renders the config with these gateways and reloads nginx (SIGHUP); resolves once new workers run. */
+  reload(upstreams: readonly string[]): Promise<void>;
+  /** SIGTERM, wait for the exit (SIGKILL after a grace period), remove the prefix. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Masters still running, told to stop when this process exits so that a crashed test run leaves no nginx behind. */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    // SIGTERM, not SIGKILL: a killed master would leave its workers running and holding the port.
+    for (const child of running) child.kill('SIGTERM');
+  });
+}
+
+/** Starts nginx in front of `upstreams` and resolves once it answers requests. */
+export async function startNginx(options: StartNginxOptions): Promise<RunningNginx> {
+  const binary = await ensureNginx();
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= NGINX_INFRA_LIMITS.startAttemptsMax; attempt++) {
+    try {
+      return await startOnce(binary, options);
+    } catch (err) {
+      lastError = err;
+      // Only a port race is worth another try, and only when the port was ours to choose.
+      if (options.port !== undefined || !(err instanceof PortInUseError)) break;
+    }
+  }
+  throw lastError;
+}
+
+class PortInUseError extends NginxInfraError {}
+
+async function startOnce(binary: string, options: StartNginxOptions): Promise<RunningNginx> {
+  const templatePath = options.templatePath ?? NGINX_CONF_PATH;
+  const port = options.port ?? (await freePort());
+  const prefix = await makePrefix();
+  const errorLogPath = path.join(prefix, 'logs', 'error.log');
+  let configPath: string;
+  try {
+    configPath = await writeRendered(prefix, templatePath, options.upstreams, port);
+  } catch (err) {
+    await rm(prefix, { recursive: true, force: true });
+    throw err;
+  }
+  // `daemon off` keeps the master as our child, so that its exit is observable and stop() can wait for it.
+  const args = [...baseArgs(prefix, configPath), '-g', `daemon off; pid ${path.join(prefix, 'nginx.pid')};`];
+  installExitHook();
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  const output = new OutputTail(NGINX_INFRA_LIMITS.outputTailBytesMax);
+  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk));
+  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk));
+  let hasExited = false;
+  const exited = new Promise<void>((resolve) => {
+    const done = (): void => {
+      hasExited = true;
+      running.delete(child);
+      resolve();
+    };
+    child.once('exit', done);
+    child.once('error', done);
+  });
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (!hasExited) {
+        // SIGTERM is nginx's fast shutdown: the master stops its workers, closing open connections.
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), NGINX_INFRA_LIMITS.stopTimeoutMs);
+        await exited;
+        clearTimeout(timer);
+      }
+      await rm(prefix, { recursive: true, force: true });
+    })();
+    return stopping;
+  };
+
+  try {
+    await waitUntilAnswering(port, () => hasExited);
+  } catch (err) {
+    const log = await readTail(errorLogPath);
+    await stop();
+    const details = `--- nginx error log (last part) ---\n${log}\n--- nginx output ---\n${output.text()}`;
+    if (/address already in use/i.test(log + output.text())) {
+      throw new PortInUseError(`nginx: port ${port} is already in use.\n${details}`);
+    }
+    throw new NginxInfraError(`nginx: ${(err as Error).message} (${binary} ${args.join(' ')})\n${details}`);
+  }
+  if (child.pid === undefined) throw new NginxInfraError('nginx answered but its process has no pid');
+
+  const reload = async (upstreams: readonly string[]): Promise<void> => {
+    if (hasExited) throw new NginxInfraError('nginx: cannot reload, it has exited');
+    const rendered = renderNginxConf(await readFile(templatePath, 'utf8'), { upstreams, port, prefix });
+    const staging = `${configPath}.next`;
+    await writeFile(staging, rendered);
+    await rename(staging, configPath);
+    const logOffset = (await stat(errorLogPath).catch(() => ({ size: 0 }))).size;
+    child.kill('SIGHUP');
+    await waitForReload(errorLogPath, logOffset);
+  };
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    configPath,
+    prefix,
+    errorLogPath,
+    accessLogPath: path.join(prefix, 'logs', 'access.log'),
+    pid: child.pid,
+    reload,
+    stop,
+  };
+}
+
+function baseArgs(prefix: string, configPath: string): string[] {
+  // -e: nginx opens its error log before it reads the config; without -e that is the packaged path, which a
+  // normal user cannot write.
+  return ['-p', `${prefix}/`, '-c', configPath, '-e', path.join(prefix, 'logs', 'error.log')];
+}
+
+async function makePrefix(): Promise<string> {
+  const prefix = await mkdtemp(path.join(os.tmpdir(), 'strata-nginx-'));
+  // Started as root, nginx runs its workers as an unprivileged user (www-data, nobody) that must reach the temp
+  // directories inside; nginx itself creates those and hands them to that user.
+  await chmod(prefix, 0o755);
+  await mkdir(path.join(prefix, 'logs'));
+  await mkdir(path.join(prefix, 'temp'));
+  await mkdir(path.join(prefix, 'conf'));
+  return prefix;
+}
+
+async function writeRendered(prefix: string, templatePath: string, upstreams: readonly string[], port: number): Promise<string> {
+  let template: string;
+  try {
+    template = await readFile(templatePath, 'utf8');
+  } catch (err) {
+    throw new NginxInfraError(`nginx: cannot read the template ${templatePath}: ${(err as Error).message}`);
+  }
+  const configPath = path.join(prefix, 'conf', 'nginx.conf');
+  await writeFile(configPath, renderNginxConf(template, { upstreams, port, prefix }));
+  return configPath;
+}
+
+/**
+ * Ready = a request that nginx answers by itself: an HTTP/1.1 request without Host is nginx's own 400, so the
+ * probe never reaches an upstream (tests count what their upstreams receive) and proves that the process on the
+ * port is this nginx with this config (the 400 comes from nginx.conf's JSON error page).
+ */
+async function waitUntilAnswering(port: number, hasExited: () => boolean): Promise<void> {
+  const deadlineMs = Date.now() + NGINX_INFRA_LIMITS.readyTimeoutMs;
+  let last = 'no answer yet';
+  while (Date.now() < deadlineMs) {
+    if (hasExited()) throw new NginxInfraError('nginx exited during start-up');
+    try {
+      const answer = await probe(port);
+      if (/^HTTP\/1\.1 400 /.test(answer) && answer.includes('"INVALID_REQUEST"')) return;
+      last = `unexpected answer: ${answer.slice(0, 200)}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await sleep(NGINX_INFRA_LIMITS.readyPollIntervalMs);
+  }
+  throw new NginxInfraError(`nginx on port ${port} did not answer within ${NGINX_INFRA_LIMITS.readyTimeoutMs} ms (last probe: ${last})`);
+}
+
+function probe(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.setTimeout(NGINX_INFRA_LIMITS.probeTimeoutMs, () => socket.destroy(new Error('probe timed out')));
+    socket.on('connect', () => socket.write('GET /strata-nginx-probe HTTP/1.1\r\nConnection: close\r\n\r\n'));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
+}
+
+/**
+ * A reload is done when the master has started new workers (logged at `notice`, the level the rendered config
+ * uses) and told the old ones to finish; a config the master refused is logged as `[emerg]` and rejects.
+ */
+async function waitForReload(errorLogPath: string, offset: number): Promise<void> {
+  const deadlineMs = Date.now() + NGINX_INFRA_LIMITS.reloadTimeoutMs;
+  let fresh = '';
+  while (Date.now() < deadlineMs) {
+    fresh = await readFrom(errorLogPath, offset);
+    const emerg = /\[emerg\].*/.exec(fresh);
+    if (emerg !== null) throw new NginxInfraError(`nginx refused the new config and kept the old one: ${emerg[0]}`);
+    if (/start worker process/.test(fresh) && /gracefully shutting down/.test(fresh)) return;
+    await sleep(NGINX_INFRA_LIMITS.readyPollIntervalMs);
+  }
+  throw new NginxInfraError(`nginx did not reload within ${NGINX_INFRA_LIMITS.reloadTimeoutMs} ms; its log since the signal:\n${fresh}`);
+}
+
+async function readFrom(file: string, offset: number): Promise<string> {
+  const text = await readFile(file).catch(() => Buffer.alloc(0));
+  return text.subarray(Math.min(offset, text.length)).toString('utf8');
+}
+
+async function readTail(file: string): Promise<string> {
+  const text = await readFile(file).catch(() => Buffer.alloc(0));
+  return text.subarray(Math.max(0, text.length - NGINX_INFRA_LIMITS.outputTailBytesMax)).toString('utf8');
+}
+
+// ---- helpers -------------------------------------------------------------------------------------------------
+
+interface CommandResult {
+  code: number | null;
+  timedOut: boolean;
+  /** The last part of stdout and stderr together. */
+  output: string;
+}
+
+/** Runs a command to completion; a command that cannot be started (ENOENT) rejects. */
+function run(command: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const output = new OutputTail(NGINX_INFRA_LIMITS.outputTailBytesMax);
+    child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => output.push(chunk));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, timedOut, output: output.text() });
+    });
+  });
+}
+
+/** A port the kernel just handed out on loopback. Another process could take it before nginx binds it, rarely. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new NginxInfraError('could not get a free port'))));
+    });
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The last `bytesMax` bytes of a process's output, for error messages. */
+class OutputTail {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+
+  constructor(private readonly bytesMax: number) {}
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    while (this.bytes > this.bytesMax && this.chunks.length > 1) {
+      this.bytes -= this.chunks.shift()?.length ?? 0;
+    }
+  }
+
+  text(): string {
+    const all = Buffer.concat(this.chunks);
+    return all.subarray(Math.max(0, all.length - this.bytesMax)).toString('utf8');
+  }
+}
