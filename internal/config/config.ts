@@ -72,6 +72,17 @@ export interface StrataConfig {
   scrubIntervalMs: number;
   scrubBytesPerSecMax: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** etcd client URLs; empty = the embedded metadata store in the data directory. */
+  etcdEndpoints: string[];
+  /** Key prefix of this cluster in etcd (several clusters may share one etcd). */
+  etcdPrefix: string;
+  /** Kafka/Redpanda bootstrap brokers (host:port); empty = the embedded WAL in the data directory. */
+  kafkaBrokers: string[];
+  kafkaTopic: string;
+  /** For a topic Strata creates; an existing topic is used as it is. */
+  kafkaPartitions: number;
+  /** For a topic Strata creates; 0 = min(3, brokers). */
+  kafkaReplicationFactor: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -136,6 +147,32 @@ function nodesVar(env: Env): NodeAddress[] {
   });
 }
 
+function etcdEndpointsVar(env: Env): string[] {
+  const list = listVar(env['STRATA_ETCD_ENDPOINTS']) ?? [];
+  for (const url of list) {
+    if (!/^https?:\/\/[^\s/]+$/.test(url.replace(/\/$/, ''))) {
+      throw new ConfigError(`STRATA_ETCD_ENDPOINTS: "${url}" is not an etcd client URL like http://127.0.0.1:2379`);
+    }
+  }
+  return list.map((url) => url.replace(/\/$/, ''));
+}
+
+function kafkaBrokersVar(env: Env): string[] {
+  const list = listVar(env['STRATA_KAFKA_BROKERS']) ?? [];
+  for (const broker of list) {
+    if (!/^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$/.test(broker)) {
+      throw new ConfigError(`STRATA_KAFKA_BROKERS: "${broker}" is not host:port like 127.0.0.1:9092`);
+    }
+  }
+  return list;
+}
+
+function kafkaTopicVar(env: Env): string {
+  const topic = env['STRATA_KAFKA_TOPIC'] || 'strata-wal';
+  if (!/^[a-zA-Z0-9._-]{1,249}$/.test(topic)) throw new ConfigError(`STRATA_KAFKA_TOPIC: "${topic}" is not a valid Kafka topic name`);
+  return topic;
+}
+
 function logLevelVar(env: Env): StrataConfig['logLevel'] {
   const raw = env['STRATA_LOG_LEVEL'] ?? 'info';
   const levels = ['debug', 'info', 'warn', 'error', 'silent'];
@@ -181,6 +218,12 @@ export function loadConfig(env: Env = process.env, overrides: Partial<StrataConf
     scrubIntervalMs: intVar(env, 'STRATA_SCRUB_INTERVAL_MS', 3_600_000, 0, 30 * 86_400_000),
     scrubBytesPerSecMax: intVar(env, 'STRATA_SCRUB_BYTES_PER_SEC_MAX', 32 * 1024 * 1024, 1024, 10 * 1024 ** 3),
     logLevel: logLevelVar(env),
+    etcdEndpoints: etcdEndpointsVar(env),
+    etcdPrefix: env['STRATA_ETCD_PREFIX'] || 'strata/',
+    kafkaBrokers: kafkaBrokersVar(env),
+    kafkaTopic: kafkaTopicVar(env),
+    kafkaPartitions: intVar(env, 'STRATA_KAFKA_PARTITIONS', 6, 1, 1024),
+    kafkaReplicationFactor: intVar(env, 'STRATA_KAFKA_REPLICATION_FACTOR', 0, 0, 16),
     ...overrides,
   };
   if (config.gcGraceMs < config.intentTimeoutMs) {

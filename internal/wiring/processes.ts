@@ -1,6 +1,6 @@
 /**
- * Wiring of the separate processes (`cmd/api`, `cmd/storage-node`, `cmd/healer`) for a cluster on one machine
- * with the embedded backends in a shared data directory. The cluster issue adds etcd and Kafka here.
+ * Wiring of the separate processes (`cmd/api`, `cmd/storage-node`, `cmd/healer`): on etcd and Kafka when they
+ * are configured, otherwise on the embedded backends in a data directory the processes share (one machine).
  */
 import path from 'node:path';
 import { NodePool } from '../cluster/node-pool.js';
@@ -9,10 +9,9 @@ import { systemClock } from '../core/clock.js';
 import { ReedSolomonCode } from '../ec/reed-solomon.js';
 import { buildHealer } from './healer.js';
 import type { Logger } from '../log/logger.js';
-import { SqliteMetadataStore } from '../metadata/sqlite-metadata-store.js';
 import { HttpNodeClient } from '../nodeclient/http-node-client.js';
 import { startStorageNode } from '../storagenode/server.js';
-import { SqliteWriteAheadLog } from '../wal/sqlite-wal.js';
+import { openBackends } from './backends.js';
 import { buildGateway } from './gateway.js';
 import { serveApp } from './http-server.js';
 
@@ -40,16 +39,11 @@ function nodePool(config: Readonly<StrataConfig>): NodePool {
   return pool;
 }
 
-async function backends(config: Readonly<StrataConfig>) {
-  const metadata = await SqliteMetadataStore.open({ path: path.join(config.dataDir, 'metadata', 'strata.db') });
-  const wal = await SqliteWriteAheadLog.open({ path: path.join(config.dataDir, 'wal', 'wal.db') });
-  return { metadata, wal, names: { metadata: 'embedded (SQLite)', wal: 'embedded (SQLite)' } };
-}
 
 export async function runGateway(config: Readonly<StrataConfig>, log: Logger): Promise<Running> {
   const pool = nodePool(config);
   await pool.probe();
-  const { metadata, wal, names } = await backends(config);
+  const { metadata, wal, names } = await openBackends(config, systemClock, log);
   const gateway = buildGateway({ config, metadata, wal, pool, ec: new ReedSolomonCode(), clock: systemClock, log, backends: names });
   const http = await serveApp(gateway.app, config.host, config.port);
   return {
@@ -79,7 +73,7 @@ export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger
 
 export async function runHealer(config: Readonly<StrataConfig>, log: Logger): Promise<Running> {
   const pool = nodePool(config);
-  const { metadata, wal } = await backends(config);
+  const { metadata, wal } = await openBackends(config, systemClock, log);
   const healer = buildHealer(config, { metadata, wal, pool, ec: new ReedSolomonCode(), clock: systemClock, log });
   healer.start();
   return {
