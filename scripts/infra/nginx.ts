@@ -16,16 +16,16 @@
  * nginx.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
-import { access, chmod, mkdir, mkdtemp, open, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEBIAN_INSTALL_LIMITS, ensureBinary, InfraError } from './debian-package.js';
 
 export const NGINX_INFRA_LIMITS = {
-  /** `apt-get update` plus `apt-get install` together; a slow mirror fails rather than hangs a test run. */
-  installTimeoutMs: 10 * 60_000,
+  /** Installing Debian's nginx when it is missing (scripts/infra/debian-package.ts). */
+  installTimeoutMs: DEBIAN_INSTALL_LIMITS.installTimeoutMs,
   /** `nginx -v`, `nginx -V` and `nginx -t`. */
   commandTimeoutMs: 30_000,
   /** From spawn until nginx answers. It binds and forks its workers in milliseconds; a bind conflict takes 2.5 s. */
@@ -55,10 +55,8 @@ export const NGINX_CONF_PATH = path.resolve(here, '..', '..', 'nginx.conf');
 
 /** Debian installs the binary in sbin, which is not on a normal user's PATH. */
 const WELL_KNOWN_PATHS = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx'];
-/** Serializes installs across processes: vitest runs test files in parallel forks, and dpkg has one lock. */
-const INSTALL_LOCK_PATH = path.join(os.tmpdir(), 'strata-infra-nginx-install.lock');
 
-export class NginxInfraError extends Error {
+export class NginxInfraError extends InfraError {
   constructor(message: string) {
     super(message);
     this.name = 'NginxInfraError';
@@ -67,56 +65,36 @@ export class NginxInfraError extends Error {
 
 // ---- ensureNginx ---------------------------------------------------------------------------------------------
 
+const MANUAL_FIX =
+  'Install it yourself with `sudo apt-get update && sudo apt-get install -y nginx` (Debian/Ubuntu), or put an nginx ' +
+  `${NGINX_VERSION_MIN.join('.')}+ binary on PATH (https://nginx.org/en/linux_packages.html).`;
+
 let ensuring: Promise<string> | null = null;
 
 /**
- * The path of the nginx binary, installing Debian's `nginx` package first when none is found. Idempotent and
- * safe to call from several processes at once. Fails with an NginxInfraError that names what failed and what to
- * run instead.
+ * The path of the nginx binary, installing Debian's `nginx` package first when none is found (through the
+ * installer shared with etcd and Kafka, which serializes apt across test processes). Idempotent. Fails with an
+ * InfraError that names what failed and what to run instead.
  */
 export function ensureNginx(): Promise<string> {
-  ensuring ??= ensureNginxOnce().catch((err: unknown) => {
+  ensuring ??= (async () => {
+    const binary = await ensureBinary({ binary: 'nginx', packages: ['nginx'], wellKnownPaths: WELL_KNOWN_PATHS, manualFix: MANUAL_FIX });
+    await checkVersion(binary);
+    return binary;
+  })().catch((err: unknown) => {
     ensuring = null; // a later call may succeed once the operator fixed the cause
     throw err;
   });
   return ensuring;
 }
 
-async function ensureNginxOnce(): Promise<string> {
-  let binary = await findNginx();
-  if (binary === null) {
-    await installNginx();
-    binary = await findNginx();
-    if (binary === null) {
-      throw new NginxInfraError(
-        'nginx: `apt-get install -y nginx` succeeded but no `nginx` binary is on PATH or in ' +
-          `${WELL_KNOWN_PATHS.join(', ')}. Check with \`dpkg -L nginx-core nginx | grep bin/\` and add its directory to PATH.`,
-      );
-    }
-  }
-  await checkVersion(binary);
-  return binary;
-}
-
-async function findNginx(): Promise<string | null> {
-  const dirs = (process.env['PATH'] ?? '').split(path.delimiter).filter((dir) => dir.length > 0);
-  for (const candidate of [...dirs.map((dir) => path.join(dir, 'nginx')), ...WELL_KNOWN_PATHS]) {
-    try {
-      await access(candidate, fsConstants.X_OK);
-      return candidate;
-    } catch {
-      // not here; try the next one
-    }
-  }
-  return null;
-}
-
-const MANUAL_FIX =
-  'Install it yourself with `sudo apt-get update && sudo apt-get install -y nginx` (Debian/Ubuntu), or put an nginx ' +
-  `${NGINX_VERSION_MIN.join('.')}+ binary on PATH (https://nginx.org/en/linux_packages.html).`;
-
 async function checkVersion(binary: string): Promise<void> {
-  const result = await run(binary, ['-v'], NGINX_INFRA_LIMITS.commandTimeoutMs);
+  let result: CommandResult;
+  try {
+    result = await run(binary, ['-v'], NGINX_INFRA_LIMITS.commandTimeoutMs);
+  } catch (err) {
+    throw new NginxInfraError(`nginx: cannot run \`${binary} -v\`: ${(err as Error).message}. ${MANUAL_FIX}`);
+  }
   // `nginx -v` prints `nginx version: nginx/1.22.1` on stderr.
   const match = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(result.output);
   if (result.code !== 0 || match === null) {
@@ -128,82 +106,6 @@ async function checkVersion(binary: string): Promise<void> {
     if (version[i]! < NGINX_VERSION_MIN[i]!) {
       throw new NginxInfraError(`nginx: ${binary} is version ${version.join('.')}; Strata's tests need ${NGINX_VERSION_MIN.join('.')} or newer. ${MANUAL_FIX}`);
     }
-  }
-}
-
-async function installNginx(): Promise<void> {
-  if (process.platform !== 'linux') {
-    throw new NginxInfraError(`nginx is not installed and automatic installation only works on Debian/Ubuntu. ${MANUAL_FIX}`);
-  }
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new NginxInfraError(`nginx is not installed and installing it needs root (this process is not). ${MANUAL_FIX}`);
-  }
-  try {
-    await access('/usr/bin/apt-get', fsConstants.X_OK);
-  } catch {
-    throw new NginxInfraError(`nginx is not installed and there is no apt-get on this machine. ${MANUAL_FIX}`);
-  }
-  await withInstallLock(async () => {
-    // Another process may have installed it while this one waited for the lock.
-    if ((await findNginx()) !== null) return;
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    for (const args of [['update'], ['install', '-y', 'nginx']]) {
-      const shown = `apt-get ${args.join(' ')}`;
-      let result: CommandResult;
-      try {
-        result = await run('apt-get', args, NGINX_INFRA_LIMITS.installTimeoutMs, env);
-      } catch (err) {
-        throw new NginxInfraError(`nginx install: cannot run \`${shown}\`: ${(err as Error).message}. ${MANUAL_FIX}`);
-      }
-      if (result.timedOut) {
-        throw new NginxInfraError(`nginx install: \`${shown}\` did not finish within ${NGINX_INFRA_LIMITS.installTimeoutMs} ms (slow or unreachable package mirror?). ${MANUAL_FIX}`);
-      }
-      if (result.code !== 0) {
-        throw new NginxInfraError(`nginx install: \`${shown}\` failed with exit code ${result.code}. ${MANUAL_FIX}\n--- its output (last part) ---\n${result.output}`);
-      }
-    }
-  });
-}
-
-/**
- * A lock file created with O_EXCL, holding the owner's pid. A lock whose owner is gone is stale and taken over;
- * waiting is bounded by the install timeout.
- */
-async function withInstallLock(fn: () => Promise<void>): Promise<void> {
-  const deadlineMs = Date.now() + NGINX_INFRA_LIMITS.installTimeoutMs;
-  for (;;) {
-    try {
-      const handle = await open(INSTALL_LOCK_PATH, 'wx');
-      await handle.writeFile(String(process.pid));
-      await handle.close();
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const owner = Number(await readFile(INSTALL_LOCK_PATH, 'utf8').catch(() => ''));
-      if (!isAlive(owner)) {
-        await unlink(INSTALL_LOCK_PATH).catch(() => undefined);
-        continue;
-      }
-      if (Date.now() > deadlineMs) {
-        throw new NginxInfraError(`nginx install: process ${owner} has held ${INSTALL_LOCK_PATH} for too long; wait for it or remove the file.`);
-      }
-      await sleep(250);
-    }
-  }
-  try {
-    await fn();
-  } finally {
-    await unlink(INSTALL_LOCK_PATH).catch(() => undefined);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -318,6 +220,7 @@ export async function checkNginxConf(options: CheckNginxOptions = {}): Promise<s
   try {
     const configPath = await writeRendered(prefix, options.templatePath ?? NGINX_CONF_PATH, options.upstreams ?? ['127.0.0.1:8000'], await freePort());
     const result = await run(binary, [...baseArgs(prefix, configPath), '-t'], NGINX_INFRA_LIMITS.commandTimeoutMs);
+    if (result.timedOut) throw new NginxInfraError(`nginx -t did not finish within ${NGINX_INFRA_LIMITS.commandTimeoutMs} ms`);
     if (result.code !== 0) {
       throw new NginxInfraError(`nginx -t rejected the rendered ${options.templatePath ?? NGINX_CONF_PATH}:\n${result.output.trim()}`);
     }
@@ -400,7 +303,8 @@ async function startOnce(binary: string, options: StartNginxOptions): Promise<Ru
     throw err;
   }
   // `daemon off` keeps the master as our child, so that its exit is observable and stop() can wait for it.
-  const args = [...baseArgs(prefix, configPath), '-g', `daemon off; pid ${path.join(prefix, 'nginx.pid')};`];
+  const pidPath = path.join(prefix, 'nginx.pid');
+  const args = baseArgs(prefix, configPath, 'daemon off; ');
   installExitHook();
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
@@ -434,7 +338,7 @@ async function startOnce(binary: string, options: StartNginxOptions): Promise<Ru
   };
 
   try {
-    await waitUntilAnswering(port, () => hasExited);
+    await waitUntilAnswering(port, pidPath, child.pid, () => hasExited);
   } catch (err) {
     const log = await readTail(errorLogPath);
     await stop();
@@ -470,10 +374,14 @@ async function startOnce(binary: string, options: StartNginxOptions): Promise<Ru
   };
 }
 
-function baseArgs(prefix: string, configPath: string): string[] {
-  // -e: nginx opens its error log before it reads the config; without -e that is the packaged path, which a
-  // normal user cannot write.
-  return ['-p', `${prefix}/`, '-c', configPath, '-e', path.join(prefix, 'logs', 'error.log')];
+/**
+ * The command line that keeps every file nginx touches inside the prefix. -e: nginx opens its error log before
+ * it reads the config; without -e that is the packaged path, which a normal user cannot write. The pid file too
+ * (even `nginx -t` opens it); nginx.conf has no `pid` line, so this does not clash with it.
+ */
+function baseArgs(prefix: string, configPath: string, globals = ''): string[] {
+  const pid = `pid ${path.join(prefix, 'nginx.pid')};`;
+  return ['-p', `${prefix}/`, '-c', configPath, '-e', path.join(prefix, 'logs', 'error.log'), '-g', `${globals}${pid}`];
 }
 
 async function makePrefix(): Promise<string> {
@@ -501,17 +409,17 @@ async function writeRendered(prefix: string, templatePath: string, upstreams: re
 
 /**
  * Ready = a request that nginx answers by itself: an HTTP/1.1 request without Host is nginx's own 400, so the
- * probe never reaches an upstream (tests count what their upstreams receive) and proves that the process on the
- * port is this nginx with this config (the 400 comes from nginx.conf's JSON error page).
+ * probe never reaches an upstream (tests count what their upstreams receive). The pid check in the loop makes sure
+ * the answer is not from someone else's server on a port that nginx then failed to bind.
  */
-async function waitUntilAnswering(port: number, hasExited: () => boolean): Promise<void> {
+async function waitUntilAnswering(port: number, pidPath: string, pid: number | undefined, hasExited: () => boolean): Promise<void> {
   const deadlineMs = Date.now() + NGINX_INFRA_LIMITS.readyTimeoutMs;
   let last = 'no answer yet';
   while (Date.now() < deadlineMs) {
     if (hasExited()) throw new NginxInfraError('nginx exited during start-up');
     try {
       const answer = await probe(port);
-      if (/^HTTP\/1\.1 400 /.test(answer) && answer.includes('"INVALID_REQUEST"')) return;
+      if (/^HTTP\/1\.1 400 /.test(answer) && (await pidFileNames(pidPath, pid))) return;
       last = `unexpected answer: ${answer.slice(0, 200)}`;
     } catch (err) {
       last = (err as Error).message;
@@ -519,6 +427,12 @@ async function waitUntilAnswering(port: number, hasExited: () => boolean): Promi
     await sleep(NGINX_INFRA_LIMITS.readyPollIntervalMs);
   }
   throw new NginxInfraError(`nginx on port ${port} did not answer within ${NGINX_INFRA_LIMITS.readyTimeoutMs} ms (last probe: ${last})`);
+}
+
+/** nginx writes its pid file after it has bound its listening sockets. */
+async function pidFileNames(pidPath: string, pid: number | undefined): Promise<boolean> {
+  const text = await readFile(pidPath, 'utf8').catch(() => '');
+  return pid !== undefined && Number(text.trim()) === pid;
 }
 
 function probe(port: number): Promise<string> {
@@ -570,9 +484,9 @@ interface CommandResult {
 }
 
 /** Runs a command to completion; a command that cannot be started (ENOENT) rejects. */
-function run(command: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<CommandResult> {
+function run(command: string, args: string[], timeoutMs: number): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const output = new OutputTail(NGINX_INFRA_LIMITS.outputTailBytesMax);
     child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => output.push(chunk));

@@ -1,0 +1,356 @@
+/**
+ * docker-compose.yaml, nginx.conf and deploy/prometheus.yml cannot be run here (no Docker engine), so this checks
+ * that they agree with the code and with each other: the variables the services set are ones the config reads,
+ * names and ports line up across files, and nginx itself accepts nginx.conf (`nginx -t`).
+ */
+import { access, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { loadConfig } from '../../internal/config/config.js';
+import { LIMITS } from '../../internal/core/limits.js';
+import { checkNginxConf, ensureNginx, NGINX_INFRA_LIMITS, RENDER_BLOCKS, renderNginxConf } from '../../scripts/infra/nginx.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const read = (file: string): Promise<string> => readFile(path.join(ROOT, file), 'utf8');
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[] | string;
+  environment?: Record<string, string | number | boolean | null>;
+  volumes?: string[];
+  ports?: string[];
+  depends_on?: Record<string, unknown> | string[];
+  healthcheck?: { test?: string[] | string };
+}
+
+interface Compose {
+  services: Record<string, Service>;
+  volumes?: Record<string, unknown>;
+}
+
+let compose: Compose;
+let nginxConf: string;
+let configSource: string;
+
+beforeAll(async () => {
+  // merge: the compose file shares environment blocks through YAML merge keys (`<<: *anchor`), as Compose does.
+  compose = parse(await read('docker-compose.yaml'), { merge: true }) as Compose;
+  nginxConf = await read('nginx.conf');
+  configSource = await read('internal/config/config.ts');
+});
+
+// ---- helpers --------------------------------------------------------------------------------------------------
+
+function env(service: Service): Record<string, string> {
+  return Object.fromEntries(Object.entries(service.environment ?? {}).map(([k, v]) => [k, String(v)]));
+}
+
+/** The Strata entry point a service runs (`cmd/api/main.ts` -> `api`), or null for other images. */
+function entryPoint(service: Service): string | null {
+  const command = Array.isArray(service.command) ? service.command.join(' ') : (service.command ?? '');
+  return /cmd\/([a-z-]+)\/main\.ts/.exec(command)?.[1] ?? null;
+}
+
+function servicesRunning(name: string): [string, Service][] {
+  return Object.entries(compose.services).filter(([, s]) => entryPoint(s) === name);
+}
+
+function strataServices(): [string, Service][] {
+  return Object.entries(compose.services).filter(([, s]) => entryPoint(s) !== null);
+}
+
+function commandArgs(service: Service): string[] {
+  return Array.isArray(service.command) ? service.command : (service.command ?? '').split(/\s+/);
+}
+
+function flag(service: Service, name: string): string | undefined {
+  const prefix = `--${name}=`;
+  return commandArgs(service).find((arg) => arg.startsWith(prefix))?.slice(prefix.length);
+}
+
+/** STRATA_NODES entries, as internal/config/config.ts parses them. */
+function parseNodes(value: string): { id: string; host: string; port: number; zone: string | undefined }[] {
+  return value.split(',').map((entry) => {
+    const match = /^([A-Za-z0-9_-]+)=http:\/\/([^:/@]+):(\d+)(?:@([A-Za-z0-9_-]+))?$/.exec(entry.trim());
+    if (match === null) throw new Error(`STRATA_NODES entry ${entry} is not id=http://host:port[@zone]`);
+    return { id: match[1]!, host: match[2]!, port: Number(match[3]), zone: match[4] };
+  });
+}
+
+/** The `server host:port ...;` lines of nginx.conf's strata_gateways upstream. */
+function nginxUpstreams(conf: string): string[] {
+  const block = /upstream\s+strata_gateways\s*\{([\s\S]*?)\n\s*\}/.exec(conf)?.[1] ?? '';
+  return [...block.matchAll(/^\s*server\s+(\S+)[^;]*;/gm)].map((m) => m[1]!);
+}
+
+/** Directives of nginx.conf with comments removed, for checks on what is actually configured. */
+function directives(conf: string): string {
+  return conf
+    .split('\n')
+    .map((line) => line.replace(/(^|\s)#.*$/, ''))
+    .join('\n');
+}
+
+// ---- docker-compose.yaml ----------------------------------------------------------------------------------------
+
+describe('docker-compose.yaml', () => {
+  it('sets only STRATA_* variables that internal/config/config.ts reads', () => {
+    const read = new Set([...configSource.matchAll(/['"`](STRATA_[A-Z0-9_]+)['"`]/g)].map((m) => m[1]!));
+    const unknown: string[] = [];
+    for (const [name, service] of Object.entries(compose.services)) {
+      for (const variable of Object.keys(env(service))) {
+        if (variable.startsWith('STRATA_') && !read.has(variable)) unknown.push(`${name}: ${variable}`);
+      }
+    }
+    expect(unknown, 'set in docker-compose.yaml but never read by internal/config/config.ts').toEqual([]);
+  });
+
+  it("gives every Strata service an environment that the config accepts and reads as the compose file means it", () => {
+    for (const [name, service] of strataServices()) {
+      // Compose fills ${STRATA_CLUSTER_TOKEN:?...} from the operator's environment.
+      const e: Record<string, string> = { ...env(service), STRATA_CLUSTER_TOKEN: 'a-test-token-of-32-characters-xx' };
+      const config = loadConfig(e);
+      if (e['STRATA_PORT'] !== undefined) expect(config.port, name).toBe(Number(e['STRATA_PORT']));
+      if (e['STRATA_ETCD_ENDPOINTS'] !== undefined) expect(config.etcdEndpoints, name).toHaveLength(3);
+      if (e['STRATA_NODES'] !== undefined) expect(config.nodes.map((n) => n.zone), name).toEqual(['zone-a', 'zone-a', 'zone-b', 'zone-b', 'zone-c', 'zone-c']);
+    }
+  });
+
+  it('runs 3 gateways, 6 storage nodes, 2 healers, 3 etcd members and one Redpanda broker', () => {
+    expect(servicesRunning('api').map(([n]) => n).sort()).toEqual(['api-1', 'api-2', 'api-3']);
+    expect(servicesRunning('storage-node').map(([n]) => n).sort()).toEqual([1, 2, 3, 4, 5, 6].map((i) => `storage-node-${i}`));
+    expect(servicesRunning('healer').map(([n]) => n).sort()).toEqual(['healer-1', 'healer-2']);
+    const etcd = Object.entries(compose.services).filter(([, s]) => /\betcd\b/.test(s.image ?? ''));
+    expect(etcd.map(([n]) => n).sort()).toEqual(['etcd-1', 'etcd-2', 'etcd-3']);
+    expect(compose.services['redpanda']?.image).toMatch(/redpanda/);
+    for (const service of ['nginx', 'prometheus', 'grafana']) expect(compose.services[service], service).toBeDefined();
+  });
+
+  it('runs every Strata service from an entry point that exists, built by the Dockerfile', async () => {
+    const dockerfile = await read('Dockerfile');
+    for (const [name, service] of strataServices()) {
+      const entry = entryPoint(service)!;
+      await expect(access(path.join(ROOT, 'cmd', entry, 'main.ts')), name).resolves.toBeUndefined();
+      expect(service.build, `${name} builds the project's image`).toBeDefined();
+    }
+    expect(dockerfile).toMatch(/^FROM node:20-bookworm-slim/m);
+    expect(dockerfile).toMatch(/npm ci/);
+    expect(dockerfile).toMatch(/python3/); // native dependencies are compiled at build time
+  });
+
+  it('makes gateways and storage nodes listen on all interfaces, so that other containers reach them', () => {
+    for (const [name, service] of [...servicesRunning('api'), ...servicesRunning('storage-node')]) {
+      expect(env(service)['STRATA_HOST'], name).toBe('0.0.0.0');
+    }
+  });
+
+  it('shares one cluster token among all Strata services and takes it from the environment, not the file', () => {
+    const tokens = new Set(strataServices().map(([, s]) => env(s)['STRATA_CLUSTER_TOKEN']));
+    expect(tokens.size).toBe(1);
+    const [token] = [...tokens];
+    expect(token).toMatch(/^\$\{STRATA_CLUSTER_TOKEN:\?.+\}$/);
+  });
+
+  it('lists in STRATA_NODES of every gateway and healer exactly the storage-node services, with their ids, ports and zones', () => {
+    const nodeServices = new Map(servicesRunning('storage-node'));
+    for (const [name, service] of [...servicesRunning('api'), ...servicesRunning('healer')]) {
+      const listed = parseNodes(env(service)['STRATA_NODES'] ?? '');
+      expect(listed.map((n) => n.host).sort(), `${name}: STRATA_NODES hosts`).toEqual([...nodeServices.keys()].sort());
+      for (const node of listed) {
+        const nodeEnv = env(nodeServices.get(node.host)!);
+        expect(node.id, `${name}: ${node.host}'s id`).toBe(nodeEnv['STRATA_NODE_ID']);
+        expect(String(node.port), `${name}: ${node.host}'s port`).toBe(nodeEnv['STRATA_PORT']);
+        expect(node.zone, `${name}: ${node.host}'s zone`).toBe(nodeEnv['STRATA_NODE_ZONE']);
+      }
+    }
+  });
+
+  it('gives every storage node its own volume at STRATA_DATA_DIR, its own id, and spreads them 2 per zone over 3 zones', () => {
+    const volumes = new Set<string>();
+    const ids = new Set<string>();
+    const zones = new Map<string, number>();
+    for (const [name, service] of servicesRunning('storage-node')) {
+      const e = env(service);
+      const dataDir = e['STRATA_DATA_DIR'];
+      const mount = (service.volumes ?? []).find((v) => v.split(':')[1] === dataDir);
+      expect(mount, `${name} mounts a volume at STRATA_DATA_DIR (${dataDir})`).toBeDefined();
+      const volume = mount!.split(':')[0]!;
+      expect(compose.volumes ?? {}, `${name}: ${volume} is a named volume`).toHaveProperty(volume);
+      volumes.add(volume);
+      ids.add(e['STRATA_NODE_ID']!);
+      zones.set(e['STRATA_NODE_ZONE']!, (zones.get(e['STRATA_NODE_ZONE']!) ?? 0) + 1);
+    }
+    expect(volumes.size).toBe(6);
+    expect(ids.size).toBe(6);
+    expect([...zones.values()]).toEqual([2, 2, 2]);
+  });
+
+  it('points STRATA_ETCD_ENDPOINTS at the three etcd members, which form one cluster', () => {
+    const members = ['etcd-1', 'etcd-2', 'etcd-3'];
+    const expected = members.map((m) => `http://${m}:2379`);
+    for (const [name, service] of strataServices()) {
+      expect(env(service)['STRATA_ETCD_ENDPOINTS']?.split(',').sort(), name).toEqual(expected);
+    }
+    const initialCluster = members.map((m) => `${m}=http://${m}:2380`).join(',');
+    for (const member of members) {
+      const service = compose.services[member]!;
+      expect(flag(service, 'name'), member).toBe(member);
+      expect(flag(service, 'initial-cluster'), member).toBe(initialCluster);
+      expect(flag(service, 'initial-advertise-peer-urls'), member).toBe(`http://${member}:2380`);
+      expect(flag(service, 'advertise-client-urls'), member).toBe(`http://${member}:2379`);
+      expect(flag(service, 'listen-client-urls'), member).toMatch(/:2379$/);
+      expect(flag(service, 'initial-cluster-state'), member).toBe('new');
+      expect(new Set(members.map((m) => flag(compose.services[m]!, 'initial-cluster-token'))).size).toBe(1);
+    }
+  });
+
+  it("points STRATA_KAFKA_BROKERS of gateways and healers at Redpanda's advertised listener", () => {
+    const redpanda = compose.services['redpanda']!;
+    const advertised = (flag(redpanda, 'advertise-kafka-addr') ?? '').replace(/^[A-Za-z_]+:\/\//, '');
+    expect(advertised).toBe('redpanda:9092');
+    for (const [name, service] of [...servicesRunning('api'), ...servicesRunning('healer')]) {
+      const e = env(service);
+      expect(e['STRATA_KAFKA_BROKERS'], name).toBe(advertised);
+      expect(e['STRATA_KAFKA_TOPIC'], name).toMatch(/^[a-zA-Z0-9._-]+$/);
+      expect(Number(e['STRATA_KAFKA_PARTITIONS']), name).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it('health-checks each gateway and storage node on its own STRATA_PORT', () => {
+    for (const [name, service] of [...servicesRunning('api'), ...servicesRunning('storage-node')]) {
+      const test = [service.healthcheck?.test ?? []].flat().join(' ');
+      const port = env(service)['STRATA_PORT'];
+      expect(test.includes(`:${port}/`) || test.includes('process.env.STRATA_PORT'), `${name}: ${test}`).toBe(true);
+    }
+  });
+});
+
+// ---- monitoring -------------------------------------------------------------------------------------------------
+
+describe('deploy/prometheus.yml and Grafana', () => {
+  it('scrapes every Strata process of the compose file on its port', async () => {
+    const prometheus = parse(await read('deploy/prometheus.yml')) as {
+      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+    };
+    const targets = prometheus.scrape_configs
+      .filter((job) => job.job_name.startsWith('strata-'))
+      .flatMap((job) => job.static_configs.flatMap((c) => c.targets));
+    // A healer has no listener yet; when it gets one for /metrics it is STRATA_PORT, default 8000.
+    const expected = strataServices().map(([name, s]) => `${name}:${env(s)['STRATA_PORT'] ?? '8000'}`);
+    expect(targets.sort()).toEqual(expected.sort());
+    expect(compose.services['prometheus']?.volumes).toContain('./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
+  });
+
+  it('provisions Grafana with the Prometheus service as its data source', async () => {
+    const grafana = compose.services['grafana']!;
+    const mount = (grafana.volumes ?? []).find((v) => v.endsWith(':/etc/grafana/provisioning:ro'));
+    expect(mount).toBeDefined();
+    const datasources = parse(await read(path.join(mount!.split(':')[0]!, 'datasources', 'prometheus.yml'))) as {
+      datasources: { type: string; url: string }[];
+    };
+    const port = /--web\.listen-address=.*:(\d+)/.exec(commandArgs(compose.services['prometheus']!).join(' '))?.[1] ?? '9090';
+    expect(datasources.datasources).toEqual([expect.objectContaining({ type: 'prometheus', url: `http://prometheus:${port}` })]);
+  });
+});
+
+// ---- nginx.conf against docker-compose.yaml ----------------------------------------------------------------------
+
+describe('nginx.conf', () => {
+  it('names exactly the compose gateways, on their STRATA_PORT, in its upstream', () => {
+    const gateways = servicesRunning('api').map(([name, s]) => `${name}:${env(s)['STRATA_PORT']}`);
+    expect(nginxUpstreams(nginxConf).sort()).toEqual(gateways.sort());
+  });
+
+  it('is mounted by the nginx service, which publishes its listen port', () => {
+    const nginx = compose.services['nginx']!;
+    expect(nginx.volumes).toContain('./nginx.conf:/etc/nginx/nginx.conf:ro');
+    const listen = /^\s*listen\s+(?:[^\s;]*:)?(\d+)/m.exec(directives(nginxConf))?.[1];
+    expect((nginx.ports ?? []).map((p) => String(p).split(':').at(-1))).toContain(listen);
+    const dependsOn = Array.isArray(nginx.depends_on) ? nginx.depends_on : Object.keys(nginx.depends_on ?? {});
+    expect(dependsOn.sort()).toEqual(servicesRunning('api').map(([n]) => n).sort());
+  });
+
+  it('passes requests without a URI, so that encoded keys reach the gateway as sent', () => {
+    const passes = [...directives(nginxConf).matchAll(/proxy_pass\s+([^;]+);/g)].map((m) => m[1]!.trim());
+    expect(passes).toEqual(['http://strata_gateways']);
+    expect(directives(nginxConf)).toMatch(/merge_slashes\s+off;/);
+  });
+
+  it('retries on connection errors and timeouts only, never replaying non-idempotent requests', () => {
+    const conf = directives(nginxConf);
+    const policy = /proxy_next_upstream\s+([^;]+);/.exec(conf)?.[1]?.split(/\s+/);
+    expect(policy).toEqual(['error', 'timeout']);
+    expect(conf).not.toMatch(/non_idempotent/);
+    // The gateways' JSON errors must pass through as they are.
+    expect(conf).not.toMatch(/proxy_intercept_errors\s+on/);
+  });
+
+  it('leaves daemon, pid and user to the command line, so that the same file runs in Docker and in tests', () => {
+    // scripts/infra/nginx.ts passes `-g "daemon off; pid ...;"`, which nginx refuses when the file sets them too,
+    // and a `user` line would name an account that exists in one of the two places only.
+    expect(directives(nginxConf)).not.toMatch(/^\s*(daemon|pid|user)\s/m);
+  });
+
+  it('accepts bodies above the gateway limit, so that the gateway answers its own 413', () => {
+    const size = /client_max_body_size\s+(\d+)([km]?);/.exec(directives(nginxConf));
+    expect(size).not.toBeNull();
+    const bytes = Number(size![1]) * ({ '': 1, k: 1024, m: 1024 * 1024 } as Record<string, number>)[size![2]!]!;
+    expect(bytes).toBeGreaterThan(LIMITS.bodyBytesMax);
+  });
+
+  it("closes idle upstream connections before the gateway's keep-alive timeout does", async () => {
+    const server = await read('internal/wiring/http-server.ts');
+    const gatewayMs = Number(/keepAliveTimeout:\s*([\d_]+)/.exec(server)?.[1]?.replace(/_/g, ''));
+    const upstream = /upstream\s+strata_gateways\s*\{[\s\S]*?keepalive_timeout\s+(\d+)s;/.exec(directives(nginxConf));
+    expect(upstream).not.toBeNull();
+    expect(Number(upstream![1]) * 1000).toBeLessThan(gatewayMs);
+  });
+
+  it('answers every error nginx itself generates with a JSON body', () => {
+    const conf = directives(nginxConf);
+    for (const status of [400, 408, 413, 500, 502, 503, 504]) {
+      const page = new RegExp(`error_page\\s+${status}\\s+(?:=\\d+\\s+)?(\\S+);`).exec(conf)?.[1];
+      expect(page, `error_page ${status}`).toBeDefined();
+      // The location's first `return`: its bodies are one line each, and contain braces.
+      const location = new RegExp(`location\\s+=\\s+${page!.replace(/[/.]/g, '\\$&')}\\s*\\{[^']*?return\\s+(\\d+)\\s+'(.*)';`).exec(conf);
+      expect(location?.[1], `the status of ${page}`).toBe(status === 494 ? '431' : String(status));
+      const body = location?.[2];
+      expect(body, `the body of ${page}`).toBeDefined();
+      // Unescape nginx's quoting, then expect the API's error shape.
+      const json = JSON.parse(body!.replace(/\\n$/, '').replace(/\\(["'\\])/g, '$1').replace(/\$strata_unavailable_hint/g, 'x')) as {
+        error: { code: string; message: string };
+      };
+      expect(json.error.code, `code of ${page}`).toMatch(/^[A-Z_]+$/);
+      expect(json.error.message.length).toBeGreaterThan(10);
+    }
+  });
+});
+
+// ---- nginx itself -------------------------------------------------------------------------------------------------
+
+describe('nginx -t', () => {
+  beforeAll(async () => {
+    await ensureNginx();
+  }, NGINX_INFRA_LIMITS.installTimeoutMs);
+
+  it('accepts nginx.conf rendered for a local run', async () => {
+    await expect(checkNginxConf({ upstreams: ['127.0.0.1:18000', '127.0.0.1:18001', '127.0.0.1:18002'] })).resolves.toMatch(/test is successful/);
+  });
+
+  it('renders nginx.conf by changing only the marked blocks', () => {
+    const rendered = renderNginxConf(nginxConf, { upstreams: ['127.0.0.1:1'], port: 2, prefix: '/tmp/strata-nginx-x' });
+    const outsideBlocks = (text: string): string => {
+      let result = text;
+      for (const block of RENDER_BLOCKS) {
+        result = result.replace(new RegExp(`# strata-render:begin ${block}\\b[\\s\\S]*?# strata-render:end ${block}\\b`), `<${block}>`);
+      }
+      return result;
+    };
+    expect(outsideBlocks(rendered)).toBe(outsideBlocks(nginxConf));
+    expect(nginxUpstreams(rendered)).toEqual(['127.0.0.1:1']);
+    expect(rendered).toMatch(/server 127\.0\.0\.1:1 max_fails=\d+ fail_timeout=\d+s;/); // the template's parameters kept
+  });
+});
