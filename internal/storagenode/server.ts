@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { assert } from '../core/assert.js';
 import type { Clock } from '../core/clock.js';
-import { FileBlobStore, type FileBlobStoreOptions, type ScrubReport } from '../blobstore/file-blob-store.js';
+import type { ScrubReport } from '../blobstore/file-blob-store.js';
+import { VolumeBlobStore, type VolumeBlobStoreOptions } from '../blobstore/volume/volume-blob-store.js';
 import { createStorageNodeApp } from './app.js';
 import { NODE_HEADER_BYTES_MAX } from './protocol.js';
 
@@ -22,6 +23,8 @@ export interface StorageNodeOptions {
   port: number;
   token: string;
   capacityBytes?: number;
+  /** Size at which a volume file is sealed and a new one opened. */
+  volumeBytesMax?: number;
   /** Pause between the end of one scrub pass and the start of the next; no scrubbing when absent. */
   scrubIntervalMs?: number;
   scrubBytesPerSecMax?: number;
@@ -37,7 +40,7 @@ export interface StorageNode {
   /** Base URL clients use, e.g. http://127.0.0.1:40123. */
   address: string;
   port: number;
-  store: FileBlobStore;
+  store: VolumeBlobStore;
   /** Stops scrubbing, closes the listener and every connection (keep-alive ones too), then the store. */
   stop(): Promise<void>;
 }
@@ -50,10 +53,13 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   assert(scrubIntervalMs === undefined || scrubIntervalMs > 0, 'scrubIntervalMs > 0');
   const onError = options.onError ?? ((err: unknown) => console.error(`storage node ${nodeId}:`, err));
 
-  const storeOptions: FileBlobStoreOptions = { dir: options.dataDir };
+  // Haystack-style volumes (internal/blobstore/volume/README.md): group-committed appends, one positioned read
+  // per get. The one-file-per-blob FileBlobStore remains only as the benchmark's baseline.
+  const storeOptions: VolumeBlobStoreOptions = { dir: options.dataDir, onMaintenanceError: onError };
   if (options.clock !== undefined) storeOptions.clock = options.clock;
   if (options.capacityBytes !== undefined) storeOptions.capacityBytes = options.capacityBytes;
-  const store = await FileBlobStore.open(storeOptions);
+  if (options.volumeBytesMax !== undefined) storeOptions.volumeBytesMax = options.volumeBytesMax;
+  const store = await VolumeBlobStore.open(storeOptions);
 
   const app = createStorageNodeApp({ store, token: options.token, nodeId, onInternalError: onError });
   let server: Server;

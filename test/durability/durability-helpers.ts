@@ -2,9 +2,8 @@
  * Shared pieces of the durability tests: documents whose exact bytes are known, views of /stat and of the nodes'
  * inventories, and the failures the tests inject (a flipped byte on disk, a blob no manifest knows).
  */
-import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { blobFilePath } from '../../internal/blobstore/file-blob-store.js';
+import { flipPayloadByteOnDisk } from '../blobstore/volume-harness/flip.js';
 import { blobIdOf, newWriteId } from '../../internal/core/ids.js';
 import type { BlobInfo } from '../../internal/blobstore/blob-store.js';
 import type { WalRecord } from '../../internal/wal/write-ahead-log.js';
@@ -101,22 +100,11 @@ export function docText(seed: number, targetBytes: number, hot: { like_count?: n
   return head + items.join(',') + tail;
 }
 
-/** Flips one payload byte of a blob file on disk, behind the store's back (bit rot). */
+/** Flips one payload byte of a blob in its volume file on disk, behind the store's back (bit rot). */
 export async function flipPayloadByte(cluster: TestCluster, nodeId: string, blobId: string): Promise<void> {
   const node = cluster.nodes.find((n) => n.id === nodeId)!;
-  const file = blobFilePath(node.dataDir, blobId);
-  const handle = await open(file, 'r+');
-  try {
-    const { size } = await handle.stat();
-    // The payload is the tail of the file (README: prefix, header, payload), so the last byte is payload.
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, size - 1);
-    byte[0] = byte[0]! ^ 0x5a;
-    await handle.write(byte, 0, 1, size - 1);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  if (!node.server) throw new Error(`${nodeId} is not running`);
+  await flipPayloadByteOnDisk(node.server.store, blobId);
 }
 
 export function storeOf(cluster: TestCluster, nodeId: string) {

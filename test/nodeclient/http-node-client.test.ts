@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpNodeClient } from '../../internal/nodeclient/http-node-client.js';
 import { startStorageNode, type StorageNode } from '../../internal/storagenode/server.js';
-import { expectCode, flipByteOnDisk, header, makeTempDir, payload } from '../contracts/blob-fixtures.js';
+import { expectCode, header, makeTempDir, payload } from '../contracts/blob-fixtures.js';
+import { flipPayloadByteOnDisk } from '../blobstore/volume-harness/flip.js';
 import { runNodeClientContract } from '../contracts/node-client.contract.js';
 
 const TOKEN = 'test-token-0123456789';
@@ -22,7 +23,7 @@ runNodeClientContract('HttpNodeClient', async (options) => {
   const client = new HttpNodeClient({ nodeId: 'node-1', address: node.address, token: TOKEN, timeoutMs: 5000 });
   return {
     client,
-    corruptBlob: (id) => flipByteOnDisk(tmp.dir, id),
+    corruptBlob: (id) => flipPayloadByteOnDisk(node.store, id),
     makeUnavailable: () => node.stop(),
     cleanup: async () => {
       await client.close();

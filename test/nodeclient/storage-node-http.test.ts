@@ -7,7 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startStorageNode, type StorageNode } from '../../internal/storagenode/server.js';
 import type { ScrubReport } from '../../internal/blobstore/file-blob-store.js';
 import { LIMITS } from '../../internal/core/limits.js';
-import { flipByteOnDisk, header, makeTempDir, payload, sha256 } from '../contracts/blob-fixtures.js';
+import { header, makeTempDir, payload, sha256 } from '../contracts/blob-fixtures.js';
+import { flipPayloadByteOnDisk } from '../blobstore/volume-harness/flip.js';
 
 const TOKEN = 'route-test-token';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -220,7 +221,7 @@ describe('storage node background scrub', () => {
     try {
       await node.store.put(header('Q1.hot-0'), payload(1000, 1));
       await node.store.put(header('Q1.hot-1'), payload(1000, 2));
-      await flipByteOnDisk(dir, 'Q1.hot-1');
+      await flipPayloadByteOnDisk(node.store, 'Q1.hot-1');
       const deadline = Date.now() + 5000;
       while (!reports.some((r) => r.corrupt.includes('Q1.hot-1')) && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 10));

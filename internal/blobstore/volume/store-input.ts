@@ -1,0 +1,80 @@
+/**
+ * Checks on what callers hand the volume store: options (assertions: a bad option is a programmer error in the
+ * wiring), blob ids and headers (StrataErrors: bad input from a request), and the mapping of a full disk to
+ * DISK_FULL. The rules and messages are FileBlobStore's, so that the two stores answer alike.
+ */
+import { assert } from '../../core/assert.js';
+import { StrataError } from '../../core/errors.js';
+import { BLOB_ID_PATTERN, isValidBlobId } from '../../core/ids.js';
+import { LIMITS } from '../../core/limits.js';
+import type { BlobHeader } from '../blob-store.js';
+import { errnoCode } from '../durable-fs.js';
+import { VOLUME_OFFSET_BYTES_MAX } from './needle-index.js';
+import { NEEDLE_BYTES_MAX, NEEDLE_NAME_BYTES_MAX } from './needle.js';
+import { SUPERBLOCK_BYTES } from './volume.js';
+import type { VolumeBlobStoreOptions } from './volume-blob-store.js';
+
+/** Offsets are kept in 32 bits of 8-byte units (needle-index.ts); a volume may overshoot its limit by one needle. */
+export const VOLUME_BYTES_MAX_LIMIT = VOLUME_OFFSET_BYTES_MAX - NEEDLE_BYTES_MAX;
+
+export function validateOptions(options: VolumeBlobStoreOptions): void {
+  assert(typeof options.dir === 'string' && options.dir.length > 0, 'options.dir is a non-empty path');
+  const { capacityBytes, volumeBytesMax, blobBytesMax } = options;
+  assert(capacityBytes === undefined || (Number.isSafeInteger(capacityBytes) && capacityBytes >= 0), 'capacityBytes >= 0');
+  assert(
+    volumeBytesMax === undefined ||
+      (Number.isSafeInteger(volumeBytesMax) && volumeBytesMax > SUPERBLOCK_BYTES && volumeBytesMax <= VOLUME_BYTES_MAX_LIMIT),
+    'volumeBytesMax in (SUPERBLOCK_BYTES, VOLUME_BYTES_MAX_LIMIT]',
+  );
+  assert(
+    blobBytesMax === undefined || (Number.isSafeInteger(blobBytesMax) && blobBytesMax >= 0 && blobBytesMax <= LIMITS.blobBytesMax),
+    'blobBytesMax in [0, LIMITS.blobBytesMax]',
+  );
+  const ratio = options.compactGarbageRatioMin;
+  assert(ratio === undefined || (ratio >= 0 && ratio <= 1), 'compactGarbageRatioMin in [0, 1]');
+  const bytesMin = options.compactGarbageBytesMin;
+  assert(bytesMin === undefined || (Number.isSafeInteger(bytesMin) && bytesMin >= 0), 'compactGarbageBytesMin >= 0');
+  for (const field of ['checkpointEveryOps', 'checkpointEveryBytes'] as const) {
+    const value = options[field];
+    assert(value === undefined || (Number.isSafeInteger(value) && value >= 1), `${field} >= 1`);
+  }
+}
+
+/** The file system is out of space (or quota): an operating condition with its own code, not an I/O failure. */
+export function diskFullOr(err: unknown): unknown {
+  const code = errnoCode(err);
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new StrataError('DISK_FULL', `no space left on the device (${code})`);
+  return err;
+}
+
+export function requireValidId(id: unknown): asserts id is string {
+  if (typeof id !== 'string' || !isValidBlobId(id)) {
+    const shown = typeof id === 'string' ? JSON.stringify(id.slice(0, 140)) : typeof id;
+    throw new StrataError(
+      'INVALID_REQUEST',
+      `blob id ${shown} is invalid: it must match ${BLOB_ID_PATTERN.source} and not contain ".."`,
+    );
+  }
+}
+
+export function validateHeader(header: BlobHeader): void {
+  if (typeof header !== 'object' || header === null) throw new StrataError('INVALID_REQUEST', 'header is missing');
+  requireValidId(header.id);
+  for (const field of ['key', 'writeId', 'part', 'meta'] as const) {
+    if (typeof header[field] !== 'string') throw new StrataError('INVALID_REQUEST', `header.${field} is not a string`);
+  }
+  const keyBytes = Buffer.byteLength(header.key, 'utf8');
+  if (keyBytes > LIMITS.keyBytesMax) {
+    throw new StrataError('INVALID_KEY', `key is ${keyBytes} bytes; keyBytesMax is ${LIMITS.keyBytesMax}`);
+  }
+  for (const field of ['writeId', 'part'] as const) {
+    const bytes = Buffer.byteLength(header[field], 'utf8');
+    if (bytes > NEEDLE_NAME_BYTES_MAX) {
+      throw new StrataError('INVALID_REQUEST', `${field} is ${bytes} bytes; at most ${NEEDLE_NAME_BYTES_MAX}`);
+    }
+  }
+  const metaBytes = Buffer.byteLength(header.meta, 'utf8');
+  if (metaBytes > LIMITS.blobMetaBytesMax) {
+    throw new StrataError('BLOB_TOO_LARGE', `meta is ${metaBytes} bytes; blobMetaBytesMax is ${LIMITS.blobMetaBytesMax}`);
+  }
+}
