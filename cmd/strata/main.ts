@@ -1,0 +1,11 @@
+// `strata`, the command-line client: hands argv, the environment and the standard streams to internal/cli.
+import { readFile } from 'node:fs/promises';
+import { text } from 'node:stream/consumers';
+import { runCli } from '../../internal/cli/strata-cli.js';
+
+process.exitCode = await runCli(process.argv.slice(2), { STRATA_URL: process.env.STRATA_URL, STRATA_API_KEY: process.env.STRATA_API_KEY }, {
+  stdout: (s) => void process.stdout.write(s),
+  stderr: (s) => void process.stderr.write(s),
+  readStdin: () => text(process.stdin),
+  readFile: (path) => readFile(path, 'utf8'),
+});

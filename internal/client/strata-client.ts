@@ -1,0 +1,511 @@
+/**
+ * StrataClient: a typed client for the gateway's HTTP API (docs/api.md), used by the CLI, the benchmarks and the
+ * tests. It only speaks HTTP; it imports no server code, so it can be lifted into its own package.
+ *
+ * Retries. A request is repeated after a 503 (or 429) or a network error only when repeating it cannot apply it
+ * twice: reads, and writes, patches and deletes that carry `If-Match` or an `Idempotency-Key`. A plain write is
+ * sent once: after a network error it may have committed, and a 503 may come from a proxy in front of a gateway
+ * that did apply it, so a blind retry could overwrite a newer write by someone else. Delays grow exponentially
+ * from `retryBaseMs` with full jitter, and are never shorter than the server's `Retry-After`.
+ *
+ * Big numbers. Documents keep their number text (`12345678901234567890` reads back as written), but
+ * `JSON.parse` turns numbers beyond 2^53 into the nearest double. `read()` therefore returns the body's `text`
+ * exactly as the server sent it, and a `json()` helper for when precision does not matter. Write a `string`
+ * body to store number text that JavaScript cannot represent.
+ */
+import type { ErrorCode } from '../core/errors.js';
+
+export type Strategy = 'replication' | 'ec' | 'field_hybrid';
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [member: string]: JsonValue };
+export type JsonObject = { [member: string]: JsonValue };
+
+/** RFC 6902 operations. */
+export type JsonPatchOperation =
+  | { op: 'add' | 'replace' | 'test'; path: string; value: JsonValue }
+  | { op: 'remove'; path: string }
+  | { op: 'move' | 'copy'; from: string; path: string };
+
+export type PatchKind = 'json-patch' | 'merge-patch';
+
+/** A code the API documents, or one a newer server (or a proxy, `UNEXPECTED_RESPONSE`) sent. */
+export type StrataErrorCode = ErrorCode | 'UNEXPECTED_RESPONSE' | (string & {});
+
+export interface StrataClientOptions {
+  /** The gateway, e.g. `http://127.0.0.1:8000` (a trailing slash is ignored). */
+  baseUrl: string;
+  /** Injected for tests and for runtimes without a global fetch. */
+  fetch?: typeof fetch;
+  /** Extra attempts after the first, for requests safe to repeat. Default 3. */
+  retries?: number;
+  /** First backoff step; attempt n waits up to retryBaseMs * 2^n. Default 100. */
+  retryBaseMs?: number;
+  /** Deadline of one attempt. Default 30 000. */
+  timeoutMs?: number;
+  /** Sent as `Authorization: Bearer <apiKey>`, for gateways behind an authenticating proxy. */
+  apiKey?: string;
+  /** Injected so that tests can make jitter deterministic; default Math.random. */
+  random?: () => number;
+  /** Injected so that tests can skip real waiting; default setTimeout. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** Limits on what a caller can ask for, so that a typo cannot make a client wait for hours. */
+const RETRIES_MAX = 10;
+const RETRY_DELAY_MS_MAX = 30_000;
+const DEFAULT_RETRIES = 3;
+const DEFAULT_RETRY_BASE_MS = 100;
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** Keys per page when `listKeys()` walks a prefix; the API allows 1 to 1000. */
+const LIST_PAGE_KEYS_DEFAULT = 1000;
+
+/** The API answered with an error (`{"error": {"code", "message"}}`). */
+export class StrataApiError extends Error {
+  readonly status: number;
+  readonly code: StrataErrorCode;
+  /** From `Retry-After` (sent with every 503 and 429), in milliseconds; null when absent. */
+  readonly retryAfterMs: number | null;
+  /** How many times the request was sent. */
+  readonly attempts: number;
+
+  constructor(status: number, code: StrataErrorCode, message: string, retryAfterMs: number | null, attempts: number) {
+    super(message);
+    this.name = 'StrataApiError';
+    this.status = status;
+    this.code = code;
+    this.retryAfterMs = retryAfterMs;
+    this.attempts = attempts;
+  }
+}
+
+/** No HTTP answer at all: connection refused or reset, DNS failure, or the attempt's deadline passed. */
+export class StrataNetworkError extends Error {
+  readonly code: 'UNREACHABLE' | 'TIMEOUT';
+  readonly attempts: number;
+
+  constructor(code: 'UNREACHABLE' | 'TIMEOUT', message: string, attempts: number, cause: unknown) {
+    super(message, { cause });
+    this.name = 'StrataNetworkError';
+    this.code = code;
+    this.attempts = attempts;
+  }
+}
+
+export interface ConditionalOptions {
+  /** The version the key must have now (sent as `If-Match: "<version>"`); makes the request safe to retry. */
+  ifMatch?: string;
+  /** Makes a retry return the first attempt's outcome; makes the request safe to retry. */
+  idempotencyKey?: string;
+}
+
+export interface WriteOptions extends ConditionalOptions {
+  strategy?: Strategy;
+  /** Plain member names or JSON Pointers. */
+  hotFields?: string[];
+  /** `'*'`: create only (412 ALREADY_EXISTS when the key exists). Not by itself a reason to retry. */
+  ifNoneMatch?: '*';
+}
+
+export interface PatchOptions extends ConditionalOptions {
+  /** Default: an array is a JSON Patch, an object a Merge Patch; needed when the patch is given as text. */
+  kind?: PatchKind;
+}
+
+export interface ReadOptions {
+  /** Project to these fields (plain names or JSON Pointers). */
+  fields?: string[];
+  /** A version the caller holds; when it is current the answer is `{ notModified: true }`. */
+  ifNoneMatch?: string;
+}
+
+export interface ByteCounts {
+  logical: number;
+  hot: number;
+  cold: number;
+}
+
+/** The body of a 200 from /write and /patch. */
+export interface WriteResult {
+  status: 'ok';
+  key: string;
+  version: string;
+  strategy: Strategy;
+  is_pure_hot_update: boolean;
+  hot_fields: string[];
+  bytes: ByteCounts;
+  partial: boolean;
+  latency_ms: number;
+}
+
+export interface DeleteResult {
+  status: 'ok';
+  key: string;
+  version: string;
+}
+
+export interface ReadResult {
+  notModified: false;
+  /** The body exactly as sent: compact JSON, members in written order, numbers with their original digits. */
+  text: string;
+  /** `JSON.parse(text)`. Numbers beyond 2^53 lose precision here; use `text` when they matter. */
+  json<T = JsonObject>(): T;
+  version: string;
+  /** True for a projection (`fields`), whose ETag is weak. */
+  projection: boolean;
+  strategy: Strategy;
+  /** Whether the cold tier was read (false when every requested field is hot). */
+  coldRead: boolean;
+}
+
+export interface NotModified {
+  notModified: true;
+  version: string;
+}
+
+export type BlobState = 'ok' | 'missing' | 'corrupt' | 'unknown';
+
+export interface StatResult {
+  key: string;
+  version: string;
+  strategy: Strategy;
+  hot_fields: string[];
+  configured_hot_fields: string[];
+  bytes: ByteCounts & { physical: number };
+  cold_hash: string | null;
+  dirty: boolean;
+  created_at: string;
+  updated_at: string;
+  write_id: string;
+  hot: { part: string; node: string; blob: string; size: number; state: BlobState }[];
+  cold: { index: number; node: string; blob: string; size: number; state: BlobState }[];
+}
+
+export interface ListOptions {
+  prefix?: string;
+  /** 1 to 1000; default 100 (server side). */
+  limit?: number;
+  cursor?: string;
+}
+
+export interface ListPage {
+  keys: string[];
+  next_cursor: string | null;
+}
+
+export interface HealthResult {
+  status: 'healthy';
+  service: string;
+  nodes_healthy: number;
+  nodes_total: number;
+  metadata: string;
+  wal: string;
+}
+
+export interface ReadyResult {
+  ready: boolean;
+  /** Why the gateway is not ready (empty when it is). */
+  problems: string[];
+}
+
+export interface ClusterNode {
+  id: string;
+  address: string;
+  zone: string | null;
+  state: 'healthy' | 'down';
+  draining?: boolean;
+  last_seen: string | null;
+  last_error: string | null;
+  bytes_used: number | null;
+  bytes_free: number | null;
+  blobs: number | null;
+}
+
+export interface ClusterResult {
+  nodes: ClusterNode[];
+  healer_leader: string | null;
+  metadata_backend: string;
+  wal_backend: string;
+  repair_backlog: number | null;
+}
+
+export interface StorageUsageResult {
+  total_system_size: number;
+  logical_bytes: number;
+  amplification: number;
+  live_keys: number;
+  pending_gc_bytes: number;
+  reclaimable_bytes: number;
+  per_node: Record<string, { state: string; blobs: number | null; stored_bytes: number | null; referenced_bytes: number }>;
+}
+
+interface RequestSpec {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  /** Path and query, already encoded. */
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Whether sending it twice cannot apply it twice (see the module comment). */
+  safeToRetry: boolean;
+  /** Statuses that are answers rather than errors (304 for conditional reads, 503 for /health/ready). */
+  acceptStatuses?: readonly number[];
+}
+
+export class StrataClient {
+  readonly baseUrl: string;
+  private readonly fetchFn: typeof fetch;
+  private readonly retries: number;
+  private readonly retryBaseMs: number;
+  private readonly timeoutMs: number;
+  private readonly apiKey: string | undefined;
+  private readonly random: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(options: StrataClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(options.baseUrl);
+    } catch {
+      throw new TypeError(`baseUrl is not a URL: ${JSON.stringify(options.baseUrl)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`baseUrl must be http or https: ${options.baseUrl}`);
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.fetchFn = options.fetch ?? globalThis.fetch;
+    this.retries = checkedInt('retries', options.retries ?? DEFAULT_RETRIES, 0, RETRIES_MAX);
+    this.retryBaseMs = checkedInt('retryBaseMs', options.retryBaseMs ?? DEFAULT_RETRY_BASE_MS, 0, RETRY_DELAY_MS_MAX);
+    this.timeoutMs = checkedInt('timeoutMs', options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 1, 24 * 3600 * 1000);
+    this.apiKey = options.apiKey;
+    this.random = options.random ?? Math.random;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  }
+
+  /**
+   * Stores `doc` under `key`, replacing any earlier version. A string is sent as is (use it to keep number text
+   * JavaScript cannot hold); an object is serialised with JSON.stringify.
+   */
+  async write(key: string, doc: JsonObject | string, options: WriteOptions = {}): Promise<WriteResult> {
+    // encodeURIComponent, unlike URLSearchParams, keeps the commas that separate hot fields while encoding
+    // those inside names (%2C), and sends '+' as %2B so form decoding cannot turn it into a space.
+    let search = `key=${encodeURIComponent(key)}`;
+    if (options.strategy !== undefined) search += `&strategy=${encodeURIComponent(options.strategy)}`;
+    if (options.hotFields !== undefined) search += `&hot_fields=${fieldList(options.hotFields)}`;
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...conditionalHeaders(options) };
+    if (options.ifNoneMatch !== undefined) headers['if-none-match'] = options.ifNoneMatch;
+    const res = await this.request({
+      method: 'POST',
+      path: `/write?${search}`,
+      headers,
+      body: typeof doc === 'string' ? doc : JSON.stringify(doc),
+      safeToRetry: isConditional(options),
+    });
+    return (await res.json()) as WriteResult;
+  }
+
+  read(key: string, options?: ReadOptions & { ifNoneMatch?: undefined }): Promise<ReadResult>;
+  read(key: string, options: ReadOptions): Promise<ReadResult | NotModified>;
+  async read(key: string, options: ReadOptions = {}): Promise<ReadResult | NotModified> {
+    const headers: Record<string, string> = {};
+    if (options.ifNoneMatch !== undefined) headers['if-none-match'] = quoteVersion(options.ifNoneMatch);
+    const query = options.fields !== undefined ? `?fields=${fieldList(options.fields)}` : '';
+    const res = await this.request({
+      method: 'GET',
+      path: `/read/${encodeURIComponent(key)}${query}`,
+      headers,
+      safeToRetry: true,
+      acceptStatuses: [304],
+    });
+    const etag = res.headers.get('etag') ?? '';
+    const version = res.headers.get('x-strata-version') ?? etag.replace(/^W\//, '').replace(/"/g, '');
+    if (res.status === 304) {
+      await res.body?.cancel();
+      return { notModified: true, version };
+    }
+    const text = await res.text();
+    return {
+      notModified: false,
+      text,
+      json: <T = JsonObject>() => JSON.parse(text) as T,
+      version,
+      projection: etag.startsWith('W/'),
+      strategy: (res.headers.get('x-strata-strategy') ?? '') as Strategy,
+      coldRead: res.headers.get('x-strata-cold-read') !== '0',
+    };
+  }
+
+  /** JSON Patch (an array of operations) or JSON Merge Patch (an object); text needs `kind`. */
+  async patch(key: string, patch: JsonPatchOperation[] | JsonObject | string, options: PatchOptions = {}): Promise<WriteResult> {
+    const kind = options.kind ?? (typeof patch === 'string' ? undefined : Array.isArray(patch) ? 'json-patch' : 'merge-patch');
+    // Text without a kind goes as application/json, and the gateway decides by its shape (array or object).
+    const contentType =
+      kind === 'json-patch' ? 'application/json-patch+json' : kind === 'merge-patch' ? 'application/merge-patch+json' : 'application/json';
+    const res = await this.request({
+      method: 'PATCH',
+      path: `/patch/${encodeURIComponent(key)}`,
+      headers: { 'content-type': contentType, ...conditionalHeaders(options) },
+      body: typeof patch === 'string' ? patch : JSON.stringify(patch),
+      safeToRetry: isConditional(options),
+    });
+    return (await res.json()) as WriteResult;
+  }
+
+  async delete(key: string, options: ConditionalOptions = {}): Promise<DeleteResult> {
+    const res = await this.request({
+      method: 'DELETE',
+      path: `/delete/${encodeURIComponent(key)}`,
+      headers: conditionalHeaders(options),
+      safeToRetry: isConditional(options),
+    });
+    return (await res.json()) as DeleteResult;
+  }
+
+  async stat(key: string): Promise<StatResult> {
+    return this.getJson<StatResult>(`/stat/${encodeURIComponent(key)}`);
+  }
+
+  /** One page of keys in UTF-8 byte order. */
+  async list(options: ListOptions = {}): Promise<ListPage> {
+    const query = new URLSearchParams();
+    if (options.prefix !== undefined) query.set('prefix', options.prefix);
+    if (options.limit !== undefined) query.set('limit', String(options.limit));
+    if (options.cursor !== undefined) query.set('cursor', options.cursor);
+    const search = query.toString();
+    return this.getJson<ListPage>(`/list${search ? `?${search}` : ''}`);
+  }
+
+  /** Every live key with `prefix`, page after page, in UTF-8 byte order. */
+  async *listKeys(prefix = '', options: { pageKeys?: number } = {}): AsyncGenerator<string, void, undefined> {
+    const limit = options.pageKeys ?? LIST_PAGE_KEYS_DEFAULT;
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await this.list({ prefix, limit, ...(cursor !== undefined ? { cursor } : {}) });
+      yield* page.keys;
+      if (page.next_cursor === null || page.keys.length === 0) return;
+      cursor = page.next_cursor;
+    }
+  }
+
+  async health(): Promise<HealthResult> {
+    return this.getJson<HealthResult>('/health');
+  }
+
+  /** Readiness is an answer either way, so a 503 here is returned (not retried, not thrown). */
+  async ready(): Promise<ReadyResult> {
+    const res = await this.request({ method: 'GET', path: '/health/ready', safeToRetry: false, acceptStatuses: [503] });
+    const body = (await res.json()) as { problems?: string[] };
+    return { ready: res.status === 200, problems: body.problems ?? [] };
+  }
+
+  async cluster(): Promise<ClusterResult> {
+    return this.getJson<ClusterResult>('/cluster');
+  }
+
+  async nodeStatus(): Promise<Record<string, 'healthy' | 'down'>> {
+    return this.getJson<Record<string, 'healthy' | 'down'>>('/node_status');
+  }
+
+  async storageUsage(): Promise<StorageUsageResult> {
+    return this.getJson<StorageUsageResult>('/storage_usage');
+  }
+
+  private async getJson<T>(path: string): Promise<T> {
+    const res = await this.request({ method: 'GET', path, safeToRetry: true });
+    return (await res.json()) as T;
+  }
+
+  /** Sends the request, retrying only when `spec.safeToRetry`; resolves with a 2xx or an accepted status. */
+  private async request(spec: RequestSpec): Promise<Response> {
+    const headers: Record<string, string> = { accept: 'application/json', ...spec.headers };
+    if (this.apiKey !== undefined) headers.authorization = `Bearer ${this.apiKey}`;
+    const attemptsMax = spec.safeToRetry ? 1 + this.retries : 1;
+    for (let attempt = 1; ; attempt++) {
+      let res: Response;
+      try {
+        res = await this.fetchFn(`${this.baseUrl}${spec.path}`, {
+          method: spec.method,
+          headers,
+          ...(spec.body !== undefined ? { body: spec.body } : {}),
+          signal: AbortSignal.timeout(this.timeoutMs),
+        });
+      } catch (cause) {
+        const timedOut = cause instanceof Error && (cause.name === 'TimeoutError' || cause.name === 'AbortError');
+        if (attempt < attemptsMax) {
+          await this.sleep(this.backoffMs(attempt, null));
+          continue;
+        }
+        const detail = cause instanceof Error ? (cause.cause instanceof Error ? cause.cause.message : cause.message) : String(cause);
+        throw new StrataNetworkError(
+          timedOut ? 'TIMEOUT' : 'UNREACHABLE',
+          timedOut
+            ? `${spec.method} ${this.baseUrl}${spec.path}: no answer within ${this.timeoutMs} ms (${attempt} attempt(s))`
+            : `${spec.method} ${this.baseUrl}${spec.path}: cannot reach the gateway: ${detail} (${attempt} attempt(s))`,
+          attempt,
+          cause,
+        );
+      }
+      if (res.ok || spec.acceptStatuses?.includes(res.status)) return res;
+      const retryAfterMs = parseRetryAfterMs(res.headers.get('retry-after'));
+      // 429 RATE_LIMITED is retried like a 503: the gateway did not process the request, and it says when to return.
+      if ((res.status === 503 || res.status === 429) && attempt < attemptsMax) {
+        await res.body?.cancel();
+        await this.sleep(this.backoffMs(attempt, retryAfterMs));
+        continue;
+      }
+      throw await apiError(res, retryAfterMs, attempt);
+    }
+  }
+
+  /** Full jitter over an exponential step, but never sooner than the server asked. */
+  private backoffMs(attempt: number, retryAfterMs: number | null): number {
+    const stepMs = Math.min(RETRY_DELAY_MS_MAX, this.retryBaseMs * 2 ** (attempt - 1));
+    const jitteredMs = Math.round(stepMs / 2 + this.random() * (stepMs / 2));
+    return Math.min(RETRY_DELAY_MS_MAX, Math.max(jitteredMs, retryAfterMs ?? 0));
+  }
+}
+
+async function apiError(res: Response, retryAfterMs: number | null, attempts: number): Promise<StrataApiError> {
+  const text = await res.text().catch(() => '');
+  try {
+    const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+    if (body.error && typeof body.error.code === 'string') {
+      const message = typeof body.error.message === 'string' ? body.error.message : body.error.code;
+      return new StrataApiError(res.status, body.error.code, message, retryAfterMs, attempts);
+    }
+  } catch {
+    // Not JSON: an answer from something in front of the gateway (a proxy's HTML error page); reported below.
+  }
+  const snippet = text.replace(/\s+/g, ' ').trim().slice(0, 200);
+  return new StrataApiError(res.status, 'UNEXPECTED_RESPONSE', `HTTP ${res.status}${snippet ? `: ${snippet}` : ''}`, retryAfterMs, attempts);
+}
+
+function conditionalHeaders(options: ConditionalOptions): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (options.ifMatch !== undefined) headers['if-match'] = quoteVersion(options.ifMatch);
+  if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
+  return headers;
+}
+
+function isConditional(options: ConditionalOptions): boolean {
+  return options.ifMatch !== undefined || options.idempotencyKey !== undefined;
+}
+
+/** Accepts `7`, `"7"` or `W/"7"`, so a caller can pass back a version or an ETag it was given. */
+function quoteVersion(version: string): string {
+  if (version === '*' || version.startsWith('"') || version.startsWith('W/')) return version;
+  return `"${version}"`;
+}
+
+/** Comma-separated, each entry encoded on its own so that a comma inside a name travels as %2C. */
+function fieldList(fields: readonly string[]): string {
+  return fields.map((f) => encodeURIComponent(f)).join(',');
+}
+
+/** Retry-After is seconds or an HTTP date (RFC 9110); anything else is ignored. */
+function parseRetryAfterMs(value: string | null): number | null {
+  if (value === null) return null;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, at - Date.now());
+}
+
+function checkedInt(name: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`${name} must be an integer in ${min}..${max}, got ${value}`);
+  return value;
+}

@@ -1,0 +1,401 @@
+/**
+ * Disaster recovery of the metadata store (architecture.md, "Healer: metadata recovery"): rebuilds every manifest
+ * from the storage nodes' self-describing blobs after the metadata store is lost.
+ *
+ * Rules (also in the README section "Backup and recovery"):
+ * 1. Inventory: every node is listed page by page; each blob header gives key, write id, part and meta
+ *    (blob-meta.ts: strategy, role, shard index, dataBytes, shardBytes, coldHash). Blobs are grouped by key,
+ *    then by write id. Blobs whose meta cannot be parsed are counted and ignored.
+ * 2. Which write becomes the manifest: write ids are ULIDs, so they sort by time. The newest write that met the
+ *    write quorum (2 of 3 hot replicas, 5 of 6 shards, per what the write created) wins, because only such a write
+ *    can have been committed. When no write of a key meets the quorum (blobs lost since), the newest readable one
+ *    (1 hot replica, 4 shards) is used, marked dirty.
+ * 3. Pure hot updates (field_hybrid): a write that created hot replicas but no shards reused the cold shards of an
+ *    earlier write. It is paired with the newest earlier field_hybrid shard set (ULID order: the reused shards are
+ *    always older than the write that reused them) whose cold text reconstructs, hashes to the coldHash its shards
+ *    record, and merges with the hot blob's offsets into a valid JSON object; if that pairing fails the next older
+ *    shard set is tried.
+ * 4. Missing replicas or shards of the chosen write are recorded as refs in state 'missing' on a node the key does
+ *    not use yet (in placement rank order), with the size and checksum the healer must reproduce (a hot replica's
+ *    is its siblings'; a shard's is computed by rebuilding it from the others), and the manifest is dirty: the
+ *    healer's next audit rewrites them.
+ * 5. What blobs cannot tell: `hotFields` (the configured hot field list) is recorded as the hot paths the document
+ *    has (field_hybrid) or [] (replication, ec); `createdAt` and `updatedAt` are the time of the chosen write's
+ *    newest blob.
+ * 6. Versions: each rebuilt manifest is committed with assignVersion, so versions are new numbers from the new
+ *    store's counter, all greater than any version that store issued before. Clients holding an old ETag get 412
+ *    on a conditional request and must read again.
+ * 7. Deletes: a tombstone holds no blobs, so a delete cannot be seen on the nodes. A deleted key whose blobs were
+ *    already released stays deleted; one whose blobs still exist (release failed, not yet collected) comes back
+ *    at its newest surviving write. Keys that already have a manifest (or tombstone) in the target store are left
+ *    alone, so a rebuild into a partly restored store (e.g. an etcd snapshot) never resurrects what it deleted.
+ *
+ * Memory: the inventory (one small record per blob) is held in memory; that bounds this tool to inventories of
+ * a few million blobs per run.
+ */
+import { checksumOf } from '../blobio/checksum.js';
+import type { BlobInfo } from '../blobstore/blob-store.js';
+import { EC_DATA_SHARDS, EC_TOTAL_SHARDS, EC_WRITE_QUORUM, HOT_REPLICAS, HOT_WRITE_QUORUM, LIMITS } from '../core/limits.js';
+import type { ErasureCode } from '../ec/erasure-code.js';
+import { parseJson } from '../json/parse.js';
+import { coldHash as hashCold, decodeHotBlob, mergeDocument, type DecodedHot } from '../json/split.js';
+import { NESTING_DEPTH_HARD_MAX, isJsonObject } from '../json/value.js';
+import { STRATEGIES, type BlobRef, type Manifest, type Strategy } from '../manifest/manifest.js';
+import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { NodeClient } from '../nodeclient/node-client.js';
+import { rankNodes } from '../placement/rendezvous.js';
+import { emptyParentOffsets, hotBytesOf } from '../writeservice/plan.js';
+
+export interface RebuildDeps {
+  nodes: readonly NodeClient[];
+  metadata: MetadataStore;
+  ec: ErasureCode;
+  /** Progress lines (the CLI prints them); default: silent. */
+  progress?: (line: string) => void;
+  /** Per node call. */
+  timeoutMs?: number;
+  /** Inventory page size (at most LIMITS.inventoryPageMax). */
+  pageSize?: number;
+}
+
+export interface RebuildReport {
+  nodesListed: number;
+  nodesUnreachable: string[];
+  blobsScanned: number;
+  blobsUnparseable: number;
+  keysFound: number;
+  rebuilt: number;
+  dirty: number;
+  /** Keys that already had a manifest or tombstone in the store. */
+  skippedExisting: number;
+  unrecoverable: { key: string; reason: string }[];
+}
+
+interface FoundBlob {
+  node: string;
+  info: BlobInfo;
+  strategy: Strategy;
+  role: 'hot' | 'shard';
+  index: number;
+  dataBytes: number;
+  shardBytes: number;
+  coldHash: string | null;
+}
+
+/** The blobs of one write id of one key, one per part (a repaired copy of the same part on another node is a spare). */
+interface WriteSet {
+  writeId: string;
+  strategy: Strategy;
+  hot: FoundBlob[];
+  shards: (FoundBlob | null)[];
+}
+
+const PROGRESS_EVERY_KEYS = 1000;
+
+export async function rebuildManifests(deps: RebuildDeps): Promise<RebuildReport> {
+  const progress = deps.progress ?? ((): void => undefined);
+  const report: RebuildReport = {
+    nodesListed: 0,
+    nodesUnreachable: [],
+    blobsScanned: 0,
+    blobsUnparseable: 0,
+    keysFound: 0,
+    rebuilt: 0,
+    dirty: 0,
+    skippedExisting: 0,
+    unrecoverable: [],
+  };
+  const byKey = await takeInventory(deps, report, progress);
+  report.keysFound = byKey.size;
+  progress(`inventory: ${report.blobsScanned} blobs of ${byKey.size} keys on ${report.nodesListed} nodes`);
+  let done = 0;
+  for (const [key, writes] of byKey) {
+    try {
+      const existing = await deps.metadata.get(key);
+      if (existing) {
+        report.skippedExisting++;
+      } else {
+        const manifest = await rebuildKey(deps, key, writes);
+        const result = await deps.metadata.commit({ key, expectedModRevision: 0, writeId: manifest.writeId, manifest, assignVersion: true });
+        if (!result.ok) throw new Error(`commit refused (${result.reason})`);
+        report.rebuilt++;
+        if (manifest.dirty) report.dirty++;
+      }
+    } catch (error) {
+      report.unrecoverable.push({ key, reason: (error as Error).message });
+    }
+    if (++done % PROGRESS_EVERY_KEYS === 0) progress(`keys: ${done} of ${byKey.size}`);
+  }
+  progress(
+    `done: ${report.rebuilt} manifests rebuilt (${report.dirty} dirty), ${report.skippedExisting} already present, ` +
+      `${report.unrecoverable.length} unrecoverable`,
+  );
+  return report;
+}
+
+async function takeInventory(
+  deps: RebuildDeps,
+  report: RebuildReport,
+  progress: (line: string) => void,
+): Promise<Map<string, Map<string, WriteSet>>> {
+  const pageSize = Math.min(deps.pageSize ?? LIMITS.inventoryPageMax, LIMITS.inventoryPageMax);
+  const byKey = new Map<string, Map<string, WriteSet>>();
+  for (const client of deps.nodes) {
+    let after: string | null = null;
+    let count = 0;
+    try {
+      for (;;) {
+        const page = await client.list(after, pageSize, callOptions(deps));
+        for (const info of page) {
+          report.blobsScanned++;
+          count++;
+          const found = parseFound(client.nodeId, info);
+          if (!found) {
+            report.blobsUnparseable++;
+            continue;
+          }
+          add(byKey, found);
+        }
+        if (page.length < pageSize) break;
+        after = page[page.length - 1]!.id;
+      }
+      report.nodesListed++;
+      progress(`listed ${client.nodeId}: ${count} blobs`);
+    } catch (error) {
+      report.nodesUnreachable.push(client.nodeId);
+      progress(`could not list ${client.nodeId}: ${(error as Error).message}`);
+    }
+  }
+  return byKey;
+}
+
+function parseFound(node: string, info: BlobInfo): FoundBlob | null {
+  if (info.corrupt) return null;
+  let meta: Record<string, unknown>;
+  try {
+    meta = JSON.parse(info.meta) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+  if (meta === null || typeof meta !== 'object') return null;
+  const strategy = meta['strategy'];
+  if (typeof strategy !== 'string' || !(STRATEGIES as readonly string[]).includes(strategy)) return null;
+  const role = meta['role'];
+  if (role === 'hot' && /^hot-[0-9]+$/.test(info.part)) {
+    return { node, info, strategy: strategy as Strategy, role, index: Number(info.part.slice(4)), dataBytes: 0, shardBytes: 0, coldHash: null };
+  }
+  if (role !== 'shard') return null;
+  const { index, dataBytes, shardBytes } = meta as { index: unknown; dataBytes: unknown; shardBytes: unknown };
+  const hash = meta['coldHash'];
+  if (!Number.isSafeInteger(index) || (index as number) < 0 || (index as number) >= EC_TOTAL_SHARDS) return null;
+  if (!Number.isSafeInteger(dataBytes) || !Number.isSafeInteger(shardBytes)) return null;
+  if (info.part !== `shard-${index as number}`) return null;
+  return {
+    node,
+    info,
+    strategy: strategy as Strategy,
+    role: 'shard',
+    index: index as number,
+    dataBytes: dataBytes as number,
+    shardBytes: shardBytes as number,
+    coldHash: typeof hash === 'string' ? hash : null,
+  };
+}
+
+function add(byKey: Map<string, Map<string, WriteSet>>, found: FoundBlob): void {
+  let writes = byKey.get(found.info.key);
+  if (!writes) byKey.set(found.info.key, (writes = new Map()));
+  let set = writes.get(found.info.writeId);
+  if (!set) {
+    set = { writeId: found.info.writeId, strategy: found.strategy, hot: [], shards: new Array(EC_TOTAL_SHARDS).fill(null) };
+    writes.set(found.info.writeId, set);
+  }
+  if (found.role === 'hot') {
+    if (!set.hot.some((h) => h.info.part === found.info.part)) set.hot.push(found);
+    set.hot.sort((a, b) => a.index - b.index);
+  } else if (set.shards[found.index] === null) {
+    set.shards[found.index] = found;
+  }
+}
+
+const shardCount = (w: WriteSet): number => w.shards.filter(Boolean).length;
+
+function meetsQuorum(w: WriteSet): boolean {
+  const shards = shardCount(w);
+  if (w.strategy === 'replication') return w.hot.length >= HOT_WRITE_QUORUM;
+  if (w.strategy === 'ec') return shards >= EC_WRITE_QUORUM;
+  // field_hybrid: a full write (shards, plus hot replicas when the document has hot members) or a pure hot update.
+  if (shards === 0) return w.hot.length >= HOT_WRITE_QUORUM;
+  return shards >= EC_WRITE_QUORUM && (w.hot.length === 0 || w.hot.length >= HOT_WRITE_QUORUM);
+}
+
+function readable(w: WriteSet): boolean {
+  const shards = shardCount(w);
+  if (w.strategy === 'replication') return w.hot.length >= 1;
+  if (w.strategy === 'ec') return shards >= EC_DATA_SHARDS;
+  if (shards === 0) return w.hot.length >= 1;
+  return shards >= EC_DATA_SHARDS;
+}
+
+async function rebuildKey(deps: RebuildDeps, key: string, writes: Map<string, WriteSet>): Promise<Manifest> {
+  const newestFirst = [...writes.values()].sort((a, b) => (a.writeId < b.writeId ? 1 : a.writeId > b.writeId ? -1 : 0));
+  const candidates = [...newestFirst.filter(meetsQuorum), ...newestFirst.filter((w) => !meetsQuorum(w) && readable(w))];
+  const failures: string[] = [];
+  for (const w of candidates) {
+    try {
+      return await manifestOf(deps, key, w, newestFirst);
+    } catch (error) {
+      failures.push(`${w.writeId}: ${(error as Error).message}`);
+    }
+  }
+  throw new Error(candidates.length === 0 ? 'no write of this key has enough blobs left to read' : failures.join('; '));
+}
+
+async function manifestOf(deps: RebuildDeps, key: string, w: WriteSet, newestFirst: WriteSet[]): Promise<Manifest> {
+  const nodeIds = deps.nodes.map((n) => n.nodeId);
+  const hotPayload = w.hot.length > 0 ? await fetchAny(deps, w.hot) : null;
+  const hotRefs = w.hot.length > 0 ? completeHot(key, w, hotPayload!, nodeIds) : [];
+  const base = {
+    formatVersion: 1 as const,
+    key,
+    version: '0',
+    writeId: w.writeId,
+    deleted: false,
+    strategy: w.strategy,
+  };
+  const when = new Date(Math.max(...[...w.hot, ...w.shards].filter((b): b is FoundBlob => b !== null).map((b) => b.info.createdAtMs))).toISOString();
+
+  if (w.strategy === 'replication') {
+    const size = hotPayload!.length;
+    return finish({ ...base, hotFields: [], hotPaths: [], coldEmptyOffsets: [], bytes: { logical: size, hot: size, cold: 0, physical: 0 }, coldHash: null, cold_layout: null, hot: hotRefs, cold: [], dirty: false, createdAt: when, updatedAt: when });
+  }
+
+  // The shard set: the write's own, or for a field_hybrid pure hot update the newest older one that pairs.
+  const shardSets = shardCount(w) > 0
+    ? [w]
+    : newestFirst.filter((s) => s.writeId < w.writeId && s.strategy === 'field_hybrid' && shardCount(s) >= EC_DATA_SHARDS);
+  const problems: string[] = [];
+  for (const s of shardSets) {
+    try {
+      const first = s.shards.find((b): b is FoundBlob => b !== null)!;
+      const { coldText, refs: coldRefs } = await readCold(deps, key, s, nodeIds);
+      if (first.coldHash !== null && hashCold(coldText) !== first.coldHash) throw new Error(`shards of ${s.writeId} do not hash to their coldHash`);
+      const layout = { dataBytes: first.dataBytes, shardBytes: first.shardBytes };
+      if (w.strategy === 'ec') {
+        return finish({ ...base, hotFields: [], hotPaths: [], coldEmptyOffsets: [], bytes: { logical: coldText.length, hot: 0, cold: coldText.length, physical: 0 }, coldHash: first.coldHash, cold_layout: layout, hot: [], cold: coldRefs, dirty: false, createdAt: when, updatedAt: when });
+      }
+      const hot: DecodedHot[] = hotPayload ? decodeHotBlob(hotPayload) : [];
+      checkMerge(coldText, hot);
+      const emptyOffsets = emptyParentOffsets(coldText, hot);
+      const hotBytes = hotBytesOf(hot, emptyOffsets);
+      const hotPaths = hot.map((h) => h.pointer);
+      return finish({
+        ...base,
+        hotFields: hotPaths,
+        hotPaths,
+        coldEmptyOffsets: emptyOffsets,
+        bytes: { logical: hotBytes + coldText.length, hot: hotBytes, cold: coldText.length, physical: 0 },
+        coldHash: first.coldHash,
+        cold_layout: layout,
+        hot: hotRefs,
+        cold: coldRefs,
+        dirty: false,
+        createdAt: when,
+        updatedAt: when,
+      });
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+  throw new Error(shardSets.length === 0 ? 'a pure hot update whose reused shards are gone' : problems.join('; '));
+}
+
+function finish(m: Manifest): Manifest {
+  const refs = [...m.hot, ...m.cold];
+  m.bytes.physical = refs.reduce((sum, r) => sum + r.size, 0);
+  m.dirty = refs.some((r) => r.state !== 'ok');
+  return m;
+}
+
+/** The merged document must be one JSON object: proves the hot blob's offsets belong to this cold text. */
+function checkMerge(coldText: Buffer, hot: readonly DecodedHot[]): void {
+  for (const h of hot) if (h.offset > coldText.length) throw new Error(`hot offset ${h.offset} is beyond the cold text`);
+  const merged = mergeDocument(coldText, hot);
+  const doc = parseJson(merged, { depthMax: NESTING_DEPTH_HARD_MAX, membersMax: Number.MAX_SAFE_INTEGER, what: 'rebuilt document' });
+  if (!isJsonObject(doc)) throw new Error('hot and cold parts do not merge into an object');
+}
+
+async function fetchAny(deps: RebuildDeps, blobs: readonly FoundBlob[]): Promise<Buffer> {
+  let last: unknown = null;
+  for (const b of blobs) {
+    const client = deps.nodes.find((n) => n.nodeId === b.node)!;
+    try {
+      return await client.get(b.info.id, callOptions(deps));
+    } catch (error) {
+      last = error;
+    }
+  }
+  throw new Error(`no hot replica could be read: ${(last as Error | null)?.message ?? 'none found'}`);
+}
+
+function refOf(b: FoundBlob): BlobRef {
+  return { part: b.info.part, node: b.node, blob: b.info.id, writeId: b.info.writeId, size: b.info.size, checksum: b.info.checksum, state: 'ok' };
+}
+
+/** Found replicas, plus a 'missing' ref for each replica part not found (same bytes as its siblings). */
+function completeHot(key: string, w: WriteSet, payload: Buffer, nodeIds: string[]): BlobRef[] {
+  const refs = w.hot.map(refOf);
+  const template = refs[0]!;
+  const spare = spareNodes(`${key}/hot`, nodeIds, new Set(refs.map((r) => r.node)));
+  for (let i = 0; i < HOT_REPLICAS; i++) {
+    const part = `hot-${i}`;
+    if (refs.some((r) => r.part === part)) continue;
+    const node = spare.shift();
+    if (node === undefined) continue;
+    refs.push({ ...template, part, node, blob: `${w.writeId}.${part}`, size: payload.length, state: 'missing' });
+  }
+  return refs.sort((a, b) => (a.part < b.part ? -1 : 1));
+}
+
+/** Reads the shard set, reconstructs the cold text, and completes missing shards' refs (checksums from a rebuild). */
+async function readCold(deps: RebuildDeps, key: string, s: WriteSet, nodeIds: string[]): Promise<{ coldText: Buffer; refs: BlobRef[] }> {
+  const first = s.shards.find((b): b is FoundBlob => b !== null)!;
+  const data: (Buffer | null)[] = await Promise.all(
+    s.shards.map(async (b) => {
+      if (!b) return null;
+      try {
+        const buf = await deps.nodes.find((n) => n.nodeId === b.node)!.get(b.info.id, callOptions(deps));
+        return buf.length === first.shardBytes ? buf : null;
+      } catch {
+        return null;
+      }
+    }),
+  );
+  if (data.filter(Boolean).length < EC_DATA_SHARDS) throw new Error(`fewer than ${EC_DATA_SHARDS} shards of ${s.writeId} could be read`);
+  const coldText = await deps.ec.reconstruct(data, first.dataBytes);
+  const all = data.some((d) => d === null) ? await deps.ec.rebuildShards(data, first.dataBytes) : (data as Buffer[]);
+  const used = new Set(s.shards.filter((b): b is FoundBlob => b !== null && data[b.index] !== null).map((b) => b.node));
+  const spare = spareNodes(`${key}/cold`, nodeIds, used);
+  const refs: BlobRef[] = [];
+  for (let i = 0; i < EC_TOTAL_SHARDS; i++) {
+    const b = s.shards[i];
+    if (b && data[i] !== null) {
+      refs.push(refOf(b));
+      continue;
+    }
+    const part = `shard-${i}`;
+    const node = b?.node ?? spare.shift() ?? nodeIds[i % nodeIds.length]!;
+    refs.push({ part, node, blob: `${s.writeId}.${part}`, writeId: s.writeId, size: first.shardBytes, checksum: checksumOf(all[i]!), state: 'missing' });
+  }
+  return { coldText, refs };
+}
+
+function spareNodes(seed: string, nodeIds: string[], used: ReadonlySet<string>): string[] {
+  return rankNodes(seed, nodeIds.map((id) => ({ id, healthy: true })))
+    .map((n) => n.id)
+    .filter((id) => !used.has(id));
+}
+
+function callOptions(deps: RebuildDeps): { timeoutMs: number } {
+  return { timeoutMs: deps.timeoutMs ?? 10_000 };
+}
