@@ -4,6 +4,7 @@
 import { Hono } from 'hono';
 import { getPath } from 'hono/utils/url';
 import { StrataError } from '../core/errors.js';
+import { registerAdminRoutes } from './admin-routes.js';
 import { registerDocumentRoutes } from './document-routes.js';
 import { errorBody, errorResponse } from './errors.js';
 import type { GatewayDeps } from './gateway-deps.js';
@@ -31,6 +32,7 @@ export function createGatewayApp(deps: GatewayDeps, extras: { repairBacklog?: ()
   });
   registerDocumentRoutes(app, deps);
   registerOpsRoutes(app, deps, extras);
+  registerAdminRoutes(app, deps);
 
   app.notFound((c) => {
     const path = c.req.path;

@@ -63,6 +63,7 @@ export function registerOpsRoutes(app: Hono, deps: GatewayDeps, extras: { repair
         address: v.address,
         zone: v.zone ?? null,
         state: v.state,
+        draining: v.draining,
         last_seen: v.lastSeenMs === null ? null : new Date(v.lastSeenMs).toISOString(),
         last_error: v.lastError,
         bytes_used: usage[i]?.bytesUsed ?? null,

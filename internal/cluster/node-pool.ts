@@ -1,5 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import { isStrataError } from '../core/errors.js';
+import type { RegisteredNode } from '../metadata/metadata-store.js';
 import type { NodeClient } from '../nodeclient/node-client.js';
 import type { PlacementNode } from '../placement/rendezvous.js';
 
@@ -9,23 +10,49 @@ export interface NodeView {
   id: string;
   address: string;
   zone?: string;
+  /** 'down' when calls or probes fail, or when the registry says the node's heartbeat lease expired. */
   state: NodeState;
+  /** An operator is draining the node: it takes no new writes, serves reads, and the healer empties it. */
+  draining: boolean;
   lastSeenMs: number | null;
   lastError: string | null;
+}
+
+/** Builds the client of a node the registry announced (wiring decides the transport and the token). */
+export type MakeNodeClient = (node: RegisteredNode) => NodeClient;
+
+export interface RegistrySyncResult {
+  added: string[];
+  removed: string[];
 }
 
 interface Member {
   client: NodeClient;
   zone?: string;
+  /** As observed by calls and probes. */
   state: NodeState;
   lastSeenMs: number | null;
   lastError: string | null;
+  /** The registry's view of the node's heartbeat lease; a member the registry never listed counts as alive. */
+  leaseAlive: boolean;
+  lastHeartbeatMs: number | null;
+  draining: boolean;
+  /** Listed by the registry at least once: it leaves the pool when the registry stops listing it. */
+  registered: boolean;
+  /** When this pool first saw the node down since it was last healthy (its own clock); null while healthy. */
+  downSinceMs: number | null;
 }
 
 /**
  * The storage nodes a gateway or healer knows, with their health as last observed. A node is `down` once a
  * call to it fails with NODE_UNAVAILABLE or a probe fails, and `healthy` again after a probe succeeds. Probes
  * run every `probeIntervalMs` so a recovered node is back in placement within one interval.
+ *
+ * Membership is either static (the constructor's list: STRATA_NODES, the all-in-one's six nodes) or kept in
+ * step with the node registry by `syncFromRegistry`: new nodes join at once, nodes whose heartbeat lease
+ * expired are down whatever their probes say, draining nodes stay readable but leave placement, and nodes the
+ * registry no longer lists (removed) leave the pool. Both can mix: a static member the registry lists is
+ * managed by it from then on.
  */
 export class NodePool {
   private readonly members = new Map<string, Member>();
@@ -36,11 +63,7 @@ export class NodePool {
     clients: readonly { client: NodeClient; zone?: string }[],
     private readonly options: { clock: Clock; probeIntervalMs: number; probeTimeoutMs: number },
   ) {
-    for (const { client, zone } of clients) {
-      const member: Member = { client, state: 'healthy', lastSeenMs: null, lastError: null };
-      if (zone !== undefined) member.zone = zone;
-      this.members.set(client.nodeId, member);
-    }
+    for (const { client, zone } of clients) this.members.set(client.nodeId, newMember(client, zone));
   }
 
   get size(): number {
@@ -56,20 +79,27 @@ export class NodePool {
   }
 
   isHealthy(nodeId: string): boolean {
-    return this.members.get(nodeId)?.state === 'healthy';
+    const m = this.members.get(nodeId);
+    return m !== undefined && isUp(m);
+  }
+
+  isDraining(nodeId: string): boolean {
+    return this.members.get(nodeId)?.draining === true;
   }
 
   healthyCount(): number {
     let n = 0;
-    for (const m of this.members.values()) if (m.state === 'healthy') n++;
+    for (const m of this.members.values()) if (isUp(m)) n++;
     return n;
   }
 
+  /** Every member; draining ones are flagged so that placement leaves them out of new writes. */
   placementNodes(): PlacementNode[] {
     const out: PlacementNode[] = [];
     for (const [id, m] of this.members) {
-      const node: PlacementNode = { id, healthy: m.state === 'healthy' };
+      const node: PlacementNode = { id, healthy: isUp(m) };
       if (m.zone !== undefined) node.zone = m.zone;
+      if (m.draining) node.draining = true;
       out.push(node);
     }
     return out;
@@ -80,13 +110,63 @@ export class NodePool {
       const view: NodeView = {
         id,
         address: m.client.address,
-        state: m.state,
+        state: isUp(m) ? 'healthy' : 'down',
+        draining: m.draining,
         lastSeenMs: m.lastSeenMs,
-        lastError: m.lastError,
+        lastError: m.leaseAlive ? m.lastError : (m.lastError ?? 'heartbeat lease expired (registry)'),
       };
       if (m.zone !== undefined) view.zone = m.zone;
       return view;
     });
+  }
+
+  /**
+   * How long the node has been down: 0 while it is up, otherwise since this pool first saw it down or, when the
+   * registry says its lease expired, since its last heartbeat, whichever is earlier (the registry remembers
+   * across healer restarts; this pool does not). Unknown nodes: null.
+   */
+  downForMs(nodeId: string): number | null {
+    const m = this.members.get(nodeId);
+    if (m === undefined) return null;
+    if (isUp(m)) return 0;
+    const nowMs = this.options.clock.nowMs();
+    let sinceMs = m.downSinceMs ?? nowMs;
+    if (!m.leaseAlive && m.lastHeartbeatMs !== null) sinceMs = Math.min(sinceMs, m.lastHeartbeatMs);
+    return Math.max(0, nowMs - sinceMs);
+  }
+
+  /**
+   * Brings membership in line with the registry's list (see the class comment). A new node is taken as healthy
+   * at once, so that placement gives it new writes before the next probe; a node whose address changed gets a
+   * new client. Returns the ids that joined and left.
+   */
+  syncFromRegistry(nodes: readonly RegisteredNode[], makeClient: MakeNodeClient): RegistrySyncResult {
+    const result: RegistrySyncResult = { added: [], removed: [] };
+    const listed = new Set<string>();
+    for (const node of nodes) {
+      listed.add(node.id);
+      let m = this.members.get(node.id);
+      if (m === undefined || m.client.address !== node.address) {
+        if (m !== undefined) void m.client.close().catch(() => undefined);
+        else result.added.push(node.id);
+        m = newMember(makeClient(node), node.zone);
+        this.members.set(node.id, m);
+      }
+      if (node.zone === undefined) delete m.zone;
+      else m.zone = node.zone;
+      m.draining = node.state === 'draining';
+      m.leaseAlive = node.alive;
+      m.lastHeartbeatMs = node.lastHeartbeatMs;
+      m.registered = true;
+      if (!node.alive) m.downSinceMs ??= this.options.clock.nowMs();
+    }
+    for (const [id, m] of this.members) {
+      if (!m.registered || listed.has(id)) continue;
+      this.members.delete(id);
+      void m.client.close().catch(() => undefined);
+      result.removed.push(id);
+    }
+    return result;
   }
 
   /** Called after every node call: only unavailability marks a node down (a missing blob is not the node's fault). */
@@ -94,12 +174,9 @@ export class NodePool {
     const m = this.members.get(nodeId);
     if (!m) return;
     if (error === null || error === undefined) {
-      m.state = 'healthy';
-      m.lastSeenMs = this.options.clock.nowMs();
-      m.lastError = null;
+      this.markUp(m);
     } else if (isStrataError(error, 'NODE_UNAVAILABLE')) {
-      m.state = 'down';
-      m.lastError = error.message;
+      this.markDown(m, error.message);
     }
   }
 
@@ -111,19 +188,26 @@ export class NodePool {
       await Promise.all(
         [...this.members.values()].map(async (m) => {
           const ok = await m.client.ping({ timeoutMs: this.options.probeTimeoutMs });
-          if (ok) {
-            m.state = 'healthy';
-            m.lastSeenMs = this.options.clock.nowMs();
-            m.lastError = null;
-          } else {
-            m.state = 'down';
-            m.lastError = 'health probe failed';
-          }
+          if (ok) this.markUp(m);
+          else this.markDown(m, 'health probe failed');
         }),
       );
     } finally {
       this.probing = false;
     }
+  }
+
+  private markUp(m: Member): void {
+    m.state = 'healthy';
+    m.lastSeenMs = this.options.clock.nowMs();
+    m.lastError = null;
+    if (m.leaseAlive) m.downSinceMs = null;
+  }
+
+  private markDown(m: Member, why: string): void {
+    m.state = 'down';
+    m.lastError = why;
+    m.downSinceMs ??= this.options.clock.nowMs();
   }
 
   start(): void {
@@ -137,4 +221,25 @@ export class NodePool {
     this.timer = null;
     await Promise.all([...this.members.values()].map((m) => m.client.close()));
   }
+}
+
+function newMember(client: NodeClient, zone: string | undefined): Member {
+  const member: Member = {
+    client,
+    state: 'healthy',
+    lastSeenMs: null,
+    lastError: null,
+    leaseAlive: true,
+    lastHeartbeatMs: null,
+    draining: false,
+    registered: false,
+    downSinceMs: null,
+  };
+  if (zone !== undefined) member.zone = zone;
+  return member;
+}
+
+/** Reachable as last observed, and (for registered nodes) still heartbeating. */
+function isUp(m: Member): boolean {
+  return m.state === 'healthy' && m.leaseAlive;
 }

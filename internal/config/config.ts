@@ -2,6 +2,7 @@
  * Configuration: the only module that reads process.env. Every variable is parsed and validated here with a
  * message naming the variable, and the result is frozen. README.md lists every variable.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { LIMITS } from '../core/limits.js';
 import { STRATEGIES, type Strategy } from '../manifest/manifest.js';
@@ -48,6 +49,20 @@ export interface StrataConfig {
   /** Separate-process mode: this storage node's id and zone. */
   nodeId: string;
   nodeZone: string | undefined;
+  /**
+   * Separate-process mode: the URL this storage node registers for gateways and healers to dial; null = derived
+   * from the address it listens on (defaultAdvertiseUrl).
+   */
+  advertiseUrl: string | null;
+  /** A storage node heartbeats every ttl/3; one silent for this long is down (node registry). */
+  nodeTtlMs: number;
+  /** The healer rebuilds the blobs of a node down this long elsewhere, when spare active nodes exist. */
+  nodeDownGraceMs: number;
+  /** Healer rebalancing onto emptier nodes: blobs and bytes moved per healer round at most. */
+  rebalanceBlobsPerRoundMax: number;
+  rebalanceBytesPerRoundMax: number;
+  /** A node is rebalanced onto only when it is short of the average by at least this many bytes. */
+  rebalanceDeficitBytesMin: number;
   defaultStrategy: Strategy;
   defaultHotFields: readonly string[];
   /** Hot fields pinned per key prefix; the longest matching prefix wins. */
@@ -83,6 +98,12 @@ export interface StrataConfig {
   kafkaPartitions: number;
   /** For a topic Strata creates; 0 = min(3, brokers). */
   kafkaReplicationFactor: number;
+  /**
+   * Test-only fault hook (STRATA_TEST_PAUSE_BEFORE_COMMIT_MS): a gateway holds every write this long after its
+   * intent and blobs are written and before its commit, so that a cluster test can SIGKILL the process inside that
+   * window. 0 (the default) = no hook. Never set it in production: every write would stall.
+   */
+  testPauseBeforeCommitMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -147,6 +168,30 @@ function nodesVar(env: Env): NodeAddress[] {
   });
 }
 
+function nodeLabelVar(env: Env, name: string, fallback: string | undefined): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(raw)) throw new ConfigError(`${name} must be 1 to 64 of A-Z a-z 0-9 _ -, got "${raw}"`);
+  return raw;
+}
+
+/**
+ * The default of STRATA_ADVERTISE_URL: http://STRATA_HOST:<port the node listens on>. A wildcard listen address
+ * cannot be dialled from another machine, so this machine's host name stands in for it.
+ */
+export function defaultAdvertiseUrl(host: string, port: number): string {
+  const dialHost = host === '0.0.0.0' || host === '::' || host === '' ? os.hostname() : host;
+  return `http://${dialHost.includes(':') ? `[${dialHost}]` : dialHost}:${port}`;
+}
+
+function advertiseUrlVar(env: Env): string | null {
+  const name = 'STRATA_ADVERTISE_URL';
+  const raw = env[name];
+  if (raw === undefined || raw === '') return null;
+  if (!/^https?:\/\/[^\s/@]+\/?$/.test(raw)) throw new ConfigError(`${name}: "${raw}" is not a base URL like http://10.0.0.7:8101`);
+  return raw.replace(/\/$/, '');
+}
+
 function etcdEndpointsVar(env: Env): string[] {
   const list = listVar(env['STRATA_ETCD_ENDPOINTS']) ?? [];
   for (const url of list) {
@@ -198,8 +243,15 @@ export function loadConfig(env: Env = process.env, overrides: Partial<StrataConf
     nodeTransport: transport,
     clusterToken: token === undefined || token === '' ? null : token,
     nodes: nodesVar(env),
-    nodeId: env['STRATA_NODE_ID'] ?? 'node-1',
-    nodeZone: env['STRATA_NODE_ZONE'] || undefined,
+    nodeId: nodeLabelVar(env, 'STRATA_NODE_ID', 'node-1')!,
+    nodeZone: nodeLabelVar(env, 'STRATA_NODE_ZONE', undefined),
+    advertiseUrl: advertiseUrlVar(env),
+    // etcd leases have whole seconds and a floor of about 2 s.
+    nodeTtlMs: intVar(env, 'STRATA_NODE_TTL_MS', 10_000, 2_000, 600_000),
+    nodeDownGraceMs: intVar(env, 'STRATA_NODE_DOWN_GRACE_MS', 10 * 60_000, 10, 30 * 86_400_000),
+    rebalanceBlobsPerRoundMax: intVar(env, 'STRATA_REBALANCE_BLOBS_PER_ROUND_MAX', 64, 0, 1_000_000),
+    rebalanceBytesPerRoundMax: intVar(env, 'STRATA_REBALANCE_BYTES_PER_ROUND_MAX', 64 * 1024 * 1024, 0, 64 * 1024 ** 3),
+    rebalanceDeficitBytesMin: intVar(env, 'STRATA_REBALANCE_DEFICIT_BYTES_MIN', 256 * 1024 * 1024, 0, 1024 ** 4),
     defaultStrategy: strategyVar(env, 'STRATA_DEFAULT_STRATEGY', 'field_hybrid'),
     defaultHotFields: Object.freeze(listVar(env['STRATA_HOT_FIELDS']) ?? [...DEFAULT_HOT_FIELDS]),
     hotFieldsByPrefix: hotFieldsByPrefixVar(env),
@@ -224,6 +276,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<StrataConf
     kafkaTopic: kafkaTopicVar(env),
     kafkaPartitions: intVar(env, 'STRATA_KAFKA_PARTITIONS', 6, 1, 1024),
     kafkaReplicationFactor: intVar(env, 'STRATA_KAFKA_REPLICATION_FACTOR', 0, 0, 16),
+    testPauseBeforeCommitMs: intVar(env, 'STRATA_TEST_PAUSE_BEFORE_COMMIT_MS', 0, 0, 600_000),
     ...overrides,
   };
   if (config.gcGraceMs < config.intentTimeoutMs) {

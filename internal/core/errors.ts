@@ -19,6 +19,11 @@ export const ERROR_STATUS = {
   METHOD_NOT_ALLOWED: 405,
   REQUEST_TIMEOUT: 408,
   IDEMPOTENCY_IN_PROGRESS: 409,
+  // Admin routes (node membership): unknown node, and removals or drains that would lose data or block writes.
+  NODE_NOT_FOUND: 404,
+  NODE_NOT_DRAINED: 409,
+  NODE_NOT_EMPTY: 409,
+  TOO_FEW_ACTIVE_NODES: 409,
   VERSION_MISMATCH: 412,
   ALREADY_EXISTS: 412,
   DOCUMENT_TOO_LARGE: 413,

@@ -2,22 +2,33 @@
  * The healer: one elected leader at a time resolves write intents, audits and repairs, and collects garbage
  * (architecture.md, "Healer" and "Abort, rollback and garbage collection").
  *
- * Every round: renew leadership, resolve intents, repair keys a reader reported, and every
- * `auditIntervalMs` a full pass: list every node's inventory, audit every manifest against it, then collect
- * unreferenced blobs older than the grace period through the abort-then-delete rule, purge old tombstones and
- * expire old abort and idempotency records.
+ * Every round: renew leadership, resolve intents, repair keys a reader reported, carry out planned rebalance
+ * moves (at most `rebalanceBlobsPerRoundMax` blobs and `rebalanceBytesPerRoundMax` bytes), and every
+ * `auditIntervalMs` a full pass: list every node's inventory, audit every manifest against it (repairing it,
+ * moving its blobs off draining nodes, and planning rebalance moves onto emptier nodes; see membership.ts), then
+ * collect unreferenced blobs older than the grace period through the abort-then-delete rule, purge old
+ * tombstones and expire old abort and idempotency records.
  */
 import type { NodePool } from '../cluster/node-pool.js';
 import type { Clock } from '../core/clock.js';
-import { LIMITS } from '../core/limits.js';
+import { EC_TOTAL_SHARDS, LIMITS } from '../core/limits.js';
 import type { ErasureCode } from '../ec/erasure-code.js';
 import type { Logger } from '../log/logger.js';
 import { referencesBlob, referencesWrite, type StoredManifest } from '../manifest/manifest.js';
 import type { LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
 import type { WriteAheadLog } from '../wal/write-ahead-log.js';
 import type { BlobInfo } from '../blobstore/blob-store.js';
+import { moveBlobs, type MoveCounters } from './blob-mover.js';
 import { IntentResolver } from './intent-resolver.js';
-import { observeStates, repairManifest, type Inventory, type RepairCounters, type RepairDeps } from './repairer.js';
+import { MEMBERSHIP_LIMITS, RebalancePlanner, activeNodes, drainMoves, type RebalanceMove } from './membership.js';
+import {
+  observeStates,
+  repairManifest,
+  type Inventory,
+  type RepairCounters,
+  type RepairDeps,
+  type RepairOutcome,
+} from './repairer.js';
 
 export const HEALER_LOCK = 'strata/healer';
 
@@ -30,7 +41,25 @@ export interface HealerOptions {
   gcGraceMs: number;
   tombstoneGraceMs: number;
   nodeTimeoutMs: number;
+  /** A node down this long has its blobs rebuilt on spare nodes (when at least six active nodes are up). */
+  nodeDownGraceMs?: number;
+  /** Rebalance rate: moves carried out per round at most (the rate is these per `intervalMs`). */
+  rebalanceBlobsPerRoundMax?: number;
+  rebalanceBytesPerRoundMax?: number;
+  /**
+   * A node is rebalanced onto only when it is short of the average by at least this many bytes as well as by
+   * the tolerance, so that small clusters do not shuffle blobs over the noise of placement.
+   */
+  rebalanceDeficitBytesMin?: number;
 }
+
+/** Defaults of the optional HealerOptions (the same as internal/config's). */
+export const HEALER_MEMBERSHIP_DEFAULTS = {
+  nodeDownGraceMs: 10 * 60_000,
+  rebalanceBlobsPerRoundMax: 64,
+  rebalanceBytesPerRoundMax: 64 * 1024 * 1024,
+  rebalanceDeficitBytesMin: 256 * 1024 * 1024,
+} as const;
 
 export interface HealerDeps {
   metadata: MetadataStore;
@@ -51,6 +80,14 @@ export interface HealerReport {
   backlog: number;
   garbageDeleted: number;
   tombstonesPurged: number;
+  /** Blobs moved off draining nodes by this round's audit. */
+  drained: number;
+  /** Blobs moved onto emptier nodes this round. */
+  rebalanced: number;
+  /** Rebalance moves planned by this round's audit, carried out over the next rounds. */
+  rebalancePlanned: number;
+  /** Draining nodes that no manifest references any more (as of this round's audit): ready to be removed. */
+  drainComplete: string[];
 }
 
 /** Manifests per page of the audit walk. */
@@ -64,17 +101,31 @@ export class Healer {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
   private lastAuditMs = Number.NEGATIVE_INFINITY;
+  private leadCheckedMs = Number.NEGATIVE_INFINITY;
   private stopped = false;
-  readonly counters: RepairCounters & { garbageDeleted: number; rounds: number } = {
+  readonly counters: RepairCounters & MoveCounters & { garbageDeleted: number; rounds: number } = {
     blobsRepaired: 0,
     bytesRepaired: 0,
+    blobsMoved: 0,
+    bytesMoved: 0,
     garbageDeleted: 0,
     rounds: 0,
   };
+  /** Rebalance moves planned by the last audit, oldest first. */
+  private rebalanceQueue: RebalanceMove[] = [];
   /** Manifests below full protection as of the last audit (null before the first one). */
   backlog: number | null = null;
 
+  private readonly membership: Required<Pick<HealerOptions, keyof typeof HEALER_MEMBERSHIP_DEFAULTS>>;
+
   constructor(private readonly deps: HealerDeps) {
+    const o = deps.options;
+    this.membership = {
+      nodeDownGraceMs: o.nodeDownGraceMs ?? HEALER_MEMBERSHIP_DEFAULTS.nodeDownGraceMs,
+      rebalanceBlobsPerRoundMax: o.rebalanceBlobsPerRoundMax ?? HEALER_MEMBERSHIP_DEFAULTS.rebalanceBlobsPerRoundMax,
+      rebalanceBytesPerRoundMax: o.rebalanceBytesPerRoundMax ?? HEALER_MEMBERSHIP_DEFAULTS.rebalanceBytesPerRoundMax,
+      rebalanceDeficitBytesMin: o.rebalanceDeficitBytesMin ?? HEALER_MEMBERSHIP_DEFAULTS.rebalanceDeficitBytesMin,
+    };
     this.intents = new IntentResolver({
       wal: deps.wal,
       metadata: deps.metadata,
@@ -115,19 +166,42 @@ export class Healer {
 
   /** One round. `forceAudit` runs the full audit and GC pass now (tests, tools). */
   async runOnce(options: { forceAudit?: boolean } = {}): Promise<HealerReport> {
-    const report: HealerReport = { leader: false, audited: 0, repaired: 0, unrepairable: 0, backlog: 0, garbageDeleted: 0, tombstonesPurged: 0 };
-    if (!(await this.lead())) return report;
+    const report: HealerReport = {
+      leader: false,
+      audited: 0,
+      repaired: 0,
+      unrepairable: 0,
+      backlog: 0,
+      garbageDeleted: 0,
+      tombstonesPurged: 0,
+      drained: 0,
+      rebalanced: 0,
+      rebalancePlanned: 0,
+      drainComplete: [],
+    };
+    if (!(await this.lead())) {
+      // A plan made while leading is stale by the time leadership comes back.
+      this.rebalanceQueue = [];
+      return report;
+    }
     report.leader = true;
     this.counters.rounds++;
     await this.deps.pool.probe();
     await this.intents.runOnce();
     await this.repairHinted(report);
+    await this.rebalance(report);
     const now = this.deps.clock.nowMs();
     if (options.forceAudit || now - this.lastAuditMs >= this.deps.options.auditIntervalMs) {
       this.lastAuditMs = now;
       if (!(await this.lead())) return { ...report, leader: false };
       const inventories = await this.listInventories();
-      await this.audit(inventories, report);
+      const planner = new RebalancePlanner(this.deps.pool, inventories, this.membership.rebalanceDeficitBytesMin);
+      await this.audit(inventories, report, planner);
+      this.rebalanceQueue = planner.finish();
+      report.rebalancePlanned = this.rebalanceQueue.length;
+      if (report.rebalancePlanned > 0) {
+        this.deps.log.info({ moves: report.rebalancePlanned, nodes: planner.underfull() }, 'planned rebalance moves onto emptier nodes');
+      }
       if (!(await this.lead())) return report;
       await this.collectGarbage(inventories, report);
       await this.expireRecords();
@@ -145,6 +219,14 @@ export class Healer {
     return term !== null;
   }
 
+  /** Leadership, re-checked at most once per `leaseMs / 4` so long passes stay cheap. */
+  private async stillLeads(): Promise<boolean> {
+    const now = this.deps.clock.nowMs();
+    if (this.term && now - this.leadCheckedMs < this.deps.options.leaseMs / 4) return true;
+    this.leadCheckedMs = now;
+    return this.lead();
+  }
+
   private repairDeps(): RepairDeps {
     const { metadata, pool, ec, log, options } = this.deps;
     return { metadata, pool, ec, log, nodeTimeoutMs: options.nodeTimeoutMs };
@@ -155,17 +237,71 @@ export class Healer {
     for (const key of keys) {
       const stored = await this.deps.metadata.get(key);
       if (!stored || stored.manifest.deleted) continue;
-      const states = await observeStates(this.repairDeps(), stored.manifest, null, true);
+      const states = await observeStates(this.repairDeps(), stored.manifest, null, true, this.goneNodes());
       await this.repairOne(stored, states, report);
     }
   }
 
-  private async repairOne(stored: StoredManifest, states: Parameters<typeof repairManifest>[2], report: HealerReport): Promise<void> {
-    if (!this.term) return;
+  private async repairOne(stored: StoredManifest, states: Parameters<typeof repairManifest>[2], report: HealerReport): Promise<RepairOutcome | null> {
+    if (!this.term) return null;
     const outcome = await repairManifest(this.repairDeps(), stored, states, this.term, this.counters);
     if (outcome === 'repaired') report.repaired++;
     if (outcome === 'unrepairable') report.unrepairable++;
     if (outcome === 'unrepairable' || outcome === 'waiting') report.backlog++;
+    return outcome;
+  }
+
+  /**
+   * Nodes whose blobs the audit treats as lost, so that the repairer rebuilds them elsewhere: nodes down for
+   * longer than `nodeDownGraceMs`, and nodes that are no longer members at all (removed from the registry). Only
+   * while at least EC_TOTAL_SHARDS active nodes are up, so that a shard has a spare node to go to; otherwise
+   * every node counts as merely down and nothing is moved.
+   */
+  private goneNodes(): (nodeId: string) => boolean {
+    const { pool } = this.deps;
+    const graceMs = this.membership.nodeDownGraceMs;
+    if (activeNodes(pool).length < EC_TOTAL_SHARDS) return () => false;
+    return (nodeId) => {
+      const downForMs = pool.downForMs(nodeId);
+      return downForMs === null || downForMs > graceMs;
+    };
+  }
+
+  /**
+   * Carries out planned rebalance moves, at most the per-round limits (the first move of a round may exceed the
+   * byte limit, so that a blob larger than it still moves). Each move is re-checked against the current
+   * manifest: a key that changed, a ref that moved, or a target that is no longer a good place is skipped.
+   */
+  private async rebalance(report: HealerReport): Promise<void> {
+    const { metadata, pool } = this.deps;
+    const options = this.membership;
+    let blobs = 0;
+    let bytes = 0;
+    // Stale plans are skipped cheaply, but each costs a manifest read: bound those too.
+    let attempts = 0;
+    while (this.rebalanceQueue.length > 0 && blobs < options.rebalanceBlobsPerRoundMax && attempts < 2 * options.rebalanceBlobsPerRoundMax) {
+      const move = this.rebalanceQueue[0]!;
+      if (blobs > 0 && bytes + move.size > options.rebalanceBytesPerRoundMax) break;
+      this.rebalanceQueue.shift();
+      attempts++;
+      if (!this.term) return;
+      const stored = await metadata.get(move.key);
+      if (!stored || stored.manifest.deleted || stored.manifest.dirty) continue;
+      const refs = move.tier === 'hot' ? stored.manifest.hot : stored.manifest.cold;
+      const index = refs.findIndex((r) => r.part === move.part);
+      const ref = refs[index];
+      if (!ref || ref.node !== move.from || ref.state !== 'ok' || ref.size !== move.size) continue;
+      if (refs.some((r) => r.node === move.to) || !pool.isHealthy(move.from)) continue;
+      if (!pool.isHealthy(move.to) || pool.isDraining(move.to)) continue;
+      const outcome = await moveBlobs(this.repairDeps(), stored, [{ tier: move.tier, index, to: move.to }], this.term, this.counters);
+      if (outcome !== 'moved') continue;
+      blobs++;
+      bytes += move.size;
+      report.rebalanced++;
+    }
+    if (report.rebalanced > 0) {
+      this.deps.log.info({ blobs, bytes, queued: this.rebalanceQueue.length }, 'rebalanced blobs onto emptier nodes');
+    }
   }
 
   private async listInventories(): Promise<Map<string, Inventory>> {
@@ -192,18 +328,60 @@ export class Healer {
     return out;
   }
 
-  private async audit(inventories: Map<string, Inventory>, report: HealerReport): Promise<void> {
+  /**
+   * Moves the blobs of a healthy manifest off draining nodes; returns the moved refs (`tier/index`). A manifest
+   * with nothing on a draining node is offered to the rebalance planner instead.
+   */
+  private async moveOffDraining(stored: StoredManifest, anyDraining: boolean, planner: RebalancePlanner, report: HealerReport): Promise<Set<string>> {
+    if (!this.term) return new Set();
+    const moves = anyDraining && report.drained < MEMBERSHIP_LIMITS.drainBlobsPerPassMax ? drainMoves(stored.manifest, this.deps.pool) : [];
+    if (moves.length === 0) {
+      planner.consider(stored.manifest);
+      return new Set();
+    }
+    const result = await moveBlobs(this.repairDeps(), stored, moves, this.term, this.counters);
+    if (result !== 'moved') return new Set();
+    report.drained += moves.length;
+    return new Set(moves.map((m) => `${m.tier}/${m.index}`));
+  }
+
+  /**
+   * Walks every manifest: repairs it; when it is healthy, moves its blobs off draining nodes (or, with none
+   * there, lets the planner consider it for rebalancing); and counts what still references each draining node,
+   * so that an emptied one is reported in `drainComplete`.
+   */
+  private async audit(inventories: Map<string, Inventory>, report: HealerReport, planner: RebalancePlanner): Promise<void> {
+    const { pool, log } = this.deps;
+    const gone = this.goneNodes();
+    const draining = pool.ids().filter((id) => pool.isDraining(id));
+    const stillReferenced = new Map(draining.map((id) => [id, 0]));
     let after: string | null = null;
     for (;;) {
       const page = await this.deps.metadata.scan(after, AUDIT_PAGE);
       for (const stored of page) {
         if (stored.manifest.deleted) continue;
         report.audited++;
-        const states = await observeStates(this.repairDeps(), stored.manifest, inventories, false);
-        await this.repairOne(stored, states, report);
+        const states = await observeStates(this.repairDeps(), stored.manifest, inventories, false, gone);
+        const outcome = await this.repairOne(stored, states, report);
+        // Only a healthy manifest moves: one being repaired (or waiting for a node) is dealt with first.
+        const moved = outcome === 'healthy' ? await this.moveOffDraining(stored, draining.length > 0, planner, report) : new Set<string>();
+        const tally = (tier: 'hot' | 'cold') => (ref: { node: string }, index: number) => {
+          const count = stillReferenced.get(ref.node);
+          if (count !== undefined && !moved.has(`${tier}/${index}`)) stillReferenced.set(ref.node, count + 1);
+        };
+        stored.manifest.hot.forEach(tally('hot'));
+        stored.manifest.cold.forEach(tally('cold'));
       }
       if (page.length < AUDIT_PAGE) break;
       after = page[page.length - 1]!.manifest.key;
+    }
+    for (const [node, count] of stillReferenced) {
+      if (count === 0) {
+        report.drainComplete.push(node);
+        log.info({ node }, `draining node ${node} holds no referenced blob any more; it can be removed (DELETE /admin/nodes/${node})`);
+      } else {
+        log.info({ node, blobs: count }, `draining node ${node} still holds referenced blobs`);
+      }
     }
   }
 
@@ -216,13 +394,16 @@ export class Healer {
   private async collectGarbage(inventories: Map<string, Inventory>, report: HealerReport): Promise<void> {
     const { metadata, pool, clock, options } = this.deps;
     const cutoff = clock.nowMs() - options.gcGraceMs;
-    const manifests = new Map<string, StoredManifest | null>();
     for (const [node, inventory] of inventories) {
       if (!inventory) continue;
       for (const info of inventory.values()) {
         if (info.createdAtMs > cutoff) continue;
-        if (!manifests.has(info.key)) manifests.set(info.key, await metadata.get(info.key));
-        const stored = manifests.get(info.key) ?? null;
+        // A deposed leader must not delete on the strength of what it saw while it led.
+        if (!(await this.stillLeads())) return;
+        // Read the manifest afresh for every candidate: a cached one could predate a repair that made this very
+        // blob referenced again (repairs and writes only ever reference ids they just created, so a fresh read
+        // that does not name the blob is final).
+        const stored = await metadata.get(info.key);
         if (stored && referencesBlob(stored.manifest, node, info.id)) continue;
         if (!stored || !referencesWrite(stored.manifest, info.writeId)) {
           const aborted = await metadata.abort({
@@ -232,8 +413,7 @@ export class Healer {
             nowMs: clock.nowMs(),
           });
           if (!aborted) {
-            manifests.delete(info.key); // changed under us: decide next pass
-            continue;
+            continue; // changed under us: decide next pass
           }
         }
         try {

@@ -16,6 +16,7 @@ import type { LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
 import { chooseNodes } from '../placement/rendezvous.js';
 import { fetchReplica, fetchShards } from '../blobio/blob-io.js';
 import { checksumOf } from '../blobio/checksum.js';
+import { blobIdOf } from '../core/ids.js';
 
 /** What the auditor knows of one node's blobs: null when the node could not be listed (down). */
 export type Inventory = Map<string, BlobInfo> | null;
@@ -38,16 +39,21 @@ export interface RepairCounters {
 /**
  * The state of each ref as its node reports it. `inventories` (node -> blob -> info) come from a listing pass;
  * when `verify` is set, blobs are re-read and checksummed by their node (used for keys a reader reported).
+ * `gone` names nodes whose blobs count as lost: down longer than the grace period, or no longer members at all
+ * (removed), when spare nodes exist to rebuild them on (the healer decides; see Healer.goneNodes). Refs on
+ * other nodes that are down stay 'unknown': a node that is briefly down is not a reason to move data.
  */
 export async function observeStates(
   deps: RepairDeps,
   manifest: Manifest,
   inventories: ReadonlyMap<string, Inventory> | null,
   verify: boolean,
+  gone: (nodeId: string) => boolean = () => false,
 ): Promise<BlobState[]> {
   const refs = [...manifest.hot, ...manifest.cold];
   return Promise.all(
     refs.map(async (ref): Promise<BlobState> => {
+      if (gone(ref.node)) return 'missing';
       if (!deps.pool.isHealthy(ref.node)) return 'unknown';
       const client = deps.pool.client(ref.node);
       if (!client) return 'unknown';
@@ -105,7 +111,7 @@ export async function repairManifest(
       try {
         const { data } = await fetchReplica(deps.pool, good, { timeoutMs: deps.nodeTimeoutMs, hedgeAfterMs: deps.nodeTimeoutMs });
         for (let i = 0; i < manifest.hot.length; i++) {
-          if (hotBad[i]) await rewrite(deps, next, next.hot[i]!, data, 'hot', counters);
+          if (hotBad[i]) await rewrite(deps, next, next.hot[i]!, data, 'hot', counters, stored.modRevision);
         }
       } catch (error) {
         deps.log.warn({ err: error, key: manifest.key }, 'could not read a good hot replica to repair from');
@@ -134,7 +140,7 @@ export async function repairManifest(
         for (let i = 0; i < manifest.cold.length; i++) {
           if (!coldBad[i]) continue;
           assert(checksumOf(rebuilt[i]!) === manifest.cold[i]!.checksum, 'a rebuilt shard equals the original');
-          await rewrite(deps, next, next.cold[i]!, rebuilt[i]!, 'cold', counters);
+          await rewrite(deps, next, next.cold[i]!, rebuilt[i]!, 'cold', counters, stored.modRevision);
         }
       } catch (error) {
         deps.log.warn({ err: error, key: manifest.key }, 'could not rebuild shards');
@@ -157,7 +163,10 @@ export async function repairManifest(
   return next.dirty ? 'waiting' : 'repaired';
 }
 
-/** Writes `data` for `ref`, on its own node when that is up, otherwise on a healthy node the document does not use. */
+/**
+ * Writes `data` for `ref`, on its own node when that is up and not draining, otherwise on a healthy active node
+ * the document's tier does not use. With no such node the ref stays as it is (bad, so the manifest stays dirty).
+ */
 async function rewrite(
   deps: RepairDeps,
   manifest: Manifest,
@@ -165,21 +174,34 @@ async function rewrite(
   data: Buffer,
   tier: 'hot' | 'cold',
   counters: RepairCounters,
+  repairedAtModRevision: number,
 ): Promise<void> {
   const used = new Set((tier === 'hot' ? manifest.hot : manifest.cold).map((r) => r.node));
   let target = ref.node;
-  if (!deps.pool.isHealthy(target)) {
+  if (!deps.pool.isHealthy(target) || deps.pool.isDraining(target)) {
     used.delete(ref.node);
-    const [spare] = chooseNodes(`${manifest.key}/${tier}`, deps.pool.placementNodes().filter((n) => n.healthy), 1, { exclude: used });
+    const healthy = deps.pool.placementNodes().filter((n) => n.healthy);
+    let spare: string | undefined;
+    try {
+      [spare] = chooseNodes(`${manifest.key}/${tier}`, healthy, 1, { exclude: used });
+    } catch (error) {
+      // No spare node (INSUFFICIENT_NODES): an operating state, not a failed round; the manifest stays dirty.
+      deps.log.warn({ err: error, key: manifest.key, part: ref.part }, 'no spare node to rebuild a blob on');
+      return;
+    }
     if (!spare) return;
     target = spare;
   }
   const client = deps.pool.client(target)!;
-  const header = headerFor(manifest, ref);
+  // Every repair copy gets a blob id of its own, never the id of the copy it replaces: a garbage collector that
+  // works from an older inventory can then only ever delete ids that no current manifest can point at again
+  // (the bad copy stays behind as garbage for the next pass). The manifest's modRevision makes the id unique:
+  // a part is rewritten at most once per repair, and each repair commits a new modRevision.
+  const blob = `${blobIdOf(ref.writeId, ref.part)}.r${repairedAtModRevision.toString(36)}`;
+  const header = headerFor(manifest, { ...ref, blob });
   try {
-    // A corrupt copy is replaced in place; deleting first keeps the node from refusing a different payload.
-    if (ref.state === 'corrupt' && target === ref.node) await client.delete(ref.blob, { timeoutMs: deps.nodeTimeoutMs });
     await client.put(header, data, { timeoutMs: deps.nodeTimeoutMs });
+    ref.blob = blob;
     ref.node = target;
     ref.state = 'ok';
     counters.blobsRepaired++;

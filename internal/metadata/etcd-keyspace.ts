@@ -52,6 +52,10 @@ export class KeySpace {
   readonly hints: Buffer;
   /** `leader/<name>`: the holder of a leadership, attached to its lease. */
   readonly leaders: Buffer;
+  /** `node/<id>`: a storage node's registration (address, zone, state, last heartbeat); no lease. */
+  readonly nodes: Buffer;
+  /** `alive/<id>`: an empty value attached to the node's lease; present exactly while the node heartbeats. */
+  readonly alive: Buffer;
   /** `revision`: never written; read only for the header revision. */
   readonly revisionProbe: Buffer;
 
@@ -64,6 +68,8 @@ export class KeySpace {
     this.idempotency = ns('idempotency');
     this.hints = ns('hint');
     this.leaders = ns('leader');
+    this.nodes = ns('node');
+    this.alive = ns('alive');
     this.revisionProbe = utf8(`${prefix}revision`, 'prefix');
   }
 

@@ -1,4 +1,14 @@
-import { SortOrder, SortTarget, castGrpcError, GRPCUnavailableError, type IKeyValue, type IRangeRequest, type ICompare, type ITxnRequest } from 'etcd3';
+import {
+  SortOrder,
+  SortTarget,
+  castGrpcError,
+  GRPCUnavailableError,
+  type IKeyValue,
+  type IRangeRequest,
+  type ICompare,
+  type IRequestOp,
+  type ITxnRequest,
+} from 'etcd3';
 import { assert } from '../core/assert.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { StrataError } from '../core/errors.js';
@@ -27,7 +37,20 @@ import type {
   IdempotentResponse,
   LeaderTerm,
   MetadataStore,
+  NodeMembershipState,
+  NodeRegistration,
+  RegisteredNode,
 } from './metadata-store.js';
+import { NODE_REGISTRY_LIMITS } from './metadata-store.js';
+import {
+  assertMembershipState,
+  assertRegistration,
+  byNodeId,
+  isPossibleNodeId,
+  nodeNotDrained,
+  nodeNotFound,
+  tooManyNodes,
+} from './node-registry.js';
 
 /**
  * The MetadataStore on etcd v3. The key layout, the version scheme, leadership and the error mapping are
@@ -48,6 +71,8 @@ export const ETCD_METADATA_LIMITS = {
 
 /** Format of the value stored under a manifest key; a newer one is refused rather than misread. */
 export const ETCD_MANIFEST_RECORD_FORMAT = 1;
+/** Format of the value stored under a node key; a newer one is refused rather than misread. */
+export const ETCD_NODE_RECORD_FORMAT = 1;
 
 export interface EtcdMetadataStoreOptions {
   /** Client URLs of the etcd members, e.g. `http://127.0.0.1:2379`. */
@@ -84,6 +109,21 @@ interface IdempotencyValue {
   expiresMs: number;
 }
 
+/** What is stored under `node/<id>` (no lease: it outlives the node's heartbeats; README "Node registry"). */
+interface NodeRecord {
+  format: number;
+  address: string;
+  zone: string | null;
+  state: NodeMembershipState;
+  lastHeartbeatMs: number;
+}
+
+/** A node lease this store granted, kept alive by the node's next registerNode call. */
+interface NodeLease {
+  leaseId: string;
+  ttlSeconds: number;
+}
+
 /** The leader leases this process acquired, so that it stops trusting one before etcd expires it. */
 interface OwnLease {
   holder: string;
@@ -100,6 +140,7 @@ export class EtcdMetadataStore implements MetadataStore {
   private readonly keys: KeySpace;
   private readonly clock: Clock;
   private readonly ownLeases = new Map<string, OwnLease>();
+  private readonly nodeLeases = new Map<string, NodeLease>();
 
   private constructor(options: EtcdMetadataStoreOptions) {
     this.calls = new EtcdRpc(options);
@@ -285,7 +326,7 @@ export class EtcdMetadataStore implements MetadataStore {
   async reserveIdempotency(token: string, fingerprint: string, expiresAtMs: number): Promise<IdempotencyRecord | null> {
     const key = KeySpace.under(this.keys.idempotency, token, 'token');
     const fresh: IdempotencyValue = { fingerprint, state: 'pending', response: null, expiresMs: expiresAtMs };
-    return this.readModifyWrite('reserveIdempotency', key, (current) => {
+    return this.readModifyWrite<IdempotencyValue, IdempotencyRecord | null>('reserveIdempotency', key, 'idempotency record', (current) => {
       if (current !== null && current.expiresMs > this.clock.nowMs()) return { result: toIdempotencyRecord(current) };
       // An expired record counts as absent and is overwritten.
       return { result: null, write: fresh };
@@ -294,7 +335,7 @@ export class EtcdMetadataStore implements MetadataStore {
 
   async completeIdempotency(token: string, response: IdempotentResponse): Promise<void> {
     const key = KeySpace.under(this.keys.idempotency, token, 'token');
-    await this.readModifyWrite('completeIdempotency', key, (current) => {
+    await this.readModifyWrite<IdempotencyValue, undefined>('completeIdempotency', key, 'idempotency record', (current) => {
       // A reservation that expired and was swept meanwhile is not recreated: its retention is over.
       if (current === null) return { result: undefined };
       return { result: undefined, write: { ...current, state: 'done', response } };
@@ -303,7 +344,7 @@ export class EtcdMetadataStore implements MetadataStore {
 
   async releaseIdempotency(token: string): Promise<void> {
     const key = KeySpace.under(this.keys.idempotency, token, 'token');
-    await this.readModifyWrite('releaseIdempotency', key, (current) => {
+    await this.readModifyWrite<IdempotencyValue, undefined>('releaseIdempotency', key, 'idempotency record', (current) => {
       // Releasing is for failed requests; a completed response is never dropped.
       if (current === null || current.state !== 'pending') return { result: undefined };
       return { result: undefined, write: 'delete' };
@@ -428,6 +469,121 @@ export class EtcdMetadataStore implements MetadataStore {
     return response.kvs[0]?.value.toString('utf8') ?? null;
   }
 
+  // ---- storage-node registry ---------------------------------------------------------------------------------
+
+  async registerNode(node: NodeRegistration, ttlMs: number): Promise<void> {
+    assertRegistration(node, ttlMs);
+    const recordKey = KeySpace.under(this.keys.nodes, node.id, 'node id');
+    const aliveKey = KeySpace.under(this.keys.alive, node.id, 'node id');
+    try {
+      const leaseId = await this.nodeLease(node.id, ttlMs);
+      const lastHeartbeatMs = this.clock.nowMs();
+      await this.readModifyWrite<NodeRecord, undefined>('registerNode', recordKey, 'node record', (current) => {
+        if (current !== null) this.checkNodeFormat(current, node.id);
+        const record: NodeRecord = {
+          format: ETCD_NODE_RECORD_FORMAT,
+          address: node.address,
+          zone: node.zone ?? null,
+          // A refresh keeps the state an operator set; a new (or removed and returning) node starts active.
+          state: current?.state ?? 'active',
+          lastHeartbeatMs,
+        };
+        // The alive key lives exactly as long as the lease: etcd deletes it when the node stops renewing.
+        return { result: undefined, write: record, alsoOnWrite: [put(aliveKey, '', leaseId)] };
+      });
+    } catch (err) {
+      // The lease may be what failed (expired between the keep-alive and the put): grant a fresh one next time.
+      this.nodeLeases.delete(node.id);
+      throw err;
+    }
+  }
+
+  async listNodes(): Promise<RegisteredNode[]> {
+    const deadline = this.deadline();
+    const { nodes, alive } = this.keys;
+    // One more than the limit, so that a registry beyond it is reported instead of silently cut.
+    const limit = NODE_REGISTRY_LIMITS.nodesMax + 1;
+    const range = (key: Buffer, keysOnly: boolean): IRequestOp => ({
+      request_range: { key, range_end: prefixUpperBound(key), limit, keys_only: keysOnly },
+    });
+    // Both ranges in one transaction: one snapshot, so a node's record and its liveness agree.
+    const response = await this.rpc('listNodes', 'idempotent', deadline, (options) =>
+      this.client.kv.txn({ compare: [], success: [range(nodes, false), range(alive, true)], failure: [] }, options),
+    );
+    const records = response.responses[0]?.response_range?.kvs ?? [];
+    const aliveKvs = response.responses[1]?.response_range?.kvs ?? [];
+    if (records.length > NODE_REGISTRY_LIMITS.nodesMax) throw tooManyNodes(records.length);
+    const aliveIds = new Set(aliveKvs.map((kv) => KeySpace.nameIn(alive, kv.key)));
+    return records
+      .map((kv): RegisteredNode => {
+        const id = KeySpace.nameIn(nodes, kv.key);
+        const record = this.checkNodeFormat(this.decodeJson<NodeRecord>(kv, 'node record'), id);
+        const node: RegisteredNode = {
+          id,
+          address: record.address,
+          state: record.state,
+          alive: aliveIds.has(id),
+          lastHeartbeatMs: record.lastHeartbeatMs,
+        };
+        if (record.zone !== null) node.zone = record.zone;
+        return node;
+      })
+      .sort(byNodeId);
+  }
+
+  async setNodeState(id: string, state: NodeMembershipState): Promise<void> {
+    assertMembershipState(state);
+    if (!isPossibleNodeId(id)) throw nodeNotFound(id);
+    const recordKey = KeySpace.under(this.keys.nodes, id, 'node id');
+    await this.readModifyWrite<NodeRecord, undefined>('setNodeState', recordKey, 'node record', (current) => {
+      if (current === null) throw nodeNotFound(id);
+      this.checkNodeFormat(current, id);
+      if (current.state === state) return { result: undefined };
+      return { result: undefined, write: { ...current, state } };
+    });
+  }
+
+  async removeNode(id: string): Promise<void> {
+    if (!isPossibleNodeId(id)) throw nodeNotFound(id);
+    const recordKey = KeySpace.under(this.keys.nodes, id, 'node id');
+    const aliveKey = KeySpace.under(this.keys.alive, id, 'node id');
+    await this.readModifyWrite<NodeRecord, undefined>('removeNode', recordKey, 'node record', (current) => {
+      if (current === null) throw nodeNotFound(id);
+      this.checkNodeFormat(current, id);
+      if (current.state !== 'draining') throw nodeNotDrained(id, current.state);
+      // The lease belongs to the node's own process; deleting the alive key is enough to forget it.
+      return { result: undefined, write: 'delete', alsoOnWrite: [del(aliveKey)] };
+    });
+    this.nodeLeases.delete(id);
+  }
+
+  /** The lease for `id`'s alive key: the one granted before, kept alive once, or a fresh one. */
+  private async nodeLease(id: string, ttlMs: number): Promise<string> {
+    const deadline = this.deadline();
+    // etcd leases have whole seconds (and a floor of about 2 s by default, which etcd applies silently).
+    const ttlSeconds = Math.max(1, Math.ceil(ttlMs / 1000));
+    const known = this.nodeLeases.get(id);
+    if (known !== undefined && known.ttlSeconds === ttlSeconds) {
+      if ((await this.keepAliveOnce(known.leaseId, deadline, 'registerNode')) > 0) return known.leaseId;
+    }
+    // First registration, a changed ttl, or a lease that lapsed: a new lease (an old one expires by itself).
+    const grant = await this.rpc('registerNode (lease grant)', 'once', deadline, (options) =>
+      this.client.leaseClient.leaseGrant({ TTL: ttlSeconds }, options),
+    );
+    this.nodeLeases.set(id, { leaseId: grant.ID, ttlSeconds });
+    return grant.ID;
+  }
+
+  private checkNodeFormat(record: NodeRecord, id: string): NodeRecord {
+    if (record.format !== ETCD_NODE_RECORD_FORMAT) {
+      throw new StrataError(
+        'METADATA_UNAVAILABLE',
+        `etcd record of storage node "${id}" has format ${record.format}; this Strata reads format ${ETCD_NODE_RECORD_FORMAT}`,
+      );
+    }
+    return record;
+  }
+
   async close(): Promise<void> {
     this.calls.close();
   }
@@ -478,24 +634,25 @@ export class EtcdMetadataStore implements MetadataStore {
    * A compare-and-set loop on one JSON record: read it, let `decide` choose, write (or delete) it if its
    * mod_revision has not moved, else start over with the value the failed transaction read back.
    */
-  private async readModifyWrite<R>(
+  private async readModifyWrite<V, R>(
     what: string,
     key: Buffer,
-    decide: (current: IdempotencyValue | null) => { result: R; write?: IdempotencyValue | 'delete' },
+    record: string,
+    decide: (current: V | null) => { result: R; write?: V | 'delete'; alsoOnWrite?: IRequestOp[] },
   ): Promise<R> {
     const deadline = this.deadline();
     const first = await this.rpc(what, 'idempotent', deadline, (options) => this.client.kv.range({ key }, options));
     let kv = first.kvs[0] ?? null;
     for (let attempt = 1; attempt <= ETCD_METADATA_LIMITS.casRetriesMax; attempt++) {
-      const current = kv === null ? null : this.decodeJson<IdempotencyValue>(kv, 'idempotency record');
-      const { result, write } = decide(current);
+      const current = kv === null ? null : this.decodeJson<V>(kv, record);
+      const { result, write, alsoOnWrite = [] } = decide(current);
       if (write === undefined) return result;
       const modRevision = kv === null ? 0 : revisionOf(kv.mod_revision, 'mod_revision');
       const response = await this.rpc(what, 'once', deadline, (options) =>
         this.client.kv.txn(
           {
             compare: [modIs(key, modRevision)],
-            success: [write === 'delete' ? del(key) : put(key, JSON.stringify(write))],
+            success: [write === 'delete' ? del(key) : put(key, JSON.stringify(write)), ...alsoOnWrite],
             failure: [get(key)],
           },
           options,
@@ -550,9 +707,9 @@ export class EtcdMetadataStore implements MetadataStore {
   }
 
   /** Renews a lease once; returns its remaining TTL in seconds, 0 when it had already expired. */
-  private async keepAliveOnce(leaseId: string, deadline: Deadline): Promise<number> {
+  private async keepAliveOnce(leaseId: string, deadline: Deadline, what = 'acquireLeadership'): Promise<number> {
     if (leaseId === '0') return 0;
-    return this.rpc('acquireLeadership (lease keep-alive)', 'idempotent', deadline, async (options) => {
+    return this.rpc(`${what} (lease keep-alive)`, 'idempotent', deadline, async (options) => {
       const stream = await this.client.leaseClient.leaseKeepAlive(options);
       return new Promise<number>((resolve, reject) => {
         stream.on('data', (answer) => {

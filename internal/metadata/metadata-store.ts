@@ -67,8 +67,64 @@ export interface MetadataStore {
   releaseLeadership(term: LeaderTerm): Promise<void>;
   currentLeader(name: string): Promise<string | null>;
 
+  /**
+   * Storage-node registry. Creates the node's entry (state 'active') or refreshes it: address and zone as given,
+   * `lastHeartbeatMs` = now, and a lease of `ttlMs` (an etcd lease kept alive by repeated calls; an expiry time
+   * in the embedded store). The state an operator set ('draining') is kept. A node that stops calling is no
+   * longer `alive` once `ttlMs` has passed since its last call (etcd: whole seconds, rounded up, at least its
+   * minimum lease of about 2 s, and expiry is checked about every 500 ms). A removed node that calls again is
+   * registered afresh, as 'active'.
+   */
+  registerNode(node: NodeRegistration, ttlMs: number): Promise<void>;
+  /** Every registered node, alive or not, in id order (UTF-8 bytes). */
+  listNodes(): Promise<RegisteredNode[]>;
+  /** Throws StrataError('NODE_NOT_FOUND') for an id that is not registered. */
+  setNodeState(id: string, state: NodeMembershipState): Promise<void>;
+  /**
+   * Forgets a node. Only a 'draining' node may be removed: otherwise StrataError('NODE_NOT_DRAINED'), and
+   * StrataError('NODE_NOT_FOUND') for an id that is not registered. Whether the node still holds referenced
+   * blobs is for the caller to check (the admin route scans the manifests first).
+   */
+  removeNode(id: string): Promise<void>;
+
   close(): Promise<void>;
 }
+
+/**
+ * 'active': takes new writes. 'draining': set by an operator; takes no new writes, keeps serving reads, and the
+ * healer moves its blobs elsewhere until it can be removed.
+ */
+export type NodeMembershipState = 'active' | 'draining';
+
+export interface NodeRegistration {
+  /** The node's id as it appears in manifests: `[A-Za-z0-9_-]{1,64}`. */
+  id: string;
+  /** The base URL gateways and healers dial, e.g. `http://10.0.0.7:8101`. */
+  address: string;
+  /** Failure domain (rack, zone); placement spreads replicas and shards over zones. */
+  zone?: string;
+}
+
+export interface RegisteredNode extends NodeRegistration {
+  state: NodeMembershipState;
+  /** The node's lease has not expired: it called registerNode within its ttl. */
+  alive: boolean;
+  /** When its last registerNode call was made, by the clock of the process that made it. */
+  lastHeartbeatMs: number;
+}
+
+/** The registry part of the store: what storage nodes, gateways, healers and the admin routes need. */
+export type NodeRegistry = Pick<MetadataStore, 'registerNode' | 'listNodes' | 'setNodeState' | 'removeNode'>;
+
+/** Node ids as STRATA_NODES and STRATA_NODE_ID accept them; they are also etcd key suffixes and blob-path safe. */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export const NODE_REGISTRY_LIMITS = {
+  /** Registered nodes a store lists in one answer; a registry beyond it is refused rather than truncated. */
+  nodesMax: 1024,
+  /** Bytes of a node's address. */
+  addressBytesMax: 512,
+} as const;
 
 export interface LeaderTerm {
   name: string;

@@ -11,7 +11,19 @@ import type {
   IdempotentResponse,
   LeaderTerm,
   MetadataStore,
+  NodeMembershipState,
+  NodeRegistration,
+  RegisteredNode,
 } from './metadata-store.js';
+import { NODE_REGISTRY_LIMITS } from './metadata-store.js';
+import {
+  assertMembershipState,
+  assertRegistration,
+  isPossibleNodeId,
+  nodeNotDrained,
+  nodeNotFound,
+  tooManyNodes,
+} from './node-registry.js';
 import { SqliteGroupCommit, openSqliteDatabase, type GroupCommitStats } from './sqlite-group-commit.js';
 
 /**
@@ -26,13 +38,13 @@ export const SQLITE_METADATA_LIMITS = {
   queueOpsMax: 100_000,
 } as const;
 
-/** Bumped whenever the schema changes; a newer file is refused rather than misread. */
-export const SQLITE_METADATA_SCHEMA_VERSION = 1;
+/** Bumped whenever the schema changes; a newer file is refused rather than misread. 2: the `nodes` table. */
+export const SQLITE_METADATA_SCHEMA_VERSION = 2;
 
 export interface SqliteMetadataStoreOptions {
   /** The database file; its directory is created when missing. */
   path: string;
-  /** Lease expiry and idempotency expiry are judged by this clock. Defaults to the system clock. */
+  /** Lease, node-registration and idempotency expiry are judged by this clock. Defaults to the system clock. */
   clock?: Clock;
   batchOpsMax?: number;
   queueOpsMax?: number;
@@ -80,6 +92,15 @@ CREATE TABLE IF NOT EXISTS leaders (
   term       INTEGER NOT NULL,
   expires_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS nodes (
+  id                TEXT PRIMARY KEY,
+  address           TEXT NOT NULL,
+  zone              TEXT,
+  state             TEXT NOT NULL CHECK (state IN ('active', 'draining')),
+  last_heartbeat_ms INTEGER NOT NULL,
+  expires_ms        INTEGER NOT NULL
+) WITHOUT ROWID;
 `;
 
 interface ManifestRow {
@@ -90,6 +111,14 @@ interface IdempotencyRow {
   fingerprint: string;
   state: 'pending' | 'done';
   response: string | null;
+  expires_ms: number;
+}
+interface NodeRow {
+  id: string;
+  address: string;
+  zone: string | null;
+  state: NodeMembershipState;
+  last_heartbeat_ms: number;
   expires_ms: number;
 }
 interface LeaderRow {
@@ -227,6 +256,19 @@ export class SqliteMetadataStore implements MetadataStore {
       vacateLeader: db.prepare<[string, string, number]>(
         'UPDATE leaders SET holder = NULL, expires_ms = 0 WHERE name = ? AND holder = ? AND term = ?',
       ),
+
+      // A refresh keeps the state an operator set; only a new row starts 'active'.
+      registerNode: db.prepare<[string, string, string | null, number, number]>(
+        "INSERT INTO nodes (id, address, zone, state, last_heartbeat_ms, expires_ms) VALUES (?, ?, ?, 'active', ?, ?) " +
+          'ON CONFLICT (id) DO UPDATE SET address = excluded.address, zone = excluded.zone, ' +
+          'last_heartbeat_ms = excluded.last_heartbeat_ms, expires_ms = excluded.expires_ms',
+      ),
+      listNodes: db.prepare<[number], NodeRow>(
+        'SELECT id, address, zone, state, last_heartbeat_ms, expires_ms FROM nodes ORDER BY id LIMIT ?',
+      ),
+      nodeState: db.prepare<[string], NodeMembershipState>('SELECT state FROM nodes WHERE id = ?').pluck(),
+      setNodeState: db.prepare<[string, string]>('UPDATE nodes SET state = ? WHERE id = ?'),
+      deleteNode: db.prepare<[string]>('DELETE FROM nodes WHERE id = ?'),
     };
   }
 
@@ -411,6 +453,52 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.group.submit(() => {
       // The row stays, holderless and expired, so that the next leader's term is still strictly greater.
       this.stmt.vacateLeader.run(term.name, term.holder, term.term);
+    });
+  }
+
+  // ---- storage-node registry ------------------------------------------------------------------------------
+
+  async registerNode(node: NodeRegistration, ttlMs: number): Promise<void> {
+    assertRegistration(node, ttlMs);
+    return this.group.submit(() => {
+      const nowMs = this.clock.nowMs();
+      this.stmt.registerNode.run(node.id, node.address, node.zone ?? null, nowMs, nowMs + ttlMs);
+    });
+  }
+
+  async listNodes(): Promise<RegisteredNode[]> {
+    // One more than the limit, so that a registry beyond it is reported instead of silently cut.
+    const rows = this.group.read(() => this.stmt.listNodes.all(NODE_REGISTRY_LIMITS.nodesMax + 1));
+    if (rows.length > NODE_REGISTRY_LIMITS.nodesMax) throw tooManyNodes(rows.length);
+    const nowMs = this.clock.nowMs();
+    return rows.map((row) => {
+      const node: RegisteredNode = {
+        id: row.id,
+        address: row.address,
+        state: row.state,
+        alive: row.expires_ms > nowMs,
+        lastHeartbeatMs: row.last_heartbeat_ms,
+      };
+      if (row.zone !== null) node.zone = row.zone;
+      return node;
+    });
+  }
+
+  async setNodeState(id: string, state: NodeMembershipState): Promise<void> {
+    assertMembershipState(state);
+    if (!isPossibleNodeId(id)) throw nodeNotFound(id);
+    return this.group.submit(() => {
+      if (this.stmt.setNodeState.run(state, id).changes === 0) throw nodeNotFound(id);
+    });
+  }
+
+  async removeNode(id: string): Promise<void> {
+    if (!isPossibleNodeId(id)) throw nodeNotFound(id);
+    return this.group.submit(() => {
+      const state = this.stmt.nodeState.get(id);
+      if (state === undefined) throw nodeNotFound(id);
+      if (state !== 'draining') throw nodeNotDrained(id, state);
+      this.stmt.deleteNode.run(id);
     });
   }
 

@@ -15,6 +15,8 @@ export interface PlacementNode {
   /** Failure domain (rack, zone). A node without one is a failure domain by itself. */
   zone?: string;
   healthy: boolean;
+  /** Being decommissioned: never chosen for new blobs (reads of what it holds go through the manifest). */
+  draining?: boolean;
 }
 
 /** Hex digits of the digest used as the score: 64 bits. */
@@ -51,8 +53,8 @@ export function rankNodes(seed: string, nodes: readonly PlacementNode[]): Placem
  *    and be marked partial, and the healer completes it).
  *
  * `seed`: any string. `nodes`: an id listed twice counts once (its first entry wins). `count`: an integer >= 0.
- * `options.exclude`: ids never chosen (e.g. nodes that already hold another part of the same key).
- * Throws INSUFFICIENT_NODES when fewer than `count` distinct nodes remain after `exclude`.
+ * `options.exclude`: ids never chosen (e.g. nodes that already hold another part of the same key); draining nodes
+ * are never chosen either. Throws INSUFFICIENT_NODES when fewer than `count` distinct nodes remain after both.
  */
 export function chooseNodes(
   seed: string,
@@ -63,12 +65,14 @@ export function chooseNodes(
   assert(Number.isSafeInteger(count), '!Number.isSafeInteger(count)');
   assert(count >= 0, 'count < 0');
   const exclude = options?.exclude;
-  const candidates = distinctById(nodes).filter((node) => !exclude?.has(node.id));
+  const candidates = distinctById(nodes).filter((node) => node.draining !== true && !exclude?.has(node.id));
   if (candidates.length < count) {
+    const draining = distinctById(nodes).filter((node) => node.draining === true).length;
     throw new StrataError(
       'INSUFFICIENT_NODES',
       `${candidates.length} storage nodes available` +
         (exclude && exclude.size > 0 ? ` (after excluding ${exclude.size})` : '') +
+        (draining > 0 ? ` (${draining} draining)` : '') +
         `, ${count} needed`,
       { nodesAvailable: candidates.length, nodesNeeded: count },
     );

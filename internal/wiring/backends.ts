@@ -25,12 +25,18 @@ export interface Backends {
   names: { metadata: string; wal: string };
 }
 
-export async function openBackends(config: Readonly<StrataConfig>, clock: Clock, log: Logger): Promise<Backends> {
-  let metadata: MetadataStore;
-  let metadataName: string;
+/**
+ * The metadata store alone: what a storage node needs for the node registry (it never touches the WAL).
+ * Unreachable etcd is logged, not thrown, as for openBackends.
+ */
+export async function openMetadata(
+  config: Readonly<StrataConfig>,
+  clock: Clock,
+  log: Logger,
+): Promise<{ metadata: MetadataStore; name: string }> {
   if (config.etcdEndpoints.length > 0) {
-    metadataName = `etcd (${config.etcdEndpoints.join(', ')})`;
-    metadata = await EtcdMetadataStore.open({ endpoints: config.etcdEndpoints, prefix: config.etcdPrefix, clock, checkReachable: false });
+    const name = `etcd (${config.etcdEndpoints.join(', ')})`;
+    const metadata = await EtcdMetadataStore.open({ endpoints: config.etcdEndpoints, prefix: config.etcdPrefix, clock, checkReachable: false });
     try {
       await metadata.currentRevision();
     } catch (error) {
@@ -39,10 +45,14 @@ export async function openBackends(config: Readonly<StrataConfig>, clock: Clock,
         `etcd at ${config.etcdEndpoints.join(', ')} cannot be reached; requests answer 503 METADATA_UNAVAILABLE until it is (check STRATA_ETCD_ENDPOINTS)`,
       );
     }
-  } else {
-    metadataName = 'embedded (SQLite)';
-    metadata = await SqliteMetadataStore.open({ path: path.join(config.dataDir, 'metadata', 'strata.db'), clock });
+    return { metadata, name };
   }
+  const metadata = await SqliteMetadataStore.open({ path: path.join(config.dataDir, 'metadata', 'strata.db'), clock });
+  return { metadata, name: 'embedded (SQLite)' };
+}
+
+export async function openBackends(config: Readonly<StrataConfig>, clock: Clock, log: Logger): Promise<Backends> {
+  const { metadata, name: metadataName } = await openMetadata(config, clock, log);
 
   let wal: WriteAheadLog;
   let walName: string;

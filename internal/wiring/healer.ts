@@ -24,6 +24,10 @@ export function buildHealer(
       gcGraceMs: config.gcGraceMs,
       tombstoneGraceMs: config.tombstoneGraceMs,
       nodeTimeoutMs: config.nodeTimeoutMs,
+      nodeDownGraceMs: config.nodeDownGraceMs,
+      rebalanceBlobsPerRoundMax: config.rebalanceBlobsPerRoundMax,
+      rebalanceBytesPerRoundMax: config.rebalanceBytesPerRoundMax,
+      rebalanceDeficitBytesMin: config.rebalanceDeficitBytesMin,
     },
   });
 }

@@ -36,7 +36,19 @@ export async function serveApp(app: Hono, host: string, port: number): Promise<H
       return new Response(JSON.stringify(body), { status: badRequest ? 400 : 500, headers: { 'content-type': 'application/json' } });
     },
   });
-  const server = createServer({ maxHeaderSize: LIMITS.headerBytesMax, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: 65_000 }, listener);
+  const server = createServer(
+    {
+      maxHeaderSize: LIMITS.headerBytesMax,
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      headersTimeout: HEADERS_TIMEOUT_MS,
+      keepAliveTimeout: 65_000,
+      // Node itself answers an HTTP/1.1 request without Host with an empty 400; let it through to the adapter,
+      // which refuses it with the JSON INVALID_REQUEST above like every other malformed request. (nginx passes an
+      // HTTP/1.0 request without Host on as HTTP/1.1 without Host.)
+      requireHostHeader: false,
+    },
+    listener,
+  );
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);

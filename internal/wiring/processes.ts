@@ -1,19 +1,28 @@
 /**
  * Wiring of the separate processes (`cmd/api`, `cmd/storage-node`, `cmd/healer`): on etcd and Kafka when they
  * are configured, otherwise on the embedded backends in a data directory the processes share (one machine).
+ *
+ * Storage nodes register themselves in the node registry (the metadata store) and heartbeat. Gateways and
+ * healers take their nodes from STRATA_NODES when it is set (a static list), otherwise from the registry,
+ * re-read every second.
  */
 import path from 'node:path';
+import { NodeHeartbeat } from '../cluster/node-heartbeat.js';
 import { NodePool } from '../cluster/node-pool.js';
-import { ConfigError, type StrataConfig } from '../config/config.js';
+import { RegistrySync } from '../cluster/registry-sync.js';
+import { ConfigError, defaultAdvertiseUrl, type StrataConfig } from '../config/config.js';
 import { systemClock } from '../core/clock.js';
+import { EC_TOTAL_SHARDS } from '../core/limits.js';
+import type { MetadataStore } from '../metadata/metadata-store.js';
 import { ReedSolomonCode } from '../ec/reed-solomon.js';
 import { buildHealer } from './healer.js';
 import type { Logger } from '../log/logger.js';
 import { HttpNodeClient } from '../nodeclient/http-node-client.js';
 import { startStorageNode } from '../storagenode/server.js';
-import { openBackends } from './backends.js';
+import { openBackends, openMetadata } from './backends.js';
 import { buildGateway } from './gateway.js';
 import { serveApp } from './http-server.js';
+import type { WriteHooks } from '../writeservice/write-service.js';
 
 export interface Running {
   describe: string;
@@ -25,33 +34,87 @@ function requireToken(config: Readonly<StrataConfig>): string {
   return config.clusterToken;
 }
 
-function nodePool(config: Readonly<StrataConfig>): NodePool {
-  if (config.nodes.length < 6) throw new ConfigError('STRATA_NODES must list at least 6 storage nodes (id=http://host:port,...)');
-  const token = requireToken(config);
-  const pool = new NodePool(
-    config.nodes.map((n) => ({
-      client: new HttpNodeClient({ nodeId: n.id, address: n.address, token, timeoutMs: config.nodeTimeoutMs }),
-      ...(n.zone ? { zone: n.zone } : {}),
-    })),
-    { clock: systemClock, probeIntervalMs: config.nodeProbeIntervalMs, probeTimeoutMs: Math.min(1000, config.nodeTimeoutMs) },
-  );
-  pool.start();
-  return pool;
+interface Membership {
+  pool: NodePool;
+  stop(): Promise<void>;
 }
 
+/** The gateway's or healer's storage nodes: the static STRATA_NODES list, or the node registry when it is empty. */
+async function nodeMembership(config: Readonly<StrataConfig>, registry: MetadataStore, log: Logger): Promise<Membership> {
+  const token = requireToken(config);
+  const makeClient = (n: { id: string; address: string }) =>
+    new HttpNodeClient({ nodeId: n.id, address: n.address, token, timeoutMs: config.nodeTimeoutMs });
+  const probing = { clock: systemClock, probeIntervalMs: config.nodeProbeIntervalMs, probeTimeoutMs: Math.min(1000, config.nodeTimeoutMs) };
+  if (config.nodes.length > 0) {
+    if (config.nodes.length < EC_TOTAL_SHARDS) {
+      throw new ConfigError(`STRATA_NODES must list at least ${EC_TOTAL_SHARDS} storage nodes (id=http://host:port,...), or be empty to use the node registry`);
+    }
+    const pool = new NodePool(
+      config.nodes.map((n) => ({ client: makeClient(n), ...(n.zone ? { zone: n.zone } : {}) })),
+      probing,
+    );
+    pool.start();
+    return { pool, stop: () => pool.close() };
+  }
+  const pool = new NodePool([], probing);
+  const sync = new RegistrySync({ registry, pool, makeClient, log });
+  // The first read is awaited so that the process starts with the nodes it can know about.
+  await sync.syncOnce();
+  if (pool.size < EC_TOTAL_SHARDS) {
+    log.warn(`${pool.size} storage nodes registered so far; writes need ${EC_TOTAL_SHARDS} (nodes register themselves when they start)`);
+  }
+  sync.start();
+  pool.start();
+  return {
+    pool,
+    async stop() {
+      await sync.stop();
+      await pool.close();
+    },
+  };
+}
+
+/**
+ * Test-only (STRATA_TEST_PAUSE_BEFORE_COMMIT_MS): every write waits between its blobs and its commit, so that a
+ * cluster test (test/cluster/gateway-crash.test.ts) can SIGKILL this process in exactly that window. The log line
+ * names the write, which is how the test knows the window has been reached.
+ */
+function testFaultHooks(config: Readonly<StrataConfig>, log: Logger): WriteHooks | undefined {
+  const pauseMs = config.testPauseBeforeCommitMs;
+  if (pauseMs === 0) return undefined;
+  log.warn({ pauseMs }, 'STRATA_TEST_PAUSE_BEFORE_COMMIT_MS is set: every write pauses before its commit (test-only)');
+  return {
+    async beforeCommit(writeId, key) {
+      log.warn({ writeId, key, pauseMs }, 'test hook: pausing before commit');
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    },
+  };
+}
 
 export async function runGateway(config: Readonly<StrataConfig>, log: Logger): Promise<Running> {
-  const pool = nodePool(config);
-  await pool.probe();
   const { metadata, wal, names } = await openBackends(config, systemClock, log);
-  const gateway = buildGateway({ config, metadata, wal, pool, ec: new ReedSolomonCode(), clock: systemClock, log, backends: names });
+  const membership = await nodeMembership(config, metadata, log);
+  const pool = membership.pool;
+  await pool.probe();
+  const hooks = testFaultHooks(config, log);
+  const gateway = buildGateway({
+    config,
+    metadata,
+    wal,
+    pool,
+    ec: new ReedSolomonCode(),
+    clock: systemClock,
+    log,
+    backends: names,
+    ...(hooks ? { hooks } : {}),
+  });
   const http = await serveApp(gateway.app, config.host, config.port);
   return {
     describe: `gateway listening on ${http.address}`,
     async stop() {
       await http.close();
       await gateway.writes.drain();
-      await pool.close();
+      await membership.stop();
       await wal.close();
       await metadata.close();
     },
@@ -59,6 +122,8 @@ export async function runGateway(config: Readonly<StrataConfig>, log: Logger): P
 }
 
 export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger): Promise<Running> {
+  // The metadata store only for the node registry: a storage node never reads manifests or the WAL.
+  const { metadata } = await openMetadata(config, systemClock, log);
   const node = await startStorageNode({
     nodeId: config.nodeId,
     dataDir: path.join(config.dataDir, 'nodes', config.nodeId),
@@ -68,19 +133,36 @@ export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger
     ...(config.scrubIntervalMs > 0 ? { scrubIntervalMs: config.scrubIntervalMs, scrubBytesPerSecMax: config.scrubBytesPerSecMax } : {}),
     onError: (err) => log.error({ err }, 'storage node error'),
   });
-  return { describe: `storage node ${config.nodeId} listening on ${node.address}`, stop: () => node.stop() };
+  const address = config.advertiseUrl ?? defaultAdvertiseUrl(config.host, node.port);
+  const heartbeat = new NodeHeartbeat({
+    registry: metadata,
+    node: { id: config.nodeId, address, ...(config.nodeZone ? { zone: config.nodeZone } : {}) },
+    ttlMs: config.nodeTtlMs,
+    log,
+  });
+  await heartbeat.start();
+  return {
+    describe: `storage node ${config.nodeId} listening on ${node.address}, registered as ${address}`,
+    async stop() {
+      // Heartbeats stop first: the registration lapses after its ttl and the node is then down for everyone.
+      await heartbeat.stop();
+      await node.stop();
+      await metadata.close();
+    },
+  };
 }
 
 export async function runHealer(config: Readonly<StrataConfig>, log: Logger): Promise<Running> {
-  const pool = nodePool(config);
   const { metadata, wal } = await openBackends(config, systemClock, log);
+  const membership = await nodeMembership(config, metadata, log);
+  const pool = membership.pool;
   const healer = buildHealer(config, { metadata, wal, pool, ec: new ReedSolomonCode(), clock: systemClock, log });
   healer.start();
   return {
     describe: 'healer running (it leads when it holds the lease)',
     async stop() {
       await healer.stop();
-      await pool.close();
+      await membership.stop();
       await wal.close();
       await metadata.close();
     },

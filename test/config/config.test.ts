@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_HOT_FIELDS, loadConfig } from '../../internal/config/config.js';
+import os from 'node:os';
+import { ConfigError, DEFAULT_HOT_FIELDS, defaultAdvertiseUrl, loadConfig } from '../../internal/config/config.js';
 
 describe('configuration', () => {
   it('has working defaults for npm start', () => {
@@ -25,6 +26,10 @@ describe('configuration', () => {
       [{ STRATA_LOG_LEVEL: 'loud' }, 'STRATA_LOG_LEVEL'],
       [{ STRATA_NODE_COUNT: '5' }, 'STRATA_NODE_COUNT'],
       [{ STRATA_GC_GRACE_MS: '100', STRATA_INTENT_TIMEOUT_MS: '1000' }, 'STRATA_GC_GRACE_MS'],
+      [{ STRATA_NODE_ID: 'node 1' }, 'STRATA_NODE_ID'],
+      [{ STRATA_NODE_ZONE: 'zone/a' }, 'STRATA_NODE_ZONE'],
+      [{ STRATA_ADVERTISE_URL: '10.0.0.7:8101' }, 'STRATA_ADVERTISE_URL'],
+      [{ STRATA_NODE_TTL_MS: '1000' }, 'STRATA_NODE_TTL_MS'],
     ];
     for (const [env, name] of cases) {
       expect(() => loadConfig(env), JSON.stringify(env)).toThrow(ConfigError);
@@ -44,5 +49,15 @@ describe('configuration', () => {
     ]);
     expect(config.hotFieldsByPrefix.get('user:')).toEqual(['like_count', '/stats/views']);
     expect(config.defaultHotFields).toEqual(['a', 'b', 'c']);
+  });
+
+  it('registers a storage node at its listen address unless STRATA_ADVERTISE_URL says otherwise', () => {
+    expect(loadConfig({}).advertiseUrl).toBeNull();
+    expect(loadConfig({}).nodeTtlMs).toBe(10_000);
+    expect(loadConfig({}).nodeDownGraceMs).toBe(600_000);
+    expect(loadConfig({ STRATA_ADVERTISE_URL: 'http://storage-node-3:8101/' }).advertiseUrl).toBe('http://storage-node-3:8101');
+    expect(defaultAdvertiseUrl('10.0.0.7', 8101)).toBe('http://10.0.0.7:8101');
+    // A wildcard listen address cannot be dialled; the host name stands in for it.
+    expect(defaultAdvertiseUrl('0.0.0.0', 8101)).toBe(`http://${os.hostname()}:8101`);
   });
 });

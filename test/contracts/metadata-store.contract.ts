@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../internal/manifest/manifest.js';
-import type { CommitResult, MetadataStore } from '../../internal/metadata/metadata-store.js';
+import { isStrataError } from '../../internal/core/errors.js';
+import type { CommitResult, MetadataStore, RegisteredNode } from '../../internal/metadata/metadata-store.js';
 import { makeManifest, makeTombstone } from '../helpers/manifest-fixture.js';
 
 /**
@@ -56,6 +57,17 @@ async function remove(store: MetadataStore, key: string, writeId: string, expect
       assignVersion: true,
     }),
   );
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => 'resolved',
+    (err: unknown) => (isStrataError(err) ? err.code : err),
+  );
+}
+
+function nodeById(nodes: RegisteredNode[], id: string): RegisteredNode | undefined {
+  return nodes.find((n) => n.id === id);
 }
 
 function byUtf8(a: string, b: string): number {
@@ -471,6 +483,83 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
         expect(b?.term).toBeGreaterThan(a?.term ?? Infinity);
         const again = await store.acquireLeadership('healer', 'A', TTL_MS);
         expect(again).toBeNull();
+      });
+    });
+
+    describe('node registry', () => {
+      it('lists a registered node as active and alive with its address, zone and heartbeat time', async () => {
+        const before = fx.clock.nowMs();
+        await store.registerNode({ id: 'node-2', address: 'http://10.0.0.2:8101', zone: 'z1' }, TTL_MS);
+        await store.registerNode({ id: 'node-1', address: 'http://10.0.0.1:8101' }, TTL_MS);
+        const after = fx.clock.nowMs();
+        const nodes = await store.listNodes();
+        expect(nodes.map((n) => n.id)).toEqual(['node-1', 'node-2']);
+        const [one, two] = nodes;
+        expect(one).toMatchObject({ id: 'node-1', address: 'http://10.0.0.1:8101', state: 'active', alive: true });
+        expect(one?.zone).toBeUndefined();
+        expect(two).toMatchObject({ id: 'node-2', address: 'http://10.0.0.2:8101', zone: 'z1', state: 'active', alive: true });
+        expect(two?.lastHeartbeatMs).toBeGreaterThanOrEqual(before);
+        expect(two?.lastHeartbeatMs).toBeLessThanOrEqual(after);
+      });
+
+      it('reports a node that stops heartbeating as not alive once its ttl has passed, and alive again when it returns', async () => {
+        await store.registerNode({ id: 'quiet', address: 'http://10.0.0.1:8101' }, TTL_MS);
+        await store.registerNode({ id: 'busy', address: 'http://10.0.0.2:8101' }, TTL_MS);
+        await fx.clock.advance(TTL_MS / 2);
+        await store.registerNode({ id: 'busy', address: 'http://10.0.0.2:8101' }, TTL_MS);
+        // Past the first registrations' ttl, within the refreshed one.
+        await fx.clock.advance(TTL_MS * 0.75);
+        const midway = await store.listNodes();
+        expect(nodeById(midway, 'busy')?.alive).toBe(true);
+        await fx.clock.advance(PAST_TTL_MS - TTL_MS * 0.75);
+        const later = await store.listNodes();
+        expect(nodeById(later, 'quiet')).toMatchObject({ alive: false, state: 'active' });
+        await store.registerNode({ id: 'quiet', address: 'http://10.0.0.1:8101' }, TTL_MS);
+        expect(nodeById(await store.listNodes(), 'quiet')?.alive).toBe(true);
+      });
+
+      it('keeps the draining state across heartbeats and takes a new address on refresh', async () => {
+        await store.registerNode({ id: 'n', address: 'http://10.0.0.1:8101', zone: 'a' }, TTL_MS);
+        await store.setNodeState('n', 'draining');
+        await store.registerNode({ id: 'n', address: 'http://10.0.0.9:8101', zone: 'b' }, TTL_MS);
+        expect(nodeById(await store.listNodes(), 'n')).toMatchObject({
+          address: 'http://10.0.0.9:8101',
+          zone: 'b',
+          state: 'draining',
+          alive: true,
+        });
+        await store.setNodeState('n', 'active');
+        expect(nodeById(await store.listNodes(), 'n')?.state).toBe('active');
+      });
+
+      it('refuses to change or remove a node that is not registered', async () => {
+        expect(await codeOf(store.setNodeState('ghost', 'draining'))).toBe('NODE_NOT_FOUND');
+        expect(await codeOf(store.removeNode('ghost'))).toBe('NODE_NOT_FOUND');
+        expect(await codeOf(store.removeNode('not a node id!'))).toBe('NODE_NOT_FOUND');
+        expect(await store.listNodes()).toEqual([]);
+      });
+
+      it('removes a node only once it is draining', async () => {
+        await store.registerNode({ id: 'n', address: 'http://10.0.0.1:8101' }, TTL_MS);
+        await store.registerNode({ id: 'keep', address: 'http://10.0.0.2:8101' }, TTL_MS);
+        expect(await codeOf(store.removeNode('n'))).toBe('NODE_NOT_DRAINED');
+        expect(nodeById(await store.listNodes(), 'n')?.state).toBe('active');
+        await store.setNodeState('n', 'draining');
+        await store.removeNode('n');
+        expect((await store.listNodes()).map((n) => n.id)).toEqual(['keep']);
+        expect(await codeOf(store.removeNode('n'))).toBe('NODE_NOT_FOUND');
+        // A removed node that heartbeats again is registered afresh, as active.
+        await store.registerNode({ id: 'n', address: 'http://10.0.0.1:8101' }, TTL_MS);
+        expect(nodeById(await store.listNodes(), 'n')).toMatchObject({ state: 'active', alive: true });
+      });
+
+      it('keeps registrations and states across a restart', async () => {
+        await store.registerNode({ id: 'a', address: 'http://10.0.0.1:8101', zone: 'z' }, 60_000);
+        await store.setNodeState('a', 'draining');
+        store = await fx.reopen();
+        expect(await store.listNodes()).toEqual([
+          expect.objectContaining({ id: 'a', address: 'http://10.0.0.1:8101', zone: 'z', state: 'draining' }),
+        ]);
       });
     });
 

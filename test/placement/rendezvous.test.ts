@@ -175,6 +175,15 @@ describe('chooseNodes', () => {
     }
   });
 
+  it('never chooses a draining node, even when the other nodes are down', () => {
+    const nodes = nodesNamed(7).map((node) => (node.id === 'node-3' ? { ...node, draining: true } : node));
+    for (const key of KEYS.slice(0, 500)) expect(chooseNodes(`${key}/cold`, nodes, 6)).not.toContain('node-3');
+    const down = nodes.map((node) => (node.id === 'node-3' ? node : { ...node, healthy: false }));
+    expect(chooseNodes('k/hot', down, 3)).not.toContain('node-3');
+    const tooFew = thrown(() => chooseNodes('k/cold', nodes.slice(1), 6));
+    expect((tooFew as Error).message).toBe('5 storage nodes available (1 draining), 6 needed');
+  });
+
   it('fails with INSUFFICIENT_NODES when there are too few nodes', () => {
     const tooFew = thrown(() => chooseNodes('k/cold', nodesNamed(5), 6));
     expect(isStrataError(tooFew, 'INSUFFICIENT_NODES')).toBe(true);

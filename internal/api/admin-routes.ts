@@ -1,0 +1,114 @@
+/**
+ * Admin routes of api.md ("Admin"): the node registry as operators change it. Draining a node takes it out of
+ * placement for new writes (gateways and healers see it within their registry refresh, about a second); the
+ * healer then moves its blobs elsewhere and reports it empty; removing it is refused until then.
+ *
+ * These routes change the cluster: expose them only to operators (e.g. restrict /admin/ at the proxy).
+ */
+import type { Hono } from 'hono';
+import { EC_TOTAL_SHARDS } from '../core/limits.js';
+import { StrataError } from '../core/errors.js';
+import { allRefs } from '../manifest/manifest.js';
+import type { RegisteredNode } from '../metadata/metadata-store.js';
+import type { GatewayDeps } from './gateway-deps.js';
+
+/** Manifests read per page when checking that a node is empty before removing it. */
+const EMPTY_CHECK_SCAN_PAGE = 1000;
+
+export function registerAdminRoutes(app: Hono, deps: GatewayDeps): void {
+  app.get('/admin/nodes', async (c) => {
+    const nodes = await deps.metadata.listNodes();
+    return c.json({ nodes: nodes.map(nodeBody) });
+  });
+
+  app.post('/admin/nodes/:id/drain', async (c) => {
+    const id = c.req.param('id');
+    const nodes = await deps.metadata.listNodes();
+    const node = findNode(nodes, id);
+    if (node.state !== 'draining') {
+      const remaining = activeNodeIds(deps, nodes);
+      remaining.delete(id);
+      if (remaining.size < EC_TOTAL_SHARDS) {
+        throw new StrataError(
+          'TOO_FEW_ACTIVE_NODES',
+          `draining "${id}" would leave ${remaining.size} active storage nodes; writes need ${EC_TOTAL_SHARDS} (add a node first)`,
+          { activeNodes: remaining.size, needed: EC_TOTAL_SHARDS },
+        );
+      }
+      await deps.metadata.setNodeState(id, 'draining');
+    }
+    return c.json({ node: nodeBody({ ...node, state: 'draining' }) });
+  });
+
+  app.post('/admin/nodes/:id/activate', async (c) => {
+    const id = c.req.param('id');
+    const node = findNode(await deps.metadata.listNodes(), id);
+    if (node.state !== 'active') await deps.metadata.setNodeState(id, 'active');
+    return c.json({ node: nodeBody({ ...node, state: 'active' }) });
+  });
+
+  app.delete('/admin/nodes/:id', async (c) => {
+    const id = c.req.param('id');
+    const node = findNode(await deps.metadata.listNodes(), id);
+    if (node.state !== 'draining') {
+      throw new StrataError('NODE_NOT_DRAINED', `storage node "${id}" is ${node.state}; drain it first (POST /admin/nodes/${id}/drain)`, {
+        node: id,
+        state: node.state,
+      });
+    }
+    const blobs = await referencedBlobs(deps, id);
+    if (blobs > 0) {
+      throw new StrataError(
+        'NODE_NOT_EMPTY',
+        `storage node "${id}" still holds ${blobs} referenced blobs; the healer is moving them (its report lists the node in drainComplete when done)`,
+        { node: id, blobs },
+      );
+    }
+    // A write planned before the drain could still commit a blob onto the node between this scan and the
+    // removal; the healer then finds that ref on a node that is no longer a member and rebuilds it elsewhere.
+    await deps.metadata.removeNode(id);
+    return c.json({ removed: id });
+  });
+}
+
+function findNode(nodes: readonly RegisteredNode[], id: string): RegisteredNode {
+  const node = nodes.find((n) => n.id === id);
+  if (!node) throw new StrataError('NODE_NOT_FOUND', `no storage node "${id}" is registered`, { node: id });
+  return node;
+}
+
+/** Active nodes as the registry and this gateway's static list (STRATA_NODES) know them. */
+function activeNodeIds(deps: GatewayDeps, nodes: readonly RegisteredNode[]): Set<string> {
+  const registered = new Map(nodes.map((n) => [n.id, n]));
+  const ids = new Set(nodes.filter((n) => n.state === 'active').map((n) => n.id));
+  for (const node of deps.pool.placementNodes()) {
+    if (!registered.has(node.id) && node.draining !== true) ids.add(node.id);
+  }
+  return ids;
+}
+
+/** Refs to `nodeId` in live manifests: a full scan, so its cost grows with the number of keys. */
+async function referencedBlobs(deps: GatewayDeps, nodeId: string): Promise<number> {
+  let count = 0;
+  let after: string | null = null;
+  for (;;) {
+    const page = await deps.metadata.scan(after, EMPTY_CHECK_SCAN_PAGE);
+    for (const { manifest } of page) {
+      if (manifest.deleted) continue;
+      for (const ref of allRefs(manifest)) if (ref.node === nodeId) count++;
+    }
+    if (page.length < EMPTY_CHECK_SCAN_PAGE) return count;
+    after = page[page.length - 1]!.manifest.key;
+  }
+}
+
+function nodeBody(node: RegisteredNode) {
+  return {
+    id: node.id,
+    address: node.address,
+    zone: node.zone ?? null,
+    state: node.state,
+    alive: node.alive,
+    last_heartbeat: new Date(node.lastHeartbeatMs).toISOString(),
+  };
+}

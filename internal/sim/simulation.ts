@@ -1,0 +1,677 @@
+/**
+ * One simulated run of Strata's write, read, delete, repair and GC protocols, from a seed.
+ *
+ * World: six simulated storage nodes (sim-node.ts), the real SQLite metadata store and WAL on tmpfs wrapped with
+ * fault injection (sim-backends.ts), the real Reed-Solomon code, two gateways assembled from the real
+ * WriteService / ReadService / DocumentOps (as buildGateway does, minus HTTP) whose WriteHooks crash, stall
+ * forever or pause at afterIntent / beforeCommit, and two real Healers with different holder ids, one of which is
+ * paused now and then so leadership moves. All of it runs on one virtual clock (sim-scheduler.ts).
+ *
+ * Workload: steps; each step may inject faults, then launches a seeded burst of 1-3 concurrent operations on a
+ * small key set (writes of every strategy, hot-only rewrites, cold changes, hot and cold patches, deletes, reads)
+ * and healer rounds, drives them to completion in virtual time, and moves the clock on.
+ *
+ * Checking is against ground truth: the metadata wrapper records every applied versioned commit, and the hooks
+ * map each write id to the operation that made it. Reads must be linearizable against that history (the version
+ * read is the latest committed when the read began or one committed during it; NOT_FOUND likewise) and return
+ * exactly the bytes of the operation that committed that version. Acknowledged operations must have committed
+ * with the version they reported; operations that failed definitely (4xx, 503 below quorum, aborted) must not
+ * have committed. After the faults stop and the healers run to quiescence: every node blob is referenced by a
+ * manifest (GC complete), every manifest is fully protected with every ref present and intact, and every key
+ * reads back as its last committed state.
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { NodePool } from '../cluster/node-pool.js';
+import { isStrataError, StrataError } from '../core/errors.js';
+import { checksumOf } from '../blobio/checksum.js';
+import { ReedSolomonCode } from '../ec/reed-solomon.js';
+import { Healer } from '../healer/healer.js';
+import { parseJson } from '../json/parse.js';
+import type { JsonObject } from '../json/value.js';
+import { silentLogger } from '../log/logger.js';
+import type { Strategy } from '../manifest/manifest.js';
+import { SqliteMetadataStore } from '../metadata/sqlite-metadata-store.js';
+import { StaticHotFieldPolicy } from '../policy/hot-fields.js';
+import { ReadService } from '../readservice/read-service.js';
+import { SqliteWriteAheadLog } from '../wal/sqlite-wal.js';
+import { DocumentOps } from '../writeservice/document-ops.js';
+import { WriteService, type WriteHooks } from '../writeservice/write-service.js';
+import { Prng } from './prng.js';
+import { SimMetadataStore, simErasureCode, simWal, type MetadataFaultRates, type WalFaultRates } from './sim-backends.js';
+import { SimNode, SimNodeClient, type NodeFaultRates } from './sim-node.js';
+import { SimScheduler } from './sim-scheduler.js';
+
+export interface SimOptions {
+  seed: number;
+  /** Workload steps (each a burst of 1-3 operations). */
+  steps?: number;
+  verbose?: boolean;
+}
+
+export interface SimResult {
+  seed: number;
+  ok: boolean;
+  failures: string[];
+  trace: string[];
+  stats: Record<string, number>;
+}
+
+const NODE_IDS = ['n1', 'n2', 'n3', 'n4', 'n5', 'n6'];
+const KEYS = ['k0', 'k1', 'k2', 'k3'];
+const HOT_FIELDS = ['counter', 'status'];
+const STRATEGIES: Strategy[] = ['replication', 'ec', 'field_hybrid'];
+const NODE_TIMEOUT_MS = 1000;
+const INTENT_TIMEOUT_MS = 5_000;
+const GC_GRACE_MS = 20_000;
+const TOMBSTONE_GRACE_MS = 30_000;
+const LEASE_MS = 3_000;
+/** Blobs on a node down longer than this are moved elsewhere by the healer. */
+const NODE_DOWN_GRACE_MS = 10_000;
+/** Storage nodes down at once, at most (architecture.md's fault model). */
+const NODES_DOWN_MAX = 2;
+
+type OpKind = 'write' | 'hot-rewrite' | 'cold-change' | 'patch-hot' | 'patch-cold' | 'delete' | 'read';
+type Outcome = 'pending' | 'acked' | 'failed' | 'unknown';
+
+interface Op {
+  id: number;
+  kind: OpKind;
+  key: string;
+  gateway: number;
+  /** Write: the exact compact JSON text written. */
+  text?: string;
+  patch?: Record<string, string | number>;
+  outcome: Outcome;
+  error?: string;
+  version?: number;
+  startSeq: number;
+  endSeq?: number;
+  /** Read results. */
+  readVersion?: number | null;
+  readBody?: string;
+  parked?: boolean;
+}
+
+interface GatewayInstance {
+  index: number;
+  alive: boolean;
+  pool: NodePool;
+  writes: WriteService;
+  reads: ReadService;
+  ops: DocumentOps;
+}
+
+export async function runSimulation(options: SimOptions): Promise<SimResult> {
+  const sim = new Simulation(options);
+  try {
+    return await sim.run();
+  } finally {
+    await sim.close();
+  }
+}
+
+class Simulation {
+  private readonly prng: Prng;
+  private readonly sched: SimScheduler;
+  private readonly trace: string[] = [];
+  private readonly failures: string[] = [];
+  private readonly nodes = NODE_IDS.map((id) => new SimNode(id));
+  private readonly ops: Op[] = [];
+  private readonly writeIdToOp = new Map<string, Op>();
+  private readonly stats: Record<string, number> = {};
+  private readonly dir = mkdtempSync(path.join(existsShm() ? '/dev/shm' : tmpdir(), 'strata-sim-'));
+  private readonly steps: number;
+  private faultsOn = true;
+  /** Per-seed intensities, so some seeds are calm and some are storms. */
+  private readonly intensity: number;
+  private nodeRates: NodeFaultRates;
+  private metaRates: MetadataFaultRates;
+  private walRates: WalFaultRates;
+  private hookRates = { crash: 0, stall: 0, pause: 0 };
+  private meta!: SimMetadataStore;
+  private realMeta!: SqliteMetadataStore;
+  private realWal!: SqliteWriteAheadLog;
+  private wal!: ReturnType<typeof simWal>;
+  private ec!: ReturnType<typeof simErasureCode>;
+  private gateways: GatewayInstance[] = [];
+  private healers: { healer: Healer; pool: NodePool; pausedUntilStep: number }[] = [];
+  private nextOpId = 0;
+  private savedRandom = Math.random;
+  private docCounter = 0;
+
+  constructor(private readonly options: SimOptions) {
+    this.prng = new Prng(options.seed);
+    this.sched = new SimScheduler(new Prng(options.seed ^ 0x5eed));
+    this.steps = options.steps ?? 40;
+    this.intensity = this.prng.pick([0, 0.5, 1, 1, 2]);
+    const k = this.intensity;
+    this.nodeRates = { lostResponse: 0.03 * k, slow: 0.02 * k, transitFlip: 0.02 * k };
+    this.metaRates = { commitUnknownApplied: 0.04 * k, commitUnknownNotApplied: 0.04 * k, unavailable: 0.01 * k };
+    this.walRates = { duplicate: 0.1 * k, shortPoll: 0.2 * k };
+    this.hookRates = { crash: 0.03 * k, stall: 0.01 * k, pause: 0.03 * k };
+  }
+
+  private log(line: string): void {
+    const entry = `[${Math.round(this.sched.nowMs() - 1_700_000_000_000)}ms] ${line}`;
+    this.trace.push(entry);
+    if (this.options.verbose) console.log(entry);
+  }
+
+  private count(name: string): void {
+    this.stats[name] = (this.stats[name] ?? 0) + 1;
+  }
+
+  async run(): Promise<SimResult> {
+    // The write path's commit-race backoff draws Math.random(); during a run it draws from the seed instead.
+    const random = new Prng(this.options.seed ^ 0xbac0ff);
+    Math.random = () => random.next();
+    try {
+      await this.open();
+      this.log(`seed ${this.options.seed} intensity ${this.intensity} steps ${this.steps}`);
+      for (let step = 0; step < this.steps; step++) await this.step(step);
+      await this.quiesce();
+      await this.checkFinal();
+    } catch (error) {
+      this.failures.push(`run threw: ${(error as Error).stack ?? String(error)}`);
+    } finally {
+      Math.random = this.savedRandom;
+    }
+    this.checkHistory();
+    this.failures.push(...this.meta.violations);
+    return { seed: this.options.seed, ok: this.failures.length === 0, failures: this.failures, trace: this.trace, stats: this.stats };
+  }
+
+  private async open(): Promise<void> {
+    const clock = this.sched;
+    this.realMeta = await SqliteMetadataStore.open({ path: path.join(this.dir, 'meta.db'), clock });
+    this.realWal = await SqliteWriteAheadLog.open({ path: path.join(this.dir, 'wal.db'), clock });
+    this.meta = new SimMetadataStore(
+      this.realMeta,
+      this.sched,
+      new Prng(this.options.seed ^ 0x3e7a),
+      () => (this.faultsOn ? this.metaRates : NO_META_FAULTS),
+      (node, blob) => {
+        const b = this.nodes.find((n) => n.id === node)?.blobs.get(blob);
+        return b !== undefined;
+      },
+      (line) => this.log(line),
+    );
+    this.wal = simWal(this.realWal, this.sched, new Prng(this.options.seed ^ 0x3a1), () => (this.faultsOn ? this.walRates : NO_WAL_FAULTS));
+    this.ec = simErasureCode(new ReedSolomonCode(), this.sched);
+    this.gateways = [this.newGateway(0), this.newGateway(1)];
+    this.healers = ['healer-a', 'healer-b'].map((holderId) => {
+      const pool = this.newPool();
+      const healer = new Healer({
+        metadata: this.meta.store,
+        wal: this.wal,
+        pool,
+        ec: this.ec,
+        clock: this.sched,
+        log: silentLogger,
+        options: {
+          holderId,
+          intervalMs: 1000,
+          auditIntervalMs: 5000,
+          leaseMs: LEASE_MS,
+          intentTimeoutMs: INTENT_TIMEOUT_MS,
+          gcGraceMs: GC_GRACE_MS,
+          tombstoneGraceMs: TOMBSTONE_GRACE_MS,
+          nodeTimeoutMs: NODE_TIMEOUT_MS,
+          nodeDownGraceMs: NODE_DOWN_GRACE_MS,
+          rebalanceBlobsPerRoundMax: 100,
+          rebalanceBytesPerRoundMax: 16 << 20,
+        },
+      });
+      return { healer, pool, pausedUntilStep: -1 };
+    });
+  }
+
+  private newPool(): NodePool {
+    const prng = new Prng(this.prng.int(2 ** 31));
+    const clients = this.nodes.map((node) => ({
+      client: new SimNodeClient(node, this.sched, prng, () => (this.faultsOn ? this.nodeRates : NO_NODE_FAULTS), (l) => this.log(l)),
+    }));
+    return new NodePool(clients, { clock: this.sched, probeIntervalMs: 1000, probeTimeoutMs: NODE_TIMEOUT_MS });
+  }
+
+  private newGateway(index: number): GatewayInstance {
+    const pool = this.newPool();
+    let self: GatewayInstance | null = null;
+    const hooks: WriteHooks = {
+      afterIntent: (writeId, key) => this.hook('afterIntent', self!, writeId, key),
+      beforeCommit: (writeId, key) => this.hook('beforeCommit', self!, writeId, key),
+    };
+    const writes = new WriteService({
+      metadata: this.meta.store,
+      wal: this.wal,
+      pool,
+      ec: this.ec,
+      clock: this.sched,
+      log: silentLogger,
+      options: { nodeTimeoutMs: NODE_TIMEOUT_MS, commitDeadlineMs: GC_GRACE_MS },
+      hooks,
+    });
+    // hedgeAfterMs: the hedges of blob-io.ts use real timers, so they are pushed past any run (see README).
+    const reads = new ReadService({
+      metadata: this.meta.store,
+      pool,
+      ec: this.ec,
+      clock: this.sched,
+      log: silentLogger,
+      options: { nodeTimeoutMs: NODE_TIMEOUT_MS, hedgeAfterMs: 2_000_000_000, depthMax: 64, membersMax: 10_000 },
+    });
+    const policy = new StaticHotFieldPolicy(HOT_FIELDS, new Map());
+    const ops = new DocumentOps(writes, reads, policy, 'field_hybrid', { bodyBytesMax: 1 << 20, depthMax: 64, membersMax: 10_000 });
+    self = { index, alive: true, pool, writes, reads, ops };
+    return self;
+  }
+
+  /**
+   * Mutations queued per gateway instance and key, in launch order. A gateway's key lock runs them one at a time
+   * in that order, so the op inside a write hook is the head of its queue.
+   */
+  private readonly mutationQueues = new Map<GatewayInstance, Map<string, Op[]>>();
+
+  private queueOf(gw: GatewayInstance, key: string): Op[] {
+    let byKey = this.mutationQueues.get(gw);
+    if (!byKey) this.mutationQueues.set(gw, (byKey = new Map()));
+    let queue = byKey.get(key);
+    if (!queue) byKey.set(key, (queue = []));
+    return queue;
+  }
+
+  private async hook(where: 'afterIntent' | 'beforeCommit', instance: GatewayInstance, writeId: string, key: string): Promise<void> {
+    const gateway = instance.index;
+    const op = this.queueOf(instance, key)[0];
+    if (op) this.writeIdToOp.set(writeId, op);
+    if (!this.faultsOn) return;
+    const roll = this.prng.next();
+    const r = this.hookRates;
+    if (roll < r.crash) {
+      this.count(`gateway-crash-${where}`);
+      this.log(`fault gateway-${gateway} crashes at ${where} of op ${op?.id}`);
+      throw new Error(`simulated gateway crash at ${where}`);
+    }
+    if (roll < r.crash + r.stall && op) {
+      this.count(`gateway-stall-${where}`);
+      this.log(`fault gateway-${gateway} stalls forever at ${where} of op ${op.id}; it is replaced`);
+      op.parked = true;
+      instance.alive = false;
+      this.gateways[gateway] = this.newGateway(gateway);
+      return new Promise<void>(() => undefined);
+    }
+    if (roll < r.crash + r.stall + r.pause) {
+      const ms = this.prng.int(GC_GRACE_MS * 1.5);
+      this.count(`gateway-pause-${where}`);
+      this.log(`fault gateway-${gateway} pauses ${ms} ms at ${where} of op ${op?.id}`);
+      if (op) op.parked = true;
+      await this.sched.sleep(ms);
+    }
+  }
+
+  private async step(step: number): Promise<void> {
+    if (this.faultsOn) this.injectFaults(step);
+    for (const g of this.gateways) void g.pool.probe();
+    const burst = 1 + this.prng.int(3);
+    const launched: Op[] = [];
+    const running: Promise<unknown>[] = [];
+    // Mutations on one key through one gateway are queued by its key lock; only one op per (gateway, key) per
+    // burst keeps the mapping from hook to op exact.
+    const used = new Set<string>();
+    for (let i = 0; i < burst; i++) {
+      const gateway = this.prng.int(this.gateways.length);
+      const key = this.prng.pick(KEYS);
+      if (used.has(`${gateway}/${key}`)) continue;
+      used.add(`${gateway}/${key}`);
+      const op = this.launch(gateway, key);
+      launched.push(op);
+    }
+    const healerTasks: { done: boolean }[] = [];
+    for (const [i, h] of this.healers.entries()) {
+      if (h.pausedUntilStep > step || !this.prng.chance(0.6)) continue;
+      const task = { done: false };
+      healerTasks.push(task);
+      running.push(
+        h.healer
+          .runOnce()
+          .catch((error) => this.log(`healer-${i} round failed: ${(error as Error).message}`))
+          .finally(() => (task.done = true)),
+      );
+    }
+    const finished = await this.sched.runUntil(
+      () => launched.every((op) => op.outcome !== 'pending' || op.parked || !this.gateways[op.gateway]!.alive || this.deadGateway(op)) && healerTasks.every((t) => t.done),
+      this.sched.nowMs() + 10 * GC_GRACE_MS,
+    );
+    if (!finished) this.failures.push(`step ${step}: operations stalled (no timers left or beyond the time limit)`);
+    await this.sched.advanceTo(this.sched.nowMs() + this.prng.int(1500));
+  }
+
+  private readonly gatewayOfOp = new Map<Op, GatewayInstance>();
+
+  private deadGateway(op: Op): boolean {
+    return this.gatewayOfOp.get(op)?.alive === false;
+  }
+
+  private injectFaults(step: number): void {
+    const k = this.intensity;
+    if (k === 0) return;
+    const down = this.nodes.filter((n) => !n.up);
+    if (down.length > 0 && this.prng.chance(0.25)) {
+      const node = this.prng.pick(down);
+      node.restart();
+      this.log(`fault node ${node.id} restarts`);
+    } else if (down.length < NODES_DOWN_MAX && this.prng.chance(0.08 * k)) {
+      const node = this.prng.pick(this.nodes.filter((n) => n.up));
+      node.crash();
+      this.count('node-crash');
+      this.log(`fault node ${node.id} crashes`);
+    }
+    if (this.prng.chance(0.05 * k)) {
+      const node = this.prng.pick(this.nodes);
+      node.diskFull = !node.diskFull;
+      this.count('disk-full-toggle');
+      this.log(`fault node ${node.id} disk full = ${node.diskFull}`);
+    }
+    if (this.prng.chance(0.1 * k)) this.rotOneBlob();
+    const healer = this.healers[this.prng.int(this.healers.length)]!;
+    if (this.prng.chance(0.08 * k)) {
+      healer.pausedUntilStep = step + 1 + this.prng.int(8);
+      this.count('healer-pause');
+      this.log(`fault healer ${this.healers.indexOf(healer)} paused until step ${healer.pausedUntilStep}`);
+    }
+  }
+
+  /** Flips a bit in one stored blob, at most one rotten blob per write id (beyond that data is really lost). */
+  private rotOneBlob(): void {
+    const rottenWrites = new Set<string>();
+    const candidates: { node: SimNode; id: string }[] = [];
+    for (const node of this.nodes) for (const [id, b] of node.blobs) if (b.rotten) rottenWrites.add(b.info.writeId);
+    for (const node of this.nodes) {
+      for (const [id, b] of node.blobs) if (!b.rotten && !rottenWrites.has(b.info.writeId)) candidates.push({ node, id });
+    }
+    if (candidates.length === 0) return;
+    const { node, id } = this.prng.pick(candidates);
+    const blob = node.blobs.get(id)!;
+    blob.rotten = true;
+    blob.data = Buffer.from(blob.data);
+    if (blob.data.length > 0) {
+      const i = this.prng.int(blob.data.length);
+      blob.data[i] = blob.data[i]! ^ (1 << this.prng.int(8));
+    }
+    this.count('bit-rot');
+    this.log(`fault bit rot in ${id} on ${node.id}`);
+  }
+
+  private newDoc(key: string, base?: { nonce: string; big: string; tags: string[] }): string {
+    const n = ++this.docCounter;
+    const nonce = base?.nonce ?? `c${n}`;
+    const big = base?.big ?? 'x'.repeat(this.prng.int(3) === 0 ? 2000 + this.prng.int(4000) : this.prng.int(60));
+    const tags = base?.tags ?? [`t${n}`, `u${this.prng.int(100)}`];
+    // Members in a fixed order with hot ones in the middle, so that merge(hot, cold) must restore the order.
+    return `{"id":"${key}","nonce":"${nonce}","counter":${n},"tags":${JSON.stringify(tags)},"status":"s${n}","big":"${big}"}`;
+  }
+
+  /** The last text written to `key` that might be current (for hot-only rewrites and cold changes). */
+  private lastText(key: string): string | undefined {
+    for (let i = this.ops.length - 1; i >= 0; i--) {
+      const op = this.ops[i]!;
+      if (op.key === key && op.text && op.outcome !== 'failed') return op.text;
+    }
+    return undefined;
+  }
+
+  private launch(gateway: number, key: string): Op {
+    const gw = this.gateways[gateway]!;
+    const kind = this.prng.pick<OpKind>(['write', 'write', 'hot-rewrite', 'cold-change', 'patch-hot', 'patch-cold', 'delete', 'read', 'read', 'read']);
+    const op: Op = { id: this.nextOpId++, kind, key, gateway, outcome: 'pending', startSeq: this.sched.tick() };
+    this.ops.push(op);
+    this.gatewayOfOp.set(op, gw);
+    this.count(`op-${kind}`);
+    let task: Promise<unknown>;
+    if (kind === 'read') {
+      task = gw.reads.read(key).then((r) => {
+        op.readVersion = Number(r.manifest.version);
+        op.readBody = r.body!.toString('utf8');
+      });
+    } else if (kind === 'delete') {
+      task = gw.ops.delete(key, {}).then((w) => (op.version = Number(w.manifest.version)));
+    } else if (kind === 'patch-hot' || kind === 'patch-cold') {
+      op.patch = kind === 'patch-hot' ? { counter: 100_000 + op.id, status: `p${op.id}` } : { note: `n${op.id}` };
+      const patch = parseJson(JSON.stringify(op.patch), { depthMax: 8, membersMax: 100, what: 'patch' });
+      task = gw.ops.patch({ key, kind: 'merge-patch', patch, preconditions: {} }).then((w) => (op.version = Number(w.manifest.version)));
+    } else {
+      const prev = this.lastText(key);
+      const prevDoc = prev ? (JSON.parse(prev) as { nonce: string; big: string; tags: string[] }) : undefined;
+      op.text = kind === 'hot-rewrite' && prevDoc
+        ? this.newDoc(key, prevDoc)
+        : kind === 'cold-change' && prevDoc
+          ? this.newDoc(key, { ...prevDoc, nonce: `c${this.docCounter + 1}` })
+          : this.newDoc(key);
+      const doc = parseJson(op.text, { depthMax: 8, membersMax: 100, what: 'doc' }) as JsonObject;
+      const strategy = kind === 'write' ? this.prng.pick(STRATEGIES) : undefined;
+      task = gw.ops
+        .write({ key, doc, ...(strategy ? { strategy } : {}), hotFields: HOT_FIELDS, preconditions: {} })
+        .then((w) => (op.version = Number(w.manifest.version)));
+    }
+    const queue = kind === 'read' ? null : this.queueOf(gw, key);
+    queue?.push(op);
+    const dequeue = (): void => {
+      if (queue && queue.includes(op)) queue.splice(queue.indexOf(op), 1);
+    };
+    this.log(`op ${op.id} ${kind} ${key} via gateway-${gateway}${op.text ? ` ${op.text.slice(0, 60)}` : ''}${op.patch ? ` ${JSON.stringify(op.patch)}` : ''}`);
+    void task.then(
+      () => {
+        dequeue();
+        op.outcome = 'acked';
+        op.endSeq = this.sched.tick();
+        this.log(`op ${op.id} ok${op.version !== undefined ? ` v${op.version}` : ''}${op.readVersion !== undefined ? ` read v${op.readVersion}` : ''}`);
+      },
+      (error: unknown) => {
+        dequeue();
+        op.endSeq = this.sched.tick();
+        op.error = isStrataError(error) ? (error as StrataError).code : (error as Error).message;
+        op.outcome = isDefiniteFailure(error) ? 'failed' : 'unknown';
+        if (kind === 'read' && isStrataError(error, 'NOT_FOUND')) {
+          op.readVersion = null;
+          op.outcome = 'acked';
+        }
+        this.log(`op ${op.id} ${op.outcome === 'acked' ? 'not found' : `fails ${op.error}`}`);
+      },
+    );
+    return op;
+  }
+
+  /** Faults off, nodes back, time moved past every grace period, healers run until nothing changes. */
+  private async quiesce(): Promise<void> {
+    this.faultsOn = false;
+    for (const node of this.nodes) {
+      node.restart();
+      node.diskFull = false;
+    }
+    this.log('faults stop; every node restarts');
+    for (const h of this.healers) h.pausedUntilStep = -1;
+    const pausedOps = () => this.ops.filter((op) => op.outcome === 'pending' && !this.deadGateway(op));
+    const drained = await this.sched.runUntil(() => pausedOps().length === 0, this.sched.nowMs() + 10 * GC_GRACE_MS);
+    this.log('quiesce: paused operations finished');
+    if (!drained) this.failures.push(`operations never finished: ${pausedOps().map((o) => o.id).join(', ')}`);
+    let releasesDone = false;
+    void Promise.all(this.gateways.map((g) => g.writes.drain())).finally(() => (releasesDone = true));
+    await this.sched.runUntil(() => releasesDone);
+    this.log('quiesce: releases drained');
+    for (let round = 0; round < 6; round++) {
+      await this.sched.advanceTo(this.sched.nowMs() + GC_GRACE_MS + INTENT_TIMEOUT_MS + LEASE_MS);
+      this.log(`quiesce: healer round ${round}`);
+      for (const h of this.healers) {
+        let done = false;
+        void h.pool.probe().then(() => h.healer.runOnce({ forceAudit: true })).catch((e) => this.log(`healer round failed: ${(e as Error).message}`)).finally(() => (done = true));
+        if (!(await this.sched.runUntil(() => done))) this.failures.push('a healer round stalled during quiescence');
+      }
+    }
+  }
+
+  private async checkFinal(): Promise<void> {
+    const manifests = await this.realMeta.scan(null, 10_000);
+    const referenced = new Set<string>();
+    for (const { manifest: m } of manifests) {
+      if (m.deleted) continue;
+      const refs = [...m.hot, ...m.cold];
+      if (m.dirty) this.failures.push(`after healing, ${m.key} v${m.version} is still dirty`);
+      for (const ref of refs) {
+        referenced.add(`${ref.node}/${ref.blob}`);
+        const blob = this.nodes.find((n) => n.id === ref.node)!.blobs.get(ref.blob);
+        if (ref.state !== 'ok') this.failures.push(`after healing, ${m.key} ${ref.part} is ${ref.state}`);
+        if (!blob) this.failures.push(`${m.key} v${m.version} references ${ref.part} ${ref.blob} on ${ref.node}, which is gone`);
+        else if (blob.rotten || checksumOf(blob.data) !== ref.checksum) this.failures.push(`after healing, ${m.key} ${ref.part} on ${ref.node} is corrupt`);
+      }
+      if (m.strategy !== 'ec' && m.hot.length !== 3 && m.hotPaths.length > 0) this.failures.push(`${m.key} has ${m.hot.length} hot replicas`);
+      if (m.cold.length !== 0 && m.cold.length !== 6) this.failures.push(`${m.key} has ${m.cold.length} shards`);
+      if (new Set(m.cold.map((r) => r.node)).size !== m.cold.length) this.failures.push(`${m.key} has two shards on one node`);
+    }
+    for (const node of this.nodes) {
+      for (const [id, b] of node.blobs) {
+        if (!referenced.has(`${node.id}/${id}`)) this.failures.push(`garbage left after GC: ${id} (${b.info.key}) on ${node.id}`);
+      }
+    }
+    this.stats['blobs-at-end'] = this.nodes.reduce((s, n) => s + n.blobs.size, 0);
+    // Every key reads back as its last committed state, through a fresh gateway.
+    const gw = this.newGateway(9);
+    let probed = false;
+    void gw.pool.probe().finally(() => (probed = true));
+    await this.sched.runUntil(() => probed);
+    for (const key of KEYS) {
+      const op: Op = { id: this.nextOpId++, kind: 'read', key, gateway: 9, outcome: 'pending', startSeq: this.sched.tick() };
+      this.ops.push(op);
+      let done = false;
+      void gw.reads
+        .read(key)
+        .then(
+          (r) => {
+            op.readVersion = Number(r.manifest.version);
+            op.readBody = r.body!.toString('utf8');
+            op.outcome = 'acked';
+          },
+          (error: unknown) => {
+            if (isStrataError(error, 'NOT_FOUND')) {
+              op.readVersion = null;
+              op.outcome = 'acked';
+            } else {
+              op.outcome = 'unknown';
+              this.failures.push(`final read of ${key} failed: ${(error as Error).message}`);
+            }
+          },
+        )
+        .finally(() => {
+          op.endSeq = this.sched.tick();
+          done = true;
+        });
+      await this.sched.runUntil(() => done);
+      const last = this.committed(key).at(-1);
+      const expected = last && !last.deleted ? last.version : null;
+      if (op.outcome === 'acked' && op.readVersion !== expected) {
+        this.failures.push(`final read of ${key} returned v${op.readVersion}, the last commit is v${expected}`);
+      }
+    }
+  }
+
+  private committed(key: string) {
+    return this.meta.commits.filter((c) => c.key === key);
+  }
+
+  /** Compares every operation with the ground-truth commit history. */
+  private checkHistory(): void {
+    const opOfCommit = (writeId: string) => this.writeIdToOp.get(writeId);
+    for (const c of this.meta.commits) {
+      const op = opOfCommit(c.writeId);
+      if (!op) {
+        this.failures.push(`commit v${c.version} of ${c.key} has no known operation (write ${c.writeId})`);
+        continue;
+      }
+      if (op.outcome === 'failed') this.failures.push(`op ${op.id} (${op.kind} ${op.key}) failed with ${op.error} but committed v${c.version}`);
+      if (op.outcome === 'acked' && op.version !== c.version) this.failures.push(`op ${op.id} acknowledged v${op.version} but committed v${c.version}`);
+    }
+    for (const op of this.ops) {
+      if (op.kind === 'read' || op.outcome !== 'acked') continue;
+      if (!this.meta.commits.some((c) => c.version === op.version && c.key === op.key)) {
+        this.failures.push(`op ${op.id} (${op.kind} ${op.key}) acknowledged v${op.version}, which was never committed`);
+      }
+    }
+    for (const op of this.ops) {
+      if (op.kind !== 'read' || op.outcome !== 'acked' || op.endSeq === undefined) continue;
+      const history = this.committed(op.key);
+      const atStart = history.filter((c) => c.seq < op.startSeq).at(-1);
+      const during = history.filter((c) => c.seq > op.startSeq && c.seq < op.endSeq!);
+      const allowed = [atStart, ...during];
+      const describe = `read op ${op.id} of ${op.key}`;
+      if (op.readVersion === null) {
+        if (!allowed.some((c) => c === undefined || c.deleted)) {
+          this.failures.push(`${describe} answered NOT_FOUND, but the key was live (v${atStart?.version}) throughout`);
+        }
+        continue;
+      }
+      const commit = allowed.find((c) => c !== undefined && !c.deleted && c.version === op.readVersion);
+      if (!commit) {
+        const known = history.find((c) => c.version === op.readVersion);
+        this.failures.push(
+          `${describe} returned v${op.readVersion} ${known ? `(committed at seq ${known.seq})` : '(never committed)'}, ` +
+            `but the read ran over seq ${op.startSeq}-${op.endSeq} when v${atStart?.version ?? 'none'} was current` +
+            (known && atStart && known.version < atStart.version ? ': a stale read' : ''),
+        );
+        continue;
+      }
+      this.checkContent(op, commit.writeId);
+    }
+  }
+
+  private checkContent(read: Op, writeId: string): void {
+    const writer = this.writeIdToOp.get(writeId);
+    const body = read.readBody!;
+    const describe = `read op ${read.id} of ${read.key} v${read.readVersion}`;
+    if (!writer) return;
+    if (writer.text !== undefined) {
+      if (body !== writer.text) this.failures.push(`${describe} returned ${body.slice(0, 200)}, but op ${writer.id} wrote ${writer.text.slice(0, 200)}`);
+      return;
+    }
+    if (writer.patch) {
+      let doc: Record<string, unknown>;
+      try {
+        doc = JSON.parse(body) as Record<string, unknown>;
+      } catch {
+        this.failures.push(`${describe} is not JSON: ${body.slice(0, 200)}`);
+        return;
+      }
+      for (const [name, value] of Object.entries(writer.patch)) {
+        if (doc[name] !== value) this.failures.push(`${describe}: ${name} is ${String(doc[name])}, op ${writer.id} patched it to ${value}`);
+      }
+      const nonces = this.ops.filter((o) => o.key === read.key && o.text).map((o) => (JSON.parse(o.text!) as { nonce: string }).nonce);
+      if (!nonces.includes(doc.nonce as string)) this.failures.push(`${describe}: nonce ${String(doc.nonce)} was never written to ${read.key}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    Math.random = this.savedRandom;
+    await this.realMeta?.close().catch(() => undefined);
+    await this.realWal?.close().catch(() => undefined);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** An error after which the operation certainly did not commit. */
+function isDefiniteFailure(error: unknown): boolean {
+  if (!isStrataError(error)) return (error as Error).message?.startsWith('simulated gateway crash') ?? false;
+  const code = (error as StrataError).code;
+  return code !== 'COMMIT_UNKNOWN';
+}
+
+function existsShm(): boolean {
+  try {
+    return process.platform === 'linux' && statSync('/dev/shm').isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+const NO_NODE_FAULTS: NodeFaultRates = { lostResponse: 0, slow: 0, transitFlip: 0 };
+const NO_META_FAULTS: MetadataFaultRates = { commitUnknownApplied: 0, commitUnknownNotApplied: 0, unavailable: 0 };
+const NO_WAL_FAULTS: WalFaultRates = { duplicate: 0, shortPoll: 0 };
