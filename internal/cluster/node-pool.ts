@@ -26,6 +26,9 @@ export interface RegistrySyncResult {
   removed: string[];
 }
 
+/** How long a node that refused a put with DISK_FULL is left out of placement before it is tried again. */
+const DISK_FULL_AVOID_MS = 30_000;
+
 interface Member {
   client: NodeClient;
   zone?: string;
@@ -41,6 +44,8 @@ interface Member {
   registered: boolean;
   /** When this pool first saw the node down since it was last healthy (its own clock); null while healthy. */
   downSinceMs: number | null;
+  /** A put was refused with DISK_FULL: new blobs go elsewhere until this time (reads are unaffected). */
+  fullUntilMs?: number;
 }
 
 /**
@@ -97,7 +102,9 @@ export class NodePool {
   placementNodes(): PlacementNode[] {
     const out: PlacementNode[] = [];
     for (const [id, m] of this.members) {
-      const node: PlacementNode = { id, healthy: isUp(m) };
+      // A full node is placed like a down one: chosen only when there are not enough others.
+      const full = m.fullUntilMs !== undefined && m.fullUntilMs > this.options.clock.nowMs();
+      const node: PlacementNode = { id, healthy: isUp(m) && !full };
       if (m.zone !== undefined) node.zone = m.zone;
       if (m.draining) node.draining = true;
       out.push(node);
@@ -177,6 +184,9 @@ export class NodePool {
       this.markUp(m);
     } else if (isStrataError(error, 'NODE_UNAVAILABLE')) {
       this.markDown(m, error.message);
+    } else if (isStrataError(error, 'DISK_FULL')) {
+      m.fullUntilMs = this.options.clock.nowMs() + DISK_FULL_AVOID_MS;
+      m.lastError = error.message;
     }
   }
 

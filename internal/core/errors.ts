@@ -50,7 +50,8 @@ export const ERROR_STATUS = {
   BLOB_EXISTS: 409,
   BLOB_CORRUPT: 409,
   BLOB_TOO_LARGE: 413,
-  DISK_FULL: 507,
+  // A full disk is the node being unable to serve this request right now: 503, as for any unavailable node.
+  DISK_FULL: 503,
   NODE_UNAVAILABLE: 503,
 } as const;
 
