@@ -181,6 +181,8 @@ describe('docker-compose.yaml', () => {
       expect(compose.volumes ?? {}, `${name}: ${volume} is a named volume`).toHaveProperty(volume);
       volumes.add(volume);
       ids.add(e['STRATA_NODE_ID']!);
+      // The registry address gateways and healers will call: this service's own name and port.
+      expect(e['STRATA_ADVERTISE_URL'], `${name} advertises its own address`).toBe(`http://${name}:${e['STRATA_PORT']}`);
       zones.set(e['STRATA_NODE_ZONE']!, (zones.get(e['STRATA_NODE_ZONE']!) ?? 0) + 1);
     }
     expect(volumes.size).toBe(6);
