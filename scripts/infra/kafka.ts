@@ -292,8 +292,10 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Runni
     await writeFile(log4jPath, LOG4J_PROPERTIES);
     const format = await run(
       'java',
+      // `--cluster-id=ID` in one argument: a base64url id starting with "-" (1 in 64) would otherwise be taken for
+      // an option, and the format fails with "argument --cluster-id/-t: expected one argument".
       [`-Dlog4j.configuration=file:${log4jPath}`, '-cp', classpath, 'kafka.tools.StorageTool', 'format',
-        '-t', state.clusterId, '-c', propertiesPath],
+        `--cluster-id=${state.clusterId}`, '-c', propertiesPath],
       KAFKA_INFRA_LIMITS.formatTimeoutMs,
     );
     if (format.code !== 0) {

@@ -3,7 +3,7 @@
  * wins), else the configured default list.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { apiTarget, type ApiTarget } from './support.js';
 
 interface WriteAnswer {
   hot_fields: string[];
@@ -11,9 +11,9 @@ interface WriteAnswer {
 }
 
 describe('hot-field policy', () => {
-  let cluster: TestCluster;
+  let cluster: ApiTarget;
   beforeAll(async () => {
-    cluster = await startTestCluster({
+    cluster = await apiTarget({
       env: {
         STRATA_HOT_FIELDS: 'score,/meta/seen',
         STRATA_HOT_FIELDS_BY_PREFIX: JSON.stringify({ 'user:': ['likes'], 'user:vip:': ['likes', '/stats/views'] }),

@@ -42,6 +42,17 @@ describe('keys', () => {
     await api.cluster.destroy();
   });
 
+  /**
+   * The code a key sent in the path is refused with. nginx refuses a path holding %00 or a malformed %-escape
+   * itself, with its own 400 INVALID_REQUEST (nginx.conf), before any gateway sees it; so against an external
+   * target, which is behind nginx (support.ts), those forms answer that. Every other form, and every key sent in a
+   * query (?key=), reaches the gateway and its INVALID_KEY.
+   */
+  function pathRefusalCode(encodedKey: string): string {
+    const proxyRefuses = /%00|%(?![0-9A-Fa-f]{2})/.test(encodedKey);
+    return api.cluster.internals === null && proxyRefuses ? 'INVALID_REQUEST' : 'INVALID_KEY';
+  }
+
   async function allKeys(): Promise<string[]> {
     const body = (await (await api.list('limit=1000')).json()) as { keys: string[] };
     return body.keys;
@@ -140,10 +151,11 @@ describe('keys', () => {
       for (const key of controls) {
         const error = await expectError(await api.write(key, { a: 1 }), 400, 'INVALID_KEY');
         expect(error.message).toMatch(/control character U\+00[01][0-9A-F]|U\+007F/);
-        await expectError(await api.read(key), 400, 'INVALID_KEY');
-        await expectError(await api.stat(key), 400, 'INVALID_KEY');
-        await expectError(await api.patch(key, { a: 1 }), 400, 'INVALID_KEY');
-        await expectError(await api.delete(key), 400, 'INVALID_KEY');
+        const code = pathRefusalCode(encodeURIComponent(key));
+        await expectError(await api.read(key), 400, code);
+        await expectError(await api.stat(key), 400, code);
+        await expectError(await api.patch(key, { a: 1 }), 400, code);
+        await expectError(await api.delete(key), 400, code);
       }
       expect(await allKeys()).toEqual(before);
     });
@@ -172,8 +184,8 @@ describe('keys', () => {
           400,
           'INVALID_KEY',
         );
-        await expectError(await api.fetch(`/read/${raw}`), 400, 'INVALID_KEY');
-        await expectError(await api.fetch(`/delete/${raw}`, { method: 'DELETE' }), 400, 'INVALID_KEY');
+        await expectError(await api.fetch(`/read/${raw}`), 400, pathRefusalCode(raw));
+        await expectError(await api.fetch(`/delete/${raw}`, { method: 'DELETE' }), 400, pathRefusalCode(raw));
       }
       expect(await allKeys()).toEqual(before);
     });

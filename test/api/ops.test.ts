@@ -1,9 +1,10 @@
 /**
  * Operations endpoints. The tests run in order: the healthy cluster first, then with one and two storage nodes
- * stopped, then with them back.
+ * stopped, then with them back. Against an external target (support.ts) the node-stopping tests skip themselves:
+ * they stop nodes in-process; test/cluster/backend-outage.test.ts kills nodes of the local cluster instead.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectError, startApi, type ApiClient } from './support.js';
+import { expectError, internalsOrSkip, startApi, type ApiClient } from './support.js';
 
 interface ClusterBody {
   nodes: {
@@ -43,7 +44,7 @@ describe('operations endpoints', () => {
   async function probeUntil(check: () => Promise<boolean>): Promise<void> {
     const deadline = Date.now() + 5000;
     for (;;) {
-      await api.cluster.pool.probe();
+      await api.cluster.internals!.pool.probe();
       if (await check()) return;
       if (Date.now() > deadline) throw new Error('the node pool did not reach the expected state within 5 s');
       await new Promise((r) => setTimeout(r, 20));
@@ -73,12 +74,16 @@ describe('operations endpoints', () => {
     });
 
     it('GET /cluster lists six healthy nodes with their bytes, the backends and the healer leader', async () => {
-      await api.cluster.healer.runOnce();
+      const internals = api.cluster.internals;
+      // In-process the healer runs only when called; an external cluster's healers elect a leader by themselves.
+      if (internals) await internals.healer.runOnce();
       const { res, body } = await json<ClusterBody>('/cluster');
       expect(res.status).toBe(200);
       expect(body.nodes.map((n) => n.id)).toEqual(['node-1', 'node-2', 'node-3', 'node-4', 'node-5', 'node-6']);
+      // The addresses the nodes were started on; an external target's are known only from /node_status.
+      const addresses = internals ? internals.nodes.map((n) => n.address) : Object.keys(await nodeStatus());
       for (const [i, node] of body.nodes.entries()) {
-        expect(node.address).toBe(api.cluster.nodes[i]!.address);
+        expect(node.address).toBe(addresses[i]);
         expect(node.address).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
         expect(node).toHaveProperty('zone');
         expect(node.state).toBe('healthy');
@@ -89,20 +94,28 @@ describe('operations endpoints', () => {
       }
       expect(body.healer_leader).toEqual(expect.any(String));
       expect(body.healer_leader!.length).toBeGreaterThan(0);
-      expect(body.metadata_backend).toMatch(/SQLite/i);
-      expect(body.wal_backend).toMatch(/SQLite/i);
+      // In-process: the embedded backends. An external cluster may run either kind.
+      expect(body.metadata_backend).toMatch(internals ? /SQLite/i : /SQLite|etcd/i);
+      expect(body.wal_backend).toMatch(internals ? /SQLite/i : /SQLite|kafka/i);
       expect(body).toHaveProperty('repair_backlog');
     });
 
     it('GET /node_status maps every node address to healthy', async () => {
       const status = await nodeStatus();
-      expect(status).toEqual(Object.fromEntries(api.cluster.nodes.map((n) => [n.address, 'healthy'])));
+      const internals = api.cluster.internals;
+      const addresses = internals
+        ? internals.nodes.map((n) => n.address)
+        : (await json<ClusterBody>('/cluster')).body.nodes.map((n) => n.address);
+      expect(addresses).toHaveLength(6);
+      expect(status).toEqual(Object.fromEntries(addresses.map((address) => [address, 'healthy'])));
     });
   });
 
   describe('with storage nodes stopped', () => {
-    it('shows a stopped node as down in /node_status and /cluster, and stays ready with five nodes up', async () => {
-      const stopped = api.cluster.nodes[5]!;
+    const needs = 'stops storage nodes in-process';
+
+    it('shows a stopped node as down in /node_status and /cluster, and stays ready with five nodes up', async (context) => {
+      const stopped = internalsOrSkip(api, context, needs).nodes[5]!;
       await stopped.stop();
       await probeUntil(async () => (await nodeStatus())[stopped.address] === 'down');
       const status = await nodeStatus();
@@ -118,8 +131,8 @@ describe('operations endpoints', () => {
       expect((await api.write('ops/five-up', { a: 1 })).status).toBe(200);
     });
 
-    it('answers /health/ready 503 with Retry-After when two nodes are down (4 < a quorum of 5)', async () => {
-      const second = api.cluster.nodes[4]!;
+    it('answers /health/ready 503 with Retry-After when two nodes are down (4 < a quorum of 5)', async (context) => {
+      const second = internalsOrSkip(api, context, needs).nodes[4]!;
       await second.stop();
       await probeUntil(async () => (await nodeStatus())[second.address] === 'down');
       const res = await api.fetch('/health/ready', { allow5xx: true });
@@ -130,16 +143,18 @@ describe('operations endpoints', () => {
       expect(body.error.message).toMatch(/4 storage nodes/);
     });
 
-    it('keeps /health and /health/live at 200 while not ready', async () => {
+    it('keeps /health and /health/live at 200 while not ready', async (context) => {
+      internalsOrSkip(api, context, needs);
       expect((await api.fetch('/health/live')).status).toBe(200);
       const { res, body } = await json<{ nodes_healthy: number }>('/health');
       expect(res.status).toBe(200);
       expect(body.nodes_healthy).toBe(4);
     });
 
-    it('becomes ready again once the nodes are back', async () => {
-      await api.cluster.nodes[4]!.start();
-      await api.cluster.nodes[5]!.start();
+    it('becomes ready again once the nodes are back', async (context) => {
+      const internals = internalsOrSkip(api, context, needs);
+      await internals.nodes[4]!.start();
+      await internals.nodes[5]!.start();
       await probeUntil(async () => Object.values(await nodeStatus()).every((s) => s === 'healthy'));
       const ready = await api.fetch('/health/ready');
       expect(ready.status).toBe(200);

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { apiTarget, type ApiTarget } from './support.js';
 
 describe('documents round-trip', () => {
-  let cluster: TestCluster;
+  let cluster: ApiTarget;
   beforeAll(async () => {
-    cluster = await startTestCluster();
+    cluster = await apiTarget();
   });
   afterAll(async () => {
     await cluster.destroy();

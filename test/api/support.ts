@@ -3,11 +3,108 @@
  * fails the test on any 5xx: api.md says a 500 is a bug and bad input never produces one, and the 503s of a
  * healthy cluster would be bugs too. The few routes where a 503 is the documented answer (GET /health/ready
  * with nodes down) opt out per request with `allow5xx`.
+ *
+ * Where the requests go (`apiTarget`): by default an in-process cluster per file (test/helpers/cluster.ts). When
+ * STRATA_TEST_TARGET_URL is set, every file sends its requests to that base URL instead and has nothing but HTTP
+ * (`internals` is null; tests that need the in-process cluster skip themselves through `internalsOrSkip`). That is
+ * how test/cluster/api-through-nginx.test.ts runs the suite, unchanged, against the local cluster through nginx.
+ * A file that asks for a configuration of its own (`startApi({ env })`) needs a gateway configured so: when
+ * STRATA_TEST_TARGET_GATEWAY_ENV holds the environment of a gateway of the target cluster (JSON, without
+ * STRATA_PORT), such a file gets one more gateway with its variables added, behind an nginx of its own, on the same
+ * etcd, Kafka and storage nodes; without it, the file fails with a message saying so.
  */
 import http from 'node:http';
+import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
-import { expect } from 'vitest';
+import path from 'node:path';
+import { expect, type TestContext } from 'vitest';
+import { startExtraGateway } from '../../scripts/local-cluster.js';
 import { startTestCluster, type TestCluster, type TestClusterOptions } from '../helpers/cluster.js';
+
+/** The base URL of an external cluster to run the API suite against (see the header). */
+export const TARGET_URL_VAR = 'STRATA_TEST_TARGET_URL';
+/** JSON: the environment of one more gateway of that cluster, without STRATA_PORT (see the header). */
+export const TARGET_GATEWAY_ENV_VAR = 'STRATA_TEST_TARGET_GATEWAY_ENV';
+
+/** What a test file talks to: an in-process cluster, or an external one reached over HTTP only. */
+export interface ApiTarget {
+  /** The base URL every request goes to. */
+  url: string;
+  /** The in-process cluster (its nodes, pool, healer, stores), or null when the target is external. */
+  internals: TestCluster | null;
+  fetch(pathAndQuery: string, init?: RequestInit): Promise<Response>;
+  /** POST /write with a JSON body (object or raw text). */
+  write(key: string, body: unknown, query?: string, headers?: Record<string, string>): Promise<Response>;
+  read(key: string, query?: string, headers?: Record<string, string>): Promise<Response>;
+  /** Stops what this target started (the in-process cluster, or a gateway started for this file's configuration). */
+  destroy(): Promise<void>;
+}
+
+/** The external base URL when one is configured, else null (the default: in-process clusters). */
+export function externalTargetUrl(): string | null {
+  const url = process.env[TARGET_URL_VAR];
+  return url === undefined || url === '' ? null : url.replace(/\/$/, '');
+}
+
+/**
+ * The target of one test file: an in-process cluster started with `options`, or the external one. An external
+ * target honours `env` only (see the header); hooks, clocks, overrides and data directories are in-process
+ * concepts, and asking for them there is an error rather than a silently different test.
+ */
+export async function apiTarget(options: TestClusterOptions = {}): Promise<ApiTarget> {
+  const external = externalTargetUrl();
+  if (external === null) {
+    const cluster = await startTestCluster(options);
+    return { url: cluster.url, internals: cluster, fetch: cluster.fetch, write: cluster.write, read: cluster.read, destroy: () => cluster.destroy() };
+  }
+  const inProcessOnly = (['hooks', 'clock', 'overrides', 'dataDir'] as const).filter((name) => options[name] !== undefined);
+  if (inProcessOnly.length > 0) {
+    throw new Error(`this test file needs an in-process cluster (${inProcessOnly.join(', ')}); it cannot run against ${TARGET_URL_VAR}=${external}`);
+  }
+  const env = options.env ?? {};
+  if (Object.keys(env).length === 0) return httpTarget(external, async () => undefined);
+  const raw = process.env[TARGET_GATEWAY_ENV_VAR];
+  if (raw === undefined || raw === '') {
+    throw new Error(
+      `this test file needs a gateway configured with ${Object.keys(env).join(', ')}; against ${TARGET_URL_VAR}=${external} ` +
+        `that takes ${TARGET_GATEWAY_ENV_VAR} (the environment of a gateway of that cluster, as JSON)`,
+    );
+  }
+  const gatewayEnv = JSON.parse(raw) as Record<string, string>;
+  const dataDir = gatewayEnv['STRATA_DATA_DIR'];
+  if (dataDir === undefined) throw new Error(`${TARGET_GATEWAY_ENV_VAR} must include STRATA_DATA_DIR (logs go there)`);
+  const logDir = path.join(dataDir, 'logs');
+  await mkdir(logDir, { recursive: true });
+  const gateway = await startExtraGateway({ env: { ...gatewayEnv, ...env }, logDir });
+  return httpTarget(gateway.url, () => gateway.stop());
+}
+
+function httpTarget(url: string, destroy: () => Promise<void>): ApiTarget {
+  const doFetch = (p: string, init?: RequestInit): Promise<Response> => fetch(`${url}${p}`, init);
+  return {
+    url,
+    internals: null,
+    fetch: doFetch,
+    write: (key, body, query = '', headers = {}) =>
+      doFetch(`/write?key=${encodeURIComponent(key)}${query}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      }),
+    read: (key, query = '', headers = {}) => doFetch(`/read/${encodeURIComponent(key)}${query}`, { headers }),
+    destroy,
+  };
+}
+
+/**
+ * The in-process cluster behind `api`; when the target is external, skips the running test, saying what it needs
+ * that HTTP alone cannot give.
+ */
+export function internalsOrSkip(api: ApiClient, context: TestContext, needs: string): TestCluster {
+  const internals = api.cluster.internals;
+  if (internals === null) return context.skip(`needs the in-process cluster (${needs}); ${TARGET_URL_VAR} points at an external one`);
+  return internals;
+}
 
 export interface ApiRequestInit extends RequestInit {
   /** The documented 503 of /health/ready; nothing else should set it. */
@@ -32,7 +129,7 @@ export function expectNot5xx(status: number, what: string): void {
 }
 
 export class ApiClient {
-  constructor(readonly cluster: TestCluster) {}
+  constructor(readonly cluster: ApiTarget) {}
 
   async fetch(pathAndQuery: string, init: ApiRequestInit = {}): Promise<Response> {
     const { allow5xx, ...rest } = init;
@@ -151,9 +248,9 @@ export async function expectError(res: Response, status: number, code: string): 
   return parsed.error!;
 }
 
-/** One cluster per test file. */
+/** One target per test file: an in-process cluster, or the external one (see `apiTarget`). */
 export async function startApi(options: TestClusterOptions = {}): Promise<ApiClient> {
-  return new ApiClient(await startTestCluster(options));
+  return new ApiClient(await apiTarget(options));
 }
 
 /** Compact JSON's UTF-8 byte count: api.md's `logical` size. */
