@@ -14,11 +14,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { assert } from '../../internal/core/assert.js';
 import { InfraError, ensureBinary } from './debian-package.js';
+import { OutputTail, freePort, sleep } from './process-utils.js';
 
 export { InfraError };
 
@@ -194,43 +194,4 @@ async function waitUntilHealthy(clientUrl: string, hasExited: () => boolean): Pr
     await sleep(ETCD_INFRA_LIMITS.readyPollIntervalMs);
   }
   throw new InfraError(`etcd at ${clientUrl} was not healthy within ${ETCD_INFRA_LIMITS.readyTimeoutMs} ms (last probe: ${last})`);
-}
-
-/** A port the kernel just handed out on loopback. Another process could take it before etcd binds it, rarely. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new InfraError('could not get a free port'))));
-    });
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** The last `bytesMax` bytes of a process's output, for error messages. */
-class OutputTail {
-  private chunks: Buffer[] = [];
-  private bytes = 0;
-
-  constructor(private readonly bytesMax: number) {}
-
-  push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.bytes += chunk.length;
-    while (this.bytes > this.bytesMax && this.chunks.length > 1) {
-      this.bytes -= this.chunks.shift()?.length ?? 0;
-    }
-  }
-
-  text(): string {
-    const all = Buffer.concat(this.chunks);
-    return all.subarray(Math.max(0, all.length - this.bytesMax)).toString('utf8');
-  }
 }

@@ -16,12 +16,12 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { ensureBinary } from './debian-package.js';
+import { freePort } from './process-utils.js';
 
 /** Must match kafka.version in ./kafka/pom.xml. 3.9 is the last 3.x line; it runs on Java 17 and formats KRaft. */
 export const KAFKA_VERSION = '3.9.1';
@@ -185,17 +185,6 @@ export function ensureKafka(): Promise<{ classpath: string }> {
   return ensured;
 }
 
-/** A free TCP port on 127.0.0.1 (free now; the broker binds it moments later). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new KafkaInfraError('could not find a free port');
-  return address.port;
-}
 
 interface NodeState {
   version: string;

@@ -17,11 +17,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEBIAN_INSTALL_LIMITS, ensureBinary, InfraError } from './debian-package.js';
+import { OutputTail, freePort, sleep } from './process-utils.js';
+
+export { freePort };
 
 export const NGINX_INFRA_LIMITS = {
   /** Installing Debian's nginx when it is missing (scripts/infra/debian-package.ts). */
@@ -504,43 +507,4 @@ function run(command: string, args: string[], timeoutMs: number): Promise<Comman
       resolve({ code, timedOut, output: output.text() });
     });
   });
-}
-
-/** A port the kernel just handed out on loopback. Another process could take it before nginx binds it, rarely. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new NginxInfraError('could not get a free port'))));
-    });
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** The last `bytesMax` bytes of a process's output, for error messages. */
-class OutputTail {
-  private chunks: Buffer[] = [];
-  private bytes = 0;
-
-  constructor(private readonly bytesMax: number) {}
-
-  push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.bytes += chunk.length;
-    while (this.bytes > this.bytesMax && this.chunks.length > 1) {
-      this.bytes -= this.chunks.shift()?.length ?? 0;
-    }
-  }
-
-  text(): string {
-    const all = Buffer.concat(this.chunks);
-    return all.subarray(Math.max(0, all.length - this.bytesMax)).toString('utf8');
-  }
 }

@@ -1,0 +1,41 @@
+/** Small helpers the test-infrastructure modules share: free ports, sleeping, keeping the tail of a process's output. */
+import { createServer } from 'node:net';
+
+/** A port the kernel just handed out on loopback. Another process could take it before the server binds it, rarely. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('could not get a free port'))));
+    });
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The last `bytesMax` bytes of a process's output, for error messages. */
+export class OutputTail {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+
+  constructor(private readonly bytesMax: number) {}
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    while (this.bytes > this.bytesMax && this.chunks.length > 1) {
+      this.bytes -= this.chunks.shift()?.length ?? 0;
+    }
+  }
+
+  text(): string {
+    const all = Buffer.concat(this.chunks);
+    return all.subarray(Math.max(0, all.length - this.bytesMax)).toString('utf8');
+  }
+}
