@@ -40,6 +40,8 @@ export function successor(key: Buffer): Buffer {
  * it in UTF-8 byte order of the names.
  */
 export class KeySpace {
+  /** The store's whole prefix: what a manifest watch follows, so that every revision the store makes is seen. */
+  readonly root: Buffer;
   /** `manifest/<key>`: the manifest record of each key, tombstones included. */
   readonly manifests: Buffer;
   /** `live/<key>`: an empty value for each key whose manifest is not a tombstone (what listKeys reads). */
@@ -62,6 +64,7 @@ export class KeySpace {
   constructor(prefix: string) {
     assert(prefix.length > 0, 'prefix is non-empty');
     const ns = (name: string) => utf8(`${prefix}${name}/`, 'prefix');
+    this.root = utf8(prefix, 'prefix');
     this.manifests = ns('manifest');
     this.live = ns('live');
     this.aborts = ns('abort');

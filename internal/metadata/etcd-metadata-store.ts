@@ -8,6 +8,8 @@ import {
   type ICompare,
   type IRequestOp,
   type ITxnRequest,
+  type IWatchResponse,
+  type Watcher,
 } from 'etcd3';
 import { assert } from '../core/assert.js';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -36,6 +38,8 @@ import type {
   IdempotencyRecord,
   IdempotentResponse,
   LeaderTerm,
+  ManifestWatch,
+  ManifestWatchListener,
   MetadataStore,
   NodeMembershipState,
   NodeRegistration,
@@ -67,6 +71,11 @@ export const ETCD_METADATA_LIMITS = {
    * `--max-txn-ops` (default 128), because each page is deleted in one transaction.
    */
   sweepPageKeysMax: 128,
+  /**
+   * etcd's watchBatchMaxRevs: a catch-up response spanning this many revisions may have been cut short while its
+   * header already names the current revision, so only its last event's revision counts as delivered.
+   */
+  watchBatchRevsMax: 1_000,
 } as const;
 
 /** Format of the value stored under a manifest key; a newer one is refused rather than misread. */
@@ -141,6 +150,7 @@ export class EtcdMetadataStore implements MetadataStore {
   private readonly clock: Clock;
   private readonly ownLeases = new Map<string, OwnLease>();
   private readonly nodeLeases = new Map<string, NodeLease>();
+  private readonly watchers = new Set<{ stop(reason: string | null): Promise<void> }>();
 
   private constructor(options: EtcdMetadataStoreOptions) {
     this.calls = new EtcdRpc(options);
@@ -319,6 +329,87 @@ export class EtcdMetadataStore implements MetadataStore {
       this.client.kv.range({ key: this.keys.revisionProbe, count_only: true }, options),
     );
     return revisionOf(response.header.revision, 'header revision');
+  }
+
+  /**
+   * Manifest watch (MetadataStore.watchManifests): one etcd watch on the store's whole prefix from
+   * `fromRevision + 1`, so that every revision this store makes (heartbeats, hints and leases included) moves
+   * `onRevision`, not only manifest changes; the client requests etcd's progress notifications as well. A
+   * response's header revision is complete for the prefix (etcd sends events of a revision together), except a
+   * catch-up batch spanning ETCD_METADATA_LIMITS.watchBatchRevsMax revisions, which counts up to its last event.
+   * A lost connection, a compacted start revision or an undecodable manifest stops the watch with `onReset`
+   * (the etcd3 client would resume on its own, but it may skip revisions on a second reconnect).
+   * Revisions made by other users of the same etcd outside the prefix are not seen: a cache waiting for one
+   * falls back to reading the store directly.
+   */
+  async watchManifests(fromRevision: number, listener: ManifestWatchListener): Promise<ManifestWatch> {
+    assertCount(fromRevision, 'fromRevision');
+    const deadline = this.deadline();
+    let done = false;
+    let watcher: Watcher | null = null;
+    const handle = {
+      stop: async (reason: string | null): Promise<void> => {
+        if (done) return;
+        done = true;
+        this.watchers.delete(handle);
+        if (reason !== null) safely(() => listener.onReset(reason));
+        const w = watcher;
+        if (w !== null) {
+          w.removeAllListeners();
+          w.on('error', () => undefined);
+          // Cancelling waits for etcd's answer, which never comes while it is unreachable.
+          await Promise.race([w.cancel().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
+        }
+      },
+    };
+    const onData = (res: IWatchResponse): void => {
+      if (done) return;
+      try {
+        let last = 0;
+        let first = 0;
+        for (const event of res.events) {
+          const revision = revisionOf(event.kv.mod_revision, 'event mod_revision');
+          if (first === 0) first = revision;
+          last = revision;
+          if (!event.kv.key.subarray(0, this.keys.manifests.length).equals(this.keys.manifests)) continue;
+          const key = KeySpace.nameIn(this.keys.manifests, event.kv.key);
+          const stored = event.type === 'Delete' ? null : this.decodeManifest(event.kv);
+          safely(() => listener.onChange(key, stored, revision));
+          if (done) return;
+        }
+        const header = revisionOf(res.header.revision, 'watch header revision');
+        const cutShort = res.events.length > 0 && last - first + 1 >= ETCD_METADATA_LIMITS.watchBatchRevsMax;
+        safely(() => listener.onRevision(cutShort ? last : header));
+      } catch (err) {
+        void handle.stop(`etcd watch delivered an unreadable change: ${(err as Error).message}`);
+      }
+    };
+    this.watchers.add(handle);
+    const w = this.client.watch().prefix(this.keys.root).startRevision(String(fromRevision + 1)).watcher();
+    watcher = w;
+    w.on('data', onData);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the watch was not created before the deadline')), Math.max(0, deadline - Date.now()));
+        timer.unref();
+        w.once('connected', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        w.once('error', (err: Error) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+      });
+    } catch (err) {
+      await handle.stop(null);
+      throw new StrataError('METADATA_UNAVAILABLE', `etcd (${this.calls.endpoints.join(', ')}): cannot watch manifests: ${(err as Error).message}`);
+    }
+    if (!done) {
+      w.on('disconnected', (err: Error) => void handle.stop(`etcd watch disconnected: ${err.message}`));
+      w.on('error', (err: Error) => void handle.stop(`etcd watch cancelled: ${err.message}`));
+    }
+    return { close: () => handle.stop(null) };
   }
 
   // ---- idempotency records -------------------------------------------------------------------------------------
@@ -585,6 +676,7 @@ export class EtcdMetadataStore implements MetadataStore {
   }
 
   async close(): Promise<void> {
+    await Promise.all([...this.watchers].map((w) => w.stop('metadata store closed')));
     this.calls.close();
   }
 
@@ -747,4 +839,13 @@ function toIdempotencyRecord(value: IdempotencyValue): IdempotencyRecord {
   if (value.state === 'pending') return { state: 'pending', fingerprint: value.fingerprint };
   assert(value.response !== null, 'a done idempotency record has a response');
   return { state: 'done', fingerprint: value.fingerprint, response: value.response };
+}
+
+/** A listener's failure is its own business; it must not stop the watch. */
+function safely(run: () => void): void {
+  try {
+    run();
+  } catch {
+    // ignored: see above
+  }
 }

@@ -49,6 +49,20 @@ export interface MetadataStore {
   /** The store's current revision. */
   currentRevision(): Promise<number>;
 
+  /**
+   * Follows every change of a manifest made after `fromRevision`, in revision order, for the gateways' manifest
+   * caches (internal/readservice/manifest-cache.ts). `onChange` reports a key's new stored manifest (tombstones
+   * included) at the revision of the change; `onRevision(r)` promises that every change up to `r` has been
+   * reported, and it advances even while no manifest changes (so a cache can tell it has caught up with
+   * `currentRevision()`). A store may report the removal of a purged tombstone as `null` or not at all: a purged
+   * tombstone and a tombstone both read as "no live document".
+   *
+   * When the watch breaks (a lost connection, a compacted revision, a closed store) `onReset` is called once and
+   * nothing is reported afterwards: the follower must drop what it learned and watch again from a fresh
+   * `currentRevision()`. `close` stops the watch; closing the store closes its watches too.
+   */
+  watchManifests(fromRevision: number, listener: ManifestWatchListener): Promise<ManifestWatch>;
+
   /** Idempotency records (api.md): reserve a token, then complete it with the response. */
   reserveIdempotency(token: string, fingerprint: string, expiresAtMs: number): Promise<IdempotencyRecord | null>;
   completeIdempotency(token: string, response: IdempotentResponse): Promise<void>;
@@ -87,6 +101,19 @@ export interface MetadataStore {
    */
   removeNode(id: string): Promise<void>;
 
+  close(): Promise<void>;
+}
+
+export interface ManifestWatchListener {
+  /** `stored` is null when the key's manifest was removed (a purged tombstone). */
+  onChange(key: string, stored: StoredManifest | null, revision: number): void;
+  /** Every change up to `revision` has been delivered. */
+  onRevision(revision: number): void;
+  /** The watch broke and stopped; what it delivered may have gaps from here on. */
+  onReset(reason: string): void;
+}
+
+export interface ManifestWatch {
   close(): Promise<void>;
 }
 

@@ -10,6 +10,8 @@ import type {
   IdempotencyRecord,
   IdempotentResponse,
   LeaderTerm,
+  ManifestWatch,
+  ManifestWatchListener,
   MetadataStore,
   NodeMembershipState,
   NodeRegistration,
@@ -36,6 +38,13 @@ export const SQLITE_METADATA_LIMITS = {
   batchOpsMax: 512,
   /** Mutations waiting for a transaction before new ones are refused with METADATA_UNAVAILABLE. */
   queueOpsMax: 100_000,
+  /**
+   * How often manifest watches look for changes committed by other processes sharing the file; changes made
+   * through this store are reported right after their batch commits.
+   */
+  watchPollMs: 50,
+  /** Changed manifests read per query by a manifest watch. */
+  watchPageRowsMax: 1_000,
 } as const;
 
 /** Bumped whenever the schema changes; a newer file is refused rather than misread. 2: the `nodes` table. */
@@ -64,6 +73,8 @@ CREATE TABLE IF NOT EXISTS manifests (
   deleted      INTEGER NOT NULL CHECK (deleted IN (0, 1))
 );
 CREATE INDEX IF NOT EXISTS manifests_live_key ON manifests (key) WHERE deleted = 0;
+-- Manifest watches read the changes after a revision.
+CREATE INDEX IF NOT EXISTS manifests_mod_revision ON manifests (mod_revision);
 
 CREATE TABLE IF NOT EXISTS abort_records (
   write_id   TEXT PRIMARY KEY,
@@ -106,6 +117,15 @@ CREATE TABLE IF NOT EXISTS nodes (
 interface ManifestRow {
   manifest: string;
   mod_revision: number;
+}
+interface ChangedRow {
+  key: Buffer;
+  manifest: string;
+  mod_revision: number;
+}
+interface SqliteWatch {
+  last: number;
+  listener: ManifestWatchListener;
 }
 interface IdempotencyRow {
   fingerprint: string;
@@ -158,11 +178,17 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly group: SqliteGroupCommit;
   private readonly clock: Clock;
   private readonly stmt;
+  private readonly db: Database.Database;
+  private readonly watches = new Set<SqliteWatch>();
+  private watchTimer: NodeJS.Timeout | null = null;
 
   private constructor(db: Database.Database, group: SqliteGroupCommit, clock: Clock) {
+    this.db = db;
     this.group = group;
     this.clock = clock;
     this.stmt = SqliteMetadataStore.prepare(db);
+    // Changes made through this store reach its watches as soon as their batch commits.
+    group.onCommitted = () => this.pollWatches();
   }
 
   static async open(options: SqliteMetadataStoreOptions): Promise<SqliteMetadataStore> {
@@ -201,6 +227,10 @@ export class SqliteMetadataStore implements MetadataStore {
       setRevision: db.prepare<[number]>("UPDATE counters SET value = ? WHERE name = 'revision'"),
 
       getManifest: db.prepare<[Buffer], ManifestRow>('SELECT manifest, mod_revision FROM manifests WHERE key = ?'),
+      changedSince: db.prepare<[number, number, number], ChangedRow>(
+        'SELECT key, manifest, mod_revision FROM manifests WHERE mod_revision > ? AND mod_revision <= ? ' +
+          'ORDER BY mod_revision LIMIT ?',
+      ),
       modRevision: db.prepare<[Buffer], number>('SELECT mod_revision FROM manifests WHERE key = ?').pluck(),
       putManifest: db.prepare<[Buffer, string, number, number]>(
         'INSERT INTO manifests (key, manifest, mod_revision, deleted) VALUES (?, ?, ?, ?) ' +
@@ -321,7 +351,88 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async currentRevision(): Promise<number> {
-    return this.group.read(() => this.readRevision());
+    const revision = this.group.read(() => this.readRevision());
+    // A reader that learns of a revision its watch has not reported yet (another process committed it) is about
+    // to wait for the watch: bring the watches up to date now rather than at the next poll.
+    for (const watch of this.watches) {
+      if (watch.last < revision) {
+        this.pollWatches();
+        break;
+      }
+    }
+    return revision;
+  }
+
+  /**
+   * Manifest watch (MetadataStore.watchManifests): after every batch this store commits, and every
+   * SQLITE_METADATA_LIMITS.watchPollMs for commits by other processes on the same file, the manifests whose
+   * mod_revision passed the watch's last revision are reported, read in one snapshot with the revision counter;
+   * so does currentRevision() when it finds a watch behind.
+   * A purged tombstone is not reported (its row is gone); the cache keeps reading it as a tombstone, which is as
+   * absent as a purged one.
+   */
+  async watchManifests(fromRevision: number, listener: ManifestWatchListener): Promise<ManifestWatch> {
+    assertCount(fromRevision, 'fromRevision');
+    this.group.read(() => undefined);
+    const watch: SqliteWatch = { last: fromRevision, listener };
+    this.watches.add(watch);
+    if (this.watchTimer === null) {
+      this.watchTimer = setInterval(() => this.pollWatches(), SQLITE_METADATA_LIMITS.watchPollMs);
+      this.watchTimer.unref();
+    }
+    setImmediate(() => this.pollWatches());
+    return {
+      close: async () => {
+        this.dropWatch(watch);
+      },
+    };
+  }
+
+  private dropWatch(watch: SqliteWatch): void {
+    this.watches.delete(watch);
+    if (this.watches.size === 0 && this.watchTimer !== null) {
+      clearInterval(this.watchTimer);
+      this.watchTimer = null;
+    }
+  }
+
+  private pollWatches(): void {
+    for (const watch of [...this.watches]) {
+      if (!this.watches.has(watch)) continue;
+      try {
+        this.pollWatch(watch);
+      } catch (err) {
+        this.dropWatch(watch);
+        safely(() => watch.listener.onReset(`metadata store watch failed: ${(err as Error).message}`));
+      }
+    }
+  }
+
+  private pollWatch(watch: SqliteWatch): void {
+    const pageMax = SQLITE_METADATA_LIMITS.watchPageRowsMax;
+    for (;;) {
+      // One read transaction: the rows and the revision they are complete up to come from one snapshot.
+      const { revision, rows } = this.group.read(() =>
+        this.db.transaction(() => {
+          const current = this.readRevision();
+          return { revision: current, rows: this.stmt.changedSince.all(watch.last, current, pageMax) };
+        })(),
+      );
+      if (revision < watch.last) throw new Error(`the revision went back from ${watch.last} to ${revision}`);
+      for (const row of rows) {
+        if (!this.watches.has(watch)) return;
+        const stored = parseStored(row);
+        safely(() => watch.listener.onChange(row.key.toString('utf8'), stored, row.mod_revision));
+      }
+      // A full page may leave changes behind: only up to its last row is complete.
+      const complete = rows.length === pageMax ? (rows[rows.length - 1]?.mod_revision ?? revision) : revision;
+      if (!this.watches.has(watch)) return;
+      if (complete > watch.last || rows.length === 0) {
+        watch.last = complete;
+        safely(() => watch.listener.onRevision(complete));
+      }
+      if (rows.length < pageMax) return;
+    }
   }
 
   async currentLeader(name: string): Promise<string | null> {
@@ -503,6 +614,10 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async close(): Promise<void> {
+    for (const watch of [...this.watches]) {
+      this.dropWatch(watch);
+      safely(() => watch.listener.onReset('metadata store closed'));
+    }
     return this.group.close();
   }
 
@@ -528,6 +643,15 @@ export class SqliteMetadataStore implements MetadataStore {
       row.term === fence.term &&
       row.expires_ms > this.clock.nowMs()
     );
+  }
+}
+
+/** A listener's failure is its own business; it must not break the store's commit path. */
+function safely(run: () => void): void {
+  try {
+    run();
+  } catch {
+    // ignored: see above
   }
 }
 

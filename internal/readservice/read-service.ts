@@ -19,9 +19,15 @@ import type { Logger } from '../log/logger.js';
 import type { Manifest, StoredManifest } from '../manifest/manifest.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import { fetchReplica, fetchShards, type FetchProblem } from '../blobio/blob-io.js';
+import type { ManifestSource } from './manifest-cache.js';
 
 export interface ReadServiceDeps {
   metadata: MetadataStore;
+  /**
+   * Where manifests are read from: the watch-fed cache (./manifest-cache.ts), which is as linearizable as the
+   * store. Without it every read asks the store.
+   */
+  manifests?: ManifestSource;
   pool: NodePool;
   ec: ErasureCode;
   clock: Clock;
@@ -47,14 +53,14 @@ export class ReadService {
 
   /** The live manifest of `key`, or NOT_FOUND. */
   async liveManifest(key: string): Promise<StoredManifest> {
-    const stored = await this.deps.metadata.get(key);
+    const stored = await this.currentManifest(key);
     if (!stored || stored.manifest.deleted) throw new StrataError('NOT_FOUND', `no document is stored under "${key}"`);
     return stored;
   }
 
   /** The stored manifest of `key` (tombstones included), or null. */
   currentManifest(key: string): Promise<StoredManifest | null> {
-    return this.deps.metadata.get(key);
+    return (this.deps.manifests ?? this.deps.metadata).get(key);
   }
 
   async read(key: string, options: { fields?: string[][]; ifNoneMatch?: string } = {}): Promise<ReadResult> {

@@ -114,6 +114,7 @@ export async function startAllInOne(config: Readonly<StrataConfig>, options: All
       await http.close();
       await healer.stop();
       await gateway.writes.drain();
+      await gateway.manifests.close();
       await pool.close();
       await Promise.all(nodes.map((n) => n.stop()));
       await wal.close();

@@ -14,6 +14,7 @@ import { HOT_FIELD_LIST, parseFieldPaths } from '../json/pointer.js';
 import type { Logger } from '../log/logger.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import { StaticHotFieldPolicy } from '../policy/hot-fields.js';
+import { ManifestCache } from '../readservice/manifest-cache.js';
 import { ReadService } from '../readservice/read-service.js';
 import type { WriteAheadLog } from '../wal/write-ahead-log.js';
 import { DocumentOps } from '../writeservice/document-ops.js';
@@ -37,6 +38,8 @@ export interface Gateway {
   app: Hono;
   deps: GatewayDeps;
   writes: WriteService;
+  /** The watch-fed manifest cache the gateway reads through; close it before the metadata store. */
+  manifests: ManifestCache;
 }
 
 export function buildGateway(parts: GatewayParts): Gateway {
@@ -53,8 +56,12 @@ export function buildGateway(parts: GatewayParts): Gateway {
     options: { nodeTimeoutMs: config.nodeTimeoutMs, commitDeadlineMs: config.gcGraceMs },
     ...(parts.hooks ? { hooks: parts.hooks } : {}),
   });
+  // Every gateway reads manifests through a cache fed by the store's watch (architecture.md, "Read").
+  const manifests = new ManifestCache(metadata, { log: log.child({ component: 'manifest-cache' }) });
+  manifests.start();
   const reads = new ReadService({
     metadata,
+    manifests,
     pool,
     ec,
     clock,
@@ -74,7 +81,7 @@ export function buildGateway(parts: GatewayParts): Gateway {
   });
   const deps: GatewayDeps = { config, metadata, wal, pool, reads, ops, clock, log, backends: parts.backends, healerLockName: HEALER_LOCK };
   const app = createGatewayApp(deps, parts.repairBacklog ? { repairBacklog: parts.repairBacklog } : {});
-  return { app, deps, writes };
+  return { app, deps, writes, manifests };
 }
 
 /** Hot-field lists from configuration are checked once at start-up, so a typo never becomes a 422 later. */

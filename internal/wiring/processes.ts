@@ -114,6 +114,7 @@ export async function runGateway(config: Readonly<StrataConfig>, log: Logger): P
     async stop() {
       await http.close();
       await gateway.writes.drain();
+      await gateway.manifests.close();
       await membership.stop();
       await wal.close();
       await metadata.close();

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Manifest } from '../../internal/manifest/manifest.js';
+import type { Manifest, StoredManifest } from '../../internal/manifest/manifest.js';
 import { isStrataError } from '../../internal/core/errors.js';
 import type { CommitResult, MetadataStore, RegisteredNode } from '../../internal/metadata/metadata-store.js';
 import { makeManifest, makeTombstone } from '../helpers/manifest-fixture.js';
@@ -560,6 +560,88 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
         expect(await store.listNodes()).toEqual([
           expect.objectContaining({ id: 'a', address: 'http://10.0.0.1:8101', zone: 'z', state: 'draining' }),
         ]);
+      });
+    });
+
+    describe('manifest watch', () => {
+      interface Seen {
+        changes: Array<{ key: string; version: string | null; deleted: boolean | null; revision: number }>;
+        revisions: number[];
+        resets: string[];
+      }
+      function follow(seen: Seen) {
+        return {
+          onChange: (key: string, stored: StoredManifest | null, revision: number) =>
+            seen.changes.push({ key, version: stored?.manifest.version ?? null, deleted: stored?.manifest.deleted ?? null, revision }),
+          onRevision: (revision: number) => seen.revisions.push(revision),
+          onReset: (reason: string) => seen.resets.push(reason),
+        };
+      }
+      async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
+        const end = Date.now() + timeoutMs;
+        while (!check()) {
+          if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      }
+      const delivered = (seen: Seen) => Math.max(-1, ...seen.revisions);
+
+      it('reports the commits made after it started, in revision order, and catches up with currentRevision', async () => {
+        const before = await create(store, 'old', 'w0');
+        const seen: Seen = { changes: [], revisions: [], resets: [] };
+        const watch = await store.watchManifests(await store.currentRevision(), follow(seen));
+        try {
+          const a = await create(store, 'a', 'w1');
+          const b = await create(store, 'b', 'w2');
+          const a2 = await create(store, 'a', 'w3', a.modRevision);
+          const gone = await remove(store, 'b', 'w4', b.modRevision);
+          const last = gone.modRevision;
+          await until('the watch delivered the last commit', () => delivered(seen) >= last);
+          expect(seen.changes.map((c) => [c.key, c.revision])).toEqual([
+            ['a', a.modRevision],
+            ['b', b.modRevision],
+            ['a', a2.modRevision],
+            ['b', gone.modRevision],
+          ]);
+          expect(seen.changes.map((c) => c.version)).toEqual([a.manifest.version, b.manifest.version, a2.manifest.version, gone.manifest.version]);
+          expect(seen.changes[3]?.deleted).toBe(true);
+          expect(seen.changes.some((c) => c.key === 'old' && c.revision === before.modRevision)).toBe(false);
+          // Reported revisions never go back, and reach the store's revision once it stops changing.
+          for (let i = 1; i < seen.revisions.length; i++) expect(seen.revisions[i]).toBeGreaterThanOrEqual(seen.revisions[i - 1]!);
+          const current = await store.currentRevision();
+          await until('onRevision reached currentRevision', () => delivered(seen) >= current);
+          expect(seen.resets).toEqual([]);
+        } finally {
+          await watch.close();
+        }
+      });
+
+      it('advances onRevision past changes that are not manifests, and stops reporting once closed', async () => {
+        const seen: Seen = { changes: [], revisions: [], resets: [] };
+        const watch = await store.watchManifests(await store.currentRevision(), follow(seen));
+        await store.addRepairHint('k');
+        await store.purgeTombstone('nothing', 1);
+        const current = await store.currentRevision();
+        await until('onRevision reached currentRevision', () => delivered(seen) >= current);
+        expect(seen.changes).toEqual([]);
+        await watch.close();
+        const count = seen.changes.length;
+        await create(store, 'later', 'w9');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        expect(seen.changes.length).toBe(count);
+      });
+
+      it('reports changes since an earlier revision when started from it', async () => {
+        const from = await store.currentRevision();
+        const a = await create(store, 'x', 'w1');
+        const seen: Seen = { changes: [], revisions: [], resets: [] };
+        const watch = await store.watchManifests(from, follow(seen));
+        try {
+          await until('the watch delivered the earlier commit', () => delivered(seen) >= a.modRevision);
+          expect(seen.changes.map((c) => [c.key, c.revision])).toEqual([['x', a.modRevision]]);
+        } finally {
+          await watch.close();
+        }
       });
     });
 
