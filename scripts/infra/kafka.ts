@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { ensureBinary } from './debian-package.js';
-import { freePort } from './process-utils.js';
+import { freePort, untilStopped } from './process-utils.js';
 
 /** Must match kafka.version in ./kafka/pom.xml. 3.9 is the last 3.x line; it runs on Java 17 and formats KRaft. */
 export const KAFKA_VERSION = '3.9.1';
@@ -247,8 +247,9 @@ export interface RunningKafka {
   stop(): Promise<void>;
   /** SIGKILL now, as a crash would; keeps the data. */
   kill(): void;
-  /** SIGSTOP: the broker hangs with its connections open, as in a long GC pause or a network partition. */
-  pause(): void;
+  /** SIGSTOP: the broker hangs with its connections open, as in a long GC pause or a network partition. Resolves
+   * once the kernel reports it stopped. */
+  pause(): Promise<void>;
   /** SIGCONT after pause(). */
   resume(): void;
 }
@@ -357,8 +358,9 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Runni
     kill() {
       child.kill('SIGKILL');
     },
-    pause() {
+    async pause() {
       child.kill('SIGSTOP');
+      if (child.pid !== undefined) await untilStopped(child.pid);
     },
     resume() {
       child.kill('SIGCONT');

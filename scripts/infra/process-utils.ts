@@ -39,3 +39,19 @@ export class OutputTail {
     return all.subarray(Math.max(0, all.length - this.bytesMax)).toString('utf8');
   }
 }
+
+/**
+ * SIGSTOP is delivered asynchronously: a process keeps running for a moment after kill() returns. Waits until the
+ * kernel reports it stopped (Linux /proc), so that a test's next request really meets a hung server.
+ */
+export async function untilStopped(pid: number, timeoutMs = 2_000): Promise<void> {
+  const { readFile } = await import('node:fs/promises');
+  const deadlineMs = Date.now() + timeoutMs;
+  for (;;) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The state is the field after the parenthesised command name.
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) return;
+    if (Date.now() > deadlineMs) throw new Error(`process ${pid} did not stop: ${stat}`);
+    await sleep(5);
+  }
+}

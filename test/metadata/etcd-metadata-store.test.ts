@@ -10,6 +10,7 @@ import type { CommitResult } from '../../internal/metadata/metadata-store.js';
 import { startEtcd, type RunningEtcd } from '../../scripts/infra/etcd.js';
 import { runMetadataStoreContract, type ContractClock, type MetadataStoreFixture } from '../contracts/metadata-store.contract.js';
 import { makeManifest } from '../helpers/manifest-fixture.js';
+import { untilStopped } from '../../scripts/infra/process-utils.js';
 
 /**
  * EtcdMetadataStore against a real etcd started by scripts/infra/etcd.ts (installed with apt when missing). Each
@@ -77,17 +78,6 @@ function create(store: EtcdMetadataStore, key: string, writeId: string, expected
   return store.commit({ key, expectedModRevision, writeId, manifest: makeManifest(key, writeId), assignVersion: true });
 }
 
-/** SIGSTOP is delivered asynchronously; wait until the kernel reports the process stopped (Linux /proc). */
-async function untilStopped(pid: number): Promise<void> {
-  const deadlineMs = Date.now() + 2_000;
-  for (;;) {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // The state is the field after the parenthesised command name.
-    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) return;
-    if (Date.now() > deadlineMs) throw new Error(`process ${pid} did not stop: ${stat}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 function okRevision(result: CommitResult): number {
   if (!result.ok) throw new Error(`expected a successful commit, got ${JSON.stringify(result)}`);

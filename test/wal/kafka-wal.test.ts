@@ -172,7 +172,7 @@ describe('KafkaWriteAheadLog', () => {
       await wal.append(intent('k', 'before'));
       const reader = await wal.consumer('reader');
       expect((await take(reader, 1)).map((e) => e.record.writeId)).toEqual(['before']);
-      kafka.pause();
+      await kafka.pause();
       let started = Date.now();
       try {
         // A poll does not wait for a hung broker's request timeout.
