@@ -17,7 +17,7 @@ import path from 'node:path';
 import { assert } from '../core/assert.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { StrataError } from '../core/errors.js';
-import { BLOB_ID_PATTERN, isValidBlobId } from '../core/ids.js';
+import { isValidBlobId } from '../core/ids.js';
 import { LIMITS } from '../core/limits.js';
 import { encodeBlobHead, sha256Hex } from './blob-file-format.js';
 import { checkBlob, readBlob, readBlobHead, type BlobFileState } from './blob-file-read.js';
@@ -25,6 +25,7 @@ import type { BlobHeader, BlobInfo, BlobStore, StoreUsage } from './blob-store.j
 import { errnoCode, fsyncDir, writeAll } from './durable-fs.js';
 import { KeyedMutex } from '../core/keyed-mutex.js';
 import { SortedIds } from './sorted-ids.js';
+import { requireValidId, validateHeader as validateSharedHeader } from './blob-input.js';
 
 /** Bytes of `writeId` and of `part` in a header. Blob ids are at most 128 characters, and so are these. */
 export const BLOB_NAME_BYTES_MAX = 128;
@@ -457,39 +458,8 @@ function diskFullOr(err: unknown, id: string): unknown {
   return err;
 }
 
-function requireValidId(id: unknown): asserts id is string {
-  if (typeof id !== 'string' || !isValidBlobId(id)) {
-    const shown = typeof id === 'string' ? JSON.stringify(id.slice(0, 140)) : typeof id;
-    throw new StrataError(
-      'INVALID_REQUEST',
-      `blob id ${shown} is invalid: it must match ${BLOB_ID_PATTERN.source} and not contain ".."`,
-    );
-  }
-}
-
 function validateHeader(header: BlobHeader): void {
-  if (typeof header !== 'object' || header === null) throw new StrataError('INVALID_REQUEST', 'header is missing');
-  requireValidId(header.id);
-  for (const field of ['key', 'writeId', 'part', 'meta'] as const) {
-    if (typeof header[field] !== 'string') throw new StrataError('INVALID_REQUEST', `header.${field} is not a string`);
-  }
-  const keyBytes = Buffer.byteLength(header.key, 'utf8');
-  if (keyBytes > LIMITS.keyBytesMax) {
-    throw new StrataError('INVALID_KEY', `key is ${keyBytes} bytes; keyBytesMax is ${LIMITS.keyBytesMax}`);
-  }
-  for (const field of ['writeId', 'part'] as const) {
-    const bytes = Buffer.byteLength(header[field], 'utf8');
-    if (bytes > BLOB_NAME_BYTES_MAX) {
-      throw new StrataError('INVALID_REQUEST', `${field} is ${bytes} bytes; at most ${BLOB_NAME_BYTES_MAX}`);
-    }
-  }
-  const metaBytes = Buffer.byteLength(header.meta, 'utf8');
-  if (metaBytes > LIMITS.blobMetaBytesMax) {
-    throw new StrataError(
-      'BLOB_TOO_LARGE',
-      `meta is ${metaBytes} bytes; blobMetaBytesMax is ${LIMITS.blobMetaBytesMax}`,
-    );
-  }
+  validateSharedHeader(header, BLOB_NAME_BYTES_MAX);
 }
 
 function sameBlob(info: BlobInfo, header: BlobHeader, checksum: string, size: number): boolean {

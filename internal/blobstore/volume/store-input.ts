@@ -5,9 +5,9 @@
  */
 import { assert } from '../../core/assert.js';
 import { StrataError } from '../../core/errors.js';
-import { BLOB_ID_PATTERN, isValidBlobId } from '../../core/ids.js';
 import { LIMITS } from '../../core/limits.js';
 import type { BlobHeader } from '../blob-store.js';
+import { requireValidId, validateHeader as validateSharedHeader } from '../blob-input.js';
 import { errnoCode } from '../durable-fs.js';
 import { VOLUME_OFFSET_BYTES_MAX } from './needle-index.js';
 import { NEEDLE_BYTES_MAX, NEEDLE_NAME_BYTES_MAX } from './needle.js';
@@ -47,34 +47,8 @@ export function diskFullOr(err: unknown): unknown {
   return err;
 }
 
-export function requireValidId(id: unknown): asserts id is string {
-  if (typeof id !== 'string' || !isValidBlobId(id)) {
-    const shown = typeof id === 'string' ? JSON.stringify(id.slice(0, 140)) : typeof id;
-    throw new StrataError(
-      'INVALID_REQUEST',
-      `blob id ${shown} is invalid: it must match ${BLOB_ID_PATTERN.source} and not contain ".."`,
-    );
-  }
-}
+export { requireValidId };
 
 export function validateHeader(header: BlobHeader): void {
-  if (typeof header !== 'object' || header === null) throw new StrataError('INVALID_REQUEST', 'header is missing');
-  requireValidId(header.id);
-  for (const field of ['key', 'writeId', 'part', 'meta'] as const) {
-    if (typeof header[field] !== 'string') throw new StrataError('INVALID_REQUEST', `header.${field} is not a string`);
-  }
-  const keyBytes = Buffer.byteLength(header.key, 'utf8');
-  if (keyBytes > LIMITS.keyBytesMax) {
-    throw new StrataError('INVALID_KEY', `key is ${keyBytes} bytes; keyBytesMax is ${LIMITS.keyBytesMax}`);
-  }
-  for (const field of ['writeId', 'part'] as const) {
-    const bytes = Buffer.byteLength(header[field], 'utf8');
-    if (bytes > NEEDLE_NAME_BYTES_MAX) {
-      throw new StrataError('INVALID_REQUEST', `${field} is ${bytes} bytes; at most ${NEEDLE_NAME_BYTES_MAX}`);
-    }
-  }
-  const metaBytes = Buffer.byteLength(header.meta, 'utf8');
-  if (metaBytes > LIMITS.blobMetaBytesMax) {
-    throw new StrataError('BLOB_TOO_LARGE', `meta is ${metaBytes} bytes; blobMetaBytesMax is ${LIMITS.blobMetaBytesMax}`);
-  }
+  validateSharedHeader(header, NEEDLE_NAME_BYTES_MAX);
 }
