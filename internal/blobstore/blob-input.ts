@@ -39,3 +39,24 @@ export function validateHeader(header: BlobHeader, nameBytesMax: number): void {
     throw new StrataError('BLOB_TOO_LARGE', `meta is ${metaBytes} bytes; blobMetaBytesMax is ${LIMITS.blobMetaBytesMax}`);
   }
 }
+
+/** What a store keeps of a blob that a re-put must match to count as the same blob (an idempotent retry). */
+export interface StoredIdentity {
+  checksum: string;
+  size: number;
+  key: string;
+  writeId: string;
+  part: string;
+  meta: string;
+}
+
+export function sameBlob(stored: StoredIdentity, header: BlobHeader, checksum: string, size: number): boolean {
+  return (
+    stored.checksum === checksum &&
+    stored.size === size &&
+    stored.key === header.key &&
+    stored.writeId === header.writeId &&
+    stored.part === header.part &&
+    stored.meta === header.meta
+  );
+}

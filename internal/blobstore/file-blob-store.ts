@@ -25,7 +25,7 @@ import type { BlobHeader, BlobInfo, BlobStore, StoreUsage } from './blob-store.j
 import { errnoCode, fsyncDir, writeAll } from './durable-fs.js';
 import { KeyedMutex } from '../core/keyed-mutex.js';
 import { SortedIds } from './sorted-ids.js';
-import { requireValidId, validateHeader as validateSharedHeader } from './blob-input.js';
+import { requireValidId, sameBlob, validateHeader as validateSharedHeader } from './blob-input.js';
 
 /** Bytes of `writeId` and of `part` in a header. Blob ids are at most 128 characters, and so are these. */
 export const BLOB_NAME_BYTES_MAX = 128;
@@ -462,16 +462,6 @@ function validateHeader(header: BlobHeader): void {
   validateSharedHeader(header, BLOB_NAME_BYTES_MAX);
 }
 
-function sameBlob(info: BlobInfo, header: BlobHeader, checksum: string, size: number): boolean {
-  return (
-    info.checksum === checksum &&
-    info.size === size &&
-    info.key === header.key &&
-    info.writeId === header.writeId &&
-    info.part === header.part &&
-    info.meta === header.meta
-  );
-}
 
 /** Callers get copies: the index's objects are never handed out. */
 function copyInfo(info: BlobInfo): BlobInfo {

@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { assert } from '../../internal/core/assert.js';
 import { InfraError, ensureBinary } from './debian-package.js';
-import { OutputTail, freePort, sleep } from './process-utils.js';
+import { OutputTail, freePort, sleep, stopOnExit } from './process-utils.js';
 
 export { InfraError };
 
@@ -76,17 +76,6 @@ export interface RunningEtcd {
   kill(): void;
 }
 
-/** Children still running, killed when this process exits so that a crashed test run leaves no etcd behind. */
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of running) child.kill('SIGKILL');
-  });
-}
 
 /** Starts a single-member etcd on loopback and resolves once its /health says it is ready. */
 export async function startEtcd(options: StartEtcdOptions = {}): Promise<RunningEtcd> {
@@ -128,19 +117,16 @@ async function startOnce(binary: string, options: StartEtcdOptions): Promise<Run
     '--log-outputs=stderr',
     '--log-level=warn',
   ];
-  installExitHook();
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
+  stopOnExit(child, 'SIGKILL');
   const output = new OutputTail(ETCD_INFRA_LIMITS.outputTailBytesMax);
   child.stdout?.on('data', (chunk: Buffer) => output.push(chunk));
   child.stderr?.on('data', (chunk: Buffer) => output.push(chunk));
   const exited = new Promise<void>((resolve) => {
     child.once('exit', () => {
-      running.delete(child);
       resolve();
     });
     child.once('error', () => {
-      running.delete(child);
       resolve();
     });
   });

@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEBIAN_INSTALL_LIMITS, ensureBinary, InfraError } from './debian-package.js';
-import { OutputTail, freePort, sleep } from './process-utils.js';
+import { OutputTail, freePort, sleep, stopOnExit } from './process-utils.js';
 
 export { freePort };
 
@@ -262,18 +262,6 @@ export interface RunningNginx {
   stop(): Promise<void>;
 }
 
-/** Masters still running, told to stop when this process exits so that a crashed test run leaves no nginx behind. */
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    // SIGTERM, not SIGKILL: a killed master would leave its workers running and holding the port.
-    for (const child of running) child.kill('SIGTERM');
-  });
-}
 
 /** Starts nginx in front of `upstreams` and resolves once it answers requests. */
 export async function startNginx(options: StartNginxOptions): Promise<RunningNginx> {
@@ -308,9 +296,8 @@ async function startOnce(binary: string, options: StartNginxOptions): Promise<Ru
   // `daemon off` keeps the master as our child, so that its exit is observable and stop() can wait for it.
   const pidPath = path.join(prefix, 'nginx.pid');
   const args = baseArgs(prefix, configPath, 'daemon off; ');
-  installExitHook();
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
+  stopOnExit(child, 'SIGTERM');
   const output = new OutputTail(NGINX_INFRA_LIMITS.outputTailBytesMax);
   child.stdout?.on('data', (chunk: Buffer) => output.push(chunk));
   child.stderr?.on('data', (chunk: Buffer) => output.push(chunk));
@@ -318,7 +305,6 @@ async function startOnce(binary: string, options: StartNginxOptions): Promise<Ru
   const exited = new Promise<void>((resolve) => {
     const done = (): void => {
       hasExited = true;
-      running.delete(child);
       resolve();
     };
     child.once('exit', done);

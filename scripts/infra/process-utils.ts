@@ -55,3 +55,24 @@ export async function untilStopped(pid: number, timeoutMs = 2_000): Promise<void
     await sleep(5);
   }
 }
+
+/** Children to signal when this process exits, so that a crashed test run leaves no server behind. */
+const onExit = new Map<import('node:child_process').ChildProcess, NodeJS.Signals>();
+let exitHookInstalled = false;
+
+/**
+ * Signals `child` with `signal` if this process exits while the child still runs; forgets it once it exits.
+ * (nginx wants SIGTERM: a SIGKILLed master would leave its workers running and holding the port.)
+ */
+export function stopOnExit(child: import('node:child_process').ChildProcess, signal: NodeJS.Signals): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const [c, s] of onExit) c.kill(s);
+    });
+  }
+  onExit.set(child, signal);
+  const forget = (): void => void onExit.delete(child);
+  child.once('exit', forget);
+  child.once('error', forget);
+}

@@ -48,6 +48,7 @@ import { runScrub } from './scrub.js';
 import { diskFullOr, requireValidId, validateHeader, validateOptions } from './store-input.js';
 import { SUPERBLOCK_BYTES, VOLUME_NUMBER_MAX, Volume, volumeFileName } from './volume.js';
 import { nodeVolumeFs, type VolumeFs } from './volume-fs.js';
+import { sameBlob } from '../blob-input.js';
 
 export { VOLUME_BYTES_MAX_LIMIT } from './store-input.js';
 
@@ -900,16 +901,6 @@ function infoOf(head: NeedleHead, corrupt: boolean): BlobInfo {
   return info;
 }
 
-function sameBlob(stored: NeedleHead, header: BlobHeader, checksum: string, size: number): boolean {
-  return (
-    stored.checksum === checksum &&
-    stored.size === size &&
-    stored.key === header.key &&
-    stored.writeId === header.writeId &&
-    stored.part === header.part &&
-    stored.meta === header.meta
-  );
-}
 
 function notFound(id: string): StrataError {
   return new StrataError('BLOB_NOT_FOUND', `blob ${id} not found`);
