@@ -48,6 +48,11 @@ export const KAFKA_WAL_CONSUMER_LIMITS = {
   coordinatorBackoffMs: 100,
   /** Pause after a fetch found stale metadata (a leader moved), so that a poll does not spin while it settles. */
   staleMetadataBackoffMs: 100,
+  /**
+   * Tries of the start-up lookup (partitions, committed offsets, earliest offsets) while leaders settle: a topic
+   * created a moment ago answers "not the leader" until its partitions have elected one.
+   */
+  openTriesMax: 30,
 } as const;
 
 /** Kafka's "no committed offset" in an OffsetFetch answer. */
@@ -121,7 +126,18 @@ export class KafkaWalConsumer implements WalConsumer {
     try {
       await cluster.connect();
       await cluster.addTargetTopic(options.topic);
-      await consumer.discoverPartitions();
+      for (let tries = 1; ; tries += 1) {
+        try {
+          await consumer.discoverPartitions();
+          break;
+        } catch (err) {
+          // kafkajs wraps a protocol error in a retries-exceeded error once its own retries are spent.
+          const cause = (err as { originalError?: KafkaJsErrorFields }).originalError ?? (err as KafkaJsErrorFields);
+          if (tries >= limits.openTriesMax || !isStaleMetadataError(cause)) throw err;
+          await options.clock.sleep(limits.staleMetadataBackoffMs);
+          await cluster.refreshMetadata();
+        }
+      }
     } catch (err) {
       await cluster.disconnect().catch(() => undefined);
       throw consumer.unavailable(`cannot start consumer ${options.group}`, err);
