@@ -8,4 +8,6 @@ process.exitCode = await runCli(process.argv.slice(2), { STRATA_URL: process.env
   stderr: (s) => void process.stderr.write(s),
   readStdin: () => text(process.stdin),
   readFile: (path) => readFile(path, 'utf8'),
+  // Progress is drawn in place on a terminal only; a pipe or a log file gets the final report alone.
+  ...(process.stderr.isTTY ? { progress: (line: string) => void process.stderr.write(`\r\x1b[2K${line}`) } : {}),
 });

@@ -23,7 +23,8 @@ import {
   requireMediaType,
   validateKey,
 } from './request.js';
-import { displayPath, statBody } from './views.js';
+import { displayPath, statBody, verifiedStatBody } from './views.js';
+import { checkPlacement } from '../readservice/placement-check.js';
 
 const JSON_TYPE = 'application/json';
 const JSON_PATCH_TYPE = 'application/json-patch+json';
@@ -117,7 +118,9 @@ export function registerDocumentRoutes(app: Hono, deps: GatewayDeps): void {
     const stored = await deps.reads.liveManifest(key);
     c.header('ETag', `"${stored.manifest.version}"`);
     c.header('X-Strata-Version', stored.manifest.version);
-    return c.json(statBody(stored.manifest));
+    const verify = parseVerifyFlag(queryValue(rawQuery(c), 'verify'));
+    if (!verify) return c.json(statBody(stored.manifest));
+    return c.json(verifiedStatBody(stored.manifest, await checkPlacement(stored.manifest, deps.pool)));
   });
 
   app.get('/list', async (c) => {
@@ -191,3 +194,10 @@ function notAnObject(doc: unknown): StrataError {
 }
 
 export type { Context };
+
+/** `?verify=true|false` (absent: false). */
+function parseVerifyFlag(raw: string | undefined): boolean {
+  if (raw === undefined || raw === 'false') return false;
+  if (raw === 'true') return true;
+  throw new StrataError('INVALID_REQUEST', `verify must be true or false; got ${JSON.stringify(raw.slice(0, 20))}`);
+}

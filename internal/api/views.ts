@@ -1,6 +1,7 @@
 /** JSON views of internal records, in the shapes api.md documents. */
 import { formatFieldPath, parseJsonPointer } from '../json/pointer.js';
 import type { BlobRef, Manifest } from '../manifest/manifest.js';
+import type { PlacementCheck } from '../readservice/placement-check.js';
 
 /** Manifests keep hot paths as JSON Pointers; clients see a top-level member by its plain name. */
 export function displayPath(pointer: string): string {
@@ -22,5 +23,16 @@ export function statBody(m: Manifest) {
     write_id: m.writeId,
     hot: m.hot.map((r: BlobRef) => ({ part: r.part, node: r.node, blob: r.blob, size: r.size, state: r.state })),
     cold: m.cold.map((r: BlobRef, index: number) => ({ index, node: r.node, blob: r.blob, size: r.size, state: r.state })),
+  };
+}
+
+/** statBody with each replica's and shard's state as its node reported it just now, and the protection summary. */
+export function verifiedStatBody(m: Manifest, check: PlacementCheck) {
+  const body = statBody(m);
+  return {
+    ...body,
+    hot: body.hot.map((r, i) => ({ ...r, state: check.hot[i]!.state })),
+    cold: body.cold.map((r, i) => ({ ...r, state: check.cold[i]!.state })),
+    protection: check.protection,
   };
 }

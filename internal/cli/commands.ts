@@ -7,12 +7,15 @@ import type { ParseArgsConfig } from 'node:util';
 import { EC_DATA_SHARDS } from '../core/limits.js';
 import type { StatResult, Strategy, StrataClient } from '../client/strata-client.js';
 import { formatBytes, formatFields, formatTable } from './format.js';
+import { verifyCommand } from './verify-command.js';
 
 export interface CliIo {
   stdout(text: string): void;
   stderr(text: string): void;
   readStdin(): Promise<string>;
   readFile(path: string): Promise<string>;
+  /** Redraws a one-line progress report (an empty line clears it); absent when stderr is not a terminal. */
+  progress?(line: string): void;
 }
 
 export interface CommandContext {
@@ -33,7 +36,8 @@ export interface Command {
   options: NonNullable<ParseArgsConfig['options']>;
   positionalsMin: number;
   positionalsMax: number;
-  run(ctx: CommandContext): Promise<void>;
+  /** Resolves to an exit code when the command's finding is not plain success (e.g. verify found problems). */
+  run(ctx: CommandContext): Promise<number | void>;
 }
 
 /** Bad arguments: exit code 2, with the command's usage. */
@@ -307,4 +311,4 @@ const usage: Command = {
   },
 };
 
-export const COMMANDS: readonly Command[] = [put, get, patch, rm, ls, stat, cluster, usage];
+export const COMMANDS: readonly Command[] = [put, get, patch, rm, ls, stat, cluster, usage, verifyCommand];

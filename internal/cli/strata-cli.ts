@@ -6,6 +6,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { StrataApiError, StrataClient, StrataNetworkError } from '../client/strata-client.js';
 import { COMMANDS, UsageError, type CliIo, type Command } from './commands.js';
+import { EXIT_VERIFY_FAILED } from './verify-command.js';
 
 /** Exit codes are part of the CLI's contract: scripts branch on them. */
 export const EXIT = {
@@ -14,6 +15,7 @@ export const EXIT = {
   USAGE: 2,
   NOT_FOUND: 3,
   UNAVAILABLE: 4,
+  VERIFY_FAILED: EXIT_VERIFY_FAILED,
 } as const;
 
 export const DEFAULT_URL = 'http://127.0.0.1:8000';
@@ -56,6 +58,7 @@ function topLevelHelp(): string {
     '  2  usage error: unknown command or option, missing argument, unreadable input file',
     '  3  not found: the key has no live version',
     '  4  unavailable: the gateway could not be reached, or answered 503 after retries',
+    '  5  verify found keys that are under-protected or unreadable',
     '',
     'put, patch and rm send an Idempotency-Key, so they are retried safely after a 503 or a dropped connection.',
     '',
@@ -136,8 +139,8 @@ export async function runCli(argv: readonly string[], env: CliEnv, io: CliIo): P
   }
 
   try {
-    await command.run({ client, json: values.json === true, io, values, positionals });
-    return EXIT.OK;
+    const code = await command.run({ client, json: values.json === true, io, values, positionals });
+    return code ?? EXIT.OK;
   } catch (error) {
     return reportFailure(io, command, error);
   }

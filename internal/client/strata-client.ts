@@ -179,6 +179,20 @@ export interface StatResult {
   cold: { index: number; node: string; blob: string; size: number; state: BlobState }[];
 }
 
+/** What a node said about its copy just now (`GET /stat/KEY?verify=true`). */
+export type LiveBlobState = 'ok' | 'missing' | 'corrupt' | 'unreachable';
+
+export interface VerifiedStatResult extends Omit<StatResult, 'hot' | 'cold'> {
+  hot: { part: string; node: string; blob: string; size: number; state: LiveBlobState }[];
+  cold: { index: number; node: string; blob: string; size: number; state: LiveBlobState }[];
+  protection: {
+    full: boolean;
+    readable: boolean;
+    hot: { ok: number; total: number };
+    cold: { ok: number; total: number; needed: number };
+  };
+}
+
 export interface ListOptions {
   prefix?: string;
   /** 1 to 1000; default 100 (server side). */
@@ -356,8 +370,12 @@ export class StrataClient {
     return (await res.json()) as DeleteResult;
   }
 
-  async stat(key: string): Promise<StatResult> {
-    return this.getJson<StatResult>(`/stat/${encodeURIComponent(key)}`);
+  stat(key: string): Promise<StatResult>;
+  /** With verify, every node is asked about its copy now, and the answer says how well the key is protected. */
+  stat(key: string, options: { verify: true }): Promise<VerifiedStatResult>;
+  async stat(key: string, options: { verify?: boolean } = {}): Promise<StatResult | VerifiedStatResult> {
+    const query = options.verify === true ? '?verify=true' : '';
+    return this.getJson<StatResult>(`/stat/${encodeURIComponent(key)}${query}`);
   }
 
   /** One page of keys in UTF-8 byte order. */
