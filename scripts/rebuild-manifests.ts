@@ -15,6 +15,7 @@ import { silentLogger } from '../internal/log/logger.js';
 import { HttpNodeClient } from '../internal/nodeclient/http-node-client.js';
 import { rebuildManifests } from '../internal/recovery/rebuild-manifests.js';
 import { openMetadata } from '../internal/wiring/backends.js';
+import { loadTls, nodeClientTls } from '../internal/wiring/tls.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -31,7 +32,8 @@ async function main(): Promise<void> {
   if (config.nodes.length === 0) throw new Error('no storage nodes: pass --nodes id=url,... or set STRATA_NODES');
   if (!config.clusterToken) throw new Error('STRATA_CLUSTER_TOKEN is required to call the storage nodes');
   const { metadata, name } = await openMetadata(config, systemClock, silentLogger);
-  const clients = config.nodes.map((n) => new HttpNodeClient({ nodeId: n.id, address: n.address, token: config.clusterToken!, timeoutMs: config.nodeTimeoutMs }));
+  const clientTls = nodeClientTls(loadTls(config));
+  const clients = config.nodes.map((n) => new HttpNodeClient({ nodeId: n.id, address: n.address, token: config.clusterToken!, timeoutMs: config.nodeTimeoutMs, ...clientTls }));
   console.log(`rebuilding manifests into ${name} from ${clients.length} nodes`);
   try {
     const report = await rebuildManifests({ nodes: clients, metadata, ec: new ReedSolomonCode(), progress: (l) => console.log(l) });

@@ -1,18 +1,21 @@
 /**
- * `npm run verify:storage`: writes the iot documents of benchmarks.md (10 per strategy, an incompressible
- * 800 KiB `sensor_raw_log` cold and six hot fields) to a running cluster, measures the bytes its storage nodes
- * actually hold before and after (from GET /cluster), and prints the amplification per strategy.
+ * `npm run verify:storage`: measures what documents cost on the storage nodes of a running cluster, per document
+ * size (200 B, 4 KiB, 64 KiB, 800 KiB, 8 MiB), payload kind (compressible text, incompressible base64 noise) and
+ * strategy, plus the iot documents of benchmarks.md (six hot fields, an incompressible 800 KiB sensor_raw_log).
+ * Prints payload amplification, the fixed per-document overhead (needle heads, index entries, manifest) apart,
+ * and checks the bounds of internal/efficiency/verify-storage.ts; exits 1 when one is broken.
  *
  *   npm run verify:storage                         # against http://127.0.0.1:8000 (npm start)
  *   npm run verify:storage -- --url http://host:port
  *   npm run verify:storage -- --self-contained     # starts a throw-away all-in-one cluster in a temp dir
- *   options: --docs N (default 10), --payload-kib N (default 800), --json
+ *   options: --docs N (default 5; at most 3 for 8 MiB), --iot-docs N (default 10), --payload-kib N (default 800),
+ *            --sizes 200,4096,... , --set STRATA_NAME=value (self-contained: a setting, repeatable), --json
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../internal/config/config.js';
+import { VERIFY_LIMITS, checkBounds, measureStorage, type Row, type VerifyResult } from '../internal/efficiency/verify-storage.js';
 import { silentLogger } from '../internal/log/logger.js';
 import { startAllInOne } from '../internal/wiring/all-in-one.js';
 
@@ -20,14 +23,24 @@ interface Options {
   url: string;
   selfContained: boolean;
   docs: number;
+  iotDocs: number;
   payloadKib: number;
+  sizes: number[];
+  settings: Record<string, string>;
   json: boolean;
 }
 
-const STRATEGIES = ['replication', 'ec', 'field_hybrid'] as const;
-
 function parseArgs(argv: string[]): Options {
-  const options: Options = { url: 'http://127.0.0.1:8000', selfContained: false, docs: 10, payloadKib: 800, json: false };
+  const options: Options = {
+    url: 'http://127.0.0.1:8000',
+    selfContained: false,
+    docs: 5,
+    iotDocs: 10,
+    payloadKib: 800,
+    sizes: [...VERIFY_LIMITS.documentSizes],
+    settings: {},
+    json: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const next = (): string => {
@@ -37,20 +50,29 @@ function parseArgs(argv: string[]): Options {
     };
     if (arg === '--url') options.url = next().replace(/\/$/, '');
     else if (arg === '--self-contained') options.selfContained = true;
-    else if (arg === '--docs') options.docs = positive(arg, next());
-    else if (arg === '--payload-kib') options.payloadKib = positive(arg, next());
-    else if (arg === '--json') options.json = true;
+    else if (arg === '--docs') options.docs = positive(arg, next(), 100_000);
+    else if (arg === '--iot-docs') options.iotDocs = positive(arg, next(), 100_000);
+    else if (arg === '--payload-kib') options.payloadKib = positive(arg, next(), 16 * 1024 - 1);
+    else if (arg === '--sizes') options.sizes = next().split(',').map((s) => positive('--sizes', s, 16 * 1024 * 1024 - 1024));
+    else if (arg === '--set') {
+      const m = /^(STRATA_[A-Z0-9_]+)=(.*)$/.exec(next());
+      if (!m) fail('--set takes STRATA_NAME=value');
+      options.settings[m[1]!] = m[2]!;
+    } else if (arg === '--json') options.json = true;
     else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('usage: npm run verify:storage -- [--url URL | --self-contained] [--docs N] [--payload-kib N] [--json]\n');
+      process.stdout.write(
+        'usage: npm run verify:storage -- [--url URL | --self-contained [--set STRATA_X=v ...]] [--docs N] [--iot-docs N]\n' +
+          '                                [--payload-kib N] [--sizes 200,4096,...] [--json]\n',
+      );
       process.exit(0);
     } else fail(`unknown option ${arg} (try --help)`);
   }
   return options;
 }
 
-function positive(name: string, raw: string): number {
+function positive(name: string, raw: string, max: number): number {
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 100_000) fail(`${name} must be a whole number from 1 to 100000`);
+  if (!Number.isInteger(n) || n < 1 || n > max) fail(`${name} must be a whole number from 1 to ${max}`);
   return n;
 }
 
@@ -59,72 +81,53 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-/** An iot document: six hot fields and an incompressible cold log (random bytes, base64). */
-function iotDocument(i: number, payloadKib: number): string {
-  const log = randomBytes(Math.ceil((payloadKib * 1024 * 3) / 4)).toString('base64').slice(0, payloadKib * 1024);
-  return JSON.stringify({
-    device_id: `dev-${i}`,
-    battery_level: 87,
-    status_code: 200,
-    is_active: true,
-    last_sync_ts: 1795000000000 + i,
-    firmware_version: '4.2.1',
-    sensor_raw_log: log,
-  });
-}
-
-async function nodeBytes(url: string): Promise<number> {
-  const res = await fetch(`${url}/cluster`);
-  if (!res.ok) throw new Error(`GET /cluster answered ${res.status}`);
-  const body = (await res.json()) as { nodes: { id: string; bytes_used: number | null }[] };
-  let total = 0;
-  for (const n of body.nodes) {
-    if (n.bytes_used === null) throw new Error(`node ${n.id} did not report its usage; is it down?`);
-    total += n.bytes_used;
-  }
-  return total;
-}
-
 function progress(text: string): void {
   if (process.stderr.isTTY) process.stderr.write(`\r${text}`.padEnd(70));
   else process.stderr.write(`${text}\n`);
 }
 
-async function measure(options: Options) {
-  const run = randomBytes(3).toString('hex');
-  const rows = [];
-  for (const strategy of STRATEGIES) {
-    const before = await nodeBytes(options.url);
-    let logical = 0;
-    for (let i = 0; i < options.docs; i++) {
-      progress(`${strategy}: writing document ${i + 1}/${options.docs}`);
-      const body = iotDocument(i, options.payloadKib);
-      const res = await fetch(`${options.url}/write?key=${encodeURIComponent(`verify-storage/${run}/${strategy}/${i}`)}&strategy=${strategy}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body,
-      });
-      const answer = (await res.json()) as { bytes?: { logical: number }; error?: { message: string } };
-      if (!res.ok || !answer.bytes) throw new Error(`write failed with ${res.status}: ${answer.error?.message ?? 'no details'}`);
-      logical += answer.bytes.logical;
-    }
-    const after = await nodeBytes(options.url);
-    const stored = after - before;
-    rows.push({ strategy, documents: options.docs, logical_bytes: logical, stored_bytes: stored, amplification: stored / logical });
-  }
-  progress('done');
-  process.stderr.write('\n');
-  return { run, payload_kib: options.payloadKib, incompressible: true, rows };
+function printTable(result: VerifyResult, options: Options): void {
+  const out = (line: string): boolean => process.stdout.write(`${line}\n`);
+  out(`documents per row: ${options.docs} (8 MiB: at most ${VERIFY_LIMITS.largeDocsMax}), iot: ${options.iotDocs} x ${options.payloadKib} KiB`);
+  out('amplification = payload bytes on the nodes / logical bytes; overhead = per document, apart from the payload:');
+  out('needle heads + index entries + manifest (B); disk/doc = payload + overhead per document');
+  out('');
+  out('document        payload         strategy       amplif.  needle  index manifest overhead      disk/doc  bound (3x+F)');
+  const fixed = result.fixed_overhead_bytes;
+  const line = (r: Row): string => {
+    const name = r.scenario === 'iot' ? `iot ${options.payloadKib} KiB` : sizeName(r.document_bytes);
+    const bound = Math.round((3 * r.logical_bytes) / r.documents + fixed);
+    return `${name.padEnd(15)} ${r.payload.padEnd(15)} ${r.strategy.padEnd(13)} ${r.amplification.toFixed(3).padStart(7)}x ${String(r.needle_overhead_bytes).padStart(7)} ${String(r.index_bytes).padStart(6)} ${String(r.manifest_bytes).padStart(8)} ${String(r.overhead_bytes).padStart(8)} ${String(r.disk_bytes).padStart(13)} ${String(bound).padStart(13)}`;
+  };
+  for (const r of result.rows) out(line(r));
+  out('');
+  out(`fixed per-document overhead F (largest of any row): ${fixed} B`);
+}
+
+function sizeName(bytes: number): string {
+  if (bytes >= 1024 * 1024 && bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MiB`;
+  if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024} KiB`;
+  return `${bytes} B`;
 }
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   let cleanup = async (): Promise<void> => undefined;
+  let settingsLine = '';
   if (options.selfContained) {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'strata-verify-'));
-    const config = loadConfig({ STRATA_DATA_DIR: dataDir, STRATA_PORT: '0', STRATA_NODE_PORT_BASE: '0', STRATA_LOG_LEVEL: 'silent' });
+    const config = loadConfig({
+      ...options.settings,
+      STRATA_DATA_DIR: dataDir,
+      STRATA_PORT: '0',
+      STRATA_NODE_PORT_BASE: '0',
+      STRATA_LOG_LEVEL: 'silent',
+      STRATA_SCRUB_INTERVAL_MS: '0',
+    });
     const cluster = await startAllInOne(config, { log: silentLogger, startHealer: false });
     options.url = cluster.url;
+    settingsLine = `self-contained all-in-one: compression ${config.coldCompression} (min saving ${config.compressionMinSaving}), ` +
+      `cold parts up to ${config.inlineColdBytesMax} B kept with the replicas`;
     cleanup = async () => {
       await cluster.stop();
       await rm(dataDir, { recursive: true, force: true });
@@ -136,22 +139,30 @@ async function main(): Promise<void> {
       fail(`no Strata gateway answers at ${options.url}; start one with 'npm start', pass --url, or use --self-contained`);
     }
   }
+  let problems: string[];
   try {
-    const result = await measure(options);
+    const result = await measureStorage({
+      url: options.url,
+      docs: options.docs,
+      iotDocs: options.iotDocs,
+      iotPayloadKib: options.payloadKib,
+      sizes: options.sizes,
+      progress,
+    });
+    progress('done');
+    process.stderr.write('\n');
+    problems = checkBounds(result);
     if (options.json) {
-      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ ...result, settings: settingsLine || null, problems }, null, 2)}\n`);
     } else {
-      process.stdout.write(`iot documents: ${options.docs} per strategy, ${options.payloadKib} KiB incompressible sensor_raw_log\n`);
-      process.stdout.write('strategy       docs  logical bytes   stored bytes  amplification\n');
-      for (const r of result.rows) {
-        process.stdout.write(
-          `${r.strategy.padEnd(13)} ${String(r.documents).padStart(5)} ${String(r.logical_bytes).padStart(14)} ${String(r.stored_bytes).padStart(14)} ${r.amplification.toFixed(3).padStart(13)}x\n`,
-        );
-      }
+      if (settingsLine) process.stdout.write(`${settingsLine}\n`);
+      printTable(result, options);
+      process.stdout.write(problems.length === 0 ? 'all bounds hold\n' : `bounds broken:\n  ${problems.join('\n  ')}\n`);
     }
   } finally {
     await cleanup();
   }
+  if (problems.length > 0) process.exit(1);
 }
 
 main().catch((error) => {

@@ -5,24 +5,84 @@
  *
  * These routes change the cluster: expose them only to operators (e.g. restrict /admin/ at the proxy).
  */
-import type { Hono } from 'hono';
 import { EC_TOTAL_SHARDS } from '../core/limits.js';
 import { StrataError } from '../core/errors.js';
 import { allRefs } from '../manifest/manifest.js';
 import type { RegisteredNode } from '../metadata/metadata-store.js';
 import type { GatewayDeps } from './gateway-deps.js';
+import { createRoute, defineRoute, errorResponses, jsonResponse, z, type GatewayApp } from './route-definition.js';
 
 /** Manifests read per page when checking that a node is empty before removing it. */
 const EMPTY_CHECK_SCAN_PAGE = 1000;
 
-export function registerAdminRoutes(app: Hono, deps: GatewayDeps): void {
-  app.get('/admin/nodes', async (c) => {
+const tags = ['admin'];
+const NodeIdPath = z.string().openapi({ description: 'a storage node id as the registry holds it', example: 'node-7' });
+const RegisteredNodeSchema = z
+  .strictObject({
+    id: z.string(),
+    address: z.string(),
+    zone: z.string().nullable(),
+    state: z.enum(['active', 'draining']),
+    alive: z.boolean().openapi({ description: 'its heartbeat lease has not expired' }),
+    last_heartbeat: z.string().openapi({ description: 'ISO 8601' }),
+  })
+  .openapi('RegisteredNode');
+const NodeResultSchema = z.strictObject({ node: RegisteredNodeSchema });
+
+export const listNodesRoute = createRoute({
+  method: 'get',
+  path: '/admin/nodes',
+  tags,
+  summary: 'The node registry (operators only)',
+  responses: {
+    200: jsonResponse('Registered storage nodes', z.strictObject({ nodes: z.array(RegisteredNodeSchema) })),
+    ...errorResponses('METADATA_UNAVAILABLE'),
+  },
+});
+
+export const drainNodeRoute = createRoute({
+  method: 'post',
+  path: '/admin/nodes/{id}/drain',
+  tags,
+  summary: 'Drain a node: no new writes; the healer moves its blobs elsewhere (idempotent)',
+  request: { params: z.object({ id: NodeIdPath }) },
+  responses: {
+    200: jsonResponse('Draining', NodeResultSchema),
+    ...errorResponses('NODE_NOT_FOUND', 'TOO_FEW_ACTIVE_NODES', 'METADATA_UNAVAILABLE'),
+  },
+});
+
+export const activateNodeRoute = createRoute({
+  method: 'post',
+  path: '/admin/nodes/{id}/activate',
+  tags,
+  summary: 'Take a draining node back into placement',
+  request: { params: z.object({ id: NodeIdPath }) },
+  responses: {
+    200: jsonResponse('Active', NodeResultSchema),
+    ...errorResponses('NODE_NOT_FOUND', 'METADATA_UNAVAILABLE'),
+  },
+});
+
+export const removeNodeRoute = createRoute({
+  method: 'delete',
+  path: '/admin/nodes/{id}',
+  tags,
+  summary: 'Remove a drained node that no live manifest references any more',
+  request: { params: z.object({ id: NodeIdPath }) },
+  responses: {
+    200: jsonResponse('Removed', z.strictObject({ removed: z.string() })),
+    ...errorResponses('NODE_NOT_FOUND', 'NODE_NOT_DRAINED', 'NODE_NOT_EMPTY', 'METADATA_UNAVAILABLE'),
+  },
+});
+
+export function registerAdminRoutes(app: GatewayApp, deps: GatewayDeps): void {
+  defineRoute(app, listNodesRoute, async (c) => {
     const nodes = await deps.metadata.listNodes();
     return c.json({ nodes: nodes.map(nodeBody) });
   });
 
-  app.post('/admin/nodes/:id/drain', async (c) => {
-    const id = c.req.param('id');
+  defineRoute(app, drainNodeRoute, async (c, { params: { id } }) => {
     const nodes = await deps.metadata.listNodes();
     const node = findNode(nodes, id);
     if (node.state !== 'draining') {
@@ -40,15 +100,13 @@ export function registerAdminRoutes(app: Hono, deps: GatewayDeps): void {
     return c.json({ node: nodeBody({ ...node, state: 'draining' }) });
   });
 
-  app.post('/admin/nodes/:id/activate', async (c) => {
-    const id = c.req.param('id');
+  defineRoute(app, activateNodeRoute, async (c, { params: { id } }) => {
     const node = findNode(await deps.metadata.listNodes(), id);
     if (node.state !== 'active') await deps.metadata.setNodeState(id, 'active');
     return c.json({ node: nodeBody({ ...node, state: 'active' }) });
   });
 
-  app.delete('/admin/nodes/:id', async (c) => {
-    const id = c.req.param('id');
+  defineRoute(app, removeNodeRoute, async (c, { params: { id } }) => {
     const node = findNode(await deps.metadata.listNodes(), id);
     if (node.state !== 'draining') {
       throw new StrataError('NODE_NOT_DRAINED', `storage node "${id}" is ${node.state}; drain it first (POST /admin/nodes/${id}/drain)`, {

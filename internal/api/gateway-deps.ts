@@ -6,6 +6,7 @@ import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { ReadService } from '../readservice/read-service.js';
 import type { WriteAheadLog } from '../wal/write-ahead-log.js';
 import type { DocumentOps } from '../writeservice/document-ops.js';
+import type { AccessRecorder } from '../tiering/access-recorder.js';
 
 /** Everything the gateway's routes use, wired in internal/wiring. */
 export interface GatewayDeps {
@@ -21,4 +22,6 @@ export interface GatewayDeps {
   backends: { metadata: string; wal: string };
   /** The healer leader lock's name, for /cluster. */
   healerLockName: string;
+  /** Access statistics and tiering records (GET/PUT /policy); absent in apps built without tiering. */
+  tiering?: AccessRecorder;
 }

@@ -25,14 +25,8 @@ export async function withIdempotency(
   identity: OperationIdentity,
   run: () => Promise<IdempotentResponse>,
 ): Promise<Response> {
-  const token = c.req.header('idempotency-key');
+  const token = parseIdempotencyKey(c.req.header('idempotency-key'));
   if (token === undefined) return send(c, await run());
-  if (token.length === 0 || Buffer.byteLength(token) > LIMITS.idempotencyKeyBytesMax || !/^[\x21-\x7e]+$/.test(token)) {
-    throw new StrataError(
-      'INVALID_HEADER',
-      `Idempotency-Key must be 1 to ${LIMITS.idempotencyKeyBytesMax} visible ASCII characters`,
-    );
-  }
   const fingerprint = createHash('sha256')
     .update(`${identity.method}\n${identity.key}\n${identity.extra}\n`)
     .update(identity.body)
@@ -66,6 +60,18 @@ export async function withIdempotency(
   }
   await deps.metadata.completeIdempotency(token, response);
   return send(c, response);
+}
+
+/** The `Idempotency-Key` header: absent, or 1 to 256 visible ASCII characters. */
+export function parseIdempotencyKey(token: string | undefined): string | undefined {
+  if (token === undefined) return undefined;
+  if (token.length === 0 || Buffer.byteLength(token) > LIMITS.idempotencyKeyBytesMax || !/^[\x21-\x7e]+$/.test(token)) {
+    throw new StrataError(
+      'INVALID_HEADER',
+      `Idempotency-Key must be 1 to ${LIMITS.idempotencyKeyBytesMax} visible ASCII characters`,
+    );
+  }
+  return token;
 }
 
 function send(c: Context, response: IdempotentResponse): Response {

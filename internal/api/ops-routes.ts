@@ -1,16 +1,130 @@
 /**
- * Operations routes of api.md: health, cluster view, node status and storage usage.
+ * Operations routes of api.md: health, cluster view, node status and storage usage, each a route definition
+ * (route-definition.ts) documented in GET /openapi.json.
  */
-import type { Hono } from 'hono';
+import { baseHotRefs, extraReplicaRefs } from '../manifest/manifest.js';
 import { EC_WRITE_QUORUM } from '../core/limits.js';
 import type { GatewayDeps } from './gateway-deps.js';
 import { errorBody } from './errors.js';
+import { EfficiencyAccumulator } from '../efficiency/storage-efficiency.js';
+import { EfficiencySchema, PrefixDepthQuery } from './storage-usage-view.js';
+import { createRoute, defineRoute, errorResponses, jsonResponse, z, type GatewayApp } from './route-definition.js';
 
 /** Manifests scanned per page by /storage_usage. */
 const USAGE_SCAN_PAGE = 1000;
 
-export function registerOpsRoutes(app: Hono, deps: GatewayDeps, extras: { repairBacklog?: () => number | null } = {}): void {
-  app.get('/health', (c) =>
+const tags = ['operations'];
+const NodeStateSchema = z.enum(['healthy', 'down']).openapi('NodeState');
+const nullableInt = z.number().int().nullable();
+
+export const healthRoute = createRoute({
+  method: 'get',
+  path: '/health',
+  tags,
+  summary: 'Liveness with a summary of the cluster (always 200 while the process serves)',
+  responses: {
+    200: jsonResponse('Serving', z.strictObject({
+      status: z.literal('healthy'),
+      service: z.literal('api_gateway'),
+      nodes_healthy: z.number().int(),
+      nodes_total: z.number().int(),
+      metadata: z.string().openapi({ description: 'metadata backend' }),
+      wal: z.string().openapi({ description: 'write-ahead log backend' }),
+    })),
+  },
+});
+
+export const liveRoute = createRoute({
+  method: 'get',
+  path: '/health/live',
+  tags,
+  summary: 'Liveness: 200 while the process serves',
+  responses: { 200: jsonResponse('Alive', z.strictObject({ status: z.literal('alive') })) },
+});
+
+export const readyRoute = createRoute({
+  method: 'get',
+  path: '/health/ready',
+  tags,
+  summary: `Readiness: the metadata store answers and at least ${EC_WRITE_QUORUM} storage nodes are up (a write quorum)`,
+  responses: {
+    200: jsonResponse('Ready', z.strictObject({ status: z.literal('ready') })),
+    503: jsonResponse(
+      'Not ready, with the reasons; retry after Retry-After',
+      z.strictObject({
+        status: z.literal('not_ready'),
+        problems: z.array(z.string()),
+        error: z.strictObject({ code: z.enum(['INSUFFICIENT_NODES']), message: z.string() }),
+      }),
+      { 'Retry-After': { description: 'seconds', schema: { type: 'string', pattern: '^[0-9]+$' } } },
+    ),
+  },
+});
+
+export const clusterRoute = createRoute({
+  method: 'get',
+  path: '/cluster',
+  tags,
+  summary: 'Storage nodes with their state and usage, the healer leader, the backends and the repair backlog',
+  responses: {
+    200: jsonResponse('The cluster as this gateway sees it', z.strictObject({
+      nodes: z.array(z.strictObject({
+        id: z.string(),
+        address: z.string(),
+        zone: z.string().nullable(),
+        state: NodeStateSchema,
+        draining: z.boolean(),
+        last_seen: z.string().nullable().openapi({ description: 'ISO 8601' }),
+        last_error: z.string().nullable(),
+        bytes_used: nullableInt,
+        bytes_free: nullableInt,
+        blobs: nullableInt,
+      })),
+      healer_leader: z.string().nullable(),
+      metadata_backend: z.string(),
+      wal_backend: z.string(),
+      repair_backlog: nullableInt.openapi({ description: 'manifests below full protection at the last audit; null before the first' }),
+    })),
+  },
+});
+
+export const nodeStatusRoute = createRoute({
+  method: 'get',
+  path: '/node_status',
+  tags,
+  summary: 'Each storage node address and its state',
+  responses: { 200: jsonResponse('Node address -> state', z.record(z.string(), NodeStateSchema)) },
+});
+
+export const storageUsageRoute = createRoute({
+  method: 'get',
+  path: '/storage_usage',
+  tags,
+  summary: 'Bytes stored against logical bytes (a scan of the manifests: its cost grows with the number of keys)',
+  request: { query: z.object({ prefix_depth: PrefixDepthQuery }) },
+  responses: {
+    200: jsonResponse('Usage', z.strictObject({
+      total_system_size: z.number().int().openapi({ description: 'bytes of blobs referenced by live manifests' }),
+      logical_bytes: z.number().int(),
+      amplification: z.number(),
+      live_keys: z.number().int(),
+      pending_gc_bytes: z.number().int(),
+      reclaimable_bytes: z.number().int(),
+      per_node: z.record(z.string(), z.strictObject({
+        state: NodeStateSchema,
+        blobs: nullableInt,
+        stored_bytes: nullableInt,
+        referenced_bytes: z.number().int(),
+      })),
+      extra_replica_bytes: z.number().int().openapi({ description: 'extra replicas of read-heavy documents: temporary, not in total_system_size' }),
+      efficiency: EfficiencySchema,
+    })),
+    ...errorResponses('INVALID_REQUEST', 'METADATA_UNAVAILABLE'),
+  },
+});
+
+export function registerOpsRoutes(app: GatewayApp, deps: GatewayDeps, extras: { repairBacklog?: () => number | null } = {}): void {
+  defineRoute(app, healthRoute, (c) =>
     c.json({
       status: 'healthy',
       service: 'api_gateway',
@@ -21,9 +135,9 @@ export function registerOpsRoutes(app: Hono, deps: GatewayDeps, extras: { repair
     }),
   );
 
-  app.get('/health/live', (c) => c.json({ status: 'alive' }));
+  defineRoute(app, liveRoute, (c) => c.json({ status: 'alive' }));
 
-  app.get('/health/ready', async (c) => {
+  defineRoute(app, readyRoute, async (c) => {
     const problems: string[] = [];
     try {
       await deps.metadata.currentRevision();
@@ -39,7 +153,7 @@ export function registerOpsRoutes(app: Hono, deps: GatewayDeps, extras: { repair
     return c.json({ status: 'ready' });
   });
 
-  app.get('/cluster', async (c) => {
+  defineRoute(app, clusterRoute, async (c) => {
     const views = deps.pool.views();
     const usage = await Promise.all(
       views.map(async (v) => {
@@ -77,18 +191,20 @@ export function registerOpsRoutes(app: Hono, deps: GatewayDeps, extras: { repair
     });
   });
 
-  app.get('/node_status', (c) => {
+  defineRoute(app, nodeStatusRoute, (c) => {
     const out: Record<string, string> = {};
     for (const v of deps.pool.views()) out[v.address] = v.state;
     return c.json(out);
   });
 
-  app.get('/storage_usage', async (c) => {
+  defineRoute(app, storageUsageRoute, async (c, { query }) => {
+    const efficiency = new EfficiencyAccumulator(query.prefix_depth);
     // A full scan of the manifests: exact, and linear in the number of keys. The access-statistics issue
     // replaces it with counters kept at commit time.
     let logical = 0;
     let referenced = 0;
     let liveKeys = 0;
+    let extraReplicaBytes = 0;
     const referencedByNode = new Map<string, number>();
     let after: string | null = null;
     for (;;) {
@@ -96,8 +212,11 @@ export function registerOpsRoutes(app: Hono, deps: GatewayDeps, extras: { repair
       for (const { manifest } of page) {
         if (manifest.deleted) continue;
         liveKeys++;
+        efficiency.add(manifest);
         logical += manifest.bytes.logical;
-        for (const ref of [...manifest.hot, ...manifest.cold]) {
+        // Extra replicas of read-heavy documents are temporary: reported apart, outside the space figures.
+        for (const ref of extraReplicaRefs(manifest)) if (ref.state !== 'missing') extraReplicaBytes += ref.size;
+        for (const ref of [...baseHotRefs(manifest), ...manifest.cold]) {
           if (ref.state === 'missing') continue;
           referenced += ref.size;
           referencedByNode.set(ref.node, (referencedByNode.get(ref.node) ?? 0) + ref.size);
@@ -128,7 +247,7 @@ export function registerOpsRoutes(app: Hono, deps: GatewayDeps, extras: { repair
         };
       }),
     );
-    const pending = Math.max(0, stored - referenced);
+    const pending = Math.max(0, stored - referenced - extraReplicaBytes);
     return c.json({
       total_system_size: referenced,
       logical_bytes: logical,
@@ -137,6 +256,8 @@ export function registerOpsRoutes(app: Hono, deps: GatewayDeps, extras: { repair
       pending_gc_bytes: pending,
       reclaimable_bytes: pending,
       per_node: perNode,
+      extra_replica_bytes: extraReplicaBytes,
+      efficiency: efficiency.report(),
     });
   });
 }

@@ -174,7 +174,10 @@ function tooLarge(bytes: number, limitBytes: number, atLeast = false): StrataErr
 
 /** `If-Match: "7"` (or W/"7") -> "7". Lists and `*` are refused with a clear message. */
 export function ifMatchVersion(c: Context): string | undefined {
-  const header = c.req.header('if-match');
+  return parseIfMatch(c.req.header('if-match'));
+}
+
+export function parseIfMatch(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const match = /^\s*(?:W\/)?"([1-9][0-9]{0,19})"\s*$/.exec(header);
   if (!match) {
@@ -185,7 +188,10 @@ export function ifMatchVersion(c: Context): string | undefined {
 
 /** On writes only `If-None-Match: *` (create-only) is meaningful. */
 export function ifNoneMatchStar(c: Context): boolean {
-  const header = c.req.header('if-none-match');
+  return parseIfNoneMatchStar(c.req.header('if-none-match'));
+}
+
+export function parseIfNoneMatchStar(header: string | undefined): boolean {
   if (header === undefined) return false;
   if (header.trim() !== '*') {
     throw new StrataError('INVALID_HEADER', `on writes If-None-Match must be "*" (create only); got ${JSON.stringify(header.slice(0, 100))}`);
@@ -198,7 +204,10 @@ export function ifNoneMatchStar(c: Context): boolean {
  * existing version, or undefined. Entries that are not versions of ours are ignored, as they can never match.
  */
 export function ifNoneMatchForRead(c: Context): ReadonlySet<string> | '*' | undefined {
-  const header = c.req.header('if-none-match');
+  return parseIfNoneMatchForRead(c.req.header('if-none-match'));
+}
+
+export function parseIfNoneMatchForRead(header: string | undefined): ReadonlySet<string> | '*' | undefined {
   if (header === undefined) return undefined;
   if (header.trim() === '*') return '*';
   const versions = new Set<string>();

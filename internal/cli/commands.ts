@@ -7,6 +7,7 @@ import type { ParseArgsConfig } from 'node:util';
 import { EC_DATA_SHARDS } from '../core/limits.js';
 import type { StatResult, Strategy, StrataClient } from '../client/strata-client.js';
 import { formatBytes, formatFields, formatTable } from './format.js';
+import { benchCommand } from './bench-command.js';
 import { verifyCommand } from './verify-command.js';
 
 export interface CliIo {
@@ -311,4 +312,4 @@ const usage: Command = {
   },
 };
 
-export const COMMANDS: readonly Command[] = [put, get, patch, rm, ls, stat, cluster, usage, verifyCommand];
+export const COMMANDS: readonly Command[] = [put, get, patch, rm, ls, stat, cluster, usage, verifyCommand, benchCommand];

@@ -65,6 +65,24 @@ export class NodeHeartbeat {
     await this.running;
   }
 
+  /**
+   * Graceful shutdown: stops heartbeating and ends the registration's liveness now, so that gateways and healers
+   * stop calling this node at their next registry read instead of after the ttl. True when the registry took it;
+   * an unreachable registry is logged, and the lease then lapses by itself.
+   */
+  async leave(): Promise<boolean> {
+    await this.stop();
+    const { registry, node, log } = this.options;
+    try {
+      await registry.deregisterNode(node.id);
+      log.info({ node: node.id }, 'left the node registry');
+      return true;
+    } catch (error) {
+      log.warn({ err: error, node: node.id }, 'could not leave the node registry; the registration lapses after its ttl');
+      return false;
+    }
+  }
+
   private schedule(): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {

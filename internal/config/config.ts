@@ -6,6 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { LIMITS } from '../core/limits.js';
 import { STRATEGIES, type Strategy } from '../manifest/manifest.js';
+import { accessSettings, type AccessSettings } from './access-config.js';
+import { tieringSettings, type TieringSettings } from './tiering-config.js';
+import { coldStorageSettings, type ColdStorageConfig } from './cold-storage-config.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -33,7 +36,8 @@ export interface NodeAddress {
   zone?: string;
 }
 
-export interface StrataConfig {
+/** Access control, TLS and load limits: see access-config.ts. */
+export interface StrataConfig extends AccessSettings, TieringSettings, ColdStorageConfig {
   dataDir: string;
   host: string;
   port: number;
@@ -86,6 +90,14 @@ export interface StrataConfig {
   tombstoneGraceMs: number;
   scrubIntervalMs: number;
   scrubBytesPerSecMax: number;
+  /** GET /watch: change-feed streams one gateway serves at once (503 TOO_MANY_WATCHERS beyond). */
+  watchStreamsMax: number;
+  /** GET /watch: a comment line is sent after this long without an event, so proxies keep the stream open. */
+  watchHeartbeatMs: number;
+  /** GET /watch: bytes a stream may have waiting for its client; beyond it the stream pauses (flow control). */
+  watchBufferBytesMax: number;
+  /** GET /watch: a client that leaves a full buffer unread this long is dropped (WATCH_TOO_SLOW). */
+  watchStallMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** etcd client URLs; empty = the embedded metadata store in the data directory. */
   etcdEndpoints: string[];
@@ -104,6 +116,13 @@ export interface StrataConfig {
    * window. 0 (the default) = no hook. Never set it in production: every write would stall.
    */
   testPauseBeforeCommitMs: number;
+  /**
+   * On SIGTERM/SIGINT a process stops accepting, finishes in-flight requests and closes its stores within this
+   * bound; past it, what is left is cut and the process exits with status 1.
+   */
+  shutdownGraceMs: number;
+  /** Separate-process healer: port of its small HTTP server (/health, /metrics); 0 = a free port. */
+  healerPort: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -269,6 +288,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<StrataConf
     tombstoneGraceMs: intVar(env, 'STRATA_TOMBSTONE_GRACE_MS', 86_400_000, 10, 365 * 86_400_000),
     scrubIntervalMs: intVar(env, 'STRATA_SCRUB_INTERVAL_MS', 3_600_000, 0, 30 * 86_400_000),
     scrubBytesPerSecMax: intVar(env, 'STRATA_SCRUB_BYTES_PER_SEC_MAX', 32 * 1024 * 1024, 1024, 10 * 1024 ** 3),
+    watchStreamsMax: intVar(env, 'STRATA_WATCH_STREAMS_MAX', 256, 1, 100_000),
+    watchHeartbeatMs: intVar(env, 'STRATA_WATCH_HEARTBEAT_MS', 15_000, 10, 600_000),
+    watchBufferBytesMax: intVar(env, 'STRATA_WATCH_BUFFER_BYTES_MAX', 4 * 1024 * 1024, 1024, 1024 ** 3),
+    watchStallMs: intVar(env, 'STRATA_WATCH_STALL_MS', 30_000, 10, 3_600_000),
     logLevel: logLevelVar(env),
     etcdEndpoints: etcdEndpointsVar(env),
     etcdPrefix: env['STRATA_ETCD_PREFIX'] || 'strata/',
@@ -277,6 +300,11 @@ export function loadConfig(env: Env = process.env, overrides: Partial<StrataConf
     kafkaPartitions: intVar(env, 'STRATA_KAFKA_PARTITIONS', 6, 1, 1024),
     kafkaReplicationFactor: intVar(env, 'STRATA_KAFKA_REPLICATION_FACTOR', 0, 0, 16),
     testPauseBeforeCommitMs: intVar(env, 'STRATA_TEST_PAUSE_BEFORE_COMMIT_MS', 0, 0, 600_000),
+    shutdownGraceMs: intVar(env, 'STRATA_SHUTDOWN_GRACE_MS', 10_000, 100, 600_000),
+    healerPort: intVar(env, 'STRATA_HEALER_PORT', 0, 0, 65535),
+    ...accessSettings(env, (message) => new ConfigError(message)),
+    ...tieringSettings(env, (message) => new ConfigError(message)),
+    ...coldStorageSettings(env, (message) => new ConfigError(message)),
     ...overrides,
   };
   if (config.gcGraceMs < config.intentTimeoutMs) {

@@ -12,6 +12,9 @@ export const ERROR_STATUS = {
   INVALID_CURSOR: 400,
   INVALID_FIELDS: 400,
   INVALID_HEADER: 400,
+  // /policy/:prefix and ?ttl_ms= (tiering): a prefix the prefix rule cannot produce, a malformed time to live.
+  INVALID_PREFIX: 400,
+  INVALID_TTL: 400,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
@@ -19,6 +22,9 @@ export const ERROR_STATUS = {
   METHOD_NOT_ALLOWED: 405,
   REQUEST_TIMEOUT: 408,
   IDEMPOTENCY_IN_PROGRESS: 409,
+  // GET /watch: the version to resume from is older than the change history the metadata store still keeps;
+  // the client must list again (GET /list) and watch from a fresh version.
+  HISTORY_COMPACTED: 410,
   // Admin routes (node membership): unknown node, and removals or drains that would lose data or block writes.
   NODE_NOT_FOUND: 404,
   NODE_NOT_DRAINED: 409,
@@ -35,6 +41,8 @@ export const ERROR_STATUS = {
   DOCUMENT_TOO_DEEP: 422,
   TOO_MANY_FIELDS: 422,
   PATCH_FAILED: 422,
+  // PUT /policy/:prefix: a body that is not a valid policy (unknown member, bad pins, bad lifecycle value).
+  INVALID_POLICY: 422,
   IDEMPOTENCY_KEY_REUSED: 422,
   RATE_LIMITED: 429,
   HEADERS_TOO_LARGE: 431,
@@ -44,7 +52,14 @@ export const ERROR_STATUS = {
   METADATA_UNAVAILABLE: 503,
   WAL_UNAVAILABLE: 503,
   WRITE_ABORTED: 503,
+  // This gateway is already handling STRATA_REQUESTS_IN_FLIGHT_MAX requests; another gateway or a retry may serve it.
+  OVERLOADED: 503,
   COMMIT_UNKNOWN: 504,
+  // GET /watch: this gateway already serves its maximum of change-feed streams (STRATA_WATCH_STREAMS_MAX).
+  TOO_MANY_WATCHERS: 503,
+  // GET /watch: the client read the stream too slowly and the gateway dropped it (only ever sent as the stream's
+  // final error event, after a 200).
+  WATCH_TOO_SLOW: 503,
   // Storage-node internal codes (never sent to a gateway client as such).
   BLOB_NOT_FOUND: 404,
   BLOB_EXISTS: 409,
@@ -64,7 +79,9 @@ export const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'WAL_UNAVAILABLE',
   'WRITE_ABORTED',
   'RATE_LIMITED',
+  'OVERLOADED',
   'NODE_UNAVAILABLE',
+  'TOO_MANY_WATCHERS',
 ]);
 
 export class StrataError extends Error {

@@ -16,6 +16,7 @@ import { blobIdOf } from '../core/ids.js';
 import { referencesBlob, type BlobRef, type Manifest, type StoredManifest } from '../manifest/manifest.js';
 import type { LeaderTerm } from '../metadata/metadata-store.js';
 import type { RepairDeps } from './repairer.js';
+import { hasColdCopies } from '../coldpart/cold-layout.js';
 
 export type Tier = 'hot' | 'cold';
 
@@ -116,7 +117,8 @@ export async function readPart(deps: RepairDeps, manifest: Manifest, tier: Tier,
   } catch (error) {
     deps.log.warn({ err: error, key: manifest.key, part: ref.part, node: ref.node }, 'reading a blob to move failed; using the other copies');
   }
-  if (tier === 'hot') {
+  if (tier === 'hot' || hasColdCopies(manifest)) {
+    // Whole copies: any good sibling has the same bytes.
     const others = refs.filter((r, i) => i !== index && r.state === 'ok');
     return (await fetchReplica(deps.pool, others, timeouts)).data;
   }

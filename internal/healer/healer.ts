@@ -19,7 +19,8 @@ import type { LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
 import type { WriteAheadLog } from '../wal/write-ahead-log.js';
 import type { BlobInfo } from '../blobstore/blob-store.js';
 import { moveBlobs, type MoveCounters } from './blob-mover.js';
-import { IntentResolver } from './intent-resolver.js';
+import type { TieringJob } from './tiering-job.js';
+import { IntentResolver, type IntentStats } from './intent-resolver.js';
 import { MEMBERSHIP_LIMITS, RebalancePlanner, activeNodes, drainMoves, type RebalanceMove } from './membership.js';
 import {
   observeStates,
@@ -69,6 +70,8 @@ export interface HealerDeps {
   clock: Clock;
   log: Logger;
   options: HealerOptions;
+  /** Re-tiering, lifecycle, expiry and extra replicas (./tiering-job.ts); absent = none of it runs. */
+  tiering?: TieringJob;
 }
 
 export interface HealerReport {
@@ -78,6 +81,8 @@ export interface HealerReport {
   unrepairable: number;
   /** Manifests below full protection after this pass. */
   backlog: number;
+  /** Manifests this pass found below full protection, before repairing them (repaired ones included). */
+  belowFullProtection: number;
   garbageDeleted: number;
   tombstonesPurged: number;
   /** Blobs moved off draining nodes by this round's audit. */
@@ -103,18 +108,21 @@ export class Healer {
   private lastAuditMs = Number.NEGATIVE_INFINITY;
   private leadCheckedMs = Number.NEGATIVE_INFINITY;
   private stopped = false;
-  readonly counters: RepairCounters & MoveCounters & { garbageDeleted: number; rounds: number } = {
+  readonly counters: RepairCounters & MoveCounters & { garbageDeleted: number; rounds: number; manifestsRepaired: number } = {
     blobsRepaired: 0,
     bytesRepaired: 0,
     blobsMoved: 0,
     bytesMoved: 0,
     garbageDeleted: 0,
     rounds: 0,
+    manifestsRepaired: 0,
   };
   /** Rebalance moves planned by the last audit, oldest first. */
   private rebalanceQueue: RebalanceMove[] = [];
   /** Manifests below full protection as of the last audit (null before the first one). */
   backlog: number | null = null;
+  /** Manifests the last audit found below full protection before it repaired them (null before the first one). */
+  belowFullProtection: number | null = null;
 
   private readonly membership: Required<Pick<HealerOptions, keyof typeof HEALER_MEMBERSHIP_DEFAULTS>>;
 
@@ -138,8 +146,18 @@ export class Healer {
     });
   }
 
+  /** The tiering work this healer does each round (counters for tests and reports), if wired. */
+  get tiering(): TieringJob | undefined {
+    return this.deps.tiering;
+  }
+
   get isLeader(): boolean {
     return this.term !== null;
+  }
+
+  /** The intent resolver's progress through the WAL (metrics: unresolved intents, consumer lag). */
+  get intentStats(): Readonly<IntentStats> {
+    return this.intents.stats;
   }
 
   start(): void {
@@ -172,6 +190,7 @@ export class Healer {
       repaired: 0,
       unrepairable: 0,
       backlog: 0,
+      belowFullProtection: 0,
       garbageDeleted: 0,
       tombstonesPurged: 0,
       drained: 0,
@@ -190,6 +209,7 @@ export class Healer {
     await this.intents.runOnce();
     await this.repairHinted(report);
     await this.rebalance(report);
+    //TMP if (this.term) await this.deps.tiering?.runRound(this.term, () => this.stillLeads());
     const now = this.deps.clock.nowMs();
     if (options.forceAudit || now - this.lastAuditMs >= this.deps.options.auditIntervalMs) {
       this.lastAuditMs = now;
@@ -206,6 +226,7 @@ export class Healer {
       await this.collectGarbage(inventories, report);
       await this.expireRecords();
       this.backlog = report.backlog;
+      this.belowFullProtection = report.belowFullProtection;
     }
     return report;
   }
@@ -245,10 +266,34 @@ export class Healer {
   private async repairOne(stored: StoredManifest, states: Parameters<typeof repairManifest>[2], report: HealerReport): Promise<RepairOutcome | null> {
     if (!this.term) return null;
     const outcome = await repairManifest(this.repairDeps(), stored, states, this.term, this.counters);
-    if (outcome === 'repaired') report.repaired++;
+    if (outcome !== 'healthy' && outcome !== 'conflict') report.belowFullProtection++;
+    if (outcome === 'repaired') {
+      report.repaired++;
+      this.counters.manifestsRepaired++;
+    }
     if (outcome === 'unrepairable') report.unrepairable++;
     if (outcome === 'unrepairable' || outcome === 'waiting') report.backlog++;
+    if (outcome === 'repaired' || outcome === 'unrepairable') await this.journal(outcome, stored, states);
     return outcome;
+  }
+
+  /**
+   * Records a repair in the metadata store's healer journal, where every gateway can read it (GET /healer, the
+   * console) whichever process the healer runs in. The journal is for people: failing to write it is logged and
+   * never fails the repair.
+   */
+  private async journal(kind: 'repaired' | 'unrepairable', stored: StoredManifest, states: Parameters<typeof repairManifest>[2]): Promise<void> {
+    const refs = [...stored.manifest.hot, ...stored.manifest.cold];
+    const damaged = refs
+      .map((ref, i) => ({ ref, state: states[i] }))
+      .filter(({ state }) => state === 'missing' || state === 'corrupt')
+      .map(({ ref, state }) => `${ref.part} on ${ref.node} (${state})`);
+    const detail = damaged.length > 0 ? damaged.join(', ') : 'recorded blob states brought up to date';
+    try {
+      await this.deps.metadata.appendHealerActions([{ atMs: this.deps.clock.nowMs(), kind, key: stored.manifest.key, detail }]);
+    } catch (error) {
+      this.deps.log.warn({ err: error, key: stored.manifest.key }, 'could not record a repair in the healer journal');
+    }
   }
 
   /**

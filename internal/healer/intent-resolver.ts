@@ -30,7 +30,12 @@ export interface IntentStats {
   read: number;
   resolvedCommitted: number;
   rolledBack: number;
+  /** Intents read and not yet resolved (as of the end of the last round). */
   pending: number;
+  /** WAL entries read whose offsets are not committed yet: the consumer's lag behind what it has read. */
+  uncommitted: number;
+  /** When the oldest unresolved intent was appended (ms), or null when none is pending. */
+  oldestPendingAtMs: number | null;
 }
 
 export class IntentResolver {
@@ -41,7 +46,7 @@ export class IntentResolver {
    * per partition: an unresolved intent holds back only its own partition, and each partition gets its own commit.
    */
   private readonly order = new Map<number, Tracked[]>();
-  readonly stats: IntentStats = { read: 0, resolvedCommitted: 0, rolledBack: 0, pending: 0 };
+  readonly stats: IntentStats = { read: 0, resolvedCommitted: 0, rolledBack: 0, pending: 0, uncommitted: 0, oldestPendingAtMs: null };
 
   constructor(
     private readonly deps: {
@@ -83,6 +88,12 @@ export class IntentResolver {
     }
     await this.commitSafeOffset();
     this.stats.pending = this.pending.size;
+    let uncommitted = 0;
+    for (const queue of this.order.values()) uncommitted += queue.length;
+    this.stats.uncommitted = uncommitted;
+    let oldest: number | null = null;
+    for (const { intent } of this.pending.values()) if (oldest === null || intent.atMs < oldest) oldest = intent.atMs;
+    this.stats.oldestPendingAtMs = oldest;
   }
 
   /** Returns true when the intent is settled (committed, or aborted and its blobs removed). */

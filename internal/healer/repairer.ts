@@ -1,7 +1,7 @@
 /**
  * Audit and repair of one manifest (architecture.md, "Healer"): every referenced blob is checked against what
- * its node holds; missing or corrupt hot replicas are copied from a good one, missing or corrupt shards are
- * rebuilt from any four. The repaired manifest is committed with the same version (placement changes, the
+ * its node holds; missing or corrupt hot replicas (and cold copies of a small cold part) are copied from a good
+ * one, missing or corrupt shards are rebuilt from any four. The repaired manifest is committed with the same version (placement changes, the
  * version never does), fenced by the healer's leadership term.
  */
 import type { NodePool } from '../cluster/node-pool.js';
@@ -17,6 +17,7 @@ import { chooseNodes } from '../placement/rendezvous.js';
 import { fetchReplica, fetchShards } from '../blobio/blob-io.js';
 import { checksumOf } from '../blobio/checksum.js';
 import { blobIdOf } from '../core/ids.js';
+import { hasColdCopies } from '../coldpart/cold-layout.js';
 
 /** What the auditor knows of one node's blobs: null when the node could not be listed (down). */
 export type Inventory = Map<string, BlobInfo> | null;
@@ -103,25 +104,32 @@ export async function repairManifest(
   });
 
   let unrepairable = false;
-  const hotBad = manifest.hot.map((_, i) => bad[i]!);
-  if (hotBad.some(Boolean)) {
-    const good = manifest.hot.filter((_, i) => states[i] === 'ok');
-    if (good.length === 0) unrepairable = true;
-    else {
-      try {
-        const { data } = await fetchReplica(deps.pool, good, { timeoutMs: deps.nodeTimeoutMs, hedgeAfterMs: deps.nodeTimeoutMs });
-        for (let i = 0; i < manifest.hot.length; i++) {
-          if (hotBad[i]) await rewrite(deps, next, next.hot[i]!, data, 'hot', counters, stored.modRevision);
-        }
-      } catch (error) {
-        deps.log.warn({ err: error, key: manifest.key }, 'could not read a good hot replica to repair from');
-        unrepairable = true;
-      }
+  // Whole copies (hot replicas, and a small cold part kept with them) are repaired from a good sibling copy.
+  const repairCopies = async (tier: 'hot' | 'cold', first: number): Promise<void> => {
+    const refs = tier === 'hot' ? manifest.hot : manifest.cold;
+    const tierBad = refs.map((_, i) => bad[first + i]!);
+    if (!tierBad.some(Boolean)) return;
+    const good = refs.filter((_, i) => states[first + i] === 'ok');
+    if (good.length === 0) {
+      unrepairable = true;
+      return;
     }
-  }
+    try {
+      const { data } = await fetchReplica(deps.pool, good, { timeoutMs: deps.nodeTimeoutMs, hedgeAfterMs: deps.nodeTimeoutMs });
+      const nextRefs = tier === 'hot' ? next.hot : next.cold;
+      for (let i = 0; i < refs.length; i++) {
+        if (tierBad[i]) await rewrite(deps, next, nextRefs[i]!, data, tier, counters, stored.modRevision);
+      }
+    } catch (error) {
+      deps.log.warn({ err: error, key: manifest.key, tier }, 'could not read a good copy to repair from');
+      unrepairable = true;
+    }
+  };
+  await repairCopies('hot', 0);
   const offset = manifest.hot.length;
+  if (hasColdCopies(manifest)) await repairCopies('cold', offset);
   const coldBad = manifest.cold.map((_, i) => bad[offset + i]!);
-  if (coldBad.some(Boolean) && manifest.cold_layout) {
+  if (coldBad.some(Boolean) && manifest.cold_layout && !hasColdCopies(manifest)) {
     const good = manifest.cold.map((ref, i) => (states[offset + i] === 'ok' ? ref : null));
     if (good.filter(Boolean).length < EC_DATA_SHARDS) unrepairable = true;
     else {

@@ -1,5 +1,5 @@
 import type { BlobHeader } from '../blobstore/blob-store.js';
-import type { Manifest, Strategy } from './manifest.js';
+import type { ColdLayout, Manifest, Strategy } from './manifest.js';
 
 /**
  * The self-describing part of a blob's header beyond key, write id and part: enough to rebuild a manifest from
@@ -8,8 +8,10 @@ import type { Manifest, Strategy } from './manifest.js';
 export function blobMeta(
   strategy: Strategy,
   part: string,
-  cold: { dataBytes: number; shardBytes: number; coldHash: string | null } | null,
+  cold: (ColdLayout & { coldHash: string | null }) | null,
 ): string {
+  // Codec and text size only when the cold part is compressed, so that uncompressed blobs keep their old meta.
+  const codec = cold?.codec !== undefined && cold.codec !== 'identity' ? { codec: cold.codec, textBytes: cold.textBytes } : {};
   if (part.startsWith('shard-') && cold) {
     return JSON.stringify({
       strategy,
@@ -18,7 +20,12 @@ export function blobMeta(
       dataBytes: cold.dataBytes,
       shardBytes: cold.shardBytes,
       coldHash: cold.coldHash,
+      ...codec,
     });
+  }
+  if (part.startsWith('cold-') && cold) {
+    // A whole copy of a small cold part kept beside the hot replicas (internal/coldpart/README.md).
+    return JSON.stringify({ strategy, role: 'cold', dataBytes: cold.dataBytes, coldHash: cold.coldHash, ...codec });
   }
   return JSON.stringify({ strategy, role: 'hot' });
 }

@@ -11,7 +11,7 @@ export type BlobState = 'ok' | 'missing' | 'corrupt' | 'unknown';
 
 /** One blob a manifest references: the bytes of one part, on one node. */
 export interface BlobRef {
-  /** `hot-0`..`hot-2` for replicas, `shard-0`..`shard-5` for erasure-coded shards. */
+  /** `hot-0`..`hot-2` for replicas, `shard-0`..`shard-5` for erasure-coded shards, `cold-0`..`cold-2` for cold copies. */
   part: string;
   node: string;
   blob: string;
@@ -24,11 +24,22 @@ export interface BlobRef {
   state: BlobState;
 }
 
+/** How the cold bytes are kept: six Reed-Solomon shards, or three whole copies beside the hot replicas. */
+export type ColdPlacement = 'shards' | 'with_replicas';
+/** Compression of the stored cold bytes (internal/coldpart/README.md); `identity` = the cold text itself. */
+export type ColdCodec = 'identity' | 'brotli' | 'deflate';
+
 export interface ColdLayout {
-  /** Bytes of the cold text before padding. */
+  /** Bytes of the stored cold part (the cold text, or its compressed form) before padding. */
   dataBytes: number;
-  /** Bytes of each shard (a multiple of 8, as the Reed-Solomon codec requires). */
+  /** Bytes of each shard (a multiple of 8, as the Reed-Solomon codec requires); with_replicas: dataBytes. */
   shardBytes: number;
+  /** Absent (manifests before it existed) = 'shards': `cold` holds shard-0..shard-5. */
+  placement?: ColdPlacement;
+  /** Absent = 'identity': the stored bytes are the canonical cold text. */
+  codec?: ColdCodec;
+  /** Bytes of the canonical cold text before compression; absent = dataBytes. */
+  textBytes?: number;
 }
 
 export interface Manifest {
@@ -53,12 +64,25 @@ export interface Manifest {
   cold_layout: ColdLayout | null;
   /** Hot replicas (replication: the whole document; field_hybrid: the hot members). */
   hot: BlobRef[];
-  /** Cold shards in shard order (index = position), empty for replication. */
+  /** Cold shards in shard order (index = position), or the cold copies (cold_layout.placement), empty for replication. */
   cold: BlobRef[];
   /** A target was missed at write time or a blob was found bad: the healer must complete it. */
   dirty: boolean;
   createdAt: string;
   updatedAt: string;
+  /**
+   * Tiering (internal/tiering; all optional, so manifests written before them read as before):
+   * `hotFieldsSource` and `strategySource` say whether the client named the hot fields / strategy on the request
+   * ('request') or the gateway chose them ('policy'; absent counts as 'policy'), because re-tiering and the
+   * lifecycle leave a client's explicit choice alone. `expiresAtMs`: the time to live ends then (ms since the
+   * epoch); the document reads as absent from that moment and the healer deletes it. `extraReplicas`: the last
+   * this-many entries of `hot` are temporary extra copies of the hot payload that the healer added because the
+   * document is read far more than others (not counted in `bytes.physical`; see extraReplicaRefs).
+   */
+  hotFieldsSource?: 'request' | 'policy';
+  strategySource?: 'request' | 'policy';
+  expiresAtMs?: number;
+  extraReplicas?: number;
 }
 
 /** A manifest as stored, with the store revision of its last change (the compare-and-set token). */
@@ -82,4 +106,21 @@ export function referencesBlob(manifest: Manifest, node: string, blob: string): 
 
 export function allRefs(manifest: Manifest): BlobRef[] {
   return [...manifest.hot, ...manifest.cold];
+}
+
+/** The extra (read-heavy) hot replicas: the last `extraReplicas` entries of `hot`. */
+export function extraReplicaRefs(manifest: Manifest): BlobRef[] {
+  const extra = manifest.extraReplicas ?? 0;
+  return extra > 0 ? manifest.hot.slice(manifest.hot.length - extra) : [];
+}
+
+/** The hot replicas a write made (all of `hot` but the extra ones). */
+export function baseHotRefs(manifest: Manifest): BlobRef[] {
+  const extra = manifest.extraReplicas ?? 0;
+  return extra > 0 ? manifest.hot.slice(0, manifest.hot.length - extra) : manifest.hot;
+}
+
+/** A live document whose time to live has run out reads as absent (it is deleted by the healer later). */
+export function isExpired(manifest: Manifest, nowMs: number): boolean {
+  return !manifest.deleted && manifest.expiresAtMs !== undefined && manifest.expiresAtMs <= nowMs;
 }

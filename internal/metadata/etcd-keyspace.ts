@@ -58,6 +58,10 @@ export class KeySpace {
   readonly nodes: Buffer;
   /** `alive/<id>`: an empty value attached to the node's lease; present exactly while the node heartbeats. */
   readonly alive: Buffer;
+  /** `healer-journal/<atMs, 15 digits>-<random>`: the healer's recent actions, in time order of the names. */
+  readonly healerJournal: Buffer;
+  /** `tiering/<prefix>`: the tiering record of a key prefix (internal/tiering). */
+  readonly tiering: Buffer;
   /** `revision`: never written; read only for the header revision. */
   readonly revisionProbe: Buffer;
 
@@ -73,6 +77,8 @@ export class KeySpace {
     this.leaders = ns('leader');
     this.nodes = ns('node');
     this.alive = ns('alive');
+    this.healerJournal = ns('healer-journal');
+    this.tiering = ns('tiering');
     this.revisionProbe = utf8(`${prefix}revision`, 'prefix');
   }
 

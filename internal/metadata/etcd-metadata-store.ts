@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   SortOrder,
   SortTarget,
@@ -33,6 +34,8 @@ import {
 import { EtcdRpc, ETCD_RPC_LIMITS, type CallKind, type CallOptions, type Deadline } from './etcd-rpc.js';
 import type {
   AbortRequest,
+  ChangeWatchListener,
+  HealerAction,
   CommitRequest,
   CommitResult,
   IdempotencyRecord,
@@ -45,7 +48,7 @@ import type {
   NodeRegistration,
   RegisteredNode,
 } from './metadata-store.js';
-import { NODE_REGISTRY_LIMITS } from './metadata-store.js';
+import { HEALER_JOURNAL_LIMITS, NODE_REGISTRY_LIMITS, TIERING_RECORD_LIMITS } from './metadata-store.js';
 import {
   assertMembershipState,
   assertRegistration,
@@ -151,6 +154,7 @@ export class EtcdMetadataStore implements MetadataStore {
   private readonly ownLeases = new Map<string, OwnLease>();
   private readonly nodeLeases = new Map<string, NodeLease>();
   private readonly watchers = new Set<{ stop(reason: string | null): Promise<void> }>();
+
 
   private constructor(options: EtcdMetadataStoreOptions) {
     this.calls = new EtcdRpc(options);
@@ -412,6 +416,147 @@ export class EtcdMetadataStore implements MetadataStore {
     return { close: () => handle.stop(null) };
   }
 
+  /**
+   * Change history (MetadataStore.watchChanges): one etcd watch on `manifest/<prefix>` from `fromRevision + 1`;
+   * etcd replays what it still has (everything since its last compaction) and then follows. A commit writes its
+   * manifest key once, so each commit is one event; puts whose record carries an explicit version (healer
+   * repairs) and deletes (tombstone purges) are skipped. A compacted start revision is HISTORY_COMPACTED; a lost
+   * stream ends the watch rather than letting the etcd3 client resume it (it may skip revisions on a second
+   * reconnect), and the gateway's client resumes from its last event id instead.
+   */
+  async watchChanges(prefix: string, fromRevision: number, listener: ChangeWatchListener): Promise<ManifestWatch> {
+    assertCount(fromRevision, 'fromRevision');
+    const deadline = this.deadline();
+    const range = Buffer.concat([this.keys.manifests, utf8(prefix, 'prefix')]);
+    let done = false;
+    let watcher: Watcher | null = null;
+    const handle = {
+      stop: async (reason: string | StrataError | null): Promise<void> => {
+        if (done) return;
+        done = true;
+        this.watchers.delete(handle);
+        if (reason !== null) {
+          const error = typeof reason === 'string' ? new StrataError('METADATA_UNAVAILABLE', reason) : reason;
+          safely(() => listener.onEnd(error));
+        }
+        const w = watcher;
+        if (w !== null) {
+          w.removeAllListeners();
+          w.on('error', () => undefined);
+          await Promise.race([w.cancel().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
+        }
+      },
+    };
+    const onData = (res: IWatchResponse): void => {
+      if (done) return;
+      try {
+        for (const event of res.events) {
+          if (event.type !== 'Put') continue;
+          const record = this.decodeJson<ManifestRecord>(event.kv, 'manifest record');
+          if (record.version !== null) continue;
+          const revision = revisionOf(event.kv.mod_revision, 'event mod_revision');
+          const key = KeySpace.nameIn(this.keys.manifests, event.kv.key);
+          safely(() => listener.onChange({ key, revision, kind: record.manifest.deleted ? 'delete' : 'put' }));
+          if (done) return;
+        }
+      } catch (err) {
+        void handle.stop(`etcd watch delivered an unreadable change: ${(err as Error).message}`);
+      }
+    };
+    const failure = (err: Error, what: string): StrataError =>
+      /compacted/i.test(err.message)
+        ? new StrataError('HISTORY_COMPACTED', `changes after version ${fromRevision} are no longer kept (etcd compacted its history); list the keys again and watch from a fresh version`, { fromRevision })
+        : new StrataError('METADATA_UNAVAILABLE', `etcd (${this.calls.endpoints.join(', ')}): ${what}: ${err.message}`);
+    // etcd accepts a watch from a compacted revision and only then cancels it; a read at that revision tells
+    // up front, so that the caller can answer HISTORY_COMPACTED before it starts a stream (a compaction in
+    // between still ends the watch through onEnd).
+    try {
+      await this.rpc('watchChanges', 'idempotent', deadline, (options) =>
+        this.client.kv.range({ key: this.keys.revisionProbe, revision: String(fromRevision + 1), count_only: true }, options),
+      );
+    } catch (err) {
+      if (/compacted/i.test((err as Error).message)) throw failure(err as Error, 'cannot watch changes');
+      // "a future revision": nothing to replay yet, which the watch handles by waiting.
+      if (!/future revision/i.test((err as Error).message)) throw err;
+    }
+    this.watchers.add(handle);
+    const w = this.client.watch().prefix(range).startRevision(String(fromRevision + 1)).watcher();
+    watcher = w;
+    w.on('data', onData);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the watch was not created before the deadline')), Math.max(0, deadline - Date.now()));
+        timer.unref();
+        w.once('connected', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        w.once('error', (err: Error) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+      });
+    } catch (err) {
+      await handle.stop(null);
+      throw failure(err as Error, 'cannot watch changes');
+    }
+    if (!done) {
+      w.on('disconnected', (err: Error) => void handle.stop(`etcd watch disconnected: ${err.message}`));
+      w.on('error', (err: Error) => void handle.stop(failure(err, 'the change watch was cancelled')));
+    }
+    return { close: () => handle.stop(null) };
+  }
+
+  // ---- the healer's journal ------------------------------------------------------------------------------------
+
+  async appendHealerActions(actions: readonly HealerAction[]): Promise<void> {
+    assert(actions.length <= HEALER_JOURNAL_LIMITS.appendMax, 'actions.length <= HEALER_JOURNAL_LIMITS.appendMax');
+    if (actions.length === 0) return;
+    const deadline = this.deadline();
+    const namespace = this.keys.healerJournal;
+    // Names sort by time (zero-padded milliseconds); the random suffix keeps two entries of one millisecond apart.
+    const puts = actions.map((action) => {
+      assert(Number.isSafeInteger(action.atMs) && action.atMs >= 0, 'atMs is an integer >= 0');
+      const name = `${String(action.atMs).padStart(15, '0')}-${randomBytes(6).toString('hex')}`;
+      const entry: HealerAction = { ...action, detail: truncateUtf8(action.detail, HEALER_JOURNAL_LIMITS.detailBytesMax) };
+      return put(KeySpace.under(namespace, name, 'journal entry'), JSON.stringify(entry));
+    });
+    await this.rpc('appendHealerActions', 'once', deadline, (options) =>
+      this.client.kv.txn({ compare: [], success: puts, failure: [] }, options),
+    );
+    // Trim to the newest entriesMax: count, then delete the oldest surplus (at most one sweep page per append).
+    const span = { key: namespace, range_end: prefixUpperBound(namespace) };
+    const counted = await this.rpc('appendHealerActions', 'idempotent', deadline, (options) =>
+      this.client.kv.range({ ...span, count_only: true }, options),
+    );
+    const surplus = revisionOf(counted.count, 'journal count') - HEALER_JOURNAL_LIMITS.entriesMax;
+    if (surplus <= 0) return;
+    const oldest = await this.rpc('appendHealerActions', 'idempotent', deadline, (options) =>
+      this.client.kv.range({ ...span, keys_only: true, limit: Math.min(surplus, ETCD_METADATA_LIMITS.sweepPageKeysMax) }, options),
+    );
+    await this.deleteUnchanged('appendHealerActions', deadline, oldest.kvs);
+  }
+
+  async recentHealerActions(limit: number): Promise<HealerAction[]> {
+    assertCount(limit, 'limit');
+    if (limit === 0) return [];
+    const deadline = this.deadline();
+    const namespace = this.keys.healerJournal;
+    const response = await this.rpc('recentHealerActions', 'idempotent', deadline, (options) =>
+      this.client.kv.range(
+        {
+          key: namespace,
+          range_end: prefixUpperBound(namespace),
+          limit: Math.min(limit, HEALER_JOURNAL_LIMITS.entriesMax),
+          sort_target: SortTarget.Key,
+          sort_order: SortOrder.Descend,
+        },
+        options,
+      ),
+    );
+    return response.kvs.map((kv) => this.decodeJson<HealerAction>(kv, 'healer journal entry'));
+  }
+
   // ---- idempotency records -------------------------------------------------------------------------------------
 
   async reserveIdempotency(token: string, fingerprint: string, expiresAtMs: number): Promise<IdempotencyRecord | null> {
@@ -446,6 +591,45 @@ export class EtcdMetadataStore implements MetadataStore {
     return this.sweep('expireIdempotency', this.keys.idempotency, (kv) => {
       return this.decodeJson<IdempotencyValue>(kv, 'idempotency record').expiresMs <= nowMs;
     });
+  }
+
+  // ---- tiering records (one JSON value under `tiering/<prefix>`, updated by compare-and-set) ----------------
+
+  async getTieringRecord(prefix: string): Promise<unknown | null> {
+    const deadline = this.deadline();
+    const response = await this.rpc('getTieringRecord', 'idempotent', deadline, (options) =>
+      this.client.kv.range({ key: this.tieringKey(prefix) }, options),
+    );
+    const kv = response.kvs[0];
+    return kv === undefined ? null : this.decodeJson<unknown>(kv, 'tiering record');
+  }
+
+  async updateTieringRecord(prefix: string, update: (current: unknown | null) => unknown | null): Promise<unknown | null> {
+    return this.readModifyWrite<unknown, unknown | null>('updateTieringRecord', this.tieringKey(prefix), 'tiering record', (current) => {
+      const next = update(current);
+      if (next === null) return { result: current };
+      // Round-tripped so that the caller gets exactly what is stored.
+      const stored = JSON.parse(JSON.stringify(next)) as unknown;
+      assert(JSON.stringify(stored).length <= TIERING_RECORD_LIMITS.bytesMax, 'a tiering record fits TIERING_RECORD_LIMITS.bytesMax');
+      return { result: stored, write: stored };
+    });
+  }
+
+  async listTieringRecords(startAfter: string | null, limit: number): Promise<{ prefix: string; record: unknown }[]> {
+    assertCount(limit, 'limit');
+    if (limit === 0) return [];
+    const namespace = this.keys.tiering;
+    const lower = startAfter === null ? namespace : successor(this.tieringKey(startAfter));
+    const deadline = this.deadline();
+    const response = await this.rpc('listTieringRecords', 'idempotent', deadline, (options) =>
+      this.client.kv.range({ key: lower, range_end: prefixUpperBound(namespace), limit }, options),
+    );
+    return response.kvs.map((kv) => ({ prefix: KeySpace.nameIn(namespace, kv.key), record: this.decodeJson<unknown>(kv, 'tiering record') }));
+  }
+
+  private tieringKey(prefix: string): Buffer {
+    assert(Buffer.byteLength(prefix) <= TIERING_RECORD_LIMITS.prefixBytesMax, 'prefix fits TIERING_RECORD_LIMITS.prefixBytesMax');
+    return KeySpace.under(this.keys.tiering, prefix, 'prefix');
   }
 
   // ---- repair hints ------------------------------------------------------------------------------------------
@@ -587,6 +771,22 @@ export class EtcdMetadataStore implements MetadataStore {
       this.nodeLeases.delete(node.id);
       throw err;
     }
+  }
+
+  async deregisterNode(id: string): Promise<void> {
+    if (!isPossibleNodeId(id)) return;
+    const known = this.nodeLeases.get(id);
+    this.nodeLeases.delete(id);
+    if (known !== undefined) {
+      // Revoking the lease deletes the alive key with it; the node record (and its state) stays.
+      await this.rpc('deregisterNode (lease revoke)', 'idempotent', this.deadline(), (options) =>
+        this.client.leaseClient.leaseRevoke({ ID: known.leaseId }, options),
+      );
+      return;
+    }
+    // Registered by another client of this store (or before a restart): delete the alive key itself.
+    const aliveKey = KeySpace.under(this.keys.alive, id, 'node id');
+    await this.rpc('deregisterNode', 'idempotent', this.deadline(), (options) => this.client.kv.deleteRange({ key: aliveKey }, options));
   }
 
   async listNodes(): Promise<RegisteredNode[]> {
@@ -839,6 +1039,14 @@ function toIdempotencyRecord(value: IdempotencyValue): IdempotencyRecord {
   if (value.state === 'pending') return { state: 'pending', fingerprint: value.fingerprint };
   assert(value.response !== null, 'a done idempotency record has a response');
   return { state: 'done', fingerprint: value.fingerprint, response: value.response };
+}
+
+/** Journal details are for people: an oversized one is cut rather than refused, so a repair is never blocked. */
+function truncateUtf8(text: string, bytesMax: number): string {
+  if (Buffer.byteLength(text, 'utf8') <= bytesMax) return text;
+  let out = text.slice(0, bytesMax);
+  while (Buffer.byteLength(out, 'utf8') > bytesMax - 3) out = out.slice(0, -1);
+  return `${out}...`;
 }
 
 /** A listener's failure is its own business; it must not stop the watch. */

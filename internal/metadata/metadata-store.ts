@@ -1,3 +1,4 @@
+import type { StrataError } from '../core/errors.js';
 import type { Manifest, StoredManifest } from '../manifest/manifest.js';
 
 /**
@@ -63,11 +64,48 @@ export interface MetadataStore {
    */
   watchManifests(fromRevision: number, listener: ManifestWatchListener): Promise<ManifestWatch>;
 
+  /**
+   * The change history (GET /watch): every commit that created a new version of a key starting with `prefix`
+   * (a write, patch or delete: `assignVersion`), with a revision greater than `fromRevision`, one call of
+   * `onChange` per commit, in revision order, without gaps or repeats; first those already made (replayed from
+   * the history), then new ones as they are committed. Healer repairs (which keep the version) and tombstone
+   * purges are not reported: they change no document.
+   *
+   * The store keeps a bounded history: when changes after `fromRevision` are no longer all retained (etcd
+   * compacted them; the embedded store pruned its oldest), none of them is reported: the promise rejects with
+   * StrataError('HISTORY_COMPACTED'), or, when the compaction happens while the watch starts, `onEnd` reports
+   * that error first; a running watch that falls that far behind also ends with `onEnd` and that error. Any other failure ends it with `onEnd` (METADATA_UNAVAILABLE, or the store being closed); nothing is
+   * reported after `onEnd`. `close` stops the watch without `onEnd`.
+   */
+  watchChanges(prefix: string, fromRevision: number, listener: ChangeWatchListener): Promise<ManifestWatch>;
+
+  /**
+   * The healer's journal of recent actions (GET /healer, the web console): appended by the leading healer,
+   * read by any gateway. The store keeps only the newest HEALER_JOURNAL_LIMITS.entriesMax entries.
+   */
+  appendHealerActions(actions: readonly HealerAction[]): Promise<void>;
+  /** The newest `limit` entries, newest first. */
+  recentHealerActions(limit: number): Promise<HealerAction[]>;
+
   /** Idempotency records (api.md): reserve a token, then complete it with the response. */
   reserveIdempotency(token: string, fingerprint: string, expiresAtMs: number): Promise<IdempotencyRecord | null>;
   completeIdempotency(token: string, response: IdempotentResponse): Promise<void>;
   releaseIdempotency(token: string): Promise<void>;
   expireIdempotency(nowMs: number): Promise<number>;
+
+  /**
+   * Tiering records (internal/tiering): one small JSON object per key prefix holding that prefix's access
+   * statistics, learned hot fields, pins, lifecycle settings and re-tiering progress, shared by every gateway and
+   * the healer. `updateTieringRecord` reads the record (null when absent), calls `update` with it and stores what
+   * `update` returns (null: leave the record as it is), atomically: when another process changed the record in
+   * between, `update` is called again with the newer one. So `update` must be a synchronous, pure function of its
+   * argument (it merges the caller's contribution into whatever the others stored; it never overwrites them).
+   * Resolves to the record as stored afterwards. A record is at most TIERING_RECORD_LIMITS.bytesMax bytes of JSON.
+   */
+  getTieringRecord(prefix: string): Promise<unknown | null>;
+  updateTieringRecord(prefix: string, update: (current: unknown | null) => unknown | null): Promise<unknown | null>;
+  /** Records in prefix byte order, strictly after `startAfter` (null: from the first). */
+  listTieringRecords(startAfter: string | null, limit: number): Promise<{ prefix: string; record: unknown }[]>;
 
   /** Keys a reader found damaged; the healer audits them first. */
   addRepairHint(key: string): Promise<void>;
@@ -90,6 +128,12 @@ export interface MetadataStore {
    * registered afresh, as 'active'.
    */
   registerNode(node: NodeRegistration, ttlMs: number): Promise<void>;
+  /**
+   * A node leaving on purpose (graceful shutdown): it is no longer `alive` from now on, instead of after its ttl,
+   * so gateways and healers stop calling it at once. Its entry and the state an operator set stay: a restarted
+   * node registers again. An id that is not registered is ignored.
+   */
+  deregisterNode(id: string): Promise<void>;
   /** Every registered node, alive or not, in id order (UTF-8 bytes). */
   listNodes(): Promise<RegisteredNode[]>;
   /** Throws StrataError('NODE_NOT_FOUND') for an id that is not registered. */
@@ -112,6 +156,48 @@ export interface ManifestWatchListener {
   /** The watch broke and stopped; what it delivered may have gaps from here on. */
   onReset(reason: string): void;
 }
+
+/** One committed change of the history (MetadataStore.watchChanges). */
+export interface ManifestChange {
+  key: string;
+  /** The revision of the commit, which is also the version it gave the key. */
+  revision: number;
+  /** 'delete' when the commit wrote a tombstone. */
+  kind: 'put' | 'delete';
+}
+
+export interface ChangeWatchListener {
+  onChange(change: ManifestChange): void;
+  /** The watch ended and reports nothing more: HISTORY_COMPACTED, METADATA_UNAVAILABLE. */
+  onEnd(error: StrataError): void;
+}
+
+/** One entry of the healer's journal. */
+export interface HealerAction {
+  /** When it happened, by the healer's clock (ms since the epoch). */
+  atMs: number;
+  /** 'repaired': replicas or shards rebuilt; 'unrepairable': too few good copies left to rebuild from. */
+  kind: 'repaired' | 'unrepairable';
+  key: string;
+  /** What was rebuilt and where, for people: `cold shard 2 on node-3 (missing)`. */
+  detail: string;
+}
+
+export const HEALER_JOURNAL_LIMITS = {
+  /** Entries the store keeps; older ones are dropped as new ones arrive. */
+  entriesMax: 200,
+  /** Entries one append may carry. */
+  appendMax: 64,
+  /** Bytes of one entry's detail. */
+  detailBytesMax: 1024,
+} as const;
+
+export const TIERING_RECORD_LIMITS = {
+  /** Bytes of one tiering record's JSON; internal/tiering bounds its records far below this. */
+  bytesMax: 512 * 1024,
+  /** Bytes of a prefix. */
+  prefixBytesMax: 1024,
+} as const;
 
 export interface ManifestWatch {
   close(): Promise<void>;
@@ -141,7 +227,7 @@ export interface RegisteredNode extends NodeRegistration {
 }
 
 /** The registry part of the store: what storage nodes, gateways, healers and the admin routes need. */
-export type NodeRegistry = Pick<MetadataStore, 'registerNode' | 'listNodes' | 'setNodeState' | 'removeNode'>;
+export type NodeRegistry = Pick<MetadataStore, 'registerNode' | 'deregisterNode' | 'listNodes' | 'setNodeState' | 'removeNode'>;
 
 /** Node ids as STRATA_NODES and STRATA_NODE_ID accept them; they are also etcd key suffixes and blob-path safe. */
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;

@@ -5,6 +5,9 @@ import { StrataError } from '../core/errors.js';
 import type { Manifest, StoredManifest } from '../manifest/manifest.js';
 import type {
   AbortRequest,
+  ChangeWatchListener,
+  HealerAction,
+  ManifestChange,
   CommitRequest,
   CommitResult,
   IdempotencyRecord,
@@ -17,7 +20,7 @@ import type {
   NodeRegistration,
   RegisteredNode,
 } from './metadata-store.js';
-import { NODE_REGISTRY_LIMITS } from './metadata-store.js';
+import { HEALER_JOURNAL_LIMITS, NODE_REGISTRY_LIMITS } from './metadata-store.js';
 import {
   assertMembershipState,
   assertRegistration,
@@ -27,6 +30,7 @@ import {
   tooManyNodes,
 } from './node-registry.js';
 import { SqliteGroupCommit, openSqliteDatabase, type GroupCommitStats } from './sqlite-group-commit.js';
+import { SqliteTieringRecords, TIERING_RECORDS_SQL } from './sqlite-tiering-records.js';
 
 /**
  * The embedded MetadataStore: one SQLite file (WAL journal, synchronous=FULL) with group commit. The schema and
@@ -45,10 +49,26 @@ export const SQLITE_METADATA_LIMITS = {
   watchPollMs: 50,
   /** Changed manifests read per query by a manifest watch. */
   watchPageRowsMax: 1_000,
+  /**
+   * History rows read per query by a change watch. Smaller than a manifest watch's page: a gateway pausing a
+   * slow client's stream closes the watch mid-page, and whatever the page held beyond that was read for nothing.
+   */
+  changePageRowsMax: 256,
+  /**
+   * Commits the change history (watchChanges, GET /watch) keeps at least; a watch resuming from further back gets
+   * HISTORY_COMPACTED. About 100 bytes per entry plus the key.
+   */
+  changeHistoryRowsMax: 100_000,
+  /** The history is trimmed back to `changeHistoryRowsMax` once every this many recorded commits (per process). */
+  changeHistoryPruneEvery: 256,
 } as const;
 
-/** Bumped whenever the schema changes; a newer file is refused rather than misread. 2: the `nodes` table. */
-export const SQLITE_METADATA_SCHEMA_VERSION = 2;
+/**
+ * Bumped whenever the schema changes; a newer file is refused rather than misread. 2: the `nodes` table.
+ * 3: the change history (`changes`, counter `history_floor`) and `healer_journal`; refusing version-2 code keeps
+ * an older process from committing without recording its changes in the history.
+ */
+export const SQLITE_METADATA_SCHEMA_VERSION = 3;
 
 export interface SqliteMetadataStoreOptions {
   /** The database file; its directory is created when missing. */
@@ -57,6 +77,8 @@ export interface SqliteMetadataStoreOptions {
   clock?: Clock;
   batchOpsMax?: number;
   queueOpsMax?: number;
+  /** SQLITE_METADATA_LIMITS.changeHistoryRowsMax by default (tests use a small one). */
+  changeHistoryRowsMax?: number;
 }
 
 const SCHEMA_SQL = `
@@ -104,6 +126,23 @@ CREATE TABLE IF NOT EXISTS leaders (
   expires_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- The change history (watchChanges): one row per commit that created a version. Every such commit with a revision
+-- above the counter 'history_floor' is here; a file upgraded from version 2 starts its history at its revision then.
+CREATE TABLE IF NOT EXISTS changes (
+  revision INTEGER PRIMARY KEY,
+  key      BLOB NOT NULL,
+  kind     TEXT NOT NULL CHECK (kind IN ('put', 'delete'))
+);
+INSERT OR IGNORE INTO counters (name, value) SELECT 'history_floor', value FROM counters WHERE name = 'revision';
+
+CREATE TABLE IF NOT EXISTS healer_journal (
+  seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+  at_ms  INTEGER NOT NULL,
+  kind   TEXT NOT NULL,
+  key    TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS nodes (
   id                TEXT PRIMARY KEY,
   address           TEXT NOT NULL,
@@ -126,6 +165,19 @@ interface ChangedRow {
 interface SqliteWatch {
   last: number;
   listener: ManifestWatchListener;
+}
+interface ChangeRow {
+  revision: number;
+  key: Buffer;
+  kind: 'put' | 'delete';
+}
+interface SqliteChangeWatch {
+  /** Every change up to here has been reported. */
+  last: number;
+  prefix: Buffer;
+  listener: ChangeWatchListener;
+  /** A page was full: the next one is read on the next turn of the event loop, not synchronously. */
+  pending: boolean;
 }
 interface IdempotencyRow {
   fingerprint: string;
@@ -179,14 +231,20 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly clock: Clock;
   private readonly stmt;
   private readonly db: Database.Database;
+  private readonly tiering: SqliteTieringRecords;
   private readonly watches = new Set<SqliteWatch>();
+  private readonly changeWatches = new Set<SqliteChangeWatch>();
   private watchTimer: NodeJS.Timeout | null = null;
+  private readonly historyRowsMax: number;
+  private historyRecordedSincePrune = 0;
 
-  private constructor(db: Database.Database, group: SqliteGroupCommit, clock: Clock) {
+  private constructor(db: Database.Database, group: SqliteGroupCommit, clock: Clock, historyRowsMax: number) {
     this.db = db;
     this.group = group;
     this.clock = clock;
+    this.historyRowsMax = historyRowsMax;
     this.stmt = SqliteMetadataStore.prepare(db);
+    this.tiering = new SqliteTieringRecords(db, group);
     // Changes made through this store reach its watches as soon as their batch commits.
     group.onCommitted = () => this.pollWatches();
   }
@@ -201,6 +259,7 @@ export class SqliteMetadataStore implements MetadataStore {
       }
       db.transaction(() => {
         db.exec(SCHEMA_SQL);
+        db.exec(TIERING_RECORDS_SQL);
         db.pragma(`user_version = ${SQLITE_METADATA_SCHEMA_VERSION}`);
       }).immediate();
       const group = new SqliteGroupCommit(db, {
@@ -210,7 +269,9 @@ export class SqliteMetadataStore implements MetadataStore {
         unknownCode: 'COMMIT_UNKNOWN',
         label,
       });
-      return new SqliteMetadataStore(db, group, options.clock ?? systemClock);
+      const historyRowsMax = options.changeHistoryRowsMax ?? SQLITE_METADATA_LIMITS.changeHistoryRowsMax;
+      assert(Number.isInteger(historyRowsMax) && historyRowsMax >= 1, 'changeHistoryRowsMax >= 1');
+      return new SqliteMetadataStore(db, group, options.clock ?? systemClock, historyRowsMax);
     } catch (err) {
       db.close();
       if (err instanceof StrataError) throw err;
@@ -298,7 +359,29 @@ export class SqliteMetadataStore implements MetadataStore {
       ),
       nodeState: db.prepare<[string], NodeMembershipState>('SELECT state FROM nodes WHERE id = ?').pluck(),
       setNodeState: db.prepare<[string, string]>('UPDATE nodes SET state = ? WHERE id = ?'),
+      expireNode: db.prepare<[number, string]>('UPDATE nodes SET expires_ms = ? WHERE id = ?'),
       deleteNode: db.prepare<[string]>('DELETE FROM nodes WHERE id = ?'),
+
+      historyFloor: db.prepare<[], number>("SELECT value FROM counters WHERE name = 'history_floor'").pluck(),
+      raiseHistoryFloor: db.prepare<[number]>(
+        "UPDATE counters SET value = max(value, ?) WHERE name = 'history_floor'",
+      ),
+      recordChange: db.prepare<[number, Buffer, string]>('INSERT INTO changes (revision, key, kind) VALUES (?, ?, ?)'),
+      changesAfter: db.prepare<[number, number, number], ChangeRow>(
+        'SELECT revision, key, kind FROM changes WHERE revision > ? AND revision <= ? ORDER BY revision LIMIT ?',
+      ),
+      historyCut: db.prepare<[number], number>('SELECT revision FROM changes ORDER BY revision DESC LIMIT 1 OFFSET ?').pluck(),
+      dropChangesUpTo: db.prepare<[number]>('DELETE FROM changes WHERE revision <= ?'),
+
+      journalAppend: db.prepare<[number, string, string, string]>(
+        'INSERT INTO healer_journal (at_ms, kind, key, detail) VALUES (?, ?, ?, ?)',
+      ),
+      journalTrim: db.prepare<[number]>(
+        'DELETE FROM healer_journal WHERE seq <= (SELECT seq FROM healer_journal ORDER BY seq DESC LIMIT 1 OFFSET ?)',
+      ),
+      journalRecent: db.prepare<[number], { at_ms: number; kind: HealerAction['kind']; key: string; detail: string }>(
+        'SELECT at_ms, kind, key, detail FROM healer_journal ORDER BY seq DESC LIMIT ?',
+      ),
     };
   }
 
@@ -376,10 +459,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.group.read(() => undefined);
     const watch: SqliteWatch = { last: fromRevision, listener };
     this.watches.add(watch);
-    if (this.watchTimer === null) {
-      this.watchTimer = setInterval(() => this.pollWatches(), SQLITE_METADATA_LIMITS.watchPollMs);
-      this.watchTimer.unref();
-    }
+    this.ensureWatchTimer();
     setImmediate(() => this.pollWatches());
     return {
       close: async () => {
@@ -390,13 +470,25 @@ export class SqliteMetadataStore implements MetadataStore {
 
   private dropWatch(watch: SqliteWatch): void {
     this.watches.delete(watch);
-    if (this.watches.size === 0 && this.watchTimer !== null) {
+    this.stopTimerWhenIdle();
+  }
+
+  private ensureWatchTimer(): void {
+    if (this.watchTimer === null) {
+      this.watchTimer = setInterval(() => this.pollWatches(), SQLITE_METADATA_LIMITS.watchPollMs);
+      this.watchTimer.unref();
+    }
+  }
+
+  private stopTimerWhenIdle(): void {
+    if (this.watches.size === 0 && this.changeWatches.size === 0 && this.watchTimer !== null) {
       clearInterval(this.watchTimer);
       this.watchTimer = null;
     }
   }
 
   private pollWatches(): void {
+    for (const watch of [...this.changeWatches]) this.pollChangeWatch(watch);
     for (const watch of [...this.watches]) {
       if (!this.watches.has(watch)) continue;
       try {
@@ -435,6 +527,98 @@ export class SqliteMetadataStore implements MetadataStore {
     }
   }
 
+  /**
+   * Change history (MetadataStore.watchChanges): the `changes` table, read a page at a time after every batch
+   * this store commits and every SQLITE_METADATA_LIMITS.watchPollMs (commits of other processes), each page in
+   * one snapshot with the revision counter and the history floor, so a watch overtaken by pruning learns it.
+   */
+  async watchChanges(prefix: string, fromRevision: number, listener: ChangeWatchListener): Promise<ManifestWatch> {
+    assertCount(fromRevision, 'fromRevision');
+    const floor = this.group.read(() => this.stmt.historyFloor.get() ?? 0);
+    if (fromRevision < floor) throw historyCompacted(fromRevision, floor);
+    const watch: SqliteChangeWatch = { last: fromRevision, prefix: utf8(prefix), listener, pending: false };
+    this.changeWatches.add(watch);
+    this.ensureWatchTimer();
+    setImmediate(() => this.pollChangeWatch(watch));
+    return { close: async () => void this.dropChangeWatch(watch) };
+  }
+
+  /**
+   * Drops the change history up to `revision` (an operator's compaction, as `etcdctl compact` is for etcd): a
+   * watch from an earlier revision gets HISTORY_COMPACTED. The history also trims itself to
+   * `changeHistoryRowsMax` entries.
+   */
+  async compactHistory(revision: number): Promise<void> {
+    assertCount(revision, 'revision');
+    return this.group.submit(() => this.dropHistoryUpTo(revision));
+  }
+
+  private dropChangeWatch(watch: SqliteChangeWatch): void {
+    this.changeWatches.delete(watch);
+    this.stopTimerWhenIdle();
+  }
+
+  private pollChangeWatch(watch: SqliteChangeWatch): void {
+    if (!this.changeWatches.has(watch) || watch.pending) return;
+    const pageMax = SQLITE_METADATA_LIMITS.changePageRowsMax;
+    let page: { revision: number; floor: number; rows: ChangeRow[] };
+    try {
+      page = this.group.read(() =>
+        this.db.transaction(() => {
+          const revision = this.readRevision();
+          const floor = this.stmt.historyFloor.get() ?? 0;
+          return { revision, floor, rows: this.stmt.changesAfter.all(watch.last, revision, pageMax) };
+        })(),
+      );
+    } catch (err) {
+      this.endChangeWatch(watch, err instanceof StrataError ? err : new StrataError('METADATA_UNAVAILABLE', `metadata store watch failed: ${(err as Error).message}`));
+      return;
+    }
+    if (watch.last < page.floor) {
+      this.endChangeWatch(watch, historyCompacted(watch.last, page.floor));
+      return;
+    }
+    for (const row of page.rows) {
+      if (!this.changeWatches.has(watch)) return;
+      watch.last = row.revision;
+      if (row.key.length < watch.prefix.length || !row.key.subarray(0, watch.prefix.length).equals(watch.prefix)) continue;
+      const change: ManifestChange = { key: row.key.toString('utf8'), revision: row.revision, kind: row.kind };
+      safely(() => watch.listener.onChange(change));
+    }
+    if (page.rows.length < pageMax) {
+      watch.last = Math.max(watch.last, page.revision);
+      return;
+    }
+    // More to replay: yield to the event loop between pages so a long catch-up cannot starve everything else.
+    watch.pending = true;
+    setImmediate(() => {
+      watch.pending = false;
+      this.pollChangeWatch(watch);
+    });
+  }
+
+  private endChangeWatch(watch: SqliteChangeWatch, error: StrataError): void {
+    if (!this.changeWatches.has(watch)) return;
+    this.dropChangeWatch(watch);
+    safely(() => watch.listener.onEnd(error));
+  }
+
+  async appendHealerActions(actions: readonly HealerAction[]): Promise<void> {
+    assert(actions.length <= HEALER_JOURNAL_LIMITS.appendMax, 'actions.length <= HEALER_JOURNAL_LIMITS.appendMax');
+    if (actions.length === 0) return;
+    const rows = actions.map(checkedHealerAction);
+    return this.group.submit(() => {
+      for (const a of rows) this.stmt.journalAppend.run(a.atMs, a.kind, a.key, a.detail);
+      this.stmt.journalTrim.run(HEALER_JOURNAL_LIMITS.entriesMax);
+    });
+  }
+
+  async recentHealerActions(limit: number): Promise<HealerAction[]> {
+    assertCount(limit, 'limit');
+    const rows = this.group.read(() => this.stmt.journalRecent.all(Math.min(limit, HEALER_JOURNAL_LIMITS.entriesMax)));
+    return rows.map((r) => ({ atMs: r.at_ms, kind: r.kind, key: r.key, detail: r.detail }));
+  }
+
   async currentLeader(name: string): Promise<string | null> {
     const row = this.group.read(() => this.stmt.getLeader.get(name));
     if (row === undefined || row.holder === null || row.expires_ms <= this.clock.nowMs()) return null;
@@ -462,6 +646,8 @@ export class SqliteMetadataStore implements MetadataStore {
       const stored: Manifest = assignVersion ? { ...manifest, version: String(revision) } : manifest;
       const json = JSON.stringify(stored);
       this.stmt.putManifest.run(keyBytes, json, revision, stored.deleted ? 1 : 0);
+      // A new version is a change of the document: it goes into the history GET /watch replays.
+      if (assignVersion) this.recordChange(revision, keyBytes, stored.deleted ? 'delete' : 'put');
       // Parsed back so that the caller gets exactly what is stored and shares no objects with its request.
       return { ok: true, modRevision: revision, manifest: JSON.parse(json) as Manifest };
     });
@@ -521,6 +707,20 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.group.submit(() => this.stmt.expireIdempotency.run(nowMs).changes);
   }
 
+  // ---- tiering records: ./sqlite-tiering-records.ts ----------------------------------------------------------
+
+  getTieringRecord(prefix: string): Promise<unknown | null> {
+    return this.tiering.get(prefix);
+  }
+
+  updateTieringRecord(prefix: string, update: (current: unknown | null) => unknown | null): Promise<unknown | null> {
+    return this.tiering.update(prefix, update);
+  }
+
+  listTieringRecords(startAfter: string | null, limit: number): Promise<{ prefix: string; record: unknown }[]> {
+    return this.tiering.list(startAfter, limit);
+  }
+
   async addRepairHint(key: string): Promise<void> {
     return this.group.submit(() => {
       this.stmt.addHint.run(key);
@@ -577,6 +777,14 @@ export class SqliteMetadataStore implements MetadataStore {
     });
   }
 
+  async deregisterNode(id: string): Promise<void> {
+    if (!isPossibleNodeId(id)) return;
+    return this.group.submit(() => {
+      // Alive means expires_ms > now, so expiring it now is leaving now.
+      this.stmt.expireNode.run(this.clock.nowMs(), id);
+    });
+  }
+
   async listNodes(): Promise<RegisteredNode[]> {
     // One more than the limit, so that a registry beyond it is reported instead of silently cut.
     const rows = this.group.read(() => this.stmt.listNodes.all(NODE_REGISTRY_LIMITS.nodesMax + 1));
@@ -618,6 +826,9 @@ export class SqliteMetadataStore implements MetadataStore {
       this.dropWatch(watch);
       safely(() => watch.listener.onReset('metadata store closed'));
     }
+    for (const watch of [...this.changeWatches]) {
+      this.endChangeWatch(watch, new StrataError('METADATA_UNAVAILABLE', 'metadata store closed'));
+    }
     return this.group.close();
   }
 
@@ -633,6 +844,21 @@ export class SqliteMetadataStore implements MetadataStore {
     const revision = this.readRevision() + 1;
     this.stmt.setRevision.run(revision);
     return revision;
+  }
+
+  private recordChange(revision: number, keyBytes: Buffer, kind: 'put' | 'delete'): void {
+    this.stmt.recordChange.run(revision, keyBytes, kind);
+    this.historyRecordedSincePrune++;
+    if (this.historyRecordedSincePrune < SQLITE_METADATA_LIMITS.changeHistoryPruneEvery) return;
+    this.historyRecordedSincePrune = 0;
+    const cut = this.stmt.historyCut.get(this.historyRowsMax);
+    if (cut !== undefined) this.dropHistoryUpTo(cut);
+  }
+
+  /** Forgets the history up to `revision`: a watch from before it gets HISTORY_COMPACTED. Inside a batch. */
+  private dropHistoryUpTo(revision: number): void {
+    this.stmt.dropChangesUpTo.run(revision);
+    this.stmt.raiseHistoryFloor.run(revision);
   }
 
   private holdsTerm(fence: LeaderTerm): boolean {
@@ -653,6 +879,28 @@ function safely(run: () => void): void {
   } catch {
     // ignored: see above
   }
+}
+
+function historyCompacted(fromRevision: number, floor: number): StrataError {
+  return new StrataError(
+    'HISTORY_COMPACTED',
+    `changes after version ${fromRevision} are no longer kept (the history starts after ${floor}); list the keys again and watch from a fresh version`,
+    { fromRevision, floor },
+  );
+}
+
+/** Journal entries are for people; an oversized detail is cut rather than refused, so a repair is never blocked. */
+function checkedHealerAction(action: HealerAction): HealerAction {
+  assert(action.kind === 'repaired' || action.kind === 'unrepairable', 'known healer action kind');
+  assert(Number.isSafeInteger(action.atMs), 'atMs is an integer');
+  return { ...action, detail: truncateUtf8(action.detail, HEALER_JOURNAL_LIMITS.detailBytesMax) };
+}
+
+function truncateUtf8(text: string, bytesMax: number): string {
+  if (Buffer.byteLength(text, 'utf8') <= bytesMax) return text;
+  let out = text.slice(0, bytesMax);
+  while (Buffer.byteLength(out, 'utf8') > bytesMax - 3) out = out.slice(0, -1);
+  return `${out}...`;
 }
 
 function toIdempotencyRecord(row: IdempotencyRow): IdempotencyRecord {

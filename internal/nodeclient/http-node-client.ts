@@ -9,6 +9,13 @@
  * - refused, reset or timed-out connections, a closed client, and answers that do not follow the protocol are
  *   NODE_UNAVAILABLE, with a message naming the node and the cause;
  * - a call aborted through the caller's own `signal` rejects with that signal's reason.
+ *
+ * Load: at most `connectionsMax` requests are on the wire to one node at a time; undici queues the rest, each
+ * still under its own deadline. Beyond `callsInFlightMax` calls (on the wire plus queued) a call fails at once
+ * with NODE_UNAVAILABLE rather than queue without bound behind a slow node.
+ *
+ * TLS: an https:// node is verified with `ca` (or the system's CAs). With `requireTls`, an http:// address is
+ * refused before anything is sent, so the cluster token never crosses the network in clear.
  */
 import { createHash } from 'node:crypto';
 import { Pool, type Dispatcher } from 'undici';
@@ -17,6 +24,7 @@ import { assert } from '../core/assert.js';
 import { ERROR_STATUS, StrataError, type ErrorCode } from '../core/errors.js';
 import { BLOB_ID_PATTERN, isValidBlobId } from '../core/ids.js';
 import { LIMITS } from '../core/limits.js';
+import { REQUEST_ID_HEADER } from '../log/request-context.js';
 import {
   NODE_API_PREFIX,
   NODE_ERROR_BODY_BYTES_MAX,
@@ -31,6 +39,8 @@ import type { CallOptions, NodeClient } from './node-client.js';
 export const NODE_CONNECTIONS_DEFAULT = 32;
 export const NODE_CALL_TIMEOUT_MS_DEFAULT = 10_000;
 export const NODE_CONNECT_TIMEOUT_MS_DEFAULT = 2_000;
+/** Calls to one node on the wire or queued at most (16 per connection); beyond it a call fails fast. */
+export const NODE_CALLS_IN_FLIGHT_MAX_DEFAULT = 512;
 /** Below the node's 5 s keep-alive, so the client never reuses a socket the server is about to close. */
 export const NODE_KEEP_ALIVE_MS_DEFAULT = 4_000;
 /**
@@ -51,6 +61,17 @@ export interface HttpNodeClientOptions {
   timeoutMs?: number;
   connectTimeoutMs?: number;
   keepAliveMs?: number;
+  /** Calls on the wire plus queued for a connection, at most; beyond it NODE_UNAVAILABLE at once. */
+  callsInFlightMax?: number;
+  /** PEM CA certificate(s) an https:// node's certificate must chain to; default: the system's CAs. */
+  ca?: Buffer | string;
+  /** Refuse to send anything to an http:// address (internal TLS is configured). */
+  requireTls?: boolean;
+  /**
+   * The id of the request being served, if any (internal/log/request-context.ts): sent as `X-Request-Id` so that
+   * the node's log lines carry the gateway's request id.
+   */
+  requestId?: () => string | undefined;
 }
 
 interface Call {
@@ -73,6 +94,11 @@ export class HttpNodeClient implements NodeClient {
   private readonly pool: Pool;
   private readonly authorization: string;
   private readonly timeoutMs: number;
+  private readonly callsInFlightMax: number;
+  private readonly requestId: (() => string | undefined) | undefined;
+  private inFlight = 0;
+  /** Why every call is refused before sending (an http:// node while TLS is required); null = none. */
+  private readonly refusal: string | null;
 
   constructor(options: HttpNodeClientOptions) {
     assert(typeof options.nodeId === 'string' && options.nodeId.length > 0, 'nodeId is non-empty');
@@ -84,11 +110,26 @@ export class HttpNodeClient implements NodeClient {
     this.nodeId = options.nodeId;
     this.address = url.origin;
     this.authorization = `Bearer ${options.token}`;
+    this.requestId = options.requestId;
+    this.callsInFlightMax = options.callsInFlightMax ?? NODE_CALLS_IN_FLIGHT_MAX_DEFAULT;
+    assert(this.callsInFlightMax >= 1, 'callsInFlightMax >= 1');
+    this.refusal =
+      options.requireTls === true && url.protocol === 'http:'
+        ? `is at a plain http:// address but internal TLS is required (STRATA_TLS_CA): nothing is sent to it`
+        : null;
     this.pool = new Pool(url.origin, {
       connections: options.connectionsMax ?? NODE_CONNECTIONS_DEFAULT,
       keepAliveTimeout: options.keepAliveMs ?? NODE_KEEP_ALIVE_MS_DEFAULT,
-      connect: { timeout: options.connectTimeoutMs ?? Math.min(NODE_CONNECT_TIMEOUT_MS_DEFAULT, this.timeoutMs) },
+      connect: {
+        timeout: options.connectTimeoutMs ?? Math.min(NODE_CONNECT_TIMEOUT_MS_DEFAULT, this.timeoutMs),
+        ...(options.ca !== undefined ? { ca: options.ca } : {}),
+      },
     });
+  }
+
+  /** Calls on the wire or queued right now (for tests and diagnostics). */
+  get callsInFlight(): number {
+    return this.inFlight;
   }
 
   async put(header: BlobHeader, data: Buffer, options?: CallOptions): Promise<BlobInfo> {
@@ -229,15 +270,25 @@ export class HttpNodeClient implements NodeClient {
     const timeoutMs = options?.timeoutMs ?? this.timeoutMs;
     const callerSignal = options?.signal;
     if (callerSignal?.aborted === true) throw callerSignal.reason;
+    if (this.refusal !== null) throw this.unavailable(this.refusal);
+    if (this.inFlight >= this.callsInFlightMax) {
+      throw this.unavailable(`has ${this.inFlight} calls in flight from this process (callsInFlightMax); ${call.op} was not sent`);
+    }
+    this.inFlight++;
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(new DeadlineExceeded()), timeoutMs);
     const onCallerAbort = (): void => controller.abort(callerSignal?.reason);
     callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
     try {
+      const requestId = this.requestId?.();
       const response = await this.pool.request({
         method: call.method,
         path: call.path,
-        headers: { authorization: this.authorization, ...call.headers },
+        headers: {
+          authorization: this.authorization,
+          ...(requestId !== undefined ? { [REQUEST_ID_HEADER]: requestId } : {}),
+          ...call.headers,
+        },
         body: call.body ?? null,
         signal: controller.signal,
         // The deadline above bounds the call; undici's own timers must not cut a longer per-call deadline short.
@@ -262,6 +313,7 @@ export class HttpNodeClient implements NodeClient {
       if (errorCode(err) === 'UND_ERR_INVALID_ARG') throw err;
       throw this.unavailable(`failed ${call.op}: ${describe(err)}`);
     } finally {
+      this.inFlight--;
       clearTimeout(timer);
       callerSignal?.removeEventListener('abort', onCallerAbort);
     }

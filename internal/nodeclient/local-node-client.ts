@@ -6,6 +6,7 @@
 import type { BlobHeader, BlobInfo, BlobStore, StoreUsage } from '../blobstore/blob-store.js';
 import { AssertionError, assert } from '../core/assert.js';
 import { StrataError } from '../core/errors.js';
+import type { Logger } from '../log/logger.js';
 import type { CallOptions, NodeClient } from './node-client.js';
 
 export interface LocalNodeClientOptions {
@@ -19,6 +20,12 @@ export interface LocalNodeClientOptions {
    * may turn copying off.
    */
   copyBuffers?: boolean;
+  /**
+   * The request id of the call in progress (internal/log/request-context.ts) and the node's logger: each call is
+   * logged at debug level with the id, as the node's HTTP app logs the `X-Request-Id` of a call over HTTP.
+   */
+  requestId?: () => string | undefined;
+  log?: Logger;
 }
 
 export class LocalNodeClient implements NodeClient {
@@ -28,6 +35,8 @@ export class LocalNodeClient implements NodeClient {
   private readonly copyBuffers: boolean;
   private isAvailable = true;
   private closed = false;
+  private readonly requestId: (() => string | undefined) | undefined;
+  private readonly log: Logger | undefined;
 
   constructor(options: LocalNodeClientOptions) {
     assert(typeof options.nodeId === 'string' && options.nodeId.length > 0, 'nodeId is non-empty');
@@ -35,6 +44,8 @@ export class LocalNodeClient implements NodeClient {
     this.address = options.address ?? `local://${options.nodeId}`;
     this.store = options.store;
     this.copyBuffers = options.copyBuffers ?? true;
+    this.requestId = options.requestId;
+    this.log = options.log;
   }
 
   /** While false, every call throws NODE_UNAVAILABLE and ping() answers false, as if the node were down. */
@@ -100,6 +111,8 @@ export class LocalNodeClient implements NodeClient {
     if (options?.signal?.aborted === true) throw options.signal.reason;
     if (this.closed) throw this.unavailable(`${op}: client is closed`);
     if (!this.isAvailable) throw this.unavailable(`${op}: node is unavailable`);
+    // Checked first so that a node at info level pays nothing per call.
+    if (this.log?.isLevelEnabled('debug') === true) this.log.debug({ reqId: this.requestId?.(), node: this.nodeId, op }, 'node call (in-process)');
     try {
       return await body();
     } catch (err) {

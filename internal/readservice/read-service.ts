@@ -20,6 +20,17 @@ import type { Manifest, StoredManifest } from '../manifest/manifest.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import { fetchReplica, fetchShards, type FetchProblem } from '../blobio/blob-io.js';
 import type { ManifestSource } from './manifest-cache.js';
+import type { AccessObserver } from '../tiering/access-recorder.js';
+import { isExpired } from '../manifest/manifest.js';
+import { coldPlacementOf, coldTextFrom } from '../coldpart/cold-layout.js';
+
+/** What the read path reports for metrics (internal/metrics); reads work the same without an observer. */
+export interface ReadObserver {
+  /** A document (or a projection of it) was read; `strategy` is its manifest's. */
+  documentRead(strategy: string): void;
+  /** A read had to work around a missing, corrupt, slow or down blob: another replica, or parity shards. */
+  degradedRead(tier: 'hot' | 'cold'): void;
+}
 
 export interface ReadServiceDeps {
   metadata: MetadataStore;
@@ -33,6 +44,9 @@ export interface ReadServiceDeps {
   clock: Clock;
   log: Logger;
   options: { nodeTimeoutMs: number; hedgeAfterMs: number; depthMax: number; membersMax: number };
+  observer?: ReadObserver;
+  /** Access statistics for the tiering policy (internal/tiering); reads work the same without. */
+  access?: AccessObserver;
 }
 
 export interface ReadResult {
@@ -54,7 +68,10 @@ export class ReadService {
   /** The live manifest of `key`, or NOT_FOUND. */
   async liveManifest(key: string): Promise<StoredManifest> {
     const stored = await this.currentManifest(key);
-    if (!stored || stored.manifest.deleted) throw new StrataError('NOT_FOUND', `no document is stored under "${key}"`);
+    // A document past its time to live reads as absent at once; the healer deletes it later.
+    if (!stored || stored.manifest.deleted || isExpired(stored.manifest, this.deps.clock.nowMs())) {
+      throw new StrataError('NOT_FOUND', `no document is stored under "${key}"`);
+    }
     return stored;
   }
 
@@ -67,12 +84,18 @@ export class ReadService {
     let stored = await this.liveManifest(key);
     for (let attempt = 0; ; attempt++) {
       const manifest = stored.manifest;
+      this.deps.observer?.documentRead(manifest.strategy);
       if (options.ifNoneMatch !== undefined && options.ifNoneMatch === manifest.version) {
         return { manifest, body: null, coldRead: false, projected: options.fields !== undefined };
       }
       try {
-        if (options.fields) return { manifest, ...(await this.project(manifest, options.fields)), projected: true };
+        if (options.fields) {
+          const projected = await this.project(manifest, options.fields);
+          this.deps.access?.read(manifest, options.fields, projected.body.length);
+          return { manifest, ...projected, projected: true };
+        }
         const body = await this.readDocument(manifest);
+        this.deps.access?.read(manifest, null, body.length);
         return { manifest, body, coldRead: manifest.cold.length > 0, projected: false };
       } catch (error) {
         const restarted = await this.restartAfterRelease(key, stored, error, attempt);
@@ -122,6 +145,7 @@ export class ReadService {
     const startIndex = this.replicaCursor++ % Math.max(1, manifest.hot.length);
     try {
       const { data, problems } = await fetchReplica(this.deps.pool, manifest.hot, { ...this.timeouts(), startIndex });
+      if (problems.length > 0) this.deps.observer?.degradedRead('hot');
       this.report(manifest, problems);
       return data;
     } catch (error) {
@@ -130,13 +154,24 @@ export class ReadService {
     }
   }
 
+  /** The cold text: from one of its copies or from four shards, then decompressed when stored compressed. */
   private async readCold(manifest: Manifest): Promise<Buffer> {
     const layout = manifest.cold_layout;
     if (!layout) throw new Error(`manifest of ${manifest.key} has cold shards but no layout`);
     try {
-      const { shards, problems } = await fetchShards(this.deps.pool, manifest.cold, { ...this.timeouts(), need: EC_DATA_SHARDS });
-      this.report(manifest, problems);
-      return await this.deps.ec.reconstruct(shards, layout.dataBytes);
+      let stored: Buffer;
+      if (coldPlacementOf(layout) === 'with_replicas') {
+        const { data, problems } = await fetchReplica(this.deps.pool, manifest.cold, this.timeouts());
+        this.report(manifest, problems);
+        stored = data;
+      } else {
+        const { shards, problems } = await fetchShards(this.deps.pool, manifest.cold, { ...this.timeouts(), need: EC_DATA_SHARDS });
+        // Parity standing in for a data shard is what makes a cold read degraded (a slow shard counts too).
+        if (problems.length > 0 || shards.slice(0, EC_DATA_SHARDS).some((s) => s === null)) this.deps.observer?.degradedRead('cold');
+        this.report(manifest, problems);
+        stored = await this.deps.ec.reconstruct(shards, layout.dataBytes);
+      }
+      return await coldTextFrom(manifest, stored);
     } catch (error) {
       this.report(manifest, problemsOf(error));
       throw error;

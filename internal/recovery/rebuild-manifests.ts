@@ -4,8 +4,12 @@
  *
  * Rules (also in the README section "Backup and recovery"):
  * 1. Inventory: every node is listed page by page; each blob header gives key, write id, part and meta
- *    (blob-meta.ts: strategy, role, shard index, dataBytes, shardBytes, coldHash). Blobs are grouped by key,
- *    then by write id. Blobs whose meta cannot be parsed are counted and ignored.
+ *    (blob-meta.ts: strategy, role, shard index, dataBytes, shardBytes, coldHash, and codec and textBytes when the
+ *    cold part is compressed). Blobs are grouped by key, then by write id. Blobs whose meta cannot be parsed are
+ *    counted and ignored. A small cold part kept as whole copies beside the replicas (role `cold`, parts
+ *    cold-0..cold-2) counts like a replica set: 2 copies meet the quorum, 1 is readable. A compressed cold part is
+ *    decompressed within its recorded size and checked against its coldHash. Whether compression was tried and
+ *    refused (`codec: 'identity'`) is not in the blobs, so rebuilt manifests leave it out.
  * 2. Which write becomes the manifest: write ids are ULIDs, so they sort by time. The newest write that met the
  *    write quorum (2 of 3 hot replicas, 5 of 6 shards, per what the write created) wins, because only such a write
  *    can have been committed. When no write of a key meets the quorum (blobs lost since), the newest readable one
@@ -27,8 +31,14 @@
  *    on a conditional request and must read again.
  * 7. Deletes: a tombstone holds no blobs, so a delete cannot be seen on the nodes. A deleted key whose blobs were
  *    already released stays deleted; one whose blobs still exist (release failed, not yet collected) comes back
- *    at its newest surviving write. Keys that already have a manifest (or tombstone) in the target store are left
- *    alone, so a rebuild into a partly restored store (e.g. an etcd snapshot) never resurrects what it deleted.
+ *    at its newest surviving write.
+ * 8. Merging into a restored backup (an etcd snapshot): a key that already has a manifest or tombstone in the target
+ *    store keeps it, unless the nodes hold a newer write of it (write id after the stored one's) that met its
+ *    quorum: that write was made after the backup and replaces it (a key deleted before the backup stays deleted
+ *    unless it was written again after it).
+ * 9. A live manifest of the store none of whose blobs is left on the nodes, with no newer write either, was deleted
+ *    after the backup (deletes and overwrites release blobs at once) and becomes a tombstone; only when every node
+ *    could be listed.
  *
  * Memory: the inventory (one small record per blob) is held in memory; that bounds this tool to inventories of
  * a few million blobs per run.
@@ -40,10 +50,12 @@ import type { ErasureCode } from '../ec/erasure-code.js';
 import { parseJson } from '../json/parse.js';
 import { coldHash as hashCold, decodeHotBlob, mergeDocument, type DecodedHot } from '../json/split.js';
 import { NESTING_DEPTH_HARD_MAX, isJsonObject } from '../json/value.js';
-import { STRATEGIES, type BlobRef, type Manifest, type Strategy } from '../manifest/manifest.js';
+import { STRATEGIES, type BlobRef, type ColdCodec, type ColdLayout, type Manifest, type Strategy } from '../manifest/manifest.js';
+import { decompressCold } from '../coldpart/cold-codec.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { NodeClient } from '../nodeclient/node-client.js';
 import { rankNodes } from '../placement/rendezvous.js';
+import { newWriteId } from '../core/ids.js';
 import { emptyParentOffsets, hotBytesOf } from '../writeservice/plan.js';
 
 export interface RebuildDeps {
@@ -66,8 +78,18 @@ export interface RebuildReport {
   keysFound: number;
   rebuilt: number;
   dirty: number;
-  /** Keys that already had a manifest or tombstone in the store. */
+  /** Keys that already had a manifest or tombstone in the store, left as they were. */
   skippedExisting: number;
+  /**
+   * Keys that had a manifest or tombstone in the store (a restored backup) but whose nodes hold a newer write that
+   * met its quorum: written after the backup, so that write replaced the stored manifest.
+   */
+  merged: number;
+  /**
+   * Live manifests of the store none of whose blobs is on any node (all nodes listed) and with no newer write:
+   * deleted after the backup (a delete releases the blobs), so they became tombstones.
+   */
+  tombstoned: number;
   unrecoverable: { key: string; reason: string }[];
 }
 
@@ -75,11 +97,15 @@ interface FoundBlob {
   node: string;
   info: BlobInfo;
   strategy: Strategy;
-  role: 'hot' | 'shard';
+  /** `cold`: a whole copy of a small cold part kept with the replicas (internal/coldpart). */
+  role: 'hot' | 'shard' | 'cold';
   index: number;
   dataBytes: number;
   shardBytes: number;
   coldHash: string | null;
+  /** Compression of the stored cold bytes, and the text size before it (shards and cold copies). */
+  codec: ColdCodec;
+  textBytes: number | null;
 }
 
 /** The blobs of one write id of one key, one per part (a repaired copy of the same part on another node is a spare). */
@@ -88,6 +114,8 @@ interface WriteSet {
   strategy: Strategy;
   hot: FoundBlob[];
   shards: (FoundBlob | null)[];
+  /** Cold copies (cold-0..cold-2), in part order. */
+  copies: FoundBlob[];
 }
 
 const PROGRESS_EVERY_KEYS = 1000;
@@ -103,6 +131,8 @@ export async function rebuildManifests(deps: RebuildDeps): Promise<RebuildReport
     rebuilt: 0,
     dirty: 0,
     skippedExisting: 0,
+    merged: 0,
+    tombstoned: 0,
     unrecoverable: [],
   };
   const byKey = await takeInventory(deps, report, progress);
@@ -112,8 +142,15 @@ export async function rebuildManifests(deps: RebuildDeps): Promise<RebuildReport
   for (const [key, writes] of byKey) {
     try {
       const existing = await deps.metadata.get(key);
-      if (existing) {
+      if (existing && !hasNewerQuorumWrite(writes, existing.manifest.writeId)) {
         report.skippedExisting++;
+      } else if (existing) {
+        // Rule 8: a write newer than the restored manifest (or tombstone) was made after the backup.
+        const manifest = await rebuildKey(deps, key, writes, existing.manifest.writeId);
+        const result = await deps.metadata.commit({ key, expectedModRevision: existing.modRevision, writeId: manifest.writeId, manifest, assignVersion: true });
+        if (!result.ok) throw new Error(`commit refused (${result.reason})`);
+        report.merged++;
+        if (manifest.dirty) report.dirty++;
       } else {
         const manifest = await rebuildKey(deps, key, writes);
         const result = await deps.metadata.commit({ key, expectedModRevision: 0, writeId: manifest.writeId, manifest, assignVersion: true });
@@ -126,8 +163,10 @@ export async function rebuildManifests(deps: RebuildDeps): Promise<RebuildReport
     }
     if (++done % PROGRESS_EVERY_KEYS === 0) progress(`keys: ${done} of ${byKey.size}`);
   }
+  await tombstoneVanished(deps, byKey, report, progress);
   progress(
-    `done: ${report.rebuilt} manifests rebuilt (${report.dirty} dirty), ${report.skippedExisting} already present, ` +
+    `done: ${report.rebuilt} manifests rebuilt (${report.dirty} dirty), ${report.merged} replaced by newer writes, ` +
+      `${report.tombstoned} deleted since the backup, ${report.skippedExisting} already present, ` +
       `${report.unrecoverable.length} unrecoverable`,
   );
   return report;
@@ -182,7 +221,17 @@ function parseFound(node: string, info: BlobInfo): FoundBlob | null {
   if (typeof strategy !== 'string' || !(STRATEGIES as readonly string[]).includes(strategy)) return null;
   const role = meta['role'];
   if (role === 'hot' && /^hot-[0-9]+$/.test(info.part)) {
-    return { node, info, strategy: strategy as Strategy, role, index: Number(info.part.slice(4)), dataBytes: 0, shardBytes: 0, coldHash: null };
+    return { node, info, strategy: strategy as Strategy, role, index: Number(info.part.slice(4)), dataBytes: 0, shardBytes: 0, coldHash: null, codec: 'identity', textBytes: null };
+  }
+  const compression = codecOf(meta);
+  if (compression === null) return null;
+  if (role === 'cold' && /^cold-[0-9]+$/.test(info.part)) {
+    const dataBytes = meta['dataBytes'];
+    const hash = meta['coldHash'];
+    if (!Number.isSafeInteger(dataBytes) || dataBytes !== info.size) return null;
+    const index = Number(info.part.slice('cold-'.length));
+    if (index >= HOT_REPLICAS) return null;
+    return { node, info, strategy: strategy as Strategy, role, index, dataBytes, shardBytes: dataBytes, coldHash: typeof hash === 'string' ? hash : null, ...compression };
   }
   if (role !== 'shard') return null;
   const { index, dataBytes, shardBytes } = meta as { index: unknown; dataBytes: unknown; shardBytes: unknown };
@@ -199,7 +248,17 @@ function parseFound(node: string, info: BlobInfo): FoundBlob | null {
     dataBytes: dataBytes as number,
     shardBytes: shardBytes as number,
     coldHash: typeof hash === 'string' ? hash : null,
+    ...compression,
   };
+}
+
+/** The codec fields of a cold blob's meta (absent: uncompressed), or null when they are malformed. */
+function codecOf(meta: Record<string, unknown>): { codec: ColdCodec; textBytes: number | null } | null {
+  const codec = meta['codec'];
+  if (codec === undefined) return { codec: 'identity', textBytes: null };
+  const textBytes = meta['textBytes'];
+  if ((codec !== 'brotli' && codec !== 'deflate') || !Number.isSafeInteger(textBytes) || (textBytes as number) < 1) return null;
+  return { codec, textBytes: textBytes as number };
 }
 
 function add(byKey: Map<string, Map<string, WriteSet>>, found: FoundBlob): void {
@@ -207,39 +266,61 @@ function add(byKey: Map<string, Map<string, WriteSet>>, found: FoundBlob): void 
   if (!writes) byKey.set(found.info.key, (writes = new Map()));
   let set = writes.get(found.info.writeId);
   if (!set) {
-    set = { writeId: found.info.writeId, strategy: found.strategy, hot: [], shards: new Array(EC_TOTAL_SHARDS).fill(null) };
+    set = { writeId: found.info.writeId, strategy: found.strategy, hot: [], shards: new Array(EC_TOTAL_SHARDS).fill(null), copies: [] };
     writes.set(found.info.writeId, set);
   }
   if (found.role === 'hot') {
     if (!set.hot.some((h) => h.info.part === found.info.part)) set.hot.push(found);
     set.hot.sort((a, b) => a.index - b.index);
+  } else if (found.role === 'cold') {
+    if (!set.copies.some((c) => c.info.part === found.info.part)) set.copies.push(found);
+    set.copies.sort((a, b) => a.index - b.index);
   } else if (set.shards[found.index] === null) {
     set.shards[found.index] = found;
   }
 }
 
 const shardCount = (w: WriteSet): number => w.shards.filter(Boolean).length;
+/** Whether the write stored a cold part at all (shards or copies), and whether enough of it was durable. */
+const storedCold = (w: WriteSet): boolean => shardCount(w) > 0 || w.copies.length > 0;
+const coldAtQuorum = (w: WriteSet): boolean => shardCount(w) >= EC_WRITE_QUORUM || w.copies.length >= HOT_WRITE_QUORUM;
+const coldReadable = (w: WriteSet): boolean => shardCount(w) >= EC_DATA_SHARDS || w.copies.length >= 1;
 
 function meetsQuorum(w: WriteSet): boolean {
-  const shards = shardCount(w);
   if (w.strategy === 'replication') return w.hot.length >= HOT_WRITE_QUORUM;
-  if (w.strategy === 'ec') return shards >= EC_WRITE_QUORUM;
-  // field_hybrid: a full write (shards, plus hot replicas when the document has hot members) or a pure hot update.
-  if (shards === 0) return w.hot.length >= HOT_WRITE_QUORUM;
-  return shards >= EC_WRITE_QUORUM && (w.hot.length === 0 || w.hot.length >= HOT_WRITE_QUORUM);
+  if (w.strategy === 'ec') return coldAtQuorum(w);
+  // field_hybrid: a full write (cold, plus hot replicas when the document has hot members) or a pure hot update.
+  if (!storedCold(w)) return w.hot.length >= HOT_WRITE_QUORUM;
+  return coldAtQuorum(w) && (w.hot.length === 0 || w.hot.length >= HOT_WRITE_QUORUM);
 }
 
 function readable(w: WriteSet): boolean {
-  const shards = shardCount(w);
   if (w.strategy === 'replication') return w.hot.length >= 1;
-  if (w.strategy === 'ec') return shards >= EC_DATA_SHARDS;
-  if (shards === 0) return w.hot.length >= 1;
-  return shards >= EC_DATA_SHARDS;
+  if (w.strategy === 'ec') return coldReadable(w);
+  if (!storedCold(w)) return w.hot.length >= 1;
+  return coldReadable(w);
 }
 
-async function rebuildKey(deps: RebuildDeps, key: string, writes: Map<string, WriteSet>): Promise<Manifest> {
+/**
+ * Whether the nodes hold a write of the key newer than `writeId` (the write id of the manifest or tombstone the
+ * store has) that met its quorum. Write ids are ULIDs, which sort by creation time.
+ */
+function hasNewerQuorumWrite(writes: Map<string, WriteSet>, writeId: string): boolean {
+  for (const w of writes.values()) if (w.writeId > writeId && meetsQuorum(w)) return true;
+  return false;
+}
+
+/**
+ * The manifest of the key's newest recoverable write. With `newerThan` (merging into a store that has the key),
+ * only writes newer than that write id that met their quorum are candidates: a readable but incomplete newer write
+ * may never have committed, whereas the store's manifest did.
+ */
+async function rebuildKey(deps: RebuildDeps, key: string, writes: Map<string, WriteSet>, newerThan: string | null = null): Promise<Manifest> {
   const newestFirst = [...writes.values()].sort((a, b) => (a.writeId < b.writeId ? 1 : a.writeId > b.writeId ? -1 : 0));
-  const candidates = [...newestFirst.filter(meetsQuorum), ...newestFirst.filter((w) => !meetsQuorum(w) && readable(w))];
+  const candidates =
+    newerThan === null
+      ? [...newestFirst.filter(meetsQuorum), ...newestFirst.filter((w) => !meetsQuorum(w) && readable(w))]
+      : newestFirst.filter((w) => w.writeId > newerThan && meetsQuorum(w));
   const failures: string[] = [];
   for (const w of candidates) {
     try {
@@ -263,24 +344,23 @@ async function manifestOf(deps: RebuildDeps, key: string, w: WriteSet, newestFir
     deleted: false,
     strategy: w.strategy,
   };
-  const when = new Date(Math.max(...[...w.hot, ...w.shards].filter((b): b is FoundBlob => b !== null).map((b) => b.info.createdAtMs))).toISOString();
+  const when = new Date(Math.max(...[...w.hot, ...w.shards, ...w.copies].filter((b): b is FoundBlob => b !== null).map((b) => b.info.createdAtMs))).toISOString();
 
   if (w.strategy === 'replication') {
     const size = hotPayload!.length;
     return finish({ ...base, hotFields: [], hotPaths: [], coldEmptyOffsets: [], bytes: { logical: size, hot: size, cold: 0, physical: 0 }, coldHash: null, cold_layout: null, hot: hotRefs, cold: [], dirty: false, createdAt: when, updatedAt: when });
   }
 
-  // The shard set: the write's own, or for a field_hybrid pure hot update the newest older one that pairs.
-  const shardSets = shardCount(w) > 0
+  // The cold set (shards or copies): the write's own, or for a field_hybrid pure hot update the newest older one
+  // that pairs.
+  const shardSets = storedCold(w)
     ? [w]
-    : newestFirst.filter((s) => s.writeId < w.writeId && s.strategy === 'field_hybrid' && shardCount(s) >= EC_DATA_SHARDS);
+    : newestFirst.filter((s) => s.writeId < w.writeId && s.strategy === 'field_hybrid' && coldReadable(s));
   const problems: string[] = [];
   for (const s of shardSets) {
     try {
-      const first = s.shards.find((b): b is FoundBlob => b !== null)!;
-      const { coldText, refs: coldRefs } = await readCold(deps, key, s, nodeIds);
-      if (first.coldHash !== null && hashCold(coldText) !== first.coldHash) throw new Error(`shards of ${s.writeId} do not hash to their coldHash`);
-      const layout = { dataBytes: first.dataBytes, shardBytes: first.shardBytes };
+      const { coldText, refs: coldRefs, first, layout } = await readColdSet(deps, key, s, nodeIds);
+      if (first.coldHash !== null && hashCold(coldText) !== first.coldHash) throw new Error(`cold blobs of ${s.writeId} do not hash to their coldHash`);
       if (w.strategy === 'ec') {
         return finish({ ...base, hotFields: [], hotPaths: [], coldEmptyOffsets: [], bytes: { logical: coldText.length, hot: 0, cold: coldText.length, physical: 0 }, coldHash: first.coldHash, cold_layout: layout, hot: [], cold: coldRefs, dirty: false, createdAt: when, updatedAt: when });
       }
@@ -357,8 +437,47 @@ function completeHot(key: string, w: WriteSet, payload: Buffer, nodeIds: string[
   return refs.sort((a, b) => (a.part < b.part ? -1 : 1));
 }
 
-/** Reads the shard set, reconstructs the cold text, and completes missing shards' refs (checksums from a rebuild). */
-async function readCold(deps: RebuildDeps, key: string, s: WriteSet, nodeIds: string[]): Promise<{ coldText: Buffer; refs: BlobRef[] }> {
+interface ColdSet {
+  coldText: Buffer;
+  refs: BlobRef[];
+  /** The blob whose meta describes the set. */
+  first: FoundBlob;
+  layout: ColdLayout;
+}
+
+/** The cold text of a write's shards or copies (decompressed when stored compressed), with its refs and layout. */
+async function readColdSet(deps: RebuildDeps, key: string, s: WriteSet, nodeIds: string[]): Promise<ColdSet> {
+  const copies = shardCount(s) === 0;
+  const { stored, refs, first } = copies ? await readCopies(deps, key, s, nodeIds) : await readShards(deps, key, s, nodeIds);
+  const layout: ColdLayout = { dataBytes: first.dataBytes, shardBytes: first.shardBytes };
+  if (copies) layout.placement = 'with_replicas';
+  if (first.codec !== 'identity') {
+    layout.codec = first.codec;
+    layout.textBytes = first.textBytes!;
+  }
+  const coldText = await decompressCold(stored, first.codec, first.textBytes ?? stored.length);
+  return { coldText, refs, first, layout };
+}
+
+/** Reads one good cold copy and completes missing copies' refs (same bytes as their siblings, on hot placement). */
+async function readCopies(deps: RebuildDeps, key: string, s: WriteSet, nodeIds: string[]): Promise<{ stored: Buffer; refs: BlobRef[]; first: FoundBlob }> {
+  const first = s.copies[0]!;
+  const stored = await fetchAny(deps, s.copies);
+  if (stored.length !== first.dataBytes) throw new Error(`cold copy of ${s.writeId} has ${stored.length} bytes, not ${first.dataBytes}`);
+  const refs = s.copies.map(refOf);
+  const spare = spareNodes(`${key}/hot`, nodeIds, new Set(refs.map((r) => r.node)));
+  for (let i = 0; i < HOT_REPLICAS; i++) {
+    const part = `cold-${i}`;
+    if (refs.some((r) => r.part === part)) continue;
+    const node = spare.shift();
+    if (node === undefined) continue;
+    refs.push({ ...refs[0]!, part, node, blob: `${s.writeId}.${part}`, state: 'missing' });
+  }
+  return { stored, refs: refs.sort((a, b) => (a.part < b.part ? -1 : 1)), first };
+}
+
+/** Reads the shard set, reconstructs the stored cold bytes, and completes missing shards' refs (checksums from a rebuild). */
+async function readShards(deps: RebuildDeps, key: string, s: WriteSet, nodeIds: string[]): Promise<{ stored: Buffer; refs: BlobRef[]; first: FoundBlob }> {
   const first = s.shards.find((b): b is FoundBlob => b !== null)!;
   const data: (Buffer | null)[] = await Promise.all(
     s.shards.map(async (b) => {
@@ -372,7 +491,7 @@ async function readCold(deps: RebuildDeps, key: string, s: WriteSet, nodeIds: st
     }),
   );
   if (data.filter(Boolean).length < EC_DATA_SHARDS) throw new Error(`fewer than ${EC_DATA_SHARDS} shards of ${s.writeId} could be read`);
-  const coldText = await deps.ec.reconstruct(data, first.dataBytes);
+  const stored = await deps.ec.reconstruct(data, first.dataBytes);
   const all = data.some((d) => d === null) ? await deps.ec.rebuildShards(data, first.dataBytes) : (data as Buffer[]);
   const used = new Set(s.shards.filter((b): b is FoundBlob => b !== null && data[b.index] !== null).map((b) => b.node));
   const spare = spareNodes(`${key}/cold`, nodeIds, used);
@@ -387,7 +506,7 @@ async function readCold(deps: RebuildDeps, key: string, s: WriteSet, nodeIds: st
     const node = b?.node ?? spare.shift() ?? nodeIds[i % nodeIds.length]!;
     refs.push({ part, node, blob: `${s.writeId}.${part}`, writeId: s.writeId, size: first.shardBytes, checksum: checksumOf(all[i]!), state: 'missing' });
   }
-  return { coldText, refs };
+  return { stored, refs, first };
 }
 
 function spareNodes(seed: string, nodeIds: string[], used: ReadonlySet<string>): string[] {
@@ -398,4 +517,63 @@ function spareNodes(seed: string, nodeIds: string[], used: ReadonlySet<string>):
 
 function callOptions(deps: RebuildDeps): { timeoutMs: number } {
   return { timeoutMs: deps.timeoutMs ?? 10_000 };
+}
+
+/** Manifests scanned per page by tombstoneVanished. */
+const SCAN_PAGE_KEYS = 256;
+
+/**
+ * Rule 9: a live manifest of the store (a restored backup) none of whose blobs is on any node, with no newer write
+ * of its key there either, belongs to a key deleted after the backup: a delete releases the blobs at once. Left
+ * alone, it would read as 503 forever and be listed; it becomes a tombstone (with a new version) instead. Only done
+ * when every node was listed: an unreachable node may hold the blobs.
+ */
+async function tombstoneVanished(
+  deps: RebuildDeps,
+  byKey: Map<string, Map<string, WriteSet>>,
+  report: RebuildReport,
+  progress: (line: string) => void,
+): Promise<void> {
+  if (report.nodesUnreachable.length > 0) {
+    progress(`not looking for keys deleted since the backup: ${report.nodesUnreachable.join(', ')} could not be listed`);
+    return;
+  }
+  let after: string | null = null;
+  for (;;) {
+    const page = await deps.metadata.scan(after, SCAN_PAGE_KEYS);
+    for (const stored of page) {
+      const m = stored.manifest;
+      if (m.deleted) continue;
+      const referenced = new Set([...m.hot, ...m.cold].map((r) => r.writeId));
+      if (referenced.size === 0) continue;
+      const found = byKey.get(m.key);
+      if (found && [...found.keys()].some((writeId) => referenced.has(writeId) || writeId > m.writeId)) continue;
+      const nowIso = new Date().toISOString();
+      const tombstone: Manifest = {
+        ...m,
+        version: '0',
+        writeId: newWriteId(),
+        deleted: true,
+        hotFields: [],
+        hotPaths: [],
+        coldEmptyOffsets: [],
+        bytes: { logical: 0, hot: 0, cold: 0, physical: 0 },
+        coldHash: null,
+        cold_layout: null,
+        hot: [],
+        cold: [],
+        dirty: false,
+        updatedAt: nowIso,
+      };
+      try {
+        const result = await deps.metadata.commit({ key: m.key, expectedModRevision: stored.modRevision, writeId: tombstone.writeId, manifest: tombstone, assignVersion: true });
+        if (!result.ok) throw new Error(`commit refused (${result.reason})`);
+        report.tombstoned++;
+      } catch (error) {
+        report.unrecoverable.push({ key: m.key, reason: `its blobs are gone (deleted since the backup?) but no tombstone could be written: ${(error as Error).message}` });
+      }
+    }
+    if (page.length < SCAN_PAGE_KEYS) return;
+    after = page[page.length - 1]!.manifest.key;
+  }
 }

@@ -12,6 +12,7 @@ import { StrataError } from '../core/errors.js';
 import { EC_WRITE_QUORUM, HOT_WRITE_QUORUM } from '../core/limits.js';
 import type { ErasureCode } from '../ec/erasure-code.js';
 import type { Manifest } from '../manifest/manifest.js';
+import { hasColdCopies } from '../coldpart/cold-layout.js';
 import type { CommitRequest, CommitResult, MetadataStore } from '../metadata/metadata-store.js';
 import type { WalConsumer, WalEntry, WriteAheadLog } from '../wal/write-ahead-log.js';
 import type { Prng } from './prng.js';
@@ -128,7 +129,8 @@ export class SimMetadataStore {
       const hotOk = created(m.hot).filter((r) => r.state === 'ok').length;
       const coldOk = created(m.cold).filter((r) => r.state === 'ok').length;
       if (created(m.hot).length > 0 && hotOk < HOT_WRITE_QUORUM) this.violations.push(`commit of ${m.key} with ${hotOk} hot replicas ok`);
-      if (created(m.cold).length > 0 && coldOk < EC_WRITE_QUORUM) this.violations.push(`commit of ${m.key} with ${coldOk} shards ok`);
+      const coldQuorum = hasColdCopies(m) ? HOT_WRITE_QUORUM : EC_WRITE_QUORUM;
+      if (created(m.cold).length > 0 && coldOk < coldQuorum) this.violations.push(`commit of ${m.key} with ${coldOk} cold blobs ok`);
     }
   }
 }

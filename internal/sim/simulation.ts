@@ -39,6 +39,8 @@ import { SqliteWriteAheadLog } from '../wal/sqlite-wal.js';
 import { DocumentOps } from '../writeservice/document-ops.js';
 import { WriteService, type WriteHooks } from '../writeservice/write-service.js';
 import { Prng } from './prng.js';
+import { coldCodecOf, coldPlacementOf, hasColdCopies } from '../coldpart/cold-layout.js';
+import { EC_TOTAL_SHARDS, HOT_REPLICAS } from '../core/limits.js';
 import { SimMetadataStore, simErasureCode, simWal, type MetadataFaultRates, type WalFaultRates } from './sim-backends.js';
 import { SimNode, SimNodeClient, type NodeFaultRates } from './sim-node.js';
 import { SimScheduler } from './sim-scheduler.js';
@@ -407,10 +409,37 @@ class Simulation {
   private newDoc(key: string, base?: { nonce: string; big: string; tags: string[] }): string {
     const n = ++this.docCounter;
     const nonce = base?.nonce ?? `c${n}`;
-    const big = base?.big ?? 'x'.repeat(this.prng.int(3) === 0 ? 2000 + this.prng.int(4000) : this.prng.int(60));
+    const big = base?.big ?? this.bigValue();
     const tags = base?.tags ?? [`t${n}`, `u${this.prng.int(100)}`];
     // Members in a fixed order with hot ones in the middle, so that merge(hot, cold) must restore the order.
     return `{"id":"${key}","nonce":"${nonce}","counter":${n},"tags":${JSON.stringify(tags)},"status":"s${n}","big":"${big}"}`;
+  }
+
+  /**
+   * The bulk of a document's cold part, in the shapes that take the different cold layouts (internal/coldpart):
+   * tiny (kept with the replicas), large and compressible (compressed, then small enough to be kept with the
+   * replicas), compressible text that stays large after compression (compressed shards), and noise that does not
+   * compress (raw shards).
+   */
+  private bigValue(): string {
+    switch (this.prng.int(5)) {
+      case 0:
+        return 'x'.repeat(2000 + this.prng.int(4000));
+      case 1: {
+        const words = ['alpha', 'beta', 'gamma', 'delta', 'sensor', 'reading', 'value', 'north'];
+        const out: string[] = [];
+        for (let i = 0, n = 2000 + this.prng.int(2000); i < n; i++) out.push(`${this.prng.pick(words)}${this.prng.int(1000)}`);
+        return out.join(' ');
+      }
+      case 2: {
+        const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+        let out = '';
+        for (let i = 0, n = 1500 + this.prng.int(3000); i < n; i++) out += alphabet[this.prng.int(64)];
+        return out;
+      }
+      default:
+        return 'x'.repeat(this.prng.int(60));
+    }
   }
 
   /** The last text written to `key` that might be current (for hot-only rewrites and cold changes). */
@@ -526,7 +555,10 @@ class Simulation {
         else if (blob.rotten || checksumOf(blob.data) !== ref.checksum) this.failures.push(`after healing, ${m.key} ${ref.part} on ${ref.node} is corrupt`);
       }
       if (m.strategy !== 'ec' && m.hot.length !== 3 && m.hotPaths.length > 0) this.failures.push(`${m.key} has ${m.hot.length} hot replicas`);
-      if (m.cold.length !== 0 && m.cold.length !== 6) this.failures.push(`${m.key} has ${m.cold.length} shards`);
+      const coldBlobs = hasColdCopies(m) ? HOT_REPLICAS : EC_TOTAL_SHARDS;
+      if (m.cold.length !== 0 && m.cold.length !== coldBlobs) this.failures.push(`${m.key} has ${m.cold.length} cold blobs, not ${coldBlobs}`);
+      if (m.cold.some((r) => !r.part.startsWith(hasColdCopies(m) ? 'cold-' : 'shard-'))) this.failures.push(`${m.key} has cold parts of another layout`);
+      if (m.cold_layout && m.cold.length > 0) this.count(`cold-${coldPlacementOf(m.cold_layout)}-${coldCodecOf(m.cold_layout)}`);
       if (new Set(m.cold.map((r) => r.node)).size !== m.cold.length) this.failures.push(`${m.key} has two shards on one node`);
     }
     for (const node of this.nodes) {

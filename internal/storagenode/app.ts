@@ -11,6 +11,9 @@ import { assert } from '../core/assert.js';
 import { StrataError, errorStatus, type ErrorCode } from '../core/errors.js';
 import { BLOB_ID_PATTERN, isValidBlobId } from '../core/ids.js';
 import { LIMITS } from '../core/limits.js';
+import { silentLogger, type Logger } from '../log/logger.js';
+import { instrumentNodeApp } from '../metrics/http-metrics.js';
+import type { NodeInstruments } from '../metrics/node-metrics.js';
 import { NODE_API_PREFIX, NODE_HEADERS, type ListAnswer } from './protocol.js';
 
 export interface StorageNodeAppOptions {
@@ -20,6 +23,10 @@ export interface StorageNodeAppOptions {
   nodeId: string;
   /** Told about every 500 (a bug in the node). Defaults to console.error. */
   onInternalError?: (err: unknown) => void;
+  /** Request lines (debug level, with the caller's X-Request-Id) and 500s go here; silent by default. */
+  log?: Logger;
+  /** Request metrics and `GET /metrics`; no /metrics route without them. */
+  metrics?: NodeInstruments;
 }
 
 const SHA256_HEX_PATTERN = /^[0-9a-f]{64}$/;
@@ -43,6 +50,9 @@ export function createStorageNodeApp(options: StorageNodeAppOptions): Hono {
     return errorResponse(c, 'INTERNAL', 'internal error in the storage node');
   });
   app.notFound((c) => errorResponse(c, 'ROUTE_NOT_FOUND', `no route ${c.req.method} ${c.req.path}`));
+
+  // Before the token check: every request is measured and logged, and /metrics is served without the token.
+  instrumentNodeApp(app, options.log ?? silentLogger, options.metrics);
 
   app.use('*', async (c, next) => {
     const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(c.req.header('authorization') ?? '');

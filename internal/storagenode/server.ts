@@ -3,12 +3,16 @@
  * the store in the background. cmd/storage-node only loads config and calls startStorageNode.
  */
 import type { Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { assert } from '../core/assert.js';
 import type { Clock } from '../core/clock.js';
 import type { ScrubReport } from '../blobstore/file-blob-store.js';
 import { VolumeBlobStore, type VolumeBlobStoreOptions } from '../blobstore/volume/volume-blob-store.js';
+import { closeServer } from '../core/close-server.js';
+import type { Logger } from '../log/logger.js';
+import type { NodeInstruments } from '../metrics/node-metrics.js';
 import { createStorageNodeApp } from './app.js';
 import { NODE_HEADER_BYTES_MAX } from './protocol.js';
 
@@ -33,16 +37,27 @@ export interface StorageNodeOptions {
   /** Told about a scrub pass that failed, and about 500s. Defaults to console.error. */
   onError?: (err: unknown) => void;
   clock?: Clock;
+  /** Request lines (debug level, with the caller's X-Request-Id); silent by default. */
+  log?: Logger;
+  /** Request and group-commit metrics, and `GET /metrics`. */
+  metrics?: NodeInstruments;
+  /** Serve HTTPS with this certificate and key (PEM) instead of plain HTTP. */
+  tls?: { cert: Buffer | string; key: Buffer | string };
 }
 
 export interface StorageNode {
   nodeId: string;
-  /** Base URL clients use, e.g. http://127.0.0.1:40123. */
+  /** Base URL clients use, e.g. http://127.0.0.1:40123 (https:// with TLS). */
   address: string;
   port: number;
   store: VolumeBlobStore;
-  /** Stops scrubbing, closes the listener and every connection (keep-alive ones too), then the store. */
+  /** Stops scrubbing, closes the listener and every connection (keep-alive ones too) at once, then the store. */
   stop(): Promise<void>;
+  /**
+   * Graceful shutdown: as stop(), but requests in flight get up to `graceMs` to finish before their connections
+   * are cut. Resolves false when some had to be cut.
+   */
+  shutdown(graceMs: number): Promise<boolean>;
 }
 
 export async function startStorageNode(options: StorageNodeOptions): Promise<StorageNode> {
@@ -56,15 +71,23 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   // Haystack-style volumes (internal/blobstore/volume/README.md): group-committed appends, one positioned read
   // per get. The one-file-per-blob FileBlobStore remains only as the benchmark's baseline.
   const storeOptions: VolumeBlobStoreOptions = { dir: options.dataDir, onMaintenanceError: onError };
+  if (options.metrics !== undefined) storeOptions.observer = options.metrics.volume;
   if (options.clock !== undefined) storeOptions.clock = options.clock;
   if (options.capacityBytes !== undefined) storeOptions.capacityBytes = options.capacityBytes;
   if (options.volumeBytesMax !== undefined) storeOptions.volumeBytesMax = options.volumeBytesMax;
   const store = await VolumeBlobStore.open(storeOptions);
 
-  const app = createStorageNodeApp({ store, token: options.token, nodeId, onInternalError: onError });
+  const app = createStorageNodeApp({
+    store,
+    token: options.token,
+    nodeId,
+    onInternalError: onError,
+    ...(options.log !== undefined ? { log: options.log } : {}),
+    ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
+  });
   let server: Server;
   try {
-    server = await listen(app.fetch, host, options.port);
+    server = await listen(app.fetch, host, options.port, options.tls);
   } catch (err) {
     await store.close();
     throw err;
@@ -90,36 +113,40 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   };
   scheduleScrub();
 
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
+  let stopping: Promise<boolean> | undefined;
+  const shutdown = (graceMs: number): Promise<boolean> => {
     stopping ??= (async () => {
       scrubAbort.abort();
       clearTimeout(scrubTimer);
       await scrubRun;
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      const finished = await closeServer(server, graceMs);
       await store.close();
+      return finished;
     })();
     return stopping;
   };
+  const stop = async (): Promise<void> => {
+    await shutdown(0);
+  };
 
-  return { nodeId, address: `http://${urlHost(host)}:${port}`, port, store, stop };
+  const scheme = options.tls === undefined ? 'http' : 'https';
+  return { nodeId, address: `${scheme}://${urlHost(host)}:${port}`, port, store, stop, shutdown };
 }
 
 function listen(
   fetch: (request: Request) => Response | Promise<Response>,
   host: string,
   port: number,
+  tls: StorageNodeOptions['tls'],
 ): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({
-      fetch,
-      hostname: host,
-      port,
-      serverOptions: { maxHeaderSize: NODE_HEADER_BYTES_MAX },
-    }) as Server;
+    const base = { fetch, hostname: host, port };
+    // With TLS the node speaks HTTPS only: a client that is not TLS fails its handshake and never gets a byte.
+    const server = (
+      tls === undefined
+        ? serve({ ...base, serverOptions: { maxHeaderSize: NODE_HEADER_BYTES_MAX } })
+        : serve({ ...base, createServer: createHttpsServer, serverOptions: { maxHeaderSize: NODE_HEADER_BYTES_MAX, cert: tls.cert, key: tls.key } })
+    ) as Server;
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);
     server.once('listening', () => {

@@ -25,6 +25,13 @@ import { SqliteWriteAheadLog } from '../wal/sqlite-wal.js';
 import type { WriteHooks } from '../writeservice/write-service.js';
 import { buildGateway, type Gateway } from './gateway.js';
 import { serveApp, type HttpServerHandle } from './http-server.js';
+import type { Registry } from 'prom-client';
+import { RequestContext } from '../log/request-context.js';
+import { measureErasureCode } from '../metrics/ec-metrics.js';
+import { watchHealer } from '../metrics/healer-metrics.js';
+import { StorageNodeMetrics } from '../metrics/node-metrics.js';
+import { createProcessRegistry } from '../metrics/registry.js';
+import { loadTls, nodeClientTls, type TlsMaterial } from './tls.js';
 
 export interface AllInOneNode {
   id: string;
@@ -48,7 +55,10 @@ export interface AllInOne {
   metadata: SqliteMetadataStore;
   wal: SqliteWriteAheadLog;
   pool: NodePool;
-  stop(): Promise<void>;
+  /** The process's metrics registry (GET /metrics on the gateway). */
+  registry: Registry;
+  /** Stops everything; requests in flight at the gateway get up to `graceMs` (default 2 s) to finish. */
+  stop(graceMs?: number): Promise<void>;
 }
 
 export interface AllInOneOptions {
@@ -57,27 +67,37 @@ export interface AllInOneOptions {
   hooks?: WriteHooks;
   /** Run the healer loop in the background (tests drive `healer.runOnce()` themselves). */
   startHealer?: boolean;
+  /** Node's process metrics (RSS, CPU, event loop lag) on /metrics: `npm start` turns them on, tests leave them off. */
+  processMetrics?: boolean;
 }
 
 export async function startAllInOne(config: Readonly<StrataConfig>, options: AllInOneOptions): Promise<AllInOne> {
   const clock = options.clock ?? systemClock;
   const { log } = options;
+  // Certificate problems stop the start before anything is opened.
+  const tls = loadTls(config);
   await mkdir(config.dataDir, { recursive: true });
   const token = config.clusterToken ?? (await localToken(config.dataDir));
   const metadata = await SqliteMetadataStore.open({ path: path.join(config.dataDir, 'metadata', 'strata.db'), clock });
   const wal = await SqliteWriteAheadLog.open({ path: path.join(config.dataDir, 'wal', 'wal.db'), clock });
 
+  // One registry for the whole process: the gateway serves it on /metrics (so does every node's listener), with
+  // the nodes' series told apart by their `node` label.
+  const registry = createProcessRegistry({ processMetrics: options.processMetrics ?? false });
+  const context = new RequestContext();
+  const nodeMetrics = new StorageNodeMetrics(registry);
   const nodes: AllInOneNode[] = [];
   for (let i = 1; i <= config.nodeCount; i++) {
-    nodes.push(await startNode(config, `node-${i}`, i, token, clock, log));
+    nodes.push(await startNode(config, `node-${i}`, i, token, clock, log, tls, { nodeMetrics, context }));
   }
   const pool = new NodePool(
     nodes.map((n) => ({ client: n.client })),
     { clock, probeIntervalMs: config.nodeProbeIntervalMs, probeTimeoutMs: Math.min(1000, config.nodeTimeoutMs) },
   );
   pool.start();
-  const ec = new ReedSolomonCode();
+  const ec = measureErasureCode(new ReedSolomonCode(), registry);
   const healer = buildHealer(config, { metadata, wal, pool, ec, clock, log: log.child({ component: 'healer' }) });
+  watchHealer(registry, healer, clock);
   const gateway = buildGateway({
     config,
     metadata,
@@ -89,10 +109,11 @@ export async function startAllInOne(config: Readonly<StrataConfig>, options: All
     backends: { metadata: 'embedded (SQLite)', wal: 'embedded (SQLite)' },
     ...(options.hooks ? { hooks: options.hooks } : {}),
     repairBacklog: () => healer.backlog,
+    observability: { registry, context },
   });
   let http: HttpServerHandle;
   try {
-    http = await serveApp(gateway.app, config.host, config.port);
+    http = await serveApp(gateway.app, config.host, config.port, tls.server);
   } catch (error) {
     await Promise.all(nodes.map((n) => n.stop()));
     await pool.close();
@@ -110,10 +131,12 @@ export async function startAllInOne(config: Readonly<StrataConfig>, options: All
     metadata,
     wal,
     pool,
-    async stop() {
-      await http.close();
+    registry,
+    async stop(graceMs?: number) {
+      await http.close(graceMs);
       await healer.stop();
       await gateway.writes.drain();
+      await gateway.tiering.stop();
       await gateway.manifests.close();
       await pool.close();
       await Promise.all(nodes.map((n) => n.stop()));
@@ -130,7 +153,12 @@ async function startNode(
   token: string,
   clock: Clock,
   log: Logger,
+  tls: TlsMaterial,
+  observability: { nodeMetrics: StorageNodeMetrics; context: RequestContext },
 ): Promise<AllInOneNode> {
+  const nodeLog = log.child({ component: 'storage-node', node: id });
+  const metrics = observability.nodeMetrics.forNode(id);
+  const requestId = (): string | undefined => observability.context.requestId();
   const dataDir = path.join(config.dataDir, 'nodes', id);
   const port = config.nodePortBase === 0 ? 0 : config.nodePortBase + index - 1;
   const launch = (p: number): Promise<StorageNode> =>
@@ -141,17 +169,20 @@ async function startNode(
       port: p,
       token,
       clock,
+      ...(tls.server !== null ? { tls: tls.server } : {}),
       ...(config.scrubIntervalMs > 0 ? { scrubIntervalMs: config.scrubIntervalMs, scrubBytesPerSecMax: config.scrubBytesPerSecMax } : {}),
       onError: (err) => log.error({ err, node: id }, 'storage node error'),
+      log: nodeLog,
+      metrics,
     });
   const first = await launch(port);
   let local: LocalNodeClient | null = null;
   let client: NodeClient;
   if (config.nodeTransport === 'local') {
-    local = new LocalNodeClient({ nodeId: id, store: first.store, address: first.address, copyBuffers: false });
+    local = new LocalNodeClient({ nodeId: id, store: first.store, address: first.address, copyBuffers: false, requestId, log: nodeLog });
     client = local;
   } else {
-    client = new HttpNodeClient({ nodeId: id, address: first.address, token, timeoutMs: config.nodeTimeoutMs });
+    client = new HttpNodeClient({ nodeId: id, address: first.address, token, timeoutMs: config.nodeTimeoutMs, ...nodeClientTls(tls), requestId });
   }
   const node: AllInOneNode = {
     id,

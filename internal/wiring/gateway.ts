@@ -18,8 +18,15 @@ import { ManifestCache } from '../readservice/manifest-cache.js';
 import { ReadService } from '../readservice/read-service.js';
 import type { WriteAheadLog } from '../wal/write-ahead-log.js';
 import { DocumentOps } from '../writeservice/document-ops.js';
-import { WriteService, type WriteHooks } from '../writeservice/write-service.js';
+import { WriteService, type WriteHooks, type WriteServiceOptions } from '../writeservice/write-service.js';
+import { AccessRecorder } from '../tiering/access-recorder.js';
+import { LearnedHotFieldPolicy } from '../policy/learned-hot-fields.js';
+import { accessRecorderOptions } from './tiering.js';
 import { ConfigError } from '../config/config.js';
+import type { Registry } from 'prom-client';
+import type { RequestContext } from '../log/request-context.js';
+import { GatewayMetrics, watchNodePool } from '../metrics/gateway-metrics.js';
+import { GatewayHttpMetrics } from '../metrics/http-metrics.js';
 
 export interface GatewayParts {
   config: Readonly<StrataConfig>;
@@ -32,6 +39,11 @@ export interface GatewayParts {
   backends: { metadata: string; wal: string };
   hooks?: WriteHooks;
   repairBacklog?: () => number | null;
+  /**
+   * The process's metrics registry and request context: request ids, request logs and /metrics on the app, and
+   * the write and read paths' metrics. Without it the gateway works the same, unmeasured.
+   */
+  observability?: { registry: Registry; context: RequestContext };
 }
 
 export interface Gateway {
@@ -40,11 +52,14 @@ export interface Gateway {
   writes: WriteService;
   /** The watch-fed manifest cache the gateway reads through; close it before the metadata store. */
   manifests: ManifestCache;
+  /** Access statistics and the cached tiering records; `stop()` it (a last flush) before closing the store. */
+  tiering: AccessRecorder;
 }
 
 export function buildGateway(parts: GatewayParts): Gateway {
-  const { config, metadata, wal, pool, ec, clock, log } = parts;
+  const { config, metadata, wal, pool, ec, clock, log, observability } = parts;
   validateHotFieldConfig(config);
+  const metrics = observability ? new GatewayMetrics(observability.registry, observability.context) : null;
   const writes = new WriteService({
     metadata,
     wal,
@@ -53,12 +68,23 @@ export function buildGateway(parts: GatewayParts): Gateway {
     clock,
     log,
     // The commit deadline is the healer's GC grace period: see WriteServiceOptions.commitDeadlineMs.
-    options: { nodeTimeoutMs: config.nodeTimeoutMs, commitDeadlineMs: config.gcGraceMs },
+    options: writeServiceOptions(config),
     ...(parts.hooks ? { hooks: parts.hooks } : {}),
+    ...(metrics ? { observer: metrics } : {}),
   });
   // Every gateway reads manifests through a cache fed by the store's watch (architecture.md, "Read").
   const manifests = new ManifestCache(metadata, { log: log.child({ component: 'manifest-cache' }) });
   manifests.start();
+  const tiering = new AccessRecorder(
+    {
+      metadata,
+      clock,
+      log: log.child({ component: 'tiering' }),
+      base: new StaticHotFieldPolicy(config.defaultHotFields, config.hotFieldsByPrefix),
+    },
+    accessRecorderOptions(config),
+  );
+  tiering.start();
   const reads = new ReadService({
     metadata,
     manifests,
@@ -72,16 +98,35 @@ export function buildGateway(parts: GatewayParts): Gateway {
       depthMax: config.depthMax,
       membersMax: config.membersMax,
     },
+    ...(metrics ? { observer: metrics } : {}),
+    access: tiering,
   });
-  const policy = new StaticHotFieldPolicy(config.defaultHotFields, config.hotFieldsByPrefix);
+  const staticPolicy = new StaticHotFieldPolicy(config.defaultHotFields, config.hotFieldsByPrefix);
+  const policy = new LearnedHotFieldPolicy(staticPolicy, (prefix) => tiering.record(prefix));
   const ops = new DocumentOps(writes, reads, policy, config.defaultStrategy, {
     bodyBytesMax: config.bodyBytesMax,
     depthMax: config.depthMax,
     membersMax: config.membersMax,
+  }, { clock, access: tiering });
+  const deps: GatewayDeps = { config, metadata, wal, pool, reads, ops, clock, log, backends: parts.backends, healerLockName: HEALER_LOCK, tiering };
+  if (metrics && observability) {
+    metrics.watchManifestCache(manifests);
+    watchNodePool(observability.registry, pool);
+  }
+  const app = createGatewayApp(deps, {
+    ...(parts.repairBacklog ? { repairBacklog: parts.repairBacklog } : {}),
+    ...(observability ? { observability: { ...observability, http: new GatewayHttpMetrics(observability.registry) } } : {}),
   });
-  const deps: GatewayDeps = { config, metadata, wal, pool, reads, ops, clock, log, backends: parts.backends, healerLockName: HEALER_LOCK };
-  const app = createGatewayApp(deps, parts.repairBacklog ? { repairBacklog: parts.repairBacklog } : {});
-  return { app, deps, writes, manifests };
+  return { app, deps, writes, manifests, tiering };
+}
+
+/** The write protocol's options from configuration (the healer's rewrites use the same ones). */
+export function writeServiceOptions(config: Readonly<StrataConfig>): WriteServiceOptions {
+  return {
+    nodeTimeoutMs: config.nodeTimeoutMs,
+    commitDeadlineMs: config.gcGraceMs,
+    cold: { codec: config.coldCompression, minSavingShare: config.compressionMinSaving, withReplicasBytesMax: config.inlineColdBytesMax },
+  };
 }
 
 /** Hot-field lists from configuration are checked once at start-up, so a typo never becomes a 422 later. */

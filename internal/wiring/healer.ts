@@ -1,9 +1,15 @@
 import { randomBytes } from 'node:crypto';
+import { Hono } from 'hono';
+import type { Registry } from 'prom-client';
+import { METRICS_PATH } from '../metrics/http-metrics.js';
+import { renderMetrics } from '../metrics/registry.js';
 import type { NodePool } from '../cluster/node-pool.js';
 import type { StrataConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
 import type { ErasureCode } from '../ec/erasure-code.js';
 import { Healer } from '../healer/healer.js';
+import { buildTieringJob } from './tiering.js';
+import { writeServiceOptions } from './gateway.js';
 import type { Logger } from '../log/logger.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { WriteAheadLog } from '../wal/write-ahead-log.js';
@@ -15,6 +21,7 @@ export function buildHealer(
 ): Healer {
   return new Healer({
     ...parts,
+    tiering: buildTieringJob(config, parts, writeServiceOptions(config)),
     options: {
       holderId: `healer-${process.pid}-${randomBytes(4).toString('hex')}`,
       intervalMs: config.healerIntervalMs,
@@ -30,4 +37,23 @@ export function buildHealer(
       rebalanceDeficitBytesMin: config.rebalanceDeficitBytesMin,
     },
   });
+}
+
+/**
+ * The separate healer process's small HTTP server (STRATA_HEALER_PORT): `GET /health` (alive, leading or not, the
+ * backlog of its last audit) and `GET /metrics`. Everything else is 404 in the API's error shape.
+ */
+export function createHealerApp(healer: Healer, registry: Registry): Hono {
+  const app = new Hono();
+  app.get('/health', (c) =>
+    c.json({ status: 'healthy', service: 'healer', leader: healer.isLeader, repair_backlog: healer.backlog }),
+  );
+  app.get(METRICS_PATH, async (c) => {
+    const { body, contentType } = await renderMetrics(registry);
+    return c.body(body, 200, { 'content-type': contentType });
+  });
+  app.notFound((c) =>
+    c.json({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}; the healer serves GET /health and GET /metrics` } }, 404),
+  );
+  return app;
 }

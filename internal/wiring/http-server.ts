@@ -3,17 +3,27 @@
  * a request deadline (408) and JSON bodies for the errors Node answers itself.
  */
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { RequestError, getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
+import { closeServer } from '../core/close-server.js';
 import { LIMITS } from '../core/limits.js';
+import type { ServerTls } from './tls.js';
 
 export interface HttpServerHandle {
   server: Server;
   port: number;
   address: string;
-  close(): Promise<void>;
+  /**
+   * Stops accepting and lets requests in flight finish for up to `graceMs` (default CLOSE_GRACE_MS_DEFAULT), then
+   * cuts the rest. Resolves false when some had to be cut.
+   */
+  close(graceMs?: number): Promise<boolean>;
 }
+
+/** How long close() lets requests in flight finish when the caller names no grace period (tests, all-in-one). */
+export const CLOSE_GRACE_MS_DEFAULT = 2000;
 
 /** A request must arrive whole (headers and body) within this time. */
 export const REQUEST_TIMEOUT_MS = 120_000;
@@ -24,7 +34,8 @@ function jsonError(status: number, reason: string, code: string, message: string
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }
 
-export async function serveApp(app: Hono, host: string, port: number): Promise<HttpServerHandle> {
+/** With `tls`, the app is served over HTTPS only: a plaintext client fails its handshake and is disconnected. */
+export async function serveApp(app: Hono, host: string, port: number, tls: ServerTls | null = null): Promise<HttpServerHandle> {
   // Requests the adapter cannot even turn into a Request (a backslash in the path, a bad Host header) are the
   // client's error; they get the same JSON error shape as everything else instead of an empty 400.
   const listener = getRequestListener(app.fetch, {
@@ -36,19 +47,18 @@ export async function serveApp(app: Hono, host: string, port: number): Promise<H
       return new Response(JSON.stringify(body), { status: badRequest ? 400 : 500, headers: { 'content-type': 'application/json' } });
     },
   });
-  const server = createServer(
-    {
-      maxHeaderSize: LIMITS.headerBytesMax,
-      requestTimeout: REQUEST_TIMEOUT_MS,
-      headersTimeout: HEADERS_TIMEOUT_MS,
-      keepAliveTimeout: 65_000,
-      // Node itself answers an HTTP/1.1 request without Host with an empty 400; let it through to the adapter,
-      // which refuses it with the JSON INVALID_REQUEST above like every other malformed request. (nginx passes an
-      // HTTP/1.0 request without Host on as HTTP/1.1 without Host.)
-      requireHostHeader: false,
-    },
-    listener,
-  );
+  const serverOptions = {
+    maxHeaderSize: LIMITS.headerBytesMax,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    headersTimeout: HEADERS_TIMEOUT_MS,
+    keepAliveTimeout: 65_000,
+    // Node itself answers an HTTP/1.1 request without Host with an empty 400; let it through to the adapter,
+    // which refuses it with the JSON INVALID_REQUEST above like every other malformed request. (nginx passes an
+    // HTTP/1.0 request without Host on as HTTP/1.1 without Host.)
+    requireHostHeader: false,
+  };
+  const server: Server =
+    tls === null ? createServer(serverOptions, listener) : createHttpsServer({ ...serverOptions, cert: tls.cert, key: tls.key }, listener);
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -75,15 +85,12 @@ export async function serveApp(app: Hono, host: string, port: number): Promise<H
   return {
     server,
     port: actual,
-    address: `http://${host.includes(':') ? `[${host}]` : host}:${actual}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-        // Give in-flight requests a moment, then cut what is left.
-        setTimeout(() => {
-          for (const s of sockets) s.destroy();
-        }, 2000).unref();
-      }),
+    address: `${tls === null ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${actual}`,
+    close: async (graceMs = CLOSE_GRACE_MS_DEFAULT) => {
+      const finished = await closeServer(server, graceMs);
+      // Upgraded or half-open sockets node:http no longer tracks as connections.
+      for (const s of sockets) s.destroy();
+      return finished;
+    },
   };
 }

@@ -15,18 +15,29 @@ import { systemClock } from '../core/clock.js';
 import { EC_TOTAL_SHARDS } from '../core/limits.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import { ReedSolomonCode } from '../ec/reed-solomon.js';
-import { buildHealer } from './healer.js';
+import { buildHealer, createHealerApp } from './healer.js';
 import type { Logger } from '../log/logger.js';
 import { HttpNodeClient } from '../nodeclient/http-node-client.js';
 import { startStorageNode } from '../storagenode/server.js';
 import { openBackends, openMetadata } from './backends.js';
 import { buildGateway } from './gateway.js';
-import { serveApp } from './http-server.js';
+import { serveApp, type HttpServerHandle } from './http-server.js';
+import { RequestContext } from '../log/request-context.js';
+import { measureErasureCode } from '../metrics/ec-metrics.js';
+import { watchNodePool } from '../metrics/gateway-metrics.js';
+import { watchHealer } from '../metrics/healer-metrics.js';
+import { StorageNodeMetrics } from '../metrics/node-metrics.js';
+import { createProcessRegistry } from '../metrics/registry.js';
+import { loadTls, nodeClientTls } from './tls.js';
 import type { WriteHooks } from '../writeservice/write-service.js';
 
 export interface Running {
   describe: string;
-  stop(): Promise<void>;
+  /**
+   * Graceful shutdown (run-process.ts bounds it by STRATA_SHUTDOWN_GRACE_MS): stop accepting, finish requests in
+   * flight, leave the node registry, close stores. `cut` says that some requests in flight had to be cut.
+   */
+  stop(): Promise<{ cut: boolean } | void>;
 }
 
 function requireToken(config: Readonly<StrataConfig>): string {
@@ -40,10 +51,29 @@ interface Membership {
 }
 
 /** The gateway's or healer's storage nodes: the static STRATA_NODES list, or the node registry when it is empty. */
-async function nodeMembership(config: Readonly<StrataConfig>, registry: MetadataStore, log: Logger): Promise<Membership> {
+async function nodeMembership(
+  config: Readonly<StrataConfig>,
+  registry: MetadataStore,
+  log: Logger,
+  requestId?: () => string | undefined,
+): Promise<Membership> {
   const token = requireToken(config);
+  const clientTls = nodeClientTls(loadTls(config));
+  if (clientTls.requireTls) {
+    const plain = config.nodes.filter((n) => n.address.startsWith('http:'));
+    if (plain.length > 0) {
+      throw new ConfigError(`STRATA_NODES lists http:// addresses (${plain.map((n) => n.id).join(', ')}) but STRATA_TLS_CA is set: internal traffic must be https://`);
+    }
+  }
   const makeClient = (n: { id: string; address: string }) =>
-    new HttpNodeClient({ nodeId: n.id, address: n.address, token, timeoutMs: config.nodeTimeoutMs });
+    new HttpNodeClient({
+      nodeId: n.id,
+      address: n.address,
+      token,
+      timeoutMs: config.nodeTimeoutMs,
+      ...clientTls,
+      ...(requestId ? { requestId } : {}),
+    });
   const probing = { clock: systemClock, probeIntervalMs: config.nodeProbeIntervalMs, probeTimeoutMs: Math.min(1000, config.nodeTimeoutMs) };
   if (config.nodes.length > 0) {
     if (config.nodes.length < EC_TOTAL_SHARDS) {
@@ -91,9 +121,26 @@ function testFaultHooks(config: Readonly<StrataConfig>, log: Logger): WriteHooks
   };
 }
 
-export async function runGateway(config: Readonly<StrataConfig>, log: Logger): Promise<Running> {
+/** Options of the run* functions; the entry points use the defaults. */
+export interface RunOptions {
+  /** Node's process metrics (RSS, CPU, event loop lag) on /metrics; default true. */
+  processMetrics?: boolean;
+}
+
+/**
+ * Of the shutdown bound, the share requests in flight get to finish; the rest is kept for closing the stores,
+ * the WAL and the metadata store, so that a slow request cannot use up the time they need.
+ */
+export function drainBudgetMs(config: Readonly<StrataConfig>): number {
+  return Math.floor(config.shutdownGraceMs * 0.75);
+}
+
+export async function runGateway(config: Readonly<StrataConfig>, log: Logger, options: RunOptions = {}): Promise<Running> {
+  const tls = loadTls(config);
+  const registry = createProcessRegistry({ processMetrics: options.processMetrics ?? true });
+  const context = new RequestContext();
   const { metadata, wal, names } = await openBackends(config, systemClock, log);
-  const membership = await nodeMembership(config, metadata, log);
+  const membership = await nodeMembership(config, metadata, log, () => context.requestId());
   const pool = membership.pool;
   await pool.probe();
   const hooks = testFaultHooks(config, log);
@@ -102,27 +149,35 @@ export async function runGateway(config: Readonly<StrataConfig>, log: Logger): P
     metadata,
     wal,
     pool,
-    ec: new ReedSolomonCode(),
+    ec: measureErasureCode(new ReedSolomonCode(), registry),
     clock: systemClock,
     log,
     backends: names,
     ...(hooks ? { hooks } : {}),
+    observability: { registry, context },
   });
-  const http = await serveApp(gateway.app, config.host, config.port);
+  const http = await serveApp(gateway.app, config.host, config.port, tls.server);
   return {
     describe: `gateway listening on ${http.address}`,
     async stop() {
-      await http.close();
+      const finished = await http.close(drainBudgetMs(config));
       await gateway.writes.drain();
+      await gateway.tiering.stop();
       await gateway.manifests.close();
       await membership.stop();
       await wal.close();
       await metadata.close();
+      return { cut: !finished };
     },
   };
 }
 
-export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger): Promise<Running> {
+export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger, options: RunOptions = {}): Promise<Running> {
+  const tls = loadTls(config);
+  const registry = createProcessRegistry({ processMetrics: options.processMetrics ?? true });
+  if (tls.server !== null && config.advertiseUrl?.startsWith('http:') === true) {
+    throw new ConfigError('STRATA_ADVERTISE_URL is http:// but this node serves HTTPS (STRATA_TLS_CERT): advertise its https:// address');
+  }
   // The metadata store only for the node registry: a storage node never reads manifests or the WAL.
   const { metadata } = await openMetadata(config, systemClock, log);
   const node = await startStorageNode({
@@ -131,10 +186,14 @@ export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger
     host: config.host,
     port: config.port,
     token: requireToken(config),
+    ...(tls.server !== null ? { tls: tls.server } : {}),
     ...(config.scrubIntervalMs > 0 ? { scrubIntervalMs: config.scrubIntervalMs, scrubBytesPerSecMax: config.scrubBytesPerSecMax } : {}),
     onError: (err) => log.error({ err }, 'storage node error'),
+    log,
+    metrics: new StorageNodeMetrics(registry).forNode(config.nodeId),
   });
-  const address = config.advertiseUrl ?? defaultAdvertiseUrl(config.host, node.port);
+  const derived = defaultAdvertiseUrl(config.host, node.port);
+  const address = config.advertiseUrl ?? (tls.server !== null ? derived.replace(/^http:/, 'https:') : derived);
   const heartbeat = new NodeHeartbeat({
     registry: metadata,
     node: { id: config.nodeId, address, ...(config.nodeZone ? { zone: config.nodeZone } : {}) },
@@ -145,27 +204,45 @@ export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger
   return {
     describe: `storage node ${config.nodeId} listening on ${node.address}, registered as ${address}`,
     async stop() {
-      // Heartbeats stop first: the registration lapses after its ttl and the node is then down for everyone.
-      await heartbeat.stop();
-      await node.stop();
+      // Leave the registry first, so that gateways and healers stop sending new calls (they re-read it every
+      // second); calls already on their way are still served while the listener drains.
+      await heartbeat.leave();
+      const finished = await node.shutdown(drainBudgetMs(config));
       await metadata.close();
+      return { cut: !finished };
     },
   };
 }
 
-export async function runHealer(config: Readonly<StrataConfig>, log: Logger): Promise<Running> {
+export async function runHealer(config: Readonly<StrataConfig>, log: Logger, options: RunOptions = {}): Promise<Running> {
+  const registry = createProcessRegistry({ processMetrics: options.processMetrics ?? true });
   const { metadata, wal } = await openBackends(config, systemClock, log);
   const membership = await nodeMembership(config, metadata, log);
   const pool = membership.pool;
-  const healer = buildHealer(config, { metadata, wal, pool, ec: new ReedSolomonCode(), clock: systemClock, log });
+  const ec = measureErasureCode(new ReedSolomonCode(), registry);
+  const healer = buildHealer(config, { metadata, wal, pool, ec, clock: systemClock, log });
+  watchHealer(registry, healer, systemClock);
+  watchNodePool(registry, pool);
+  let http: HttpServerHandle;
+  try {
+    http = await serveApp(createHealerApp(healer, registry), config.host, config.healerPort);
+  } catch (error) {
+    await membership.stop();
+    await wal.close();
+    await metadata.close();
+    throw error;
+  }
   healer.start();
   return {
-    describe: 'healer running (it leads when it holds the lease)',
+    describe: `healer running (it leads when it holds the lease); health and metrics on ${http.address}`,
     async stop() {
+      const finished = await http.close(drainBudgetMs(config));
+      // A round in progress finishes (its steps are bounded by node timeouts); the lease is released.
       await healer.stop();
       await membership.stop();
       await wal.close();
       await metadata.close();
+      return { cut: !finished };
     },
   };
 }

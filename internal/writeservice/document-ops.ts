@@ -14,7 +14,10 @@ import type { Manifest, StoredManifest, Strategy } from '../manifest/manifest.js
 import type { HotFieldPolicy } from '../policy/hot-fields.js';
 import type { ReadService } from '../readservice/read-service.js';
 import { hotBytesOf, planDocument, type DocumentPlan } from './plan.js';
-import { StalePlanError, type CommittedWrite, type Preconditions, type WriteService } from './write-service.js';
+import { StalePlanError, type CommittedWrite, type ManifestAttributes, type Preconditions, type WriteService } from './write-service.js';
+import type { Clock } from '../core/clock.js';
+import { isExpired } from '../manifest/manifest.js';
+import { mergePatchLeaves, type AccessObserver } from '../tiering/access-recorder.js';
 import { getAt, setAt } from '../json/tree.js';
 
 export interface DocumentLimits {
@@ -30,6 +33,8 @@ export interface WriteRequest {
   /** Field paths as the client gave them (already validated). */
   hotFields?: string[];
   preconditions: Preconditions;
+  /** `?ttl_ms=`: the document expires this long after the write (absent: it never expires). */
+  ttlMs?: number;
 }
 
 export type PatchKind = 'json-patch' | 'merge-patch';
@@ -39,6 +44,14 @@ export interface PatchRequest {
   kind: PatchKind;
   patch: JsonValue;
   preconditions: Preconditions;
+  /** `?ttl_ms=`: a new time to live from now (absent: the document keeps its expiry, if any). */
+  ttlMs?: number;
+}
+
+/** Tiering hooks of the write path: access statistics and the clock that judges times to live. */
+export interface DocumentTiering {
+  clock: Clock;
+  access?: AccessObserver;
 }
 
 export class DocumentOps {
@@ -48,32 +61,55 @@ export class DocumentOps {
     private readonly hotPolicy: HotFieldPolicy,
     private readonly defaultStrategy: Strategy,
     private readonly limits: DocumentLimits,
+    private readonly tiering?: DocumentTiering,
   ) {}
+
+  private nowMs(): number {
+    return this.tiering?.clock.nowMs() ?? Date.now();
+  }
+
+  /** The live manifest of `current`: null when absent, deleted, or past its time to live. */
+  private liveOf(current: StoredManifest | null): Manifest | null {
+    if (!current || current.manifest.deleted || isExpired(current.manifest, this.nowMs())) return null;
+    return current.manifest;
+  }
 
   async write(request: WriteRequest): Promise<CommittedWrite> {
     const cache = new Map<string, DocumentPlan>();
-    return this.writes.mutate(request.key, request.preconditions, async (current) => {
-      const live = current && !current.manifest.deleted ? current.manifest : null;
+    const expiresAtMs = request.ttlMs === undefined ? undefined : this.nowMs() + request.ttlMs;
+    const committed = await this.writes.mutate(request.key, request.preconditions, async (current) => {
+      const live = this.liveOf(current);
       const strategy = request.strategy ?? live?.strategy ?? this.defaultStrategy;
       const fields = request.hotFields ?? [...this.hotPolicy.fieldsFor(request.key)];
+      // Whether the client chose: re-tiering and the lifecycle leave explicit choices alone. A strategy kept from
+      // the previous version keeps that version's source.
+      const attrs: ManifestAttributes = {
+        hotFieldsSource: request.hotFields ? 'request' : 'policy',
+        strategySource: request.strategy ? 'request' : live?.strategy === strategy ? (live.strategySource ?? 'policy') : 'policy',
+        ...(expiresAtMs === undefined ? {} : { expiresAtMs }),
+      };
       const cacheKey = `${strategy}\n${fields.join('\n')}`;
       let plan = cache.get(cacheKey);
       if (!plan) {
         plan = planDocument(request.doc, strategy, fields, fields.map((f) => parseFieldPath(f, 'INVALID_HOT_FIELDS')));
         cache.set(cacheKey, plan);
       }
-      return { kind: 'document', plan };
+      return { kind: 'document', plan, attrs };
     });
+    this.tiering?.access?.wrote(committed.manifest, request.doc);
+    return committed;
   }
 
   async patch(request: PatchRequest): Promise<CommittedWrite> {
-    return this.writes.mutate(request.key, request.preconditions, async (current) => {
-      if (!current || current.manifest.deleted) {
+    const ttlFrom = this.nowMs();
+    const committed = await this.writes.mutate(request.key, request.preconditions, async (current) => {
+      const manifest = this.liveOf(current);
+      if (!current || !manifest) {
         throw new StrataError('NOT_FOUND', `no document is stored under "${request.key}"; write it before patching`);
       }
-      const manifest = current.manifest;
+      const attrs = keptAttributes(manifest, request.ttlMs === undefined ? manifest.expiresAtMs : ttlFrom + request.ttlMs);
       if (manifest.strategy === 'field_hybrid' && touchesOnlyHot(manifest, request)) {
-        return { kind: 'document', plan: await this.planHotPatch(current, request) };
+        return { kind: 'document', plan: await this.planHotPatch(current, request), attrs };
       }
       const bytes = await this.readOrRestart(current, () => this.reads.readDocument(manifest));
       const doc = parseJson(bytes, { depthMax: Number.MAX_SAFE_INTEGER, membersMax: Number.MAX_SAFE_INTEGER, what: 'stored document' });
@@ -85,13 +121,15 @@ export class DocumentOps {
       const segments = manifest.hotFields.map((f) => parseFieldPath(f, 'INVALID_HOT_FIELDS'));
       const plan = planDocument(patched, manifest.strategy, manifest.hotFields, segments);
       this.checkSize(plan.logicalBytes);
-      return { kind: 'document', plan };
+      return { kind: 'document', plan, attrs };
     });
+    if (this.tiering?.access) this.tiering.access.patched(committed.manifest, patchPaths(request));
+    return committed;
   }
 
   async delete(key: string, preconditions: Preconditions): Promise<CommittedWrite> {
     return this.writes.mutate(key, preconditions, async (current) => {
-      if (!current || current.manifest.deleted) throw new StrataError('NOT_FOUND', `no document is stored under "${key}"`);
+      if (!this.liveOf(current)) throw new StrataError('NOT_FOUND', `no document is stored under "${key}"`);
       return { kind: 'tombstone' };
     });
   }
@@ -168,6 +206,25 @@ export class DocumentOps {
         `the patched document would be ${logicalBytes} bytes; the limit is ${this.limits.bodyBytesMax}`,
       );
     }
+  }
+}
+
+/** What a patch carries over from the version it patches (it keeps strategy and hot fields, so their sources too). */
+function keptAttributes(manifest: Manifest, expiresAtMs: number | undefined): ManifestAttributes {
+  const attrs: ManifestAttributes = {};
+  if (manifest.hotFieldsSource !== undefined) attrs.hotFieldsSource = manifest.hotFieldsSource;
+  if (manifest.strategySource !== undefined) attrs.strategySource = manifest.strategySource;
+  if (expiresAtMs !== undefined) attrs.expiresAtMs = expiresAtMs;
+  return attrs;
+}
+
+/** The paths a patch changes (for access statistics); a malformed patch never got this far. */
+function patchPaths(request: PatchRequest): string[][] {
+  if (request.kind === 'merge-patch') return mergePatchLeaves(request.patch);
+  try {
+    return patchTouchedPointers(request.patch);
+  } catch {
+    return [];
   }
 }
 

@@ -1,13 +1,14 @@
 /**
  * Planning a write: turning a document into the payloads of its blobs. Pure functions of the document, the
- * strategy, the hot fields and the current manifest; no I/O except erasure coding.
+ * strategy, the hot fields and the current manifest; no I/O (compression and erasure coding happen in
+ * write-service.ts, through internal/coldpart).
  */
 import { assert } from '../core/assert.js';
-import type { ErasureCode } from '../ec/erasure-code.js';
+import { coldTextBytesOf } from '../coldpart/cold-layout.js';
 import type { JsonObject } from '../json/value.js';
 import { serializeJson } from '../json/serialize.js';
 import { splitDocument, encodeHotBlob, coldHash, type HotEntry } from '../json/split.js';
-import type { Manifest, Strategy, ColdLayout } from '../manifest/manifest.js';
+import type { Manifest, Strategy } from '../manifest/manifest.js';
 
 export interface DocumentPlan {
   strategy: Strategy;
@@ -88,17 +89,10 @@ export function hotBytesOf(
   return bytes - groupsInEmptyParents.size;
 }
 
-export interface EncodedCold {
-  shards: Buffer[];
-  layout: ColdLayout;
-}
-
-export async function encodeCold(ec: ErasureCode, coldText: Buffer): Promise<EncodedCold> {
-  const shards = await ec.encode(coldText);
-  return { shards, layout: { dataBytes: coldText.length, shardBytes: ec.shardBytesFor(coldText.length) } };
-}
-
-/** A write may reuse the current cold shards when the cold part is byte-for-byte the same canonical text. */
+/**
+ * A write may reuse the current cold blobs (shards or copies, compressed or not) when the cold part is
+ * byte-for-byte the same canonical text: the stored form is kept as it is, never re-compressed or re-laid out.
+ */
 export function canReuseCold(current: Manifest | null, plan: DocumentPlan): boolean {
   return (
     current !== null &&
@@ -108,7 +102,7 @@ export function canReuseCold(current: Manifest | null, plan: DocumentPlan): bool
     current.coldHash !== null &&
     current.coldHash === plan.coldHash &&
     current.cold_layout !== null &&
-    current.cold_layout.dataBytes === plan.coldBytes &&
+    coldTextBytesOf(current.cold_layout) === plan.coldBytes &&
     current.cold.length > 0
   );
 }

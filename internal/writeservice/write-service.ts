@@ -25,15 +25,22 @@ import {
 import type { ErasureCode } from '../ec/erasure-code.js';
 import type { JsonObject } from '../json/value.js';
 import type { Logger } from '../log/logger.js';
-import type { BlobRef, Manifest, StoredManifest, Strategy } from '../manifest/manifest.js';
-import { allRefs, referencesBlob } from '../manifest/manifest.js';
+import type { BlobRef, ColdLayout, Manifest, StoredManifest, Strategy } from '../manifest/manifest.js';
+import { allRefs, isExpired, referencesBlob, referencesWrite } from '../manifest/manifest.js';
 import { blobMeta } from '../manifest/blob-meta.js';
-import type { CommitResult, MetadataStore } from '../metadata/metadata-store.js';
+import type { CommitResult, LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
 import { chooseNodes } from '../placement/rendezvous.js';
 import type { WalBlob, WriteAheadLog } from '../wal/write-ahead-log.js';
 import { checksumOf } from '../blobio/checksum.js';
 import { deleteAll, putAll, type PutTarget } from '../blobio/blob-io.js';
-import { canReuseCold, encodeCold, type DocumentPlan } from './plan.js';
+import { canReuseCold, type DocumentPlan } from './plan.js';
+import {
+  COLD_STORAGE_DEFAULTS,
+  coldCopyPart,
+  coldPlacementOf,
+  storeColdText,
+  type ColdStorageSettings,
+} from '../coldpart/cold-layout.js';
 
 export interface WriteServiceOptions {
   nodeTimeoutMs: number;
@@ -46,6 +53,8 @@ export interface WriteServiceOptions {
    * of at least the intent timeout for clock skew and for the commit request in flight.
    */
   commitDeadlineMs: number;
+  /** Compression and small-part placement of cold parts; default COLD_STORAGE_DEFAULTS (internal/coldpart). */
+  cold?: ColdStorageSettings;
 }
 
 /**
@@ -57,6 +66,19 @@ export interface WriteHooks {
   beforeCommit?(writeId: string, key: string): Promise<void>;
 }
 
+/** What a commit was, for metrics (internal/metrics); the write path works the same without an observer. */
+export interface CommitEvent {
+  strategy: Strategy;
+  /** The commit replaced a live document (a write or patch over an existing key). */
+  isUpdate: boolean;
+  isPureHotUpdate: boolean;
+  deleted: boolean;
+}
+
+export interface WriteObserver {
+  committed(event: CommitEvent): void;
+}
+
 export interface WriteServiceDeps {
   metadata: MetadataStore;
   wal: WriteAheadLog;
@@ -66,6 +88,7 @@ export interface WriteServiceDeps {
   log: Logger;
   options: WriteServiceOptions;
   hooks?: WriteHooks;
+  observer?: WriteObserver;
 }
 
 export interface Preconditions {
@@ -87,8 +110,20 @@ export interface CommittedWrite {
 export type Planner = (current: StoredManifest | null) => Promise<PlannedChange>;
 
 export type PlannedChange =
-  | { kind: 'document'; plan: DocumentPlan; hotOnly?: boolean }
+  | { kind: 'document'; plan: DocumentPlan; hotOnly?: boolean; attrs?: ManifestAttributes }
   | { kind: 'tombstone' };
+
+/** Manifest fields a planner sets beside the plan (tiering: where hot fields and strategy came from, time to live). */
+export type ManifestAttributes = Pick<Manifest, 'hotFieldsSource' | 'strategySource' | 'expiresAtMs'>;
+
+/**
+ * A rewrite by the healer (re-tiering, lifecycle): the same protocol as a client write (intent, blobs, quorum,
+ * compare-and-set commit, release) but the version, the manifest's write id and its timestamps stay, the commit is
+ * fenced by the healer's term, and a lost race is not retried: the caller plans again from the newer manifest.
+ */
+export interface Maintenance {
+  fence: LeaderTerm;
+}
 
 /**
  * Thrown by a planner when the manifest it planned on went away while it read the document (a newer write
@@ -132,7 +167,7 @@ export class WriteService {
     // Retries are bounded by count and by time: another gateway may win several races in a row while it works
     // through its own queue for this key, but it cannot win forever, so a loser keeps trying for a while.
     for (let attempt = 0; attempt < LIMITS.commitRetriesMax && this.deps.clock.nowMs() - startedMs < LIMITS.commitRetryWindowMs; attempt++) {
-      checkPreconditions(key, current, preconditions);
+      checkPreconditions(key, current, preconditions, this.deps.clock.nowMs());
       let change: PlannedChange;
       try {
         change = await plan(current);
@@ -145,7 +180,7 @@ export class WriteService {
       if (outcome instanceof CommitConflict) {
         if (preconditions.ifMatch !== undefined || preconditions.ifNoneMatch) {
           // A conditional write never re-plans: the condition was evaluated against a version that is gone.
-          checkPreconditions(key, outcome.current, preconditions);
+          checkPreconditions(key, outcome.current, preconditions, this.deps.clock.nowMs());
         }
         current = outcome.current;
         // Another gateway won: back off a little, with jitter, so that contending gateways stop colliding.
@@ -160,6 +195,18 @@ export class WriteService {
     );
   }
 
+  /**
+   * One attempt of the protocol on behalf of the healer (see Maintenance): 'committed', or 'conflict' when a
+   * client write (or another healer action) changed the manifest since `current` was read; that write wins and
+   * this attempt's blobs are deleted.
+   */
+  async rewrite(key: string, current: StoredManifest, plan: DocumentPlan, maintenance: Maintenance): Promise<'committed' | 'conflict'> {
+    return this.keyLocks.run(key, async () => {
+      const outcome = await this.attempt(key, current, { kind: 'document', plan }, maintenance);
+      return outcome instanceof CommitConflict ? 'conflict' : 'committed';
+    });
+  }
+
   /** Waits for background releases of superseded blobs (tests and shutdown). */
   async drain(): Promise<void> {
     while (this.releases.size > 0) await Promise.allSettled([...this.releases]);
@@ -169,10 +216,15 @@ export class WriteService {
     key: string,
     current: StoredManifest | null,
     change: PlannedChange,
+    maintenance?: Maintenance,
   ): Promise<CommittedWrite | CommitConflict> {
     const { clock } = this.deps;
     const writeId = newWriteId(clock.nowMs());
-    const live = current !== null && !current.manifest.deleted ? current.manifest : null;
+    // An expired document is gone for everyone but the healer, which still rewrites what it finds.
+    const live =
+      current !== null && !current.manifest.deleted && (maintenance !== undefined || !isExpired(current.manifest, clock.nowMs()))
+        ? current.manifest
+        : null;
 
     if (change.kind === 'tombstone') {
       const intentAtMs = clock.nowMs();
@@ -187,11 +239,12 @@ export class WriteService {
     let coldTargets: PutTarget[] = [];
     let coldLayout = reuse ? live!.cold_layout : null;
     if (!reuse && plan.coldText) {
-      this.requireHealthy(EC_WRITE_QUORUM, 'erasure-coded shards');
-      const encoded = await encodeCold(this.deps.ec, plan.coldText);
-      coldLayout = encoded.layout;
-      coldTargets = this.coldTargets(key, writeId, plan, encoded.shards, encoded.layout);
+      // Compressed when that saves enough, then sharded, or copied beside the replicas when small (coldpart/).
+      const stored = await storeColdText(this.deps.ec, plan.coldText, this.deps.options.cold ?? COLD_STORAGE_DEFAULTS);
+      coldLayout = stored.layout;
+      coldTargets = this.coldTargets(key, writeId, plan, stored.payloads, stored.layout);
     }
+    const coldQuorum = coldPlacementOf(coldLayout) === 'with_replicas' ? HOT_WRITE_QUORUM : EC_WRITE_QUORUM;
     const reused: BlobRef[] = reuse ? live!.cold.map((ref) => ({ ...ref })) : [];
     assert(plan.strategy === 'replication' || reuse || plan.coldText !== null, 'a plan without cold text reuses the cold shards');
     const created = [...hotTargets, ...coldTargets];
@@ -212,7 +265,7 @@ export class WriteService {
     const okParts = new Set(outcomes.filter((o) => o.ok).map((o) => `${o.target.node}/${o.target.header.id}`));
     const hotOk = hotTargets.filter((t) => okParts.has(`${t.node}/${t.header.id}`)).length;
     const coldOk = coldTargets.filter((t) => okParts.has(`${t.node}/${t.header.id}`)).length;
-    if ((hotTargets.length > 0 && hotOk < HOT_WRITE_QUORUM) || (coldTargets.length > 0 && coldOk < EC_WRITE_QUORUM)) {
+    if ((hotTargets.length > 0 && hotOk < HOT_WRITE_QUORUM) || (coldTargets.length > 0 && coldOk < coldQuorum)) {
       // Below quorum: nothing was committed and this gateway never will commit it, so its blobs can go now.
       const written = outcomes.filter((o) => o.ok).map((o) => ({ node: o.target.node, blob: o.target.header.id }));
       await deleteAll(this.deps.pool, written, this.deps.options.nodeTimeoutMs);
@@ -220,7 +273,7 @@ export class WriteService {
       const failures = outcomes.filter((o) => !o.ok).map((o) => `${o.target.header.part} on ${o.target.node}`);
       throw new StrataError(
         'INSUFFICIENT_NODES',
-        `only ${hotOk}/${hotTargets.length} replicas and ${coldOk}/${coldTargets.length} shards were stored ` +
+        `only ${hotOk}/${hotTargets.length} replicas and ${coldOk}/${coldTargets.length} cold blobs were stored ` +
           `(failed: ${failures.join(', ')}); nothing was written, retry when the storage nodes are back`,
       );
     }
@@ -260,9 +313,19 @@ export class WriteService {
       dirty: [...hot, ...cold].some((r) => r.state !== 'ok'),
       createdAt: live ? live.createdAt : now,
       updatedAt: now,
+      ...(change.attrs ?? {}),
     };
+    if (maintenance && live) {
+      // Same version, same document: the healer changes where and how it is stored, nothing a client sees.
+      manifest.version = live.version;
+      manifest.writeId = live.writeId;
+      manifest.updatedAt = live.updatedAt;
+      for (const name of ['hotFieldsSource', 'strategySource', 'expiresAtMs'] as const) {
+        if (live[name] !== undefined && manifest[name] === undefined) (manifest as unknown as Record<string, unknown>)[name] = live[name];
+      }
+    }
     const createdRefs = created.map((t) => ({ node: t.node, blob: t.header.id }));
-    return this.commit(key, current, writeId, intentAtMs, manifest, createdRefs, reuse);
+    return this.commit(key, current, writeId, intentAtMs, manifest, createdRefs, reuse, maintenance);
   }
 
   private async commit(
@@ -273,6 +336,7 @@ export class WriteService {
     manifest: Manifest,
     createdRefs: { node: string; blob: string }[],
     isPureHotUpdate: boolean,
+    maintenance?: Maintenance,
   ): Promise<CommittedWrite | CommitConflict> {
     await this.deps.hooks?.beforeCommit?.(writeId, key);
     // Checked immediately before the commit request (nothing is awaited in between): see commitDeadlineMs. Past
@@ -293,7 +357,8 @@ export class WriteService {
         expectedModRevision: current?.modRevision ?? 0,
         writeId,
         manifest,
-        assignVersion: true,
+        assignVersion: maintenance === undefined,
+        ...(maintenance ? { fence: maintenance.fence } : {}),
       });
     } catch (error) {
       if (!isStrataError(error, 'COMMIT_UNKNOWN')) {
@@ -318,6 +383,12 @@ export class WriteService {
     }
     void this.appendOutcome(key, writeId, 'committed');
     const previous = current && !current.manifest.deleted ? current.manifest : null;
+    this.deps.observer?.committed({
+      strategy: result.manifest.strategy,
+      isUpdate: previous !== null && !result.manifest.deleted,
+      isPureHotUpdate,
+      deleted: result.manifest.deleted,
+    });
     if (current) this.release(current.manifest, result.manifest);
     return {
       manifest: result.manifest,
@@ -336,7 +407,7 @@ export class WriteService {
   private async confirmCommit(key: string, writeId: string): Promise<CommitResult> {
     try {
       const after = await this.deps.metadata.get(key);
-      if (after && after.manifest.writeId === writeId) {
+      if (after && (after.manifest.writeId === writeId || referencesWrite(after.manifest, writeId))) {
         return { ok: true, modRevision: after.modRevision, manifest: after.manifest };
       }
     } catch {
@@ -391,18 +462,23 @@ export class WriteService {
     });
   }
 
-  private coldTargets(
-    key: string,
-    writeId: string,
-    plan: DocumentPlan,
-    shards: Buffer[],
-    layout: { dataBytes: number; shardBytes: number },
-  ): PutTarget[] {
+  private coldTargets(key: string, writeId: string, plan: DocumentPlan, payloads: Buffer[], layout: ColdLayout): PutTarget[] {
+    if (coldPlacementOf(layout) === 'with_replicas') {
+      // Whole copies on the nodes of the hot replicas (the same ranking): the document lives on three nodes.
+      this.requireHealthy(HOT_WRITE_QUORUM, 'cold copies');
+      const nodes = chooseNodes(`${key}/hot`, this.deps.pool.placementNodes(), HOT_REPLICAS);
+      return nodes.map((node, i) => {
+        const part = coldCopyPart(i);
+        const meta = blobMeta(plan.strategy, part, { ...layout, coldHash: plan.coldHash });
+        return { node, header: { id: blobIdOf(writeId, part), key, writeId, part, meta }, data: payloads[i]! };
+      });
+    }
+    this.requireHealthy(EC_WRITE_QUORUM, 'erasure-coded shards');
     const nodes = chooseNodes(`${key}/cold`, this.deps.pool.placementNodes(), EC_TOTAL_SHARDS);
     return nodes.map((node, i) => {
       const part = `shard-${i}`;
       const meta = blobMeta(plan.strategy, part, { ...layout, coldHash: plan.coldHash });
-      return { node, header: { id: blobIdOf(writeId, part), key, writeId, part, meta }, data: shards[i]! };
+      return { node, header: { id: blobIdOf(writeId, part), key, writeId, part, meta }, data: payloads[i]! };
     });
   }
 }
@@ -434,8 +510,8 @@ function tombstone(key: string, writeId: string, live: Manifest | null, nowMs: n
   };
 }
 
-export function checkPreconditions(key: string, current: StoredManifest | null, pre: Preconditions): void {
-  const live = current !== null && !current.manifest.deleted ? current.manifest : null;
+export function checkPreconditions(key: string, current: StoredManifest | null, pre: Preconditions, nowMs = 0): void {
+  const live = current !== null && !current.manifest.deleted && !isExpired(current.manifest, nowMs) ? current.manifest : null;
   if (pre.ifNoneMatch && live) {
     throw new StrataError('ALREADY_EXISTS', `"${key}" already exists (version ${live.version}) and If-None-Match: * was given`);
   }

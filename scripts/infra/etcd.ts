@@ -36,6 +36,9 @@ export const ETCD_INFRA_LIMITS = {
   outputTailBytesMax: 4_096,
 } as const;
 
+/** The member's name; a snapshot restored for this member must be given the same (scripts/infra/etcd-backup.ts). */
+export const ETCD_MEMBER_NAME = 'strata-test';
+
 /** Where Debian puts the binary; also looked for when PATH is minimal (cron, systemd). */
 const WELL_KNOWN_PATHS = ['/usr/bin/etcd', '/usr/local/bin/etcd'];
 
@@ -103,7 +106,7 @@ async function startOnce(binary: string, options: StartEtcdOptions): Promise<Run
   const peerPort = options.peerPort ?? (await freePort());
   const clientUrl = `http://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
-  const name = 'strata-test';
+  const name = ETCD_MEMBER_NAME;
   const args = [
     `--name=${name}`,
     `--data-dir=${dataDir}`,

@@ -88,6 +88,17 @@ describe('keys', () => {
     for (const key of keys) expect((await api.delete(key)).status).toBe(200);
   });
 
+  it('never cuts a key out of a route name spelled with percent-encoding (/%72ead/x is not the key "d/x")', async () => {
+    await api.put('d/x', { wrong: true });
+    await api.put('x', { right: true });
+    const base = api.cluster.url;
+    for (const path of ['/%72ead/x', '/st%61t/x', '/%72%65%61%64/x']) {
+      const res = await rawRequest(base, { path });
+      expect(res.status, `${path}: ${res.body}`).toBe(404);
+      expect(JSON.parse(res.body).error.code).toBe('ROUTE_NOT_FOUND');
+    }
+  });
+
   it('reads a key sent in the path with its dots percent-encoded, exactly ".."', async () => {
     // fetch (WHATWG URL) normalises a path segment ".." or "%2E%2E" away before sending, so this goes through
     // node:http, which sends the request target as given, as curl and most HTTP libraries do.

@@ -4,7 +4,9 @@ import { logicalBytes, startApi, type ApiClient, type StatBody, type WriteBody }
 describe('POST /write', () => {
   let api: ApiClient;
   beforeAll(async () => {
-    api = await startApi();
+    // These tests pin the sharded, uncompressed layout of cold parts (their documents are small and compressible,
+    // which by default are compressed and kept with the replicas): test/api/cold-storage.test.ts covers those.
+    api = await startApi({ env: { STRATA_INLINE_COLD_BYTES_MAX: '0', STRATA_COLD_COMPRESSION: 'off' } });
   });
   afterAll(async () => {
     await api.cluster.destroy();

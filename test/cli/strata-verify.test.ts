@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../internal/cli/strata-cli.js';
@@ -18,7 +19,9 @@ const DOCS: [string, string][] = [
 beforeAll(async () => {
   cluster = await startTestCluster();
   for (const [key, query] of DOCS) {
-    const res = await cluster.write(key, { count: 1, text: 'x'.repeat(5000), nested: { n: 1.50 } }, `&${query}`);
+    // Big and incompressible enough to be erasure coded as six shards (small cold parts stay with the replicas).
+    const text = randomBytes(96 * 1024).toString('base64');
+    const res = await cluster.write(key, { count: 1, text, nested: { n: 1.50 } }, `&${query}`);
     expect(res.status).toBe(200);
   }
   const other = await cluster.write('w/outside', { a: 1 }, '&strategy=replication');

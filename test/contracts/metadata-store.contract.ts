@@ -1,7 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Manifest, StoredManifest } from '../../internal/manifest/manifest.js';
 import { isStrataError } from '../../internal/core/errors.js';
-import type { CommitResult, MetadataStore, RegisteredNode } from '../../internal/metadata/metadata-store.js';
+import {
+  HEALER_JOURNAL_LIMITS,
+  type CommitResult,
+  type ManifestChange,
+  type MetadataStore,
+  type RegisteredNode,
+} from '../../internal/metadata/metadata-store.js';
+import type { StrataError } from '../../internal/core/errors.js';
 import { makeManifest, makeTombstone } from '../helpers/manifest-fixture.js';
 
 /**
@@ -22,6 +29,11 @@ export interface MetadataStoreFixture {
   reopen(): Promise<MetadataStore>;
   /** Closes whatever is open and removes the data. */
   cleanup(): Promise<void>;
+  /**
+   * Makes the store forget its change history up to `revision`, as an operator's compaction would (etcd's
+   * compact, the embedded store's compactHistory).
+   */
+  compactHistory(revision: number): Promise<void>;
 }
 
 /** Lease length used by the leadership tests, and a step that surely outlasts it. */
@@ -518,6 +530,20 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
         expect(nodeById(await store.listNodes(), 'quiet')?.alive).toBe(true);
       });
 
+      it('reports a node that deregistered as not alive at once, keeping its entry and state, and alive again when it registers', async () => {
+        await store.registerNode({ id: 'leaving', address: 'http://10.0.0.1:8101' }, TTL_MS);
+        await store.registerNode({ id: 'staying', address: 'http://10.0.0.2:8101' }, TTL_MS);
+        await store.setNodeState('leaving', 'draining');
+        await store.deregisterNode('leaving');
+        const nodes = await store.listNodes();
+        expect(nodeById(nodes, 'leaving')).toMatchObject({ alive: false, state: 'draining', address: 'http://10.0.0.1:8101' });
+        expect(nodeById(nodes, 'staying')?.alive).toBe(true);
+        await store.deregisterNode('never-registered');
+        await store.deregisterNode('not a node id!');
+        await store.registerNode({ id: 'leaving', address: 'http://10.0.0.1:8101' }, TTL_MS);
+        expect(nodeById(await store.listNodes(), 'leaving')).toMatchObject({ alive: true, state: 'draining' });
+      });
+
       it('keeps the draining state across heartbeats and takes a new address on refresh', async () => {
         await store.registerNode({ id: 'n', address: 'http://10.0.0.1:8101', zone: 'a' }, TTL_MS);
         await store.setNodeState('n', 'draining');
@@ -642,6 +668,195 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
         } finally {
           await watch.close();
         }
+      });
+    });
+
+    describe('change history (watchChanges)', () => {
+      interface Followed {
+        changes: ManifestChange[];
+        ends: StrataError[];
+      }
+      function follower(seen: Followed) {
+        return { onChange: (c: ManifestChange) => seen.changes.push(c), onEnd: (e: StrataError) => seen.ends.push(e) };
+      }
+      async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
+        const end = Date.now() + timeoutMs;
+        while (!check()) {
+          if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      }
+
+      it('replays every commit after the start revision, one per commit in order, then follows new ones', async () => {
+        const from = await store.currentRevision();
+        const a1 = await create(store, 'doc/a', 'w1');
+        const a2 = await create(store, 'doc/a', 'w2', a1.modRevision);
+        const b = await create(store, 'doc/b', 'w3');
+        await create(store, 'other/x', 'w4');
+        const gone = await remove(store, 'doc/b', 'w5', b.modRevision);
+        const seen: Followed = { changes: [], ends: [] };
+        const watch = await store.watchChanges('doc/', from, follower(seen));
+        try {
+          await until('the replay arrived', () => seen.changes.length >= 4);
+          const later = await create(store, 'doc/c', 'w6');
+          await until('the new commit arrived', () => seen.changes.length >= 5);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          expect(seen.changes).toEqual([
+            { key: 'doc/a', revision: a1.modRevision, kind: 'put' },
+            { key: 'doc/a', revision: a2.modRevision, kind: 'put' },
+            { key: 'doc/b', revision: b.modRevision, kind: 'put' },
+            { key: 'doc/b', revision: gone.modRevision, kind: 'delete' },
+            { key: 'doc/c', revision: later.modRevision, kind: 'put' },
+          ]);
+          // The revision of a change is the version its commit gave the key.
+          expect(seen.changes.map((c) => String(c.revision))).toEqual(
+            [a1, a2, b, gone, later].map((r) => r.manifest.version),
+          );
+          expect(seen.ends).toEqual([]);
+        } finally {
+          await watch.close();
+        }
+      });
+
+      it('resumed from the revision of a delivered change, reports exactly the changes after it', async () => {
+        const from = await store.currentRevision();
+        const made: Ok[] = [];
+        for (let i = 0; i < 6; i++) made.push(await create(store, `k${i}`, `w${i}`));
+        const seen: Followed = { changes: [], ends: [] };
+        const watch = await store.watchChanges('', made[2]!.modRevision, follower(seen));
+        try {
+          await until('the rest arrived', () => seen.changes.length >= 3);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          expect(seen.changes.map((c) => c.revision)).toEqual(made.slice(3).map((m) => m.modRevision));
+          expect(from).toBeLessThan(made[0]!.modRevision);
+        } finally {
+          await watch.close();
+        }
+      });
+
+      it('leaves out healer repairs, which keep the version, and tombstone purges', async () => {
+        const from = await store.currentRevision();
+        const a = await create(store, 'r', 'w1');
+        const repaired = expectOk(
+          await store.commit({ key: 'r', expectedModRevision: a.modRevision, writeId: 'w1', manifest: a.manifest, assignVersion: false }),
+        );
+        const gone = await remove(store, 'r', 'w2', repaired.modRevision);
+        expect(await store.purgeTombstone('r', gone.modRevision)).toBe(true);
+        const marker = await create(store, 'z', 'w3');
+        const seen: Followed = { changes: [], ends: [] };
+        const watch = await store.watchChanges('', from, follower(seen));
+        try {
+          await until('the marker arrived', () => seen.changes.some((c) => c.key === 'z'));
+          expect(seen.changes.map((c) => [c.key, c.kind, c.revision])).toEqual([
+            ['r', 'put', a.modRevision],
+            ['r', 'delete', gone.modRevision],
+            ['z', 'put', marker.modRevision],
+          ]);
+        } finally {
+          await watch.close();
+        }
+      });
+
+      it('refuses to start from a revision whose changes were compacted away, with HISTORY_COMPACTED', async () => {
+        const from = await store.currentRevision();
+        await create(store, 'c1', 'w1');
+        const c2 = await create(store, 'c2', 'w2');
+        await fx.compactHistory(c2.modRevision);
+        const early: Followed = { changes: [], ends: [] };
+        const started = await store.watchChanges('', from, follower(early)).then(
+          async (w) => {
+            // Allowed by the contract only when the compaction races the start: then onEnd says so at once.
+            await until('onEnd reported the compaction', () => early.ends.length > 0);
+            await w.close();
+            return early.ends[0]?.code;
+          },
+          (err: unknown) => (isStrataError(err) ? err.code : err),
+        );
+        expect(started).toBe('HISTORY_COMPACTED');
+        expect(early.changes).toEqual([]);
+        // From the compaction point on, the history is whole again.
+        const c3 = await create(store, 'c3', 'w3');
+        const seen: Followed = { changes: [], ends: [] };
+        const watch = await store.watchChanges('', c2.modRevision, follower(seen));
+        try {
+          await until('c3 arrived', () => seen.changes.length >= 1);
+          expect(seen.changes).toEqual([{ key: 'c3', revision: c3.modRevision, kind: 'put' }]);
+        } finally {
+          await watch.close();
+        }
+      });
+
+      it('ends a running watch with onEnd when the store closes, and reports nothing afterwards', async () => {
+        const seen: Followed = { changes: [], ends: [] };
+        await store.watchChanges('', await store.currentRevision(), follower(seen));
+        store = await fx.reopen();
+        await until('onEnd was called', () => seen.ends.length === 1);
+        expect(seen.ends[0]?.code).toBe('METADATA_UNAVAILABLE');
+        await create(store, 'after', 'w1');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(seen.changes).toEqual([]);
+      });
+    });
+
+    describe("healer's journal", () => {
+      it('returns the newest actions first and keeps only the newest entriesMax', async () => {
+        expect(await store.recentHealerActions(10)).toEqual([]);
+        const total = HEALER_JOURNAL_LIMITS.entriesMax + 5;
+        for (let start = 0; start < total; start += HEALER_JOURNAL_LIMITS.appendMax) {
+          const batch = [];
+          for (let i = start; i < Math.min(total, start + HEALER_JOURNAL_LIMITS.appendMax); i++) {
+            batch.push({ atMs: 1_000 + i, kind: 'repaired' as const, key: `k${i}`, detail: `cold shard ${i % 6} on node-1 (missing)` });
+          }
+          await store.appendHealerActions(batch);
+        }
+        const recent = await store.recentHealerActions(3);
+        expect(recent).toEqual([
+          { atMs: 1_000 + total - 1, kind: 'repaired', key: `k${total - 1}`, detail: `cold shard ${(total - 1) % 6} on node-1 (missing)` },
+          { atMs: 1_000 + total - 2, kind: 'repaired', key: `k${total - 2}`, detail: `cold shard ${(total - 2) % 6} on node-1 (missing)` },
+          { atMs: 1_000 + total - 3, kind: 'repaired', key: `k${total - 3}`, detail: `cold shard ${(total - 3) % 6} on node-1 (missing)` },
+        ]);
+        const all = await store.recentHealerActions(10_000);
+        expect(all).toHaveLength(HEALER_JOURNAL_LIMITS.entriesMax);
+        expect(all.at(-1)?.key).toBe(`k${total - HEALER_JOURNAL_LIMITS.entriesMax}`);
+      });
+    });
+
+    describe('tiering records', () => {
+      it('answers null for a prefix that has no record and stores what an update returns', async () => {
+        expect(await store.getTieringRecord('user:')).toBeNull();
+        const stored = await store.updateTieringRecord('user:', (current) => {
+          expect(current).toBeNull();
+          return { format: 1, hits: 1, nested: { list: [1, 'two'] } };
+        });
+        expect(stored).toEqual({ format: 1, hits: 1, nested: { list: [1, 'two'] } });
+        expect(await store.getTieringRecord('user:')).toEqual(stored);
+      });
+
+      it('leaves the record unchanged when the update returns null', async () => {
+        await store.updateTieringRecord('a:', () => ({ v: 1 }));
+        expect(await store.updateTieringRecord('a:', () => null)).toEqual({ v: 1 });
+        expect(await store.getTieringRecord('a:')).toEqual({ v: 1 });
+      });
+
+      it('merges concurrent updates instead of losing any (each sees the result of the others)', async () => {
+        const add = (current: unknown): unknown => ({ hits: ((current as { hits?: number } | null)?.hits ?? 0) + 1 });
+        await Promise.all(Array.from({ length: 12 }, () => store.updateTieringRecord('busy:', add)));
+        expect(await store.getTieringRecord('busy:')).toEqual({ hits: 12 });
+      });
+
+      it('lists records in prefix byte order, paged, the root prefix "" included', async () => {
+        for (const prefix of ['b:', '', 'a/', '\u00e9:', 'a:']) await store.updateTieringRecord(prefix, () => ({ prefix }));
+        const first = await store.listTieringRecords(null, 3);
+        expect(first.map((r) => r.prefix)).toEqual(['', 'a/', 'a:']);
+        const rest = await store.listTieringRecords('a:', 10);
+        expect(rest.map((r) => r.prefix)).toEqual(['b:', '\u00e9:']);
+        expect(rest[0]!.record).toEqual({ prefix: 'b:' });
+      });
+
+      it('keeps tiering records apart from manifests and key listings', async () => {
+        await store.updateTieringRecord('k', () => ({ v: 1 }));
+        expect(await store.get('k')).toBeNull();
+        expect(await store.listKeys('', null, 10)).toEqual([]);
       });
     });
 

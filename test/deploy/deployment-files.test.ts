@@ -10,6 +10,16 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../../internal/config/config.js';
 import { LIMITS } from '../../internal/core/limits.js';
+import type { NodePool } from '../../internal/cluster/node-pool.js';
+import { systemClock } from '../../internal/core/clock.js';
+import { ReedSolomonCode } from '../../internal/ec/reed-solomon.js';
+import type { Healer } from '../../internal/healer/healer.js';
+import { measureErasureCode } from '../../internal/metrics/ec-metrics.js';
+import { GatewayMetrics, watchNodePool } from '../../internal/metrics/gateway-metrics.js';
+import { watchHealer } from '../../internal/metrics/healer-metrics.js';
+import { GatewayHttpMetrics } from '../../internal/metrics/http-metrics.js';
+import { StorageNodeMetrics } from '../../internal/metrics/node-metrics.js';
+import { createProcessRegistry } from '../../internal/metrics/registry.js';
 import { checkNginxConf, ensureNginx, NGINX_INFRA_LIMITS, RENDER_BLOCKS, renderNginxConf } from '../../scripts/infra/nginx.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -240,8 +250,12 @@ describe('deploy/prometheus.yml and Grafana', () => {
     const targets = prometheus.scrape_configs
       .filter((job) => job.job_name.startsWith('strata-'))
       .flatMap((job) => job.static_configs.flatMap((c) => c.targets));
-    // A healer has no listener yet; when it gets one for /metrics it is STRATA_PORT, default 8000.
-    const expected = strataServices().map(([name, s]) => `${name}:${env(s)['STRATA_PORT'] ?? '8000'}`);
+    // A healer serves /metrics on STRATA_HEALER_PORT; gateways and storage nodes on STRATA_PORT.
+    const port = (name: string, s: Service): string | undefined =>
+      entryPoint(s) === 'healer' ? env(s)['STRATA_HEALER_PORT'] : env(s)['STRATA_PORT'];
+    const expected = strataServices().map(([name, s]) => `${name}:${port(name, s)}`);
+    for (const [name, s] of strataServices()) expect(port(name, s), `${name} sets its metrics port`).toMatch(/^\d+$/);
+    for (const [name, s] of servicesRunning('healer')) expect(env(s)['STRATA_HOST'], name).toBe('0.0.0.0');
     expect(targets.sort()).toEqual(expected.sort());
     expect(compose.services['prometheus']?.volumes).toContain('./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
   });
@@ -257,6 +271,98 @@ describe('deploy/prometheus.yml and Grafana', () => {
     expect(datasources.datasources).toEqual([expect.objectContaining({ type: 'prometheus', url: `http://prometheus:${port}` })]);
   });
 });
+
+describe('the Grafana dashboard', () => {
+  interface Panel {
+    type: string;
+    title: string;
+    datasource?: { uid?: string };
+    targets?: { expr: string }[];
+  }
+  interface Dashboard {
+    uid: string;
+    panels: Panel[];
+    templating: { list: { definition?: string }[] };
+  }
+  let dashboard: Dashboard;
+  let provider: { providers: { options: { path: string } }[] };
+
+  beforeAll(async () => {
+    dashboard = JSON.parse(await read('deploy/grafana/dashboards/strata.json')) as Dashboard;
+    provider = parse(await read('deploy/grafana/provisioning/dashboards/strata.yml')) as typeof provider;
+  });
+
+  /** Every metric name a query of the dashboard uses (Strata's and Node's process metrics). */
+  function queriedMetrics(): Set<string> {
+    const exprs = [
+      ...dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)),
+      ...dashboard.templating.list.map((v) => v.definition ?? ''),
+    ];
+    return new Set(exprs.flatMap((e) => [...e.matchAll(/\b((?:strata|process|nodejs)_[a-zA-Z0-9_]+)/g)].map((m) => m[1]!)));
+  }
+
+  it('queries only metric names the processes export', () => {
+    const exported = exportedMetricNames();
+    const unknown = [...queriedMetrics()].filter((name) => !exported.has(name));
+    expect(unknown, 'queried by the dashboard but exported by no Strata process').toEqual([]);
+  });
+
+  it('has a panel for every metric the issue asks for', () => {
+    const queried = queriedMetrics();
+    for (const name of [
+      'strata_http_requests_total',
+      'strata_http_request_duration_seconds_bucket',
+      'strata_pure_hot_updates_total',
+      'strata_updates_total',
+      'strata_ec_encode_seconds_bucket',
+      'strata_ec_decode_seconds_bucket',
+      'strata_blobstore_fsync_batch_appends_bucket',
+      'strata_blobstore_fsync_seconds_bucket',
+      'strata_degraded_reads_total',
+      'strata_healer_repairs_total',
+      'strata_healer_repair_backlog',
+      'strata_healer_objects_below_full_protection',
+      'strata_healer_wal_unresolved_intents',
+      'strata_manifest_cache_hits_total',
+      'strata_manifest_cache_misses_total',
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_p99_seconds',
+    ]) {
+      expect(queried.has(name), name).toBe(true);
+    }
+  });
+
+  it('reads from the provisioned Prometheus data source and is loaded by the provisioned provider from the mounted folder', async () => {
+    const datasources = parse(await read('deploy/grafana/provisioning/datasources/prometheus.yml')) as { datasources: { uid: string }[] };
+    const uid = datasources.datasources[0]!.uid;
+    for (const panel of dashboard.panels.filter((p) => p.type !== 'row')) expect(panel.datasource?.uid, panel.title).toBe(uid);
+    const mount = (compose.services['grafana']!.volumes ?? []).find((v) => v.startsWith('./deploy/grafana/dashboards:'));
+    expect(mount?.split(':')[1]).toBe(provider.providers[0]!.options.path);
+  });
+});
+
+/**
+ * The names every Strata process exports, from the code itself: the instruments registered on a registry by the
+ * same functions the wiring calls (their collect callbacks never run here), histograms with their series suffixes.
+ */
+function exportedMetricNames(): Set<string> {
+  const registry = createProcessRegistry({ processMetrics: true });
+  const gateway = new GatewayMetrics(registry);
+  gateway.watchManifestCache({ stats: { hits: 0, misses: 0, bypasses: 0, currentRevisionCalls: 0, resets: 0 }, size: 0 });
+  watchNodePool(registry, {} as NodePool);
+  new GatewayHttpMetrics(registry);
+  new StorageNodeMetrics(registry);
+  measureErasureCode(new ReedSolomonCode(), registry);
+  watchHealer(registry, {} as Healer, systemClock);
+  const names = new Set<string>();
+  for (const metric of registry.getMetricsAsArray()) {
+    const { name, type } = metric as unknown as { name: string; type: string };
+    names.add(name);
+    if (type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${name}${suffix}`);
+    if (type === 'summary') for (const suffix of ['_sum', '_count']) names.add(`${name}${suffix}`);
+  }
+  return names;
+}
 
 // ---- nginx.conf against docker-compose.yaml ----------------------------------------------------------------------
 

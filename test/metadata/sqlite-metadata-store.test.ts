@@ -30,6 +30,7 @@ runMetadataStoreContract('SqliteMetadataStore', async () => {
       await fx.store.close();
       await rm(dir, { recursive: true, force: true });
     },
+    compactHistory: (revision) => (fx.store as SqliteMetadataStore).compactHistory(revision),
   };
   return fx;
 });

@@ -88,6 +88,13 @@ export interface VolumeBlobStoreOptions {
   fs?: VolumeFs;
   /** Told about a background compaction or checkpoint that failed (they are retried later). */
   onMaintenanceError?: (err: unknown) => void;
+  /** Told about every group-commit fsync (metrics); the store works the same without one. */
+  observer?: VolumeStoreObserver;
+}
+
+export interface VolumeStoreObserver {
+  /** One write + fsync made `appends` puts and deletes (`bytes` in all) durable; the fsync took `fsyncSeconds`. */
+  fsynced(appends: number, bytes: number, fsyncSeconds: number): void;
 }
 
 export interface VolumeStoreUsage extends StoreUsage {
@@ -190,6 +197,7 @@ export class VolumeBlobStore implements BlobStore {
     maintenanceErrors: 0,
   };
   private readonly recovery: RecoveryReport;
+  private readonly observer: VolumeStoreObserver | undefined;
 
   private constructor(options: VolumeBlobStoreOptions, recovered: Awaited<ReturnType<typeof recoverStore>>) {
     this.dir = path.resolve(options.dir);
@@ -206,6 +214,7 @@ export class VolumeBlobStore implements BlobStore {
     this.autoCompact = options.autoCompact ?? true;
     this.checkpointEveryOps = options.checkpointEveryOps ?? CHECKPOINT_EVERY_OPS_DEFAULT;
     this.checkpointEveryBytes = options.checkpointEveryBytes ?? CHECKPOINT_EVERY_BYTES_DEFAULT;
+    this.observer = options.observer;
     this.onMaintenanceError =
       options.onMaintenanceError ?? ((err: unknown) => console.error(`volume store ${this.dir}: maintenance failed:`, err));
     this.volumes = recovered.volumes;
@@ -515,7 +524,7 @@ export class VolumeBlobStore implements BlobStore {
     const writeGroup = async (): Promise<void> => {
       if (group.length === 0) return;
       // A group of no-ops (a rotation request) has nothing to make durable.
-      if (groupBytes > 0) await this.appendDurably(buffers, groupBytes);
+      if (groupBytes > 0) await this.appendDurably(buffers, groupBytes, group.length);
       // From here to the end of the group nothing awaits: a checkpoint or a compaction that starts sees the
       // index, the applied length and the applied sequence number all before this group, or all after it.
       for (const op of group) this.apply(op);
@@ -583,7 +592,7 @@ export class VolumeBlobStore implements BlobStore {
    * Appends to the active volume and fsyncs; the caller applies the needles. On failure the tail is cut back, or
    * the volume is marked in doubt and sealed by the next flush.
    */
-  private async appendDurably(buffers: Buffer[], bytes: number): Promise<void> {
+  private async appendDurably(buffers: Buffer[], bytes: number, appends: number): Promise<void> {
     const volume = this.active;
     const start = volume.fileBytes;
     try {
@@ -598,6 +607,7 @@ export class VolumeBlobStore implements BlobStore {
       throw err;
     }
     volume.fileBytes = start + bytes;
+    const syncStartedNs = this.observer === undefined ? 0n : process.hrtime.bigint();
     try {
       await volume.file.datasync();
     } catch (err) {
@@ -607,6 +617,7 @@ export class VolumeBlobStore implements BlobStore {
       throw err;
     }
     this.counters.fsyncs += 1;
+    this.observer?.fsynced(appends, bytes, Number(process.hrtime.bigint() - syncStartedNs) / 1e9);
   }
 
   /** Points the index at what `op` appended; runs right after the fsync that made it durable. */

@@ -1,0 +1,67 @@
+/**
+ * What the storage nodes themselves hold, listed through their HTTP API (the same one the healer uses): the
+ * benchmarks count cold bytes written by pure hot updates and check that a healed cluster is fully protected from
+ * it, rather than from what the gateway says.
+ */
+import type { BlobInfo } from '../../internal/blobstore/blob-store.js';
+import { HttpNodeClient } from '../../internal/nodeclient/http-node-client.js';
+import type { BenchTarget } from './target.js';
+
+/** Blobs per inventory page. */
+const LIST_PAGE = 1000;
+const CALL_TIMEOUT_MS = 30_000;
+
+export type Inventory = Map<string, BlobInfo[]>;
+
+function clients(target: BenchTarget): { id: string; client: HttpNodeClient }[] {
+  return target.nodes.map((n) => ({ id: n.id, client: new HttpNodeClient({ nodeId: n.id, address: n.address, token: target.token, timeoutMs: CALL_TIMEOUT_MS }) }));
+}
+
+/** Every node's blobs, by node id; a node that does not answer is left out. */
+export async function listInventories(target: BenchTarget): Promise<Inventory> {
+  const out: Inventory = new Map();
+  await Promise.all(
+    clients(target).map(async ({ id, client }) => {
+      try {
+        const blobs: BlobInfo[] = [];
+        let after: string | null = null;
+        for (;;) {
+          const page = await client.list(after, LIST_PAGE);
+          blobs.push(...page);
+          if (page.length < LIST_PAGE) break;
+          after = page[page.length - 1]!.id;
+        }
+        out.set(id, blobs);
+      } catch {
+        // a stopped node has no inventory to offer
+      }
+    }),
+  );
+  return out;
+}
+
+/** Bytes of erasure-coded shards (`shard-*` parts) present in `after` and not in `before`: cold bytes written. */
+export function newShardBytes(before: Inventory, after: Inventory): number {
+  let bytes = 0;
+  for (const [node, blobs] of after) {
+    const known = new Set((before.get(node) ?? []).map((b) => b.id));
+    for (const blob of blobs) if (blob.part.startsWith('shard-') && !known.has(blob.id)) bytes += blob.size;
+  }
+  return bytes;
+}
+
+/** Payload bytes each node holds (its usage report). */
+export async function payloadBytesByNode(target: BenchTarget): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  await Promise.all(
+    clients(target).map(async ({ id, client }) => {
+      try {
+        const usage = await client.usage();
+        out.set(id, usage.payloadBytes ?? usage.bytesUsed);
+      } catch {
+        // down
+      }
+    }),
+  );
+  return out;
+}

@@ -1,0 +1,281 @@
+/**
+ * A gateway's access statistics: what its reads, patches and writes touched, counted per prefix (./prefix.ts)
+ * and field path with exponential decay, kept bounded in memory (TIERING_LIMITS), and merged every
+ * STRATA_TIERING_FLUSH_INTERVAL_MS into the prefix's shared record in the metadata store, where the policy is
+ * re-evaluated (./policy.ts). It also caches every prefix's record, which is what the gateway's hot-field policy
+ * (internal/policy/learned-hot-fields.ts) and GET /policy read.
+ *
+ * Called from the read path (internal/readservice) and the write path (internal/writeservice/document-ops.ts)
+ * after an operation succeeded; recording never throws and never waits.
+ */
+import { createHash } from 'node:crypto';
+import type { Clock } from '../core/clock.js';
+import { formatFieldPath } from '../json/pointer.js';
+import { serializeJson } from '../json/serialize.js';
+import { isJsonObject, type JsonObject, type JsonValue } from '../json/value.js';
+import type { Logger } from '../log/logger.js';
+import type { Manifest } from '../manifest/manifest.js';
+import type { MetadataStore } from '../metadata/metadata-store.js';
+import { TIERING_LIMITS } from './limits.js';
+import { evaluate, normalizeFields, type PolicySettings } from './policy.js';
+import { prefixOf } from './prefix.js';
+import { asTieringRecord, decayDelta, emptyDelta, emptyRecord, mergeDelta, type AccessDelta, type TieringRecord } from './record.js';
+
+/** What the read and write paths report; implemented by AccessRecorder, absent when tiering is not wired. */
+export interface AccessObserver {
+  /** A successful read: `fields` are the projected paths (segments), null for a whole document. */
+  read(manifest: Manifest, fields: readonly (readonly string[])[] | null, bodyBytes: number): void;
+  /** A committed patch that touched these paths (segments). */
+  patched(manifest: Manifest, paths: readonly (readonly string[])[]): void;
+  /** A committed write of `doc`: the fields that changed are found by comparing with the previous write's digests. */
+  wrote(manifest: Manifest, doc: JsonObject): void;
+}
+
+/** Where a prefix's defaults and configuration pins come from (the static policy). */
+export interface PrefixBase {
+  /** Fields pinned by configuration for keys starting with `keyOrPrefix` (longest match), or null. */
+  pinnedFor(keyOrPrefix: string): readonly string[] | null;
+  defaults: readonly string[];
+}
+
+export interface AccessRecorderOptions {
+  halfLifeMs: number;
+  flushIntervalMs: number;
+  policy: PolicySettings;
+}
+
+export class AccessRecorder implements AccessObserver {
+  private deltas = new Map<string, AccessDelta>();
+  private readonly records = new Map<string, TieringRecord>();
+  /** Per document: digest of each top-level member as last written through this gateway (insertion order = LRU). */
+  private readonly digests = new Map<string, Map<string, string>>();
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> | null = null;
+
+  constructor(
+    private readonly deps: { metadata: MetadataStore; clock: Clock; log: Logger; base: PrefixBase },
+    private readonly options: AccessRecorderOptions,
+  ) {}
+
+  start(): void {
+    if (this.options.flushIntervalMs <= 0 || this.timer) return;
+    this.timer = setInterval(() => void this.flush().catch(() => undefined), this.options.flushIntervalMs);
+    this.timer.unref();
+    void this.refresh().catch(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.flush().catch(() => undefined);
+  }
+
+  /** The cached record of `prefix` (as of the last flush or refresh), or null. */
+  record(prefix: string): TieringRecord | null {
+    return this.records.get(prefix) ?? null;
+  }
+
+  remember(record: TieringRecord): void {
+    this.records.set(record.prefix, record);
+    if (this.records.size > TIERING_LIMITS.prefixesMax) {
+      // The oldest-updated record goes; it is read again from the store at the next refresh if still needed.
+      let oldest: TieringRecord | null = null;
+      for (const r of this.records.values()) if (oldest === null || r.atMs < oldest.atMs) oldest = r;
+      if (oldest) this.records.delete(oldest.prefix);
+    }
+  }
+
+  // ---- recording -----------------------------------------------------------------------------------------
+
+  read(manifest: Manifest, fields: readonly (readonly string[])[] | null, bodyBytes: number): void {
+    const now = this.deps.clock.nowMs();
+    const delta = this.delta(prefixOf(manifest.key), now);
+    delta.reads++;
+    if (manifest.strategy === 'field_hybrid') {
+      delta.coldBytesSum += manifest.bytes.cold;
+      delta.coldSamples++;
+    }
+    const key = this.keyCounters(delta, manifest.key);
+    key.reads++;
+    key.lastReadMs = now;
+    if (fields === null) return;
+    delta.projections++;
+    const each = fields.length > 0 ? bodyBytes / fields.length : 0;
+    for (const segments of fields) this.countField(delta, formatFieldPath(segments), 'proj', each);
+  }
+
+  patched(manifest: Manifest, paths: readonly (readonly string[])[]): void {
+    const now = this.deps.clock.nowMs();
+    const delta = this.delta(prefixOf(manifest.key), now);
+    delta.changes++;
+    this.keyCounters(delta, manifest.key);
+    // The remembered digests no longer describe the document.
+    this.digests.delete(manifest.key);
+    const seen = new Set<string>();
+    for (const segments of paths) {
+      if (segments.length === 0) continue;
+      const field = formatFieldPath(segments);
+      if (seen.has(field)) continue;
+      seen.add(field);
+      this.countField(delta, field, 'chg', 0);
+    }
+  }
+
+  wrote(manifest: Manifest, doc: JsonObject): void {
+    const now = this.deps.clock.nowMs();
+    const delta = this.delta(prefixOf(manifest.key), now);
+    delta.changes++;
+    this.keyCounters(delta, manifest.key);
+    const previous = this.digests.get(manifest.key);
+    const next = new Map<string, string>();
+    for (const [name, value] of doc) {
+      const text = serializeJson(value);
+      const digest = createHash('sha1').update(text).digest('base64');
+      next.set(name, digest);
+      const field = formatFieldPath([name]);
+      // Without the previous write's digests, nothing is known to have changed; only the value size is learned.
+      const changed = previous !== undefined && previous.get(name) !== digest;
+      this.countField(delta, field, changed ? 'chg' : null, Buffer.byteLength(text));
+    }
+    if (previous) for (const name of previous.keys()) if (!doc.has(name)) this.countField(delta, formatFieldPath([name]), 'chg', 0);
+    this.digests.delete(manifest.key);
+    this.digests.set(manifest.key, next);
+    if (this.digests.size > TIERING_LIMITS.digestKeysMax) this.digests.delete(this.digests.keys().next().value!);
+  }
+
+  private delta(prefix: string, now: number): AccessDelta {
+    let delta = this.deltas.get(prefix);
+    if (!delta) {
+      if (this.deltas.size >= TIERING_LIMITS.prefixesMax) this.evictLeastUsedPrefix();
+      delta = emptyDelta(now);
+      this.deltas.set(prefix, delta);
+    }
+    decayDelta(delta, now, this.options.halfLifeMs);
+    return delta;
+  }
+
+  private evictLeastUsedPrefix(): void {
+    let victim: string | null = null;
+    let least = Number.POSITIVE_INFINITY;
+    for (const [prefix, d] of this.deltas) {
+      const used = d.reads + d.changes;
+      if (used < least) {
+        least = used;
+        victim = prefix;
+      }
+    }
+    if (victim !== null) this.deltas.delete(victim);
+  }
+
+  private keyCounters(delta: AccessDelta, key: string): { reads: number; lastReadMs: number } {
+    let counters = delta.keys.get(key);
+    if (!counters) {
+      if (delta.keys.size >= TIERING_LIMITS.keysPerPrefixMax) {
+        let victim: string | null = null;
+        let least = Number.POSITIVE_INFINITY;
+        for (const [k, c] of delta.keys) if (c.reads < least) [least, victim] = [c.reads, k];
+        if (victim !== null) {
+          delta.unlistedReadAtMs = Math.max(delta.unlistedReadAtMs, delta.keys.get(victim)!.lastReadMs);
+          delta.keys.delete(victim);
+        }
+      }
+      counters = { reads: 0, lastReadMs: 0 };
+      delta.keys.set(key, counters);
+    }
+    return counters;
+  }
+
+  private countField(delta: AccessDelta, field: string, counter: 'proj' | 'chg' | null, valueBytes: number): void {
+    if (Buffer.byteLength(field) > TIERING_LIMITS.fieldPathBytesMax) return;
+    let c = delta.fields.get(field);
+    if (!c) {
+      if (delta.fields.size >= TIERING_LIMITS.fieldsPerPrefixMax * 2) {
+        // Twice the record's limit: the record keeps the most used after merging, so a delta needs some slack.
+        let victim: string | null = null;
+        let least = Number.POSITIVE_INFINITY;
+        for (const [f, v] of delta.fields) if (v.proj + v.chg < least) [least, victim] = [v.proj + v.chg, f];
+        if (victim !== null) delta.fields.delete(victim);
+      }
+      c = { proj: 0, chg: 0, valueBytesSum: 0, valueSamples: 0 };
+      delta.fields.set(field, c);
+    }
+    if (counter !== null) c[counter]++;
+    if (valueBytes > 0) {
+      c.valueBytesSum += valueBytes;
+      c.valueSamples++;
+    }
+  }
+
+  // ---- sharing -------------------------------------------------------------------------------------------
+
+  /** Merges every prefix's counters into its shared record (re-evaluating the policy), then refreshes the cache. */
+  flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    this.flushing = this.flushOnce().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  private async flushOnce(): Promise<void> {
+    const deltas = this.deltas;
+    this.deltas = new Map();
+    for (const [prefix, delta] of deltas) {
+      try {
+        const stored = await this.deps.metadata.updateTieringRecord(prefix, (current) =>
+          this.evaluate(mergeDelta(asTieringRecord(current, prefix) ?? emptyRecord(prefix, delta.atMs), delta, this.options.halfLifeMs)),
+        );
+        const record = asTieringRecord(stored, prefix);
+        if (record) this.remember(record);
+      } catch (error) {
+        this.deps.log.warn({ err: error, prefix }, 'could not merge access statistics into the shared record; they are dropped');
+      }
+    }
+    await this.refresh();
+  }
+
+  /** Re-reads every prefix's record (at most TIERING_LIMITS.prefixesMax) into the cache. */
+  async refresh(): Promise<void> {
+    let after: string | null = null;
+    let seen = 0;
+    try {
+      while (seen < TIERING_LIMITS.prefixesMax) {
+        const page = await this.deps.metadata.listTieringRecords(after, TIERING_LIMITS.recordsPageMax);
+        for (const { prefix, record } of page) {
+          const parsed = asTieringRecord(record, prefix);
+          if (parsed) this.remember(parsed);
+        }
+        seen += page.length;
+        if (page.length < TIERING_LIMITS.recordsPageMax) break;
+        after = page[page.length - 1]!.prefix;
+      }
+    } catch (error) {
+      this.deps.log.warn({ err: error }, 'could not refresh the tiering records; using the cached ones');
+    }
+  }
+
+  /** The policy step every update of a record runs (also used by the healer and PUT /policy). */
+  evaluate(record: TieringRecord): TieringRecord {
+    return evaluateFor(record, this.deps.clock.nowMs(), this.options.policy, this.deps.base);
+  }
+}
+
+/** Evaluates `record` with the prefix's defaults and configuration pins. */
+export function evaluateFor(record: TieringRecord, nowMs: number, policy: PolicySettings, base: PrefixBase): TieringRecord {
+  const pinned = base.pinnedFor(record.prefix);
+  return evaluate(record, Math.max(nowMs, record.atMs), policy, pinned ? [] : normalizeFields(base.defaults), normalizeFields(pinned ?? []));
+}
+
+/** The paths a patch changes, as segments: a JSON Patch's paths, or a merge patch's leaves (objects recursed). */
+export function mergePatchLeaves(patch: JsonValue, depthMax = 8): string[][] {
+  const out: string[][] = [];
+  const walk = (value: JsonValue, prefix: string[]): void => {
+    if (!isJsonObject(value) || prefix.length >= depthMax || value.size === 0) {
+      if (prefix.length > 0) out.push(prefix);
+      return;
+    }
+    for (const [name, v] of value) walk(v, [...prefix, name]);
+  };
+  walk(patch, []);
+  return out;
+}

@@ -1,0 +1,92 @@
+/**
+ * `npm run verify:storage` run for real (a child process, self-contained, one document per row) and its bounds
+ * asserted: for every size and strategy the bytes on disk per document stay within 3x the document plus the
+ * fixed per-document overhead, iot documents stay at <= 1.55x, large incompressible cold parts cost about 1.5x,
+ * compressible ones much less. The bound checker itself must catch a row that breaks a bound.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { VERIFY_LIMITS, checkBounds, type Row, type VerifyResult } from '../../internal/efficiency/verify-storage.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+function runVerify(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'scripts/verify-storage.ts'), ...args], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const row = (over: Partial<Row>): Row => ({
+  scenario: 'size',
+  strategy: 'ec',
+  payload: 'incompressible',
+  document_bytes: 1000,
+  documents: 1,
+  logical_bytes: 1000,
+  payload_bytes: 1500,
+  amplification: 1.5,
+  needle_overhead_bytes: 500,
+  index_bytes: 100,
+  manifest_bytes: 1000,
+  overhead_bytes: 1600,
+  disk_bytes: 3100,
+  ...over,
+});
+
+describe('verify:storage', () => {
+  it('holds every bound for 200 B to 8 MiB documents of every strategy, compressible or not, and for iot documents', async () => {
+    const { code, stdout, stderr } = await runVerify(['--self-contained', '--docs', '1', '--iot-docs', '2', '--json']);
+    expect(code, stderr).toBe(0);
+    const result = JSON.parse(stdout) as VerifyResult & { problems: string[] };
+    expect(result.problems).toEqual([]);
+    const sizes = new Set(result.rows.filter((r) => r.scenario === 'size').map((r) => r.document_bytes));
+    expect([...sizes].sort((a, b) => a - b)).toEqual([...VERIFY_LIMITS.documentSizes]);
+    expect(result.rows).toHaveLength(VERIFY_LIMITS.documentSizes.length * 2 * 3 + 3);
+    const F = result.fixed_overhead_bytes;
+    expect(F).toBeGreaterThan(0);
+    expect(F).toBeLessThanOrEqual(VERIFY_LIMITS.fixedOverheadBytesMax);
+    for (const r of result.rows) {
+      expect(r.disk_bytes, `${r.document_bytes} ${r.payload} ${r.strategy}`).toBeLessThanOrEqual(3 * r.document_bytes + F + 1);
+      if (r.strategy === 'replication') expect(r.amplification).toBeCloseTo(3, 2);
+    }
+    for (const r of result.rows.filter((x) => x.strategy !== 'replication')) {
+      if (r.scenario === 'iot') expect(r.amplification).toBeLessThanOrEqual(1.55);
+      if (r.scenario === 'size' && r.document_bytes >= 800 * 1024) {
+        if (r.payload === 'incompressible') {
+          expect(r.amplification).toBeGreaterThanOrEqual(1.49);
+          expect(r.amplification).toBeLessThanOrEqual(1.55);
+        } else {
+          expect(r.amplification).toBeLessThan(1);
+        }
+      }
+    }
+  }, 180_000);
+
+  it('reports a row that costs more than 3x plus the fixed overhead, an iot row above 1.55x and a large cold row above 1.55x', () => {
+    const result: VerifyResult = {
+      run: 'x',
+      fixed_overhead_bytes: 1600,
+      rows: [
+        row({}),
+        row({ disk_bytes: 3 * 1000 + 1601, strategy: 'replication' }),
+        row({ scenario: 'iot', amplification: 1.6, strategy: 'field_hybrid' }),
+        row({ document_bytes: 800 * 1024, logical_bytes: 800 * 1024, amplification: 1.7 }),
+      ],
+    };
+    const problems = checkBounds(result);
+    expect(problems).toHaveLength(3);
+    expect(checkBounds({ ...result, rows: [row({})], fixed_overhead_bytes: VERIFY_LIMITS.fixedOverheadBytesMax + 1 })).toHaveLength(1);
+    expect(checkBounds({ ...result, rows: [row({})] })).toEqual([]);
+  });
+});

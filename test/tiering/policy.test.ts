@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import { evaluate, effectiveFields, extraReplicasFor, type PolicySettings } from '../../internal/tiering/policy.js';
+import { prefixOf, validatePolicyPrefix } from '../../internal/tiering/prefix.js';
+import { emptyDelta, emptyRecord, mergeDelta, lastReadMsOf, type AccessDelta, type TieringRecord } from '../../internal/tiering/record.js';
+import { TIERING_LIMITS } from '../../internal/tiering/limits.js';
+import { isStrataError } from '../../internal/core/errors.js';
+
+const minute = 60_000;
+const settings: PolicySettings = { halfLifeMs: 10 * minute, promoteScore: 20, demoteScore: 4, dwellMs: 5 * minute };
+const start = 1_700_000_000_000;
+
+/** One flush interval's worth of events: field -> [projection reads, changes]. */
+function delta(atMs: number, events: Record<string, [number, number]>, coldBytes = 50_000): AccessDelta {
+  const d = emptyDelta(atMs);
+  for (const [field, [proj, chg]] of Object.entries(events)) {
+    d.fields.set(field, { proj, chg, valueBytesSum: 8, valueSamples: 1 });
+    d.reads += proj;
+    d.projections += proj;
+    d.changes += chg;
+  }
+  d.coldBytesSum = coldBytes;
+  d.coldSamples = 1;
+  d.keys.set('doc:1', { reads: 1, lastReadMs: atMs });
+  return d;
+}
+
+function run(record: TieringRecord, fromMs: number, steps: number, stepMs: number, events: (i: number) => Record<string, [number, number]>) {
+  const flips = new Map<string, number>();
+  let r = record;
+  for (let i = 0; i < steps; i++) {
+    const now = fromMs + i * stepMs;
+    const before = effectiveFields(r, [], []);
+    r = evaluate(mergeDelta(r, delta(now, events(i)), settings.halfLifeMs), now, settings, [], []);
+    const after = effectiveFields(r, [], []);
+    for (const f of new Set([...before, ...after])) {
+      if (before.includes(f) !== after.includes(f)) flips.set(f, (flips.get(f) ?? 0) + 1);
+    }
+  }
+  return { record: r, flips };
+}
+
+describe('learned hot-field policy', () => {
+  it('promotes fields read by projection or changed often, and demotes them once they go quiet', () => {
+    // 2 projection reads of a and b and 2 changes of c every 10 s: each reaches the promote score of 20 in 10 steps.
+    const busy = run(emptyRecord('doc:', start), start, 12, 10_000, () => ({ a: [2, 0], b: [2, 0], c: [0, 2], rare: [0.1, 0] }));
+    expect(effectiveFields(busy.record, [], [])).toEqual(['a', 'b', 'c']);
+    const quiet = run(busy.record, start + 12 * 10_000, 40, minute, () => ({}));
+    expect(effectiveFields(quiet.record, [], [])).toEqual([]);
+    expect(quiet.record.decisions.a?.reason).toMatch(/demoted/);
+  });
+
+  it('does not flap under a steady mixed workload, however its rates hover around the thresholds', () => {
+    // Rates per step chosen so that each field's steady score sits near (above, between, below) the thresholds,
+    // with +-40 % noise from step to step.
+    let seed = 7;
+    const noise = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return 0.6 + 0.8 * (seed / 2 ** 31);
+    };
+    const perStep = (score: number) => score / ((settings.halfLifeMs / minute) / Math.LN2);
+    const { flips } = run(emptyRecord('doc:', start), start, 600, minute, () => ({
+      high: [perStep(60) * noise(), 0],
+      atPromote: [0, perStep(20) * noise()],
+      between: [perStep(10) * noise(), 0],
+      atDemote: [perStep(4) * noise(), 0],
+      low: [perStep(1) * noise(), 0],
+    }));
+    // A field may change once, on its way to its steady state; never back and forth.
+    for (const [field, count] of flips) expect(count, field).toBeLessThanOrEqual(1);
+  });
+
+  it('never demotes a pinned field and keeps configured defaults for one dwell time before judging them', () => {
+    const r0 = emptyRecord('u:', start);
+    const r1 = evaluate(mergeDelta(r0, delta(start + 1000, { like_count: [0, 0] }), settings.halfLifeMs), start + 1000, settings, ['like_count'], ['pinned']);
+    expect(effectiveFields(r1, ['like_count'], ['pinned'])).toEqual(['pinned', 'like_count']);
+    const later = start + settings.dwellMs + 1000;
+    const r2 = evaluate(r1, later, settings, ['like_count'], ['pinned']);
+    expect(effectiveFields(r2, ['like_count'], ['pinned'])).toEqual(['pinned']);
+  });
+
+  it('keeps a large field cold when its bytes cost more than the cold reads it would save', () => {
+    const d = emptyDelta(start);
+    d.fields.set('blob', { proj: 50, chg: 0, valueBytesSum: 1_000_000, valueSamples: 1 });
+    d.coldBytesSum = 1_000;
+    d.coldSamples = 1;
+    for (let i = 0; i < 10; i++) d.keys.set(`k${i}`, { reads: 5, lastReadMs: start });
+    const r = evaluate(mergeDelta(emptyRecord('x:', start), d, settings.halfLifeMs), start, settings, [], []);
+    expect(effectiveFields(r, [], [])).toEqual([]);
+  });
+
+  it('gives a document read far more than the others extra replicas and takes them away when it cools', () => {
+    const r = emptyRecord('p:', start);
+    r.keys = { hot: { reads: 500, lastReadMs: start }, a: { reads: 5, lastReadMs: start }, b: { reads: 3, lastReadMs: start } };
+    const s = { halfLifeMs: settings.halfLifeMs, readsMin: 100, factor: 8, extraMax: 2 };
+    expect(extraReplicasFor(r, 'hot', 0, start, s)).toBe(2);
+    expect(extraReplicasFor(r, 'a', 0, start, s)).toBe(0);
+    // Five half-lives later it has about 16 decayed reads: below half the minimum, so the extras go.
+    expect(extraReplicasFor(r, 'hot', 2, start + 5 * settings.halfLifeMs, s)).toBe(0);
+  });
+
+  it('bounds the record: fields and documents beyond the limits are evicted, least used first', () => {
+    const d = emptyDelta(start);
+    for (let i = 0; i < TIERING_LIMITS.fieldsPerPrefixMax + 10; i++) d.fields.set(`f${i}`, { proj: i, chg: 0, valueBytesSum: 0, valueSamples: 0 });
+    for (let i = 0; i < TIERING_LIMITS.keysPerPrefixMax + 10; i++) d.keys.set(`k${i}`, { reads: i + 1, lastReadMs: start + i });
+    const r = mergeDelta(emptyRecord('x:', start), d, settings.halfLifeMs);
+    expect(Object.keys(r.fields)).toHaveLength(TIERING_LIMITS.fieldsPerPrefixMax);
+    expect(r.fields.f0).toBeUndefined();
+    expect(Object.keys(r.keys)).toHaveLength(TIERING_LIMITS.keysPerPrefixMax);
+    // An evicted document may have been read as late as the latest evicted read: idleness stays conservative.
+    expect(lastReadMsOf(r, 'k0')).toBe(start + 9);
+  });
+});
+
+describe('prefix rule', () => {
+  it('takes everything up to and including the first ":" or "/"', () => {
+    expect(prefixOf('user:1001')).toBe('user:');
+    expect(prefixOf('logs/2026/x:y')).toBe('logs/');
+    expect(prefixOf('plain')).toBe('');
+    expect(prefixOf(`${'x'.repeat(200)}:1`)).toBe('');
+  });
+
+  it('accepts only prefixes the rule produces, with a stable error code', () => {
+    expect(validatePolicyPrefix('user:')).toBe('user:');
+    expect(validatePolicyPrefix('')).toBe('');
+    for (const bad of ['user', 'a:b:', 'x'.repeat(200) + ':']) {
+      try {
+        validatePolicyPrefix(bad);
+        expect.unreachable(bad);
+      } catch (error) {
+        expect(isStrataError(error, 'INVALID_PREFIX')).toBe(true);
+      }
+    }
+  });
+});
