@@ -209,7 +209,7 @@ export class Healer {
     await this.intents.runOnce();
     await this.repairHinted(report);
     await this.rebalance(report);
-    //TMP if (this.term) await this.deps.tiering?.runRound(this.term, () => this.stillLeads());
+    if (this.term) await this.deps.tiering?.runRound(this.term, () => this.stillLeads());
     const now = this.deps.clock.nowMs();
     if (options.forceAudit || now - this.lastAuditMs >= this.deps.options.auditIntervalMs) {
       this.lastAuditMs = now;

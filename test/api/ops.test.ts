@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 /**
  * Operations endpoints. The tests run in order: the healthy cluster first, then with one and two storage nodes
  * stopped, then with them back. Against an external target (support.ts) the node-stopping tests skip themselves:
@@ -21,12 +22,17 @@ interface ClusterBody {
   repair_backlog: number | null;
 }
 
+// Large and incompressible enough to be erasure coded over all six nodes.
+const OPS_DOC = { like_count: 1, body: randomBytes(48 * 1024).toString('base64') };
+
 describe('operations endpoints', () => {
   let api: ApiClient;
 
   beforeAll(async () => {
     api = await startApi();
-    await api.put('ops/doc', { like_count: 1, body: 'x'.repeat(200) });
+    // Large and incompressible enough to be erasure coded over all six nodes (small cold parts stay with the
+    // three replicas), so that every node holds bytes.
+    await api.put('ops/doc', OPS_DOC);
   });
   afterAll(async () => {
     await api.cluster.destroy();
@@ -158,13 +164,20 @@ describe('operations endpoints', () => {
       await probeUntil(async () => Object.values(await nodeStatus()).every((s) => s === 'healthy'));
       const ready = await api.fetch('/health/ready');
       expect(ready.status).toBe(200);
-      expect(await (await api.read('ops/doc')).json()).toEqual({ like_count: 1, body: 'x'.repeat(200) });
+      expect(await (await api.read('ops/doc')).json()).toEqual(OPS_DOC);
     });
   });
 
   describe('other endpoints api.md lists', () => {
-    // Issue 8 ("The user's side") builds these; until then they are recorded as pending, not as passing.
-    it.todo('serves Prometheus text at GET /metrics');
+    it('serves Prometheus text at GET /metrics, counting the requests it has served by route', async () => {
+      await api.read('ops/doc');
+      const res = await api.fetch('/metrics');
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+      const text = await res.text();
+      expect(text).toMatch(/^# TYPE strata_http_requests_total counter$/m);
+      expect(text).toMatch(/^strata_http_requests_total\{[^}]*route="\/read\/\*"[^}]*\} [1-9]\d*$/m);
+    });
     // test/api/openapi.test.ts checks the document against every route and status in depth.
     it('serves the OpenAPI 3 description at GET /openapi.json, generated from the route schemas', async () => {
       const { res, body } = await json<{ openapi: string; paths: Record<string, Record<string, unknown>> }>('/openapi.json');
