@@ -295,18 +295,19 @@ export function registerDocumentRoutes(app: GatewayApp, deps: GatewayDeps): void
     const preconditions = { ifMatch: headers['If-Match'], ifNoneMatch: headers['If-None-Match'] };
     const ttl = ttlOption(c);
     const body = await readBody(c, config.bodyBytesMax);
-    return withIdempotency(c, deps, { method: 'write', key, body, extra: `${strategy ?? ''}\n${query.hot_fields?.raw ?? ''}` }, async () => {
+    const identity = { method: 'write', key, body, extra: `${strategy ?? ''}\n${query.hot_fields?.raw ?? ''}` };
+    return withIdempotency(c, deps, identity, (result) => writeResponse(key, result, started), async (idempotency) => {
       const doc = parseJson(body, parseLimits);
       if (!isJsonObject(doc)) throw notAnObject(doc);
-      const result = await deps.ops.write({
+      return deps.ops.write({
         key,
         doc,
         ...(strategy ? { strategy } : {}),
         ...(hotFields ? { hotFields: hotFields.map(formatFieldPath) } : {}),
         preconditions,
         ...ttl,
+        ...(idempotency ? { idempotency } : {}),
       });
-      return writeResponse(key, result, started);
     });
   });
 
@@ -316,7 +317,7 @@ export function registerDocumentRoutes(app: GatewayApp, deps: GatewayDeps): void
     const preconditions = { ifMatch: headers['If-Match'] };
     const ttl = ttlOption(c);
     const body = await readBody(c, config.bodyBytesMax);
-    return withIdempotency(c, deps, { method: 'patch', key, body, extra: type ?? '' }, async () => {
+    return withIdempotency(c, deps, { method: 'patch', key, body, extra: type ?? '' }, (result) => writeResponse(key, result, started), async (idempotency) => {
       const patch = parseJson(body, { ...parseLimits, what: 'patch' });
       let kind: PatchKind;
       if (type === JSON_PATCH_TYPE) kind = 'json-patch';
@@ -328,18 +329,17 @@ export function registerDocumentRoutes(app: GatewayApp, deps: GatewayDeps): void
       if (type === JSON_TYPE && !Array.isArray(patch) && !isJsonObject(patch)) {
         throw new StrataError('PATCH_FAILED', 'with Content-Type application/json the patch must be an array (JSON Patch) or an object (Merge Patch)');
       }
-      const result = await deps.ops.patch({ key, kind, patch, preconditions, ...ttl });
-      return writeResponse(key, result, started);
+      return deps.ops.patch({ key, kind, patch, preconditions, ...ttl, ...(idempotency ? { idempotency } : {}) });
     });
   });
 
   defineRoute(app, deleteRoute, async (c, { params, headers }) => {
     const { key } = params;
     const preconditions = { ifMatch: headers['If-Match'] };
-    return withIdempotency(c, deps, { method: 'delete', key, body: Buffer.alloc(0), extra: '' }, async () => {
-      const result = await deps.ops.delete(key, preconditions);
-      return { status: 200, body: { status: 'ok', key, version: result.manifest.version }, headers: {} };
-    });
+    const respond = (result: CommittedWrite) => ({ status: 200, body: { status: 'ok', key, version: result.manifest.version }, headers: {} });
+    return withIdempotency(c, deps, { method: 'delete', key, body: Buffer.alloc(0), extra: '' }, respond, (idempotency) =>
+      deps.ops.delete(key, preconditions, idempotency),
+    );
   });
 
   defineRoute(app, readRoute, async (c, { params, query, headers }) => {

@@ -206,6 +206,7 @@ export function errorResponses(...codes: ErrorCode[]): Record<number, ResponseCo
       description: `${STATUS_TEXT[status] ?? 'Error'}. Codes: ${group.join(', ')}`,
       content: { 'application/json': { schema } },
       ...(status === 503 ? { headers: { 'Retry-After': retryAfterHeader } } : {}),
+      ...(group.includes('IDEMPOTENCY_IN_PROGRESS') ? { headers: { 'Retry-After': leaseRetryAfterHeader } } : {}),
     };
   }
   return responses;
@@ -213,6 +214,12 @@ export function errorResponses(...codes: ErrorCode[]): Record<number, ResponseCo
 
 const retryAfterHeader = {
   description: `seconds to wait before retrying (${RETRY_AFTER_SECONDS})`,
+  schema: { type: 'string' as const, pattern: '^[0-9]+$' },
+};
+
+/** 409 IDEMPOTENCY_IN_PROGRESS (internal/api/idempotency.ts). */
+const leaseRetryAfterHeader = {
+  description: 'seconds until the attempt holding the Idempotency-Key can no longer commit (a retry may come sooner)',
   schema: { type: 'string' as const, pattern: '^[0-9]+$' },
 };
 

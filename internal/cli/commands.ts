@@ -208,8 +208,10 @@ const ls: Command = {
   },
 };
 
-function shardRole(strategy: string, index: number): string {
-  return strategy === 'replication' ? 'copy' : index < EC_DATA_SHARDS ? 'data' : 'parity';
+function shardRole(s: Pick<StatResult, 'strategy' | 'cold_layout'>, index: number): string {
+  // A small cold part kept beside the replicas is three whole copies, not shards.
+  if (s.strategy === 'replication' || s.cold_layout?.layout === 'with_replicas') return 'copy';
+  return index < EC_DATA_SHARDS ? 'data' : 'parity';
 }
 
 function describeStat(s: StatResult): string {
@@ -227,7 +229,7 @@ function describeStat(s: StatResult): string {
   ]);
   const rows = [
     ...s.hot.map((r) => ['hot', r.part, 'replica', r.node, r.state, formatBytes(r.size), r.blob]),
-    ...s.cold.map((r) => ['cold', String(r.index), shardRole(s.strategy, r.index), r.node, r.state, formatBytes(r.size), r.blob]),
+    ...s.cold.map((r) => ['cold', String(r.index), shardRole(s, r.index), r.node, r.state, formatBytes(r.size), r.blob]),
   ];
   const placement = rows.length > 0 ? formatTable(['TIER', 'PART', 'ROLE', 'NODE', 'STATE', 'SIZE', 'BLOB'], rows) : 'no replicas or shards\n';
   return `${summary}\n${placement}`;

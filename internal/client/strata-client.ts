@@ -177,6 +177,15 @@ export interface StatResult {
   write_id: string;
   hot: { part: string; node: string; blob: string; size: number; state: BlobState }[];
   cold: { index: number; node: string; blob: string; size: number; state: BlobState }[];
+  /** How the cold part is stored (docs/api.md "GET /stat/K"); null without a cold part; absent from older servers. */
+  cold_layout?: {
+    layout: 'shards' | 'with_replicas';
+    codec: 'identity' | 'brotli' | 'deflate';
+    compression_tried: boolean;
+    text_bytes: number;
+    stored_bytes: number;
+    blob_bytes: number;
+  } | null;
 }
 
 /** What a node said about its copy just now (`GET /stat/KEY?verify=true`). */

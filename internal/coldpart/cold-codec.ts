@@ -30,7 +30,7 @@ export const CODEC_LIMITS = {
   sampleBytes: 48 * 1024,
   /** Inputs (and outputs) larger than this are (de)compressed on the thread pool rather than in line. */
   inlineWorkBytesMax: 64 * 1024,
-  /** Brotli quality: the fastest level compresses JSON text 4-10x at several hundred MB/s (docs/decisions.md 14). */
+  /** Brotli quality: the fastest level compresses JSON text 3-5x at 200-300 MB/s on one core (docs/decisions.md 14). */
   brotliQuality: 1,
   /** Deflate level for the `deflate` setting. */
   deflateLevel: 1,

@@ -38,6 +38,7 @@ import type {
   HealerAction,
   CommitRequest,
   CommitResult,
+  IdempotencyClaim,
   IdempotencyRecord,
   IdempotentResponse,
   LeaderTerm,
@@ -48,7 +49,7 @@ import type {
   NodeRegistration,
   RegisteredNode,
 } from './metadata-store.js';
-import { HEALER_JOURNAL_LIMITS, NODE_REGISTRY_LIMITS, TIERING_RECORD_LIMITS } from './metadata-store.js';
+import { HEALER_JOURNAL_LIMITS, NODE_REGISTRY_LIMITS, TIERING_RECORD_LIMITS, idempotencyClaimMayTake } from './metadata-store.js';
 import {
   assertMembershipState,
   assertRegistration,
@@ -119,6 +120,29 @@ interface IdempotencyValue {
   state: 'pending' | 'done';
   response: IdempotentResponse | null;
   expiresMs: number;
+  /** The claim holding a pending token (absent in records written before leases: their lease counts as lapsed). */
+  attemptId?: string;
+  leaseUntilMs?: number;
+  /**
+   * Done by a commit: the committed version is this key-value's mod_revision (the commit's revision; a transaction
+   * cannot write its own revision into a value, and a done record is never rewritten).
+   */
+  versionFromRevision?: boolean;
+}
+
+/**
+ * The value of a token held by `claim`, member order fixed: a commit compares these exact bytes to know that the
+ * claim still holds the token.
+ */
+function pendingValue(claim: IdempotencyClaim): IdempotencyValue {
+  return {
+    fingerprint: claim.fingerprint,
+    state: 'pending',
+    response: null,
+    expiresMs: claim.expiresAtMs,
+    attemptId: claim.attemptId,
+    leaseUntilMs: claim.leaseUntilMs,
+  };
 }
 
 /** What is stored under `node/<id>` (no lease: it outlives the node's heartbeats; README "Node registry"). */
@@ -188,9 +212,10 @@ export class EtcdMetadataStore implements MetadataStore {
   }
 
   async commit(request: CommitRequest): Promise<CommitResult> {
-    const { key, expectedModRevision, writeId, manifest, assignVersion, fence } = request;
+    const { key, expectedModRevision, writeId, manifest, assignVersion, fence, idempotency } = request;
     assertCount(expectedModRevision, 'expectedModRevision');
     assert(manifest.key === key, 'manifest.key equals the committed key');
+    assert(idempotency === undefined || assignVersion, 'an idempotent commit creates a version');
     const deadline = this.deadline();
     // A deposed leader has no authority at all; this process knows its own lease ran out even before etcd has
     // revoked it (etcd checks expiry about every 500 ms).
@@ -209,13 +234,34 @@ export class EtcdMetadataStore implements MetadataStore {
       // The leader key exists only while its lease lives, and its create_revision is the term.
       compare.push(createIs(leaderKey, fence.term), valueIs(leaderKey, utf8(fence.holder, 'holder')));
     }
-    compare.push(absent(abortKey), modIs(manifestKey, expectedModRevision));
+    compare.push(absent(abortKey));
+    // The outcome of an idempotent mutation is part of its commit: only while its claim holds the token (the exact
+    // pending value it reserved), and the token's record becomes done in the same transaction.
+    const tokenKey = idempotency === undefined ? null : KeySpace.under(this.keys.idempotency, idempotency.claim.token, 'token');
+    const claimValue = idempotency === undefined ? null : Buffer.from(JSON.stringify(pendingValue(idempotency.claim)), 'utf8');
+    const outcome: IRequestOp[] = [];
+    if (idempotency !== undefined && tokenKey !== null && claimValue !== null) {
+      compare.push(valueIs(tokenKey, claimValue));
+      const done: IdempotencyValue = {
+        ...pendingValue(idempotency.claim),
+        state: 'done',
+        response: idempotency.response,
+        versionFromRevision: true,
+      };
+      outcome.push(put(tokenKey, JSON.stringify(done)));
+    }
+    compare.push(modIs(manifestKey, expectedModRevision));
     const txn: ITxnRequest = {
       compare,
       // The live index lets listKeys skip tombstones without reading manifests.
-      success: [put(manifestKey, value), manifest.deleted ? del(liveKey) : put(liveKey, '')],
+      success: [put(manifestKey, value), manifest.deleted ? del(liveKey) : put(liveKey, ''), ...outcome],
       // Read back in the same snapshot, so that the reason for a failure is exact.
-      failure: [...(leaderKey === null ? [] : [get(leaderKey)]), get(abortKey), get(manifestKey)],
+      failure: [
+        ...(leaderKey === null ? [] : [get(leaderKey)]),
+        get(abortKey),
+        ...(tokenKey === null ? [] : [get(tokenKey)]),
+        get(manifestKey),
+      ],
     };
     const response = await this.rpc(`commit of "${key}"`, 'commit', deadline, (options) => this.client.kv.txn(txn, options));
 
@@ -235,6 +281,10 @@ export class EtcdMetadataStore implements MetadataStore {
       if (!holds) return { ok: false, reason: 'fenced' };
     }
     if (rangedKv(response, index++) !== null) return { ok: false, reason: 'aborted' };
+    if (claimValue !== null) {
+      const token = rangedKv(response, index++);
+      if (token === null || !token.value.equals(claimValue)) return { ok: false, reason: 'superseded' };
+    }
     const current = rangedKv(response, index);
     const currentModRevision = current === null ? 0 : revisionOf(current.mod_revision, 'mod_revision');
     assert(currentModRevision !== expectedModRevision, 'a failed commit failed one of its conditions');
@@ -559,30 +609,30 @@ export class EtcdMetadataStore implements MetadataStore {
 
   // ---- idempotency records -------------------------------------------------------------------------------------
 
-  async reserveIdempotency(token: string, fingerprint: string, expiresAtMs: number): Promise<IdempotencyRecord | null> {
-    const key = KeySpace.under(this.keys.idempotency, token, 'token');
-    const fresh: IdempotencyValue = { fingerprint, state: 'pending', response: null, expiresMs: expiresAtMs };
-    return this.readModifyWrite<IdempotencyValue, IdempotencyRecord | null>('reserveIdempotency', key, 'idempotency record', (current) => {
-      if (current !== null && current.expiresMs > this.clock.nowMs()) return { result: toIdempotencyRecord(current) };
-      // An expired record counts as absent and is overwritten.
-      return { result: null, write: fresh };
+  async reserveIdempotency(claim: IdempotencyClaim): Promise<IdempotencyRecord | null> {
+    const key = KeySpace.under(this.keys.idempotency, claim.token, 'token');
+    return this.readModifyWrite<IdempotencyValue, IdempotencyRecord | null>('reserveIdempotency', key, 'idempotency record', (current, kv) => {
+      const view = current === null ? null : { ...current, leaseUntilMs: current.leaseUntilMs ?? 0, expiresAtMs: current.expiresMs };
+      if (!idempotencyClaimMayTake(view, claim, this.clock.nowMs())) return { result: toIdempotencyRecord(current!, kv!) };
+      // Absent, expired, or a lapsed lease of the same request: the claim takes the token.
+      return { result: null, write: pendingValue(claim) };
     });
   }
 
-  async completeIdempotency(token: string, response: IdempotentResponse): Promise<void> {
-    const key = KeySpace.under(this.keys.idempotency, token, 'token');
-    await this.readModifyWrite<IdempotencyValue, undefined>('completeIdempotency', key, 'idempotency record', (current) => {
-      // A reservation that expired and was swept meanwhile is not recreated: its retention is over.
-      if (current === null) return { result: undefined };
-      return { result: undefined, write: { ...current, state: 'done', response } };
+  async completeIdempotency(claim: IdempotencyClaim, response: IdempotentResponse): Promise<boolean> {
+    const key = KeySpace.under(this.keys.idempotency, claim.token, 'token');
+    return this.readModifyWrite<IdempotencyValue, boolean>('completeIdempotency', key, 'idempotency record', (current) => {
+      // A claim that was taken over, or a reservation swept meanwhile, changes nothing (and is not recreated).
+      if (!holdsToken(current, claim)) return { result: false };
+      return { result: true, write: { ...current!, state: 'done', response } };
     });
   }
 
-  async releaseIdempotency(token: string): Promise<void> {
-    const key = KeySpace.under(this.keys.idempotency, token, 'token');
+  async releaseIdempotency(claim: IdempotencyClaim): Promise<void> {
+    const key = KeySpace.under(this.keys.idempotency, claim.token, 'token');
     await this.readModifyWrite<IdempotencyValue, undefined>('releaseIdempotency', key, 'idempotency record', (current) => {
-      // Releasing is for failed requests; a completed response is never dropped.
-      if (current === null || current.state !== 'pending') return { result: undefined };
+      // Only the claim holding the token releases it; a completed response is never dropped.
+      if (!holdsToken(current, claim)) return { result: undefined };
       return { result: undefined, write: 'delete' };
     });
   }
@@ -930,14 +980,14 @@ export class EtcdMetadataStore implements MetadataStore {
     what: string,
     key: Buffer,
     record: string,
-    decide: (current: V | null) => { result: R; write?: V | 'delete'; alsoOnWrite?: IRequestOp[] },
+    decide: (current: V | null, kv: IKeyValue | null) => { result: R; write?: V | 'delete'; alsoOnWrite?: IRequestOp[] },
   ): Promise<R> {
     const deadline = this.deadline();
     const first = await this.rpc(what, 'idempotent', deadline, (options) => this.client.kv.range({ key }, options));
     let kv = first.kvs[0] ?? null;
     for (let attempt = 1; attempt <= ETCD_METADATA_LIMITS.casRetriesMax; attempt++) {
       const current = kv === null ? null : this.decodeJson<V>(kv, record);
-      const { result, write, alsoOnWrite = [] } = decide(current);
+      const { result, write, alsoOnWrite = [] } = decide(current, kv);
       if (write === undefined) return result;
       const modRevision = kv === null ? 0 : revisionOf(kv.mod_revision, 'mod_revision');
       const response = await this.rpc(what, 'once', deadline, (options) =>
@@ -1035,10 +1085,16 @@ export class EtcdMetadataStore implements MetadataStore {
   }
 }
 
-function toIdempotencyRecord(value: IdempotencyValue): IdempotencyRecord {
-  if (value.state === 'pending') return { state: 'pending', fingerprint: value.fingerprint };
+function toIdempotencyRecord(value: IdempotencyValue, kv: IKeyValue): IdempotencyRecord {
+  if (value.state === 'pending') return { state: 'pending', fingerprint: value.fingerprint, leaseUntilMs: value.leaseUntilMs ?? 0 };
   assert(value.response !== null, 'a done idempotency record has a response');
-  return { state: 'done', fingerprint: value.fingerprint, response: value.response };
+  const version = value.versionFromRevision === true ? String(revisionOf(kv.mod_revision, 'mod_revision')) : null;
+  return { state: 'done', fingerprint: value.fingerprint, response: value.response, version };
+}
+
+/** `claim` still holds the token whose record is `current` (pending, same attempt). */
+function holdsToken(current: IdempotencyValue | null, claim: IdempotencyClaim): boolean {
+  return current !== null && current.state === 'pending' && current.attemptId === claim.attemptId;
 }
 
 /** Journal details are for people: an oversized one is cut rather than refused, so a repair is never blocked. */

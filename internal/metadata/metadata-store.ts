@@ -22,7 +22,9 @@ export interface MetadataStore {
    * - the key's current modRevision equals `expectedModRevision` (0 = the key has no manifest at all), and
    * - no abort record exists for `writeId`, and
    * - when `fence` is given, the caller still holds that leadership term;
-   * then stores `manifest`. With `assignVersion`, `manifest.version` is set to the new revision.
+   * then stores `manifest`. With `assignVersion`, `manifest.version` is set to the new revision. With
+   * `idempotency`, also: its claim still holds its token (else 'superseded', checked after 'aborted' and before
+   * the revision), and the token's record becomes done in the same transaction (see CommitRequest.idempotency).
    */
   commit(request: CommitRequest): Promise<CommitResult>;
 
@@ -87,10 +89,23 @@ export interface MetadataStore {
   /** The newest `limit` entries, newest first. */
   recentHealerActions(limit: number): Promise<HealerAction[]>;
 
-  /** Idempotency records (api.md): reserve a token, then complete it with the response. */
-  reserveIdempotency(token: string, fingerprint: string, expiresAtMs: number): Promise<IdempotencyRecord | null>;
-  completeIdempotency(token: string, response: IdempotentResponse): Promise<void>;
-  releaseIdempotency(token: string): Promise<void>;
+  /**
+   * Idempotency records (api.md "Idempotency-Key", docs/decisions.md 15). A token's record is `pending` while one
+   * attempt holds it (the attempt's claim, told apart by `attemptId`) and `done` once it has an outcome. Lease and
+   * expiry are judged by the store's clock (the claim's times come from the caller's; skew is harmless, see
+   * CommitRequest.idempotency).
+   * - `reserveIdempotency(claim)`: null when the claim now holds the token: it had no record, or its record expired
+   *   (`expiresAtMs`), or it was pending for the same fingerprint and its lease (`leaseUntilMs`) lapsed (a take-over:
+   *   the earlier claim is void from then on). Otherwise the record as it is, untouched.
+   * - `completeIdempotency(claim, response)`: the record becomes done with `response` (and `version` null), only if
+   *   the claim still holds the token; true when it did. For outcomes that changed nothing (4xx).
+   * - `releaseIdempotency(claim)`: removes the record only if the claim still holds the token, so that the next
+   *   attempt reserves it afresh; a done record is never removed (only expired).
+   * - A commit carrying the claim (CommitRequest.idempotency) completes it in the commit's own transaction.
+   */
+  reserveIdempotency(claim: IdempotencyClaim): Promise<IdempotencyRecord | null>;
+  completeIdempotency(claim: IdempotencyClaim, response: IdempotentResponse): Promise<boolean>;
+  releaseIdempotency(claim: IdempotencyClaim): Promise<void>;
   expireIdempotency(nowMs: number): Promise<number>;
 
   /**
@@ -253,13 +268,24 @@ export interface CommitRequest {
   manifest: Manifest;
   assignVersion: boolean;
   fence?: LeaderTerm;
+  /**
+   * A client mutation carrying an Idempotency-Key makes its outcome part of its commit: the commit happens only if
+   * `claim` still holds the token, and then the token's record is done with `response`, whose version is this
+   * commit's (a later `reserveIdempotency` returns the record with `version` = the committed manifest's version; the
+   * response itself is stored as given, as a template). So a crash after the commit cannot lose the outcome, and an
+   * attempt whose claim was taken over or released can never commit afterwards, whatever the clocks say. Only with
+   * `assignVersion`.
+   */
+  idempotency?: { claim: IdempotencyClaim; response: IdempotentResponse };
 }
 
 export type CommitResult =
   | { ok: true; modRevision: number; manifest: Manifest }
   | { ok: false; reason: 'conflict'; current: StoredManifest | null }
   | { ok: false; reason: 'aborted' }
-  | { ok: false; reason: 'fenced' };
+  | { ok: false; reason: 'fenced' }
+  /** The commit carried an idempotency claim that no longer holds its token (taken over, released or done). */
+  | { ok: false; reason: 'superseded' };
 
 export interface AbortRequest {
   key: string;
@@ -274,6 +300,31 @@ export interface IdempotentResponse {
   headers: Record<string, string>;
 }
 
+/** One attempt's hold on an Idempotency-Key token (see MetadataStore.reserveIdempotency). */
+export interface IdempotencyClaim {
+  token: string;
+  /** What the request was (method, key, parameters, body): the same token with another request is refused. */
+  fingerprint: string;
+  /** Unique per attempt (random): what tells this attempt's claim from a later one on the same token. */
+  attemptId: string;
+  /** Until then no other attempt may take the pending token over (ms since the epoch). */
+  leaseUntilMs: number;
+  /** The record, pending or done, counts until then (api.md: 24 hours). */
+  expiresAtMs: number;
+}
+
 export type IdempotencyRecord =
-  | { state: 'pending'; fingerprint: string }
-  | { state: 'done'; fingerprint: string; response: IdempotentResponse };
+  | { state: 'pending'; fingerprint: string; leaseUntilMs: number }
+  /** `version`: the committed version when a commit recorded the outcome (the response is its template), else null. */
+  | { state: 'done'; fingerprint: string; response: IdempotentResponse; version: string | null };
+
+/** The rule both stores apply in reserveIdempotency: may `claim` take a token whose record is `current`? */
+export function idempotencyClaimMayTake(
+  current: { state: 'pending' | 'done'; fingerprint: string; leaseUntilMs: number; expiresAtMs: number } | null,
+  claim: IdempotencyClaim,
+  nowMs: number,
+): boolean {
+  if (current === null || current.expiresAtMs <= nowMs) return true;
+  // A lapsed lease is taken over only by the same request: another request with the token is refused (422).
+  return current.state === 'pending' && current.fingerprint === claim.fingerprint && current.leaseUntilMs <= nowMs;
+}

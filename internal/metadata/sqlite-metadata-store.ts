@@ -10,6 +10,7 @@ import type {
   ManifestChange,
   CommitRequest,
   CommitResult,
+  IdempotencyClaim,
   IdempotencyRecord,
   IdempotentResponse,
   LeaderTerm,
@@ -20,7 +21,7 @@ import type {
   NodeRegistration,
   RegisteredNode,
 } from './metadata-store.js';
-import { HEALER_JOURNAL_LIMITS, NODE_REGISTRY_LIMITS } from './metadata-store.js';
+import { HEALER_JOURNAL_LIMITS, NODE_REGISTRY_LIMITS, idempotencyClaimMayTake } from './metadata-store.js';
 import {
   assertMembershipState,
   assertRegistration,
@@ -66,9 +67,11 @@ export const SQLITE_METADATA_LIMITS = {
 /**
  * Bumped whenever the schema changes; a newer file is refused rather than misread. 2: the `nodes` table.
  * 3: the change history (`changes`, counter `history_floor`) and `healer_journal`; refusing version-2 code keeps
- * an older process from committing without recording its changes in the history.
+ * an older process from committing without recording its changes in the history. 4: idempotency leases and
+ * outcomes committed with the manifest (`attempt_id`, `lease_until_ms`, `version`); refusing version-3 code keeps an
+ * older process from committing a mutation whose idempotency claim was taken over.
  */
-export const SQLITE_METADATA_SCHEMA_VERSION = 3;
+export const SQLITE_METADATA_SCHEMA_VERSION = 4;
 
 export interface SqliteMetadataStoreOptions {
   /** The database file; its directory is created when missing. */
@@ -106,11 +109,14 @@ CREATE TABLE IF NOT EXISTS abort_records (
 CREATE INDEX IF NOT EXISTS abort_records_created ON abort_records (created_ms);
 
 CREATE TABLE IF NOT EXISTS idempotency (
-  token       TEXT PRIMARY KEY,
-  fingerprint TEXT NOT NULL,
-  state       TEXT NOT NULL CHECK (state IN ('pending', 'done')),
-  response    TEXT,
-  expires_ms  INTEGER NOT NULL
+  token          TEXT PRIMARY KEY,
+  fingerprint    TEXT NOT NULL,
+  state          TEXT NOT NULL CHECK (state IN ('pending', 'done')),
+  response       TEXT,
+  expires_ms     INTEGER NOT NULL,
+  attempt_id     TEXT,
+  lease_until_ms INTEGER NOT NULL DEFAULT 0,
+  version        TEXT
 );
 CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_ms);
 
@@ -184,7 +190,19 @@ interface IdempotencyRow {
   state: 'pending' | 'done';
   response: string | null;
   expires_ms: number;
+  /** The claim holding a pending token; null only in rows from schema version 3 (their lease counts as lapsed). */
+  attempt_id: string | null;
+  lease_until_ms: number;
+  /** The committed version when the outcome was recorded by a commit. */
+  version: string | null;
 }
+
+/** Columns schema version 4 added to `idempotency`; a version-3 file gets them on open. */
+const IDEMPOTENCY_V4_COLUMNS: Record<string, string> = {
+  attempt_id: 'attempt_id TEXT',
+  lease_until_ms: 'lease_until_ms INTEGER NOT NULL DEFAULT 0',
+  version: 'version TEXT',
+};
 interface NodeRow {
   id: string;
   address: string;
@@ -259,6 +277,7 @@ export class SqliteMetadataStore implements MetadataStore {
       }
       db.transaction(() => {
         db.exec(SCHEMA_SQL);
+        addMissingColumns(db, 'idempotency', IDEMPOTENCY_V4_COLUMNS);
         db.exec(TIERING_RECORDS_SQL);
         db.pragma(`user_version = ${SQLITE_METADATA_SCHEMA_VERSION}`);
       }).immediate();
@@ -319,17 +338,22 @@ export class SqliteMetadataStore implements MetadataStore {
       expireAborts: db.prepare<[number]>('DELETE FROM abort_records WHERE created_ms < ?'),
 
       getIdempotency: db.prepare<[string], IdempotencyRow>(
-        'SELECT fingerprint, state, response, expires_ms FROM idempotency WHERE token = ?',
+        'SELECT fingerprint, state, response, expires_ms, attempt_id, lease_until_ms, version FROM idempotency WHERE token = ?',
       ),
-      reserveIdempotency: db.prepare<[string, string, number]>(
-        "INSERT INTO idempotency (token, fingerprint, state, response, expires_ms) VALUES (?, ?, 'pending', NULL, ?) " +
+      reserveIdempotency: db.prepare<[string, string, number, string, number]>(
+        'INSERT INTO idempotency (token, fingerprint, state, response, expires_ms, attempt_id, lease_until_ms, version) ' +
+          "VALUES (?, ?, 'pending', NULL, ?, ?, ?, NULL) " +
           'ON CONFLICT (token) DO UPDATE SET fingerprint = excluded.fingerprint, state = excluded.state, ' +
-          'response = NULL, expires_ms = excluded.expires_ms',
+          'response = NULL, expires_ms = excluded.expires_ms, attempt_id = excluded.attempt_id, ' +
+          'lease_until_ms = excluded.lease_until_ms, version = NULL',
       ),
-      completeIdempotency: db.prepare<[string, string]>(
-        "UPDATE idempotency SET state = 'done', response = ? WHERE token = ?",
+      // Only the claim that holds the token completes or releases it: a superseded attempt changes nothing.
+      completeIdempotency: db.prepare<[string, string | null, string, string]>(
+        "UPDATE idempotency SET state = 'done', response = ?, version = ? WHERE token = ? AND state = 'pending' AND attempt_id = ?",
       ),
-      releaseIdempotency: db.prepare<[string]>("DELETE FROM idempotency WHERE token = ? AND state = 'pending'"),
+      releaseIdempotency: db.prepare<[string, string]>(
+        "DELETE FROM idempotency WHERE token = ? AND state = 'pending' AND attempt_id = ?",
+      ),
       expireIdempotency: db.prepare<[number]>('DELETE FROM idempotency WHERE expires_ms <= ?'),
 
       addHint: db.prepare<[string]>('INSERT OR IGNORE INTO repair_hints (key) VALUES (?)'),
@@ -628,15 +652,19 @@ export class SqliteMetadataStore implements MetadataStore {
   // ---- mutations: queued, one transaction per batch ----------------------------------------------------
 
   async commit(request: CommitRequest): Promise<CommitResult> {
-    const { key, expectedModRevision, writeId, manifest, assignVersion, fence } = request;
+    const { key, expectedModRevision, writeId, manifest, assignVersion, fence, idempotency } = request;
     assertCount(expectedModRevision, 'expectedModRevision');
     assert(manifest.key === key, 'manifest.key equals the committed key');
+    assert(idempotency === undefined || assignVersion, 'an idempotent commit creates a version');
     const keyBytes = utf8(key);
+    const outcome = idempotency === undefined ? undefined : { ...idempotency.claim, response: JSON.stringify(idempotency.response) };
     return this.group.submit((): CommitResult => {
-      // Order of the checks: a deposed leader has no authority at all; an aborted write id can never commit, so
-      // re-planning after a conflict would be futile; only then does the revision matter.
+      // Order of the checks: a deposed leader has no authority at all; an aborted write id or a superseded
+      // idempotency claim can never commit, so re-planning after a conflict would be futile; only then does the
+      // revision matter.
       if (fence !== undefined && !this.holdsTerm(fence)) return { ok: false, reason: 'fenced' };
       if (this.stmt.isAborted.get(writeId) !== undefined) return { ok: false, reason: 'aborted' };
+      if (idempotency !== undefined && !this.claimHolds(idempotency.claim)) return { ok: false, reason: 'superseded' };
       const current = this.stmt.getManifest.get(keyBytes);
       const currentModRevision = current?.mod_revision ?? 0;
       if (currentModRevision !== expectedModRevision) {
@@ -648,6 +676,10 @@ export class SqliteMetadataStore implements MetadataStore {
       this.stmt.putManifest.run(keyBytes, json, revision, stored.deleted ? 1 : 0);
       // A new version is a change of the document: it goes into the history GET /watch replays.
       if (assignVersion) this.recordChange(revision, keyBytes, stored.deleted ? 'delete' : 'put');
+      if (outcome !== undefined) {
+        const changed = this.stmt.completeIdempotency.run(outcome.response, String(revision), outcome.token, outcome.attemptId).changes;
+        assert(changed === 1, 'the idempotency claim checked above still holds in this transaction');
+      }
       // Parsed back so that the caller gets exactly what is stored and shares no objects with its request.
       return { ok: true, modRevision: revision, manifest: JSON.parse(json) as Manifest };
     });
@@ -680,27 +712,33 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.group.submit(() => this.stmt.expireAborts.run(beforeMs).changes);
   }
 
-  async reserveIdempotency(token: string, fingerprint: string, expiresAtMs: number): Promise<IdempotencyRecord | null> {
+  async reserveIdempotency(claim: IdempotencyClaim): Promise<IdempotencyRecord | null> {
+    const { token, fingerprint, attemptId, leaseUntilMs, expiresAtMs } = claim;
     return this.group.submit((): IdempotencyRecord | null => {
       const row = this.stmt.getIdempotency.get(token);
-      if (row !== undefined && row.expires_ms > this.clock.nowMs()) return toIdempotencyRecord(row);
-      this.stmt.reserveIdempotency.run(token, fingerprint, expiresAtMs);
+      const current = row === undefined ? null : { ...row, leaseUntilMs: row.lease_until_ms, expiresAtMs: row.expires_ms };
+      if (!idempotencyClaimMayTake(current, claim, this.clock.nowMs())) return toIdempotencyRecord(row!);
+      this.stmt.reserveIdempotency.run(token, fingerprint, expiresAtMs, attemptId, leaseUntilMs);
       return null;
     });
   }
 
-  async completeIdempotency(token: string, response: IdempotentResponse): Promise<void> {
+  async completeIdempotency(claim: IdempotencyClaim, response: IdempotentResponse): Promise<boolean> {
     const json = JSON.stringify(response);
+    // A reservation that was taken over, or expired and swept meanwhile, is not touched (nor recreated).
+    return this.group.submit(() => this.stmt.completeIdempotency.run(json, null, claim.token, claim.attemptId).changes === 1);
+  }
+
+  async releaseIdempotency(claim: IdempotencyClaim): Promise<void> {
     return this.group.submit(() => {
-      // A reservation that expired and was swept meanwhile is not recreated: its retention is over.
-      this.stmt.completeIdempotency.run(json, token);
+      this.stmt.releaseIdempotency.run(claim.token, claim.attemptId);
     });
   }
 
-  async releaseIdempotency(token: string): Promise<void> {
-    return this.group.submit(() => {
-      this.stmt.releaseIdempotency.run(token);
-    });
+  /** Inside a transaction: `claim` still holds its token (pending, same attempt). Expiry does not matter here. */
+  private claimHolds(claim: IdempotencyClaim): boolean {
+    const row = this.stmt.getIdempotency.get(claim.token);
+    return row !== undefined && row.state === 'pending' && row.attempt_id === claim.attemptId;
   }
 
   async expireIdempotency(nowMs: number): Promise<number> {
@@ -904,7 +942,15 @@ function truncateUtf8(text: string, bytesMax: number): string {
 }
 
 function toIdempotencyRecord(row: IdempotencyRow): IdempotencyRecord {
-  if (row.state === 'pending') return { state: 'pending', fingerprint: row.fingerprint };
+  if (row.state === 'pending') return { state: 'pending', fingerprint: row.fingerprint, leaseUntilMs: row.lease_until_ms };
   assert(row.response !== null, 'a done idempotency record has a response');
-  return { state: 'done', fingerprint: row.fingerprint, response: JSON.parse(row.response) as IdempotentResponse };
+  return { state: 'done', fingerprint: row.fingerprint, response: JSON.parse(row.response) as IdempotentResponse, version: row.version };
+}
+
+/** Upgrades a table in place: adds each of `columns` (name -> definition) it lacks. */
+function addMissingColumns(db: Database.Database, table: string, columns: Record<string, string>): void {
+  const present = new Set((db.pragma(`table_info(${table})`) as { name: string }[]).map((c) => c.name));
+  for (const [name, definition] of Object.entries(columns)) {
+    if (!present.has(name)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${definition}`);
+  }
 }

@@ -16,7 +16,10 @@
  * read is the latest committed when the read began or one committed during it; NOT_FOUND likewise) and return
  * exactly the bytes of the operation that committed that version. Acknowledged operations must have committed
  * with the version they reported; operations that failed definitely (4xx, 503 below quorum, aborted) must not
- * have committed. After the faults stop and the healers run to quiescence: every node blob is referenced by a
+ * have committed. Half the mutations carry an Idempotency-Key (through internal/api/idempotency.ts, as the gateway
+ * routes do); one that fails in any way, whose gateway stalls forever, or whose answer is lost, is retried with the
+ * same key in later steps, through either gateway: the original and all its retries together must commit at most once, exactly once
+ * if any of them was acknowledged, and every acknowledgement must report that commit's version. After the faults stop and the healers run to quiescence: every node blob is referenced by a
  * manifest (GC complete), every manifest is fully protected with every ref present and intact, and every key
  * reads back as its last committed state.
  */
@@ -37,7 +40,8 @@ import { StaticHotFieldPolicy } from '../policy/hot-fields.js';
 import { ReadService } from '../readservice/read-service.js';
 import { SqliteWriteAheadLog } from '../wal/sqlite-wal.js';
 import { DocumentOps } from '../writeservice/document-ops.js';
-import { WriteService, type WriteHooks } from '../writeservice/write-service.js';
+import { WriteService, type CommittedWrite, type IdempotentOutcome, type WriteHooks } from '../writeservice/write-service.js';
+import { idempotencyLeaseMs, runIdempotent, type IdempotencyContext } from '../api/idempotency.js';
 import { Prng } from './prng.js';
 import { coldCodecOf, coldPlacementOf, hasColdCopies } from '../coldpart/cold-layout.js';
 import { EC_TOTAL_SHARDS, HOT_REPLICAS } from '../core/limits.js';
@@ -73,6 +77,12 @@ const LEASE_MS = 3_000;
 const NODE_DOWN_GRACE_MS = 10_000;
 /** Storage nodes down at once, at most (architecture.md's fault model). */
 const NODES_DOWN_MAX = 2;
+/** Share of mutations that carry an Idempotency-Key, chance per step of retrying one that needs it, retries per key. */
+const IDEMPOTENT_SHARE = 0.5;
+const RETRY_CHANCE = 0.5;
+const RETRIES_MAX = 6;
+/** Chance that the answer to an acknowledged keyed mutation is lost on its way to the client, which retries. */
+const ANSWER_LOST_CHANCE = 0.3;
 
 type OpKind = 'write' | 'hot-rewrite' | 'cold-change' | 'patch-hot' | 'patch-cold' | 'delete' | 'read';
 type Outcome = 'pending' | 'acked' | 'failed' | 'unknown';
@@ -94,6 +104,10 @@ interface Op {
   readVersion?: number | null;
   readBody?: string;
   parked?: boolean;
+  /** Idempotency-Key of a mutation; retries share it, and `first` is the original attempt. */
+  token?: string;
+  first?: Op;
+  strategy?: Strategy;
 }
 
 interface GatewayInstance {
@@ -142,6 +156,14 @@ class Simulation {
   private nextOpId = 0;
   private savedRandom = Math.random;
   private docCounter = 0;
+  /** Original attempts with an Idempotency-Key whose outcome is not known yet: retried in later steps. */
+  private readonly toRetry: Op[] = [];
+  /**
+   * The Idempotency-Key lease: the gateway's (longer than a run, so a stalled attempt is never taken over), or a
+   * short one that lets retries take over attempts that are only paused, as clock skew between gateways would;
+   * the claim check in the commit must then keep the woken attempt from committing.
+   */
+  private readonly idempotencyLeaseMs: number;
 
   constructor(private readonly options: SimOptions) {
     this.prng = new Prng(options.seed);
@@ -153,6 +175,7 @@ class Simulation {
     this.metaRates = { commitUnknownApplied: 0.04 * k, commitUnknownNotApplied: 0.04 * k, unavailable: 0.01 * k };
     this.walRates = { duplicate: 0.1 * k, shortPoll: 0.2 * k };
     this.hookRates = { crash: 0.03 * k, stall: 0.01 * k, pause: 0.03 * k };
+    this.idempotencyLeaseMs = this.prng.pick([idempotencyLeaseMs(GC_GRACE_MS), 3_000]);
   }
 
   private log(line: string): void {
@@ -171,7 +194,7 @@ class Simulation {
     Math.random = () => random.next();
     try {
       await this.open();
-      this.log(`seed ${this.options.seed} intensity ${this.intensity} steps ${this.steps}`);
+      this.log(`seed ${this.options.seed} intensity ${this.intensity} steps ${this.steps} idempotency lease ${this.idempotencyLeaseMs} ms`);
       for (let step = 0; step < this.steps; step++) await this.step(step);
       await this.quiesce();
       await this.checkFinal();
@@ -330,6 +353,8 @@ class Simulation {
       const op = this.launch(gateway, key);
       launched.push(op);
     }
+    const retry = this.pickRetry(used);
+    if (retry) launched.push(retry);
     const healerTasks: { done: boolean }[] = [];
     for (const [i, h] of this.healers.entries()) {
       if (h.pausedUntilStep > step || !this.prng.chance(0.6)) continue;
@@ -464,37 +489,104 @@ class Simulation {
         op.readVersion = Number(r.manifest.version);
         op.readBody = r.body!.toString('utf8');
       });
-    } else if (kind === 'delete') {
-      task = gw.ops.delete(key, {}).then((w) => (op.version = Number(w.manifest.version)));
-    } else if (kind === 'patch-hot' || kind === 'patch-cold') {
-      op.patch = kind === 'patch-hot' ? { counter: 100_000 + op.id, status: `p${op.id}` } : { note: `n${op.id}` };
-      const patch = parseJson(JSON.stringify(op.patch), { depthMax: 8, membersMax: 100, what: 'patch' });
-      task = gw.ops.patch({ key, kind: 'merge-patch', patch, preconditions: {} }).then((w) => (op.version = Number(w.manifest.version)));
     } else {
-      const prev = this.lastText(key);
-      const prevDoc = prev ? (JSON.parse(prev) as { nonce: string; big: string; tags: string[] }) : undefined;
-      op.text = kind === 'hot-rewrite' && prevDoc
-        ? this.newDoc(key, prevDoc)
-        : kind === 'cold-change' && prevDoc
-          ? this.newDoc(key, { ...prevDoc, nonce: `c${this.docCounter + 1}` })
-          : this.newDoc(key);
-      const doc = parseJson(op.text, { depthMax: 8, membersMax: 100, what: 'doc' }) as JsonObject;
-      const strategy = kind === 'write' ? this.prng.pick(STRATEGIES) : undefined;
-      task = gw.ops
-        .write({ key, doc, ...(strategy ? { strategy } : {}), hotFields: HOT_FIELDS, preconditions: {} })
-        .then((w) => (op.version = Number(w.manifest.version)));
+      if (kind === 'patch-hot' || kind === 'patch-cold') {
+        op.patch = kind === 'patch-hot' ? { counter: 100_000 + op.id, status: `p${op.id}` } : { note: `n${op.id}` };
+      } else if (kind !== 'delete') {
+        const prev = this.lastText(key);
+        const prevDoc = prev ? (JSON.parse(prev) as { nonce: string; big: string; tags: string[] }) : undefined;
+        op.text = kind === 'hot-rewrite' && prevDoc
+          ? this.newDoc(key, prevDoc)
+          : kind === 'cold-change' && prevDoc
+            ? this.newDoc(key, { ...prevDoc, nonce: `c${this.docCounter + 1}` })
+            : this.newDoc(key);
+        if (kind === 'write') op.strategy = this.prng.pick(STRATEGIES);
+      }
+      if (this.prng.chance(IDEMPOTENT_SHARE)) op.token = `tok-${op.id}`;
+      task = this.mutation(gw, op);
     }
-    const queue = kind === 'read' ? null : this.queueOf(gw, key);
-    queue?.push(op);
-    const dequeue = (): void => {
-      if (queue && queue.includes(op)) queue.splice(queue.indexOf(op), 1);
+    this.track(gw, op, task);
+    return op;
+  }
+
+  /** Runs mutation `op` (a first attempt or a retry) through `gw`, with its Idempotency-Key if it has one. */
+  private mutation(gw: GatewayInstance, op: Op): Promise<unknown> {
+    const { key, kind } = op;
+    // Off its key-lock queue as soon as the write path is done with it: the next mutation of the key may start at
+    // once, while this one still records its idempotency outcome, and its hooks must find itself at the head.
+    const run = (idempotency: IdempotentOutcome | undefined): Promise<CommittedWrite> =>
+      apply(idempotency).finally(() => this.dequeue(gw, op));
+    const apply = (idempotency: IdempotentOutcome | undefined): Promise<CommittedWrite> => {
+      const withKey = idempotency ? { idempotency } : {};
+      if (kind === 'delete') return gw.ops.delete(key, {}, idempotency);
+      if (op.patch) {
+        const patch = parseJson(JSON.stringify(op.patch), { depthMax: 8, membersMax: 100, what: 'patch' });
+        return gw.ops.patch({ key, kind: 'merge-patch', patch, preconditions: {}, ...withKey });
+      }
+      const doc = parseJson(op.text!, { depthMax: 8, membersMax: 100, what: 'doc' }) as JsonObject;
+      return gw.ops.write({ key, doc, ...(op.strategy ? { strategy: op.strategy } : {}), hotFields: HOT_FIELDS, preconditions: {}, ...withKey });
     };
-    this.log(`op ${op.id} ${kind} ${key} via gateway-${gateway}${op.text ? ` ${op.text.slice(0, 60)}` : ''}${op.patch ? ` ${JSON.stringify(op.patch)}` : ''}`);
+    const ctx: IdempotencyContext = { metadata: this.meta.store, clock: this.sched, leaseMs: this.idempotencyLeaseMs };
+    const identity = { method: kind, key, body: Buffer.from(op.text ?? JSON.stringify(op.patch ?? null)), extra: op.strategy ?? '' };
+    const respond = (w: CommittedWrite) => ({ status: 200, body: { version: w.manifest.version }, headers: {} });
+    return runIdempotent(ctx, op.token, identity, respond, run).then((answer) => {
+      op.version = Number((answer.response.body as { version: string }).version);
+      if (answer.replayed) this.count('idempotent-replay');
+    });
+  }
+
+  /**
+   * Now and then, a retry of an earlier mutation with an Idempotency-Key whose outcome is not known (it failed, or
+   * its gateway stalled forever), through either gateway, with the same key and request; null when none is due.
+   */
+  private pickRetry(used: Set<string>): Op | null {
+    if (this.toRetry.length === 0 || !this.prng.chance(RETRY_CHANCE)) return null;
+    const first = this.toRetry[this.prng.int(this.toRetry.length)]!;
+    const gateway = this.prng.int(this.gateways.length);
+    if (used.has(`${gateway}/${first.key}`)) return null;
+    used.add(`${gateway}/${first.key}`);
+    const attempts = this.ops.filter((o) => o.first === first).length;
+    if (attempts >= RETRIES_MAX) {
+      this.toRetry.splice(this.toRetry.indexOf(first), 1);
+      return null;
+    }
+    const gw = this.gateways[gateway]!;
+    const op: Op = {
+      ...first,
+      id: this.nextOpId++,
+      gateway,
+      first,
+      outcome: 'pending',
+      startSeq: this.sched.tick(),
+    };
+    delete op.error;
+    delete op.version;
+    delete op.endSeq;
+    delete op.parked;
+    this.ops.push(op);
+    this.gatewayOfOp.set(op, gw);
+    this.count('idempotent-retry');
+    this.track(gw, op, this.mutation(gw, op));
+    return op;
+  }
+
+  /** Queues a mutation on its gateway's key lock (so hooks find it), logs it, and records how it ends. */
+  private track(gw: GatewayInstance, op: Op, task: Promise<unknown>): void {
+    const { kind, key, gateway } = op;
+    if (kind !== 'read') this.queueOf(gw, key).push(op);
+    const dequeue = (): void => this.dequeue(gw, op);
+    const retryOf = op.first ? ` (retry of op ${op.first.id})` : '';
+    const token = op.token ? ` key ${op.token}` : '';
+    this.log(`op ${op.id} ${kind} ${key} via gateway-${gateway}${retryOf}${token}${op.text ? ` ${op.text.slice(0, 60)}` : ''}${op.patch ? ` ${JSON.stringify(op.patch)}` : ''}`);
+    // An original attempt with a key whose gateway stalls forever is retried like one that failed.
+    if (op.token && !op.first) this.toRetry.push(op);
     void task.then(
       () => {
         dequeue();
         op.outcome = 'acked';
         op.endSeq = this.sched.tick();
+        if (op.token && !op.first && this.prng.chance(ANSWER_LOST_CHANCE)) this.count('idempotent-answer-lost');
+        else this.settled(op);
         this.log(`op ${op.id} ok${op.version !== undefined ? ` v${op.version}` : ''}${op.readVersion !== undefined ? ` read v${op.readVersion}` : ''}`);
       },
       (error: unknown) => {
@@ -506,10 +598,24 @@ class Simulation {
           op.readVersion = null;
           op.outcome = 'acked';
         }
+        // A definite refusal (4xx) is the answer for good; anything else is retried while it has a key.
+        if (isStrataError(error) && (error as StrataError).status < 500 && !isStrataError(error, 'IDEMPOTENCY_IN_PROGRESS')) this.settled(op);
+        if (op.first && isStrataError(error, 'IDEMPOTENCY_IN_PROGRESS')) this.count('idempotent-retry-in-progress');
         this.log(`op ${op.id} ${op.outcome === 'acked' ? 'not found' : `fails ${op.error}`}`);
       },
     );
-    return op;
+  }
+
+  private dequeue(gw: GatewayInstance, op: Op): void {
+    const queue = this.queueOf(gw, op.key);
+    if (queue.includes(op)) queue.splice(queue.indexOf(op), 1);
+  }
+
+  /** The keyed mutation `op` belongs to has its answer: no more retries. */
+  private settled(op: Op): void {
+    const first = op.first ?? op;
+    const at = this.toRetry.indexOf(first);
+    if (at >= 0) this.toRetry.splice(at, 1);
   }
 
   /** Faults off, nodes back, time moved past every grace period, healers run until nothing changes. */
@@ -611,8 +717,31 @@ class Simulation {
     return this.meta.commits.filter((c) => c.key === key);
   }
 
+  /**
+   * A mutation with an Idempotency-Key and all its retries commit at most once; exactly once if any of them was
+   * acknowledged, and then every acknowledgement reports the version of that commit.
+   */
+  private checkIdempotency(): void {
+    for (const first of this.ops.filter((o) => o.token && !o.first)) {
+      const attempts = this.ops.filter((o) => o === first || o.first === first);
+      const commits = this.meta.commits.filter((c) => attempts.includes(this.writeIdToOp.get(c.writeId)!));
+      const ids = attempts.map((o) => o.id).join(', ');
+      if (commits.length > 1) {
+        this.failures.push(`${first.token} (ops ${ids}) was applied ${commits.length} times: v${commits.map((c) => c.version).join(', v')}`);
+      }
+      const acked = attempts.filter((o) => o.outcome === 'acked');
+      if (acked.length > 0 && commits.length !== 1) this.failures.push(`${first.token} (ops ${ids}) was acknowledged but committed ${commits.length} times`);
+      for (const op of acked) {
+        if (commits.length === 1 && op.version !== commits[0]!.version) {
+          this.failures.push(`op ${op.id} with ${first.token} acknowledged v${op.version}, but the key's one commit is v${commits[0]!.version}`);
+        }
+      }
+    }
+  }
+
   /** Compares every operation with the ground-truth commit history. */
   private checkHistory(): void {
+    this.checkIdempotency();
     const opOfCommit = (writeId: string) => this.writeIdToOp.get(writeId);
     for (const c of this.meta.commits) {
       const op = opOfCommit(c.writeId);

@@ -14,7 +14,14 @@ import type { Manifest, StoredManifest, Strategy } from '../manifest/manifest.js
 import type { HotFieldPolicy } from '../policy/hot-fields.js';
 import type { ReadService } from '../readservice/read-service.js';
 import { hotBytesOf, planDocument, type DocumentPlan } from './plan.js';
-import { StalePlanError, type CommittedWrite, type ManifestAttributes, type Preconditions, type WriteService } from './write-service.js';
+import {
+  StalePlanError,
+  type CommittedWrite,
+  type IdempotentOutcome,
+  type ManifestAttributes,
+  type Preconditions,
+  type WriteService,
+} from './write-service.js';
 import type { Clock } from '../core/clock.js';
 import { isExpired } from '../manifest/manifest.js';
 import { mergePatchLeaves, type AccessObserver } from '../tiering/access-recorder.js';
@@ -35,6 +42,8 @@ export interface WriteRequest {
   preconditions: Preconditions;
   /** `?ttl_ms=`: the document expires this long after the write (absent: it never expires). */
   ttlMs?: number;
+  /** Idempotency-Key: the outcome is recorded by the commit (write-service.ts). */
+  idempotency?: IdempotentOutcome;
 }
 
 export type PatchKind = 'json-patch' | 'merge-patch';
@@ -46,6 +55,8 @@ export interface PatchRequest {
   preconditions: Preconditions;
   /** `?ttl_ms=`: a new time to live from now (absent: the document keeps its expiry, if any). */
   ttlMs?: number;
+  /** Idempotency-Key: the outcome is recorded by the commit (write-service.ts). */
+  idempotency?: IdempotentOutcome;
 }
 
 /** Tiering hooks of the write path: access statistics and the clock that judges times to live. */
@@ -95,7 +106,7 @@ export class DocumentOps {
         cache.set(cacheKey, plan);
       }
       return { kind: 'document', plan, attrs };
-    });
+    }, request.idempotency);
     this.tiering?.access?.wrote(committed.manifest, request.doc);
     return committed;
   }
@@ -122,16 +133,16 @@ export class DocumentOps {
       const plan = planDocument(patched, manifest.strategy, manifest.hotFields, segments);
       this.checkSize(plan.logicalBytes);
       return { kind: 'document', plan, attrs };
-    });
+    }, request.idempotency);
     if (this.tiering?.access) this.tiering.access.patched(committed.manifest, patchPaths(request));
     return committed;
   }
 
-  async delete(key: string, preconditions: Preconditions): Promise<CommittedWrite> {
+  async delete(key: string, preconditions: Preconditions, idempotency?: IdempotentOutcome): Promise<CommittedWrite> {
     return this.writes.mutate(key, preconditions, async (current) => {
       if (!this.liveOf(current)) throw new StrataError('NOT_FOUND', `no document is stored under "${key}"`);
       return { kind: 'tombstone' };
-    });
+    }, idempotency);
   }
 
   /** Applies the patch to the hot members alone and plans a pure hot update. */

@@ -28,7 +28,7 @@ import type { Logger } from '../log/logger.js';
 import type { BlobRef, ColdLayout, Manifest, StoredManifest, Strategy } from '../manifest/manifest.js';
 import { allRefs, isExpired, referencesBlob, referencesWrite } from '../manifest/manifest.js';
 import { blobMeta } from '../manifest/blob-meta.js';
-import type { CommitResult, LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
+import type { CommitResult, IdempotencyClaim, IdempotentResponse, LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
 import { chooseNodes } from '../placement/rendezvous.js';
 import type { WalBlob, WriteAheadLog } from '../wal/write-ahead-log.js';
 import { checksumOf } from '../blobio/checksum.js';
@@ -104,6 +104,22 @@ export interface CommittedWrite {
   partial: boolean;
   /** The manifest this write replaced (null when the key was absent or deleted). */
   previous: Manifest | null;
+  /**
+   * With an IdempotentOutcome: the response its commit recorded (a template: its version is `manifest.version`).
+   * Absent when the write carried none.
+   */
+  recordedResponse?: IdempotentResponse;
+}
+
+/**
+ * A client mutation carrying an Idempotency-Key (internal/api/idempotency.ts): its commit also requires the claim to
+ * still hold the token and records the response in the same transaction (MetadataStore CommitRequest.idempotency),
+ * so the outcome cannot be lost after the commit, and an attempt whose claim was taken over cannot commit.
+ */
+export interface IdempotentOutcome {
+  claim: IdempotencyClaim;
+  /** The response of `write`, called just before the commit, when everything but the version is known. */
+  respond(write: CommittedWrite): IdempotentResponse;
 }
 
 /** What a caller wants stored, given the manifest it was planned on. Returns null to store a tombstone. */
@@ -155,13 +171,13 @@ export class WriteService {
    * Runs the protocol until a commit succeeds, re-planning after each lost race. `plan` is called with the
    * current manifest every time, so a patch re-applies itself to the newer document.
    */
-  async mutate(key: string, preconditions: Preconditions, plan: Planner): Promise<CommittedWrite> {
+  async mutate(key: string, preconditions: Preconditions, plan: Planner, idempotency?: IdempotentOutcome): Promise<CommittedWrite> {
     // Writes to one key through this gateway take turns: racing them would only make all but one lose the
     // compare-and-set and redo their blob writes. Races with other gateways are still settled by the CAS.
-    return this.keyLocks.run(key, () => this.mutateLocked(key, preconditions, plan));
+    return this.keyLocks.run(key, () => this.mutateLocked(key, preconditions, plan, idempotency));
   }
 
-  private async mutateLocked(key: string, preconditions: Preconditions, plan: Planner): Promise<CommittedWrite> {
+  private async mutateLocked(key: string, preconditions: Preconditions, plan: Planner, idempotency?: IdempotentOutcome): Promise<CommittedWrite> {
     let current = await this.deps.metadata.get(key);
     const startedMs = this.deps.clock.nowMs();
     // Retries are bounded by count and by time: another gateway may win several races in a row while it works
@@ -176,7 +192,7 @@ export class WriteService {
         current = await this.deps.metadata.get(key);
         continue;
       }
-      const outcome = await this.attempt(key, current, change);
+      const outcome = await this.attempt(key, current, change, undefined, idempotency);
       if (outcome instanceof CommitConflict) {
         if (preconditions.ifMatch !== undefined || preconditions.ifNoneMatch) {
           // A conditional write never re-plans: the condition was evaluated against a version that is gone.
@@ -217,6 +233,7 @@ export class WriteService {
     current: StoredManifest | null,
     change: PlannedChange,
     maintenance?: Maintenance,
+    idempotency?: IdempotentOutcome,
   ): Promise<CommittedWrite | CommitConflict> {
     const { clock } = this.deps;
     const writeId = newWriteId(clock.nowMs());
@@ -230,7 +247,7 @@ export class WriteService {
       const intentAtMs = clock.nowMs();
       await this.deps.wal.append({ type: 'intent', key, writeId, op: 'delete', creates: [], reuses: [], atMs: intentAtMs });
       const manifest = tombstone(key, writeId, live, clock.nowMs());
-      return this.commit(key, current, writeId, intentAtMs, manifest, [], false);
+      return this.commit(key, current, writeId, intentAtMs, manifest, [], false, undefined, idempotency);
     }
 
     const plan = change.plan;
@@ -325,7 +342,7 @@ export class WriteService {
       }
     }
     const createdRefs = created.map((t) => ({ node: t.node, blob: t.header.id }));
-    return this.commit(key, current, writeId, intentAtMs, manifest, createdRefs, reuse, maintenance);
+    return this.commit(key, current, writeId, intentAtMs, manifest, createdRefs, reuse, maintenance, idempotency);
   }
 
   private async commit(
@@ -337,8 +354,12 @@ export class WriteService {
     createdRefs: { node: string; blob: string }[],
     isPureHotUpdate: boolean,
     maintenance?: Maintenance,
+    idempotency?: IdempotentOutcome,
   ): Promise<CommittedWrite | CommitConflict> {
     await this.deps.hooks?.beforeCommit?.(writeId, key);
+    const previous = current && !current.manifest.deleted ? current.manifest : null;
+    // Built before the commit so that the commit can record it; the version is filled in from the commit.
+    const recordedResponse = idempotency?.respond({ manifest, isPureHotUpdate, partial: manifest.dirty, previous });
     // Checked immediately before the commit request (nothing is awaited in between): see commitDeadlineMs. Past
     // it the healer may have rolled this write back and its abort record may be gone, so only not committing is
     // safe. The blobs are left to the healer: the 'failed' outcome lets it resolve the intent (abort, delete) now.
@@ -359,6 +380,7 @@ export class WriteService {
         manifest,
         assignVersion: maintenance === undefined,
         ...(maintenance ? { fence: maintenance.fence } : {}),
+        ...(idempotency && recordedResponse ? { idempotency: { claim: idempotency.claim, response: recordedResponse } } : {}),
       });
     } catch (error) {
       if (!isStrataError(error, 'COMMIT_UNKNOWN')) {
@@ -375,6 +397,17 @@ export class WriteService {
         void this.appendOutcome(key, writeId, 'failed');
         return new CommitConflict(result.current);
       }
+      if (result.reason === 'superseded') {
+        // The Idempotency-Key's claim was taken over (this attempt outlived its lease) or released: this write id
+        // can never commit, so its blobs go now. The attempt that holds the token answers for it.
+        await deleteAll(this.deps.pool, createdRefs, this.deps.options.nodeTimeoutMs);
+        void this.appendOutcome(key, writeId, 'failed');
+        throw new StrataError(
+          'IDEMPOTENCY_IN_PROGRESS',
+          `the write to "${key}" took so long that a retry with the same Idempotency-Key took over; nothing was written by ` +
+            'this attempt, retry to get the outcome',
+        );
+      }
       void this.appendOutcome(key, writeId, 'failed');
       throw new StrataError(
         'WRITE_ABORTED',
@@ -382,7 +415,6 @@ export class WriteService {
       );
     }
     void this.appendOutcome(key, writeId, 'committed');
-    const previous = current && !current.manifest.deleted ? current.manifest : null;
     this.deps.observer?.committed({
       strategy: result.manifest.strategy,
       isUpdate: previous !== null && !result.manifest.deleted,
@@ -395,6 +427,7 @@ export class WriteService {
       isPureHotUpdate,
       partial: result.manifest.dirty,
       previous,
+      ...(recordedResponse ? { recordedResponse } : {}),
     };
   }
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -102,7 +103,8 @@ describe('strata CLI', () => {
   });
 
   it('shows where every hot replica and cold shard lives, with node names and states', async () => {
-    await seed('cli:stat', JSON.stringify({ like_count: 1, body: 'z'.repeat(5000) }), '&hot_fields=like_count');
+    // Incompressible and large enough to be erasure coded (small or compressible cold parts stay with the replicas).
+    await seed('cli:stat', JSON.stringify({ like_count: 1, body: randomBytes(4000).toString('base64') }), '&hot_fields=like_count');
     const stat = await strata(['stat', 'cli:stat']);
     expect(stat.code).toBe(0);
     expect(stat.stdout).toMatch(/strategy\s+field_hybrid/);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,7 +96,8 @@ describe('StrataClient against a cluster', () => {
   });
 
   it('stats a key with every replica and shard placed on a node', async () => {
-    const { version } = await client.write('client/stat', { like_count: 1, body: 'y'.repeat(4000) }, { hotFields: ['like_count'] });
+    // Incompressible and large enough to be erasure coded (small or compressible cold parts stay with the replicas).
+    const { version } = await client.write('client/stat', { like_count: 1, body: randomBytes(4000).toString('base64') }, { hotFields: ['like_count'] });
     const stat = await client.stat('client/stat');
     expect(stat).toMatchObject({ key: 'client/stat', version, strategy: 'field_hybrid', hot_fields: ['like_count'] });
     expect(stat.hot).toHaveLength(3);

@@ -7,6 +7,7 @@
  * A file whose tests failed keeps its cluster's data directory (every process's log is in `<dir>/logs`) and says
  * where; STRATA_TEST_KEEP_CLUSTER=1 keeps it always.
  */
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -100,9 +101,19 @@ export function statDoc(base: string, key: string): Promise<Answer> {
   return request(base, `/stat/${encodeURIComponent(key)}`);
 }
 
-/** A document with a cold part large enough to be erasure coded into real shards. */
+/**
+ * A document with a cold part large enough to be erasure coded into real shards. The body is incompressible (a
+ * base64 hash chain, deterministic per document): compressible text would be compressed, and shrink so far that it
+ * is kept as copies beside the replicas instead of shards (internal/coldpart).
+ */
 export function docOf(i: number, coldBytes = 20_000): Record<string, unknown> {
-  return { like_count: i, view_count: i * 2, title: `document ${i}`, body: 'lorem ipsum '.repeat(Math.ceil(coldBytes / 12)).slice(0, coldBytes) };
+  const chunks: Buffer[] = [];
+  let block = createHash('sha256').update(`document ${i}`).digest();
+  for (let size = 0; size < coldBytes; size += 44) {
+    chunks.push(block);
+    block = createHash('sha256').update(block).digest();
+  }
+  return { like_count: i, view_count: i * 2, title: `document ${i}`, body: Buffer.concat(chunks).toString('base64').slice(0, coldBytes) };
 }
 
 // ---- storage nodes -------------------------------------------------------------------------------------------

@@ -78,12 +78,14 @@ describe('storage-node membership through the node registry', () => {
     }
   }
 
-  /** Full protection: 3 ok replicas and 6 ok shards (where the document has them), all on live members. */
+  /** Full protection: 3 ok replicas and every cold blob ok (where the document has them), all on live members. */
   function expectFullyProtected(s: StatBody, context: string): void {
     const okAlive = (refs: readonly { node: string; state: string }[]) =>
       refs.filter((r) => r.state === 'ok' && cluster.pool.isHealthy(r.node)).length;
     if (s.hot.length > 0) expect(okAlive(s.hot), `${context}: ok replicas of ${s.key}`).toBe(3);
-    if (s.cold.length > 0) expect(okAlive(s.cold), `${context}: ok shards of ${s.key}`).toBe(6);
+    // Six shards, or three copies of a small cold part kept beside the replicas (internal/coldpart): all ok.
+    expect([0, 3, 6], `${context}: cold blobs of ${s.key}`).toContain(s.cold.length);
+    expect(okAlive(s.cold), `${context}: ok cold blobs of ${s.key}`).toBe(s.cold.length);
     expect(new Set(s.hot.map((r) => r.node)).size, `${context}: distinct replica nodes of ${s.key}`).toBe(s.hot.length);
     expect(new Set(s.cold.map((r) => r.node)).size, `${context}: distinct shard nodes of ${s.key}`).toBe(s.cold.length);
   }

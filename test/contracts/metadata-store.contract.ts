@@ -4,6 +4,7 @@ import { isStrataError } from '../../internal/core/errors.js';
 import {
   HEALER_JOURNAL_LIMITS,
   type CommitResult,
+  type IdempotencyClaim,
   type ManifestChange,
   type MetadataStore,
   type RegisteredNode,
@@ -395,48 +396,116 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
     });
 
     describe('idempotency records', () => {
-      const response = { status: 201, body: { version: '7' }, headers: { etag: '"7"' } };
-
-      it('reserve a fresh token, report it pending, then done with the response', async () => {
-        const expiresAt = fx.clock.nowMs() + 60_000;
-        expect(await store.reserveIdempotency('t1', 'fp1', expiresAt)).toBeNull();
-        expect(await store.reserveIdempotency('t1', 'fp2', expiresAt)).toEqual({ state: 'pending', fingerprint: 'fp1' });
-        await store.completeIdempotency('t1', response);
-        expect(await store.reserveIdempotency('t1', 'fp1', expiresAt)).toEqual({
-          state: 'done',
-          fingerprint: 'fp1',
-          response,
+      const response = { status: 201, body: { version: '0' }, headers: { etag: '"0"' } };
+      let attempts = 0;
+      /** A fresh attempt's claim on `token`: lease and retention from now by the store's clock. */
+      const claim = (token: string, fingerprint: string, leaseMs = 60_000, ttlMs = 120_000): IdempotencyClaim => ({
+        token,
+        fingerprint,
+        attemptId: `attempt-${attempts++}`,
+        leaseUntilMs: fx.clock.nowMs() + leaseMs,
+        expiresAtMs: fx.clock.nowMs() + ttlMs,
+      });
+      const idempotentCommit = (key: string, writeId: string, held: IdempotencyClaim, expected = 0) =>
+        store.commit({
+          key,
+          expectedModRevision: expected,
+          writeId,
+          manifest: makeManifest(key, writeId),
+          assignVersion: true,
+          idempotency: { claim: held, response },
         });
+
+      it('reserve a fresh token, report it pending with its lease, then done with the response', async () => {
+        const first = claim('t1', 'fp1');
+        expect(await store.reserveIdempotency(first)).toBeNull();
+        expect(await store.reserveIdempotency(claim('t1', 'fp2'))).toEqual({ state: 'pending', fingerprint: 'fp1', leaseUntilMs: first.leaseUntilMs });
+        expect(await store.completeIdempotency(first, response)).toBe(true);
+        expect(await store.reserveIdempotency(claim('t1', 'fp1'))).toEqual({ state: 'done', fingerprint: 'fp1', response, version: null });
         // Releasing is for failed requests; it never drops a completed response.
-        await store.releaseIdempotency('t1');
-        expect(await store.reserveIdempotency('t1', 'fp1', expiresAt)).toMatchObject({ state: 'done' });
+        await store.releaseIdempotency(first);
+        expect(await store.reserveIdempotency(claim('t1', 'fp1'))).toMatchObject({ state: 'done' });
       });
 
-      it('release a pending reservation so the token can be reserved again', async () => {
-        const expiresAt = fx.clock.nowMs() + 60_000;
-        expect(await store.reserveIdempotency('t1', 'fp1', expiresAt)).toBeNull();
-        await store.releaseIdempotency('t1');
-        expect(await store.reserveIdempotency('t1', 'fp2', expiresAt)).toBeNull();
-        expect(await store.reserveIdempotency('t1', 'fp3', expiresAt)).toEqual({ state: 'pending', fingerprint: 'fp2' });
+      it('release a pending reservation so the token can be reserved again, only by the claim holding it', async () => {
+        const first = claim('t1', 'fp1');
+        expect(await store.reserveIdempotency(first)).toBeNull();
+        const stranger = { ...first, attemptId: 'someone-else' };
+        await store.releaseIdempotency(stranger);
+        expect(await store.completeIdempotency(stranger, response)).toBe(false);
+        expect(await store.reserveIdempotency(claim('t1', 'fp1'))).toMatchObject({ state: 'pending' });
+        await store.releaseIdempotency(first);
+        expect(await store.reserveIdempotency(claim('t1', 'fp2'))).toBeNull();
+        expect(await store.reserveIdempotency(claim('t1', 'fp3'))).toMatchObject({ state: 'pending', fingerprint: 'fp2' });
+      });
+
+      it('let the same request take over a pending token whose lease lapsed, and void the earlier claim', async () => {
+        const first = claim('t', 'fp', 500);
+        expect(await store.reserveIdempotency(first)).toBeNull();
+        expect(await store.reserveIdempotency(claim('t', 'fp'))).toMatchObject({ state: 'pending', leaseUntilMs: first.leaseUntilMs });
+        await fx.clock.advance(600);
+        // Another request with the token is never let in, lapsed lease or not.
+        expect(await store.reserveIdempotency(claim('t', 'other'))).toMatchObject({ state: 'pending', fingerprint: 'fp' });
+        const retry = claim('t', 'fp');
+        expect(await store.reserveIdempotency(retry)).toBeNull();
+        expect(await store.reserveIdempotency(claim('t', 'fp'))).toEqual({ state: 'pending', fingerprint: 'fp', leaseUntilMs: retry.leaseUntilMs });
+        // The first attempt can neither record an outcome, nor release the token, nor commit any more.
+        expect(await store.completeIdempotency(first, response)).toBe(false);
+        await store.releaseIdempotency(first);
+        expect(await idempotentCommit('k', 'w-first', first)).toEqual({ ok: false, reason: 'superseded' });
+        expect(await store.get('k')).toBeNull();
+        const won = expectOk(await idempotentCommit('k', 'w-retry', retry));
+        expect(await store.reserveIdempotency(claim('t', 'fp'))).toEqual({ state: 'done', fingerprint: 'fp', response, version: won.manifest.version });
+      });
+
+      it('record the outcome in the commit itself: done, with the version the commit gave the key', async () => {
+        const before = await create(store, 'k', 'w1');
+        const held = claim('t', 'fp');
+        expect(await store.reserveIdempotency(held)).toBeNull();
+        const committed = expectOk(await idempotentCommit('k', 'w2', held, before.modRevision));
+        expect(committed.manifest.version).toBe(String(committed.modRevision));
+        expect(await store.get('k')).toEqual({ manifest: committed.manifest, modRevision: committed.modRevision });
+        const record = await store.reserveIdempotency(claim('t', 'fp'));
+        expect(record).toEqual({ state: 'done', fingerprint: 'fp', response, version: committed.manifest.version });
+        // The claim is spent: it cannot commit again, nor be released, nor record another outcome.
+        expect(await idempotentCommit('k', 'w3', held, committed.modRevision)).toEqual({ ok: false, reason: 'superseded' });
+        await store.releaseIdempotency(held);
+        expect(await store.completeIdempotency(held, { status: 500, body: null, headers: {} })).toBe(false);
+        expect(await store.reserveIdempotency(claim('t', 'fp'))).toEqual(record);
+        expect((await store.get('k'))?.modRevision).toBe(committed.modRevision);
+      });
+
+      it('refuse a commit whose claim was released or never held, and change nothing', async () => {
+        const released = claim('t', 'fp');
+        expect(await store.reserveIdempotency(released)).toBeNull();
+        await store.releaseIdempotency(released);
+        expect(await idempotentCommit('k', 'w1', released)).toEqual({ ok: false, reason: 'superseded' });
+        expect(await idempotentCommit('k', 'w2', claim('never', 'fp'))).toEqual({ ok: false, reason: 'superseded' });
+        expect(await store.get('k')).toBeNull();
+        expect(await store.reserveIdempotency(claim('never', 'fp'))).toBeNull();
+        // Reasons in order: an aborted write id first, then the claim, then the revision.
+        const held = claim('t2', 'fp');
+        expect(await store.reserveIdempotency(held)).toBeNull();
+        await store.abort({ key: 'k', writeId: 'dead', expectedModRevision: 0, nowMs: 1_000 });
+        expect(await idempotentCommit('k', 'dead', released)).toEqual({ ok: false, reason: 'aborted' });
+        expect(await idempotentCommit('k', 'w3', released, 99)).toEqual({ ok: false, reason: 'superseded' });
+        expect(await idempotentCommit('k', 'w4', held, 99)).toMatchObject({ ok: false, reason: 'conflict' });
+        expect(await store.reserveIdempotency(claim('t2', 'fp'))).toMatchObject({ state: 'pending' });
+        expectOk(await idempotentCommit('k', 'w5', held));
       });
 
       it('treat an expired token as fresh and sweep expired records', async () => {
-        const now = fx.clock.nowMs();
-        expect(await store.reserveIdempotency('short', 'fp1', now + 1_000)).toBeNull();
-        await store.completeIdempotency('short', response);
-        expect(await store.reserveIdempotency('long', 'fp1', now + 60_000)).toBeNull();
+        const short = claim('short', 'fp1', 1_000, 1_000);
+        expect(await store.reserveIdempotency(short)).toBeNull();
+        await store.completeIdempotency(short, response);
+        const long = claim('long', 'fp1', 60_000, 60_000);
+        expect(await store.reserveIdempotency(long)).toBeNull();
         await fx.clock.advance(PAST_TTL_MS);
-        expect(await store.reserveIdempotency('short', 'fp2', fx.clock.nowMs() + 1_000)).toBeNull();
-        expect(await store.reserveIdempotency('short', 'fp3', fx.clock.nowMs() + 1_000)).toEqual({
-          state: 'pending',
-          fingerprint: 'fp2',
-        });
+        expect(await store.reserveIdempotency(claim('short', 'fp2', 1_000, 1_000))).toBeNull();
+        expect(await store.reserveIdempotency(claim('short', 'fp3'))).toMatchObject({ state: 'pending', fingerprint: 'fp2' });
         expect(await store.expireIdempotency(fx.clock.nowMs() + 10_000)).toBe(1);
-        expect(await store.reserveIdempotency('short', 'fp4', now + 120_000)).toBeNull();
-        expect(await store.reserveIdempotency('long', 'fp1', now + 60_000)).toEqual({
-          state: 'pending',
-          fingerprint: 'fp1',
-        });
+        expect(await store.reserveIdempotency(claim('short', 'fp4'))).toBeNull();
+        expect(await store.reserveIdempotency(claim('long', 'fp1'))).toEqual({ state: 'pending', fingerprint: 'fp1', leaseUntilMs: long.leaseUntilMs });
       });
     });
 
@@ -866,8 +935,21 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
         const t = await create(store, 't', 'w2');
         const gone = await remove(store, 't', 'w3', t.modRevision);
         await store.abort({ key: 'x', writeId: 'dead', expectedModRevision: 0, nowMs: 1_000 });
-        await store.reserveIdempotency('tok', 'fp', fx.clock.nowMs() + 60_000);
-        await store.completeIdempotency('tok', { status: 200, body: null, headers: {} });
+        const tok = { token: 'tok', fingerprint: 'fp', attemptId: 'a1', leaseUntilMs: fx.clock.nowMs() + 60_000, expiresAtMs: fx.clock.nowMs() + 60_000 };
+        await store.reserveIdempotency(tok);
+        await store.completeIdempotency(tok, { status: 200, body: null, headers: {} });
+        const committedTok = { ...tok, token: 'committed', attemptId: 'a2' };
+        await store.reserveIdempotency(committedTok);
+        const u = expectOk(
+          await store.commit({
+            key: 'u',
+            expectedModRevision: 0,
+            writeId: 'w5',
+            manifest: makeManifest('u', 'w5'),
+            assignVersion: true,
+            idempotency: { claim: committedTok, response: { status: 200, body: { version: '0' }, headers: {} } },
+          }),
+        );
         await store.addRepairHint('k');
         const revision = await store.currentRevision();
 
@@ -877,7 +959,9 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
         expect(await store.get('t')).toEqual({ manifest: gone.manifest, modRevision: gone.modRevision });
         expect(await store.currentRevision()).toBeGreaterThanOrEqual(revision);
         expect(await store.isAborted('dead')).toBe(true);
-        expect(await store.reserveIdempotency('tok', 'fp', fx.clock.nowMs() + 60_000)).toMatchObject({ state: 'done' });
+        const again = { token: 'tok', fingerprint: 'fp', attemptId: 'a3', leaseUntilMs: fx.clock.nowMs() + 60_000, expiresAtMs: fx.clock.nowMs() + 60_000 };
+        expect(await store.reserveIdempotency(again)).toMatchObject({ state: 'done', version: null });
+        expect(await store.reserveIdempotency({ ...again, token: 'committed' })).toMatchObject({ state: 'done', version: u.manifest.version });
         expect(await store.takeRepairHints(10)).toEqual(['k']);
         const next = await create(store, 'k', 'w4', k.modRevision);
         expect(Number(next.manifest.version)).toBeGreaterThan(gone.modRevision);

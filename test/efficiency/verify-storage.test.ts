@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { VERIFY_LIMITS, checkBounds, type Row, type VerifyResult } from '../../internal/efficiency/verify-storage.js';
+import { VERIFY_LIMITS, checkBounds, sizedDocument, type Row, type VerifyResult } from '../../internal/efficiency/verify-storage.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -72,6 +72,18 @@ describe('verify:storage', () => {
       }
     }
   }, 180_000);
+
+  it('writes documents of exactly the sizes it reports, as valid JSON', () => {
+    for (const size of VERIFY_LIMITS.documentSizes.filter((s) => s < 1024 * 1024)) {
+      for (const kind of ['compressible', 'incompressible'] as const) {
+        for (let seed = 0; seed < 5; seed++) {
+          const doc = sizedDocument(size, kind, seed);
+          expect(Buffer.byteLength(doc), `${size} ${kind} ${seed}`).toBe(size);
+          expect(() => JSON.parse(doc)).not.toThrow();
+        }
+      }
+    }
+  });
 
   it('reports a row that costs more than 3x plus the fixed overhead, an iot row above 1.55x and a large cold row above 1.55x', () => {
     const result: VerifyResult = {

@@ -163,6 +163,11 @@ describe('learned hot fields', () => {
     expect([badPrefix.status, badPrefix.body.error.code]).toEqual([400, 'INVALID_PREFIX']);
     const wrongType = await cluster.fetch('/policy/acct%3A', { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: '{}' });
     expect(wrongType.status).toBe(415);
+    const list = (await json('/policy')).body.prefixes.map((p: any) => p.prefix);
+    expect(list).toContain('acct:');
+    const root = await json('/policy/');
+    expect([root.status, root.body.prefix, root.body.hot_fields]).toEqual([200, '', ['like_count']]);
+    expect((await json('/policy/a%3Ab%3A')).body.error.code).toBe('INVALID_PREFIX');
     await healUntilSettled();
     expect((await stat('acct:1')).hot_fields).toEqual(expect.arrayContaining(['a', 'price']));
     expect(await readText('acct:1')).toBe(texts.get('acct:1'));
