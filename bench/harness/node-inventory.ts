@@ -40,12 +40,17 @@ export async function listInventories(target: BenchTarget): Promise<Inventory> {
   return out;
 }
 
-/** Bytes of erasure-coded shards (`shard-*` parts) present in `after` and not in `before`: cold bytes written. */
+/**
+ * Bytes of erasure-coded shards (`shard-*` parts) of writes that had none of their blobs in `before`: cold bytes
+ * written. A write is acknowledged once a quorum of its blobs is durable and its last shards may land a moment
+ * later, so a shard of a write that `before` already knew is the tail of an earlier write, not new cold work.
+ */
 export function newShardBytes(before: Inventory, after: Inventory): number {
+  const knownWrites = new Set<string>();
+  for (const blobs of before.values()) for (const blob of blobs) knownWrites.add(blob.writeId);
   let bytes = 0;
-  for (const [node, blobs] of after) {
-    const known = new Set((before.get(node) ?? []).map((b) => b.id));
-    for (const blob of blobs) if (blob.part.startsWith('shard-') && !known.has(blob.id)) bytes += blob.size;
+  for (const blobs of after.values()) {
+    for (const blob of blobs) if (blob.part.startsWith('shard-') && !knownWrites.has(blob.writeId)) bytes += blob.size;
   }
   return bytes;
 }

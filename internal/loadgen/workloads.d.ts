@@ -11,6 +11,8 @@ export const SCENARIOS: ScenarioName[];
 export const DOC_SIZES: { smallHotBytes: number; smallColdBytes: number; iotLogBytes: number; largeColdBytes: number };
 export const ZIPFIAN_THETA: number;
 
+/** A field list as a query value: names percent-encoded, commas between them not. */
+export function fieldListQuery(fields: readonly string[]): string;
 export function prng(seed: number): () => number;
 export function fnv1a(text: string): number;
 export function randomBase64(rand: () => number, chars: number): string;

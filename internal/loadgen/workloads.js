@@ -213,8 +213,16 @@ export function keyGroup(o) {
   }
 }
 
+/**
+ * A field list as a query value: each name percent-encoded, the separating commas not (api.md "Field paths": an
+ * encoded comma, %2C, is part of a name, so encoding the whole list would name one field that does not exist).
+ */
+export function fieldListQuery(fields) {
+  return fields.map(encodeURIComponent).join(',');
+}
+
 function writePath(key, strategy, kind) {
-  return `/write?key=${encodeURIComponent(key)}&strategy=${strategy}&hot_fields=${encodeURIComponent(HOT_FIELDS[kind].join(','))}`;
+  return `/write?key=${encodeURIComponent(key)}&strategy=${strategy}&hot_fields=${fieldListQuery(HOT_FIELDS[kind])}`;
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
@@ -243,7 +251,7 @@ export function requestStream(o) {
   const read = (i, projected) => ({
     op: 'read',
     method: 'GET',
-    path: `/read/${encodeURIComponent(keyOf(o.prefix, group.group, i))}${projected ? `?fields=${encodeURIComponent(docs.fields)}` : ''}`,
+    path: `/read/${encodeURIComponent(keyOf(o.prefix, group.group, i))}${projected ? `?fields=${fieldListQuery(docs.hotFields)}` : ''}`,
     body: null,
     headers: {},
   });

@@ -134,6 +134,36 @@ describe('SqliteMetadataStore', () => {
     await expectCode(SqliteMetadataStore.open({ path: newer }), 'METADATA_UNAVAILABLE');
   });
 
+  it('upgrades a version-3 file in place: its idempotency records keep their outcomes and old pending ones can be taken over', async () => {
+    const old = join(dir, 'v3.sqlite');
+    const db = new Database(old);
+    db.exec(`CREATE TABLE idempotency (token TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('pending', 'done')), response TEXT, expires_ms INTEGER NOT NULL)`);
+    const far = Date.now() + 3_600_000;
+    db.prepare("INSERT INTO idempotency VALUES ('done', 'fp', 'done', ?, ?)").run(JSON.stringify({ status: 200, body: {}, headers: {} }), far);
+    db.prepare("INSERT INTO idempotency VALUES ('stuck', 'fp', 'pending', NULL, ?)").run(far);
+    db.pragma('user_version = 3');
+    db.close();
+    const upgraded = await SqliteMetadataStore.open({ path: old });
+    try {
+      const claim = (token: string) => ({ token, fingerprint: 'fp', attemptId: `a-${token}`, leaseUntilMs: far, expiresAtMs: far });
+      expect(await upgraded.reserveIdempotency(claim('done'))).toEqual({
+        state: 'done',
+        fingerprint: 'fp',
+        response: { status: 200, body: {}, headers: {} },
+        version: null,
+      });
+      // Reserved before leases existed: nothing can tell whether its attempt lives, and it can no longer commit.
+      expect(await upgraded.reserveIdempotency(claim('stuck'))).toBeNull();
+      expect(await upgraded.reserveIdempotency({ ...claim('stuck'), attemptId: 'other' })).toEqual({ state: 'pending', fingerprint: 'fp', leaseUntilMs: far });
+    } finally {
+      await upgraded.close();
+    }
+    const check = new Database(old);
+    expect(check.pragma('user_version', { simple: true })).toBe(4);
+    check.close();
+  });
+
   it('two connections on one file share the revision counter', async () => {
     const other = await SqliteMetadataStore.open({ path });
     try {
