@@ -2,6 +2,7 @@
  * A storage node whose disk is full refuses puts with DISK_FULL (a 503 from the node); gateways then place new
  * blobs on other nodes for a while instead of missing the same target on every write.
  */
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StrataError } from '../../internal/core/errors.js';
 import { NodePool } from '../../internal/cluster/node-pool.js';
@@ -54,8 +55,10 @@ describe('writes when a node refuses with DISK_FULL', () => {
     };
     try {
       const outcomes: { partial: boolean }[] = [];
+      // Incompressible and above the inline threshold, so that the cold part is six shards, not three copies.
+      const docs = Array.from({ length: 12 }, (_, i) => ({ like_count: i, body: randomBytes(2250).toString('base64') }));
       for (let i = 0; i < 12; i++) {
-        const res = await cluster.write(`full/${i}`, { like_count: i, body: 'x'.repeat(3000) }, '&strategy=field_hybrid');
+        const res = await cluster.write(`full/${i}`, docs[i], '&strategy=field_hybrid');
         expect(res.status).toBe(200);
         outcomes.push((await res.json()) as { partial: boolean });
       }
@@ -63,7 +66,7 @@ describe('writes when a node refuses with DISK_FULL', () => {
       // cannot be avoided for the cold tier: each write is partial, never failed, and reads back exactly.
       expect(outcomes.every((o) => o.partial)).toBe(true);
       for (let i = 0; i < 12; i++) {
-        expect(await (await cluster.read(`full/${i}`)).json()).toEqual({ like_count: i, body: 'x'.repeat(3000) });
+        expect(await (await cluster.read(`full/${i}`)).json()).toEqual(docs[i]);
       }
     } finally {
       full.client.put = original;
