@@ -23,6 +23,8 @@ export interface ScenarioResult extends Omit<LoadResult, 'tool'> {
   peakRssBytes: Record<string, number>;
   /** Pure hot updates: bytes of new erasure-coded shards found on the nodes afterwards. */
   coldBytesWritten?: number;
+  /** Share of document parts the gateway served from its read cache during the scenario (all-in-one only). */
+  readCacheHitRate?: number;
   heal?: HealResult;
 }
 
@@ -67,6 +69,7 @@ export function scenarioTable(results: ScenarioResult[]): string {
   for (const r of results) {
     let note = '';
     if (r.coldBytesWritten !== undefined) note = `cold bytes written: ${fmt(r.coldBytesWritten)}`;
+    if (r.readCacheHitRate !== undefined) note = `read cache hit rate ${(r.readCacheHitRate * 100).toFixed(1)}%`;
     if (r.heal) note = `${fmt(r.heal.bytesWritten / MB)} MB written with ${r.heal.node} down; ${r.heal.healed ? 'healed' : 'NOT healed'} in ${fmt(r.heal.healSeconds, 1)} s, ${fmt(r.heal.bytesRebuilt / MB)} MB rebuilt`;
     rows.push([
       `${r.group}. ${r.id}`,

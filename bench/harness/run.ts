@@ -112,6 +112,7 @@ export async function runBench(s: BenchSettings, io: BenchIo, command: string): 
       durationMs: s.durationMs,
     };
     const before = step.countColdBytes ? await listInventories(t) : null;
+    const cacheBefore = await readCacheCounters(t);
     const sampler = new RssSampler(() => [...t.processes(), ...(loadProcess ? [loadProcess] : [{ name: 'load-generator', pid: process.pid }])]);
     sampler.start();
     let load: LoadResult;
@@ -136,6 +137,12 @@ export async function runBench(s: BenchSettings, io: BenchIo, command: string): 
       peakRssBytes,
     };
     if (before) result.coldBytesWritten = newShardBytes(before, await listInventories(t));
+    const cacheAfter = await readCacheCounters(t);
+    if (cacheBefore && cacheAfter && step.scenario !== 'write' && !step.countColdBytes) {
+      const hits = cacheAfter.hits - cacheBefore.hits;
+      const lookups = hits + cacheAfter.misses - cacheBefore.misses;
+      if (lookups > 0) result.readCacheHitRate = hits / lookups;
+    }
     const errors = load.errors > 0 ? `, ${load.errors} errors (${load.errorSamples.join('; ')})` : '';
     io.log(`${step.id}: ${load.opsPerSec.toFixed(0)} ops/s, p50 ${load.latencyMs.p50.toFixed(2)} ms, p99 ${load.latencyMs.p99.toFixed(2)} ms${errors}`);
     return result;
@@ -143,7 +150,7 @@ export async function runBench(s: BenchSettings, io: BenchIo, command: string): 
 
   try {
     if (steps.length > 0) {
-      target = await startTarget(s, dataRoot, 'main', {}, io, true);
+      target = await startTarget(s, dataRoot, 'main', { STRATA_READ_CACHE_BYTES: String(s.readCacheBytes) }, io, true);
       deployment = target.description;
       backends = target.backends;
       const groups = new Map<string, NonNullable<ReturnType<typeof keyGroup>>>();
@@ -230,4 +237,20 @@ export async function runBench(s: BenchSettings, io: BenchIo, command: string): 
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, `${JSON.stringify(result, null, 2)}\n`);
   return { result, file };
+}
+
+/**
+ * The gateway's read cache counters from its /metrics. Only the all-in-one's single gateway gives a whole figure;
+ * behind nginx each scrape reaches one gateway of several, so the cluster mode reports none.
+ */
+async function readCacheCounters(t: BenchTarget): Promise<{ hits: number; misses: number } | null> {
+  if (t.mode !== 'all-in-one') return null;
+  try {
+    const text = await (await fetch(`${t.url}/metrics`)).text();
+    const value = (name: string): number => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+    const counters = { hits: value('strata_read_cache_hits_total'), misses: value('strata_read_cache_misses_total') };
+    return Number.isFinite(counters.hits) && Number.isFinite(counters.misses) ? counters : null;
+  } catch {
+    return null;
+  }
 }

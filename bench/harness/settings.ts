@@ -29,6 +29,11 @@ export interface BenchSettings {
   auditIntervalMs: number;
   /** Directory for `node --cpu-prof` profiles of the all-in-one process; null = no profile. */
   cpuProfDir: string | null;
+  /**
+   * The gateways' read cache (STRATA_READ_CACHE_BYTES). Off by default: the scenarios' key spaces fit in the
+   * default cache, which would measure memory rather than the read protocol the bars are about.
+   */
+  readCacheBytes: number;
   out: string | null;
   seed: string;
 }
@@ -60,6 +65,7 @@ export const BENCH_USAGE = `Usage: npm run bench -- [options]          the end-t
   --heal-mib N                MiB written while a node is down in the heal scenario (default ${FULL_DEFAULTS.healBytes / 1024 ** 2})
   --only 1,3,...              scenario groups to run (default all six)
   --cpu-prof DIR              write a V8 CPU profile of the all-in-one process to DIR
+  --read-cache-mib N          the gateways' read cache (default 0: reads measure the nodes, not memory)
   --out FILE                  the JSON result (default bench-results/bench-<mode>[-quick]-<time>.json)
 `;
 
@@ -88,6 +94,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchSettings {
         'heal-mib': { type: 'string' },
         only: { type: 'string' },
         'cpu-prof': { type: 'string' },
+        'read-cache-mib': { type: 'string' },
         out: { type: 'string' },
         seed: { type: 'string' },
       },
@@ -125,6 +132,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchSettings {
     healerIntervalMs: 250,
     auditIntervalMs: 1000,
     cpuProfDir: cpuProf ?? null,
+    readCacheBytes: num(str('read-cache-mib'), 'read-cache-mib', 0, 64 * 1024 ** 3, 0, 1024 ** 2),
     out: str('out') ?? null,
     seed: str('seed') ?? 'strata',
   };

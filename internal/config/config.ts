@@ -77,6 +77,8 @@ export interface StrataConfig extends AccessSettings, TieringSettings, ColdStora
   nodeTimeoutMs: number;
   /** A read asks a second replica (or the parity shards) when the first answer takes longer than this. */
   hedgeAfterMs: number;
+  /** Bytes of verified document parts each gateway keeps for documents read again (0: no cache). */
+  readCacheBytes: number;
   nodeProbeIntervalMs: number;
   healerIntervalMs: number;
   /** Full audit + inventory GC pass period (each round in between only resolves intents and reported keys). */
@@ -279,6 +281,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<StrataConf
     membersMax: intVar(env, 'STRATA_MEMBERS_MAX', LIMITS.membersMax, 16, 10_000_000),
     nodeTimeoutMs: intVar(env, 'STRATA_NODE_TIMEOUT_MS', 5000, 10, 600_000),
     hedgeAfterMs: intVar(env, 'STRATA_HEDGE_AFTER_MS', 100, 1, 60_000),
+    readCacheBytes: intVar(env, 'STRATA_READ_CACHE_BYTES', 64 * 1024 * 1024, 0, 64 * 1024 * 1024 * 1024),
     nodeProbeIntervalMs: intVar(env, 'STRATA_NODE_PROBE_INTERVAL_MS', 1000, 10, 60_000),
     healerIntervalMs: intVar(env, 'STRATA_HEALER_INTERVAL_MS', 2000, 10, 3_600_000),
     auditIntervalMs: intVar(env, 'STRATA_AUDIT_INTERVAL_MS', 60_000, 10, 86_400_000),

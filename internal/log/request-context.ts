@@ -9,7 +9,7 @@
  * clusters in one test process never see each other's ids.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
@@ -29,9 +29,12 @@ export function requestIdProblem(raw: string): string | null {
   return null;
 }
 
-/** A fresh id: 16 random bytes as 32 hex digits (the shape of nginx's $request_id). */
+/**
+ * A fresh id: a random UUID as 32 hex digits (the shape of nginx's $request_id). randomUUID draws from a
+ * buffered pool; randomBytes per request cost a system call each (a few per cent of a cached read).
+ */
 export function newRequestId(): string {
-  return randomBytes(16).toString('hex');
+  return randomUUID().replaceAll('-', '');
 }
 
 /** What the gateway knows about the request being served, readable from anywhere inside it. */

@@ -10,6 +10,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { NodePool } from '../cluster/node-pool.js';
 import type { RequestContext } from '../log/request-context.js';
 import type { ManifestCacheStats } from '../readservice/manifest-cache.js';
+import type { PartCacheStats } from '../readservice/part-cache.js';
 import type { ReadObserver } from '../readservice/read-service.js';
 import type { CommitEvent, WriteObserver } from '../writeservice/write-service.js';
 
@@ -85,6 +86,20 @@ export class GatewayMetrics implements WriteObserver, ReadObserver {
       registers,
       collect() {
         this.set(cache.size);
+      },
+    });
+  }
+
+  /** The read cache's counters (readservice/part-cache.ts), read at scrape time. */
+  watchPartCache(cache: { stats(): PartCacheStats }): void {
+    counterFrom(this.registry, 'strata_read_cache_hits_total', 'Document parts (hot payloads, cold texts) served from the read cache.', () => cache.stats().hits);
+    counterFrom(this.registry, 'strata_read_cache_misses_total', 'Document parts fetched from the storage nodes (then cached when small enough).', () => cache.stats().misses);
+    new Gauge({
+      name: 'strata_read_cache_bytes',
+      help: 'Bytes held by the read cache.',
+      registers: [this.registry],
+      collect() {
+        this.set(cache.stats().bytes);
       },
     });
   }

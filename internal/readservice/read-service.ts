@@ -23,6 +23,7 @@ import type { ManifestSource } from './manifest-cache.js';
 import type { AccessObserver } from '../tiering/access-recorder.js';
 import { isExpired } from '../manifest/manifest.js';
 import { coldPlacementOf, coldTextFrom } from '../coldpart/cold-layout.js';
+import { PartCache } from './part-cache.js';
 
 /** What the read path reports for metrics (internal/metrics); reads work the same without an observer. */
 export interface ReadObserver {
@@ -47,6 +48,8 @@ export interface ReadServiceDeps {
   observer?: ReadObserver;
   /** Access statistics for the tiering policy (internal/tiering); reads work the same without. */
   access?: AccessObserver;
+  /** Parts already fetched and verified (./part-cache.ts); without it every read goes to the nodes. */
+  parts?: PartCache;
 }
 
 export interface ReadResult {
@@ -62,8 +65,11 @@ const READ_RESTARTS_MAX = 4;
 
 export class ReadService {
   private replicaCursor = 0;
+  private readonly parts: PartCache;
 
-  constructor(private readonly deps: ReadServiceDeps) {}
+  constructor(private readonly deps: ReadServiceDeps) {
+    this.parts = deps.parts ?? new PartCache(0);
+  }
 
   /** The live manifest of `key`, or NOT_FOUND. */
   async liveManifest(key: string): Promise<StoredManifest> {
@@ -140,7 +146,11 @@ export class ReadService {
     };
   }
 
-  private async readHotPayload(manifest: Manifest): Promise<Buffer> {
+  private readHotPayload(manifest: Manifest): Promise<Buffer> {
+    return this.parts.get('hot', manifest.hot, () => this.fetchHotPayload(manifest));
+  }
+
+  private async fetchHotPayload(manifest: Manifest): Promise<Buffer> {
     // Rotate the first replica asked so that reads of one document spread over its replicas.
     const startIndex = this.replicaCursor++ % Math.max(1, manifest.hot.length);
     try {
@@ -155,7 +165,11 @@ export class ReadService {
   }
 
   /** The cold text: from one of its copies or from four shards, then decompressed when stored compressed. */
-  private async readCold(manifest: Manifest): Promise<Buffer> {
+  private readCold(manifest: Manifest): Promise<Buffer> {
+    return this.parts.get('cold', manifest.cold, () => this.fetchCold(manifest));
+  }
+
+  private async fetchCold(manifest: Manifest): Promise<Buffer> {
     const layout = manifest.cold_layout;
     if (!layout) throw new Error(`manifest of ${manifest.key} has cold shards but no layout`);
     try {

@@ -15,6 +15,7 @@ import type { Logger } from '../log/logger.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import { StaticHotFieldPolicy } from '../policy/hot-fields.js';
 import { ManifestCache } from '../readservice/manifest-cache.js';
+import { PartCache } from '../readservice/part-cache.js';
 import { ReadService } from '../readservice/read-service.js';
 import type { WriteAheadLog } from '../wal/write-ahead-log.js';
 import { DocumentOps } from '../writeservice/document-ops.js';
@@ -85,6 +86,7 @@ export function buildGateway(parts: GatewayParts): Gateway {
     accessRecorderOptions(config),
   );
   tiering.start();
+  const partCache = new PartCache(config.readCacheBytes);
   const reads = new ReadService({
     metadata,
     manifests,
@@ -100,6 +102,7 @@ export function buildGateway(parts: GatewayParts): Gateway {
     },
     ...(metrics ? { observer: metrics } : {}),
     access: tiering,
+    parts: partCache,
   });
   const staticPolicy = new StaticHotFieldPolicy(config.defaultHotFields, config.hotFieldsByPrefix);
   const policy = new LearnedHotFieldPolicy(staticPolicy, (prefix) => tiering.record(prefix));
@@ -111,6 +114,7 @@ export function buildGateway(parts: GatewayParts): Gateway {
   const deps: GatewayDeps = { config, metadata, wal, pool, reads, ops, clock, log, backends: parts.backends, healerLockName: HEALER_LOCK, tiering };
   if (metrics && observability) {
     metrics.watchManifestCache(manifests);
+    metrics.watchPartCache(partCache);
     watchNodePool(observability.registry, pool);
   }
   const app = createGatewayApp(deps, {

@@ -48,6 +48,9 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
       STRATA_NODE_TIMEOUT_MS: '2000',
       STRATA_HEDGE_AFTER_MS: '50',
       STRATA_SCRUB_INTERVAL_MS: '0',
+      // Reads go to the nodes, so that tests of degraded, hedged and failing reads see the nodes' behaviour; the
+      // read cache has its own tests (test/readservice/part-cache.test.ts).
+      STRATA_READ_CACHE_BYTES: '0',
       ...options.env,
     },
     options.overrides,
