@@ -129,17 +129,25 @@ export class AccessRecorder implements AccessObserver {
     const previous = this.digests.get(manifest.key);
     const next = new Map<string, string>();
     for (const [name, value] of doc) {
+      const field = formatFieldPath([name]);
+      // A long string is never a hot candidate (the cost model would not replicate it), so it is neither
+      // serialized nor hashed again here: that was most of this method's cost for large documents.
+      if (typeof value === 'string' && value.length > ACCESS_DIGEST_VALUE_CHARS_MAX) {
+        this.countField(delta, field, null, value.length);
+        continue;
+      }
       const text = serializeJson(value);
       const digest = createHash('sha1').update(text).digest('base64');
-      next.set(name, digest);
-      const field = formatFieldPath([name]);
+      // A member name parsed out of the request body may be a slice of the whole body's string: kept as a map key
+      // it would keep the body alive (V8 shares the parent of a sliced string). A copy keeps only the name.
+      next.set(detachedString(name), digest);
       // Without the previous write's digests, nothing is known to have changed; only the value size is learned.
       const changed = previous !== undefined && previous.get(name) !== digest;
       this.countField(delta, field, changed ? 'chg' : null, Buffer.byteLength(text));
     }
     if (previous) for (const name of previous.keys()) if (!doc.has(name)) this.countField(delta, formatFieldPath([name]), 'chg', 0);
     this.digests.delete(manifest.key);
-    this.digests.set(manifest.key, next);
+    this.digests.set(detachedString(manifest.key), next);
     if (this.digests.size > TIERING_LIMITS.digestKeysMax) this.digests.delete(this.digests.keys().next().value!);
   }
 
@@ -278,4 +286,12 @@ export function mergePatchLeaves(patch: JsonValue, depthMax = 8): string[][] {
   };
   walk(patch, []);
   return out;
+}
+
+/** Top-level string members longer than this are not digested (see wrote()). */
+const ACCESS_DIGEST_VALUE_CHARS_MAX = 4096;
+
+/** A flat copy of `text`, sharing no memory with the string it may have been sliced from. */
+function detachedString(text: string): string {
+  return Buffer.from(text, 'utf8').toString('utf8');
 }
