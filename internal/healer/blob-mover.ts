@@ -16,6 +16,7 @@ import { blobIdOf } from '../core/ids.js';
 import { referencesBlob, type BlobRef, type Manifest, type StoredManifest } from '../manifest/manifest.js';
 import type { LeaderTerm } from '../metadata/metadata-store.js';
 import type { RepairDeps } from './repairer.js';
+import { commitSameVersion, deleteQuietly } from './maintenance.js';
 import { hasColdCopies } from '../coldpart/cold-layout.js';
 
 export type Tier = 'hot' | 'cold';
@@ -72,14 +73,7 @@ export async function moveBlobs(
 
   let result;
   try {
-    result = await deps.metadata.commit({
-      key: manifest.key,
-      expectedModRevision: stored.modRevision,
-      writeId: manifest.writeId,
-      manifest: next,
-      assignVersion: false,
-      fence: term,
-    });
+    result = await commitSameVersion(deps.metadata, stored, next, term);
   } catch (error) {
     // The commit may or may not have been applied: keep both copies; the next audit sees which one is referenced
     // and inventory GC removes the other.
@@ -165,15 +159,3 @@ async function copyTo(deps: RepairDeps, manifest: Manifest, ref: BlobRef, node: 
   }
 }
 
-async function deleteQuietly(deps: RepairDeps, blobs: readonly { node: string; blob: string }[]): Promise<void> {
-  for (const { node, blob } of blobs) {
-    const client = deps.pool.client(node);
-    if (!client) continue;
-    try {
-      await client.delete(blob, { timeoutMs: deps.nodeTimeoutMs });
-    } catch (error) {
-      // Inventory GC deletes it later: the blob is not referenced on that node and its write id is committed.
-      deps.pool.observe(node, error);
-    }
-  }
-}

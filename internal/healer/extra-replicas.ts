@@ -20,6 +20,7 @@ import { baseHotRefs, extraReplicaRefs, type BlobRef, type Manifest, type Stored
 import type { LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
 import { chooseNodes } from '../placement/rendezvous.js';
 import { HOT_COPIES_MAX } from '../tiering/limits.js';
+import { commitSameVersion, deleteQuietly } from './maintenance.js';
 
 export interface ExtraReplicaDeps {
   metadata: MetadataStore;
@@ -53,14 +54,7 @@ export async function setExtraReplicas(deps: ExtraReplicaDeps, stored: StoredMan
   else delete next.extraReplicas;
   let result;
   try {
-    result = await deps.metadata.commit({
-      key: manifest.key,
-      expectedModRevision: stored.modRevision,
-      writeId: manifest.writeId,
-      manifest: next,
-      assignVersion: false,
-      fence: term,
-    });
+    result = await commitSameVersion(deps.metadata, stored, next, term);
   } catch (error) {
     // Outcome unknown: keep the copies; inventory GC removes whichever the manifest does not reference.
     deps.log.warn({ err: error, key: manifest.key }, 'the commit of extra replicas failed; GC settles the copies');
@@ -117,12 +111,3 @@ async function copies(deps: ExtraReplicaDeps, stored: StoredManifest, base: Blob
   return out;
 }
 
-async function deleteQuietly(deps: ExtraReplicaDeps, blobs: readonly { node: string; blob: string }[]): Promise<void> {
-  for (const { node, blob } of blobs) {
-    try {
-      await deps.pool.client(node)?.delete(blob, { timeoutMs: deps.nodeTimeoutMs });
-    } catch (error) {
-      deps.pool.observe(node, error);
-    }
-  }
-}

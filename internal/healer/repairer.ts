@@ -4,6 +4,7 @@
  * one, missing or corrupt shards are rebuilt from any four. The repaired manifest is committed with the same version (placement changes, the
  * version never does), fenced by the healer's leadership term.
  */
+import { commitSameVersion } from './maintenance.js';
 import type { NodePool } from '../cluster/node-pool.js';
 import type { BlobInfo } from '../blobstore/blob-store.js';
 import { assert } from '../core/assert.js';
@@ -158,14 +159,7 @@ export async function repairManifest(
   }
 
   next.dirty = [...next.hot, ...next.cold].some((r) => r.state !== 'ok');
-  const result = await deps.metadata.commit({
-    key: manifest.key,
-    expectedModRevision: stored.modRevision,
-    writeId: manifest.writeId,
-    manifest: next,
-    assignVersion: false,
-    fence: term,
-  });
+  const result = await commitSameVersion(deps.metadata, stored, next, term);
   if (!result.ok) return 'conflict';
   if (unrepairable) return 'unrepairable';
   return next.dirty ? 'waiting' : 'repaired';

@@ -443,18 +443,7 @@ export class EtcdMetadataStore implements MetadataStore {
     watcher = w;
     w.on('data', onData);
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('the watch was not created before the deadline')), Math.max(0, deadline - Date.now()));
-        timer.unref();
-        w.once('connected', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        w.once('error', (err: Error) => {
-          clearTimeout(timer);
-          reject(err);
-        });
-      });
+      await watchConnected(w, deadline);
     } catch (err) {
       await handle.stop(null);
       throw new StrataError('METADATA_UNAVAILABLE', `etcd (${this.calls.endpoints.join(', ')}): cannot watch manifests: ${(err as Error).message}`);
@@ -534,18 +523,7 @@ export class EtcdMetadataStore implements MetadataStore {
     watcher = w;
     w.on('data', onData);
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('the watch was not created before the deadline')), Math.max(0, deadline - Date.now()));
-        timer.unref();
-        w.once('connected', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        w.once('error', (err: Error) => {
-          clearTimeout(timer);
-          reject(err);
-        });
-      });
+      await watchConnected(w, deadline);
     } catch (err) {
       await handle.stop(null);
       throw failure(err as Error, 'cannot watch changes');
@@ -1112,4 +1090,20 @@ function safely(run: () => void): void {
   } catch {
     // ignored: see above
   }
+}
+
+/** Resolves once etcd confirms the watch, rejects on its error or at `deadline` (epoch ms). */
+function watchConnected(w: Watcher, deadline: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the watch was not created before the deadline')), Math.max(0, deadline - Date.now()));
+    timer.unref();
+    w.once('connected', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    w.once('error', (err: Error) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
 }

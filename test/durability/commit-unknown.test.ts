@@ -13,7 +13,9 @@ import { blobsOfKey, blobsOfWrite, docText, json, refNames, sleep, stat } from '
 describe('commit outcome unknown', () => {
   let cluster: TestCluster;
   beforeAll(async () => {
-    cluster = await startTestCluster({ env: { STRATA_INTENT_TIMEOUT_MS: '50', STRATA_GC_GRACE_MS: '100' } });
+    // The GC grace is also a write's commit deadline: 100 ms aborted writes of a loaded machine (a flaky failure in
+    // a full run); the intent timeout alone decides how soon the healer settles the lost commit below.
+    cluster = await startTestCluster({ env: { STRATA_INTENT_TIMEOUT_MS: '50', STRATA_GC_GRACE_MS: '2000' } });
   });
   afterAll(async () => {
     await cluster.destroy();

@@ -644,6 +644,14 @@ export class VolumeBlobStore implements BlobStore {
   private async rotate(): Promise<void> {
     const number = this.active.number + 1;
     if (number > VOLUME_NUMBER_MAX) throw new StrataError('DISK_FULL', `volume numbers are exhausted (${VOLUME_NUMBER_MAX})`);
+    await this.openNewActiveVolume(number);
+    this.activeInDoubt = false;
+    this.counters.rotations += 1;
+    this.scheduleMaintenance();
+  }
+
+  /** A fresh empty volume numbered `number` becomes the one appends go to. */
+  private async openNewActiveVolume(number: number): Promise<void> {
     const volume = await Volume.create(this.fs, this.volumesDir, {
       volume: number,
       revision: 0,
@@ -654,9 +662,6 @@ export class VolumeBlobStore implements BlobStore {
     });
     this.volumes.set(number, volume);
     this.active = volume;
-    this.activeInDoubt = false;
-    this.counters.rotations += 1;
-    this.scheduleMaintenance();
   }
 
   /** Seals the active volume through the commit pipeline (the only writer), so no flush is cut in two. */
@@ -674,16 +679,7 @@ export class VolumeBlobStore implements BlobStore {
     }
     // No volume yet, or the last one's superblock did not decode: appends go to a fresh volume.
     const number = (highest?.number ?? 0) + 1;
-    const volume = await Volume.create(this.fs, this.volumesDir, {
-      volume: number,
-      revision: 0,
-      createdAtSeq: this.nextSeq,
-      compactedBeforeSeq: 0,
-      pinnedBytes: 0,
-      createdAtMs: this.nowMs(),
-    });
-    this.volumes.set(number, volume);
-    this.active = volume;
+    await this.openNewActiveVolume(number);
   }
 
   /**
