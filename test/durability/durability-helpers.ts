@@ -154,3 +154,20 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
 export function dataDirOf(cluster: TestCluster): string {
   return path.resolve(cluster.dataDir);
 }
+
+/**
+ * Records every write id the cluster's metadata store accepts an abort record for, from now on. Abort records
+ * expire after the GC grace period, which the tests keep short; on a loaded machine a healer round can outlast
+ * it, so "was this write aborted" is answered from what was written, not from a record that may be gone.
+ */
+export function recordAborts(cluster: TestCluster): Set<string> {
+  const aborted = new Set<string>();
+  const metadata = cluster.metadata;
+  const abort = metadata.abort.bind(metadata);
+  metadata.abort = async (request) => {
+    const accepted = await abort(request);
+    if (accepted) aborted.add(request.writeId);
+    return accepted;
+  };
+  return aborted;
+}
