@@ -5,6 +5,7 @@ import { Hono } from 'hono';
 import { getPath } from 'hono/utils/url';
 import { StrataError } from '../core/errors.js';
 import { installAccessControl } from './access.js';
+import { installBodyBudget } from './body-budget.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerPolicyRoutes } from './policy-routes.js';
 import { registerDocsRoutes } from './docs-routes.js';
@@ -58,6 +59,7 @@ export function createGatewayApp(
   registerConsoleRoutes(app);
   // Before any route: API keys, rate limits and the in-flight bound apply to every route but /health*.
   installAccessControl(app, { settings: deps.config, clock: deps.clock });
+  installBodyBudget(app, deps.bodies);
   registerDocumentRoutes(app, deps);
   registerOpsRoutes(app, deps, extras);
   registerAdminRoutes(app, deps);

@@ -178,7 +178,7 @@ const readHeaders: ResponseHeaders = {
 
 const writeErrors = ['INVALID_KEY', 'INVALID_REQUEST', 'INVALID_HEADER', 'IDEMPOTENCY_IN_PROGRESS', 'VERSION_MISMATCH', 'DOCUMENT_TOO_LARGE',
   'UNSUPPORTED_MEDIA_TYPE', 'INVALID_JSON', 'DOCUMENT_TOO_DEEP', 'TOO_MANY_FIELDS', 'IDEMPOTENCY_KEY_REUSED', 'INSUFFICIENT_NODES',
-  'METADATA_UNAVAILABLE', 'WAL_UNAVAILABLE', 'WRITE_ABORTED', 'COMMIT_UNKNOWN'] as const;
+  'METADATA_UNAVAILABLE', 'WAL_UNAVAILABLE', 'WRITE_ABORTED', 'COMMIT_UNKNOWN', 'OVERLOADED'] as const;
 
 const tags = ['documents'];
 
@@ -215,7 +215,7 @@ export const readRoute = createRoute({
       content: { [JSON_TYPE]: { schema: documentSchema } },
     },
     304: { description: 'Not modified: If-None-Match names the current version', headers: readHeaders },
-    ...errorResponses('INVALID_KEY', 'INVALID_REQUEST', 'INVALID_FIELDS', 'NOT_FOUND', 'INSUFFICIENT_NODES', 'METADATA_UNAVAILABLE'),
+    ...errorResponses('INVALID_KEY', 'INVALID_REQUEST', 'INVALID_FIELDS', 'NOT_FOUND', 'INSUFFICIENT_NODES', 'METADATA_UNAVAILABLE', 'OVERLOADED'),
   },
 });
 
@@ -256,7 +256,7 @@ export const deleteRoute = createRoute({
   responses: {
     200: jsonResponse('Deleted', DeleteResultSchema),
     ...errorResponses('INVALID_KEY', 'INVALID_REQUEST', 'INVALID_HEADER', 'NOT_FOUND', 'IDEMPOTENCY_IN_PROGRESS', 'VERSION_MISMATCH',
-      'IDEMPOTENCY_KEY_REUSED', 'INSUFFICIENT_NODES', 'METADATA_UNAVAILABLE', 'WAL_UNAVAILABLE', 'WRITE_ABORTED', 'COMMIT_UNKNOWN'),
+      'IDEMPOTENCY_KEY_REUSED', 'INSUFFICIENT_NODES', 'METADATA_UNAVAILABLE', 'WAL_UNAVAILABLE', 'WRITE_ABORTED', 'COMMIT_UNKNOWN', 'OVERLOADED'),
   },
 });
 
@@ -294,7 +294,7 @@ export function registerDocumentRoutes(app: GatewayApp, deps: GatewayDeps): void
     const hotFields = query.hot_fields?.paths;
     const preconditions = { ifMatch: headers['If-Match'], ifNoneMatch: headers['If-None-Match'] };
     const ttl = ttlOption(c);
-    const body = await readBody(c, config.bodyBytesMax);
+    const body = await readBody(c, config.bodyBytesMax, deps.bodies);
     const identity = { method: 'write', key, body, extra: `${strategy ?? ''}\n${query.hot_fields?.raw ?? ''}` };
     return withIdempotency(c, deps, identity, (result) => writeResponse(key, result, started), async (idempotency) => {
       const doc = parseJson(body, parseLimits);
@@ -316,7 +316,7 @@ export function registerDocumentRoutes(app: GatewayApp, deps: GatewayDeps): void
     const { key } = params;
     const preconditions = { ifMatch: headers['If-Match'] };
     const ttl = ttlOption(c);
-    const body = await readBody(c, config.bodyBytesMax);
+    const body = await readBody(c, config.bodyBytesMax, deps.bodies);
     return withIdempotency(c, deps, { method: 'patch', key, body, extra: type ?? '' }, (result) => writeResponse(key, result, started), async (idempotency) => {
       const patch = parseJson(body, { ...parseLimits, what: 'patch' });
       let kind: PatchKind;
@@ -348,15 +348,18 @@ export function registerDocumentRoutes(app: GatewayApp, deps: GatewayDeps): void
     const ifNoneMatch = headers['If-None-Match'];
     const result = await deps.reads.read(key, {
       ...(fields ? { fields } : {}),
+      reserve: (bytes) => deps.bodies.reserve(c, bytes),
+      notModified: (version) => ifNoneMatch === '*' || ifNoneMatch?.has(version) === true,
     });
     const etag = fields ? `W/"${result.manifest.version}"` : `"${result.manifest.version}"`;
     c.header('ETag', etag);
     c.header('X-Strata-Version', result.manifest.version);
     c.header('X-Strata-Strategy', result.manifest.strategy);
-    if (ifNoneMatch === '*' || ifNoneMatch?.has(result.manifest.version)) return c.body(null, 304);
+    if (result.body === null) return c.body(null, 304);
     c.header('X-Strata-Cold-Read', result.coldRead ? '1' : '0');
     c.header('Content-Type', 'application/json');
-    return c.body(result.body! as Uint8Array<ArrayBuffer>, 200);
+    deps.bodies.holdAtLeast(c, result.body.length);
+    return c.body(result.body as Uint8Array<ArrayBuffer>, 200);
   });
 
   defineRoute(app, statRoute, async (c, { params, query }) => {

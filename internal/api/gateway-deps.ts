@@ -7,6 +7,7 @@ import type { ReadService } from '../readservice/read-service.js';
 import type { WriteAheadLog } from '../wal/write-ahead-log.js';
 import type { DocumentOps } from '../writeservice/document-ops.js';
 import type { AccessRecorder } from '../tiering/access-recorder.js';
+import type { BodyBudget } from './body-budget.js';
 
 /** Everything the gateway's routes use, wired in internal/wiring. */
 export interface GatewayDeps {
@@ -22,6 +23,8 @@ export interface GatewayDeps {
   backends: { metadata: string; wal: string };
   /** The healer leader lock's name, for /cluster. */
   healerLockName: string;
+  /** The bound on document bodies held in memory (writes reserve, reads hold their response until sent). */
+  bodies: BodyBudget;
   /** Access statistics and tiering records (GET/PUT /policy); absent in apps built without tiering. */
   tiering?: AccessRecorder;
 }

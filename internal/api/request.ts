@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Context } from 'hono';
 import { StrataError } from '../core/errors.js';
 import { LIMITS } from '../core/limits.js';
+import type { BodyBudget } from './body-budget.js';
 
 /** Validates a key per api.md: 1 to 1024 bytes of UTF-8 without control characters. */
 export function validateKey(key: string | undefined | null): string {
@@ -106,21 +107,25 @@ export function requireMediaType(c: Context, allowed: readonly string[]): string
 
 /**
  * The request body, refusing more than `limitBytes`: by Content-Length before reading anything when it is
- * given, and by counting while reading otherwise (chunked uploads).
+ * given, and by counting while reading otherwise (chunked uploads). With a `budget`, the bytes are reserved in
+ * the gateway's body budget first (by Content-Length, or chunk by chunk), and 503 OVERLOADED when they do not fit.
  */
-export async function readBody(c: Context, limitBytes: number): Promise<Buffer> {
+export async function readBody(c: Context, limitBytes: number, budget: BodyBudget | null = null): Promise<Buffer> {
   const declared = c.req.header('content-length');
-  if (declared !== undefined) {
+  const known = declared !== undefined;
+  if (known) {
     const length = Number(declared);
     if (!Number.isSafeInteger(length) || length < 0) {
       throw new StrataError('INVALID_REQUEST', `Content-Length "${declared}" is not a byte count`);
     }
     if (length > limitBytes) throw tooLarge(length, limitBytes);
+    budget?.reserve(c, length);
   }
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
   if (!incoming) {
     const data = Buffer.from(await c.req.arrayBuffer());
     if (data.length > limitBytes) throw tooLarge(data.length, limitBytes);
+    if (!known) budget?.reserve(c, data.length);
     return data;
   }
   return new Promise<Buffer>((resolve, reject) => {
@@ -132,13 +137,20 @@ export async function readBody(c: Context, limitBytes: number): Promise<Buffer> 
       incoming.off('error', onError);
       incoming.off('aborted', onAborted);
     };
+    const refuse = (error: StrataError): void => {
+      cleanup();
+      incoming.resume();
+      reject(error);
+    };
     const onData = (chunk: Buffer): void => {
       total += chunk.length;
-      if (total > limitBytes) {
-        cleanup();
-        incoming.resume();
-        reject(tooLarge(total, limitBytes, true));
-        return;
+      if (total > limitBytes) return refuse(tooLarge(total, limitBytes, true));
+      if (!known && budget) {
+        try {
+          budget.reserve(c, chunk.length);
+        } catch (error) {
+          return refuse(error as StrataError);
+        }
       }
       chunks.push(chunk);
     };

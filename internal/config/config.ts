@@ -72,6 +72,10 @@ export interface StrataConfig extends AccessSettings, TieringSettings, ColdStora
   /** Hot fields pinned per key prefix; the longest matching prefix wins. */
   hotFieldsByPrefix: ReadonlyMap<string, readonly string[]>;
   bodyBytesMax: number;
+  /** Bytes of request and response bodies one gateway holds at once (api/body-budget.ts); beyond it 503 OVERLOADED. */
+  bodyBufferBytesMax: number;
+  /** A connection that makes no progress (a client that stopped sending or reading) this long is closed. */
+  socketIdleTimeoutMs: number;
   depthMax: number;
   membersMax: number;
   nodeTimeoutMs: number;
@@ -277,6 +281,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<StrataConf
     defaultHotFields: Object.freeze(listVar(env['STRATA_HOT_FIELDS']) ?? [...DEFAULT_HOT_FIELDS]),
     hotFieldsByPrefix: hotFieldsByPrefixVar(env),
     bodyBytesMax: intVar(env, 'STRATA_BODY_BYTES_MAX', LIMITS.bodyBytesMax, 1024, 256 * 1024 * 1024),
+    bodyBufferBytesMax: intVar(env, 'STRATA_BODY_BUFFER_BYTES_MAX', 256 * 1024 * 1024, 1024, 64 * 1024 ** 3),
+    socketIdleTimeoutMs: intVar(env, 'STRATA_SOCKET_IDLE_TIMEOUT_MS', 60_000, 100, 3_600_000),
     depthMax: intVar(env, 'STRATA_DEPTH_MAX', LIMITS.depthMax, 2, 1024),
     membersMax: intVar(env, 'STRATA_MEMBERS_MAX', LIMITS.membersMax, 16, 10_000_000),
     nodeTimeoutMs: intVar(env, 'STRATA_NODE_TIMEOUT_MS', 5000, 10, 600_000),
@@ -312,6 +318,9 @@ export function loadConfig(env: Env = process.env, overrides: Partial<StrataConf
   };
   if (config.gcGraceMs < config.intentTimeoutMs) {
     throw new ConfigError('STRATA_GC_GRACE_MS must be at least STRATA_INTENT_TIMEOUT_MS, so GC never races a live write');
+  }
+  if (config.socketIdleTimeoutMs <= config.watchHeartbeatMs) {
+    throw new ConfigError('STRATA_SOCKET_IDLE_TIMEOUT_MS must be longer than STRATA_WATCH_HEARTBEAT_MS, or idle change feeds would be cut');
   }
   return Object.freeze(config);
 }

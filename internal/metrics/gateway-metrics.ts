@@ -10,6 +10,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { NodePool } from '../cluster/node-pool.js';
 import type { RequestContext } from '../log/request-context.js';
 import type { ManifestCacheStats } from '../readservice/manifest-cache.js';
+import type { BodyBudgetStats } from '../api/body-budget.js';
 import type { PartCacheStats } from '../readservice/part-cache.js';
 import type { ReadObserver } from '../readservice/read-service.js';
 import type { CommitEvent, WriteObserver } from '../writeservice/write-service.js';
@@ -102,6 +103,27 @@ export class GatewayMetrics implements WriteObserver, ReadObserver {
         this.set(cache.stats().bytes);
       },
     });
+  }
+
+  /** The body budget (api/body-budget.ts): bytes held now, the bound, and the requests it refused. */
+  watchBodyBudget(budget: { stats(): BodyBudgetStats }): void {
+    new Gauge({
+      name: 'strata_body_buffer_bytes',
+      help: 'Bytes of request and response bodies this gateway holds (bounded by STRATA_BODY_BUFFER_BYTES_MAX).',
+      registers: [this.registry],
+      collect() {
+        this.set(budget.stats().heldBytes);
+      },
+    });
+    new Gauge({
+      name: 'strata_body_buffer_bytes_max',
+      help: 'STRATA_BODY_BUFFER_BYTES_MAX: the bound on strata_body_buffer_bytes.',
+      registers: [this.registry],
+      collect() {
+        this.set(budget.stats().bytesMax);
+      },
+    });
+    counterFrom(this.registry, 'strata_body_buffer_refusals_total', 'Requests refused with 503 OVERLOADED because their body did not fit in the body budget.', () => budget.stats().refused);
   }
 
   /** The request-scoped strategy label for http-metrics.ts (the first one noted wins: a patch reads then writes). */

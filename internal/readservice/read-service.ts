@@ -52,6 +52,17 @@ export interface ReadServiceDeps {
   parts?: PartCache;
 }
 
+export interface ReadOptions {
+  fields?: string[][];
+  /** True for a version the client already has (If-None-Match): the read answers with no body and fetches nothing. */
+  notModified?: (version: string) => boolean;
+  /**
+   * Told, before any blob is fetched, how many more bytes the read is about to hold (the document's size, or the hot
+   * part's for a projection the hot fields answer); it may throw to refuse the read (the gateway's body budget).
+   */
+  reserve?: (bytes: number) => void;
+}
+
 export interface ReadResult {
   manifest: Manifest;
   /** Null when `ifNoneMatch` matched (304). */
@@ -86,20 +97,28 @@ export class ReadService {
     return (this.deps.manifests ?? this.deps.metadata).get(key);
   }
 
-  async read(key: string, options: { fields?: string[][]; ifNoneMatch?: string } = {}): Promise<ReadResult> {
+  async read(key: string, options: ReadOptions = {}): Promise<ReadResult> {
     let stored = await this.liveManifest(key);
+    // What the caller has been told this read will hold in memory, so that a restart only asks for the difference.
+    let reserved = 0;
+    const reserve = (bytes: number): void => {
+      if (bytes <= reserved) return;
+      options.reserve?.(bytes - reserved);
+      reserved = bytes;
+    };
     for (let attempt = 0; ; attempt++) {
       const manifest = stored.manifest;
       this.deps.observer?.documentRead(manifest.strategy);
-      if (options.ifNoneMatch !== undefined && options.ifNoneMatch === manifest.version) {
+      if (options.notModified?.(manifest.version) === true) {
         return { manifest, body: null, coldRead: false, projected: options.fields !== undefined };
       }
       try {
         if (options.fields) {
-          const projected = await this.project(manifest, options.fields);
+          const projected = await this.project(manifest, options.fields, reserve);
           this.deps.access?.read(manifest, options.fields, projected.body.length);
           return { manifest, ...projected, projected: true };
         }
+        reserve(manifest.bytes.logical);
         const body = await this.readDocument(manifest);
         this.deps.access?.read(manifest, null, body.length);
         return { manifest, body, coldRead: manifest.cold.length > 0, projected: false };
@@ -131,12 +150,14 @@ export class ReadService {
     return decodeHotBlob(await this.readHotPayload(manifest));
   }
 
-  private async project(manifest: Manifest, fields: string[][]): Promise<{ body: Buffer; coldRead: boolean }> {
+  private async project(manifest: Manifest, fields: string[][], reserve: (bytes: number) => void): Promise<{ body: Buffer; coldRead: boolean }> {
     if (manifest.strategy === 'field_hybrid') {
+      reserve(manifest.bytes.hot);
       const hot = await this.readHotEntries(manifest);
       const fromHot = projectHot(hot, fields);
       if (fromHot !== null) return { body: Buffer.from(serializeJson(fromHot), 'utf8'), coldRead: false };
     }
+    reserve(manifest.bytes.logical);
     const full = await this.readDocument(manifest);
     const doc = parseJson(full, { depthMax: this.deps.options.depthMax + 1, membersMax: Number.MAX_SAFE_INTEGER, what: 'stored document' });
     if (!isJsonObject(doc)) throw new Error(`stored document ${manifest.key} is not an object`);

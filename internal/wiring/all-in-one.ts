@@ -113,7 +113,7 @@ export async function startAllInOne(config: Readonly<StrataConfig>, options: All
   });
   let http: HttpServerHandle;
   try {
-    http = await serveApp(gateway.app, config.host, config.port, tls.server);
+    http = await serveApp(gateway.app, config.host, config.port, { tls: tls.server, socketIdleTimeoutMs: config.socketIdleTimeoutMs });
   } catch (error) {
     await Promise.all(nodes.map((n) => n.stop()));
     await pool.close();

@@ -4,6 +4,7 @@
  */
 import type { Hono } from 'hono';
 import { createGatewayApp } from '../api/app.js';
+import { BodyBudget } from '../api/body-budget.js';
 import type { GatewayDeps } from '../api/gateway-deps.js';
 import type { NodePool } from '../cluster/node-pool.js';
 import type { StrataConfig } from '../config/config.js';
@@ -111,10 +112,12 @@ export function buildGateway(parts: GatewayParts): Gateway {
     depthMax: config.depthMax,
     membersMax: config.membersMax,
   }, { clock, access: tiering });
-  const deps: GatewayDeps = { config, metadata, wal, pool, reads, ops, clock, log, backends: parts.backends, healerLockName: HEALER_LOCK, tiering };
+  const bodies = new BodyBudget(config.bodyBufferBytesMax);
+  const deps: GatewayDeps = { config, metadata, wal, pool, reads, ops, clock, log, backends: parts.backends, healerLockName: HEALER_LOCK, tiering, bodies };
   if (metrics && observability) {
     metrics.watchManifestCache(manifests);
     metrics.watchPartCache(partCache);
+    metrics.watchBodyBudget(bodies);
     watchNodePool(observability.registry, pool);
   }
   const app = createGatewayApp(deps, {

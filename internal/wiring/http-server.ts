@@ -34,8 +34,20 @@ function jsonError(status: number, reason: string, code: string, message: string
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }
 
+/**
+ * A connection with no progress either way for this long is closed, unless the caller names its own: a client that
+ * stopped reading would otherwise keep its response in memory for as long as it keeps the connection open.
+ */
+export const SOCKET_IDLE_TIMEOUT_MS_DEFAULT = 60_000;
+
+export interface ServeOptions {
+  tls?: ServerTls | null;
+  socketIdleTimeoutMs?: number;
+}
+
 /** With `tls`, the app is served over HTTPS only: a plaintext client fails its handshake and is disconnected. */
-export async function serveApp(app: Hono, host: string, port: number, tls: ServerTls | null = null): Promise<HttpServerHandle> {
+export async function serveApp(app: Hono, host: string, port: number, options: ServeOptions = {}): Promise<HttpServerHandle> {
+  const tls = options.tls ?? null;
   // Requests the adapter cannot even turn into a Request (a backslash in the path, a bad Host header) are the
   // client's error; they get the same JSON error shape as everything else instead of an empty 400.
   const listener = getRequestListener(app.fetch, {
@@ -59,6 +71,8 @@ export async function serveApp(app: Hono, host: string, port: number, tls: Serve
   };
   const server: Server =
     tls === null ? createServer(serverOptions, listener) : createHttpsServer({ ...serverOptions, cert: tls.cert, key: tls.key }, listener);
+  // Without a 'timeout' listener node:http destroys the socket, which closes the response and frees what it held.
+  server.setTimeout(options.socketIdleTimeoutMs ?? SOCKET_IDLE_TIMEOUT_MS_DEFAULT);
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);

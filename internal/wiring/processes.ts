@@ -156,7 +156,7 @@ export async function runGateway(config: Readonly<StrataConfig>, log: Logger, op
     ...(hooks ? { hooks } : {}),
     observability: { registry, context },
   });
-  const http = await serveApp(gateway.app, config.host, config.port, tls.server);
+  const http = await serveApp(gateway.app, config.host, config.port, { tls: tls.server, socketIdleTimeoutMs: config.socketIdleTimeoutMs });
   return {
     describe: `gateway listening on ${http.address}`,
     async stop() {
