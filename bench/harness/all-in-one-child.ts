@@ -13,7 +13,8 @@ import type { ChildAnswer, ChildRequest } from './all-in-one-target.js';
 
 const config = loadConfig();
 const log = createLogger(config.logLevel, 'strata-bench-all-in-one');
-const cluster = await startAllInOne(config, { log });
+// Process metrics (heap, external memory) on /metrics, so that the harness can say what the RSS is made of.
+const cluster = await startAllInOne(config, { log, processMetrics: true });
 // startAllInOne keeps the node token it generated here; the harness needs it to list the nodes' inventories.
 const token = config.clusterToken ?? (await readFile(`${config.dataDir}/cluster-token`, 'utf8')).trim();
 

@@ -15,7 +15,9 @@
  *   the response and releases its bytes.
  *
  * One body larger than the whole budget is still admitted when nothing else is held, so that every document up to
- * STRATA_BODY_BYTES_MAX can be written whatever the budget. The bound is on bodies; the working copies made while a
+ * STRATA_BODY_BYTES_MAX can be written whatever the budget. Small bodies (up to SMALL_BODY_BYTES per request) are
+ * counted but never refused: the in-flight bound already caps them (256 x 64 KiB = 16 MiB), and a few clients
+ * stalling on large documents must not stop the small reads and hot updates that make up most traffic. The bound is on bodies; the working copies made while a
  * body is parsed, split and encoded are a small multiple of it (BENCHMARKS.md records the gateway's RSS).
  */
 import type { ServerResponse } from 'node:http';
@@ -29,6 +31,9 @@ export interface BodyBudgetStats {
   /** Requests refused because their body did not fit. */
   refused: number;
 }
+
+/** A request holding at most this many body bytes is never refused by the budget (see above). */
+export const SMALL_BODY_BYTES = 64 * 1024;
 
 export class BodyBudget {
   private held = 0;
@@ -48,8 +53,9 @@ export class BodyBudget {
    */
   reserve(c: Context, bytes: number): void {
     if (bytes <= 0) return;
-    const othersHold = this.held - (this.byRequest.get(c.req.raw) ?? 0);
-    if (othersHold > 0 && this.held + bytes > this.bytesMax) {
+    const mine = this.byRequest.get(c.req.raw) ?? 0;
+    const othersHold = this.held - mine;
+    if (mine + bytes > SMALL_BODY_BYTES && othersHold > 0 && this.held + bytes > this.bytesMax) {
       this.refusedCount++;
       throw overloaded(`${bytes} more bytes of body do not fit: this gateway holds ${this.held} of ${this.bytesMax} (STRATA_BODY_BUFFER_BYTES_MAX)`);
     }

@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { Context } from 'hono';
 import { EventEmitter } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { BodyBudget } from '../../internal/api/body-budget.js';
+import { BodyBudget, SMALL_BODY_BYTES } from '../../internal/api/body-budget.js';
 import { StrataError } from '../../internal/core/errors.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 
@@ -24,34 +24,44 @@ function fakeContext(outgoing?: EventEmitter & { closed: boolean }): Context {
 }
 
 describe('BodyBudget', () => {
+  const MAX = 4 * SMALL_BODY_BYTES;
+
   it('admits bodies while they fit and refuses one that does not fit beside the others with OVERLOADED', () => {
-    const budget = new BodyBudget(100);
-    const a = fakeContext();
-    const b = fakeContext();
-    budget.reserve(a, 60);
-    budget.reserve(b, 40);
-    expect(budget.stats().heldBytes).toBe(100);
-    const c = fakeContext();
+    const budget = new BodyBudget(MAX);
+    budget.reserve(fakeContext(), 3 * SMALL_BODY_BYTES);
+    budget.reserve(fakeContext(), SMALL_BODY_BYTES);
+    expect(budget.stats().heldBytes).toBe(MAX);
     let refused: unknown;
     try {
-      budget.reserve(c, 1);
+      budget.reserve(fakeContext(), SMALL_BODY_BYTES + 1);
     } catch (error) {
       refused = error;
     }
     expect(refused).toBeInstanceOf(StrataError);
     expect((refused as StrataError).code).toBe('OVERLOADED');
     expect((refused as StrataError).message).toContain('STRATA_BODY_BUFFER_BYTES_MAX');
-    expect(budget.stats()).toEqual({ bytesMax: 100, heldBytes: 100, refused: 1 });
+    expect(budget.stats()).toEqual({ bytesMax: MAX, heldBytes: MAX, refused: 1 });
+  });
+
+  it('never refuses a small body, so small requests go on while large ones hold the budget', () => {
+    const budget = new BodyBudget(MAX);
+    budget.reserve(fakeContext(), 2 * MAX);
+    const small = fakeContext();
+    budget.reserve(small, SMALL_BODY_BYTES / 2);
+    budget.reserve(small, SMALL_BODY_BYTES / 2);
+    // Growing past the small size, the same request is refused like any other large body.
+    expect(() => budget.reserve(small, 1)).toThrow(StrataError);
+    expect(budget.stats().heldBytes).toBe(2 * MAX + SMALL_BODY_BYTES);
   });
 
   it('admits one body larger than the whole budget when nothing else is held', () => {
-    const budget = new BodyBudget(100);
+    const budget = new BodyBudget(MAX);
     const big = fakeContext();
-    budget.reserve(big, 500);
+    budget.reserve(big, 2 * MAX);
     // Its own further chunks still fit: the refusal is about other requests' bodies.
     budget.reserve(big, 10);
-    expect(budget.stats().heldBytes).toBe(510);
-    expect(() => budget.reserve(fakeContext(), 1)).toThrow(/holds 510 of 100/);
+    expect(budget.stats().heldBytes).toBe(2 * MAX + 10);
+    expect(() => budget.reserve(fakeContext(), SMALL_BODY_BYTES + 1)).toThrow(new RegExp(`holds ${2 * MAX + 10} of ${MAX}`));
   });
 
   it('releases at once without a connection, and only when the response closes with one', () => {
@@ -132,6 +142,7 @@ describe('a gateway under large documents and slow clients', () => {
     const res = await cluster.write(key, document, '&strategy=field_hybrid');
     expect(res.status).toBe(200);
     await res.arrayBuffer();
+    expect((await cluster.write('budget/small-doc', { like_count: 2, text: 'z'.repeat(10_000) })).status).toBe(200);
   }, 60_000);
 
   afterAll(async () => {
@@ -155,6 +166,8 @@ describe('a gateway under large documents and slow clients', () => {
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).not.toBeNull();
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('OVERLOADED');
+    // Small documents are still served while the large ones hold the budget.
+    expect((await cluster.read('budget/small-doc')).status).toBe(200);
 
     // The stalled client makes no progress: the gateway cuts it and its response is let go. (The client, not
     // reading, does not notice until it reads again.)
@@ -181,7 +194,7 @@ describe('a gateway under large documents and slow clients', () => {
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('OVERLOADED');
     expect((await cluster.read('budget/refused')).status).toBe(404);
 
-    // Small writes still fit beside it.
+    // Small writes still go through beside it.
     const small = await cluster.write('budget/small', { n: 1 });
     expect(small.status).toBe(200);
     await small.arrayBuffer();
