@@ -2,6 +2,7 @@
 import type { LoadResult } from '../../internal/loadgen/node-loadgen.js';
 import type { AimResult, BarResult } from './bars.js';
 import type { HealResult } from './heal.js';
+import type { SlowClientsResult } from './slow-clients.js';
 import type { MachineInfo } from './machine.js';
 import type { BenchSettings } from './settings.js';
 import type { BenchMode } from './target.js';
@@ -25,7 +26,10 @@ export interface ScenarioResult extends Omit<LoadResult, 'tool'> {
   coldBytesWritten?: number;
   /** Share of document parts the gateway served from its read cache during the scenario (all-in-one only). */
   readCacheHitRate?: number;
+  /** The all-in-one's V8 heap in use and external (Buffer) memory when the scenario ended. */
+  memoryAtEnd?: { heapUsedBytes: number; externalBytes: number };
   heal?: HealResult;
+  slowClients?: Omit<SlowClientsResult, 'load'>;
 }
 
 export interface BenchResult {
@@ -71,6 +75,7 @@ export function scenarioTable(results: ScenarioResult[]): string {
     if (r.coldBytesWritten !== undefined) note = `cold bytes written: ${fmt(r.coldBytesWritten)}`;
     if (r.readCacheHitRate !== undefined) note = `read cache hit rate ${(r.readCacheHitRate * 100).toFixed(1)}%`;
     if (r.heal) note = `${fmt(r.heal.bytesWritten / MB)} MB written with ${r.heal.node} down; ${r.heal.healed ? 'healed' : 'NOT healed'} in ${fmt(r.heal.healSeconds, 1)} s, ${fmt(r.heal.bytesRebuilt / MB)} MB rebuilt`;
+    if (r.slowClients) note = slowClientsNote(r.slowClients);
     rows.push([
       `${r.group}. ${r.id}`,
       fmt(r.opsPerSec),
@@ -84,6 +89,15 @@ export function scenarioTable(results: ScenarioResult[]): string {
     ]);
   }
   return `${pad(rows)}\n`;
+}
+
+function slowClientsNote(c: Omit<SlowClientsResult, 'load'>): string {
+  const mib = (bytes: number): string => `${fmt(bytes / 1024 ** 2)} MiB`;
+  const parts = [`${c.stalledClients} clients stalled on ${mib(c.documentBytes)} reads: ${c.served} served, ${c.refused} refused (503)`];
+  if (c.unanswered > 0) parts.push(`${c.unanswered} unanswered`);
+  if (c.heldBytes !== null && c.budgetBytes !== null) parts.push(`gateway held ${mib(c.heldBytes)} of ${mib(c.budgetBytes)}`);
+  if (c.releasedAfterSeconds !== null) parts.push(`released ${fmt(c.releasedAfterSeconds, 1)} s after the load`);
+  return parts.join('; ');
 }
 
 export function barsTable(bars: BarResult[], aims: AimResult[]): string {

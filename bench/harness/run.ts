@@ -13,6 +13,7 @@ import { startAllInOneTarget } from './all-in-one-target.js';
 import { computeAims, computeBars } from './bars.js';
 import { startClusterTarget } from './cluster-target.js';
 import { runHeal } from './heal.js';
+import { runSlowClients } from './slow-clients.js';
 import { runK6Load } from './k6-runner.js';
 import { machineInfo } from './machine.js';
 import { listInventories, newShardBytes } from './node-inventory.js';
@@ -137,6 +138,8 @@ export async function runBench(s: BenchSettings, io: BenchIo, command: string): 
       peakRssBytes,
     };
     if (before) result.coldBytesWritten = newShardBytes(before, await listInventories(t));
+    const memory = await processMemory(t);
+    if (memory) result.memoryAtEnd = memory;
     const cacheAfter = await readCacheCounters(t);
     if (cacheBefore && cacheAfter && step.scenario !== 'write' && !step.countColdBytes) {
       const hits = cacheAfter.hits - cacheBefore.hits;
@@ -213,6 +216,33 @@ export async function runBench(s: BenchSettings, io: BenchIo, command: string): 
       await target.stop();
       target = null;
     }
+    if (s.groups.includes(7)) {
+      const env: Record<string, string> = {
+        STRATA_SOCKET_IDLE_TIMEOUT_MS: String(s.slowIdleTimeoutMs),
+        STRATA_WATCH_HEARTBEAT_MS: String(Math.floor(s.slowIdleTimeoutMs / 2)),
+        STRATA_READ_CACHE_BYTES: String(s.readCacheBytes),
+      };
+      if (s.slowBudgetBytes !== null) env['STRATA_BODY_BUFFER_BYTES_MAX'] = String(s.slowBudgetBytes);
+      target = await startTarget(s, dataRoot, 'slow-clients', env, io, false);
+      deployment ||= target.description;
+      if (!backends.metadata) backends = target.backends;
+      const t = target;
+      const sampler = new RssSampler(() => [...t.processes(), { name: 'load-generator', pid: process.pid }]);
+      sampler.start();
+      const { load, ...slowClients } = await runSlowClients(target, {
+        prefix,
+        clients: s.slowClients,
+        vus: s.vus,
+        durationMs: s.durationMs,
+        seed: s.seed,
+        idleTimeoutMs: s.slowIdleTimeoutMs,
+        log: io.log,
+      });
+      scenarios.push({ ...load, id: 'slow-clients', group: 7, scenario: 'write', strategy: 'field_hybrid', doc: 'small', vus: s.vus, nodesDown: 0, peakRssBytes: await sampler.stop(), slowClients });
+      io.log(`slow-clients: small writes ${load.opsPerSec.toFixed(0)} ops/s beside them, p99 ${load.latencyMs.p99.toFixed(2)} ms, ${load.errors} errors`);
+      await target.stop();
+      target = null;
+    }
   } finally {
     await target?.stop().catch((err: Error) => io.log(`stopping the deployment failed: ${err.message}`));
     await rm(dataRoot, { recursive: true, force: true });
@@ -239,18 +269,29 @@ export async function runBench(s: BenchSettings, io: BenchIo, command: string): 
   return { result, file };
 }
 
-/**
- * The gateway's read cache counters from its /metrics. Only the all-in-one's single gateway gives a whole figure;
- * behind nginx each scrape reaches one gateway of several, so the cluster mode reports none.
- */
-async function readCacheCounters(t: BenchTarget): Promise<{ hits: number; misses: number } | null> {
+/** Named values of the all-in-one's /metrics (one gateway: behind nginx a scrape reaches one of several). */
+async function allInOneMetrics<K extends string>(t: BenchTarget, names: Record<K, string>): Promise<Record<K, number> | null> {
   if (t.mode !== 'all-in-one') return null;
   try {
     const text = await (await fetch(`${t.url}/metrics`)).text();
-    const value = (name: string): number => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
-    const counters = { hits: value('strata_read_cache_hits_total'), misses: value('strata_read_cache_misses_total') };
-    return Number.isFinite(counters.hits) && Number.isFinite(counters.misses) ? counters : null;
+    const out = {} as Record<K, number>;
+    for (const [field, name] of Object.entries(names) as [K, string][]) {
+      const value = Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
+      if (!Number.isFinite(value)) return null;
+      out[field] = value;
+    }
+    return out;
   } catch {
     return null;
   }
+}
+
+/** The gateway's read cache counters: only the all-in-one's single gateway gives a whole figure. */
+function readCacheCounters(t: BenchTarget): Promise<{ hits: number; misses: number } | null> {
+  return allInOneMetrics(t, { hits: 'strata_read_cache_hits_total', misses: 'strata_read_cache_misses_total' });
+}
+
+/** What the all-in-one's memory is made of at the end of a scenario (its RSS is sampled apart). */
+function processMemory(t: BenchTarget): Promise<{ heapUsedBytes: number; externalBytes: number } | null> {
+  return allInOneMetrics(t, { heapUsedBytes: 'nodejs_heap_size_used_bytes', externalBytes: 'nodejs_external_memory_bytes' });
 }

@@ -22,8 +22,14 @@ export interface BenchSettings {
   ycsbKeys: number;
   /** Logical bytes written while one node is down, in the heal scenario. */
   healBytes: number;
-  /** Scenario groups to run (1..6 of benchmarks.md). */
+  /** Scenario groups to run (1..6 of benchmarks.md; 7 = slow clients, slow-clients.ts). */
   groups: number[];
+  /** Scenario 7: clients that request an 8 MiB document and stop reading. */
+  slowClients: number;
+  /** Scenario 7's STRATA_SOCKET_IDLE_TIMEOUT_MS, short so that the release is measured within the run. */
+  slowIdleTimeoutMs: number;
+  /** Scenario 7's STRATA_BODY_BUFFER_BYTES_MAX; null = the gateway's default. */
+  slowBudgetBytes: number | null;
   /** Healer timings of the heal scenario's deployment, so that a rebuild starts within seconds. */
   healerIntervalMs: number;
   auditIntervalMs: number;
@@ -43,7 +49,11 @@ export const BENCH_LIMITS = {
   vusMax: 1024,
   keysMax: 1_000_000,
   healBytesMax: 64 * 1024 ** 3,
+  slowClientsMax: 1000,
 } as const;
+
+/** Every scenario group: benchmarks.md's 1..6, and 7 (slow clients). */
+export const ALL_GROUPS = [1, 2, 3, 4, 5, 6, 7] as const;
 
 export const FULL_DEFAULTS = { durationMs: 10_000, vus: 32, vusLarge: 4, keys: 1000, iotKeys: 100, ycsbKeys: 10_000, healBytes: 1024 ** 3 } as const;
 /** `--quick`: a smoke check of every scenario in under two minutes on a 2-core machine. */
@@ -63,7 +73,9 @@ export const BENCH_USAGE = `Usage: npm run bench -- [options]          the end-t
   --vus N, --vus-large N      clients for small/iot and for 8 MiB documents (default ${FULL_DEFAULTS.vus}, ${FULL_DEFAULTS.vusLarge})
   --keys N, --iot-keys N, --ycsb-keys N   key spaces (default ${FULL_DEFAULTS.keys}, ${FULL_DEFAULTS.iotKeys}, ${FULL_DEFAULTS.ycsbKeys})
   --heal-mib N                MiB written while a node is down in the heal scenario (default ${FULL_DEFAULTS.healBytes / 1024 ** 2})
-  --only 1,3,...              scenario groups to run (default all six)
+  --only 1,3,...              scenario groups to run (default all: 1..6 of benchmarks.md, 7 = slow clients)
+  --slow-clients N            clients that stop reading an 8 MiB document in scenario 7 (default 64)
+  --slow-budget-mib N         the gateway's body budget in scenario 7 (default: STRATA_BODY_BUFFER_BYTES_MAX's default)
   --cpu-prof DIR              write a V8 CPU profile of the all-in-one process to DIR
   --read-cache-mib N          the gateways' read cache (default 0: reads measure the nodes, not memory)
   --out FILE                  the JSON result (default bench-results/bench-<mode>[-quick]-<time>.json)
@@ -93,6 +105,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchSettings {
         'ycsb-keys': { type: 'string' },
         'heal-mib': { type: 'string' },
         only: { type: 'string' },
+        'slow-clients': { type: 'string' },
+        'slow-budget-mib': { type: 'string' },
         'cpu-prof': { type: 'string' },
         'read-cache-mib': { type: 'string' },
         out: { type: 'string' },
@@ -113,8 +127,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchSettings {
   }
   const quick = values.quick === true;
   const d = quick ? QUICK_DEFAULTS : FULL_DEFAULTS;
-  const groups = (str('only') ?? '1,2,3,4,5,6').split(',').map((g) => Number(g.trim()));
-  if (groups.some((g) => !Number.isInteger(g) || g < 1 || g > 6)) throw new BenchUsageError(`--only takes scenario numbers 1..6; got ${JSON.stringify(str('only'))}`);
+  const groups = (str('only') ?? ALL_GROUPS.join(',')).split(',').map((g) => Number(g.trim()));
+  if (groups.some((g) => !(ALL_GROUPS as readonly number[]).includes(g))) {
+    throw new BenchUsageError(`--only takes scenario numbers ${ALL_GROUPS[0]}..${ALL_GROUPS[ALL_GROUPS.length - 1]}; got ${JSON.stringify(str('only'))}`);
+  }
   const cpuProf = str('cpu-prof');
   if (cpuProf !== undefined && mode !== 'all-in-one') throw new BenchUsageError('--cpu-prof profiles the all-in-one process; use it with --mode all-in-one');
   return {
@@ -129,6 +145,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchSettings {
     ycsbKeys: num(str('ycsb-keys'), 'ycsb-keys', 2, BENCH_LIMITS.keysMax, d.ycsbKeys),
     healBytes: num(str('heal-mib'), 'heal-mib', 1024 ** 2, BENCH_LIMITS.healBytesMax, d.healBytes, 1024 ** 2),
     groups: [...new Set(groups)].sort(),
+    slowClients: num(str('slow-clients'), 'slow-clients', 1, BENCH_LIMITS.slowClientsMax, 64),
+    slowIdleTimeoutMs: 5000,
+    slowBudgetBytes: str('slow-budget-mib') === undefined ? null : num(str('slow-budget-mib'), 'slow-budget-mib', 1024 ** 2, 64 * 1024 ** 3, 0, 1024 ** 2),
     healerIntervalMs: 250,
     auditIntervalMs: 1000,
     cpuProfDir: cpuProf ?? null,

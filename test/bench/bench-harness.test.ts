@@ -33,6 +33,7 @@ const EXPECTED_IDS = [
   'degraded/read/field_hybrid',
   'degraded/project/field_hybrid',
   'heal',
+  'slow-clients',
 ];
 
 describe('bench harness', () => {
@@ -42,7 +43,8 @@ describe('bench harness', () => {
     const out = path.join(dir, 'result.json');
     const settings = parseBenchArgs([
       '--loadgen', 'node', '--duration', '0.2', '--vus', '2', '--vus-large', '1',
-      '--keys', '4', '--iot-keys', '2', '--ycsb-keys', '10', '--heal-mib', '1', '--out', out,
+      '--keys', '4', '--iot-keys', '2', '--ycsb-keys', '10', '--heal-mib', '1',
+      '--slow-clients', '4', '--slow-budget-mib', '20', '--out', out,
     ]);
     const lines: string[] = [];
     const { file } = await runBench(settings, { log: (l) => lines.push(l) }, 'test');
@@ -65,11 +67,19 @@ describe('bench harness', () => {
       expect(s.peakRssBytes['all-in-one'], s.id).toBeGreaterThan(0);
     }
     for (const s of result.scenarios.filter((r) => r.group === 5)) expect(s.nodesDown).toBe(2);
+    for (const s of result.scenarios.filter((r) => r.group <= 5)) expect(s.memoryAtEnd?.heapUsedBytes, s.id).toBeGreaterThan(0);
     // Counted by the nodes; whether it is 0 is the bar's business (reported as PASS/FAIL), not this test's.
     for (const s of result.scenarios.filter((r) => r.group === 2)) expect(typeof s.coldBytesWritten, s.id).toBe('number');
     const heal = result.scenarios.find((s) => s.id === 'heal')!;
     expect(heal.heal?.healed).toBe(true);
     expect(heal.heal?.bytesRebuilt).toBeGreaterThan(0);
+
+    // 8 MiB documents against a 20 MiB body budget: two stalled readers are served, the others refused, and the
+    // small writes beside them are never refused (no errors above); the idle timeout gives the bytes back.
+    const slow = result.scenarios.find((s) => s.id === 'slow-clients')!.slowClients!;
+    expect(slow).toMatchObject({ stalledClients: 4, served: 2, refused: 2, unanswered: 0, budgetBytes: 20 * 1024 ** 2 });
+    expect(slow.heldBytes).toBeGreaterThanOrEqual(2 * 8 * 1024 ** 2);
+    expect(slow.releasedAfterSeconds).not.toBeNull();
 
     expect(result.bars).toHaveLength(5);
     for (const bar of result.bars) expect(bar.measured, bar.figure).not.toBeNull();
@@ -80,7 +90,8 @@ describe('bench harness', () => {
   it('rejects options outside their limits with a message naming the option', () => {
     expect(() => parseBenchArgs(['--mode', 'cloud'])).toThrow(/--mode/);
     expect(() => parseBenchArgs(['--vus', '0'])).toThrow(/--vus/);
-    expect(() => parseBenchArgs(['--only', '7'])).toThrow(/--only/);
+    expect(() => parseBenchArgs(['--only', '8'])).toThrow(/--only/);
+    expect(() => parseBenchArgs(['--slow-clients', '0'])).toThrow(/--slow-clients/);
     expect(() => parseBenchArgs(['--mode', 'cluster', '--cpu-prof', '/tmp/p'])).toThrow(/--cpu-prof/);
   });
 });
