@@ -347,12 +347,6 @@ export class SqliteGroupCommit {
     while (this.awaitingSync.length > 0) {
       const round = this.awaitingSync.splice(0);
       const upTo = this.committedBatches;
-      // Once the connection is broken (a failed sync, an I/O error), a later sync that succeeds proves nothing
-      // about what came before it: the kernel may have dropped those pages. Nothing more is called durable.
-      if (this.brokenBy !== null) {
-        this.failDurability(round, this.brokenBy);
-        continue;
-      }
       try {
         await this.syncWal();
       } catch (err) {
@@ -385,7 +379,7 @@ export class SqliteGroupCommit {
    * be lost: its operations fail with the unknown-outcome code, and the connection takes no more work.
    */
   private failDurability(round: CommittedBatch[], err: unknown): void {
-    const why = err === this.brokenBy ? (err as Error).message : `syncing the write-ahead file failed: ${(err as Error).message}`;
+    const why = `syncing the write-ahead file failed: ${(err as Error).message}`;
     this.brokenBy ??= this.unavailable(why, err);
     const unknown = new StrataError(this.options.unknownCode, `${this.options.label}: commit outcome unknown: ${why}`);
     for (const { ops } of round) for (const op of ops) op.reject(unknown);
