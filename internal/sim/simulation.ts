@@ -210,12 +210,8 @@ class Simulation {
 
   private async open(): Promise<void> {
     const clock = this.sched;
-    // The stores' fdatasync runs on libuv's thread pool, whose completion the simulated scheduler cannot order; on
-    // tmpfs it means nothing anyway. Resolved as a microtask, the stores keep their order of events (commit, then
-    // durable, then visible) and the run stays a pure function of its seed.
-    const syncWal = (): Promise<void> => Promise.resolve();
-    this.realMeta = await SqliteMetadataStore.open({ path: path.join(this.dir, 'meta.db'), clock, syncWal });
-    this.realWal = await SqliteWriteAheadLog.open({ path: path.join(this.dir, 'wal.db'), clock, syncWal });
+    this.realMeta = await SqliteMetadataStore.open({ path: path.join(this.dir, 'meta.db'), clock });
+    this.realWal = await SqliteWriteAheadLog.open({ path: path.join(this.dir, 'wal.db'), clock });
     this.meta = new SimMetadataStore(
       this.realMeta,
       this.sched,
