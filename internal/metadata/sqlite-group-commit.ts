@@ -1,5 +1,4 @@
-import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { assert } from '../core/assert.js';
@@ -8,25 +7,14 @@ import { StrataError, type ErrorCode } from '../core/errors.js';
 /**
  * Group commit on a better-sqlite3 connection, shared by the embedded metadata store and the embedded WAL.
  *
- * better-sqlite3 is synchronous: a transaction with `synchronous=FULL` blocks the event loop for its fsync (in
- * the bench's profiles, 15 to 20 % of the all-in-one's loop time under small writes). So mutations are queued and
- * applied on the next `setImmediate`, up to `batchOpsMax` at a time, in one `BEGIN IMMEDIATE ... COMMIT`; every
- * operation runs inside its own SAVEPOINT, in submission order, so each gets its own result and a failing
- * operation rolls back only its own changes.
+ * better-sqlite3 is synchronous: a transaction with `synchronous=FULL` blocks the event loop for its fsync. One
+ * transaction per request would stall the loop once per commit and cap throughput at one fsync per request.
+ * Instead, mutations are queued and applied on the next `setImmediate`, up to `batchOpsMax` at a time, in one
+ * `BEGIN IMMEDIATE ... COMMIT` (one fsync). Every operation runs inside its own SAVEPOINT, in submission order,
+ * so each gets its own result and a failing operation rolls back only its own changes. A promise resolves only
+ * after the COMMIT returned, i.e. once the change is durable.
  *
- * Durability off the event loop: the connection runs with `synchronous=NORMAL`, so COMMIT only writes the
- * transaction's frames to the `-wal` file, and this class then `fdatasync`s that file on libuv's thread pool. An
- * operation's promise resolves only after an fdatasync that started after its COMMIT returned, i.e. once the change
- * is on disk, exactly as with `synchronous=FULL`. Transactions committed while a sync runs wait for the next one,
- * which covers them all (the WAL is appended in order: a synced frame implies every earlier one). Checkpoints keep
- * SQLite's own syncs (in NORMAL mode the WAL is synced before a checkpoint and the database file after it), so a
- * frame is never overwritten before what it held is durable in the database file.
- *
- * A change is visible to reads as soon as it commits, before it is durable. Reads therefore go through `read`,
- * which waits until everything committed so far is durable before answering (a power loss could otherwise take
- * back something a client had read); the stores bound their watches with `commitMarker` / `onDurable` instead.
- * A failed fdatasync leaves the file's state unknown (the kernel may have dropped the dirty pages): the
- * operations it covered fail with the unknown-outcome code and the connection is closed to further use.
+ * Reads go straight to the connection through `read`, which only maps errors.
  *
  * (This module serves both internal/metadata and internal/wal; it would sit in a shared folder such as
  * internal/core if it grows a third user.)
@@ -46,8 +34,6 @@ export interface GroupCommitOptions {
   unknownCode: ErrorCode;
   /** Names the database in error messages ("metadata store", "write-ahead log"). */
   label: string;
-  /** Makes the committed transactions durable; by default fdatasync of the database's `-wal` file (tests hold it). */
-  syncWal?: () => Promise<void>;
 }
 
 export interface GroupCommitStats {
@@ -64,18 +50,6 @@ interface QueuedOp {
 }
 
 type OpOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
-/** A committed transaction waiting for the fdatasync that makes it durable. */
-interface CommittedBatch {
-  ops: QueuedOp[];
-  outcomes: OpOutcome[];
-  marker: number;
-}
-interface DurableWaiter {
-  /** Resolved once this many batches are durable. */
-  batches: number;
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
 type BatchOutcome = { committed: true; outcomes: OpOutcome[] } | { committed: false; error: unknown };
 
 /** SQLite result codes after which the connection cannot be trusted any more. */
@@ -93,9 +67,8 @@ function isFatalSqliteError(err: unknown): boolean {
 export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
 
 /**
- * Opens (creating when needed) a SQLite database in WAL journal mode with synchronous=NORMAL: COMMIT writes the
- * `-wal` file without syncing it, and SqliteGroupCommit syncs it before anything is acknowledged (see above).
- * Whatever the file holds at open is synced once by SqliteGroupCommit's constructor.
+ * Opens (creating when needed) a SQLite database in WAL journal mode with synchronous=FULL: every committed
+ * transaction is fsynced before COMMIT returns, so an acknowledged change survives a crash or power loss.
  */
 export function openSqliteDatabase(path: string, unavailableCode: ErrorCode, label: string): Database.Database {
   assert(path.length > 0 && path !== ':memory:', 'path names a file');
@@ -105,7 +78,7 @@ export function openSqliteDatabase(path: string, unavailableCode: ErrorCode, lab
     db = new Database(path, { timeout: SQLITE_BUSY_TIMEOUT_MS });
     const mode = db.pragma('journal_mode = WAL', { simple: true });
     if (mode !== 'wal') throw new Error(`journal_mode is ${String(mode)}, not wal`);
-    db.pragma('synchronous = NORMAL');
+    db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     return db;
   } catch (err) {
@@ -132,21 +105,8 @@ export class SqliteGroupCommit {
   private brokenBy: StrataError | null = null;
   private idleWaiters: Array<() => void> = [];
   private readonly counters: GroupCommitStats = { batches: 0, operations: 0 };
-  /** Batches whose COMMIT returned, and those of them an fdatasync has made durable since. */
-  private committedBatches = 0;
-  private durableBatches = 0;
-  private awaitingSync: CommittedBatch[] = [];
-  private syncing = false;
-  private durableWaiters: DurableWaiter[] = [];
-  private walHandle: FileHandle | null = null;
-  private readonly syncWal: () => Promise<void>;
-  /**
-   * Read right after each COMMIT (the store's revision, the log's last offset); the last durable batch's marker is
-   * handed to `onDurable`, so that a store can bound what its watches report to what is durable.
-   */
-  commitMarker: (() => number) | null = null;
-  /** Called after each fdatasync that made batches durable (the WAL wakes its consumers, the store its watches). */
-  onDurable: ((marker: number) => void) | null = null;
+  /** Called after each committed batch (the WAL wakes its consumers here). */
+  onCommitted: (() => void) | null = null;
 
   private readonly beginStmt: Database.Statement;
   private readonly commitStmt: Database.Statement;
@@ -167,27 +127,10 @@ export class SqliteGroupCommit {
     this.savepointStmt = db.prepare('SAVEPOINT op');
     this.releaseStmt = db.prepare('RELEASE op');
     this.rollbackToStmt = db.prepare('ROLLBACK TO op');
-    this.syncWal = options.syncWal ?? (() => this.fdatasyncWal());
-    // What an earlier process committed may not have been synced before it stopped: make it durable before
-    // anything here reads it.
-    syncFileIfPresent(db.name);
-    syncFileIfPresent(`${db.name}-wal`);
   }
 
   stats(): GroupCommitStats {
     return { ...this.counters };
-  }
-
-  /** True when every committed transaction is durable (reads need not wait). */
-  get allDurable(): boolean {
-    return this.durableBatches === this.committedBatches;
-  }
-
-  /** Resolves once everything committed so far is durable; rejects when the sync that would make it so failed. */
-  whenDurable(): Promise<void> {
-    if (this.allDurable) return Promise.resolve();
-    if (this.brokenBy !== null) return Promise.reject(this.brokenBy);
-    return new Promise<void>((resolve, reject) => this.durableWaiters.push({ batches: this.committedBatches, resolve, reject }));
   }
 
   /** True once `close` was called or the connection broke. */
@@ -215,21 +158,8 @@ export class SqliteGroupCommit {
     });
   }
 
-  /**
-   * Runs a read on the connection and answers once what it may have seen is durable (at once when everything
-   * committed is), mapping SQLite errors to the unavailable code.
-   */
-  async read<T>(run: () => T): Promise<T> {
-    const value = this.readNow(run);
-    if (!this.allDurable) await this.whenDurable();
-    return value;
-  }
-
-  /**
-   * Runs a read on the connection and answers at once: it may see committed changes that are not durable yet, so
-   * the caller must bound what it reports itself (the stores' watches stop at the last durable marker).
-   */
-  readNow<T>(run: () => T): T {
+  /** Runs a read directly on the connection, mapping SQLite errors to the unavailable code. */
+  read<T>(run: () => T): T {
     this.checkUsable();
     try {
       return run();
@@ -245,8 +175,6 @@ export class SqliteGroupCommit {
     await this.drained();
     if (this.closed) return;
     this.closed = true;
-    await this.walHandle?.close().catch(() => undefined);
-    this.walHandle = null;
     try {
       this.db.close();
     } catch {
@@ -254,20 +182,9 @@ export class SqliteGroupCommit {
     }
   }
 
-  private get idle(): boolean {
-    return this.queue.length === 0 && !this.scheduled && !this.syncing && this.awaitingSync.length === 0;
-  }
-
   private drained(): Promise<void> {
-    if (this.idle) return Promise.resolve();
+    if (this.queue.length === 0 && !this.scheduled) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  private wakeIdleWaiters(): void {
-    if (!this.idle) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const wake of waiters) wake();
   }
 
   private checkUsable(): void {
@@ -296,8 +213,13 @@ export class SqliteGroupCommit {
     setImmediate(() => {
       this.scheduled = false;
       this.runBatch();
-      if (this.queue.length > 0) this.schedule();
-      else this.wakeIdleWaiters();
+      if (this.queue.length > 0) {
+        this.schedule();
+      } else {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const wake of waiters) wake();
+      }
     });
   }
 
@@ -311,12 +233,16 @@ export class SqliteGroupCommit {
     }
     const batch = this.applyInTransaction(ops);
     if (batch.committed) {
+      const outcomes = batch.outcomes;
       this.counters.batches += 1;
       this.counters.operations += ops.length;
-      this.committedBatches += 1;
-      // Answered only once durable: the fdatasync that covers this batch starts after its COMMIT returned.
-      this.awaitingSync.push({ ops, outcomes: batch.outcomes, marker: this.readMarker() });
-      this.startSync();
+      ops.forEach((op, i) => {
+        const outcome = outcomes[i];
+        assert(outcome !== undefined, 'one outcome per operation');
+        if (outcome.ok) op.resolve(outcome.value);
+        else op.reject(outcome.error);
+      });
+      if (this.onCommitted !== null) this.onCommitted();
     } else {
       for (const op of ops) op.reject(batch.error);
     }
@@ -324,74 +250,6 @@ export class SqliteGroupCommit {
     if (this.brokenBy !== null) {
       for (const op of this.queue.splice(0)) op.reject(this.brokenBy);
     }
-  }
-
-  private readMarker(): number {
-    if (this.commitMarker === null) return 0;
-    try {
-      return this.commitMarker();
-    } catch (err) {
-      this.mapError(err);
-      return 0;
-    }
-  }
-
-  private startSync(): void {
-    if (this.syncing) return;
-    this.syncing = true;
-    void this.syncLoop();
-  }
-
-  /** One fdatasync at a time; each covers every batch committed before it started. */
-  private async syncLoop(): Promise<void> {
-    while (this.awaitingSync.length > 0) {
-      const round = this.awaitingSync.splice(0);
-      const upTo = this.committedBatches;
-      try {
-        await this.syncWal();
-      } catch (err) {
-        this.failDurability(round, err);
-        continue;
-      }
-      this.durableBatches = upTo;
-      for (const { ops, outcomes } of round) {
-        ops.forEach((op, i) => {
-          const outcome = outcomes[i];
-          assert(outcome !== undefined, 'one outcome per operation');
-          if (outcome.ok) op.resolve(outcome.value);
-          else op.reject(outcome.error);
-        });
-      }
-      this.onDurable?.(round[round.length - 1]!.marker);
-      const waiting = this.durableWaiters;
-      this.durableWaiters = [];
-      for (const waiter of waiting) {
-        if (waiter.batches <= this.durableBatches) waiter.resolve();
-        else this.durableWaiters.push(waiter);
-      }
-    }
-    this.syncing = false;
-    this.wakeIdleWaiters();
-  }
-
-  /**
-   * After a failed fdatasync nothing committed since the last good one can be called durable, nor is it known to
-   * be lost: its operations fail with the unknown-outcome code, and the connection takes no more work.
-   */
-  private failDurability(round: CommittedBatch[], err: unknown): void {
-    const why = `syncing the write-ahead file failed: ${(err as Error).message}`;
-    this.brokenBy ??= this.unavailable(why, err);
-    const unknown = new StrataError(this.options.unknownCode, `${this.options.label}: commit outcome unknown: ${why}`);
-    for (const { ops } of round) for (const op of ops) op.reject(unknown);
-    for (const op of this.queue.splice(0)) op.reject(this.brokenBy);
-    for (const waiter of this.durableWaiters.splice(0)) waiter.reject(this.brokenBy);
-  }
-
-  private async fdatasyncWal(): Promise<void> {
-    // The -wal file exists from the first COMMIT on and keeps its inode while this connection is open (SQLite
-    // resets it in place after a checkpoint and removes it only when the last connection closes).
-    this.walHandle ??= await open(`${this.db.name}-wal`, 'r');
-    await this.walHandle.datasync();
   }
 
   /** The per-operation outcomes when the transaction committed, or the error that failed the whole batch. */
@@ -458,16 +316,5 @@ export class SqliteGroupCommit {
     } catch (err) {
       this.mapError(err);
     }
-  }
-}
-
-/** fdatasync of a file that may not exist (a fresh database has no -wal file yet). */
-function syncFileIfPresent(path: string): void {
-  if (!existsSync(path)) return;
-  const fd = openSync(path, 'r');
-  try {
-    fdatasyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }

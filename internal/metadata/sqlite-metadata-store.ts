@@ -34,8 +34,8 @@ import { SqliteGroupCommit, openSqliteDatabase, type GroupCommitStats } from './
 import { SqliteTieringRecords, TIERING_RECORDS_SQL } from './sqlite-tiering-records.js';
 
 /**
- * The embedded MetadataStore: one SQLite file (WAL journal) with group commit, synced before anything is
- * acknowledged or read (sqlite-group-commit.ts). The schema and the reasons behind it are in ./README.md.
+ * The embedded MetadataStore: one SQLite file (WAL journal, synchronous=FULL) with group commit. The schema and
+ * the reasons behind it are in ./README.md.
  */
 
 export const SQLITE_METADATA_LIMITS = {
@@ -82,8 +82,6 @@ export interface SqliteMetadataStoreOptions {
   queueOpsMax?: number;
   /** SQLITE_METADATA_LIMITS.changeHistoryRowsMax by default (tests use a small one). */
   changeHistoryRowsMax?: number;
-  /** Makes committed transactions durable (default: fdatasync of the -wal file; tests hold it, see SqliteGroupCommit). */
-  syncWal?: () => Promise<void>;
 }
 
 const SCHEMA_SQL = `
@@ -257,8 +255,6 @@ export class SqliteMetadataStore implements MetadataStore {
   private watchTimer: NodeJS.Timeout | null = null;
   private readonly historyRowsMax: number;
   private historyRecordedSincePrune = 0;
-  /** The revision up to which this process's commits are known durable (see visibleRevision). */
-  private durableRevision: number;
 
   private constructor(db: Database.Database, group: SqliteGroupCommit, clock: Clock, historyRowsMax: number) {
     this.db = db;
@@ -267,27 +263,8 @@ export class SqliteMetadataStore implements MetadataStore {
     this.historyRowsMax = historyRowsMax;
     this.stmt = SqliteMetadataStore.prepare(db);
     this.tiering = new SqliteTieringRecords(db, group);
-    // Everything in the file is durable at open (the group commit synced it). From then on, a change reaches the
-    // watches (and reads) only once the fdatasync after its batch made it durable.
-    this.durableRevision = group.readNow(() => this.readRevision());
-    group.commitMarker = () => this.readRevision();
-    group.onDurable = (revision) => {
-      this.durableRevision = Math.max(this.durableRevision, revision);
-      this.pollWatches();
-    };
-  }
-
-  /**
-   * The revision reads and watches may report: everything committed, unless some of this process's commits are
-   * not durable yet, then only up to the last durable one. (Commits of other processes on the same file are theirs
-   * to sync; once all of ours are durable, whatever is visible counts as durable, and the bound only grows.)
-   */
-  private visibleRevision(current: number): number {
-    if (this.group.allDurable) {
-      this.durableRevision = Math.max(this.durableRevision, current);
-      return current;
-    }
-    return Math.min(current, this.durableRevision);
+    // Changes made through this store reach its watches as soon as their batch commits.
+    group.onCommitted = () => this.pollWatches();
   }
 
   static async open(options: SqliteMetadataStoreOptions): Promise<SqliteMetadataStore> {
@@ -310,7 +287,6 @@ export class SqliteMetadataStore implements MetadataStore {
         unavailableCode: 'METADATA_UNAVAILABLE',
         unknownCode: 'COMMIT_UNKNOWN',
         label,
-        ...(options.syncWal ? { syncWal: options.syncWal } : {}),
       });
       const historyRowsMax = options.changeHistoryRowsMax ?? SQLITE_METADATA_LIMITS.changeHistoryRowsMax;
       assert(Number.isInteger(historyRowsMax) && historyRowsMax >= 1, 'changeHistoryRowsMax >= 1');
@@ -441,14 +417,12 @@ export class SqliteMetadataStore implements MetadataStore {
   // ---- reads: straight to the connection ------------------------------------------------------------------
 
   async get(key: string): Promise<StoredManifest | null> {
-    const row = this.group.readNow(() => this.stmt.getManifest.get(utf8(key)));
-    // A manifest committed but not yet durable is answered once it is: a power loss could still take it back.
-    if (row !== undefined && !this.group.allDurable && row.mod_revision > this.durableRevision) await this.group.whenDurable();
+    const row = this.group.read(() => this.stmt.getManifest.get(utf8(key)));
     return row === undefined ? null : parseStored(row);
   }
 
   async isAborted(writeId: string): Promise<boolean> {
-    return (await this.group.read(() => this.stmt.isAborted.get(writeId))) !== undefined;
+    return this.group.read(() => this.stmt.isAborted.get(writeId)) !== undefined;
   }
 
   async listKeys(prefix: string, startAfter: string | null, limit: number): Promise<string[]> {
@@ -464,7 +438,7 @@ export class SqliteMetadataStore implements MetadataStore {
         exclusive = true;
       }
     }
-    const keys = await this.group.read(() => {
+    const keys = this.group.read(() => {
       if (prefixBytes.length === 0) {
         return (exclusive ? this.stmt.listAfter : this.stmt.listFrom).all(lower, limit);
       }
@@ -477,14 +451,14 @@ export class SqliteMetadataStore implements MetadataStore {
   async scan(startAfter: string | null, limit: number): Promise<StoredManifest[]> {
     assertCount(limit, 'limit');
     if (limit === 0) return [];
-    const rows = await this.group.read(() =>
+    const rows = this.group.read(() =>
       startAfter === null ? this.stmt.scanFirst.all(limit) : this.stmt.scanAfter.all(utf8(startAfter), limit),
     );
     return rows.map(parseStored);
   }
 
   async currentRevision(): Promise<number> {
-    const revision = this.group.readNow(() => this.visibleRevision(this.readRevision()));
+    const revision = this.group.read(() => this.readRevision());
     // A reader that learns of a revision its watch has not reported yet (another process committed it) is about
     // to wait for the watch: bring the watches up to date now rather than at the next poll.
     for (const watch of this.watches) {
@@ -506,7 +480,7 @@ export class SqliteMetadataStore implements MetadataStore {
    */
   async watchManifests(fromRevision: number, listener: ManifestWatchListener): Promise<ManifestWatch> {
     assertCount(fromRevision, 'fromRevision');
-    this.group.readNow(() => undefined);
+    this.group.read(() => undefined);
     const watch: SqliteWatch = { last: fromRevision, listener };
     this.watches.add(watch);
     this.ensureWatchTimer();
@@ -554,9 +528,9 @@ export class SqliteMetadataStore implements MetadataStore {
     const pageMax = SQLITE_METADATA_LIMITS.watchPageRowsMax;
     for (;;) {
       // One read transaction: the rows and the revision they are complete up to come from one snapshot.
-      const { revision, rows } = this.group.readNow(() =>
+      const { revision, rows } = this.group.read(() =>
         this.db.transaction(() => {
-          const current = this.visibleRevision(this.readRevision());
+          const current = this.readRevision();
           return { revision: current, rows: this.stmt.changedSince.all(watch.last, current, pageMax) };
         })(),
       );
@@ -584,7 +558,7 @@ export class SqliteMetadataStore implements MetadataStore {
    */
   async watchChanges(prefix: string, fromRevision: number, listener: ChangeWatchListener): Promise<ManifestWatch> {
     assertCount(fromRevision, 'fromRevision');
-    const floor = await this.group.read(() => this.stmt.historyFloor.get() ?? 0);
+    const floor = this.group.read(() => this.stmt.historyFloor.get() ?? 0);
     if (fromRevision < floor) throw historyCompacted(fromRevision, floor);
     const watch: SqliteChangeWatch = { last: fromRevision, prefix: utf8(prefix), listener, pending: false };
     this.changeWatches.add(watch);
@@ -613,9 +587,9 @@ export class SqliteMetadataStore implements MetadataStore {
     const pageMax = SQLITE_METADATA_LIMITS.changePageRowsMax;
     let page: { revision: number; floor: number; rows: ChangeRow[] };
     try {
-      page = this.group.readNow(() =>
+      page = this.group.read(() =>
         this.db.transaction(() => {
-          const revision = this.visibleRevision(this.readRevision());
+          const revision = this.readRevision();
           const floor = this.stmt.historyFloor.get() ?? 0;
           return { revision, floor, rows: this.stmt.changesAfter.all(watch.last, revision, pageMax) };
         })(),
@@ -665,12 +639,12 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async recentHealerActions(limit: number): Promise<HealerAction[]> {
     assertCount(limit, 'limit');
-    const rows = await this.group.read(() => this.stmt.journalRecent.all(Math.min(limit, HEALER_JOURNAL_LIMITS.entriesMax)));
+    const rows = this.group.read(() => this.stmt.journalRecent.all(Math.min(limit, HEALER_JOURNAL_LIMITS.entriesMax)));
     return rows.map((r) => ({ atMs: r.at_ms, kind: r.kind, key: r.key, detail: r.detail }));
   }
 
   async currentLeader(name: string): Promise<string | null> {
-    const row = await this.group.read(() => this.stmt.getLeader.get(name));
+    const row = this.group.read(() => this.stmt.getLeader.get(name));
     if (row === undefined || row.holder === null || row.expires_ms <= this.clock.nowMs()) return null;
     return row.holder;
   }
@@ -851,7 +825,7 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async listNodes(): Promise<RegisteredNode[]> {
     // One more than the limit, so that a registry beyond it is reported instead of silently cut.
-    const rows = await this.group.read(() => this.stmt.listNodes.all(NODE_REGISTRY_LIMITS.nodesMax + 1));
+    const rows = this.group.read(() => this.stmt.listNodes.all(NODE_REGISTRY_LIMITS.nodesMax + 1));
     if (rows.length > NODE_REGISTRY_LIMITS.nodesMax) throw tooManyNodes(rows.length);
     const nowMs = this.clock.nowMs();
     return rows.map((row) => {

@@ -41,7 +41,7 @@ export class SqliteTieringRecords {
   }
 
   async get(prefix: string): Promise<unknown | null> {
-    const json = await this.group.read(() => this.stmt.get.get(prefixBytes(prefix)));
+    const json = this.group.read(() => this.stmt.get.get(prefixBytes(prefix)));
     return json === undefined ? null : (JSON.parse(json) as unknown);
   }
 
@@ -62,7 +62,7 @@ export class SqliteTieringRecords {
   async list(startAfter: string | null, limit: number): Promise<{ prefix: string; record: unknown }[]> {
     assert(Number.isInteger(limit) && limit >= 0, 'limit is an integer >= 0');
     if (limit === 0) return [];
-    const rows = await this.group.read(() =>
+    const rows = this.group.read(() =>
       startAfter === null ? this.stmt.first.all(limit) : this.stmt.after.all(prefixBytes(startAfter), limit),
     );
     return rows.map((row) => ({ prefix: row.prefix.toString('utf8'), record: JSON.parse(row.record) as unknown }));

@@ -10,8 +10,8 @@ import {
 import type { WalConsumer, WalEntry, WalPosition, WalRecord, WriteAheadLog } from './write-ahead-log.js';
 
 /**
- * The embedded WriteAheadLog: one SQLite file (WAL journal), a single partition (0) whose offsets are the rowids
- * of `wal_entries`. Appends are group-committed (internal/metadata/sqlite-group-commit.ts):
+ * The embedded WriteAheadLog: one SQLite file (WAL journal, synchronous=FULL), a single partition (0) whose
+ * offsets are the rowids of `wal_entries`. Appends are group-committed (internal/metadata/sqlite-group-commit.ts):
  * concurrent appends share one transaction and one fsync, and each resolves once that transaction is durable.
  * Layout and retention rules: ./README.md.
  */
@@ -45,8 +45,6 @@ export interface SqliteWriteAheadLogOptions {
   batchOpsMax?: number;
   pollIntervalMs?: number;
   retentionChunkEntries?: number;
-  /** Makes appended entries durable (default: fdatasync of the -wal file; tests hold it, see SqliteGroupCommit). */
-  syncWal?: () => Promise<void>;
 }
 
 const SCHEMA_SQL = `
@@ -81,8 +79,6 @@ export class SqliteWriteAheadLog implements WriteAheadLog {
   /** Polls waiting for an append in this process. */
   private waiters = new Set<() => void>();
   private retentionScheduled = false;
-  /** The last offset this process knows durable; consumers read no further while some appends are not. */
-  private durableOffset: number;
 
   private constructor(db: Database.Database, group: SqliteGroupCommit, options: SqliteWriteAheadLogOptions) {
     this.group = group;
@@ -93,10 +89,9 @@ export class SqliteWriteAheadLog implements WriteAheadLog {
     assert(Number.isInteger(this.retentionChunkEntries) && this.retentionChunkEntries >= 1, 'retention chunk >= 1');
     this.stmt = {
       append: db.prepare<[string, string]>('INSERT INTO wal_entries (key, record) VALUES (?, ?)'),
-      readAfter: db.prepare<[number, number, number], EntryRow>(
-        'SELECT entry_offset, record FROM wal_entries WHERE entry_offset > ? AND entry_offset <= ? ORDER BY entry_offset LIMIT ?',
+      readAfter: db.prepare<[number, number], EntryRow>(
+        'SELECT entry_offset, record FROM wal_entries WHERE entry_offset > ? ORDER BY entry_offset LIMIT ?',
       ),
-      lastOffset: db.prepare<[], number | null>('SELECT max(entry_offset) FROM wal_entries').pluck(),
       registerGroup: db.prepare<[string]>('INSERT OR IGNORE INTO wal_groups (name, committed_offset) VALUES (?, 0)'),
       committedOffset: db.prepare<[string], number>('SELECT committed_offset FROM wal_groups WHERE name = ?').pluck(),
       // An offset only moves forward: "everything up to here is processed" cannot be taken back.
@@ -108,14 +103,7 @@ export class SqliteWriteAheadLog implements WriteAheadLog {
       firstOffset: db.prepare<[], number | null>('SELECT min(entry_offset) FROM wal_entries').pluck(),
       deleteUpTo: db.prepare<[number]>('DELETE FROM wal_entries WHERE entry_offset <= ?'),
     };
-    // Consumers see an entry only once it is durable: the healer must never act on an intent a power loss could
-    // still take back. Everything in the file is durable at open (the group commit synced it).
-    this.durableOffset = group.readNow(() => this.stmt.lastOffset.get() ?? 0);
-    group.commitMarker = () => this.stmt.lastOffset.get() ?? 0;
-    group.onDurable = (offset) => {
-      this.durableOffset = Math.max(this.durableOffset, offset);
-      this.wakeWaiters();
-    };
+    group.onCommitted = () => this.wakeWaiters();
   }
 
   static async open(options: SqliteWriteAheadLogOptions): Promise<SqliteWriteAheadLog> {
@@ -136,7 +124,6 @@ export class SqliteWriteAheadLog implements WriteAheadLog {
         unavailableCode: 'WAL_UNAVAILABLE',
         unknownCode: 'WAL_UNAVAILABLE',
         label,
-        ...(options.syncWal ? { syncWal: options.syncWal } : {}),
       });
       return new SqliteWriteAheadLog(db, group, options);
     } catch (err) {
@@ -186,8 +173,7 @@ export class SqliteWriteAheadLog implements WriteAheadLog {
 
   /** @internal */
   readAfter(offset: number, limit: number): WalEntry[] {
-    const upTo = this.group.allDurable ? Number.MAX_SAFE_INTEGER : this.durableOffset;
-    return this.group.readNow(() => this.stmt.readAfter.all(offset, upTo, limit)).map(parseEntry);
+    return this.group.read(() => this.stmt.readAfter.all(offset, limit)).map(parseEntry);
   }
 
   /** @internal Resolves on the next committed batch of this process, after `ms`, or when the log closes. */
