@@ -96,7 +96,7 @@ function slowClientsNote(c: Omit<SlowClientsResult, 'load'>): string {
   const parts = [`${c.stalledClients} clients stalled on ${mib(c.documentBytes)} reads: ${c.served} served, ${c.refused} refused (503)`];
   if (c.unanswered > 0) parts.push(`${c.unanswered} unanswered`);
   if (c.heldBytes !== null && c.budgetBytes !== null) parts.push(`gateway held ${mib(c.heldBytes)} of ${mib(c.budgetBytes)}`);
-  if (c.releasedAfterSeconds !== null) parts.push(`released ${fmt(c.releasedAfterSeconds, 1)} s after the load`);
+  if (c.releasedAfterSeconds !== null) parts.push(`released ${fmt(c.releasedAfterSeconds, 1)} s after the clients stopped reading`);
   return parts.join('; ');
 }
 

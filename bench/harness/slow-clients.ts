@@ -38,7 +38,10 @@ export interface SlowClientsResult {
   /** What the gateway's body budget held while they stalled, and its bound (all-in-one: one gateway to ask). */
   heldBytes: number | null;
   budgetBytes: number | null;
-  /** From the end of the load until the gateway held no body bytes (null: not measured, or not within the wait). */
+  /**
+   * From the moment the stalled clients had their status lines (and stopped reading) until the gateway held no body
+   * bytes: about STRATA_SOCKET_IDLE_TIMEOUT_MS (null: not measured, or not within the wait).
+   */
   releasedAfterSeconds: number | null;
   load: LoadResult;
 }
@@ -87,6 +90,17 @@ async function bodyBudget(target: BenchTarget): Promise<{ held: number; max: num
   }
 }
 
+/** Seconds from `since` until the gateway holds no body bytes, or null when that does not happen within `waitMs`. */
+async function watchRelease(target: BenchTarget, since: number, waitMs: number): Promise<number | null> {
+  const deadline = since + waitMs;
+  while (performance.now() < deadline) {
+    const now = await bodyBudget(target);
+    if (now !== null && now.held === 0) return (performance.now() - since) / 1000;
+    await new Promise((r) => setTimeout(r, METRICS_POLL_MS));
+  }
+  return null;
+}
+
 export async function runSlowClients(target: BenchTarget, options: SlowClientsOptions): Promise<SlowClientsResult> {
   const { log } = options;
   const keys = Array.from({ length: LARGE_DOCS }, (_, i) => `${options.prefix}/slow-clients/${i}`);
@@ -106,11 +120,14 @@ export async function runSlowClients(target: BenchTarget, options: SlowClientsOp
   const stalled = Array.from({ length: options.clients }, (_, i) => stalledRead(url, keys[i % keys.length]!));
   try {
     const statuses = await Promise.all(stalled.map((s) => s.status));
+    const stalledAt = performance.now();
     const served = statuses.filter((s) => s === 200).length;
     const refused = statuses.filter((s) => s === 503).length;
     const held = await bodyBudget(target);
     log(`stalled reads: ${served} served, ${refused} refused; the gateway holds ${held ? `${(held.held / 1024 ** 2).toFixed(0)} of ${(held.max / 1024 ** 2).toFixed(0)} MiB` : 'an unknown amount'}`);
 
+    // Watched while the load runs: the release comes about one idle timeout after the clients stopped reading.
+    const released = held === null ? Promise.resolve(null) : watchRelease(target, stalledAt, options.idleTimeoutMs + options.durationMs + 30_000);
     const load = await runLoad({
       url: target.url,
       scenario: 'write',
@@ -124,20 +141,7 @@ export async function runSlowClients(target: BenchTarget, options: SlowClientsOp
       vus: options.vus,
       durationMs: options.durationMs,
     });
-
-    let releasedAfterSeconds: number | null = null;
-    if (held !== null) {
-      const started = performance.now();
-      const deadline = started + options.idleTimeoutMs + 30_000;
-      while (performance.now() < deadline) {
-        const now = await bodyBudget(target);
-        if (now !== null && now.held === 0) {
-          releasedAfterSeconds = (performance.now() - started) / 1000;
-          break;
-        }
-        await new Promise((r) => setTimeout(r, METRICS_POLL_MS));
-      }
-    }
+    const releasedAfterSeconds = await released;
     return {
       stalledClients: options.clients,
       documentBytes: document.length,
