@@ -17,8 +17,10 @@
  * One body larger than the whole budget is still admitted when nothing else is held, so that every document up to
  * STRATA_BODY_BYTES_MAX can be written whatever the budget. Small bodies (up to SMALL_BODY_BYTES per request) are
  * counted but never refused: the in-flight bound already caps them (256 x 64 KiB = 16 MiB), and a few clients
- * stalling on large documents must not stop the small reads and hot updates that make up most traffic. The bound is on bodies; the working copies made while a
- * body is parsed, split and encoded are a small multiple of it (BENCHMARKS.md records the gateway's RSS).
+ * stalling on large documents must not stop the small reads and hot updates that make up most traffic.
+ *
+ * The bound is on bodies; the working copies made while a body is parsed, split and encoded are a small multiple of
+ * it (BENCHMARKS.md records the gateway's RSS and what it is made of).
  */
 import type { ServerResponse } from 'node:http';
 import type { Context, Hono } from 'hono';
