@@ -18,8 +18,10 @@ import {
   stat,
 } from './durability-helpers.js';
 
-const ENV = { STRATA_INTENT_TIMEOUT_MS: '50', STRATA_GC_GRACE_MS: '100', STRATA_TOMBSTONE_GRACE_MS: '100' };
-const GRACE_MS = 100;
+// The GC grace is also every write's commit deadline (architecture.md): short enough to keep the test quick, long
+// enough that a loaded machine does not abort the setup writes the assertions rely on.
+const GRACE_MS = 400;
+const ENV = { STRATA_INTENT_TIMEOUT_MS: '50', STRATA_GC_GRACE_MS: String(GRACE_MS), STRATA_TOMBSTONE_GRACE_MS: '100' };
 
 describe('inventory garbage collection', () => {
   let cluster: TestCluster;

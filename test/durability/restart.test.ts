@@ -10,7 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { STRATEGIES, blobsOfWrite, docText, json, recordAborts, refNames, fullInventory, stat } from './durability-helpers.js';
 
-const ENV = { STRATA_INTENT_TIMEOUT_MS: '50', STRATA_GC_GRACE_MS: '100' };
+// The intent timeout is short so that the restarted healer settles the crashed write at once; the GC grace (also
+// the commit deadline of every write) is long enough that a loaded machine does not abort the setup writes.
+const ENV = { STRATA_INTENT_TIMEOUT_MS: '50', STRATA_GC_GRACE_MS: '1000' };
 
 describe('whole-cluster restart on the same data directory', () => {
   let dataDir: string;
