@@ -23,6 +23,8 @@ import {
 } from './durability-helpers.js';
 
 const INTENT_TIMEOUT_MS = 50;
+/** Also every write's commit deadline: long enough that a loaded machine does not abort the tests' own writes. */
+const GC_GRACE_MS = 400;
 
 describe('gateway crash between blobs and commit', () => {
   let cluster: TestCluster;
@@ -38,7 +40,7 @@ describe('gateway crash between blobs and commit', () => {
   beforeAll(async () => {
     cluster = await startTestCluster({
       hooks,
-      env: { STRATA_INTENT_TIMEOUT_MS: String(INTENT_TIMEOUT_MS), STRATA_GC_GRACE_MS: '100' },
+      env: { STRATA_INTENT_TIMEOUT_MS: String(INTENT_TIMEOUT_MS), STRATA_GC_GRACE_MS: String(GC_GRACE_MS) },
     });
     aborted = recordAborts(cluster);
   });
@@ -110,7 +112,7 @@ describe('gateway crash between blobs and commit', () => {
     expect(aborted.has(writeId!)).toBe(true);
     expect((await blobsOfWrite(cluster, writeId!)).length).toBe(9);
 
-    await sleep(150); // past the GC grace period
+    await sleep(GC_GRACE_MS + 50); // past the GC grace period
     await cluster.healer.runOnce({ forceAudit: true });
     expect(await blobsOfWrite(cluster, writeId!)).toEqual([]);
     expect((await cluster.read(key)).status).toBe(404);
@@ -226,7 +228,7 @@ describe('gateway crash between blobs and commit', () => {
     expect(aborted.has(writeId!)).toBe(true);
     expect(await blobsOfWrite(cluster, writeId!)).toEqual([]);
     // Abort records expire after the GC grace period; the paused gateway is still paused.
-    await sleep(150);
+    await sleep(GC_GRACE_MS + 50);
     await cluster.healer.runOnce({ forceAudit: true });
     expect(await cluster.metadata.isAborted(writeId!)).toBe(false);
 
