@@ -14,6 +14,7 @@ import { computeAims, computeBars } from './bars.js';
 import { startClusterTarget } from './cluster-target.js';
 import { runHeal } from './heal.js';
 import { runSlowClients } from './slow-clients.js';
+import { allInOneMetrics } from './metrics-scrape.js';
 import { runK6Load } from './k6-runner.js';
 import { machineInfo } from './machine.js';
 import { listInventories, newShardBytes } from './node-inventory.js';
@@ -182,39 +183,45 @@ export async function runBench(s: BenchSettings, io: BenchIo, command: string): 
       await target.stop();
       target = null;
     }
-    if (s.groups.includes(6)) {
-      const env = { STRATA_HEALER_INTERVAL_MS: String(s.healerIntervalMs), STRATA_AUDIT_INTERVAL_MS: String(s.auditIntervalMs) };
-      target = await startTarget(s, dataRoot, 'heal', env, io, false);
-      deployment ||= target.description;
-      if (!backends.metadata) backends = target.backends;
-      const t = target;
+    /** A scenario on a deployment of its own: started, its processes' RSS sampled while `run` runs, then stopped. */
+    const onFreshDeployment = async (name: string, env: Record<string, string>, run: (t: BenchTarget) => Promise<Omit<ScenarioResult, 'peakRssBytes'>>): Promise<void> => {
+      const t = await startTarget(s, dataRoot, name, env, io, false);
+      target = t;
+      deployment ||= t.description;
+      if (!backends.metadata) backends = t.backends;
       const sampler = new RssSampler(() => [...t.processes(), { name: 'load-generator', pid: process.pid }]);
       sampler.start();
-      const heal = await runHeal(target, { prefix, healBytes: s.healBytes, node: HEAL_NODE, log: io.log });
-      scenarios.push({
-        id: 'heal',
-        group: 6,
-        scenario: 'heal',
-        strategy: 'field_hybrid',
-        doc: 'iot',
-        vus: 16,
-        nodesDown: 1,
-        tool: 'node',
-        requests: heal.keys,
-        errors: heal.healed ? 0 : heal.unprotectedKeys,
-        errorSamples: [],
-        // The figures of a heal are the repair's: its duration and rebuilt MB/s (the writes are in `heal`).
-        durationSeconds: heal.healSeconds,
-        opsPerSec: heal.writesPerSec,
-        mbPerSec: heal.repairMbPerSec,
-        bytesSent: heal.bytesWritten,
-        bytesReceived: 0,
-        latencyMs: { p50: 0, p95: 0, p99: 0, max: 0 },
-        peakRssBytes: await sampler.stop(),
-        heal,
-      });
-      await target.stop();
+      const result = await run(t);
+      scenarios.push({ ...result, peakRssBytes: await sampler.stop() });
+      await t.stop();
       target = null;
+    };
+    if (s.groups.includes(6)) {
+      const env = { STRATA_HEALER_INTERVAL_MS: String(s.healerIntervalMs), STRATA_AUDIT_INTERVAL_MS: String(s.auditIntervalMs) };
+      await onFreshDeployment('heal', env, async (t) => {
+        const heal = await runHeal(t, { prefix, healBytes: s.healBytes, node: HEAL_NODE, log: io.log });
+        return {
+          id: 'heal',
+          group: 6,
+          scenario: 'heal',
+          strategy: 'field_hybrid',
+          doc: 'iot',
+          vus: 16,
+          nodesDown: 1,
+          tool: 'node',
+          requests: heal.keys,
+          errors: heal.healed ? 0 : heal.unprotectedKeys,
+          errorSamples: [],
+          // The figures of a heal are the repair's: its duration and rebuilt MB/s (the writes are in `heal`).
+          durationSeconds: heal.healSeconds,
+          opsPerSec: heal.writesPerSec,
+          mbPerSec: heal.repairMbPerSec,
+          bytesSent: heal.bytesWritten,
+          bytesReceived: 0,
+          latencyMs: { p50: 0, p95: 0, p99: 0, max: 0 },
+          heal,
+        };
+      });
     }
     if (s.groups.includes(7)) {
       const env: Record<string, string> = {
@@ -223,25 +230,19 @@ export async function runBench(s: BenchSettings, io: BenchIo, command: string): 
         STRATA_READ_CACHE_BYTES: String(s.readCacheBytes),
       };
       if (s.slowBudgetBytes !== null) env['STRATA_BODY_BUFFER_BYTES_MAX'] = String(s.slowBudgetBytes);
-      target = await startTarget(s, dataRoot, 'slow-clients', env, io, false);
-      deployment ||= target.description;
-      if (!backends.metadata) backends = target.backends;
-      const t = target;
-      const sampler = new RssSampler(() => [...t.processes(), { name: 'load-generator', pid: process.pid }]);
-      sampler.start();
-      const { load, ...slowClients } = await runSlowClients(target, {
-        prefix,
-        clients: s.slowClients,
-        vus: s.vus,
-        durationMs: s.durationMs,
-        seed: s.seed,
-        idleTimeoutMs: s.slowIdleTimeoutMs,
-        log: io.log,
+      await onFreshDeployment('slow-clients', env, async (t) => {
+        const { load, ...slowClients } = await runSlowClients(t, {
+          prefix,
+          clients: s.slowClients,
+          vus: s.vus,
+          durationMs: s.durationMs,
+          seed: s.seed,
+          idleTimeoutMs: s.slowIdleTimeoutMs,
+          log: io.log,
+        });
+        io.log(`slow-clients: small writes ${load.opsPerSec.toFixed(0)} ops/s beside them, p99 ${load.latencyMs.p99.toFixed(2)} ms, ${load.errors} errors`);
+        return { ...load, id: 'slow-clients', group: 7, scenario: 'write', strategy: 'field_hybrid', doc: 'small', vus: s.vus, nodesDown: 0, slowClients };
       });
-      scenarios.push({ ...load, id: 'slow-clients', group: 7, scenario: 'write', strategy: 'field_hybrid', doc: 'small', vus: s.vus, nodesDown: 0, peakRssBytes: await sampler.stop(), slowClients });
-      io.log(`slow-clients: small writes ${load.opsPerSec.toFixed(0)} ops/s beside them, p99 ${load.latencyMs.p99.toFixed(2)} ms, ${load.errors} errors`);
-      await target.stop();
-      target = null;
     }
   } finally {
     await target?.stop().catch((err: Error) => io.log(`stopping the deployment failed: ${err.message}`));
@@ -267,23 +268,6 @@ export async function runBench(s: BenchSettings, io: BenchIo, command: string): 
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, `${JSON.stringify(result, null, 2)}\n`);
   return { result, file };
-}
-
-/** Named values of the all-in-one's /metrics (one gateway: behind nginx a scrape reaches one of several). */
-async function allInOneMetrics<K extends string>(t: BenchTarget, names: Record<K, string>): Promise<Record<K, number> | null> {
-  if (t.mode !== 'all-in-one') return null;
-  try {
-    const text = await (await fetch(`${t.url}/metrics`)).text();
-    const out = {} as Record<K, number>;
-    for (const [field, name] of Object.entries(names) as [K, string][]) {
-      const value = Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
-      if (!Number.isFinite(value)) return null;
-      out[field] = value;
-    }
-    return out;
-  } catch {
-    return null;
-  }
 }
 
 /** The gateway's read cache counters: only the all-in-one's single gateway gives a whole figure. */

@@ -8,6 +8,7 @@
  */
 import net from 'node:net';
 import { runLoad, type LoadResult } from '../../internal/loadgen/node-loadgen.js';
+import { allInOneMetrics } from './metrics-scrape.js';
 import type { BenchTarget } from './target.js';
 
 /** Documents the stalled clients ask for, round robin: each one is read by many clients at once. */
@@ -77,17 +78,8 @@ function stalledRead(url: URL, key: string): Stalled {
   return { socket, status };
 }
 
-async function bodyBudget(target: BenchTarget): Promise<{ held: number; max: number } | null> {
-  if (target.mode !== 'all-in-one') return null;
-  try {
-    const text = await (await fetch(`${target.url}/metrics`)).text();
-    const value = (name: string): number => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
-    const held = value('strata_body_buffer_bytes');
-    const max = value('strata_body_buffer_bytes_max');
-    return Number.isFinite(held) && Number.isFinite(max) ? { held, max } : null;
-  } catch {
-    return null;
-  }
+function bodyBudget(target: BenchTarget): Promise<{ held: number; max: number } | null> {
+  return allInOneMetrics(target, { held: 'strata_body_buffer_bytes', max: 'strata_body_buffer_bytes_max' });
 }
 
 /** Seconds from `since` until the gateway holds no body bytes, or null when that does not happen within `waitMs`. */

@@ -124,3 +124,30 @@ export function baseHotRefs(manifest: Manifest): BlobRef[] {
 export function isExpired(manifest: Manifest, nowMs: number): boolean {
   return !manifest.deleted && manifest.expiresAtMs !== undefined && manifest.expiresAtMs <= nowMs;
 }
+
+/**
+ * The manifest of a delete: no blobs, no sizes, the deleting write's id. Strategy and creation time carry over from
+ * the live document when there is one (a tombstone is still the key's history), nothing else does.
+ */
+export function tombstoneManifest(key: string, writeId: string, live: Manifest | null, nowMs: number): Manifest {
+  const now = new Date(nowMs).toISOString();
+  return {
+    formatVersion: 1,
+    key,
+    version: '0',
+    writeId,
+    deleted: true,
+    strategy: live?.strategy ?? 'replication',
+    hotFields: [],
+    hotPaths: [],
+    coldEmptyOffsets: [],
+    bytes: { logical: 0, hot: 0, cold: 0, physical: 0 },
+    coldHash: null,
+    cold_layout: null,
+    hot: [],
+    cold: [],
+    dirty: false,
+    createdAt: live?.createdAt ?? now,
+    updatedAt: now,
+  };
+}

@@ -134,6 +134,9 @@ interface IdempotencyValue {
  * The value of a token held by `claim`, member order fixed: a commit compares these exact bytes to know that the
  * claim still holds the token.
  */
+/** How long stopping a watch waits for etcd to confirm the cancel. */
+const WATCH_CANCEL_WAIT_MS = 1_000;
+
 function pendingValue(claim: IdempotencyClaim): IdempotencyValue {
   return {
     fingerprint: claim.fingerprint,
@@ -407,13 +410,7 @@ export class EtcdMetadataStore implements MetadataStore {
         done = true;
         this.watchers.delete(handle);
         if (reason !== null) safely(() => listener.onReset(reason));
-        const w = watcher;
-        if (w !== null) {
-          w.removeAllListeners();
-          w.on('error', () => undefined);
-          // Cancelling waits for etcd's answer, which never comes while it is unreachable.
-          await Promise.race([w.cancel().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
-        }
+        if (watcher !== null) await cancelWatcher(watcher);
       },
     };
     const onData = (res: IWatchResponse): void => {
@@ -478,12 +475,7 @@ export class EtcdMetadataStore implements MetadataStore {
           const error = typeof reason === 'string' ? new StrataError('METADATA_UNAVAILABLE', reason) : reason;
           safely(() => listener.onEnd(error));
         }
-        const w = watcher;
-        if (w !== null) {
-          w.removeAllListeners();
-          w.on('error', () => undefined);
-          await Promise.race([w.cancel().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
-        }
+        if (watcher !== null) await cancelWatcher(watcher);
       },
     };
     const onData = (res: IWatchResponse): void => {
@@ -1093,6 +1085,13 @@ function safely(run: () => void): void {
 }
 
 /** Resolves once etcd confirms the watch, rejects on its error or at `deadline` (epoch ms). */
+/** Stops a watch without waiting long: cancelling waits for etcd's answer, which never comes while it is unreachable. */
+async function cancelWatcher(w: Watcher): Promise<void> {
+  w.removeAllListeners();
+  w.on('error', () => undefined);
+  await Promise.race([w.cancel().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, WATCH_CANCEL_WAIT_MS).unref())]);
+}
+
 function watchConnected(w: Watcher, deadline: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the watch was not created before the deadline')), Math.max(0, deadline - Date.now()));

@@ -72,7 +72,6 @@ export class GatewayMetrics implements WriteObserver, ReadObserver {
 
   /** The manifest cache's own counters, read at scrape time. */
   watchManifestCache(cache: { readonly stats: ManifestCacheStats; readonly size: number }): void {
-    const registers = [this.registry];
     counterFrom(this.registry, 'strata_manifest_cache_hits_total', 'Manifest reads answered from the cache.', () => cache.stats.hits);
     counterFrom(this.registry, 'strata_manifest_cache_misses_total', 'Manifest reads that missed the cache and read the store.', () => cache.stats.misses);
     counterFrom(
@@ -81,48 +80,20 @@ export class GatewayMetrics implements WriteObserver, ReadObserver {
       'Manifest reads sent straight to the store because the watch was broken or behind.',
       () => cache.stats.bypasses,
     );
-    new Gauge({
-      name: 'strata_manifest_cache_entries',
-      help: 'Manifests held by the cache.',
-      registers,
-      collect() {
-        this.set(cache.size);
-      },
-    });
+    gaugeFrom(this.registry, 'strata_manifest_cache_entries', 'Manifests held by the cache.', () => cache.size);
   }
 
   /** The read cache's counters (readservice/part-cache.ts), read at scrape time. */
   watchPartCache(cache: { stats(): PartCacheStats }): void {
     counterFrom(this.registry, 'strata_read_cache_hits_total', 'Document parts (hot payloads, cold texts) served from the read cache.', () => cache.stats().hits);
     counterFrom(this.registry, 'strata_read_cache_misses_total', 'Document parts fetched from the storage nodes (then cached when small enough).', () => cache.stats().misses);
-    new Gauge({
-      name: 'strata_read_cache_bytes',
-      help: 'Bytes held by the read cache.',
-      registers: [this.registry],
-      collect() {
-        this.set(cache.stats().bytes);
-      },
-    });
+    gaugeFrom(this.registry, 'strata_read_cache_bytes', 'Bytes held by the read cache.', () => cache.stats().bytes);
   }
 
   /** The body budget (api/body-budget.ts): bytes held now, the bound, and the requests it refused. */
   watchBodyBudget(budget: { stats(): BodyBudgetStats }): void {
-    new Gauge({
-      name: 'strata_body_buffer_bytes',
-      help: 'Bytes of request and response bodies this gateway holds (bounded by STRATA_BODY_BUFFER_BYTES_MAX).',
-      registers: [this.registry],
-      collect() {
-        this.set(budget.stats().heldBytes);
-      },
-    });
-    new Gauge({
-      name: 'strata_body_buffer_bytes_max',
-      help: 'STRATA_BODY_BUFFER_BYTES_MAX: the bound on strata_body_buffer_bytes.',
-      registers: [this.registry],
-      collect() {
-        this.set(budget.stats().bytesMax);
-      },
-    });
+    gaugeFrom(this.registry, 'strata_body_buffer_bytes', 'Bytes of request and response bodies this gateway holds (bounded by STRATA_BODY_BUFFER_BYTES_MAX).', () => budget.stats().heldBytes);
+    gaugeFrom(this.registry, 'strata_body_buffer_bytes_max', 'STRATA_BODY_BUFFER_BYTES_MAX: the bound on strata_body_buffer_bytes.', () => budget.stats().bytesMax);
     counterFrom(this.registry, 'strata_body_buffer_refusals_total', 'Requests refused with 503 OVERLOADED because their body did not fit in the body budget.', () => budget.stats().refused);
   }
 

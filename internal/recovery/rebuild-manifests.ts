@@ -50,7 +50,7 @@ import type { ErasureCode } from '../ec/erasure-code.js';
 import { parseJson } from '../json/parse.js';
 import { coldHash as hashCold, decodeHotBlob, mergeDocument, type DecodedHot } from '../json/split.js';
 import { NESTING_DEPTH_HARD_MAX, isJsonObject } from '../json/value.js';
-import { STRATEGIES, type BlobRef, type ColdCodec, type ColdLayout, type Manifest, type Strategy } from '../manifest/manifest.js';
+import { STRATEGIES, tombstoneManifest, type BlobRef, type ColdCodec, type ColdLayout, type Manifest, type Strategy } from '../manifest/manifest.js';
 import { decompressCold } from '../coldpart/cold-codec.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { NodeClient } from '../nodeclient/node-client.js';
@@ -548,23 +548,7 @@ async function tombstoneVanished(
       if (referenced.size === 0) continue;
       const found = byKey.get(m.key);
       if (found && [...found.keys()].some((writeId) => referenced.has(writeId) || writeId > m.writeId)) continue;
-      const nowIso = new Date().toISOString();
-      const tombstone: Manifest = {
-        ...m,
-        version: '0',
-        writeId: newWriteId(),
-        deleted: true,
-        hotFields: [],
-        hotPaths: [],
-        coldEmptyOffsets: [],
-        bytes: { logical: 0, hot: 0, cold: 0, physical: 0 },
-        coldHash: null,
-        cold_layout: null,
-        hot: [],
-        cold: [],
-        dirty: false,
-        updatedAt: nowIso,
-      };
+      const tombstone = tombstoneManifest(m.key, newWriteId(), m, Date.now());
       try {
         const result = await deps.metadata.commit({ key: m.key, expectedModRevision: stored.modRevision, writeId: tombstone.writeId, manifest: tombstone, assignVersion: true });
         if (!result.ok) throw new Error(`commit refused (${result.reason})`);

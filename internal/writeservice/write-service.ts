@@ -26,7 +26,7 @@ import type { ErasureCode } from '../ec/erasure-code.js';
 import type { JsonObject } from '../json/value.js';
 import type { Logger } from '../log/logger.js';
 import type { BlobRef, ColdLayout, Manifest, StoredManifest, Strategy } from '../manifest/manifest.js';
-import { allRefs, isExpired, referencesBlob, referencesWrite } from '../manifest/manifest.js';
+import { allRefs, isExpired, referencesBlob, referencesWrite, tombstoneManifest } from '../manifest/manifest.js';
 import { blobMeta } from '../manifest/blob-meta.js';
 import type { CommitResult, IdempotencyClaim, IdempotentResponse, LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
 import { chooseNodes } from '../placement/rendezvous.js';
@@ -246,7 +246,7 @@ export class WriteService {
     if (change.kind === 'tombstone') {
       const intentAtMs = clock.nowMs();
       await this.deps.wal.append({ type: 'intent', key, writeId, op: 'delete', creates: [], reuses: [], atMs: intentAtMs });
-      const manifest = tombstone(key, writeId, live, clock.nowMs());
+      const manifest = tombstoneManifest(key, writeId, live, clock.nowMs());
       return this.commit(key, current, writeId, intentAtMs, manifest, [], false, undefined, idempotency);
     }
 
@@ -520,28 +520,6 @@ function walBlob(t: PutTarget): WalBlob {
   return { part: t.header.part, node: t.node, blob: t.header.id };
 }
 
-function tombstone(key: string, writeId: string, live: Manifest | null, nowMs: number): Manifest {
-  const now = new Date(nowMs).toISOString();
-  return {
-    formatVersion: 1,
-    key,
-    version: '0',
-    writeId,
-    deleted: true,
-    strategy: live?.strategy ?? 'replication',
-    hotFields: [],
-    hotPaths: [],
-    coldEmptyOffsets: [],
-    bytes: { logical: 0, hot: 0, cold: 0, physical: 0 },
-    coldHash: null,
-    cold_layout: null,
-    hot: [],
-    cold: [],
-    dirty: false,
-    createdAt: live?.createdAt ?? now,
-    updatedAt: now,
-  };
-}
 
 export function checkPreconditions(key: string, current: StoredManifest | null, pre: Preconditions, nowMs = 0): void {
   const live = current !== null && !current.manifest.deleted && !isExpired(current.manifest, nowMs) ? current.manifest : null;
