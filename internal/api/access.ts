@@ -55,6 +55,15 @@ const KEY_PATH_ROUTES: ReadonlyMap<string, { prefix: string; permission: ApiPerm
 const PREFIX_ROUTES: ReadonlySet<string> = new Set(['/list', '/watch']);
 const RANK: Record<ApiPermission, number> = { read: 0, write: 1, admin: 2 };
 
+/** Where the middleware leaves the id of the request's API key for the routes (idempotency fingerprints). */
+const API_KEY_ID_VARIABLE = 'strataApiKeyId';
+
+/** The id (never the secret) of the API key `c` was authenticated with; null when the gateway has no keys. */
+export function authenticatedKeyId(c: Context): string | null {
+  const id: unknown = c.get(API_KEY_ID_VARIABLE);
+  return typeof id === 'string' ? id : null;
+}
+
 export function installAccessControl(app: Hono, options: AccessControlOptions): AccessControlState {
   const { settings, clock } = options;
   const keys = new ApiKeyTable(settings.apiKeys);
@@ -79,6 +88,7 @@ export function installAccessControl(app: Hono, options: AccessControlOptions): 
           'WWW-Authenticate': 'Bearer realm="strata", error="invalid_token"',
         });
       }
+      c.set(API_KEY_ID_VARIABLE, key.id);
     }
 
     const limit = rateLimitFor(settings, key);

@@ -1,6 +1,7 @@
 /**
  * Idempotency-Key (api.md): a write, patch or delete retried with the same token within 24 hours returns the
- * first attempt's outcome instead of applying again (docs/decisions.md 15).
+ * first attempt's outcome instead of applying again (docs/decisions.md 15). What makes a retry the same request
+ * (every input that can change the outcome) is its fingerprint: idempotency-fingerprint.ts.
  *
  * - Before the operation runs, the attempt claims the token: a pending record with a random attempt id and a lease.
  *   A concurrent retry finds it pending and is told to wait (409, `Retry-After` = the rest of the lease).
@@ -18,7 +19,7 @@
  *   again. The lease outlasts the longest an attempt can still try to commit (the commit deadline, write-service.ts),
  *   so a live attempt is not cut off; safety does not depend on it (the claim check above does).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Context } from 'hono';
 import type { Clock } from '../core/clock.js';
 import { StrataError, isStrataError } from '../core/errors.js';
@@ -26,6 +27,16 @@ import { LIMITS } from '../core/limits.js';
 import type { IdempotencyClaim, IdempotentResponse, MetadataStore } from '../metadata/metadata-store.js';
 import type { CommittedWrite, IdempotentOutcome } from '../writeservice/write-service.js';
 import type { GatewayDeps } from './gateway-deps.js';
+import {
+  fingerprintMatches,
+  fingerprintOf,
+  isVersionedFingerprint,
+  requestInputs,
+  unversionedFingerprintOf,
+  type OperationIdentity,
+} from './idempotency-fingerprint.js';
+
+export type { OperationIdentity } from './idempotency-fingerprint.js';
 
 export const IDEMPOTENCY_LIMITS = {
   /**
@@ -45,14 +56,6 @@ export const IDEMPOTENCY_LIMITS = {
  */
 export function idempotencyLeaseMs(commitDeadlineMs: number): number {
   return LIMITS.commitRetryWindowMs + commitDeadlineMs + IDEMPOTENCY_LIMITS.leaseMarginMs;
-}
-
-export interface OperationIdentity {
-  method: string;
-  key: string;
-  body: Buffer;
-  /** Anything else that makes two requests different operations (query parameters, media type). */
-  extra: string;
 }
 
 export interface IdempotencyContext {
@@ -81,16 +84,22 @@ export async function runIdempotent(
 ): Promise<IdempotentAnswer> {
   if (token === undefined) return { response: respond(await run(undefined)), replayed: false };
   const now = ctx.clock.nowMs();
-  const claim: IdempotencyClaim = {
+  let claim: IdempotencyClaim = {
     token,
     fingerprint: fingerprintOf(identity),
     attemptId: randomBytes(IDEMPOTENCY_LIMITS.attemptIdBytes).toString('hex'),
     leaseUntilMs: now + ctx.leaseMs,
     expiresAtMs: now + LIMITS.idempotencyTtlMs,
   };
-  const existing = await ctx.metadata.reserveIdempotency(claim);
+  let existing = await ctx.metadata.reserveIdempotency(claim);
+  if (existing?.state === 'pending' && !isVersionedFingerprint(existing.fingerprint) && existing.fingerprint === unversionedFingerprintOf(identity)) {
+    // A pending record from before fingerprints had versions, for this request. The stores let a claim take over a
+    // lapsed lease only under the fingerprint the record holds, so this attempt claims the token under that one.
+    claim = { ...claim, fingerprint: existing.fingerprint };
+    existing = await ctx.metadata.reserveIdempotency(claim);
+  }
   if (existing) {
-    if (existing.fingerprint !== claim.fingerprint) {
+    if (!fingerprintMatches(existing.fingerprint, identity)) {
       throw new StrataError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was already used for a different request; use a fresh key per operation');
     }
     if (existing.state === 'pending') {
@@ -131,7 +140,10 @@ export async function runIdempotent(
   return { response, replayed: false };
 }
 
-/** The routes' wrapper: reads the header, answers, and sets `Idempotent-Replayed` and `Retry-After`. */
+/**
+ * The routes' wrapper: reads the header, adds the request's other inputs to `identity` (requestInputs), answers,
+ * and sets `Idempotent-Replayed` and `Retry-After`.
+ */
 export async function withIdempotency(
   c: Context,
   deps: GatewayDeps,
@@ -143,7 +155,7 @@ export async function withIdempotency(
   const ctx: IdempotencyContext = { metadata: deps.metadata, clock: deps.clock, leaseMs: idempotencyLeaseMs(deps.config.gcGraceMs) };
   let answer: IdempotentAnswer;
   try {
-    answer = await runIdempotent(ctx, token, identity, respond, run);
+    answer = await runIdempotent(ctx, token, { ...identity, inputs: requestInputs(c) }, respond, run);
   } catch (error) {
     if (isStrataError(error, 'IDEMPOTENCY_IN_PROGRESS')) {
       const retryAfterMs = typeof error.details?.retryAfterMs === 'number' ? error.details.retryAfterMs : 0;
@@ -180,13 +192,6 @@ export function parseIdempotencyKey(token: string | undefined): string | undefin
     );
   }
   return token;
-}
-
-function fingerprintOf(identity: OperationIdentity): string {
-  return createHash('sha256')
-    .update(`${identity.method}\n${identity.key}\n${identity.extra}\n`)
-    .update(identity.body)
-    .digest('hex');
 }
 
 function send(c: Context, response: IdempotentResponse): Response {
