@@ -11,6 +11,7 @@ import type { Clock } from '../core/clock.js';
 import type { ScrubReport } from '../blobstore/file-blob-store.js';
 import { VolumeBlobStore, type VolumeBlobStoreOptions } from '../blobstore/volume/volume-blob-store.js';
 import { closeServer } from '../core/close-server.js';
+import { refuseConnect } from '../core/http-refusals.js';
 import type { Logger } from '../log/logger.js';
 import type { NodeInstruments } from '../metrics/node-metrics.js';
 import { createStorageNodeApp } from './app.js';
@@ -147,6 +148,7 @@ function listen(
         ? serve({ ...base, serverOptions: { maxHeaderSize: NODE_HEADER_BYTES_MAX } })
         : serve({ ...base, createServer: createHttpsServer, serverOptions: { maxHeaderSize: NODE_HEADER_BYTES_MAX, cert: tls.cert, key: tls.key } })
     ) as Server;
+    refuseConnect(server, 'GET, HEAD, PUT, POST, DELETE');
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);
     server.once('listening', () => {

@@ -1,6 +1,7 @@
 /**
  * Serving a hono app on node:http with the protections every Strata listener needs: bounded headers (431),
- * a request deadline (408) and JSON bodies for the errors Node answers itself.
+ * a request deadline (408) and JSON bodies for the errors Node answers itself, including 405 for the methods it
+ * never passes on (CONNECT, and methods its parser does not know).
  */
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -8,6 +9,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { RequestError, getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { closeServer } from '../core/close-server.js';
+import { rawJsonError, refuseConnect } from '../core/http-refusals.js';
 import { LIMITS } from '../core/limits.js';
 import type { ServerTls } from './tls.js';
 
@@ -29,9 +31,20 @@ export const CLOSE_GRACE_MS_DEFAULT = 2000;
 export const REQUEST_TIMEOUT_MS = 120_000;
 export const HEADERS_TIMEOUT_MS = 30_000;
 
-function jsonError(status: number, reason: string, code: string, message: string): string {
-  const body = JSON.stringify({ error: { code, message } });
-  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+const jsonError = rawJsonError;
+
+/** Every method the gateway's routes take: the Allow of a 405 that node:http answers before any route is known. */
+export const SERVED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE';
+
+/**
+ * The method of a request line node:http's parser refused as an unknown method (HPE_INVALID_METHOD), when it is a
+ * well-formed method token (RFC 9110 5.6.2) followed by a space: a method this server does not implement, not
+ * garbage. Null otherwise.
+ */
+export function unknownMethodOf(rawPacket: Buffer | undefined): string | null {
+  if (rawPacket === undefined) return null;
+  const match = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}) /.exec(rawPacket.subarray(0, 80).toString('latin1'));
+  return match === null ? null : match[1]!;
 }
 
 /**
@@ -82,12 +95,16 @@ export async function serveApp(app: Hono, host: string, port: number, options: S
     if (!socket.writable) return socket.destroy();
     if (error.code === 'HPE_HEADER_OVERFLOW') {
       socket.end(jsonError(431, 'Request Header Fields Too Large', 'HEADERS_TOO_LARGE', `the request headers exceed ${LIMITS.headerBytesMax} bytes`));
+    } else if (error.code === 'HPE_INVALID_METHOD' && unknownMethodOf((error as { rawPacket?: Buffer }).rawPacket) !== null) {
+      const method = unknownMethodOf((error as { rawPacket?: Buffer }).rawPacket)!;
+      socket.end(jsonError(405, 'Method Not Allowed', 'METHOD_NOT_ALLOWED', `${method} is not a method this server takes; use ${SERVED_METHODS}`, { Allow: SERVED_METHODS }));
     } else if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       socket.end(jsonError(408, 'Request Timeout', 'REQUEST_TIMEOUT', 'the request was not received in time'));
     } else {
       socket.end(jsonError(400, 'Bad Request', 'INVALID_REQUEST', `the request is not valid HTTP/1.1: ${error.code ?? error.message}`));
     }
   });
+  refuseConnect(server, SERVED_METHODS);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
