@@ -210,7 +210,7 @@ export const readRoute = createRoute({
   },
   responses: {
     200: {
-      description: 'The document, compact, members in written order, numbers as written',
+      description: 'The document as canonical compact text: members in written order, numbers as written, white space dropped, string escapes rewritten (docs/api.md)',
       headers: { ...readHeaders, 'X-Strata-Cold-Read': { description: '1 when the cold tier was read', schema: { type: 'string', enum: ['0', '1'] } } },
       content: { [JSON_TYPE]: { schema: documentSchema } },
     },
