@@ -108,13 +108,16 @@ export const storageUsageRoute = createRoute({
       logical_bytes: z.number().int(),
       amplification: z.number(),
       live_keys: z.number().int(),
-      pending_gc_bytes: z.number().int(),
-      reclaimable_bytes: z.number().int(),
+      pending_gc_bytes: z.number().int().openapi({ description: 'payload bytes of blobs stored but no longer referenced, waiting for the healer to delete them' }),
+      reclaimable_bytes: z.number().int().openapi({ description: 'bytes of the nodes\' volume files that compaction would give back now (deleted and superseded blobs, tombstones), summed over the nodes that answered' }),
+      reclaimed_bytes: z.number().int().openapi({ description: 'bytes compaction gave back since each node started, summed over the nodes that answered' }),
       per_node: z.record(z.string(), z.strictObject({
         state: NodeStateSchema,
         blobs: nullableInt,
         stored_bytes: nullableInt,
         referenced_bytes: z.number().int(),
+        reclaimable_bytes: nullableInt,
+        reclaimed_bytes: nullableInt,
       })),
       extra_replica_bytes: z.number().int().openapi({ description: 'extra replicas of read-heavy documents: temporary, not in total_system_size' }),
       efficiency: EfficiencySchema,
@@ -227,15 +230,23 @@ export function registerOpsRoutes(app: GatewayApp, deps: GatewayDeps, extras: { 
     }
     const perNode: Record<string, unknown> = {};
     let stored = 0;
+    let reclaimable = 0;
+    let reclaimed = 0;
     await Promise.all(
       deps.pool.views().map(async (v) => {
         let storedBytes: number | null = null;
         let blobs: number | null = null;
+        let nodeReclaimable: number | null = null;
+        let nodeReclaimed: number | null = null;
         try {
           const usage = await deps.pool.client(v.id)!.usage({ timeoutMs: 2000 });
           storedBytes = usage.payloadBytes ?? usage.bytesUsed;
           blobs = usage.blobs;
           stored += storedBytes;
+          nodeReclaimable = usage.reclaimableBytes ?? null;
+          nodeReclaimed = usage.reclaimedBytes ?? null;
+          reclaimable += nodeReclaimable ?? 0;
+          reclaimed += nodeReclaimed ?? 0;
         } catch {
           storedBytes = null;
         }
@@ -244,6 +255,8 @@ export function registerOpsRoutes(app: GatewayApp, deps: GatewayDeps, extras: { 
           blobs,
           stored_bytes: storedBytes,
           referenced_bytes: referencedByNode.get(v.id) ?? 0,
+          reclaimable_bytes: nodeReclaimable,
+          reclaimed_bytes: nodeReclaimed,
         };
       }),
     );
@@ -254,7 +267,8 @@ export function registerOpsRoutes(app: GatewayApp, deps: GatewayDeps, extras: { 
       amplification: logical > 0 ? Math.round((referenced / logical) * 1000) / 1000 : 0,
       live_keys: liveKeys,
       pending_gc_bytes: pending,
-      reclaimable_bytes: pending,
+      reclaimable_bytes: reclaimable,
+      reclaimed_bytes: reclaimed,
       per_node: perNode,
       extra_replica_bytes: extraReplicaBytes,
       efficiency: efficiency.report(),

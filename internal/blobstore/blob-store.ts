@@ -51,4 +51,8 @@ export interface StoreUsage {
   payloadBytes?: number;
   bytesUsed: number;
   bytesFree: number;
+  /** Bytes on disk that compaction would give back now (stores that compact: the volume store). */
+  reclaimableBytes?: number;
+  /** Bytes compaction gave back since the store was opened. */
+  reclaimedBytes?: number;
 }

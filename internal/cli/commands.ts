@@ -305,12 +305,21 @@ const usage: Command = {
         ['logical', formatBytes(u.logical_bytes)],
         ['stored', `${formatBytes(u.total_system_size)} (${u.amplification}x logical; 3x replication would be ${formatBytes(u.logical_bytes * 3)})`],
         ['pending gc', formatBytes(u.pending_gc_bytes)],
+        ['reclaimable', `${formatBytes(u.reclaimable_bytes)} (compaction gives it back; ${formatBytes(u.reclaimed_bytes)} reclaimed so far)`],
       ]) + '\n',
     );
     const rows = Object.entries(u.per_node)
       .sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))
-      .map(([node, n]) => [node, n.state, n.blobs === null ? '-' : String(n.blobs), formatBytes(n.stored_bytes), formatBytes(n.referenced_bytes)]);
-    io.stdout(formatTable(['NODE', 'STATE', 'BLOBS', 'STORED', 'REFERENCED'], rows));
+      .map(([node, n]) => [
+        node,
+        n.state,
+        n.blobs === null ? '-' : String(n.blobs),
+        formatBytes(n.stored_bytes),
+        formatBytes(n.referenced_bytes),
+        formatBytes(n.reclaimable_bytes ?? null),
+        formatBytes(n.reclaimed_bytes ?? null),
+      ]);
+    io.stdout(formatTable(['NODE', 'STATE', 'BLOBS', 'STORED', 'REFERENCED', 'RECLAIMABLE', 'RECLAIMED'], rows));
   },
 };
 

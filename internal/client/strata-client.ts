@@ -257,7 +257,18 @@ export interface StorageUsageResult {
   live_keys: number;
   pending_gc_bytes: number;
   reclaimable_bytes: number;
-  per_node: Record<string, { state: string; blobs: number | null; stored_bytes: number | null; referenced_bytes: number }>;
+  reclaimed_bytes: number;
+  per_node: Record<
+    string,
+    {
+      state: string;
+      blobs: number | null;
+      stored_bytes: number | null;
+      referenced_bytes: number;
+      reclaimable_bytes: number | null;
+      reclaimed_bytes: number | null;
+    }
+  >;
 }
 
 interface RequestSpec {

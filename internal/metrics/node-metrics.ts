@@ -1,9 +1,10 @@
 /**
- * What a storage node measures: its HTTP requests (labelled by route template, never by blob id) and its blob
- * store's group commits: appends per fsync (the batch size) and fsync latency. Every series carries the node id,
+ * What a storage node measures: its HTTP requests (labelled by route template, never by blob id), its blob
+ * store's group commits (appends per fsync, the batch size, and fsync latency) and its reclamation (bytes
+ * compaction would give back now, bytes it gave back). Every series carries the node id,
  * because the all-in-one process serves six nodes from one registry.
  */
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { VolumeStoreObserver } from '../blobstore/volume/volume-blob-store.js';
 import { BATCH_SIZE_BUCKETS, FAST_BUCKETS_SECONDS, LATENCY_BUCKETS_SECONDS } from './registry.js';
 
@@ -28,6 +29,8 @@ export class StorageNodeMetrics {
   private readonly batchAppends: Histogram<'node'>;
   private readonly batchBytes: Histogram<'node'>;
   private readonly fsyncSeconds: Histogram<'node'>;
+  private readonly reclaimableBytes: Gauge<'node'>;
+  private readonly reclaimedBytes: Counter<'node'>;
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -65,12 +68,26 @@ export class StorageNodeMetrics {
       buckets: FAST_BUCKETS_SECONDS,
       registers,
     });
+    this.reclaimableBytes = new Gauge({
+      name: 'strata_blobstore_reclaimable_bytes',
+      help: 'Bytes of volume files that compaction would give back now (deleted and superseded blobs, tombstones).',
+      labelNames: ['node'],
+      registers,
+    });
+    this.reclaimedBytes = new Counter({
+      name: 'strata_blobstore_reclaimed_bytes_total',
+      help: 'Bytes of volume files that compaction gave back.',
+      labelNames: ['node'],
+      registers,
+    });
   }
 
   forNode(nodeId: string): NodeInstruments {
     const appends = this.batchAppends.labels({ node: nodeId });
     const bytes = this.batchBytes.labels({ node: nodeId });
     const fsync = this.fsyncSeconds.labels({ node: nodeId });
+    const reclaimable = this.reclaimableBytes.labels({ node: nodeId });
+    const reclaimed = this.reclaimedBytes.labels({ node: nodeId });
     return {
       registry: this.registry,
       nodeId,
@@ -83,6 +100,12 @@ export class StorageNodeMetrics {
           appends.observe(appendCount);
           bytes.observe(byteCount);
           fsync.observe(fsyncSeconds);
+        },
+        reclaimable(byteCount) {
+          reclaimable.set(byteCount);
+        },
+        compacted(byteCount) {
+          reclaimed.inc(byteCount);
         },
       },
     };

@@ -67,6 +67,8 @@ export function parseStoreUsage(value: unknown): StoreUsage | null {
   if (typeof blobs !== 'number' || typeof bytesUsed !== 'number' || typeof bytesFree !== 'number') return null;
   const usage: StoreUsage = { blobs, bytesUsed, bytesFree };
   if (typeof payloadBytes === 'number') usage.payloadBytes = payloadBytes;
+  if (typeof v['reclaimableBytes'] === 'number') usage.reclaimableBytes = v['reclaimableBytes'];
+  if (typeof v['reclaimedBytes'] === 'number') usage.reclaimedBytes = v['reclaimedBytes'];
   return usage;
 }
 

@@ -47,6 +47,11 @@ export interface CompactionContext {
   index: NeedleIndex;
   volumes: Map<number, Volume>;
   nowMs: () => number;
+  /**
+   * Called as the copy pass moves through the old file, with the bytes scanned so far; background compactions
+   * sleep in it to hold their I/O to a rate (reclamation.ts). Compactions a caller waits for are not paced.
+   */
+  pace?: (bytesScanned: number) => Promise<void>;
 }
 
 export type CompactionOutcome =
@@ -69,6 +74,30 @@ export function reclaimableBytes(volume: Volume, volumes: ReadonlyMap<number, Vo
     }
   }
   return Math.max(0, volume.garbageBytes - (pinnedMayBeStale ? 0 : sb.pinnedBytes));
+}
+
+/**
+ * Bytes of volume files that a full compaction (`compact({ sealActive: true })`: the active volume sealed, then
+ * every volume holding garbage compacted, oldest first) gives back: the garbage of each volume, and the whole file
+ * of a volume left with nothing live. Exact, not an estimate: in a pass that goes oldest first, the volume a
+ * tombstone's deleted needle lies in holds that dead needle as garbage, so it is compacted before the tombstone's
+ * own volume, and every tombstone can then go (mustKeepTombstone). The new active volume's superblock that the
+ * seal creates is not subtracted.
+ */
+export function fullCompactionReclaimBytes(volumes: ReadonlyMap<number, Volume>): number {
+  let total = 0;
+  for (const volume of volumes.values()) {
+    if (volume.garbageBytes === 0 && volume.superblock !== null) continue;
+    total += volume.liveBytes === 0 ? volume.fileBytes : volume.garbageBytes;
+  }
+  return total;
+}
+
+/** Volumes a full compaction rewrites: every one that is not the active one and holds garbage, oldest first. */
+export function fullCompactionVolumes(volumes: ReadonlyMap<number, Volume>, active: Volume): Volume[] {
+  return [...volumes.values()]
+    .filter((v) => v !== active && v.number < active.number && (v.garbageBytes > 0 || v.superblock === null))
+    .sort((a, b) => a.number - b.number);
 }
 
 /** Sealed volumes worth compacting, oldest first (so that targets go before the tombstones that point at them). */
@@ -206,6 +235,11 @@ async function copyNeeded(
   };
   for await (const item of scanVolume(source, SUPERBLOCK_BYTES, volume.appliedBytes, known)) {
     if (signal?.aborted === true) return null;
+    if (ctx.pace !== undefined) {
+      await ctx.pace(item.offset - SUPERBLOCK_BYTES);
+      // The store may have closed while the pace slept.
+      if (isAborted(signal)) return null;
+    }
     if (item.kind === 'known') {
       const at = await append(item.raw);
       result.newOffsets.set(item.offset, at);
@@ -235,6 +269,10 @@ export function mustKeepTombstone(head: NeedleHead, volume: Volume, volumes: Rea
 function verifies(raw: Buffer): boolean {
   const decoded = decodeNeedleHead(raw);
   return decoded.state === 'ok' && decoded.needleBytes === raw.length && needleDataIntact(raw, 0, decoded.headBytes, decoded.head.size);
+}
+
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }
 
 function ignoreMissing(err: unknown): void {

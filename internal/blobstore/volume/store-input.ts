@@ -34,7 +34,13 @@ export function validateOptions(options: VolumeBlobStoreOptions): void {
   assert(ratio === undefined || (ratio >= 0 && ratio <= 1), 'compactGarbageRatioMin in [0, 1]');
   const bytesMin = options.compactGarbageBytesMin;
   assert(bytesMin === undefined || (Number.isSafeInteger(bytesMin) && bytesMin >= 0), 'compactGarbageBytesMin >= 0');
-  for (const field of ['checkpointEveryOps', 'checkpointEveryBytes'] as const) {
+  const idleRatio = options.idleGarbageRatioMin;
+  assert(idleRatio === undefined || (idleRatio >= 0 && idleRatio <= 1), 'idleGarbageRatioMin in [0, 1]');
+  const idleBytesMin = options.idleGarbageBytesMin;
+  assert(idleBytesMin === undefined || (Number.isSafeInteger(idleBytesMin) && idleBytesMin >= 0), 'idleGarbageBytesMin >= 0');
+  const rate = options.compactBytesPerSecMax;
+  assert(rate === undefined || (rate > 0 && !Number.isNaN(rate)), 'compactBytesPerSecMax > 0');
+  for (const field of ['checkpointEveryOps', 'checkpointEveryBytes', 'idleCompactAfterMs'] as const) {
     const value = options[field];
     assert(value === undefined || (Number.isSafeInteger(value) && value >= 1), `${field} >= 1`);
   }

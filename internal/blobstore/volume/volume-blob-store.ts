@@ -25,6 +25,8 @@ import type { ScrubOptions, ScrubReport } from '../file-blob-store.js';
 import {
   compactVolume,
   compactionCandidates,
+  fullCompactionReclaimBytes,
+  fullCompactionVolumes,
   reclaimableBytes,
   type CompactionContext,
   type CompactionOutcome,
@@ -43,6 +45,15 @@ import {
   needleHeadBytes,
   type NeedleHead,
 } from './needle.js';
+import {
+  COMPACT_BYTES_PER_SEC_DEFAULT,
+  IDLE_COMPACT_AFTER_MS_DEFAULT,
+  IDLE_GARBAGE_BYTES_MIN_DEFAULT,
+  IDLE_GARBAGE_RATIO_DEFAULT,
+  compactionPacer,
+  garbagePasses,
+  sleepUnlessAborted,
+} from './reclamation.js';
 import { recoverStore, type RecoveryReport } from './recovery.js';
 import { runScrub } from './scrub.js';
 import { diskFullOr, requireValidId, validateHeader, validateOptions } from './store-input.js';
@@ -75,10 +86,18 @@ export interface VolumeBlobStoreOptions {
   volumeBytesMax?: number;
   /** Largest payload accepted (BLOB_TOO_LARGE beyond); at most LIMITS.blobBytesMax, which is the default. */
   blobBytesMax?: number;
+  /** Under load: a volume (the active one is sealed first) is compacted once its garbage passes both. */
   compactGarbageRatioMin?: number;
   compactGarbageBytesMin?: number;
-  /** Compact in the background when a volume passes the thresholds (default true). */
+  /** Compact in the background when a volume passes the thresholds, and when idle (default true). */
   autoCompact?: boolean;
+  /** Read rate of background compactions (reclamation.ts); default COMPACT_BYTES_PER_SEC_DEFAULT. */
+  compactBytesPerSecMax?: number;
+  /** Quiet time after the last put or delete before the idle pass (reclamation.ts). */
+  idleCompactAfterMs?: number;
+  /** The idle pass's thresholds, much lower than the load ones. */
+  idleGarbageRatioMin?: number;
+  idleGarbageBytesMin?: number;
   checkpointEveryOps?: number;
   checkpointEveryBytes?: number;
   indexDeltaEntriesMax?: number;
@@ -95,11 +114,19 @@ export interface VolumeBlobStoreOptions {
 export interface VolumeStoreObserver {
   /** One write + fsync made `appends` puts and deletes (`bytes` in all) durable; the fsync took `fsyncSeconds`. */
   fsynced(appends: number, bytes: number, fsyncSeconds: number): void;
+  /** What a full compaction would give back now (usage().reclaimableBytes), after each batch and compaction. */
+  reclaimable?(bytes: number): void;
+  /** A compaction gave `bytes` of volume files back. */
+  compacted?(bytes: number): void;
 }
 
 export interface VolumeStoreUsage extends StoreUsage {
   /** Bytes of dead needles, tombstones and torn tails: reclaimable, and counted in bytesFree. */
   garbageBytes: number;
+  /** Bytes of volume files a full compaction would give back now (compaction.ts, fullCompactionReclaimBytes). */
+  reclaimableBytes: number;
+  /** Bytes of volume files compactions gave back since the store was opened. */
+  reclaimedBytes: number;
   /** Bytes of the volume files on disk. */
   fileBytes: number;
   volumes: number;
@@ -159,7 +186,13 @@ export class VolumeBlobStore implements BlobStore {
   private readonly volumeBytesMax: number;
   private readonly blobBytesMax: number;
   private readonly policy: CompactionPolicy;
+  private readonly idlePolicy: CompactionPolicy;
   private readonly autoCompact: boolean;
+  private readonly compactBytesPerSecMax: number;
+  private readonly idleCompactAfterMs: number;
+  /** When the last put or delete was applied, or the last idle pass ended: the idle pass waits from here. */
+  private quietSinceMs: number;
+  private idleWatching = false;
   private readonly checkpointEveryOps: number;
   private readonly checkpointEveryBytes: number;
   private readonly onMaintenanceError: (err: unknown) => void;
@@ -211,7 +244,14 @@ export class VolumeBlobStore implements BlobStore {
       garbageRatioMin: options.compactGarbageRatioMin ?? COMPACT_GARBAGE_RATIO_DEFAULT,
       garbageBytesMin: options.compactGarbageBytesMin ?? COMPACT_GARBAGE_BYTES_MIN_DEFAULT,
     };
+    this.idlePolicy = {
+      garbageRatioMin: options.idleGarbageRatioMin ?? IDLE_GARBAGE_RATIO_DEFAULT,
+      garbageBytesMin: options.idleGarbageBytesMin ?? IDLE_GARBAGE_BYTES_MIN_DEFAULT,
+    };
     this.autoCompact = options.autoCompact ?? true;
+    this.compactBytesPerSecMax = options.compactBytesPerSecMax ?? COMPACT_BYTES_PER_SEC_DEFAULT;
+    this.idleCompactAfterMs = options.idleCompactAfterMs ?? IDLE_COMPACT_AFTER_MS_DEFAULT;
+    this.quietSinceMs = this.clock.nowMs();
     this.checkpointEveryOps = options.checkpointEveryOps ?? CHECKPOINT_EVERY_OPS_DEFAULT;
     this.checkpointEveryBytes = options.checkpointEveryBytes ?? CHECKPOINT_EVERY_BYTES_DEFAULT;
     this.observer = options.observer;
@@ -230,6 +270,9 @@ export class VolumeBlobStore implements BlobStore {
       ...(options.commitBatchEntriesMax !== undefined ? { batchEntriesMax: options.commitBatchEntriesMax } : {}),
       ...(options.commitBatchBytesMax !== undefined ? { batchBytesMax: options.commitBatchBytesMax } : {}),
     });
+    // Garbage found on disk (deletes before a restart) is reclaimed like fresh garbage, after the quiet time.
+    if (this.garbageBytesTotal() > 0) this.armIdlePass();
+    this.observer?.reclaimable?.(fullCompactionReclaimBytes(this.volumes));
   }
 
   /**
@@ -416,6 +459,8 @@ export class VolumeBlobStore implements BlobStore {
       bytesUsed: this.index.needleBytes,
       bytesFree,
       garbageBytes,
+      reclaimableBytes: fullCompactionReclaimBytes(this.volumes),
+      reclaimedBytes: this.counters.compactionReclaimedBytes,
       fileBytes,
       volumes: this.volumes.size,
     };
@@ -435,9 +480,9 @@ export class VolumeBlobStore implements BlobStore {
   }
 
   /**
-   * Compacts now, whatever the background thresholds: every sealed volume with reclaimable bytes (every sealed
-   * volume with `all`; only volume `volume` when given), after sealing the active volume when `sealActive` is set
-   * and it holds garbage.
+   * Compacts now, whatever the background thresholds and unpaced: every sealed volume holding garbage, oldest
+   * first (every sealed volume with `all`; only volume `volume` when given), after sealing the active volume when
+   * `sealActive` is set and it holds garbage. With `sealActive` this gives back exactly usage().reclaimableBytes.
    */
   async compact(options: { sealActive?: boolean; all?: boolean; volume?: number } = {}): Promise<CompactionOutcome[]> {
     this.assertOpen();
@@ -450,7 +495,7 @@ export class VolumeBlobStore implements BlobStore {
           ? sealed.filter((v) => v.number === options.volume)
           : options.all === true
             ? sealed
-            : compactionCandidates(this.volumes, this.active, { garbageRatioMin: 0, garbageBytesMin: 1 });
+            : fullCompactionVolumes(this.volumes, this.active);
       for (const volume of chosen) {
         if (this.closed) break;
         // An earlier compaction in this loop may have deleted a volume that was empty.
@@ -530,6 +575,7 @@ export class VolumeBlobStore implements BlobStore {
       for (const op of group) this.apply(op);
       this.active.appliedBytes = this.active.fileBytes;
       this.appliedSeqEnd = this.nextSeq;
+      this.observer?.reclaimable?.(fullCompactionReclaimBytes(this.volumes));
       done += group.length;
       group = [];
       buffers = [];
@@ -622,6 +668,7 @@ export class VolumeBlobStore implements BlobStore {
 
   /** Points the index at what `op` appended; runs right after the fsync that made it durable. */
   private apply(op: AppendOp): void {
+    if (op.needles.length > 0) this.quietSinceMs = this.nowMs();
     let wantMaintenance = false;
     op.needles.forEach((needle, i) => {
       const location = op.locations[i] as NeedleLocation;
@@ -637,6 +684,12 @@ export class VolumeBlobStore implements BlobStore {
       this.bytesSinceCheckpoint += needle.needleBytes;
     });
     this.opsSinceCheckpoint += 1;
+    if (wantMaintenance && this.autoCompact) {
+      // Overwrites and deletes leave their garbage mostly in the volume being written: seal it early (at the next
+      // flush) so that it becomes compactable, rather than when it fills up.
+      if (garbagePasses(this.active, this.active.garbageBytes, this.policy)) this.rotateRequested = true;
+      this.armIdlePass();
+    }
     if (wantMaintenance || this.checkpointDue()) this.scheduleMaintenance();
   }
 
@@ -797,26 +850,82 @@ export class VolumeBlobStore implements BlobStore {
         if (this.closed) return;
         const candidate = compactionCandidates(this.volumes, this.active, this.policy).find((v) => this.roomToCompact(v));
         if (candidate === undefined) break;
-        const outcome = await this.compactOne(candidate);
+        const outcome = await this.compactOne(candidate, { paced: true });
         if (outcome.kind === 'aborted') return;
       }
     }
     if (this.checkpointDue() && !this.closed) await this.writeCheckpoint();
   }
 
+  /** Starts waiting for the store to go quiet, unless already waiting (reclamation.ts). */
+  private armIdlePass(): void {
+    if (!this.autoCompact || this.closed || this.idleWatching) return;
+    this.idleWatching = true;
+    this.watchIdle()
+      .catch((err: unknown) => this.reportMaintenanceError(err))
+      .finally(() => {
+        this.idleWatching = false;
+      });
+  }
+
+  /** Waits until nothing was applied for idleCompactAfterMs, runs the idle pass, and ends once nothing is due. */
+  private async watchIdle(): Promise<void> {
+    for (;;) {
+      const waitMs = this.quietSinceMs + this.idleCompactAfterMs - this.nowMs();
+      if (waitMs > 0) {
+        await sleepUnlessAborted(this.clock, waitMs, this.stopMaintenance.signal);
+        if (this.closed) return;
+        continue;
+      }
+      if (!this.idleWorkDue()) return;
+      await this.idlePass();
+      // Work still due after a pass (no room to copy, or a failure) is tried again after another quiet period.
+      this.quietSinceMs = this.nowMs();
+      if (this.closed || !this.idleWorkDue()) return;
+    }
+  }
+
+  private idleWorkDue(): boolean {
+    // Armed from the constructor: an open() that failed after it never set an active volume.
+    if (this.closed || (this.active as Volume | undefined) === undefined) return false;
+    if (garbagePasses(this.active, this.active.garbageBytes, this.idlePolicy)) return true;
+    return compactionCandidates(this.volumes, this.active, this.idlePolicy).some((v) => this.roomToCompact(v));
+  }
+
+  /**
+   * The idle pass: seals the active volume when its garbage passes the idle thresholds, then compacts every volume
+   * that does, oldest first (so that the volumes tombstones point into go before the tombstones), paced.
+   */
+  private async idlePass(): Promise<void> {
+    if (garbagePasses(this.active, this.active.garbageBytes, this.idlePolicy) && !this.closed) await this.requestRotation();
+    await this.exclusive(async () => {
+      for (let round = 0; round < 2 * this.volumes.size + 2; round++) {
+        if (this.closed) return;
+        const candidate = compactionCandidates(this.volumes, this.active, this.idlePolicy).find((v) => this.roomToCompact(v));
+        if (candidate === undefined) return;
+        const outcome = await this.compactOne(candidate, { paced: true });
+        if (outcome.kind === 'aborted') return;
+      }
+    });
+  }
+
   /** One compaction (under the maintenance chain), then a checkpoint, so that a restart needs no rebuild. */
-  private async compactOne(volume: Volume): Promise<CompactionOutcome> {
+  private async compactOne(volume: Volume, options: { paced?: boolean } = {}): Promise<CompactionOutcome> {
+    const signal = this.stopMaintenance.signal;
     const ctx: CompactionContext = {
       fs: this.fs,
       volumesDir: this.volumesDir,
       index: this.index,
       volumes: this.volumes,
       nowMs: () => this.nowMs(),
+      ...(options.paced === true ? { pace: compactionPacer(this.clock, this.compactBytesPerSecMax, signal) } : {}),
     };
-    const outcome = await compactVolume(ctx, volume, this.appliedSeqEnd, this.stopMaintenance.signal);
+    const outcome = await compactVolume(ctx, volume, this.appliedSeqEnd, signal);
     if (outcome.kind === 'aborted') return outcome;
     this.counters.compactions += 1;
     this.counters.compactionReclaimedBytes += outcome.reclaimedBytes;
+    this.observer?.compacted?.(outcome.reclaimedBytes);
+    this.observer?.reclaimable?.(fullCompactionReclaimBytes(this.volumes));
     await this.writeCheckpoint();
     return outcome;
   }

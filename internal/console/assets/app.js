@@ -279,6 +279,8 @@ async function refreshUsage() {
     usage.logical_bytes > 0
       ? `${(onDisk / usage.logical_bytes).toFixed(2)}x of the logical size on disk (referenced ${usage.amplification}x); ${saved >= 0 ? `${formatBytes(saved)} less` : `${formatBytes(-saved)} more`} than 3x replication; ${usage.live_keys} keys`
       : 'no documents yet';
+  document.getElementById('efficiency-reclaim').textContent =
+    `reclaimable now: ${formatBytes(usage.reclaimable_bytes)} · reclaimed by compaction so far: ${formatBytes(usage.reclaimed_bytes)}`;
 }
 
 // ---- healer ------------------------------------------------------------------------------------------------------
