@@ -50,6 +50,9 @@ export const ERROR_STATUS = {
   INTERNAL: 500,
   INSUFFICIENT_NODES: 503,
   METADATA_UNAVAILABLE: 503,
+  // A metadata record failed its checksum or is not the record asked for (a damaged metadata file or store): it is
+  // never served. Other keys are unaffected; GET /cluster says what the operator should do. Not a bug, so not 500.
+  METADATA_CORRUPT: 503,
   WAL_UNAVAILABLE: 503,
   WRITE_ABORTED: 503,
   // This gateway is already handling STRATA_REQUESTS_IN_FLIGHT_MAX requests; another gateway or a retry may serve it.
@@ -68,6 +71,10 @@ export const ERROR_STATUS = {
   // A full disk is the node being unable to serve this request right now: 503, as for any unavailable node.
   DISK_FULL: 503,
   NODE_UNAVAILABLE: 503,
+  // Start-up of a process or of one storage node (internal/datadir): never sent to a client; the process exits
+  // naming the directory, or the all-in-one keeps that one node down with the message as its reason.
+  DATA_DIR_LOCKED: 503,
+  DATA_DIR_UNUSABLE: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

@@ -16,6 +16,7 @@ import type { ErasureCode } from '../ec/erasure-code.js';
 import type { Logger } from '../log/logger.js';
 import { referencesBlob, referencesWrite, type StoredManifest } from '../manifest/manifest.js';
 import type { LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
+import { isStrataError } from '../core/errors.js';
 import type { WriteAheadLog } from '../wal/write-ahead-log.js';
 import type { BlobInfo } from '../blobstore/blob-store.js';
 import { moveBlobs, type MoveCounters } from './blob-mover.js';
@@ -84,6 +85,8 @@ export interface HealerReport {
   /** Manifests this pass found below full protection, before repairing them (repaired ones included). */
   belowFullProtection: number;
   garbageDeleted: number;
+  /** Unreferenced blobs this pass kept because nothing trustworthy says their key has no manifest (gcHold). */
+  garbageHeld: number;
   tombstonesPurged: number;
   /** Blobs moved off draining nodes by this round's audit. */
   drained: number;
@@ -123,6 +126,11 @@ export class Healer {
   backlog: number | null = null;
   /** Manifests the last audit found below full protection before it repaired them (null before the first one). */
   belowFullProtection: number | null = null;
+  /**
+   * Why the last garbage-collection pass kept blobs it would otherwise have deleted, and how many (null when it
+   * kept none): GET /healer, the metric strata_healer_garbage_held_blobs, the log.
+   */
+  gcHold: { reason: string; blobs: number; atMs: number } | null = null;
 
   private readonly membership: Required<Pick<HealerOptions, keyof typeof HEALER_MEMBERSHIP_DEFAULTS>>;
 
@@ -192,6 +200,7 @@ export class Healer {
       backlog: 0,
       belowFullProtection: 0,
       garbageDeleted: 0,
+      garbageHeld: 0,
       tombstonesPurged: 0,
       drained: 0,
       rebalanced: 0,
@@ -256,7 +265,7 @@ export class Healer {
   private async repairHinted(report: HealerReport): Promise<void> {
     const keys = await this.deps.metadata.takeRepairHints(HINTS_PER_ROUND);
     for (const key of keys) {
-      const stored = await this.deps.metadata.get(key);
+      const stored = await getUnlessCorrupt(this.deps.metadata, key);
       if (!stored || stored.manifest.deleted) continue;
       const states = await observeStates(this.repairDeps(), stored.manifest, null, true, this.goneNodes());
       await this.repairOne(stored, states, report);
@@ -330,7 +339,7 @@ export class Healer {
       this.rebalanceQueue.shift();
       attempts++;
       if (!this.term) return;
-      const stored = await metadata.get(move.key);
+      const stored = await getUnlessCorrupt(metadata, move.key);
       if (!stored || stored.manifest.deleted || stored.manifest.dirty) continue;
       const refs = move.tier === 'hot' ? stored.manifest.hot : stored.manifest.cold;
       const index = refs.findIndex((r) => r.part === move.part);
@@ -437,19 +446,53 @@ export class Healer {
    * unchanged, so a slow gateway can never commit it afterwards.
    */
   private async collectGarbage(inventories: Map<string, Inventory>, report: HealerReport): Promise<void> {
-    const { metadata, pool, clock, options } = this.deps;
+    const { clock, options } = this.deps;
     const cutoff = clock.nowMs() - options.gcGraceMs;
+    const holds = new GcHolds();
+    try {
+      await this.collectGarbageOn(inventories, report, cutoff, holds);
+    } finally {
+      report.garbageHeld = holds.blobs;
+      this.gcHold = holds.blobs === 0 ? null : { reason: holds.summary(), blobs: holds.blobs, atMs: clock.nowMs() };
+      if (this.gcHold !== null) {
+        this.deps.log.warn({ heldBlobs: holds.blobs, reason: this.gcHold.reason }, 'garbage collection kept unreferenced blobs: ' + this.gcHold.reason);
+      }
+    }
+  }
+
+  private async collectGarbageOn(inventories: Map<string, Inventory>, report: HealerReport, cutoff: number, holds: GcHolds): Promise<void> {
+    const { metadata, pool, clock, options } = this.deps;
+    // Keys whose manifest record was met damaged: their blobs wait for the record's repair, whatever a lookup says.
+    const suspect = new Set(metadata.integrity().recent.flatMap((s) => (s.kind === 'manifest' ? [s.key, ...(s.ownKey === undefined ? [] : [s.ownKey])] : [])));
     for (const [node, inventory] of inventories) {
       if (!inventory) continue;
       for (const info of inventory.values()) {
         if (info.createdAtMs > cutoff) continue;
         // A deposed leader must not delete on the strength of what it saw while it led.
         if (!(await this.stillLeads())) return;
+        if (suspect.has(info.key)) {
+          holds.hold(`the manifest record of ${JSON.stringify(info.key)} failed verification`);
+          continue;
+        }
         // Read the manifest afresh for every candidate: a cached one could predate a repair that made this very
         // blob referenced again (repairs and writes only ever reference ids they just created, so a fresh read
         // that does not name the blob is final).
-        const stored = await metadata.get(info.key);
+        let stored;
+        try {
+          stored = await metadata.get(info.key);
+        } catch (error) {
+          if (!isStrataError(error, 'METADATA_CORRUPT')) throw error;
+          holds.hold(`the manifest record of ${JSON.stringify(info.key)} failed verification`);
+          continue;
+        }
         if (stored && referencesBlob(stored.manifest, node, info.id)) continue;
+        // A lookup that finds nothing never authorises a delete on its own: a damaged index or a lost row reads
+        // as "no manifest" too. Only a store that can vouch for the absence (etcd; SQLite after a passing
+        // integrity check since the blob was created) lets it through. A tombstone is a record, verified.
+        if (!stored && !(await metadata.absenceTrusted(info.createdAtMs))) {
+          holds.hold(metadata.integrity().gcHold ?? 'the metadata store cannot vouch for a missing manifest yet');
+          continue;
+        }
         if (!stored || !referencesWrite(stored.manifest, info.writeId)) {
           const aborted = await metadata.abort({
             key: info.key,
@@ -473,6 +516,7 @@ export class Healer {
     }
   }
 
+  /** The expiries below act on records the store verified (purgeTombstone re-verifies the tombstone it deletes). */
   private async expireRecords(): Promise<void> {
     const { metadata, clock, options } = this.deps;
     const now = clock.nowMs();
@@ -489,5 +533,32 @@ export class Healer {
     }
     await metadata.expireAbortRecords(now - options.gcGraceMs);
     await metadata.expireIdempotency(now);
+  }
+}
+
+/** Reasons garbage collection kept blobs this pass, counted. */
+class GcHolds {
+  blobs = 0;
+  private readonly reasons = new Map<string, number>();
+
+  hold(reason: string): void {
+    this.blobs++;
+    this.reasons.set(reason, (this.reasons.get(reason) ?? 0) + 1);
+  }
+
+  summary(): string {
+    const parts = [...this.reasons].slice(0, 5).map(([reason, n]) => `${reason} (${n} blobs)`);
+    const more = this.reasons.size > 5 ? `; and ${this.reasons.size - 5} more reasons` : '';
+    return `${parts.join('; ')}${more}`;
+  }
+}
+
+/** A key's manifest, or null when its record is damaged (the store reported it): repairs and moves skip it. */
+async function getUnlessCorrupt(metadata: MetadataStore, key: string): Promise<StoredManifest | null> {
+  try {
+    return await metadata.get(key);
+  } catch (error) {
+    if (isStrataError(error, 'METADATA_CORRUPT')) return null;
+    throw error;
   }
 }

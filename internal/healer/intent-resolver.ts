@@ -12,6 +12,7 @@ import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { WalConsumer, WalPosition, WalRecord, WriteAheadLog } from '../wal/write-ahead-log.js';
 import type { NodePool } from '../cluster/node-pool.js';
 import { deleteAll } from '../blobio/blob-io.js';
+import { isStrataError } from '../core/errors.js';
 
 type Intent = Extract<WalRecord, { type: 'intent' }>;
 
@@ -36,6 +37,10 @@ export interface IntentStats {
   uncommitted: number;
   /** When the oldest unresolved intent was appended (ms), or null when none is pending. */
   oldestPendingAtMs: number | null;
+  /** Rollbacks put off because the metadata store could not vouch for the key's missing manifest (so far). */
+  rollbacksHeld: number;
+  /** Why the latest rollback was put off, or null once one went through after it. */
+  lastHoldReason: string | null;
 }
 
 export class IntentResolver {
@@ -46,7 +51,7 @@ export class IntentResolver {
    * per partition: an unresolved intent holds back only its own partition, and each partition gets its own commit.
    */
   private readonly order = new Map<number, Tracked[]>();
-  readonly stats: IntentStats = { read: 0, resolvedCommitted: 0, rolledBack: 0, pending: 0, uncommitted: 0, oldestPendingAtMs: null };
+  readonly stats: IntentStats = { read: 0, resolvedCommitted: 0, rolledBack: 0, pending: 0, uncommitted: 0, oldestPendingAtMs: null, rollbacksHeld: 0, lastHoldReason: null };
 
   constructor(
     private readonly deps: {
@@ -99,10 +104,23 @@ export class IntentResolver {
   /** Returns true when the intent is settled (committed, or aborted and its blobs removed). */
   private async resolve(intent: Intent): Promise<boolean> {
     const { metadata, log } = this.deps;
-    const stored = await metadata.get(intent.key);
+    let stored;
+    try {
+      stored = await metadata.get(intent.key);
+    } catch (error) {
+      // A damaged manifest record decides nothing: the intent waits, its blobs stay, until the record is repaired.
+      if (!isStrataError(error, 'METADATA_CORRUPT')) throw error;
+      this.noteHeld(intent, `the manifest record of ${JSON.stringify(intent.key)} failed verification`);
+      return false;
+    }
     if (stored && referencesWrite(stored.manifest, intent.writeId)) {
       this.stats.resolvedCommitted++;
       return true;
+    }
+    // A lookup that finds nothing never authorises a rollback on its own (healer.ts, collectGarbage).
+    if (!stored && !(await metadata.absenceTrusted(intent.atMs))) {
+      this.noteHeld(intent, metadata.integrity().gcHold ?? 'the metadata store cannot vouch for a missing manifest yet');
+      return false;
     }
     const aborted = await metadata.abort({
       key: intent.key,
@@ -114,8 +132,17 @@ export class IntentResolver {
     // The abort record now makes a commit of this write impossible, so its created blobs can go.
     await deleteAll(this.deps.pool, intent.creates, this.deps.nodeTimeoutMs);
     this.stats.rolledBack++;
+    this.stats.lastHoldReason = null;
     log.info({ key: intent.key, writeId: intent.writeId, blobs: intent.creates.length }, 'rolled back an unfinished write');
     return true;
+  }
+
+  private noteHeld(intent: Intent, reason: string): void {
+    this.stats.rollbacksHeld++;
+    if (this.stats.lastHoldReason !== reason) {
+      this.deps.log.warn({ key: intent.key, writeId: intent.writeId, reason }, `rollback of an unfinished write put off: ${reason}`);
+    }
+    this.stats.lastHoldReason = reason;
   }
 
   private track(entry: Tracked): void {

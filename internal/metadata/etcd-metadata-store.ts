@@ -32,6 +32,10 @@ import {
   valueIs,
 } from './etcd-keyspace.js';
 import { EtcdRpc, ETCD_RPC_LIMITS, type CallKind, type CallOptions, type Deadline } from './etcd-rpc.js';
+import type { Logger } from '../log/logger.js';
+import { IntegrityLedger } from './integrity-ledger.js';
+import type { MetadataIntegrity } from './metadata-store.js';
+import { corruptRecord, openText, sealText, type RecordKind } from './record-envelope.js';
 import type {
   AbortRequest,
   ChangeWatchListener,
@@ -88,6 +92,8 @@ export const ETCD_MANIFEST_RECORD_FORMAT = 1;
 export const ETCD_NODE_RECORD_FORMAT = 1;
 
 export interface EtcdMetadataStoreOptions {
+  /** Where records that fail verification are reported (besides integrity()). */
+  log?: Logger;
   /** Client URLs of the etcd members, e.g. `http://127.0.0.1:2379`. */
   endpoints: string[];
   /** Every key this store writes starts with it; several clusters or tests can share one etcd. Default `strata/`. */
@@ -175,6 +181,7 @@ function assertCount(value: number, name: string): void {
 }
 
 export class EtcdMetadataStore implements MetadataStore {
+  private readonly ledger: IntegrityLedger;
   private readonly calls: EtcdRpc;
   private readonly keys: KeySpace;
   private readonly clock: Clock;
@@ -187,6 +194,28 @@ export class EtcdMetadataStore implements MetadataStore {
     this.calls = new EtcdRpc(options);
     this.keys = new KeySpace(options.prefix ?? 'strata/');
     this.clock = options.clock ?? systemClock;
+    this.ledger = new IntegrityLedger(this.clock, options.log, 'etcd metadata store');
+  }
+
+  /** etcd checks its own store (its corruption checks are enabled in the deployments); Strata counts what it met. */
+  integrity(): MetadataIntegrity {
+    const recent = this.ledger.sightings();
+    const problems =
+      recent.length === 0
+        ? []
+        : [
+            `${this.ledger.count} metadata records failed verification (latest: the ${recent[0]!.kind} record of ${JSON.stringify(recent[0]!.key)}: ${recent[0]!.why}); ` +
+              'they are not served. See metadata_integrity.recent in GET /cluster',
+          ];
+    return { corruptRecords: this.ledger.count, recent, checks: null, problems, gcHold: null };
+  }
+
+  /**
+   * etcd answers a missing key from its own store, which it checks itself (--experimental-initial-corrupt-check,
+   * --experimental-corrupt-check-time): a missing key is trusted. A damaged record is a thrown get, never "absent".
+   */
+  async absenceTrusted(_sinceMs: number): Promise<boolean> {
+    return true;
   }
 
   /** Connects (lazily, as gRPC does) and, unless `checkReachable` is false, makes sure etcd answers. */
@@ -230,7 +259,7 @@ export class EtcdMetadataStore implements MetadataStore {
     const leaderKey = fence === undefined ? null : KeySpace.under(this.keys.leaders, fence.name, 'leader name');
     const { version, ...rest } = manifest;
     const record: ManifestRecord = { format: ETCD_MANIFEST_RECORD_FORMAT, version: assignVersion ? null : version, manifest: rest };
-    const value = JSON.stringify(record);
+    const value = sealText('manifest', key, JSON.stringify(record));
 
     const compare: ICompare[] = [];
     if (fence !== undefined && leaderKey !== null) {
@@ -300,12 +329,12 @@ export class EtcdMetadataStore implements MetadataStore {
     assert(Number.isSafeInteger(nowMs), 'nowMs is a safe integer');
     const deadline = this.deadline();
     const abortKey = KeySpace.under(this.keys.aborts, writeId, 'writeId');
-    const record: AbortRecord = { key, createdMs: nowMs };
+    const record = sealText('abort', writeId, JSON.stringify({ key, createdMs: nowMs } satisfies AbortRecord));
     const response = await this.rpc(`abort of write ${writeId}`, 'once', deadline, (options) =>
       this.client.kv.txn(
         {
           compare: [absent(abortKey), modIs(this.manifestKey(key), expectedModRevision)],
-          success: [put(abortKey, JSON.stringify(record))],
+          success: [put(abortKey, record)],
           failure: [get(abortKey)],
         },
         options,
@@ -374,7 +403,7 @@ export class EtcdMetadataStore implements MetadataStore {
 
   async expireAbortRecords(beforeMs: number): Promise<number> {
     return this.sweep('expireAbortRecords', this.keys.aborts, (kv) => {
-      const record = this.decodeJson<AbortRecord>(kv, 'abort record');
+      const record = this.openSealed<AbortRecord>(kv, 'abort', KeySpace.nameIn(this.keys.aborts, kv.key), 'abort record');
       return record.createdMs < beforeMs;
     });
   }
@@ -483,7 +512,7 @@ export class EtcdMetadataStore implements MetadataStore {
       try {
         for (const event of res.events) {
           if (event.type !== 'Put') continue;
-          const record = this.decodeJson<ManifestRecord>(event.kv, 'manifest record');
+          const record = this.openSealed<ManifestRecord>(event.kv, 'manifest', KeySpace.nameIn(this.keys.manifests, event.kv.key), 'manifest record');
           if (record.version !== null) continue;
           const revision = revisionOf(event.kv.mod_revision, 'event mod_revision');
           const key = KeySpace.nameIn(this.keys.manifests, event.kv.key);
@@ -918,9 +947,32 @@ export class EtcdMetadataStore implements MetadataStore {
     return KeySpace.under(this.keys.manifests, key, 'key');
   }
 
+  /**
+   * A record in the envelope, verified against the key it was read under (METADATA_CORRUPT otherwise, noted in
+   * the ledger); a record without one (written by the previous release) is parsed as it is.
+   */
+  private openSealed<T>(kv: IKeyValue, kind: RecordKind, key: string, what: string): T {
+    let opened;
+    try {
+      opened = openText(kind, key, kv.value.toString('utf8'), 'etcd metadata store');
+    } catch (error) {
+      throw this.ledger.noteError(error, 'read');
+    }
+    try {
+      return JSON.parse(opened.content) as T;
+    } catch {
+      throw this.ledger.noteError(corruptRecord(kind, key, 'etcd metadata store', `it does not hold a readable ${what}`), 'read');
+    }
+  }
+
   private decodeManifest(kv: IKeyValue): StoredManifest {
     const modRevision = revisionOf(kv.mod_revision, 'mod_revision');
-    const record = this.decodeJson<ManifestRecord>(kv, 'manifest record');
+    const key = KeySpace.nameIn(this.keys.manifests, kv.key);
+    const record = this.openSealed<ManifestRecord>(kv, 'manifest', key, 'manifest record');
+    // Sealed or not, the manifest must name the key it is stored under (the only check an unsealed record allows).
+    if (typeof record !== 'object' || record === null || typeof record.manifest !== 'object' || record.manifest === null || record.manifest.key !== key) {
+      throw this.ledger.noteError(corruptRecord('manifest', key, 'etcd metadata store', 'its content is not a manifest of this key'), 'read');
+    }
     if (record.format !== ETCD_MANIFEST_RECORD_FORMAT) {
       throw new StrataError(
         'METADATA_UNAVAILABLE',

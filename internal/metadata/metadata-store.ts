@@ -160,8 +160,63 @@ export interface MetadataStore {
    */
   removeNode(id: string): Promise<void>;
 
+  /**
+   * What the store knows about its own integrity (./README.md, "Record envelope" and "Integrity"): records that
+   * failed verification, the state of the store's own checks, and whether garbage collection must hold. Cheap and
+   * synchronous: /health/ready, GET /cluster and GET /healer read it on every call.
+   */
+  integrity(): MetadataIntegrity;
+
+  /**
+   * May "no record for this key" be trusted to decide a delete of what was created at `sinceMs` (by the store's
+   * clock)? A record checksum catches a wrong record, never a missing one, so the garbage collector and the intent
+   * resolver abort and delete the blobs of a key without a manifest only when this is true. etcd answers a missing
+   * key from its own checked store: true. The embedded store: true when a full integrity check that started after
+   * `sinceMs` passed and no record has failed verification since that check started; otherwise it runs such a
+   * check (off the event loop, at a bounded rate) and answers by its outcome, or false when the rate forbids one now.
+   */
+  absenceTrusted(sinceMs: number): Promise<boolean>;
+
   close(): Promise<void>;
 }
+
+/** One record that failed verification (MetadataStore.integrity). */
+export interface CorruptRecordSighting {
+  atMs: number;
+  kind: string;
+  key: string;
+  /** Where it was met (`get`, `scan`, `watch`, ...) and why it failed. */
+  where: string;
+  why: string;
+  /** The key a damaged manifest names inside itself, when that differs from `key` (its blobs are held too). */
+  ownKey?: string;
+}
+
+export interface MetadataIntegrity {
+  /** Records that failed verification since this process opened the store (a record met twice counts twice). */
+  corruptRecords: number;
+  /** The latest sightings, newest first (at most METADATA_INTEGRITY_LIMITS.sightingsKept). */
+  recent: CorruptRecordSighting[];
+  /** The store's own checks (the embedded store's SQLite checks); null where the backend checks itself (etcd). */
+  checks: {
+    /** When the last full check that passed started (store clock), or null. */
+    lastPassedAtMs: number | null;
+    /** The last failed check's findings, or null when the latest check passed. */
+    lastFailure: string | null;
+    running: boolean;
+    /** Indexes rebuilt (REINDEX) after a check found them inconsistent with their tables. */
+    reindexed: number;
+  } | null;
+  /** What an operator must act on, in sentences; empty when nothing is wrong. */
+  problems: string[];
+  /** Why a missing record cannot authorise a delete right now, or null when it can (as of the last check). */
+  gcHold: string | null;
+}
+
+export const METADATA_INTEGRITY_LIMITS = {
+  /** Sightings of corrupt records kept for /cluster and /healer. */
+  sightingsKept: 20,
+} as const;
 
 export interface ManifestWatchListener {
   /** `stored` is null when the key's manifest was removed (a purged tombstone). */

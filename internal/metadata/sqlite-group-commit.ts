@@ -32,6 +32,12 @@ export interface GroupCommitOptions {
    * while syncing). The metadata store uses COMMIT_UNKNOWN so that the gateway reads its write back.
    */
   unknownCode: ErrorCode;
+  /**
+   * When set, SQLITE_CORRUPT (SQLite met a damaged page) fails only the read or operation that met it, with this
+   * code, and leaves the connection usable: the rest of the file is still served, and the integrity checks report
+   * the damage. Unset (the WAL), it breaks the connection like an I/O error.
+   */
+  corruptCode?: ErrorCode;
   /** Names the database in error messages ("metadata store", "write-ahead log"). */
   label: string;
 }
@@ -107,6 +113,8 @@ export class SqliteGroupCommit {
   private readonly counters: GroupCommitStats = { batches: 0, operations: 0 };
   /** Called after each committed batch (the WAL wakes its consumers here). */
   onCommitted: (() => void) | null = null;
+  /** Called with the error each time SQLITE_CORRUPT is mapped to `corruptCode`. */
+  onCorrupt: ((error: StrataError) => void) | null = null;
 
   private readonly beginStmt: Database.Statement;
   private readonly commitStmt: Database.Statement;
@@ -200,6 +208,16 @@ export class SqliteGroupCommit {
   /** SQLite errors become the unavailable code (and a fatal one breaks the connection); others pass through. */
   private mapError(err: unknown): unknown {
     if (!isSqliteError(err)) return err;
+    if (this.options.corruptCode !== undefined && err.code.startsWith('SQLITE_CORRUPT')) {
+      const corrupt = new StrataError(
+        this.options.corruptCode,
+        `${this.options.label}: SQLite found a damaged page (${err.message}); this request is not served, other keys are. ` +
+          'GET /cluster (metadata_integrity) says what to do',
+        { kind: 'file page', key: '', why: `${err.code}: ${err.message}` },
+      );
+      if (this.onCorrupt !== null) this.onCorrupt(corrupt);
+      return corrupt;
+    }
     const mapped = this.unavailable(err.message, err.code);
     if (isFatalSqliteError(err) && this.brokenBy === null) this.brokenBy = mapped;
     return mapped;

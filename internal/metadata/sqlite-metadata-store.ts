@@ -32,6 +32,32 @@ import {
 } from './node-registry.js';
 import { SqliteGroupCommit, openSqliteDatabase, type GroupCommitStats } from './sqlite-group-commit.js';
 import { SqliteTieringRecords, TIERING_RECORDS_SQL } from './sqlite-tiering-records.js';
+import type { Logger } from '../log/logger.js';
+import type { MetadataIntegrity } from './metadata-store.js';
+import { IntegrityLedger } from './integrity-ledger.js';
+import {
+  SqliteIntegrityChecks,
+  inlineIntegrityRunner,
+  workerIntegrityRunner,
+  type SqliteIntegrityRunner,
+} from './sqlite-integrity-checks.js';
+import {
+  CorruptRow,
+  abortChecksum,
+  corruptRowError,
+  counterChecksum,
+  idempotencyChecksum,
+  manifestChecksum,
+  sealLegacyRecords,
+  verifyAbortRow,
+  verifyCounter,
+  verifyIdempotencyRow,
+  verifyManifestRow,
+  type AbortRow,
+  type IdempotencyRow,
+  type KeyedManifestRow,
+  type ManifestRow,
+} from './sqlite-records.js';
 
 /**
  * The embedded MetadataStore: one SQLite file (WAL journal, synchronous=FULL) with group commit. The schema and
@@ -69,9 +95,11 @@ export const SQLITE_METADATA_LIMITS = {
  * 3: the change history (`changes`, counter `history_floor`) and `healer_journal`; refusing version-2 code keeps
  * an older process from committing without recording its changes in the history. 4: idempotency leases and
  * outcomes committed with the manifest (`attempt_id`, `lease_until_ms`, `version`); refusing version-3 code keeps an
- * older process from committing a mutation whose idempotency claim was taken over.
+ * older process from committing a mutation whose idempotency claim was taken over. 5: the record envelope (a
+ * `checksum` column on manifests, abort_records, counters and idempotency, verified on every read); refusing
+ * version-4 code keeps an older process from writing records without checksums, which would read as corrupt.
  */
-export const SQLITE_METADATA_SCHEMA_VERSION = 4;
+export const SQLITE_METADATA_SCHEMA_VERSION = 5;
 
 export interface SqliteMetadataStoreOptions {
   /** The database file; its directory is created when missing. */
@@ -82,12 +110,23 @@ export interface SqliteMetadataStoreOptions {
   queueOpsMax?: number;
   /** SQLITE_METADATA_LIMITS.changeHistoryRowsMax by default (tests use a small one). */
   changeHistoryRowsMax?: number;
+  /** Where records that fail verification and failed integrity checks are reported (besides integrity()). */
+  log?: Logger;
+  /**
+   * Where SQLite's integrity checks run: 'worker' (the default: a worker thread with its own read-only
+   * connection), or 'inline' on this connection, only for the in-process simulation, whose scheduler must see
+   * all work finish.
+   */
+  integrityChecks?: 'worker' | 'inline';
+  /** Full integrity checks run at least this often (SQLITE_INTEGRITY_LIMITS.intervalMs by default). */
+  integrityCheckIntervalMs?: number;
 }
 
 const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS counters (
-  name  TEXT PRIMARY KEY,
-  value INTEGER NOT NULL
+  name     TEXT PRIMARY KEY,
+  value    INTEGER NOT NULL,
+  checksum TEXT
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO counters (name, value) VALUES ('revision', 0);
 
@@ -95,7 +134,8 @@ CREATE TABLE IF NOT EXISTS manifests (
   key          BLOB PRIMARY KEY CHECK (typeof(key) = 'blob'),
   manifest     TEXT NOT NULL,
   mod_revision INTEGER NOT NULL,
-  deleted      INTEGER NOT NULL CHECK (deleted IN (0, 1))
+  deleted      INTEGER NOT NULL CHECK (deleted IN (0, 1)),
+  checksum     TEXT
 );
 CREATE INDEX IF NOT EXISTS manifests_live_key ON manifests (key) WHERE deleted = 0;
 -- Manifest watches read the changes after a revision.
@@ -104,7 +144,8 @@ CREATE INDEX IF NOT EXISTS manifests_mod_revision ON manifests (mod_revision);
 CREATE TABLE IF NOT EXISTS abort_records (
   write_id   TEXT PRIMARY KEY,
   key        BLOB NOT NULL,
-  created_ms INTEGER NOT NULL
+  created_ms INTEGER NOT NULL,
+  checksum   TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS abort_records_created ON abort_records (created_ms);
 
@@ -116,7 +157,8 @@ CREATE TABLE IF NOT EXISTS idempotency (
   expires_ms     INTEGER NOT NULL,
   attempt_id     TEXT,
   lease_until_ms INTEGER NOT NULL DEFAULT 0,
-  version        TEXT
+  version        TEXT,
+  checksum       TEXT
 );
 CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_ms);
 
@@ -159,15 +201,7 @@ CREATE TABLE IF NOT EXISTS nodes (
 ) WITHOUT ROWID;
 `;
 
-interface ManifestRow {
-  manifest: string;
-  mod_revision: number;
-}
-interface ChangedRow {
-  key: Buffer;
-  manifest: string;
-  mod_revision: number;
-}
+type ChangedRow = KeyedManifestRow;
 interface SqliteWatch {
   last: number;
   listener: ManifestWatchListener;
@@ -185,24 +219,15 @@ interface SqliteChangeWatch {
   /** A page was full: the next one is read on the next turn of the event loop, not synchronously. */
   pending: boolean;
 }
-interface IdempotencyRow {
-  fingerprint: string;
-  state: 'pending' | 'done';
-  response: string | null;
-  expires_ms: number;
-  /** The claim holding a pending token; null only in rows from schema version 3 (their lease counts as lapsed). */
-  attempt_id: string | null;
-  lease_until_ms: number;
-  /** The committed version when the outcome was recorded by a commit. */
-  version: string | null;
-}
-
 /** Columns schema version 4 added to `idempotency`; a version-3 file gets them on open. */
 const IDEMPOTENCY_V4_COLUMNS: Record<string, string> = {
   attempt_id: 'attempt_id TEXT',
   lease_until_ms: 'lease_until_ms INTEGER NOT NULL DEFAULT 0',
   version: 'version TEXT',
 };
+/** Schema version 5: the record envelope's checksum column, per table. */
+const CHECKSUM_COLUMN: Record<string, string> = { checksum: 'checksum TEXT' };
+const SEALED_TABLES = ['manifests', 'abort_records', 'counters', 'idempotency'] as const;
 interface NodeRow {
   id: string;
   address: string;
@@ -238,11 +263,6 @@ function assertCount(value: number, name: string): void {
   assert(Number.isInteger(value) && value >= 0, `${name} is an integer >= 0`);
 }
 
-function parseStored(row: ManifestRow): StoredManifest {
-  const manifest = JSON.parse(row.manifest) as Manifest;
-  assert(typeof manifest === 'object' && manifest !== null && typeof manifest.key === 'string', 'stored manifest');
-  return { manifest, modRevision: row.mod_revision };
-}
 
 export class SqliteMetadataStore implements MetadataStore {
   private readonly group: SqliteGroupCommit;
@@ -255,8 +275,16 @@ export class SqliteMetadataStore implements MetadataStore {
   private watchTimer: NodeJS.Timeout | null = null;
   private readonly historyRowsMax: number;
   private historyRecordedSincePrune = 0;
+  private readonly ledger: IntegrityLedger;
+  private readonly checks: SqliteIntegrityChecks;
 
-  private constructor(db: Database.Database, group: SqliteGroupCommit, clock: Clock, historyRowsMax: number) {
+  private constructor(
+    db: Database.Database,
+    group: SqliteGroupCommit,
+    clock: Clock,
+    historyRowsMax: number,
+    options: SqliteMetadataStoreOptions,
+  ) {
     this.db = db;
     this.group = group;
     this.clock = clock;
@@ -265,6 +293,26 @@ export class SqliteMetadataStore implements MetadataStore {
     this.tiering = new SqliteTieringRecords(db, group);
     // Changes made through this store reach its watches as soon as their batch commits.
     group.onCommitted = () => this.pollWatches();
+    this.ledger = new IntegrityLedger(clock, options.log, 'embedded metadata store (SQLite)');
+    // SQLite reports a damaged page it meets on a read as SQLITE_CORRUPT: that request fails, the others go on.
+    group.onCorrupt = (error) => this.ledger.noteError(error, 'read');
+    const runner: SqliteIntegrityRunner =
+      options.integrityChecks === 'inline' ? inlineIntegrityRunner(db) : workerIntegrityRunner(options.path);
+    this.checks = new SqliteIntegrityChecks(
+      runner,
+      () => this.reindex(),
+      this.ledger,
+      clock,
+      options.log,
+      `metadata file ${options.path}`,
+      {
+        ...(options.integrityCheckIntervalMs === undefined ? {} : { intervalMs: options.integrityCheckIntervalMs }),
+        // Inline checks run only in the simulation, whose tiny files make the rate bound moot and whose scheduler
+        // would take a real timer's wait for a stall.
+        ...(options.integrityChecks === 'inline' ? { dutyFactor: 0 } : {}),
+      },
+    );
+    this.checks.start();
   }
 
   static async open(options: SqliteMetadataStoreOptions): Promise<SqliteMetadataStore> {
@@ -275,22 +323,33 @@ export class SqliteMetadataStore implements MetadataStore {
       if (version > SQLITE_METADATA_SCHEMA_VERSION) {
         throw new Error(`schema version ${version} is newer than ${SQLITE_METADATA_SCHEMA_VERSION}`);
       }
-      db.transaction(() => {
-        db.exec(SCHEMA_SQL);
-        addMissingColumns(db, 'idempotency', IDEMPOTENCY_V4_COLUMNS);
-        db.exec(TIERING_RECORDS_SQL);
-        db.pragma(`user_version = ${SQLITE_METADATA_SCHEMA_VERSION}`);
-      }).immediate();
+      // A current file is opened without writing anything: a damaged page that the schema statements would touch
+      // then fails only the requests that need it (and the integrity check reports it), not the whole start.
+      if (version < SQLITE_METADATA_SCHEMA_VERSION) {
+        db.transaction(() => {
+          db.exec(SCHEMA_SQL);
+          addMissingColumns(db, 'idempotency', IDEMPOTENCY_V4_COLUMNS);
+          for (const table of SEALED_TABLES) addMissingColumns(db, table, CHECKSUM_COLUMN);
+          db.exec(TIERING_RECORDS_SQL);
+          // Upgraded on open rather than on rewrite: from version 5 on, a row without a checksum is a damaged row.
+          const { sealed, refused } = sealLegacyRecords(db, options.log);
+          if (version > 0 && sealed + refused > 0) {
+            options.log?.info({ sealed, refused, fromVersion: version }, 'metadata records of the previous release sealed in the record envelope');
+          }
+          db.pragma(`user_version = ${SQLITE_METADATA_SCHEMA_VERSION}`);
+        }).immediate();
+      }
       const group = new SqliteGroupCommit(db, {
         batchOpsMax: options.batchOpsMax ?? SQLITE_METADATA_LIMITS.batchOpsMax,
         queueOpsMax: options.queueOpsMax ?? SQLITE_METADATA_LIMITS.queueOpsMax,
         unavailableCode: 'METADATA_UNAVAILABLE',
         unknownCode: 'COMMIT_UNKNOWN',
+        corruptCode: 'METADATA_CORRUPT',
         label,
       });
       const historyRowsMax = options.changeHistoryRowsMax ?? SQLITE_METADATA_LIMITS.changeHistoryRowsMax;
       assert(Number.isInteger(historyRowsMax) && historyRowsMax >= 1, 'changeHistoryRowsMax >= 1');
-      return new SqliteMetadataStore(db, group, options.clock ?? systemClock, historyRowsMax);
+      return new SqliteMetadataStore(db, group, options.clock ?? systemClock, historyRowsMax, options);
     } catch (err) {
       db.close();
       if (err instanceof StrataError) throw err;
@@ -299,57 +358,56 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   private static prepare(db: Database.Database) {
+    // Listings read each key's record too, so that an index entry naming the wrong row is noticed, not listed.
     const listSql = (lower: '>' | '>=', upper: boolean) =>
-      `SELECT key FROM manifests WHERE deleted = 0 AND key ${lower} ? ${upper ? 'AND key < ?' : ''} ` +
-      'ORDER BY key LIMIT ?';
+      `SELECT key, manifest, mod_revision, deleted, checksum FROM manifests WHERE deleted = 0 AND key ${lower} ? ` +
+      `${upper ? 'AND key < ?' : ''} ORDER BY key LIMIT ?`;
+    const manifestColumns = 'key, manifest, mod_revision, deleted, checksum';
     return {
-      revision: db.prepare<[], number>("SELECT value FROM counters WHERE name = 'revision'").pluck(),
-      setRevision: db.prepare<[number]>("UPDATE counters SET value = ? WHERE name = 'revision'"),
+      counter: db.prepare<[string], { value: number; checksum: string | null }>('SELECT value, checksum FROM counters WHERE name = ?'),
+      setCounter: db.prepare<[number, string, string]>('UPDATE counters SET value = ?, checksum = ? WHERE name = ?'),
 
-      getManifest: db.prepare<[Buffer], ManifestRow>('SELECT manifest, mod_revision FROM manifests WHERE key = ?'),
+      getManifest: db.prepare<[Buffer], KeyedManifestRow>(`SELECT ${manifestColumns} FROM manifests WHERE key = ?`),
       changedSince: db.prepare<[number, number, number], ChangedRow>(
-        'SELECT key, manifest, mod_revision FROM manifests WHERE mod_revision > ? AND mod_revision <= ? ' +
+        `SELECT ${manifestColumns} FROM manifests WHERE mod_revision > ? AND mod_revision <= ? ` +
           'ORDER BY mod_revision LIMIT ?',
       ),
-      modRevision: db.prepare<[Buffer], number>('SELECT mod_revision FROM manifests WHERE key = ?').pluck(),
-      putManifest: db.prepare<[Buffer, string, number, number]>(
-        'INSERT INTO manifests (key, manifest, mod_revision, deleted) VALUES (?, ?, ?, ?) ' +
+      putManifest: db.prepare<[Buffer, string, number, number, string]>(
+        'INSERT INTO manifests (key, manifest, mod_revision, deleted, checksum) VALUES (?, ?, ?, ?, ?) ' +
           'ON CONFLICT (key) DO UPDATE SET manifest = excluded.manifest, mod_revision = excluded.mod_revision, ' +
-          'deleted = excluded.deleted',
+          'deleted = excluded.deleted, checksum = excluded.checksum',
       ),
       purgeTombstone: db.prepare<[Buffer, number]>(
         'DELETE FROM manifests WHERE key = ? AND mod_revision = ? AND deleted = 1',
       ),
-      listFrom: db.prepare<[Buffer, number], Buffer>(listSql('>=', false)).pluck(),
-      listAfter: db.prepare<[Buffer, number], Buffer>(listSql('>', false)).pluck(),
-      listFromBelow: db.prepare<[Buffer, Buffer, number], Buffer>(listSql('>=', true)).pluck(),
-      listAfterBelow: db.prepare<[Buffer, Buffer, number], Buffer>(listSql('>', true)).pluck(),
-      scanFirst: db.prepare<[number], ManifestRow>(
-        'SELECT manifest, mod_revision FROM manifests ORDER BY key LIMIT ?',
-      ),
-      scanAfter: db.prepare<[Buffer, number], ManifestRow>(
-        'SELECT manifest, mod_revision FROM manifests WHERE key > ? ORDER BY key LIMIT ?',
+      listFrom: db.prepare<[Buffer, number], KeyedManifestRow>(listSql('>=', false)),
+      listAfter: db.prepare<[Buffer, number], KeyedManifestRow>(listSql('>', false)),
+      listFromBelow: db.prepare<[Buffer, Buffer, number], KeyedManifestRow>(listSql('>=', true)),
+      listAfterBelow: db.prepare<[Buffer, Buffer, number], KeyedManifestRow>(listSql('>', true)),
+      scanFirst: db.prepare<[number], KeyedManifestRow>(`SELECT ${manifestColumns} FROM manifests ORDER BY key LIMIT ?`),
+      scanAfter: db.prepare<[Buffer, number], KeyedManifestRow>(
+        `SELECT ${manifestColumns} FROM manifests WHERE key > ? ORDER BY key LIMIT ?`,
       ),
 
-      isAborted: db.prepare<[string], number>('SELECT 1 FROM abort_records WHERE write_id = ?').pluck(),
-      insertAbort: db.prepare<[string, Buffer, number]>(
-        'INSERT INTO abort_records (write_id, key, created_ms) VALUES (?, ?, ?)',
+      getAbort: db.prepare<[string], AbortRow>('SELECT key, created_ms, checksum FROM abort_records WHERE write_id = ?'),
+      insertAbort: db.prepare<[string, Buffer, number, string]>(
+        'INSERT INTO abort_records (write_id, key, created_ms, checksum) VALUES (?, ?, ?, ?)',
       ),
       expireAborts: db.prepare<[number]>('DELETE FROM abort_records WHERE created_ms < ?'),
 
       getIdempotency: db.prepare<[string], IdempotencyRow>(
-        'SELECT fingerprint, state, response, expires_ms, attempt_id, lease_until_ms, version FROM idempotency WHERE token = ?',
+        'SELECT fingerprint, state, response, expires_ms, attempt_id, lease_until_ms, version, checksum FROM idempotency WHERE token = ?',
       ),
-      reserveIdempotency: db.prepare<[string, string, number, string, number]>(
-        'INSERT INTO idempotency (token, fingerprint, state, response, expires_ms, attempt_id, lease_until_ms, version) ' +
-          "VALUES (?, ?, 'pending', NULL, ?, ?, ?, NULL) " +
+      reserveIdempotency: db.prepare<[string, string, number, string, number, string]>(
+        'INSERT INTO idempotency (token, fingerprint, state, response, expires_ms, attempt_id, lease_until_ms, version, checksum) ' +
+          "VALUES (?, ?, 'pending', NULL, ?, ?, ?, NULL, ?) " +
           'ON CONFLICT (token) DO UPDATE SET fingerprint = excluded.fingerprint, state = excluded.state, ' +
           'response = NULL, expires_ms = excluded.expires_ms, attempt_id = excluded.attempt_id, ' +
-          'lease_until_ms = excluded.lease_until_ms, version = NULL',
+          'lease_until_ms = excluded.lease_until_ms, version = NULL, checksum = excluded.checksum',
       ),
       // Only the claim that holds the token completes or releases it: a superseded attempt changes nothing.
-      completeIdempotency: db.prepare<[string, string | null, string, string]>(
-        "UPDATE idempotency SET state = 'done', response = ?, version = ? WHERE token = ? AND state = 'pending' AND attempt_id = ?",
+      completeIdempotency: db.prepare<[string, string | null, string, string, string]>(
+        "UPDATE idempotency SET state = 'done', response = ?, version = ?, checksum = ? WHERE token = ? AND state = 'pending' AND attempt_id = ?",
       ),
       releaseIdempotency: db.prepare<[string, string]>(
         "DELETE FROM idempotency WHERE token = ? AND state = 'pending' AND attempt_id = ?",
@@ -387,9 +445,6 @@ export class SqliteMetadataStore implements MetadataStore {
       deleteNode: db.prepare<[string]>('DELETE FROM nodes WHERE id = ?'),
 
       historyFloor: db.prepare<[], number>("SELECT value FROM counters WHERE name = 'history_floor'").pluck(),
-      raiseHistoryFloor: db.prepare<[number]>(
-        "UPDATE counters SET value = max(value, ?) WHERE name = 'history_floor'",
-      ),
       recordChange: db.prepare<[number, Buffer, string]>('INSERT INTO changes (revision, key, kind) VALUES (?, ?, ?)'),
       changesAfter: db.prepare<[number, number, number], ChangeRow>(
         'SELECT revision, key, kind FROM changes WHERE revision > ? AND revision <= ? ORDER BY revision LIMIT ?',
@@ -417,12 +472,81 @@ export class SqliteMetadataStore implements MetadataStore {
   // ---- reads: straight to the connection ------------------------------------------------------------------
 
   async get(key: string): Promise<StoredManifest | null> {
-    const row = this.group.read(() => this.stmt.getManifest.get(utf8(key)));
-    return row === undefined ? null : parseStored(row);
+    return this.verified('get', () => {
+      const row = this.group.read(() => this.stmt.getManifest.get(utf8(key)));
+      return row === undefined ? null : verifyManifestRow(key, row);
+    });
   }
 
   async isAborted(writeId: string): Promise<boolean> {
-    return this.group.read(() => this.stmt.isAborted.get(writeId)) !== undefined;
+    return this.verified('isAborted', () => this.abortRecorded(this.group.read(() => this.stmt.getAbort.get(writeId)), writeId));
+  }
+
+  /** Whether an abort record exists for `writeId`, verified: a damaged one is METADATA_CORRUPT, never "absent". */
+  private abortRecorded(row: AbortRow | undefined, writeId: string): boolean {
+    if (row === undefined) return false;
+    verifyAbortRow(writeId, row);
+    return true;
+  }
+
+  /**
+   * Runs `read` and turns a record that failed verification into METADATA_CORRUPT, noted in the ledger (metric,
+   * log, /cluster, and the garbage-collection rule).
+   */
+  private verified<T>(where: string, read: () => T): T {
+    try {
+      return read();
+    } catch (error) {
+      if (error instanceof CorruptRow) throw this.ledger.noteError(corruptRowError(error, where), where);
+      throw error;
+    }
+  }
+
+  integrity(): MetadataIntegrity {
+    const status = this.checks.status();
+    const gcHold = this.checks.holdReason();
+    const problems: string[] = [];
+    if (status.lastFailure !== null) {
+      problems.push(
+        `metadata integrity check failed: ${status.lastFailure}. Reads of intact records go on; garbage collection and rollback delete nothing. ` +
+          'Stop the process, keep a copy of the metadata directory, and restore it from a backup or run `npm run recover:manifests`',
+      );
+    }
+    const recent = this.ledger.sightings();
+    if (recent.length > 0 && gcHold !== null && status.lastFailure === null) {
+      problems.push(
+        `${this.ledger.count} metadata records failed verification (latest: the ${recent[0]!.kind} record of ${JSON.stringify(recent[0]!.key)}: ${recent[0]!.why}); ` +
+          'they are not served. See metadata_integrity.recent in GET /cluster',
+      );
+    }
+    return {
+      corruptRecords: this.ledger.count,
+      recent,
+      checks: status,
+      problems,
+      gcHold,
+    };
+  }
+
+  absenceTrusted(sinceMs: number): Promise<boolean> {
+    return this.checks.absenceTrusted(sinceMs);
+  }
+
+  /** Runs a full integrity check now (tests, operators' tools); resolves when it has finished. */
+  checkIntegrity(): Promise<void> {
+    return this.checks.fullCheck();
+  }
+
+  /**
+   * Rebuilds every index from its table (what SQLite can rebuild), as one operation of a batch. Manifest watches
+   * are reset afterwards: a cache may hold an answer read through the broken index ("no such key").
+   */
+  private async reindex(): Promise<void> {
+    await this.group.submit(() => this.db.exec('REINDEX'));
+    for (const watch of [...this.watches]) {
+      this.dropWatch(watch);
+      safely(() => watch.listener.onReset('metadata indexes rebuilt after an integrity check; read again'));
+    }
   }
 
   async listKeys(prefix: string, startAfter: string | null, limit: number): Promise<string[]> {
@@ -438,23 +562,54 @@ export class SqliteMetadataStore implements MetadataStore {
         exclusive = true;
       }
     }
-    const keys = this.group.read(() => {
+    const rows = this.group.read(() => {
       if (prefixBytes.length === 0) {
         return (exclusive ? this.stmt.listAfter : this.stmt.listFrom).all(lower, limit);
       }
       const upper = prefixUpperBound(prefixBytes);
       return (exclusive ? this.stmt.listAfterBelow : this.stmt.listFromBelow).all(lower, upper, limit);
     });
-    return keys.map((key) => key.toString('utf8'));
+    // A listing cannot say "a key is missing here": one whose record fails verification fails the page (503),
+    // rather than list a wrong key or silently leave out a live one.
+    return this.verified('listKeys', () =>
+      rows.map((row) => {
+        const key = row.key.toString('utf8');
+        verifyManifestRow(key, row);
+        return key;
+      }),
+    );
   }
 
+  /**
+   * Scans skip a record that fails verification (it is reported: log, metric, /cluster) and read on, so that one
+   * damaged record neither stops the healer's audit nor shortens a page (callers stop at a short page).
+   */
   async scan(startAfter: string | null, limit: number): Promise<StoredManifest[]> {
     assertCount(limit, 'limit');
     if (limit === 0) return [];
-    const rows = this.group.read(() =>
-      startAfter === null ? this.stmt.scanFirst.all(limit) : this.stmt.scanAfter.all(utf8(startAfter), limit),
-    );
-    return rows.map(parseStored);
+    const out: StoredManifest[] = [];
+    let after: Buffer | null = startAfter === null ? null : utf8(startAfter);
+    while (out.length < limit) {
+      const want = limit - out.length;
+      const rows = this.group.read(() => (after === null ? this.stmt.scanFirst.all(want) : this.stmt.scanAfter.all(after, want)));
+      for (const row of rows) {
+        after = row.key;
+        const stored = this.skipCorrupt('scan', row);
+        if (stored !== null) out.push(stored);
+      }
+      if (rows.length < want) break;
+    }
+    return out;
+  }
+
+  /** The row's manifest, or null (reported) when it fails verification under the key it is stored under. */
+  private skipCorrupt(where: string, row: KeyedManifestRow): StoredManifest | null {
+    try {
+      return this.verified(where, () => verifyManifestRow(row.key.toString('utf8'), row));
+    } catch (error) {
+      if (error instanceof StrataError && error.code === 'METADATA_CORRUPT') return null;
+      throw error;
+    }
   }
 
   async currentRevision(): Promise<number> {
@@ -537,8 +692,11 @@ export class SqliteMetadataStore implements MetadataStore {
       if (revision < watch.last) throw new Error(`the revision went back from ${watch.last} to ${revision}`);
       for (const row of rows) {
         if (!this.watches.has(watch)) return;
-        const stored = parseStored(row);
-        safely(() => watch.listener.onChange(row.key.toString('utf8'), stored, row.mod_revision));
+        const key = row.key.toString('utf8');
+        // A damaged record is never handed to a cache; the watch resets instead, so the cache forgets what it held
+        // for the key (and everything else) and reads directly, where the key answers METADATA_CORRUPT.
+        const stored = this.verified('watch', () => verifyManifestRow(key, row));
+        safely(() => watch.listener.onChange(key, stored, row.mod_revision));
       }
       // A full page may leave changes behind: only up to its last row is complete.
       const complete = rows.length === pageMax ? (rows[rows.length - 1]?.mod_revision ?? revision) : revision;
@@ -658,49 +816,57 @@ export class SqliteMetadataStore implements MetadataStore {
     assert(idempotency === undefined || assignVersion, 'an idempotent commit creates a version');
     const keyBytes = utf8(key);
     const outcome = idempotency === undefined ? undefined : { ...idempotency.claim, response: JSON.stringify(idempotency.response) };
-    return this.group.submit((): CommitResult => {
+    return this.group.submit((): CommitResult => this.verified('commit', () => {
       // Order of the checks: a deposed leader has no authority at all; an aborted write id or a superseded
       // idempotency claim can never commit, so re-planning after a conflict would be futile; only then does the
-      // revision matter.
+      // revision matter. Every record read here is verified: a damaged one fails the commit (METADATA_CORRUPT).
       if (fence !== undefined && !this.holdsTerm(fence)) return { ok: false, reason: 'fenced' };
-      if (this.stmt.isAborted.get(writeId) !== undefined) return { ok: false, reason: 'aborted' };
+      if (this.abortRecorded(this.stmt.getAbort.get(writeId), writeId)) return { ok: false, reason: 'aborted' };
       if (idempotency !== undefined && !this.claimHolds(idempotency.claim)) return { ok: false, reason: 'superseded' };
-      const current = this.stmt.getManifest.get(keyBytes);
-      const currentModRevision = current?.mod_revision ?? 0;
+      const row = this.stmt.getManifest.get(keyBytes);
+      const current = row === undefined ? null : verifyManifestRow(key, row);
+      const currentModRevision = current?.modRevision ?? 0;
       if (currentModRevision !== expectedModRevision) {
-        return { ok: false, reason: 'conflict', current: current === undefined ? null : parseStored(current) };
+        return { ok: false, reason: 'conflict', current };
       }
       const revision = this.bumpRevision();
       const stored: Manifest = assignVersion ? { ...manifest, version: String(revision) } : manifest;
       const json = JSON.stringify(stored);
-      this.stmt.putManifest.run(keyBytes, json, revision, stored.deleted ? 1 : 0);
+      const deleted = stored.deleted ? 1 : 0;
+      this.stmt.putManifest.run(keyBytes, json, revision, deleted, manifestChecksum(key, json, revision, deleted));
       // A new version is a change of the document: it goes into the history GET /watch replays.
       if (assignVersion) this.recordChange(revision, keyBytes, stored.deleted ? 'delete' : 'put');
       if (outcome !== undefined) {
-        const changed = this.stmt.completeIdempotency.run(outcome.response, String(revision), outcome.token, outcome.attemptId).changes;
-        assert(changed === 1, 'the idempotency claim checked above still holds in this transaction');
+        const changed = this.completeClaim(outcome.token, outcome.attemptId, outcome.response, String(revision));
+        assert(changed, 'the idempotency claim checked above still holds in this transaction');
       }
       // Parsed back so that the caller gets exactly what is stored and shares no objects with its request.
       return { ok: true, modRevision: revision, manifest: JSON.parse(json) as Manifest };
-    });
+    }));
   }
 
   async abort(request: AbortRequest): Promise<boolean> {
     const { key, writeId, expectedModRevision, nowMs } = request;
     assertCount(expectedModRevision, 'expectedModRevision');
     const keyBytes = utf8(key);
-    return this.group.submit(() => {
-      if (this.stmt.isAborted.get(writeId) !== undefined) return true;
-      const currentModRevision = this.stmt.modRevision.get(keyBytes) ?? 0;
+    return this.group.submit(() => this.verified('abort', () => {
+      if (this.abortRecorded(this.stmt.getAbort.get(writeId), writeId)) return true;
+      const row = this.stmt.getManifest.get(keyBytes);
+      const currentModRevision = row === undefined ? 0 : verifyManifestRow(key, row).modRevision;
       if (currentModRevision !== expectedModRevision) return false;
-      this.stmt.insertAbort.run(writeId, keyBytes, nowMs);
+      this.stmt.insertAbort.run(writeId, keyBytes, nowMs, abortChecksum(writeId, keyBytes, nowMs));
       return true;
-    });
+    }));
   }
 
   async purgeTombstone(key: string, modRevision: number): Promise<boolean> {
     const keyBytes = utf8(key);
     return this.group.submit(() => {
+      // Only a verified tombstone is purged: a damaged row is kept for whoever repairs it.
+      const row = this.stmt.getManifest.get(keyBytes);
+      if (row === undefined) return false;
+      const current = this.verified('purgeTombstone', () => verifyManifestRow(key, row));
+      if (!current.manifest.deleted || current.modRevision !== modRevision) return false;
       if (this.stmt.purgeTombstone.run(keyBytes, modRevision).changes === 0) return false;
       // Removing a manifest is a change like any other: it moves the revision, as etcd's delete does.
       this.bumpRevision();
@@ -714,19 +880,42 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async reserveIdempotency(claim: IdempotencyClaim): Promise<IdempotencyRecord | null> {
     const { token, fingerprint, attemptId, leaseUntilMs, expiresAtMs } = claim;
-    return this.group.submit((): IdempotencyRecord | null => {
-      const row = this.stmt.getIdempotency.get(token);
+    return this.group.submit((): IdempotencyRecord | null => this.verified('reserveIdempotency', () => {
+      const row = this.idempotencyRow(token);
       const current = row === undefined ? null : { ...row, leaseUntilMs: row.lease_until_ms, expiresAtMs: row.expires_ms };
       if (!idempotencyClaimMayTake(current, claim, this.clock.nowMs())) return toIdempotencyRecord(row!);
-      this.stmt.reserveIdempotency.run(token, fingerprint, expiresAtMs, attemptId, leaseUntilMs);
+      const checksum = idempotencyChecksum(token, {
+        fingerprint,
+        state: 'pending',
+        response: null,
+        expires_ms: expiresAtMs,
+        attempt_id: attemptId,
+        lease_until_ms: leaseUntilMs,
+        version: null,
+      });
+      this.stmt.reserveIdempotency.run(token, fingerprint, expiresAtMs, attemptId, leaseUntilMs, checksum);
       return null;
-    });
+    }));
   }
 
   async completeIdempotency(claim: IdempotencyClaim, response: IdempotentResponse): Promise<boolean> {
     const json = JSON.stringify(response);
     // A reservation that was taken over, or expired and swept meanwhile, is not touched (nor recreated).
-    return this.group.submit(() => this.stmt.completeIdempotency.run(json, null, claim.token, claim.attemptId).changes === 1);
+    return this.group.submit(() => this.verified('completeIdempotency', () => this.completeClaim(claim.token, claim.attemptId, json, null)));
+  }
+
+  /** Verified read of a token's row (undefined when absent). Inside a batch or a read. */
+  private idempotencyRow(token: string): IdempotencyRow | undefined {
+    const row = this.stmt.getIdempotency.get(token);
+    return row === undefined ? undefined : verifyIdempotencyRow(token, row);
+  }
+
+  /** Inside a batch: the claim's pending row becomes done with `response`; false when the claim no longer holds. */
+  private completeClaim(token: string, attemptId: string, response: string, version: string | null): boolean {
+    const row = this.idempotencyRow(token);
+    if (row === undefined || row.state !== 'pending' || row.attempt_id !== attemptId) return false;
+    const checksum = idempotencyChecksum(token, { ...row, state: 'done', response, version });
+    return this.stmt.completeIdempotency.run(response, version, checksum, token, attemptId).changes === 1;
   }
 
   async releaseIdempotency(claim: IdempotencyClaim): Promise<void> {
@@ -737,7 +926,7 @@ export class SqliteMetadataStore implements MetadataStore {
 
   /** Inside a transaction: `claim` still holds its token (pending, same attempt). Expiry does not matter here. */
   private claimHolds(claim: IdempotencyClaim): boolean {
-    const row = this.stmt.getIdempotency.get(claim.token);
+    const row = this.idempotencyRow(claim.token);
     return row !== undefined && row.state === 'pending' && row.attempt_id === claim.attemptId;
   }
 
@@ -860,6 +1049,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async close(): Promise<void> {
+    await this.checks.close();
     for (const watch of [...this.watches]) {
       this.dropWatch(watch);
       safely(() => watch.listener.onReset('metadata store closed'));
@@ -872,15 +1062,14 @@ export class SqliteMetadataStore implements MetadataStore {
 
   // ---- helpers that run inside a batch transaction --------------------------------------------------------
 
+  /** The verified revision counter (a damaged one is METADATA_CORRUPT: no version can be assigned from it). */
   private readRevision(): number {
-    const revision = this.stmt.revision.get();
-    assert(revision !== undefined && Number.isSafeInteger(revision) && revision >= 0, 'revision counter exists');
-    return revision;
+    return this.verified('revision', () => verifyCounter('revision', this.stmt.counter.get('revision')));
   }
 
   private bumpRevision(): number {
     const revision = this.readRevision() + 1;
-    this.stmt.setRevision.run(revision);
+    this.stmt.setCounter.run(revision, counterChecksum('revision', revision), 'revision');
     return revision;
   }
 
@@ -896,7 +1085,8 @@ export class SqliteMetadataStore implements MetadataStore {
   /** Forgets the history up to `revision`: a watch from before it gets HISTORY_COMPACTED. Inside a batch. */
   private dropHistoryUpTo(revision: number): void {
     this.stmt.dropChangesUpTo.run(revision);
-    this.stmt.raiseHistoryFloor.run(revision);
+    const floor = Math.max(this.stmt.historyFloor.get() ?? 0, revision);
+    this.stmt.setCounter.run(floor, counterChecksum('history_floor', floor), 'history_floor');
   }
 
   private holdsTerm(fence: LeaderTerm): boolean {

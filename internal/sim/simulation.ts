@@ -210,7 +210,8 @@ class Simulation {
 
   private async open(): Promise<void> {
     const clock = this.sched;
-    this.realMeta = await SqliteMetadataStore.open({ path: path.join(this.dir, 'meta.db'), clock });
+    // Integrity checks inline: the scheduler must see them finish (a worker thread's answer would look like a stall).
+    this.realMeta = await SqliteMetadataStore.open({ path: path.join(this.dir, 'meta.db'), clock, integrityChecks: 'inline' });
     this.realWal = await SqliteWriteAheadLog.open({ path: path.join(this.dir, 'wal.db'), clock });
     this.meta = new SimMetadataStore(
       this.realMeta,

@@ -160,7 +160,7 @@ describe('SqliteMetadataStore', () => {
       await upgraded.close();
     }
     const check = new Database(old);
-    expect(check.pragma('user_version', { simple: true })).toBe(4);
+    expect(check.pragma('user_version', { simple: true })).toBe(5);
     check.close();
   });
 
