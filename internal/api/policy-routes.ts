@@ -156,6 +156,7 @@ function explain(
       value_bytes: Math.round(a.valueBytes),
       benefit_bytes: Math.round(a.benefitBytes),
       cost_bytes: Math.round(a.costBytes),
+      move_bytes: Math.round(a.moveBytes),
     }));
   const readHeavy = Object.entries(record.keys)
     .sort((a, b) => b[1].reads - a[1].reads)
@@ -175,13 +176,19 @@ function explain(
       half_life_ms: settings.halfLifeMs,
       promote_margin: COST_MODEL.promoteMargin,
     },
-    cost_model: { hot_extra_copies: COST_MODEL.hotExtraCopies, cold_write_copies: COST_MODEL.coldWriteCopies, stored_byte_weight: COST_MODEL.storedByteWeight },
+    cost_model: {
+      hot_extra_copies: COST_MODEL.hotExtraCopies,
+      cold_write_copies: COST_MODEL.coldWriteCopies,
+      hot_write_copies: COST_MODEL.hotWriteCopies,
+      stored_byte_weight: COST_MODEL.storedByteWeight,
+    },
     stats: {
       at: iso(record.atMs),
       reads: round(record.reads),
       projections: round(record.projections),
       changes: round(record.changes),
       cold_bytes: Math.round(record.coldBytes),
+      hot_bytes: Math.round(record.hotBytes),
       documents_tracked: Object.keys(record.keys).length,
     },
     epoch: record.epoch,

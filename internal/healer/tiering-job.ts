@@ -7,7 +7,10 @@
  * 2. Expiry: documents past their time to live are deleted like a client delete (intent, tombstone with a new
  *    version, release), unless a client rewrote them meanwhile.
  * 3. Re-tiering: the documents of a prefix whose learned hot set changed (its `epoch`) are rewritten to the new
- *    split, at most `retierDocsPerRoundMax` per round, resuming from the cursor kept in the prefix's record.
+ *    split, at most `retierDocsPerRoundMax` per round, resuming from the cursor kept in the prefix's record. The
+ *    policy changes the set only when the move pays for itself (internal/tiering/policy.ts: every document's cold
+ *    part re-encoded and hot replicas rewritten, against what the move gains in one half-life), so this walk never
+ *    spends more than its decision was priced at; the upkeep in (1) evaluates with the same rule.
  * 4. Lifecycle: `replication` documents neither read nor written for the prefix's `idle_to_ec_after_ms` move to
  *    `ec` (a strategy the client chose explicitly only with `override_explicit`).
  * 5. Read-heavy documents get extra hot replicas (up to HOT_COPIES_MAX copies in all) while they stay hot, and

@@ -91,10 +91,7 @@ export class AccessRecorder implements AccessObserver {
     const now = this.deps.clock.nowMs();
     const delta = this.delta(prefixOf(manifest.key), now);
     delta.reads++;
-    if (manifest.strategy === 'field_hybrid') {
-      delta.coldBytesSum += manifest.bytes.cold;
-      delta.coldSamples++;
-    }
+    sampleSizes(delta, manifest);
     const key = this.keyCounters(delta, manifest.key);
     key.reads++;
     key.lastReadMs = now;
@@ -108,6 +105,7 @@ export class AccessRecorder implements AccessObserver {
     const now = this.deps.clock.nowMs();
     const delta = this.delta(prefixOf(manifest.key), now);
     delta.changes++;
+    sampleSizes(delta, manifest);
     this.keyCounters(delta, manifest.key);
     // The remembered digests no longer describe the document.
     this.digests.delete(manifest.key);
@@ -125,6 +123,7 @@ export class AccessRecorder implements AccessObserver {
     const now = this.deps.clock.nowMs();
     const delta = this.delta(prefixOf(manifest.key), now);
     delta.changes++;
+    sampleSizes(delta, manifest);
     this.keyCounters(delta, manifest.key);
     const previous = this.digests.get(manifest.key);
     const next = new Map<string, string>();
@@ -286,6 +285,18 @@ export function mergePatchLeaves(patch: JsonValue, depthMax = 8): string[][] {
   };
   walk(patch, []);
   return out;
+}
+
+/**
+ * Learns the sizes of a field_hybrid document's parts: the cost model prices cold reads and changes, and moves
+ * (every document's cold part re-encoded and hot replicas rewritten), with these averages. Writes count as well as
+ * reads, so that a prefix that is only written still knows what re-tiering it would cost.
+ */
+function sampleSizes(delta: AccessDelta, manifest: Manifest): void {
+  if (manifest.strategy !== 'field_hybrid') return;
+  delta.coldBytesSum += manifest.bytes.cold;
+  delta.hotBytesSum += manifest.bytes.hot;
+  delta.coldSamples++;
 }
 
 /** Top-level string members longer than this are not digested (see wrote()). */

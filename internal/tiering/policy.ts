@@ -5,20 +5,32 @@
  * Score. A field's score is its decayed count of projection reads naming it plus patches and writes that changed
  * it, per half-life (STRATA_TIERING_HALF_LIFE_MS).
  *
- * Cost model (bytes per half-life). Keeping a field hot stores its value 3 times instead of 1.5 times (RS 4+2):
- *   cost    = 1.5 * V * N * storedByteWeight
- * where V is the field's average value size, N the documents of the prefix seen (at least 1) and storedByteWeight
- * the worth of keeping one byte for one half-life, in bytes of I/O (1 by default). What it saves:
+ * Cost model (bytes per half-life). Keeping a field hot stores its value 3 times instead of 1.5 times (RS 4+2),
+ * and rewrites those 3 copies whenever its document changes (every write and patch stores a new hot blob):
+ *   cost    = 1.5 * V * N * storedByteWeight + 3 * V * changes
+ * where V is the field's average value size, N the documents of the prefix seen (at least 1), changes the
+ * prefix's decayed writes and patches, and storedByteWeight the worth of keeping one byte for one half-life, in
+ * bytes of I/O (1 by default). What it saves:
  *   benefit = proj * C + chg * 1.5 * C
  * where C is the prefix's average cold part: a projection that stays in the hot tier avoids reading four data
  * shards (about C bytes) and a change that stays a pure hot update avoids re-encoding and writing 1.5 * C bytes.
  *
- * Hysteresis. A cold field is promoted when score >= promote threshold AND benefit >= 2 * cost; a hot one is
- * demoted when score < demote threshold (lower than the promote threshold) OR benefit < cost. Either decision
- * stands for at least the dwell time (STRATA_TIERING_DWELL_MS); the configured default fields of a new prefix
- * are observed for one dwell time before any is demoted. The gaps between the thresholds are what stop a field
- * whose use hovers around one of them from flapping; the dwell time bounds flapping to once per dwell time even
- * for a workload built to defeat the thresholds.
+ * Moves pay for themselves. Moving a field (either way) rewrites every document of the prefix, the healer's
+ * re-tiering or the document's next client write alike: its cold part re-encoded as shards and its hot replicas
+ * rewritten:
+ *   move    = N * (1.5 * C + 3 * H)
+ * where H is the prefix's average hot part. A field is moved only when what the move gains over one half-life
+ * exceeds that: benefit - cost > move to promote, cost - benefit > move to demote. A small value that nobody uses
+ * any more therefore stays hot beside large cold parts (keeping it costs a few bytes, moving it would re-encode
+ * every cold part), while a large value rewritten three times on every update of its document moves out.
+ *
+ * Hysteresis. A cold field is promoted when score >= promote threshold AND benefit >= 2 * cost AND the move pays;
+ * a hot one is demoted when (score < demote threshold (lower than the promote threshold) OR benefit < cost) AND
+ * the move pays. Either decision stands for at least the dwell time (STRATA_TIERING_DWELL_MS); the configured
+ * default fields of a new prefix are observed for one dwell time before any is demoted. The gaps between the
+ * thresholds (and the move cost on both sides) are what stop a field whose use hovers around one of them from
+ * flapping; the dwell time bounds flapping to once per dwell time even for a workload built to defeat the
+ * thresholds.
  *
  * Precedence (docs/api.md): the request's hot_fields; else pins (PUT /policy pins, and
  * STRATA_HOT_FIELDS_BY_PREFIX for the key's longest matching prefix) plus the learned set, which is the promoted
@@ -42,9 +54,11 @@ export const COST_MODEL = {
   hotExtraCopies: 1.5,
   /** Bytes written per cold change: the cold part re-encoded into 6 shards of a quarter each. */
   coldWriteCopies: 1.5,
+  /** Copies of the hot part every write of a document stores (3 replicas): what keeping a value hot rewrites. */
+  hotWriteCopies: 3,
   /** Worth of storing one byte for one half-life, in bytes of I/O saved. */
   storedByteWeight: 1,
-  /** A promotion needs benefit >= margin * cost; a demotion happens below benefit < cost. */
+  /** A promotion needs benefit >= margin * cost; a demotion happens below benefit < cost (both: and the move paying). */
   promoteMargin: 2,
   /** Assumed value size of a field never seen with a value. */
   defaultValueBytes: 64,
@@ -58,6 +72,8 @@ export interface FieldAssessment {
   valueBytes: number;
   benefitBytes: number;
   costBytes: number;
+  /** Bytes moving the field (either way) writes: every document's cold part re-encoded, its hot replicas rewritten. */
+  moveBytes: number;
 }
 
 /** Normalizes paths to the form responses show (plain names, pointers for nested ones) and drops covered descendants. */
@@ -72,14 +88,16 @@ export function assess(record: TieringRecord, field: string): FieldAssessment {
   const valueBytes = c && c.valueBytes > 0 ? c.valueBytes : COST_MODEL.defaultValueBytes;
   const docs = Math.max(1, Object.keys(record.keys).length);
   const cold = record.coldBytes;
+  const m = COST_MODEL;
   return {
     field,
     score: proj + chg,
     projectionReads: proj,
     changes: chg,
     valueBytes,
-    benefitBytes: proj * cold + chg * COST_MODEL.coldWriteCopies * cold,
-    costBytes: COST_MODEL.hotExtraCopies * valueBytes * docs * COST_MODEL.storedByteWeight,
+    benefitBytes: proj * cold + chg * m.coldWriteCopies * cold,
+    costBytes: m.hotExtraCopies * valueBytes * docs * m.storedByteWeight + m.hotWriteCopies * valueBytes * record.changes,
+    moveBytes: docs * (m.coldWriteCopies * cold + m.hotWriteCopies * record.hotBytes),
   };
 }
 
@@ -110,13 +128,16 @@ export function evaluate(
     const sinceMs = decision ? decision.sinceMs : defaults.has(field) ? createdMs : Number.NEGATIVE_INFINITY;
     if (nowMs - sinceMs < settings.dwellMs) continue;
     const a = assess(record, field);
-    const figures = `score ${round(a.score)}, benefit ${Math.round(a.benefitBytes)} B vs cost ${Math.round(a.costBytes)} B per half-life`;
-    if (!hot && a.score >= settings.promoteScore && a.benefitBytes >= COST_MODEL.promoteMargin * a.costBytes) {
+    const figures =
+      `score ${round(a.score)}, benefit ${Math.round(a.benefitBytes)} B vs cost ${Math.round(a.costBytes)} B per half-life, ` +
+      `move ${Math.round(a.moveBytes)} B`;
+    // What the move gains over one half-life must exceed what it writes once (see "Moves pay for themselves").
+    if (!hot && a.score >= settings.promoteScore && a.benefitBytes >= COST_MODEL.promoteMargin * a.costBytes && a.benefitBytes - a.costBytes > a.moveBytes) {
       if (hotCount >= LIMITS.hotFieldsMax) continue;
       record.decisions[field] = { hot: true, sinceMs: nowMs, reason: `promoted: ${figures} (promote at ${settings.promoteScore})` };
       hotCount++;
       changed = true;
-    } else if (hot && (a.score < settings.demoteScore || a.benefitBytes < a.costBytes)) {
+    } else if (hot && (a.score < settings.demoteScore || a.benefitBytes < a.costBytes) && a.costBytes - a.benefitBytes > a.moveBytes) {
       const why = a.score < settings.demoteScore ? `below ${settings.demoteScore}` : 'benefit below cost';
       record.decisions[field] = { hot: false, sinceMs: nowMs, reason: `demoted: ${figures} (${why})` };
       hotCount--;

@@ -61,8 +61,13 @@ export interface TieringRecord {
   reads: number;
   projections: number;
   changes: number;
-  /** Average cold bytes of the documents read (what a cold read costs), an estimate for the cost model. */
+  /**
+   * Average cold bytes of the documents read or written (what a cold read costs, and what re-encoding one cold
+   * part writes), an estimate for the cost model.
+   */
   coldBytes: number;
+  /** Average hot bytes of the same documents (what rewriting one document's hot replicas writes); 0 in records from before it was kept. */
+  hotBytes: number;
   fields: Record<string, FieldCounters>;
   keys: Record<string, KeyCounters>;
   /** A document not listed in `keys` (its counter was evicted) may have been read as late as this. */
@@ -85,6 +90,8 @@ export interface AccessDelta {
   projections: number;
   changes: number;
   coldBytesSum: number;
+  /** Sampled together with the cold bytes (one per field_hybrid document read or written): coldSamples counts both. */
+  hotBytesSum: number;
   coldSamples: number;
   fields: Map<string, { proj: number; chg: number; valueBytesSum: number; valueSamples: number }>;
   keys: Map<string, KeyCounters>;
@@ -101,6 +108,7 @@ export function emptyRecord(prefix: string, nowMs: number): TieringRecord {
     projections: 0,
     changes: 0,
     coldBytes: 0,
+    hotBytes: 0,
     fields: {},
     keys: {},
     unlistedReadAtMs: 0,
@@ -121,6 +129,7 @@ export function emptyDelta(nowMs: number): AccessDelta {
     projections: 0,
     changes: 0,
     coldBytesSum: 0,
+    hotBytesSum: 0,
     coldSamples: 0,
     fields: new Map(),
     keys: new Map(),
@@ -180,6 +189,8 @@ export function mergeDelta(record: TieringRecord, delta: AccessDelta, halfLifeMs
     const sample = delta.coldBytesSum / delta.coldSamples;
     // A moving average: new samples weigh a quarter, so one odd document does not swing the estimate.
     next.coldBytes = next.coldBytes === 0 ? sample : 0.75 * next.coldBytes + 0.25 * sample;
+    const hotSample = delta.hotBytesSum / delta.coldSamples;
+    next.hotBytes = next.hotBytes === 0 ? hotSample : 0.75 * next.hotBytes + 0.25 * hotSample;
   }
   for (const [path, c] of delta.fields) {
     const field = (next.fields[path] ??= { proj: 0, chg: 0, valueBytes: 0 });
