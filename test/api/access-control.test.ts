@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../internal/config/config.js';
-import type { Clock } from '../../internal/core/clock.js';
+import { systemClock, type Clock } from '../../internal/core/clock.js';
 import { TokenBucketLimiter } from '../../internal/api/rate-limiter.js';
 import { StrataClient } from '../../internal/client/strata-client.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
@@ -36,7 +36,7 @@ class SteppedClock implements Clock {
     return Date.now() + this.offsetMs;
   }
   sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => setTimeout(resolve, ms));
+    return systemClock.sleep(ms);
   }
 }
 

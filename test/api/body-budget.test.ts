@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BodyBudget, SMALL_BODY_BYTES } from '../../internal/api/body-budget.js';
 import { StrataError } from '../../internal/core/errors.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const MiB = 1024 * 1024;
 const BUDGET_BYTES = 8 * MiB;
@@ -171,7 +172,7 @@ describe('a gateway under large documents and slow clients', () => {
 
     // The stalled client makes no progress: the gateway cuts it and its response is let go. (The client, not
     // reading, does not notice until it reads again.)
-    await waitUntil(() => bodies().heldBytes === 0);
+    await waitUntil('the held body bytes to be released', () => bodies().heldBytes === 0);
     const read = await cluster.read(key);
     expect(read.status).toBe(200);
     expect(await read.text()).toBe(document);
@@ -187,7 +188,7 @@ describe('a gateway under large documents and slow clients', () => {
       `POST /write?key=${encodeURIComponent(slowKey)} HTTP/1.1\r\nHost: strata\r\nContent-Type: application/json\r\nContent-Length: ${declared}\r\n\r\n{"a":`,
       { stopReadingAfterStatus: false },
     );
-    await waitUntil(() => bodies().heldBytes === declared);
+    await waitUntil('the declared body bytes to be held', () => bodies().heldBytes === declared);
 
     const refused = await cluster.write('budget/refused', JSON.stringify({ blob: 'y'.repeat(4 * MiB) }));
     expect(refused.status).toBe(503);
@@ -201,7 +202,7 @@ describe('a gateway under large documents and slow clients', () => {
 
     // The stalled upload is cut after the idle timeout, never half-applied, and its reservation is given back.
     await slow.closed;
-    await waitUntil(() => bodies().heldBytes === 0);
+    await waitUntil('the held body bytes to be released', () => bodies().heldBytes === 0);
     expect((await cluster.read(slowKey)).status).toBe(404);
     const retried = await cluster.write('budget/refused', JSON.stringify({ blob: 'y'.repeat(4 * MiB) }));
     expect(retried.status).toBe(200);
@@ -220,7 +221,7 @@ describe('a gateway under large documents and slow clients', () => {
     } finally {
       for (const get of gets) get.mockRestore();
     }
-    await waitUntil(() => bodies().heldBytes === 0);
+    await waitUntil('the held body bytes to be released', () => bodies().heldBytes === 0);
   });
 
   it('reports the budget on /metrics', async () => {
@@ -230,11 +231,3 @@ describe('a gateway under large documents and slow clients', () => {
     expect(text).toMatch(/^strata_body_buffer_refusals_total [1-9]\d*$/m);
   });
 });
-
-async function waitUntil(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectError, internalsOrSkip, startApi, type ApiClient } from './support.js';
+import { waitUntil } from '../helpers/wait.js';
 
 interface ClusterBody {
   nodes: {
@@ -48,13 +49,10 @@ describe('operations endpoints', () => {
    * background probe is running at the same moment, so this repeats it until the expectation holds.
    */
   async function probeUntil(check: () => Promise<boolean>): Promise<void> {
-    const deadline = Date.now() + 5000;
-    for (;;) {
+    await waitUntil('the node pool to reach the expected state', async () => {
       await api.cluster.internals!.pool.probe();
-      if (await check()) return;
-      if (Date.now() > deadline) throw new Error('the node pool did not reach the expected state within 5 s');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+      return check();
+    });
   }
 
   async function nodeStatus(): Promise<Record<string, string>> {

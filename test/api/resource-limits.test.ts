@@ -10,6 +10,7 @@ import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpNodeClient, NODE_CONNECTIONS_DEFAULT } from '../../internal/nodeclient/http-node-client.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { waitForValue, waitUntil } from '../helpers/wait.js';
 
 /** A TCP server that accepts every connection and never sends a byte: a stuck process, not a dead one. */
 async function startStuckServer(port = 0): Promise<{ port: number; connectionsOpen: () => number; connectionsEver: () => number; connectionsPeak: () => number; close(): Promise<void> }> {
@@ -82,16 +83,15 @@ describe('requests in flight per gateway', () => {
 
   it('answers 503 OVERLOADED with Retry-After beyond the limit, keeps /health open, and recovers', async () => {
     const held = [heldWrite(cluster.url, 'held:1', '{"like_count":1}'), heldWrite(cluster.url, 'held:2', '{"like_count":2}')];
-    // Both held writes reach the gateway at their own pace; wait (boundedly) until the gateway counts them.
-    let overloaded: Response | null = null;
-    for (let attempt = 0; attempt < 100 && overloaded === null; attempt++) {
+    // Both held writes reach the gateway at their own pace; wait until the gateway counts them.
+    const overloaded = await waitForValue('a third request to be refused', async () => {
       const res = await cluster.fetch('/cluster');
-      if (res.status === 503) overloaded = res;
-      else await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    expect(overloaded, 'the third request was never refused').not.toBeNull();
-    expect(overloaded!.headers.get('retry-after')).toBe('1');
-    expect(((await overloaded!.json()) as { error: { code: string } }).error.code).toBe('OVERLOADED');
+      if (res.status === 503) return res;
+      await res.body?.cancel();
+      return null;
+    });
+    expect(overloaded.headers.get('retry-after')).toBe('1');
+    expect(((await overloaded.json()) as { error: { code: string } }).error.code).toBe('OVERLOADED');
     expect((await cluster.fetch('/health/live')).status).toBe(200);
     expect(await Promise.all(held.map((h) => h.finish()))).toEqual([200, 200]);
     expect((await cluster.fetch('/cluster')).status).toBe(200);
@@ -128,8 +128,6 @@ describe('node client against a stuck node', () => {
 describe('a gateway with one stuck storage node', () => {
   // Long enough that the healthy nodes answer in time on a loaded 2-core machine; the stuck one never does.
   const NODE_TIMEOUT_MS = 1500;
-  /** Far above what a request needs with one node stuck (a few node timeouts): the request must not hang. */
-  const REQUEST_BOUND_MS = 8 * NODE_TIMEOUT_MS;
   let cluster: TestCluster;
   let stuck: Awaited<ReturnType<typeof startStuckServer>>;
   const docs = new Map<string, string>();
@@ -157,34 +155,30 @@ describe('a gateway with one stuck storage node', () => {
     await stuck?.close();
   });
 
-  async function timed<T>(f: () => Promise<T>): Promise<{ value: T; ms: number }> {
-    const start = performance.now();
-    const value = await f();
-    return { value, ms: performance.now() - start };
-  }
-
+  // The stuck node never answers: a request that waited on it without ending its calls at their deadline (or
+  // hedging past it) would never complete, and the test would fail at its timeout. No assertion depends on how
+  // long a request takes on a busy machine.
   async function roundOfRequests(round: number): Promise<void> {
     for (const [key, body] of docs) {
-      const { value: res, ms } = await timed(() => cluster.read(key));
+      const res = await cluster.read(key);
       expect(res.status, key).toBe(200);
       expect(await res.text(), key).toBe(body);
-      expect(ms, `read ${key}`).toBeLessThan(REQUEST_BOUND_MS);
     }
     for (const strategy of ['replication', 'ec', 'field_hybrid']) {
       const key = `stuck:new:${strategy}:${round}`;
       const body = `{"like_count":${round},"cold":"${'y'.repeat(20_000)}"}`;
-      const { value: res, ms } = await timed(() => cluster.write(key, body, `&strategy=${strategy}`));
+      const res = await cluster.write(key, body, `&strategy=${strategy}`);
       expect(res.status, key).toBe(200);
-      expect(ms, `write ${key}`).toBeLessThan(REQUEST_BOUND_MS);
-      const patched = await timed(() =>
-        cluster.fetch(`/patch/${encodeURIComponent(key)}`, { method: 'PATCH', headers: { 'content-type': 'application/merge-patch+json' }, body: '{"like_count":-1}' }),
-      );
-      expect(patched.value.status, `patch ${key}`).toBe(200);
-      expect(patched.ms, `patch ${key}`).toBeLessThan(REQUEST_BOUND_MS);
+      const patched = await cluster.fetch(`/patch/${encodeURIComponent(key)}`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/merge-patch+json' },
+        body: '{"like_count":-1}',
+      });
+      expect(patched.status, `patch ${key}`).toBe(200);
     }
   }
 
-  it('reads, writes and patches complete through the other nodes within a bound', async () => {
+  it('reads, writes and patches complete through the other nodes, never waiting on the stuck one', async () => {
     await roundOfRequests(0);
     // The stuck node was really asked (and its calls ended by their deadline), not just skipped.
     expect(stuck.connectionsEver()).toBeGreaterThan(0);
@@ -203,8 +197,7 @@ describe('a gateway with one stuck storage node', () => {
     // Connections left to the stuck node stay within the node client's pool, whatever the number of requests.
     expect(stuck.connectionsPeak()).toBeLessThanOrEqual(NODE_CONNECTIONS_DEFAULT);
     const stuckClient = cluster.nodes[5]!.client as HttpNodeClient;
-    await new Promise((resolve) => setTimeout(resolve, 2 * NODE_TIMEOUT_MS));
-    // At most a health probe is waiting on it.
-    expect(stuckClient.callsInFlight).toBeLessThanOrEqual(1);
+    // Every call left on it ends at its deadline: at most a health probe is waiting on it.
+    await waitUntil('the calls to the stuck node to end at their deadlines', () => stuckClient.callsInFlight <= 1);
   }, 180_000);
 });

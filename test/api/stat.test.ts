@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectError, logicalBytes, startApi, type ApiClient, type StatBody } from './support.js';
+import { waitUntil } from '../helpers/wait.js';
 
 describe('GET /stat/:key', () => {
   let api: ApiClient;
@@ -78,7 +79,9 @@ describe('GET /stat/:key', () => {
   it('keeps created_at and moves updated_at forward on a later write', async () => {
     await api.put('stat/times', { a: 1 });
     const { body: first } = await stat('stat/times');
-    await new Promise((r) => setTimeout(r, 5));
+    // The next write must get a later timestamp: wait for the clock to pass the first one (a condition, not a
+    // fixed wait; it holds at once on a slow machine).
+    await waitUntil('the clock to pass the first write', () => Date.now() > Date.parse(first.updated_at));
     await api.put('stat/times', { a: 2 });
     const { body: second } = await stat('stat/times');
     expect(second.created_at).toBe(first.created_at);

@@ -4,10 +4,11 @@
  * gateway, heartbeat, a slow client dropped instead of buffered without bound).
  */
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startNginx } from '../../scripts/infra/nginx.js';
 import { makeManifest } from '../helpers/manifest-fixture.js';
 import { expectError, internalsOrSkip, startApi, type ApiClient, type WriteBody } from './support.js';
+import { CONDITION_TIMEOUT_MS, outlastRealTimer, waitForValue } from '../helpers/wait.js';
 
 const STREAMS_MAX = 3;
 const HEARTBEAT_MS = 100;
@@ -56,12 +57,13 @@ class Feed {
     return this.events.filter((e) => e.event === 'change').map((e) => e.data as { key: string; version: string; kind: string });
   }
 
-  async until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-    const end = Date.now() + timeoutMs;
-    while (!check()) {
-      if (Date.now() > end) throw new Error(`timed out waiting until ${what}; events: ${JSON.stringify(this.events).slice(0, 2000)}`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+  async until(what: string, check: () => boolean, timeoutMs = CONDITION_TIMEOUT_MS): Promise<void> {
+    await vi.waitFor(
+      () => {
+        if (!check()) throw new Error(`timed out waiting until ${what}; events: ${JSON.stringify(this.events).slice(0, 2000)}`);
+      },
+      { timeout: timeoutMs, interval: 10 },
+    );
   }
 
   close(): void {
@@ -153,16 +155,19 @@ describe('GET /watch', () => {
       await writeVersion('elsewhere/1', { like_count: 1 });
       const v3 = await writeVersion('order/2', { like_count: 1 });
       const v4 = await deleteVersion('order/1');
-      await feed.until('four changes arrived', () => feed.changes.length >= 4);
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // A last commit marks the end: the feed is in commit order, so once it arrived, anything else (a repeat, a
+      // change of another prefix) would have arrived before it.
+      const end = await writeVersion('order/end', { like_count: 0 });
+      await feed.until('the last change arrived', () => feed.changes.some((c) => c.version === end));
 
       expect(feed.changes).toEqual([
         { key: 'order/1', version: v1, kind: 'put' },
         { key: 'order/1', version: v2, kind: 'put' },
         { key: 'order/2', version: v3, kind: 'put' },
         { key: 'order/1', version: v4, kind: 'delete' },
+        { key: 'order/end', version: end, kind: 'put' },
       ]);
-      expect(feed.events.filter((e) => e.event === 'change').map((e) => e.id)).toEqual([v1, v2, v3, v4]);
+      expect(feed.events.filter((e) => e.event === 'change').map((e) => e.id)).toEqual([v1, v2, v3, v4, end]);
     } finally {
       feed.close();
     }
@@ -182,9 +187,9 @@ describe('GET /watch', () => {
       await byHeader.until('the replay', () => byHeader.changes.length >= 5);
       const more = await writeVersion('resume/8', { like_count: 8 });
       expected.push({ key: 'resume/8', version: more, kind: 'put' });
-      await bySince.until('the new commit', () => bySince.changes.length >= 6);
-      await byHeader.until('the new commit', () => byHeader.changes.length >= 6);
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // The feeds are in commit order: a repeat or a gap would show before the last commit arrives.
+      await bySince.until('the new commit', () => bySince.changes.some((c) => c.version === more));
+      await byHeader.until('the new commit', () => byHeader.changes.some((c) => c.version === more));
       expect(bySince.changes).toEqual(expected);
       expect(byHeader.changes).toEqual(expected);
     } finally {
@@ -241,14 +246,12 @@ describe('GET /watch', () => {
       await expectError(refused, 503, 'TOO_MANY_WATCHERS');
       feeds.pop()!.close();
       // The gateway learns of the closed connection asynchronously.
-      let again: Feed | null = null;
-      const end = Date.now() + 5_000;
-      while (again === null || again.response.status !== 200) {
-        again?.close();
-        if (Date.now() > end) throw new Error('the slot of the closed stream was never freed');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        again = await Feed.open();
-      }
+      const again = await waitForValue('the slot of the closed stream to be freed', async () => {
+        const attempt = await Feed.open();
+        if (attempt.response.status === 200) return attempt;
+        attempt.close();
+        return null;
+      });
       feeds.push(again);
     } finally {
       for (const f of feeds) f.close();
@@ -266,7 +269,7 @@ describe('GET /watch', () => {
         // One commit at a time, each seen before the next is made: a buffering proxy would hold them back.
         for (let i = 0; i < 3; i++) {
           const version = await writeVersion(`proxied/${i}`, { like_count: i });
-          await feed.until(`change ${i} through nginx`, () => feed.changes.some((c) => c.version === version), 5_000);
+          await feed.until(`change ${i} through nginx`, () => feed.changes.some((c) => c.version === version));
         }
         await feed.until('a heartbeat through nginx', () => feed.comments.includes('heartbeat'));
       } finally {
@@ -299,8 +302,10 @@ describe('GET /watch', () => {
       commits.push(internals.metadata.commit({ key, expectedModRevision: 0, writeId: `w${i}`, manifest: makeManifest(key, `w${i}`), assignVersion: true }));
     }
     const results = await Promise.all(commits);
-    // Stalled for longer than STALL_MS with a full buffer.
-    await new Promise((resolve) => setTimeout(resolve, STALL_MS * 3));
+    // Stalled for longer than STALL_MS with a full buffer. The gateway's stall timer is a real timer (the watch
+    // route takes no injected clock), so real time must pass here; a fixed wait is allowed for this one case
+    // (test/meta/no-fixed-sleeps.test.ts).
+    await outlastRealTimer(STALL_MS * 3);
     const revisions = results.map((r) => (r.ok ? r.modRevision : -1)).sort((a, b) => a - b);
     const events: string[] = [];
     // Now read what was queued: a prefix of the changes, then the error event, then the end of the stream.

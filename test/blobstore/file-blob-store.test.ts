@@ -3,9 +3,10 @@ import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { blobFilePath, FileBlobStore } from '../../internal/blobstore/file-blob-store.js';
-import type { Clock } from '../../internal/core/clock.js';
+import { systemClock, type Clock } from '../../internal/core/clock.js';
 import { runBlobStoreContract } from '../contracts/blob-store.contract.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { waitUntil } from '../helpers/wait.js';
 import { INVALID_IDS, expectCode, flipByteOnDisk, header, makeTempDir, payload, sha256 } from '../contracts/blob-fixtures.js';
 
 runBlobStoreContract('FileBlobStore', async () => {
@@ -20,6 +21,16 @@ runBlobStoreContract('FileBlobStore', async () => {
     },
   };
 });
+
+/** A clock that never moves by itself and counts the sleeps begun on it. */
+class SleepCountingClock extends ManualClock {
+  sleeps = 0;
+
+  override sleep(ms: number): Promise<void> {
+    this.sleeps++;
+    return super.sleep(ms);
+  }
+}
 
 /** Time moves only by sleeping; sleeps resolve at once and are recorded, so rate limits can be measured exactly. */
 class RecordingClock implements Clock {
@@ -248,25 +259,33 @@ describe('FileBlobStore', () => {
   });
 
   it('stops a scrub when its signal aborts', async () => {
-    const store = await openStore();
-    for (let i = 0; i < 5; i++) await store.put(header(`S2.hot-${i}`), payload(1000, i));
     const controller = new AbortController();
-    const pass = store.scrub({ bytesPerSecMax: 1000, signal: controller.signal });
-    setTimeout(() => controller.abort(), 50);
-    const started = Date.now();
-    const report = await pass;
+    // Real time, and the signal aborts as soon as the pass first waits for its rate limit (about 5 s of waiting at
+    // this rate in all).
+    const clock: Clock = {
+      nowMs: () => systemClock.nowMs(),
+      sleep: (ms) => {
+        controller.abort();
+        return systemClock.sleep(ms);
+      },
+    };
+    const store = await openStore({ clock });
+    for (let i = 0; i < 5; i++) await store.put(header(`S2.hot-${i}`), payload(1000, i));
+    const report = await store.scrub({ bytesPerSecMax: 1000, signal: controller.signal });
     expect(report.aborted).toBe(true);
     expect(report.blobsChecked).toBeLessThan(5);
-    expect(Date.now() - started).toBeLessThan(1000);
   });
 
   it('stops a scrub sleeping on a clock that never moves when its signal aborts', async () => {
-    const store = await openStore({ clock: new ManualClock() });
+    const clock = new SleepCountingClock();
+    const store = await openStore({ clock });
     await store.put(header('S3.hot-0'), payload(1000));
     await store.put(header('S3.hot-1'), payload(1000));
     const controller = new AbortController();
     const pass = store.scrub({ bytesPerSecMax: 1, signal: controller.signal });
-    setTimeout(() => controller.abort(), 20);
+    // A pass that did not stop until its sleep ended would never end: the clock never moves.
+    await waitUntil('the scrub to sleep for its rate limit', () => clock.sleeps > 0);
+    controller.abort();
     expect(await pass).toMatchObject({ aborted: true, blobsChecked: 1 });
   });
 

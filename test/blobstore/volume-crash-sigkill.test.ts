@@ -17,14 +17,23 @@ const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'volume-ha
 const ROUNDS = 8;
 /** Rounds in which the kill follows the start of a compaction closely, to land inside it. */
 const COMPACTION_ROUNDS = new Set([2, 4, 6, 7]);
+/** A compaction round kills at the first compaction after this many events... */
+const COMPACTION_KILL_AFTER_EVENTS_MIN = 200;
+/** ...or after this many, if none started. */
+const COMPACTION_ROUND_EVENTS_MAX = 3000;
 
 interface Round {
   leftovers: string[];
   events: number;
 }
 
-/** Runs the child until it has been killed; records its acknowledgements in the ledger. */
-function runChildUntilKilled(dir: string, seed: number, prefix: string, ledger: Ledger, killAfterMs: number, onCompaction: boolean): Promise<number> {
+/**
+ * Runs the child until it has been killed; records its acknowledgements in the ledger. The kill is placed by what
+ * the child has done, never by elapsed time (which depends on how busy the machine is): after `killAfterEvents`
+ * events, or, in a compaction round, as soon as a compaction starts once the store got going. The signal lands
+ * while the child goes on working, so where exactly it lands is still up to the scheduler.
+ */
+function runChildUntilKilled(dir: string, seed: number, prefix: string, ledger: Ledger, killAfterEvents: number, onCompaction: boolean): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dir, String(seed), prefix], {
       cwd: process.cwd(),
@@ -33,9 +42,11 @@ function runChildUntilKilled(dir: string, seed: number, prefix: string, ledger: 
     let buffered = '';
     let stderr = '';
     let events = 0;
-    let killTimer: NodeJS.Timeout | undefined;
-    const killIn = (ms: number): void => {
-      killTimer ??= setTimeout(() => child.kill('SIGKILL'), ms);
+    let killed = false;
+    const kill = (): void => {
+      if (killed) return;
+      killed = true;
+      child.kill('SIGKILL');
     };
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.stdout.on('data', (chunk: Buffer) => {
@@ -45,19 +56,17 @@ function runChildUntilKilled(dir: string, seed: number, prefix: string, ledger: 
       for (const line of lines) {
         const [code, id] = line.split(' ');
         events += 1;
-        if (code === 'R' && !onCompaction) killIn(killAfterMs);
-        // Should no compaction start in time, the round still ends.
-        if (code === 'R' && onCompaction) setTimeout(() => killIn(0), killAfterMs + 3000).unref();
-        else if (code === 'P') ledger.put.add(id as string);
+        if (code === 'P') ledger.put.add(id as string);
         else if (code === 'd') ledger.deleting.add(id as string);
         else if (code === 'D') ledger.deleted.add(id as string);
-        // Let the store get going first, then kill a moment after a compaction starts.
-        else if (code === 'c' && onCompaction && events > 200) killIn(killAfterMs % 4);
+        // Let the store get going first, then kill as a compaction starts.
+        else if (code === 'c' && onCompaction && events > COMPACTION_KILL_AFTER_EVENTS_MIN) kill();
+        // Should no compaction start, the round still ends.
+        if (events >= (onCompaction ? COMPACTION_ROUND_EVENTS_MAX : killAfterEvents)) kill();
       }
     });
     child.on('error', reject);
     child.on('exit', (codeOrNull, signal) => {
-      clearTimeout(killTimer);
       if (signal === 'SIGKILL') resolve(events);
       else reject(new Error(`child exited by itself (${String(codeOrNull)}): ${stderr}`));
     });
@@ -79,8 +88,8 @@ describe('VolumeBlobStore killed with SIGKILL', () => {
     const ledger = newLedger();
     const rounds: Round[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      const killAfterMs = 150 + Math.floor(random() * 600);
-      const events = await runChildUntilKilled(dir, round + 1, `k${round}x`, ledger, killAfterMs, COMPACTION_ROUNDS.has(round));
+      const killAfterEvents = 40 + Math.floor(random() * 400);
+      const events = await runChildUntilKilled(dir, round + 1, `k${round}x`, ledger, killAfterEvents, COMPACTION_ROUNDS.has(round));
       // What the kill interrupted: temp files of a compaction, a volume creation or a checkpoint.
       const leftovers = [...(await readdir(path.join(dir, 'volumes'))), ...(await readdir(dir))].filter((name) =>
         /\.(compact|new|tmp)$/.test(name),
@@ -92,7 +101,7 @@ describe('VolumeBlobStore killed with SIGKILL', () => {
         const stats = store.stats();
         expect(stats.recovery.checkpoint === 'loaded' || stats.recovery.fullRebuild).toBe(true);
       } catch (err) {
-        throw new Error(`round ${round} (killed after ${killAfterMs} ms): ${(err as Error).message}`);
+        throw new Error(`round ${round} (killed after ${events} events): ${(err as Error).message}`);
       } finally {
         await store.close();
       }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VolumeBlobStore, VOLUME_STORE_CHECKPOINT_FILE, type VolumeBlobStoreOptions } from '../../internal/blobstore/volume/volume-blob-store.js';
 import { expectCode, header, makeTempDir, payload } from '../contracts/blob-fixtures.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const id = (i: number): string => `R${String(i).padStart(4, '0')}.shard-${i % 6}`;
 
@@ -92,8 +93,7 @@ describe('VolumeBlobStore rotation, compaction and checkpoints', () => {
     const deleted = all.filter((i) => i < 40);
     for (const i of deleted) await store.delete(id(i));
     for (let i = 60; i < 80; i++) await store.put(header(id(i)), payload(700 + i, i));
-    for (let spins = 0; store.stats().compactions === 0 && spins < 1000; spins++) await new Promise((r) => setTimeout(r, 5));
-    expect(store.stats().compactions).toBeGreaterThan(0);
+    await waitUntil('a background compaction', () => store.stats().compactions > 0);
     const live = Array.from({ length: 40 }, (_, i) => i + 40);
     await expectBlobs(store, live, deleted);
   });
@@ -132,8 +132,7 @@ describe('VolumeBlobStore rotation, compaction and checkpoints', () => {
     const all = Array.from({ length: 110 }, (_, i) => i);
     for (const i of all) await first.put(header(id(i)), payload(700 + i, i));
     await first.delete(id(5));
-    for (let spins = 0; first.stats().checkpoints < 4 && spins < 1000; spins++) await new Promise((r) => setTimeout(r, 5));
-    expect(first.stats().checkpoints).toBeGreaterThanOrEqual(4);
+    await waitUntil('four index checkpoints', () => first.stats().checkpoints >= 4);
     // No close: the second instance sees only what is on disk, as after a crash.
     const second = await VolumeBlobStore.open({ dir, autoCompact: false });
     opened.push(second);

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll } from 'vitest';
+import { afterAll, afterEach, beforeAll, vi } from 'vitest';
 import { startLocalCluster, type LocalCluster, type LocalClusterOptions, type Proc } from '../../scripts/local-cluster.js';
 
 export const CLUSTER_TEST_LIMITS = {
@@ -155,31 +155,43 @@ export async function blobsOfKey(cluster: LocalCluster, key: string): Promise<Ma
 
 // ---- waiting -------------------------------------------------------------------------------------------------
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /**
  * Polls `probe` until it returns something other than null, undefined or false, and returns that; fails after
  * `timeoutMs` with `what` and the last value or error seen.
  */
 export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs: number, intervalMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
   let last: unknown = 'nothing yet';
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== null && value !== undefined && value !== false) return value;
-      last = value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      const shown = last instanceof Error ? last.message : JSON.stringify(last);
-      throw new Error(`waited ${timeoutMs} ms for ${what}; last: ${shown}`);
-    }
-    await sleep(intervalMs);
+  try {
+    return await vi.waitFor(
+      async () => {
+        let value: T | null | undefined | false;
+        try {
+          value = await probe();
+        } catch (err) {
+          last = err;
+          throw err;
+        }
+        if (value === null || value === undefined || value === false) {
+          last = value;
+          throw new Error('not yet');
+        }
+        return value;
+      },
+      { timeout: timeoutMs, interval: intervalMs },
+    );
+  } catch {
+    const shown = last instanceof Error ? last.message : JSON.stringify(last);
+    throw new Error(`waited ${timeoutMs} ms for ${what}; last: ${shown}`);
   }
+}
+
+/** The value of an unlabelled metric on a process's /metrics, or null when it is not (yet) served. */
+export async function metricOf(proc: Proc, name: string): Promise<number | null> {
+  if (proc.address === null) return null;
+  const answer = await request(proc.address, '/metrics').catch(() => null);
+  if (answer === null || answer.status !== 200) return null;
+  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(answer.text);
+  return match === null ? null : Number(match[1]);
 }
 
 /** The healer holder id /cluster names as leader (`healer-<pid>-<hex>`), or null. */

@@ -13,12 +13,11 @@
  *   still running, is applied once and every attempt learns the same outcome.
  */
 import { describe, expect, it } from 'vitest';
+import { waitForValue } from '../helpers/wait.js';
 import { request, useLocalCluster, type Answer } from './cluster-support.js';
 
 /** Retries of one increment before the test gives up on it (each lost race costs one read and one write). */
 const INCREMENT_ATTEMPTS_MAX = 200;
-/** Polls of a request that answered 409 IDEMPOTENCY_IN_PROGRESS. */
-const IN_PROGRESS_RETRIES_MAX = 100;
 
 describe('concurrent clients through different gateways', () => {
   const cluster = useLocalCluster('concurrency');
@@ -276,12 +275,11 @@ describe('concurrent clients through different gateways', () => {
 
   /** Repeats a request that answered 409 IDEMPOTENCY_IN_PROGRESS (the first attempt is still running). */
   async function settleInProgress(send: () => Promise<Answer>): Promise<Answer> {
-    for (let i = 0; i < IN_PROGRESS_RETRIES_MAX; i++) {
+    return waitForValue('the first attempt to finish (no more IDEMPOTENCY_IN_PROGRESS)', async () => {
       const answer = await send();
       if (answer.status !== 409) return answer;
       expect(answer.json.error.code).toBe('IDEMPOTENCY_IN_PROGRESS');
-      await new Promise((r) => setTimeout(r, 20 + i * 5));
-    }
-    throw new Error(`still IDEMPOTENCY_IN_PROGRESS after ${IN_PROGRESS_RETRIES_MAX} retries`);
+      return null;
+    });
   }
 });

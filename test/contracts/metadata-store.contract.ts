@@ -11,6 +11,7 @@ import {
 } from '../../internal/metadata/metadata-store.js';
 import type { StrataError } from '../../internal/core/errors.js';
 import { makeManifest, makeTombstone } from '../helpers/manifest-fixture.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /**
  * The MetadataStore contract: every implementation (embedded SQLite, etcd) runs this suite. It tests only what
@@ -672,13 +673,7 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
           onReset: (reason: string) => seen.resets.push(reason),
         };
       }
-      async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
-        const end = Date.now() + timeoutMs;
-        while (!check()) {
-          if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
-          await new Promise((resolve) => setTimeout(resolve, 5));
-        }
-      }
+      const until = (what: string, check: () => boolean): Promise<void> => waitUntil(what, check);
       const delivered = (seen: Seen) => Math.max(-1, ...seen.revisions);
 
       it('reports the commits made after it started, in revision order, and catches up with currentRevision', async () => {
@@ -721,8 +716,15 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
         expect(seen.changes).toEqual([]);
         await watch.close();
         const count = seen.changes.length;
-        await create(store, 'later', 'w9');
-        await new Promise((resolve) => setTimeout(resolve, 200));
+        // A watch still open sees the next commit; once it has, the closed one has had every chance to report it.
+        const witness: Seen = { changes: [], revisions: [], resets: [] };
+        const open = await store.watchManifests(await store.currentRevision(), follow(witness));
+        try {
+          const later = await create(store, 'later', 'w9');
+          await until('an open watch delivered the commit', () => delivered(witness) >= later.modRevision);
+        } finally {
+          await open.close();
+        }
         expect(seen.changes.length).toBe(count);
       });
 
@@ -748,13 +750,7 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
       function follower(seen: Followed) {
         return { onChange: (c: ManifestChange) => seen.changes.push(c), onEnd: (e: StrataError) => seen.ends.push(e) };
       }
-      async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
-        const end = Date.now() + timeoutMs;
-        while (!check()) {
-          if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
-          await new Promise((resolve) => setTimeout(resolve, 5));
-        }
-      }
+      const until = (what: string, check: () => boolean): Promise<void> => waitUntil(what, check);
 
       it('replays every commit after the start revision, one per commit in order, then follows new ones', async () => {
         const from = await store.currentRevision();
@@ -769,7 +765,11 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
           await until('the replay arrived', () => seen.changes.length >= 4);
           const later = await create(store, 'doc/c', 'w6');
           await until('the new commit arrived', () => seen.changes.length >= 5);
-          await new Promise((resolve) => setTimeout(resolve, 100));
+          // A last commit marks the end: changes come in revision order, so a repeat or an extra change would have
+          // come before it.
+          const end = await create(store, 'doc/end', 'w7');
+          await until('the last commit arrived', () => seen.changes.some((c) => c.revision === end.modRevision));
+          expect(seen.changes.pop()).toEqual({ key: 'doc/end', revision: end.modRevision, kind: 'put' });
           expect(seen.changes).toEqual([
             { key: 'doc/a', revision: a1.modRevision, kind: 'put' },
             { key: 'doc/a', revision: a2.modRevision, kind: 'put' },
@@ -795,8 +795,10 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
         const watch = await store.watchChanges('', made[2]!.modRevision, follower(seen));
         try {
           await until('the rest arrived', () => seen.changes.length >= 3);
-          await new Promise((resolve) => setTimeout(resolve, 100));
-          expect(seen.changes.map((c) => c.revision)).toEqual(made.slice(3).map((m) => m.modRevision));
+          // A last commit marks the end (changes come in revision order; see above).
+          const end = await create(store, 'k-end', 'w-end');
+          await until('the last commit arrived', () => seen.changes.some((c) => c.revision === end.modRevision));
+          expect(seen.changes.map((c) => c.revision)).toEqual([...made.slice(3), end].map((m) => m.modRevision));
           expect(from).toBeLessThan(made[0]!.modRevision);
         } finally {
           await watch.close();
@@ -861,8 +863,15 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
         store = await fx.reopen();
         await until('onEnd was called', () => seen.ends.length === 1);
         expect(seen.ends[0]?.code).toBe('METADATA_UNAVAILABLE');
-        await create(store, 'after', 'w1');
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        // A watch on the reopened store sees the next commit; once it has, the ended one has had every chance.
+        const witness: Followed = { changes: [], ends: [] };
+        const open = await store.watchChanges('', await store.currentRevision(), follower(witness));
+        try {
+          const after = await create(store, 'after', 'w1');
+          await until('a running watch delivered the commit', () => witness.changes.some((c) => c.revision === after.modRevision));
+        } finally {
+          await open.close();
+        }
         expect(seen.changes).toEqual([]);
       });
     });

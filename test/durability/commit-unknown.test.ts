@@ -7,16 +7,24 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { StrataError } from '../../internal/core/errors.js';
 import type { CommitRequest } from '../../internal/metadata/metadata-store.js';
+import { AdvancingClock } from '../helpers/advancing-clock.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { blobsOfKey, blobsOfWrite, docText, json, recordAborts, refNames, sleep, stat } from './durability-helpers.js';
+import { blobsOfKey, blobsOfWrite, docText, json, recordAborts, refNames, stat } from './durability-helpers.js';
+
+const INTENT_TIMEOUT_MS = 30_000;
 
 describe('commit outcome unknown', () => {
   let cluster: TestCluster;
   let aborted: Set<string>;
+  const clock = new AdvancingClock();
   beforeAll(async () => {
-    // The GC grace is also a write's commit deadline: 100 ms aborted writes of a loaded machine (a flaky failure in
-    // a full run); the intent timeout alone decides how soon the healer settles the lost commit below.
-    cluster = await startTestCluster({ env: { STRATA_INTENT_TIMEOUT_MS: '50', STRATA_GC_GRACE_MS: '2000' } });
+    // The GC grace is also a write's commit deadline, so both periods are long (no write of the tests reaches
+    // them, however slow the machine); the tests move the cluster's clock past the intent timeout when the healer
+    // should settle a lost commit.
+    cluster = await startTestCluster({
+      clock,
+      env: { STRATA_INTENT_TIMEOUT_MS: String(INTENT_TIMEOUT_MS), STRATA_GC_GRACE_MS: '60000' },
+    });
     aborted = recordAborts(cluster);
   });
   afterAll(async () => {
@@ -75,7 +83,7 @@ describe('commit outcome unknown', () => {
     const writeId = seen.writeIds[0]!;
     // Its blobs are kept (the commit might still land); the healer settles it after the intent timeout.
     expect((await blobsOfWrite(cluster, writeId)).length).toBe(9);
-    await sleep(70);
+    clock.advance(INTENT_TIMEOUT_MS + 1);
     await cluster.healer.runOnce();
     expect(aborted.has(writeId)).toBe(true);
     expect(await blobsOfWrite(cluster, writeId)).toEqual([]);
@@ -93,7 +101,7 @@ describe('commit outcome unknown', () => {
     const read = await cluster.read(key);
     expect(read.headers.get('x-strata-version')).toBe(before.version);
     expect(await read.text()).toBe(original);
-    await sleep(70);
+    clock.advance(INTENT_TIMEOUT_MS + 1);
     await cluster.healer.runOnce();
     expect(await blobsOfWrite(cluster, seen.writeIds[0]!)).toEqual([]);
     expect([...(await blobsOfKey(cluster, key))].sort()).toEqual(refNames(before).sort());

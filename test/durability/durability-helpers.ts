@@ -8,6 +8,7 @@ import { blobIdOf, newWriteId } from '../../internal/core/ids.js';
 import type { BlobInfo } from '../../internal/blobstore/blob-store.js';
 import type { WalRecord } from '../../internal/wal/write-ahead-log.js';
 import { inventory, type TestCluster } from '../helpers/cluster.js';
+import { CONDITION_TIMEOUT_MS, waitUntil } from '../helpers/wait.js';
 
 export const STRATEGIES = ['replication', 'ec', 'field_hybrid'] as const;
 export type StrategyName = (typeof STRATEGIES)[number];
@@ -138,17 +139,9 @@ export async function walRecords(cluster: TestCluster, group: string): Promise<W
   return out;
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `check` until it returns true or `timeoutMs` passes. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
+/** Polls `check` until it returns true; fails after `timeoutMs` (generous by default: see test/helpers/wait.ts). */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = CONDITION_TIMEOUT_MS, what = 'condition'): Promise<void> {
+  await waitUntil(what, check, timeoutMs);
 }
 
 export function dataDirOf(cluster: TestCluster): string {
@@ -157,8 +150,8 @@ export function dataDirOf(cluster: TestCluster): string {
 
 /**
  * Records every write id the cluster's metadata store accepts an abort record for, from now on. Abort records
- * expire after the GC grace period, which the tests keep short; on a loaded machine a healer round can outlast
- * it, so "was this write aborted" is answered from what was written, not from a record that may be gone.
+ * expire after the GC grace period, and tests move their clock past it, so "was this write aborted" is answered
+ * from what was written, not from a record that may be gone.
  */
 export function recordAborts(cluster: TestCluster): Set<string> {
   const aborted = new Set<string>();

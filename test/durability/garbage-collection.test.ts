@@ -4,6 +4,8 @@
  * garbage collection", "Guarantees"). The grace period is made tiny so that every pass is as aggressive as it can be.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AdvancingClock } from '../helpers/advancing-clock.js';
+import { yieldToEventLoop } from '../helpers/wait.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import {
   STRATEGIES,
@@ -14,19 +16,25 @@ import {
   putOrphan,
   recordAborts,
   refNames,
-  sleep,
   stat,
 } from './durability-helpers.js';
 
-// The GC grace is also every write's commit deadline (architecture.md): short enough to keep the test quick, long
-// enough that a loaded machine does not abort the setup writes the assertions rely on.
-const GRACE_MS = 400;
-const ENV = { STRATA_INTENT_TIMEOUT_MS: '50', STRATA_GC_GRACE_MS: String(GRACE_MS), STRATA_TOMBSTONE_GRACE_MS: '100' };
+// The clusters run on an AdvancingClock, which the tests move past the grace periods when they mean to. The GC
+// grace is also every write's commit deadline (architecture.md), so it is long: no write of a test's own ever
+// reaches it, however slow the machine.
+const GRACE_MS = 60_000;
+const INTENT_TIMEOUT_MS = 30_000;
+const ENV = {
+  STRATA_INTENT_TIMEOUT_MS: String(INTENT_TIMEOUT_MS),
+  STRATA_GC_GRACE_MS: String(GRACE_MS),
+  STRATA_TOMBSTONE_GRACE_MS: String(GRACE_MS),
+};
 
 describe('inventory garbage collection', () => {
   let cluster: TestCluster;
+  const clock = new AdvancingClock();
   beforeAll(async () => {
-    cluster = await startTestCluster({ env: ENV });
+    cluster = await startTestCluster({ clock, env: ENV });
   });
   afterAll(async () => {
     await cluster.destroy();
@@ -37,7 +45,7 @@ describe('inventory garbage collection', () => {
     const writeId = orphan.split('.')[0]!;
     await cluster.healer.runOnce({ forceAudit: true });
     expect((await fullInventory(cluster)).has(`node-2/${orphan}`), 'a young blob may belong to a write in flight').toBe(true);
-    await sleep(GRACE_MS + 20);
+    clock.advance(GRACE_MS + 1);
     const aborted = recordAborts(cluster);
     const report = await cluster.healer.runOnce({ forceAudit: true });
     expect(report.garbageDeleted).toBeGreaterThanOrEqual(1);
@@ -52,7 +60,7 @@ describe('inventory garbage collection', () => {
     expect((await cluster.write(key, text, '&strategy=field_hybrid')).status).toBe(200);
     const before = await stat(cluster, key);
     const orphans = await Promise.all(cluster.nodes.map((n) => putOrphan(cluster, n.id, key)));
-    await sleep(GRACE_MS + 20);
+    clock.advance(GRACE_MS + 1);
     await cluster.healer.runOnce({ forceAudit: true });
     const inv = await fullInventory(cluster);
     for (const [i, id] of orphans.entries()) expect(inv.has(`${cluster.nodes[i]!.id}/${id}`)).toBe(false);
@@ -81,7 +89,7 @@ describe('inventory garbage collection', () => {
     expect(left.length, 'the release missed the stopped node').toBeGreaterThan(0);
     expect((await blobsOfKey(cluster, deleted)).size).toBeGreaterThan(0);
 
-    await sleep(GRACE_MS + 20);
+    clock.advance(GRACE_MS + 1);
     await cluster.healer.runOnce({ forceAudit: true });
     expect([...(await blobsOfKey(cluster, updated))].sort()).toEqual(refNames(await stat(cluster, updated)).sort());
     expect([...(await blobsOfKey(cluster, deleted))]).toEqual([]);
@@ -100,39 +108,47 @@ describe('inventory garbage collection', () => {
         latest.set(key, text);
       }
     }
-    await sleep(GRACE_MS + 20); // every blob written so far is now older than the grace period
+    clock.advance(GRACE_MS + 1); // every blob written so far is now older than the grace period
 
-    // Writers on the same keys, racing the GC passes: pure hot updates and cold rewrites.
-    let stop = false;
+    // Writers on the same keys, racing the GC passes: pure hot updates and cold rewrites. Each pass moves the clock
+    // a quarter of the grace period on, so blobs of the racing writes themselves pass the grace (and become GC
+    // candidates) four passes after they were written, and a write still in flight two passes after its intent (the
+    // intent timeout) is judged stalled and rolled back. The writers' rounds are counted, and the passes go on until the
+    // writers are done, so how much each side gets done does not depend on the machine's speed.
+    const WRITER_ROUNDS = 12;
     let acknowledged = 0;
     let aborted = 0;
-    const writers = [...latest.keys()].map(async (key, w) => {
-      // Bounded in count as well as by the GC passes, so that a slow (loaded) machine cannot make it run long.
-      for (let round = 1; !stop && round <= 40; round++) {
-        const text = round % 3 === 0 ? docText(100 + round, w % 2 === 0 ? 2_000 : 60_000) : docText(w % 4, w % 2 === 0 ? 2_000 : 60_000, { like_count: round });
-        const res = await cluster.write(key, text);
-        const body = await json(res);
-        if (res.status === 200) {
-          latest.set(key, text);
-          acknowledged++;
-        } else {
-          // A write the healer judged stalled is rolled back, never half-applied; nothing else may fail.
-          expect(res.status, JSON.stringify(body)).toBe(503);
-          expect(['WRITE_ABORTED', 'METADATA_UNAVAILABLE']).toContain(body.error.code);
-          aborted++;
+    let writersDone = false;
+    const writers = Promise.all(
+      [...latest.keys()].map(async (key, w) => {
+        for (let round = 1; round <= WRITER_ROUNDS; round++) {
+          const text = round % 3 === 0 ? docText(100 + round, w % 2 === 0 ? 2_000 : 60_000) : docText(w % 4, w % 2 === 0 ? 2_000 : 60_000, { like_count: round });
+          const res = await cluster.write(key, text);
+          const body = await json(res);
+          if (res.status === 200) {
+            latest.set(key, text);
+            acknowledged++;
+          } else {
+            // A write the healer judged stalled is rolled back, never half-applied; nothing else may fail.
+            expect(res.status, JSON.stringify(body)).toBe(503);
+            expect(['WRITE_ABORTED', 'METADATA_UNAVAILABLE']).toContain(body.error.code);
+            aborted++;
+          }
+          await yieldToEventLoop(); // let a GC pass interleave
         }
-        await sleep(5);
-      }
+      }),
+    ).finally(() => {
+      writersDone = true;
     });
-    for (let pass = 0; pass < 10; pass++) {
+    for (let pass = 0; pass < 10 || !writersDone; pass++) {
       await cluster.healer.runOnce({ forceAudit: true });
-      await sleep(20);
+      clock.advance(GRACE_MS / 4);
+      await yieldToEventLoop();
     }
-    stop = true;
-    await Promise.all(writers);
+    await writers;
     await cluster.gateway.writes.drain();
     for (let pass = 0; pass < 3; pass++) {
-      await sleep(GRACE_MS / 2);
+      clock.advance(GRACE_MS / 2);
       await cluster.healer.runOnce({ forceAudit: true });
     }
     expect(acknowledged).toBeGreaterThan(20);
@@ -154,8 +170,9 @@ describe('inventory garbage collection', () => {
 
 describe('space of deleted keys', () => {
   let cluster: TestCluster;
+  const clock = new AdvancingClock();
   beforeAll(async () => {
-    cluster = await startTestCluster({ env: ENV });
+    cluster = await startTestCluster({ clock, env: ENV });
   });
   afterAll(async () => {
     await cluster.destroy();
@@ -189,7 +206,7 @@ describe('space of deleted keys', () => {
     expect(afterDelete.total_system_size).toBe(0);
     expect(afterDelete.logical_bytes).toBe(0);
 
-    await sleep(GRACE_MS + 20);
+    clock.advance(GRACE_MS + 1);
     await cluster.healer.runOnce({ forceAudit: true });
     expect(await fullInventory(cluster)).toEqual(new Map());
     const afterGc = await json(await cluster.fetch('/storage_usage'));
@@ -204,7 +221,7 @@ describe('space of deleted keys', () => {
     const first = await json(await cluster.write(key, docText(1, 1_000), '&strategy=field_hybrid'));
     const deleted = await json(await cluster.fetch(`/delete/${encodeURIComponent(key)}`, { method: 'DELETE' }));
     expect(BigInt(deleted.version)).toBeGreaterThan(BigInt(first.version));
-    await sleep(GRACE_MS + 20);
+    clock.advance(GRACE_MS + 1);
     await cluster.healer.runOnce({ forceAudit: true });
     expect(await cluster.metadata.get(key)).toBeNull(); // purged
     expect((await cluster.read(key)).status).toBe(404);

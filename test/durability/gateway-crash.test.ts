@@ -7,6 +7,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { StrataError } from '../../internal/core/errors.js';
 import type { WriteHooks } from '../../internal/writeservice/write-service.js';
+import { AdvancingClock } from '../helpers/advancing-clock.js';
+import { waitUntil } from '../helpers/wait.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import {
   STRATEGIES,
@@ -16,15 +18,17 @@ import {
   json,
   recordAborts,
   refNames,
-  sleep,
   stat,
   walRecords,
-  waitFor,
 } from './durability-helpers.js';
 
-const INTENT_TIMEOUT_MS = 50;
-/** Also every write's commit deadline: long enough that a loaded machine does not abort the tests' own writes. */
-const GC_GRACE_MS = 400;
+/**
+ * The cluster runs on an AdvancingClock: the tests move it past the intent timeout and the GC grace period (which
+ * is also every write's commit deadline) when they mean to, so both can be long enough that no write of the tests'
+ * own setup ever reaches them, however slow the machine.
+ */
+const INTENT_TIMEOUT_MS = 30_000;
+const GC_GRACE_MS = 60_000;
 
 describe('gateway crash between blobs and commit', () => {
   let cluster: TestCluster;
@@ -32,6 +36,7 @@ describe('gateway crash between blobs and commit', () => {
   let beforeCommit: ((writeId: string, key: string) => Promise<void>) | null = null;
   let afterIntent: ((writeId: string, key: string) => Promise<void>) | null = null;
   let inspections = 0;
+  const clock = new AdvancingClock();
   const hooks: WriteHooks = {
     beforeCommit: async (writeId, key) => beforeCommit?.(writeId, key),
     afterIntent: async (writeId, key) => afterIntent?.(writeId, key),
@@ -39,6 +44,7 @@ describe('gateway crash between blobs and commit', () => {
 
   beforeAll(async () => {
     cluster = await startTestCluster({
+      clock,
       hooks,
       env: { STRATA_INTENT_TIMEOUT_MS: String(INTENT_TIMEOUT_MS), STRATA_GC_GRACE_MS: String(GC_GRACE_MS) },
     });
@@ -81,7 +87,7 @@ describe('gateway crash between blobs and commit', () => {
       expect(await walState(writeId!)).toEqual({ intent: true, outcome: null });
       expect(await cluster.metadata.isAborted(writeId!)).toBe(false);
 
-      await sleep(INTENT_TIMEOUT_MS + 20);
+      clock.advance(INTENT_TIMEOUT_MS + 1);
       await cluster.healer.runOnce();
       expect(aborted.has(writeId!)).toBe(true);
       expect(await blobsOfWrite(cluster, writeId!)).toEqual([]);
@@ -99,7 +105,7 @@ describe('gateway crash between blobs and commit', () => {
     expect((await cluster.write(key, docText(8, 30_000), '&strategy=field_hybrid')).status).toBeGreaterThanOrEqual(500);
     beforeCommit = null;
     const writeId = crashed as string | null;
-    await sleep(INTENT_TIMEOUT_MS + 20);
+    clock.advance(INTENT_TIMEOUT_MS + 1);
     // The healer writes the abort record, then every delete it sends is lost (it died, or the nodes were cut off).
     const spies = cluster.nodes.map((n) =>
       vi.spyOn(n.client, 'delete').mockRejectedValue(new StrataError('NODE_UNAVAILABLE', 'simulated: healer died mid-rollback')),
@@ -112,7 +118,7 @@ describe('gateway crash between blobs and commit', () => {
     expect(aborted.has(writeId!)).toBe(true);
     expect((await blobsOfWrite(cluster, writeId!)).length).toBe(9);
 
-    await sleep(GC_GRACE_MS + 50); // past the GC grace period
+    clock.advance(GC_GRACE_MS + 1); // past the GC grace period
     await cluster.healer.runOnce({ forceAudit: true });
     expect(await blobsOfWrite(cluster, writeId!)).toEqual([]);
     expect((await cluster.read(key)).status).toBe(404);
@@ -134,7 +140,7 @@ describe('gateway crash between blobs and commit', () => {
     const writeId = crashed as string | null;
     expect((await blobsOfWrite(cluster, writeId!)).length).toBe(3); // hot replicas only
 
-    await sleep(INTENT_TIMEOUT_MS + 20);
+    clock.advance(INTENT_TIMEOUT_MS + 1);
     await cluster.healer.runOnce();
     expect(await blobsOfWrite(cluster, writeId!)).toEqual([]);
     expect([...(await blobsOfKey(cluster, key))].sort()).toEqual(refNames(before).sort());
@@ -154,7 +160,7 @@ describe('gateway crash between blobs and commit', () => {
     afterIntent = null;
     const writeId = crashed as string | null;
     expect(await walState(writeId!)).toEqual({ intent: true, outcome: null });
-    await sleep(INTENT_TIMEOUT_MS + 20);
+    clock.advance(INTENT_TIMEOUT_MS + 1);
     await cluster.healer.runOnce();
     expect(aborted.has(writeId!)).toBe(true);
     expect((await cluster.read(key)).status).toBe(404);
@@ -176,7 +182,7 @@ describe('gateway crash between blobs and commit', () => {
         await gate;
       };
       const pending = cluster.write(key, docText(5, 50_000), '&strategy=field_hybrid');
-      await waitFor(() => paused !== null, 5000, 'the write to reach its commit');
+      await waitUntil('the write to reach its commit', () => paused !== null);
       const writeId = paused as string | null;
       beforeCommit = null;
 
@@ -187,7 +193,7 @@ describe('gateway crash between blobs and commit', () => {
       expect((await blobsOfWrite(cluster, writeId!)).length).toBe(9);
       expect(await walState(writeId!)).toEqual({ intent: true, outcome: null });
 
-      await sleep(INTENT_TIMEOUT_MS + 20);
+      clock.advance(INTENT_TIMEOUT_MS + 1);
       await cluster.healer.runOnce();
       expect(aborted.has(writeId!)).toBe(true);
       expect(await blobsOfWrite(cluster, writeId!)).toEqual([]);
@@ -220,15 +226,15 @@ describe('gateway crash between blobs and commit', () => {
       await gate;
     };
     const pending = cluster.write(key, docText(7, 20_000), '&strategy=field_hybrid');
-    await waitFor(() => paused !== null, 5000, 'the write to reach its commit');
+    await waitUntil('the write to reach its commit', () => paused !== null);
     beforeCommit = null;
     const writeId = paused as string | null;
-    await sleep(INTENT_TIMEOUT_MS + 20);
+    clock.advance(INTENT_TIMEOUT_MS + 1);
     await cluster.healer.runOnce();
     expect(aborted.has(writeId!)).toBe(true);
     expect(await blobsOfWrite(cluster, writeId!)).toEqual([]);
     // Abort records expire after the GC grace period; the paused gateway is still paused.
-    await sleep(GC_GRACE_MS + 50);
+    clock.advance(GC_GRACE_MS + 1);
     await cluster.healer.runOnce({ forceAudit: true });
     expect(await cluster.metadata.isAborted(writeId!)).toBe(false);
 
@@ -255,9 +261,9 @@ describe('gateway crash between blobs and commit', () => {
       await gate;
     };
     const pending = cluster.fetch(`/delete/${encodeURIComponent(key)}`, { method: 'DELETE' });
-    await waitFor(() => paused !== null, 5000, 'the delete to reach its commit');
+    await waitUntil('the delete to reach its commit', () => paused !== null);
     beforeCommit = null;
-    await sleep(INTENT_TIMEOUT_MS + 20);
+    clock.advance(INTENT_TIMEOUT_MS + 1);
     await cluster.healer.runOnce();
     resume();
     const res = await pending;

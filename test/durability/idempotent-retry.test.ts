@@ -20,8 +20,9 @@ import type { CommitRequest, CommitResult } from '../../internal/metadata/metada
 import { buildGateway } from '../../internal/wiring/gateway.js';
 import { serveApp, type HttpServerHandle } from '../../internal/wiring/http-server.js';
 import type { WriteHooks } from '../../internal/writeservice/write-service.js';
+import { waitUntil } from '../helpers/wait.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { blobsOfWrite, json, waitFor } from './durability-helpers.js';
+import { blobsOfWrite, json } from './durability-helpers.js';
 
 const GC_GRACE_MS = 1_000;
 const LEASE_MS = idempotencyLeaseMs(GC_GRACE_MS);
@@ -140,7 +141,7 @@ describe('a mutation retried with the same Idempotency-Key is applied once', () 
     });
     const client = new AbortController();
     const first = appendItem(b, key, 'tok-a', client.signal).catch(() => null);
-    await waitFor(() => committed !== null, 5000, 'the commit of the first attempt');
+    await waitUntil('the commit of the first attempt', () => committed !== null);
     client.abort(); // the client gives up on the dead gateway
     expect(await first).toBeNull();
 
@@ -168,7 +169,7 @@ describe('a mutation retried with the same Idempotency-Key is applied once', () 
       const b = await startGatewayB(firstClock === 'its own clock' ? ownClock : clusterClock);
       const paused = pauseNextCommit((hook) => (beforeCommitB = hook));
       const first = appendItem(b, key, token);
-      await waitFor(() => paused.writeId() !== null, 5000, 'the first attempt to reach its commit');
+      await waitUntil('the first attempt to reach its commit', () => paused.writeId() !== null);
       const deadWriteId = paused.writeId()!;
 
       // While its lease runs, a retry is told to wait.
@@ -254,7 +255,7 @@ describe('a mutation retried with the same Idempotency-Key is applied once', () 
     // The retry runs; just before its commit, the first attempt's commit request reaches the store.
     const paused = pauseNextCommit((hook) => (beforeCommitA = hook));
     const retry = appendItem(cluster.url, key, 'tok-d');
-    await waitFor(() => paused.writeId() !== null, 5000, 'the retry to reach its commit');
+    await waitUntil('the retry to reach its commit', () => paused.writeId() !== null);
     // Its claim was released when it answered 504: it can no longer commit.
     expect(await original(inFlight!)).toEqual({ ok: false, reason: 'superseded' });
     paused.resume();
@@ -273,7 +274,7 @@ describe('a mutation retried with the same Idempotency-Key is applied once', () 
     const b = await startGatewayB();
     const paused = pauseNextCommit((hook) => (beforeCommitA = hook));
     const first = appendItem(cluster.url, key, 'tok-e');
-    await waitFor(() => paused.writeId() !== null, 5000, 'the first attempt to reach its commit');
+    await waitUntil('the first attempt to reach its commit', () => paused.writeId() !== null);
 
     const racing = await appendItem(b, key, 'tok-e');
     expect(racing.status).toBe(409);

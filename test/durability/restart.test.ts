@@ -7,12 +7,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AdvancingClock } from '../helpers/advancing-clock.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { STRATEGIES, blobsOfWrite, docText, json, recordAborts, refNames, fullInventory, stat } from './durability-helpers.js';
 
-// The intent timeout is short so that the restarted healer settles the crashed write at once; the GC grace (also
-// the commit deadline of every write) is long enough that a loaded machine does not abort the setup writes.
-const ENV = { STRATA_INTENT_TIMEOUT_MS: '50', STRATA_GC_GRACE_MS: '1000' };
+// Every cluster here runs on one AdvancingClock (time goes on across the restarts, as it does for real): the test
+// moves it past the intent timeout when the restarted healer should settle the crashed write. Both periods are
+// long, so that no write of the setup reaches its commit deadline (the GC grace), however slow the machine.
+const INTENT_TIMEOUT_MS = 30_000;
+const ENV = { STRATA_INTENT_TIMEOUT_MS: String(INTENT_TIMEOUT_MS), STRATA_GC_GRACE_MS: '60000' };
+const clock = new AdvancingClock();
 
 describe('whole-cluster restart on the same data directory', () => {
   let dataDir: string;
@@ -28,6 +32,7 @@ describe('whole-cluster restart on the same data directory', () => {
     let crash = false;
     const first = await startTestCluster({
       dataDir,
+      clock,
       env: ENV,
       hooks: {
         beforeCommit: async (writeId) => {
@@ -65,7 +70,7 @@ describe('whole-cluster restart on the same data directory', () => {
   });
 
   it('every document reads back with the same version and bytes after the restart', async () => {
-    cluster = await startTestCluster({ dataDir, env: ENV, transport: 'http' });
+    cluster = await startTestCluster({ dataDir, clock, env: ENV, transport: 'http' });
     aborted = recordAborts(cluster);
     for (const [key, doc] of docs) {
       const read = await cluster.read(key);
@@ -85,7 +90,7 @@ describe('whole-cluster restart on the same data directory', () => {
   it('the write a crashed gateway left unfinished is rolled back by the restarted healer', async () => {
     expect(crashedWriteId).not.toBeNull();
     expect((await cluster!.read('restart/unfinished')).status).toBe(404);
-    await new Promise((r) => setTimeout(r, 60));
+    clock.advance(INTENT_TIMEOUT_MS + 1);
     await cluster!.healer.runOnce();
     // Whichever round resolved it (the audit above may have), the abort record was written after the restart.
     expect(aborted.has(crashedWriteId!)).toBe(true);
@@ -105,7 +110,7 @@ describe('whole-cluster restart on the same data directory', () => {
 
   it('a second restart keeps all of it, and every referenced blob is still stored', async () => {
     await cluster!.stop();
-    cluster = await startTestCluster({ dataDir, env: ENV });
+    cluster = await startTestCluster({ dataDir, clock, env: ENV });
     expect((await cluster.read(deletedKey)).status).toBe(404);
     const inv = await fullInventory(cluster);
     for (const [key, doc] of docs) {

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { waitUntil } from '../helpers/wait.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -36,12 +37,12 @@ async function start(dataDir: string, port: number): Promise<Started> {
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('Press Ctrl-C to stop.')) {
+  await waitUntil('the all-in-one to start', () => {
     if (child.exitCode !== null) throw new Error(`all-in-one exited early:\n${out}`);
-    if (Date.now() > deadline) throw new Error(`all-in-one did not start in time:\n${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+    return out.includes('Press Ctrl-C to stop.');
+  }).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}\n${out}`);
+  });
   return { child, output: () => out };
 }
 

@@ -11,6 +11,9 @@ import { startEtcd, type RunningEtcd } from '../../scripts/infra/etcd.js';
 import { runMetadataStoreContract, type ContractClock, type MetadataStoreFixture } from '../contracts/metadata-store.contract.js';
 import { makeManifest } from '../helpers/manifest-fixture.js';
 import { untilStopped } from '../../scripts/infra/process-utils.js';
+import { systemClock } from '../../internal/core/clock.js';
+import { ETCD_RPC_LIMITS } from '../../internal/metadata/etcd-rpc.js';
+import { outlastRealTimer } from '../helpers/wait.js';
 
 /**
  * EtcdMetadataStore against a real etcd started by scripts/infra/etcd.ts (installed with apt when missing). Each
@@ -18,6 +21,8 @@ import { untilStopped } from '../../scripts/infra/process-utils.js';
  */
 
 let etcd: RunningEtcd;
+/** The store's default call deadline; tests configure a shorter one and show that it, not this, acts. */
+const DEFAULT_DEADLINE_MS = ETCD_RPC_LIMITS.requestTimeoutMs;
 /** Used only to remove a test's keys afterwards; the store under test never sees it. */
 let admin: Etcd3;
 
@@ -34,11 +39,11 @@ function freshPrefix(): string {
   return `test/${randomUUID()}/`;
 }
 
-/** Real time: etcd expires leases by its own clock, so the contract's `advance` really waits. */
+/** Real time: etcd expires leases by its own clock (no clock can be injected into it), so `advance` really waits. */
 const realClock: ContractClock & { sleep(ms: number): Promise<void> } = {
-  nowMs: () => Date.now(),
-  advance: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  nowMs: () => systemClock.nowMs(),
+  advance: (ms) => outlastRealTimer(ms),
+  sleep: (ms) => systemClock.sleep(ms),
 };
 
 function open(prefix: string, overrides: Partial<EtcdMetadataStoreOptions> = {}): Promise<EtcdMetadataStore> {
@@ -194,7 +199,8 @@ describe('EtcdMetadataStore', () => {
     const err = await errorOf(open(freshPrefix(), { endpoints: [dead.endpoints], requestTimeoutMs: 1_000 }));
     expect(codeOf(err)).toBe('METADATA_UNAVAILABLE');
     expect((err as Error).message).toContain(dead.endpoints);
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // The configured deadline acted, not the default one (see DEFAULT_DEADLINE_MS).
+    expect(Date.now() - started).toBeLessThan(DEFAULT_DEADLINE_MS);
   });
 
   describe('when etcd goes away', () => {
@@ -207,8 +213,12 @@ describe('EtcdMetadataStore', () => {
     });
 
     const TIMEOUT_MS = 1_000;
-    /** The deadline plus room for a slow CI machine; far below the 5 s default, so the deadline is what acts. */
-    const WITHIN_MS = TIMEOUT_MS + 500;
+    /**
+     * gRPC deadlines are wall-clock time (internal/metadata/etcd-rpc.ts), so no clock can be injected here. What
+     * these tests show is that the configured deadline acts and not the default one: a call must end before the
+     * default deadline would have, which leaves a busy machine four seconds of slack beyond the configured one.
+     */
+    const WITHIN_MS = DEFAULT_DEADLINE_MS;
 
     it('fails with METADATA_UNAVAILABLE within the deadline while stopped and recovers without reopening', async () => {
       dataDir = await mkdtemp(join(tmpdir(), 'strata-etcd-outage-'));

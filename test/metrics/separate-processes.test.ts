@@ -18,6 +18,7 @@ import { silentLogger } from '../../internal/log/logger.js';
 import { SqliteMetadataStore } from '../../internal/metadata/sqlite-metadata-store.js';
 import { runStorageNode, type Running } from '../../internal/wiring/processes.js';
 import { scrape, sumOf } from '../helpers/prometheus-text.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const TOKEN = randomBytes(18).toString('base64url');
@@ -26,6 +27,9 @@ const GRACE_MS = 8000;
 const PAUSE_MS = 1500;
 /** From spawn to a child's ready line at most (as scripts/cluster/proc.ts allows). */
 const START_TIMEOUT_MS = 90_000;
+
+/** A child process ended before it was ready: no point waiting on. */
+class ChildExitedEarly extends Error {}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -55,21 +59,21 @@ async function startChild(entry: string, env: Record<string, string>, readyText:
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   // Generous: tsx compiles the entry point's imports on a cold start, and CI machines are shared.
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (!out.includes(readyText)) {
-    if (proc.exitCode !== null) throw new Error(`${entry} exited early:\n${out}`);
-    if (Date.now() > deadline) throw new Error(`${entry} did not start in time:\n${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitUntil(
+    `${entry} to start`,
+    () => {
+      if (proc.exitCode !== null) throw new ChildExitedEarly(`${entry} exited early:\n${out}`);
+      return out.includes(readyText);
+    },
+    START_TIMEOUT_MS,
+  ).catch((err: unknown) => {
+    throw err instanceof ChildExitedEarly ? err : new Error(`${entry} did not start in time:\n${out}`);
+  });
   return { proc, output: () => out, exited };
 }
 
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function waitFor(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+  return waitUntil(what, check);
 }
 
 describe('metrics, request ids and graceful shutdown of separate processes', () => {
@@ -175,8 +179,12 @@ describe('metrics, request ids and graceful shutdown of separate processes', () 
 
   it('a storage node sent SIGTERM finishes the upload in flight, leaves the registry and exits 0', async () => {
     const payload = randomBytes(64 * 1024);
-    const put = new Promise<number>((resolve, reject) => {
-      const req = httpRequest(
+    // The request is in flight when the signal arrives: the node has parsed its headers (it answered 100 Continue)
+    // and holds half its body; the rest is sent once the node says it is shutting down. Each step waits for the
+    // one before, never for an amount of time.
+    let req!: ReturnType<typeof httpRequest>;
+    const headersParsed = new Promise<void>((resolveContinue) => {
+      req = httpRequest(
         {
           host: '127.0.0.1',
           port: node6Port,
@@ -186,24 +194,28 @@ describe('metrics, request ids and graceful shutdown of separate processes', () 
             authorization: `Bearer ${TOKEN}`,
             'content-type': 'application/octet-stream',
             'content-length': String(payload.length),
+            expect: '100-continue',
             'x-strata-key': 'sigterm',
             'x-strata-write-id': 'sigterm-upload',
             'x-strata-part': 'hot-0',
           },
         },
-        (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        },
       );
-      req.on('error', reject);
-      // Half the body now, SIGTERM, then the rest: the request is in flight when the signal arrives.
-      req.write(payload.subarray(0, payload.length / 2));
-      setTimeout(() => {
-        node6.proc.kill('SIGTERM');
-        setTimeout(() => req.end(payload.subarray(payload.length / 2)), 300);
-      }, 200);
+      req.once('continue', () => resolveContinue());
     });
+    const put = new Promise<number>((resolve, reject) => {
+      req.once('response', (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+    });
+    req.flushHeaders();
+    await headersParsed;
+    await new Promise<void>((resolve, reject) => req.write(payload.subarray(0, payload.length / 2), (err) => (err ? reject(err) : resolve())));
+    node6.proc.kill('SIGTERM');
+    await waitFor('the node to start shutting down', () => node6.output().includes('SIGTERM received, shutting down'));
+    req.end(payload.subarray(payload.length / 2));
     expect(await put).toBe(201);
     // 0, not 1: the process's own STRATA_SHUTDOWN_GRACE_MS timer would have exited 1 had the bound passed.
     expect(await node6.exited).toBe(0);
@@ -237,7 +249,7 @@ describe('metrics, request ids and graceful shutdown of separate processes', () 
     const port = await freePort();
     const impatient = await startChild(
       'cmd/api/main.ts',
-      { ...common(), STRATA_PORT: String(port), STRATA_LOG_LEVEL: 'info', STRATA_SHUTDOWN_GRACE_MS: '400', STRATA_TEST_PAUSE_BEFORE_COMMIT_MS: '5000' },
+      { ...common(), STRATA_PORT: String(port), STRATA_LOG_LEVEL: 'info', STRATA_SHUTDOWN_GRACE_MS: '400', STRATA_TEST_PAUSE_BEFORE_COMMIT_MS: '30000' },
       'gateway listening',
     );
     try {

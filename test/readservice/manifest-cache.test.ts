@@ -18,6 +18,7 @@ import { ManifestCache, type ManifestCacheOptions } from '../../internal/readser
 import { ReadService } from '../../internal/readservice/read-service.js';
 import { startEtcd, type RunningEtcd } from '../../scripts/infra/etcd.js';
 import { makeManifest, makeTombstone } from '../helpers/manifest-fixture.js';
+import { waitUntil } from '../helpers/wait.js';
 
 interface TestGateway {
   metadata: MetadataStore;
@@ -41,12 +42,8 @@ function gateway(metadata: MetadataStore, options: ManifestCacheOptions = {}): T
   return { metadata, cache, reads };
 }
 
-async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+function until(what: string, check: () => boolean): Promise<void> {
+  return waitUntil(what, check);
 }
 
 async function commitVersion(store: MetadataStore, key: string, expected: number, i: number) {
@@ -167,7 +164,7 @@ describe('ManifestCache over SQLite', () => {
     expect(get).toHaveBeenCalledTimes(1);
     expect(b.cache.stats.bypasses).toBeGreaterThanOrEqual(1);
 
-    await until('the cache watches again', () => b.cache.watching, 3_000);
+    await until('the cache watches again', () => b.cache.watching);
     const again = await commitVersion(first, 'broken', modRevision, 3);
     expect((await b.reads.liveManifest('broken')).manifest.version).toBe(again.manifest.version);
     get.mockRestore();

@@ -5,12 +5,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { isStrataError } from '../../internal/core/errors.js';
 import { KafkaWriteAheadLog, type KafkaWriteAheadLogOptions } from '../../internal/wal/kafka-wal.js';
 import type { WalConsumer, WalEntry, WalRecord } from '../../internal/wal/write-ahead-log.js';
 import { startKafka, type RunningKafka } from '../../scripts/infra/kafka.js';
 import { runWriteAheadLogContract, type WriteAheadLogFixture } from '../contracts/write-ahead-log.contract.js';
+import { CONDITION_TIMEOUT_MS } from '../helpers/wait.js';
 
 let kafka: RunningKafka;
 let dataDir: string;
@@ -69,10 +70,10 @@ async function expectCode(promise: Promise<unknown>, code: string): Promise<void
   expect(isStrataError(err) ? err.code : err).toBe(code);
 }
 
-/** Polls until `count` entries arrived, failing after 10 s. */
+/** Polls until `count` entries arrived, failing after CONDITION_TIMEOUT_MS. */
 async function take(consumer: WalConsumer, count: number): Promise<WalEntry[]> {
   const entries: WalEntry[] = [];
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + CONDITION_TIMEOUT_MS;
   while (entries.length < count) {
     if (Date.now() > deadline) throw new Error(`only ${entries.length} of ${count} entries arrived`);
     entries.push(...(await consumer.poll(count - entries.length, 500)));
@@ -80,18 +81,19 @@ async function take(consumer: WalConsumer, count: number): Promise<WalEntry[]> {
   return entries;
 }
 
-/** Retries `attempt` until it resolves or `ms` went by; returns how long it took. */
-async function eventually(attempt: () => Promise<unknown>, ms: number): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    try {
-      await attempt();
-      return Date.now() - started;
-    } catch (err) {
-      if (Date.now() - started > ms) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
+/** Retries `attempt` until it resolves, failing with its last error after `ms`. */
+async function eventually(attempt: () => Promise<unknown>, ms: number): Promise<void> {
+  await vi.waitFor(attempt, { timeout: ms, interval: 200 });
+}
+
+/** Expects WAL_UNAVAILABLE from the append's own deadline (not from a connection failure or a later timeout). */
+async function expectDeadline(promise: Promise<unknown>, sendTimeoutMs: number): Promise<void> {
+  const err = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(isStrataError(err, 'WAL_UNAVAILABLE'), String(err)).toBe(true);
+  expect((err as Error).message).toContain(`no acknowledgement within ${sendTimeoutMs} ms`);
 }
 
 describe('KafkaWriteAheadLog', () => {
@@ -158,36 +160,33 @@ describe('KafkaWriteAheadLog', () => {
   });
 
   it('fails to open with WAL_UNAVAILABLE, naming the brokers, when no broker is reachable', async () => {
-    const started = Date.now();
+    // Gives up by itself: a client retrying forever would fail the test at its timeout.
     const err = await KafkaWriteAheadLog.open({ brokers: ['127.0.0.1:1'], topic: uniqueTopic() }).catch((e) => e);
     expect(isStrataError(err, 'WAL_UNAVAILABLE')).toBe(true);
     expect((err as Error).message).toContain('127.0.0.1:1');
-    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('fails an append at its deadline while the broker hangs, and recovers when it answers again', async () => {
     const sendTimeoutMs = 1_500;
-    const wal = await openWal({ partitions: 1, sendTimeoutMs });
+    const topic = uniqueTopic();
+    const wal = await KafkaWriteAheadLog.open({ brokers: [kafka.brokers], topic, partitions: 1, sendTimeoutMs });
+    // The reader's log has a request timeout longer than any test may run: a poll that waited for a hung broker's
+    // request timeout would fail the test at its timeout, however fast or slow the machine.
+    const patient = await KafkaWriteAheadLog.open({ brokers: [kafka.brokers], topic, partitions: 1, sendTimeoutMs: 600_000 });
     try {
       await wal.append(intent('k', 'before'));
-      const reader = await wal.consumer('reader');
+      const reader = await patient.consumer('reader');
       expect((await take(reader, 1)).map((e) => e.record.writeId)).toEqual(['before']);
       await kafka.pause();
-      let started = Date.now();
       try {
         // A poll does not wait for a hung broker's request timeout.
         const polled = await reader.poll(10, 0).catch((e: unknown) => e);
         expect(Array.isArray(polled) || isStrataError(polled, 'WAL_UNAVAILABLE')).toBe(true);
-        expect(Date.now() - started).toBeLessThan(3_000);
-        started = Date.now();
-        await expectCode(wal.append(intent('k', 'hung')), 'WAL_UNAVAILABLE');
-        expect(Date.now() - started).toBeLessThan(sendTimeoutMs + 2_000);
+        await expectDeadline(wal.append(intent('k', 'hung')), sendTimeoutMs);
         // At most one send is ever left behind (it may also have failed outright, e.g. on a broken connection).
         expect(wal.stats().abandonedSends).toBeLessThanOrEqual(1);
         // While the abandoned send may still land, nothing else is sent: this one fails at its deadline too.
-        started = Date.now();
-        await expectCode(wal.append(intent('k', 'queued')), 'WAL_UNAVAILABLE');
-        expect(Date.now() - started).toBeLessThan(sendTimeoutMs + 2_000);
+        await expectDeadline(wal.append(intent('k', 'queued')), sendTimeoutMs);
       } finally {
         kafka.resume();
       }
@@ -207,6 +206,7 @@ describe('KafkaWriteAheadLog', () => {
       expect([...ids].sort((a, b) => order.indexOf(a) - order.indexOf(b))).toEqual(ids);
       await consumer.close();
     } finally {
+      await patient.close();
       await wal.close();
     }
   });
@@ -222,9 +222,9 @@ describe('KafkaWriteAheadLog', () => {
       expect((await take(consumer, 1)).map((e) => e.record.writeId)).toEqual(['before']);
 
       await kafka.stop();
-      const started = Date.now();
+      // Refused at once (the connection is refused) or at the append's own deadline, which the hung-broker test
+      // above shows firing; how long either takes is the machine's business, not this test's.
       await expectCode(wal.append(intent('k', 'down')), 'WAL_UNAVAILABLE');
-      expect(Date.now() - started).toBeLessThanOrEqual(sendTimeoutMs + 500);
       await expectCode(consumer.poll(10, 1_000), 'WAL_UNAVAILABLE');
 
       kafka = await startKafka({ dataDir });

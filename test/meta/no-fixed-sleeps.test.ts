@@ -1,0 +1,125 @@
+/**
+ * Keeps the suite free of timing-dependent tests. A test that sleeps a fixed time hoping something has happened,
+ * or asserts an upper bound on real elapsed time, passes on an idle machine and fails on a busy one. Tests wait on
+ * conditions instead (test/helpers/wait.ts: `waitUntil`, `waitForValue`, with generous deadlines), move injected
+ * clocks (test/helpers/manual-clock.ts, test/helpers/advancing-clock.ts), or show a behaviour that a slow machine
+ * cannot fake (a deadline far beyond the test's own timeout, a commit that marks the end of a feed).
+ *
+ * This scans every .ts file under test/ for the patterns and fails on any not in the allowlist below, which names
+ * each file that legitimately needs one and why. Keep it minimal: a new entry needs a reason a reviewer accepts.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const TEST_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const THIS_FILE = path.relative(TEST_ROOT, fileURLToPath(import.meta.url));
+
+const RULES: ReadonlyArray<{ name: string; pattern: RegExp }> = [
+  // A global timer: a fixed wait (`new Promise((r) => setTimeout(r, 50))`), a hand-written sleep, or a step of a
+  // test scheduled by time. Method calls (`socket.setTimeout(...)`, an idle timeout) are not matched.
+  { name: 'timer', pattern: /(?<![.\w])(setTimeout|setInterval)\s*\(/ },
+  // A sleep helper awaited as a wait, bare or on the real clock (an injected clock's `clock.sleep` is fine).
+  { name: 'sleep', pattern: /\bawait\s+(sleep|systemClock\.sleep)\s*\(/ },
+  // An assertion on real elapsed time: `expect(Date.now() - started).toBeLessThan(...)` and the like.
+  { name: 'elapsed time', pattern: /expect\(\s*(Date\.now\(\)|performance\.now\(\)|Number\(process\.hrtime)/ },
+];
+
+/**
+ * Files allowed a match, with the rules they may match and why. Each entry is a component that measures real time
+ * with no injected clock, or a fault injected on purpose; the wait or bound is named at its use.
+ */
+const ALLOWLIST: Record<string, { rules: string[]; why: string }> = {
+  'helpers/wait.ts': {
+    rules: ['timer'],
+    why: 'outlastRealTimer: the one helper for letting real time pass past a timer inside a component that takes no clock',
+  },
+  'fuzz/hostile-requests.test.ts': {
+    rules: ['timer'],
+    why: 'a slow client on purpose: it drips its request 8 bytes at a time (a slow-loris) to prove the gateway copes',
+  },
+  'tiering/tiering-cluster.test.ts': {
+    rules: ['timer'],
+    why: 'keeps an injected ManualClock moving while writes race re-tiering, so their backoff sleeps on it can end; no assertion depends on the rate',
+  },
+  'blobstore/volume-harness/reclaim-child.ts': {
+    rules: ['timer'],
+    why: 'a child process that is only ever SIGKILLed: it keeps polling its own store in real time until the kill lands',
+  },
+  'durability/metadata-corruption.test.ts': {
+    rules: ['timer'],
+    why: 'the poll interval of a condition wait (60 s deadline), not a fixed sleep; to move to waitUntil (test/helpers/wait.ts)',
+  },
+  'contracts/write-ahead-log.contract.ts': {
+    rules: ['elapsed time'],
+    why: 'a lower bound only (a poll with nothing to read waits about waitMs): a busy machine can only lengthen it',
+  },
+  'metadata/etcd-metadata-store.test.ts': {
+    rules: ['elapsed time'],
+    why: "gRPC deadlines are wall-clock time; the bound is the store's default deadline (5 s), showing that the configured 1 s one acted, with 4 s of slack",
+  },
+};
+
+async function testFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await testFiles(full)));
+    else if (entry.name.endsWith('.ts')) out.push(path.relative(TEST_ROOT, full));
+  }
+  return out.sort();
+}
+
+/** Every `file:line: rule: text` that breaks a rule, ignoring comment lines. */
+async function findings(): Promise<Array<{ file: string; rule: string; where: string }>> {
+  const out: Array<{ file: string; rule: string; where: string }> = [];
+  for (const file of await testFiles(TEST_ROOT)) {
+    if (file === THIS_FILE) continue;
+    const lines = (await readFile(path.join(TEST_ROOT, file), 'utf8')).split('\n');
+    lines.forEach((line, i) => {
+      const code = line.trimStart();
+      if (code.startsWith('//') || code.startsWith('*') || code.startsWith('/*')) return;
+      for (const { name, pattern } of RULES) {
+        if (pattern.test(line)) out.push({ file, rule: name, where: `test/${file}:${i + 1}: ${name}: ${code}` });
+      }
+    });
+  }
+  return out;
+}
+
+describe('the tests do not depend on how busy the machine is', () => {
+  it('no fixed sleeps, timer-driven steps or real elapsed-time assertions outside the allowlist', async () => {
+    const offending = (await findings()).filter((f) => !(ALLOWLIST[f.file]?.rules.includes(f.rule) ?? false));
+    expect(
+      offending.map((f) => f.where),
+      'wait on a condition (test/helpers/wait.ts) or move an injected clock instead; see this file',
+    ).toEqual([]);
+  });
+
+  it('every allowlist entry is still needed, so the list stays minimal', async () => {
+    const found = await findings();
+    const files = new Set(await testFiles(TEST_ROOT));
+    // An entry for a file that is gone is harmless (and lets the list run ahead of a file still being written).
+    const unused = Object.entries(ALLOWLIST)
+      .filter(([file]) => files.has(file))
+      .flatMap(([file, { rules }]) =>
+        rules.filter((rule) => !found.some((f) => f.file === file && f.rule === rule)).map((rule) => `${file} (${rule})`),
+      );
+    expect(unused).toEqual([]);
+  });
+
+  it('recognises each pattern it forbids', () => {
+    const flagged = (line: string): string[] => RULES.filter(({ pattern }) => pattern.test(line)).map(({ name }) => name);
+    expect(flagged('await new Promise((r) => setTimeout(r, 50));')).toEqual(['timer']);
+    expect(flagged('const t = setInterval(() => tick(), 20);')).toEqual(['timer']);
+    expect(flagged('await sleep(GRACE_MS + 20);')).toEqual(['sleep']);
+    expect(flagged('await systemClock.sleep(100);')).toEqual(['sleep']);
+    expect(flagged('expect(Date.now() - started).toBeLessThan(1000);')).toEqual(['elapsed time']);
+    expect(flagged('expect(performance.now() - t0).toBeLessThan(500);')).toEqual(['elapsed time']);
+    // Not waits: an idle timeout on a socket, a sleep on an injected clock, moving a clock.
+    expect(flagged('socket.setTimeout(5000, () => socket.destroy());')).toEqual([]);
+    expect(flagged('await clock.sleep(10);')).toEqual([]);
+    expect(flagged('clock.advance(GRACE_MS + 1);')).toEqual([]);
+  });
+});
