@@ -4,7 +4,7 @@
  */
 import type { Env, Hono } from 'hono';
 import { StrataError } from '../core/errors.js';
-import { HEALER_JOURNAL_LIMITS } from '../metadata/metadata-store.js';
+import { HEALER_JOURNAL_LIMITS, type MetadataIntegrity } from '../metadata/metadata-store.js';
 import type { GatewayDeps } from './gateway-deps.js';
 import { queryValue, rawQuery } from './request.js';
 
@@ -28,7 +28,19 @@ export function registerHealerRoutes<E extends Env>(app: Hono<E>, deps: GatewayD
     return c.json({
       leader,
       repair_backlog: extras.repairBacklog?.() ?? null,
+      // Why garbage collection and rollback keep blobs they would otherwise delete (null: nothing held back).
+      gc_hold: gcHoldOf(deps.metadata.integrity()),
       recent: actions.map((a) => ({ at: new Date(a.atMs).toISOString(), kind: a.kind, key: a.key, detail: a.detail })),
     });
   });
+}
+
+/** The metadata store's reason to hold deletes, or the keys whose damaged manifest records keep their blobs. */
+export function gcHoldOf(integrity: MetadataIntegrity): string | null {
+  const keys = [...new Set(integrity.recent.filter((s) => s.kind === 'manifest').flatMap((s) => (s.ownKey === undefined ? [s.key] : [s.key, s.ownKey])))];
+  const reasons = [
+    ...(keys.length > 0 ? [`the blobs of ${keys.map((k) => JSON.stringify(k)).join(', ')} are kept: their manifest records failed verification`] : []),
+    ...(integrity.gcHold !== null ? [integrity.gcHold] : []),
+  ];
+  return reasons.length === 0 ? null : reasons.join('; ');
 }

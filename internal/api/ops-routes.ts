@@ -5,6 +5,8 @@
 import { baseHotRefs, extraReplicaRefs } from '../manifest/manifest.js';
 import { EC_WRITE_QUORUM } from '../core/limits.js';
 import type { GatewayDeps } from './gateway-deps.js';
+import type { MetadataIntegrity } from '../metadata/metadata-store.js';
+import { gcHoldOf } from './healer-routes.js';
 import { errorBody } from './errors.js';
 import { EfficiencyAccumulator } from '../efficiency/storage-efficiency.js';
 import { EfficiencySchema, PrefixDepthQuery } from './storage-usage-view.js';
@@ -48,7 +50,10 @@ export const readyRoute = createRoute({
   tags,
   summary: `Readiness: the metadata store answers and at least ${EC_WRITE_QUORUM} storage nodes are up (a write quorum)`,
   responses: {
-    200: jsonResponse('Ready', z.strictObject({ status: z.literal('ready') })),
+    200: jsonResponse('Ready', z.strictObject({
+      status: z.literal('ready'),
+      warnings: z.array(z.string()).optional().openapi({ description: 'metadata integrity problems that do not stop serving (damaged records are refused one by one)' }),
+    })),
     503: jsonResponse(
       'Not ready, with the reasons; retry after Retry-After',
       z.strictObject({
@@ -84,6 +89,14 @@ export const clusterRoute = createRoute({
       metadata_backend: z.string(),
       wal_backend: z.string(),
       repair_backlog: nullableInt.openapi({ description: 'manifests below full protection at the last audit; null before the first' }),
+      metadata_integrity: z.strictObject({
+        corrupt_records: z.number().int().openapi({ description: 'metadata records that failed verification since this gateway opened the store' }),
+        recent: z.array(z.strictObject({ at: z.string(), kind: z.string(), key: z.string(), where: z.string(), why: z.string() })),
+        last_check_passed: z.string().nullable().openapi({ description: 'ISO 8601 start of the last passing full integrity check (embedded store); null for etcd or none yet' }),
+        last_check_failure: z.string().nullable(),
+        problems: z.array(z.string()),
+        gc_hold: z.string().nullable().openapi({ description: 'why garbage collection and rollback delete nothing now' }),
+      }),
     })),
   },
 });
@@ -153,7 +166,9 @@ export function registerOpsRoutes(app: GatewayApp, deps: GatewayDeps, extras: { 
       c.header('Retry-After', '1');
       return c.json({ status: 'not_ready', problems, ...errorBody('INSUFFICIENT_NODES', problems.join('; ')) }, 503);
     }
-    return c.json({ status: 'ready' });
+    // A damaged record fails only its own requests: the gateway stays ready and says what is wrong.
+    const warnings = deps.metadata.integrity().problems;
+    return c.json(warnings.length > 0 ? { status: 'ready' as const, warnings } : { status: 'ready' as const });
   });
 
   defineRoute(app, clusterRoute, async (c) => {
@@ -191,6 +206,7 @@ export function registerOpsRoutes(app: GatewayApp, deps: GatewayDeps, extras: { 
       metadata_backend: deps.backends.metadata,
       wal_backend: deps.backends.wal,
       repair_backlog: extras.repairBacklog?.() ?? null,
+      metadata_integrity: integrityView(deps.metadata.integrity()),
     });
   });
 
@@ -274,4 +290,15 @@ export function registerOpsRoutes(app: GatewayApp, deps: GatewayDeps, extras: { 
       efficiency: efficiency.report(),
     });
   });
+}
+
+function integrityView(integrity: MetadataIntegrity) {
+  return {
+    corrupt_records: integrity.corruptRecords,
+    recent: integrity.recent.map((s) => ({ at: new Date(s.atMs).toISOString(), kind: s.kind, key: s.key, where: s.where, why: s.why })),
+    last_check_passed: integrity.checks?.lastPassedAtMs == null ? null : new Date(integrity.checks.lastPassedAtMs).toISOString(),
+    last_check_failure: integrity.checks?.lastFailure ?? null,
+    problems: integrity.problems,
+    gc_hold: gcHoldOf(integrity),
+  };
 }
