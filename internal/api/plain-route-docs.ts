@@ -59,6 +59,7 @@ export const healerRoute = createRoute({
     200: jsonResponse('The healer', z.strictObject({
       leader: z.string().nullable(),
       repair_backlog: z.number().int().nullable(),
+      gc_hold: z.string().nullable().openapi({ description: 'why garbage collection and rollback keep blobs they would otherwise delete; null when nothing is held back' }),
       recent: z.array(z.strictObject({
         at: z.string().openapi({ description: 'ISO 8601' }),
         kind: z.enum(['repaired', 'unrepairable']),
