@@ -115,6 +115,9 @@ async function startOnce(binary: string, options: StartEtcdOptions): Promise<Run
     `--listen-peer-urls=${peerUrl}`,
     `--initial-advertise-peer-urls=${peerUrl}`,
     `--initial-cluster=${name}=${peerUrl}`,
+    // etcd checks its own store (the metadata store trusts a missing key only because of it): at start, and every 5 min.
+    '--experimental-initial-corrupt-check=true',
+    '--experimental-corrupt-check-time=5m',
     '--initial-cluster-state=new', // ignored by etcd when the data dir already holds a member (a restart)
     '--logger=zap',
     '--log-outputs=stderr',
