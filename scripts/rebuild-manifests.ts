@@ -6,10 +6,12 @@
  *   npm run recover:manifests -- --data-dir ./data --nodes node-1=http://10.0.0.1:8101,node-2=...
  *   STRATA_ETCD_ENDPOINTS=... STRATA_NODES=... STRATA_CLUSTER_TOKEN=... npm run recover:manifests
  * The embedded store is used unless STRATA_ETCD_ENDPOINTS is set; nodes come from --nodes or STRATA_NODES; the
- * cluster token from STRATA_CLUSTER_TOKEN.
+ * cluster token from STRATA_CLUSTER_TOKEN. With the embedded store it takes the data directory's lock
+ * (internal/datadir/dir-lock.ts) and refuses, exit status 1, while an all-in-one holds it.
  */
-import { loadConfig } from '../internal/config/config.js';
+import { loadConfig, type StrataConfig } from '../internal/config/config.js';
 import { systemClock } from '../internal/core/clock.js';
+import { DirLock } from '../internal/datadir/dir-lock.js';
 import { ReedSolomonCode } from '../internal/ec/reed-solomon.js';
 import { silentLogger } from '../internal/log/logger.js';
 import { HttpNodeClient } from '../internal/nodeclient/http-node-client.js';
@@ -31,6 +33,17 @@ async function main(): Promise<void> {
   const config = loadConfig(env as Record<string, string>);
   if (config.nodes.length === 0) throw new Error('no storage nodes: pass --nodes id=url,... or set STRATA_NODES');
   if (!config.clusterToken) throw new Error('STRATA_CLUSTER_TOKEN is required to call the storage nodes');
+  // The embedded store lives in the data directory: take its lock first, so that the rebuild never runs beside an
+  // all-in-one (or another rebuild) that owns it. The nodes are reached over HTTP and keep their own locks.
+  const lock = config.etcdEndpoints.length === 0 ? DirLock.acquire(config.dataDir) : null;
+  try {
+    await rebuild(config);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function rebuild(config: Readonly<StrataConfig>): Promise<void> {
   const { metadata, name } = await openMetadata(config, systemClock, silentLogger);
   const clientTls = nodeClientTls(loadTls(config));
   const clients = config.nodes.map((n) => new HttpNodeClient({ nodeId: n.id, address: n.address, token: config.clusterToken!, timeoutMs: config.nodeTimeoutMs, ...clientTls }));

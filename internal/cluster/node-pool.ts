@@ -46,6 +46,11 @@ interface Member {
   downSinceMs: number | null;
   /** A put was refused with DISK_FULL: new blobs go elsewhere until this time (reads are unaffected). */
   fullUntilMs?: number;
+  /**
+   * Why the node is out of service whatever its probes say (its directory could not be opened at start-up, see
+   * `holdDown`); shown as its last error until the hold is lifted. Null when not held.
+   */
+  heldDownReason: string | null;
 }
 
 /**
@@ -120,7 +125,7 @@ export class NodePool {
         state: isUp(m) ? 'healthy' : 'down',
         draining: m.draining,
         lastSeenMs: m.lastSeenMs,
-        lastError: m.leaseAlive ? m.lastError : (m.lastError ?? 'heartbeat lease expired (registry)'),
+        lastError: m.heldDownReason ?? (m.leaseAlive ? m.lastError : (m.lastError ?? 'heartbeat lease expired (registry)')),
       };
       if (m.zone !== undefined) view.zone = m.zone;
       return view;
@@ -190,6 +195,25 @@ export class NodePool {
     }
   }
 
+  /**
+   * Keeps a node down, with `reason` as its last error in views (GET /cluster), until `liftHold`: the wiring
+   * says so when it could not open the node's directory, so that a probe cannot make it look merely unreachable.
+   */
+  holdDown(nodeId: string, reason: string): void {
+    const m = this.members.get(nodeId);
+    if (!m) return;
+    m.heldDownReason = reason;
+    this.markDown(m, reason);
+  }
+
+  /** The node was opened after all: probes and calls decide its state again (it is taken as up at once). */
+  liftHold(nodeId: string): void {
+    const m = this.members.get(nodeId);
+    if (!m || m.heldDownReason === null) return;
+    m.heldDownReason = null;
+    this.markUp(m);
+  }
+
   /** One probe of every node, in parallel. */
   async probe(): Promise<void> {
     if (this.probing) return;
@@ -211,7 +235,7 @@ export class NodePool {
     m.state = 'healthy';
     m.lastSeenMs = this.options.clock.nowMs();
     m.lastError = null;
-    if (m.leaseAlive) m.downSinceMs = null;
+    if (m.leaseAlive && m.heldDownReason === null) m.downSinceMs = null;
   }
 
   private markDown(m: Member, why: string): void {
@@ -244,6 +268,7 @@ function newMember(client: NodeClient, zone: string | undefined): Member {
     draining: false,
     registered: false,
     downSinceMs: null,
+    heldDownReason: null,
   };
   if (zone !== undefined) member.zone = zone;
   return member;
@@ -251,5 +276,5 @@ function newMember(client: NodeClient, zone: string | undefined): Member {
 
 /** Reachable as last observed, and (for registered nodes) still heartbeating. */
 function isUp(m: Member): boolean {
-  return m.state === 'healthy' && m.leaseAlive;
+  return m.state === 'healthy' && m.leaseAlive && m.heldDownReason === null;
 }

@@ -7,11 +7,14 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { assert } from '../core/assert.js';
-import type { Clock } from '../core/clock.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import type { ScrubReport } from '../blobstore/file-blob-store.js';
 import { VolumeBlobStore, type VolumeBlobStoreOptions } from '../blobstore/volume/volume-blob-store.js';
 import { closeServer } from '../core/close-server.js';
 import { refuseConnect } from '../core/http-refusals.js';
+import { StrataError } from '../core/errors.js';
+import { DirLock } from '../datadir/dir-lock.js';
+import { admitNodeDirectory, type NodeDirectoryExpectation, type NodeDirectoryOutcome } from '../datadir/node-directory.js';
 import type { Logger } from '../log/logger.js';
 import type { NodeInstruments } from '../metrics/node-metrics.js';
 import { createStorageNodeApp } from './app.js';
@@ -44,6 +47,11 @@ export interface StorageNodeOptions {
   metrics?: NodeInstruments;
   /** Serve HTTPS with this certificate and key (PEM) instead of plain HTTP. */
   tls?: { cert: Buffer | string; key: Buffer | string };
+  /**
+   * Check (and write when absent) the directory's identity file before opening it (internal/datadir); without
+   * this the directory is only locked.
+   */
+  identity?: Omit<NodeDirectoryExpectation, 'nodeId' | 'nowMs'>;
 }
 
 export interface StorageNode {
@@ -52,6 +60,8 @@ export interface StorageNode {
   address: string;
   port: number;
   store: VolumeBlobStore;
+  /** What the identity check found (null when it was not asked for). */
+  directory: NodeDirectoryOutcome | null;
   /** Stops scrubbing, closes the listener and every connection (keep-alive ones too) at once, then the store. */
   stop(): Promise<void>;
   /**
@@ -69,14 +79,20 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   assert(scrubIntervalMs === undefined || scrubIntervalMs > 0, 'scrubIntervalMs > 0');
   const onError = options.onError ?? ((err: unknown) => console.error(`storage node ${nodeId}:`, err));
 
-  // Haystack-style volumes (internal/blobstore/volume/README.md): group-committed appends, one positioned read
-  // per get. The one-file-per-blob FileBlobStore remains only as the benchmark's baseline.
-  const storeOptions: VolumeBlobStoreOptions = { dir: options.dataDir, onMaintenanceError: onError };
-  if (options.metrics !== undefined) storeOptions.observer = options.metrics.volume;
-  if (options.clock !== undefined) storeOptions.clock = options.clock;
-  if (options.capacityBytes !== undefined) storeOptions.capacityBytes = options.capacityBytes;
-  if (options.volumeBytesMax !== undefined) storeOptions.volumeBytesMax = options.volumeBytesMax;
-  const store = await VolumeBlobStore.open(storeOptions);
+  // The lock comes first: opening the store already deletes leftover files (.new, .compact), which must never
+  // happen under another process that owns the directory.
+  const lock = DirLock.acquire(options.dataDir);
+  let store: VolumeBlobStore;
+  let directory: NodeDirectoryOutcome | null = null;
+  try {
+    if (options.identity !== undefined) {
+      directory = await admitNodeDirectory(options.dataDir, { ...options.identity, nodeId, nowMs: (options.clock ?? systemClock).nowMs() });
+    }
+    store = await openStore(options, onError);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
 
   const app = createStorageNodeApp({
     store,
@@ -91,6 +107,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     server = await listen(app.fetch, host, options.port, options.tls);
   } catch (err) {
     await store.close();
+    lock.release();
     throw err;
   }
   const port = (server.address() as AddressInfo).port;
@@ -121,7 +138,11 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       clearTimeout(scrubTimer);
       await scrubRun;
       const finished = await closeServer(server, graceMs);
-      await store.close();
+      try {
+        await store.close();
+      } finally {
+        lock.release();
+      }
       return finished;
     })();
     return stopping;
@@ -131,7 +152,26 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   };
 
   const scheme = options.tls === undefined ? 'http' : 'https';
-  return { nodeId, address: `${scheme}://${urlHost(host)}:${port}`, port, store, stop, shutdown };
+  return { nodeId, address: `${scheme}://${urlHost(host)}:${port}`, port, store, directory, stop, shutdown };
+}
+
+/**
+ * Haystack-style volumes (internal/blobstore/volume/README.md): group-committed appends, one positioned read per
+ * get. The one-file-per-blob FileBlobStore remains only as the benchmark's baseline. A directory that cannot be
+ * opened (a file where `volumes/` should be, a directory in place of a volume file, permissions) is
+ * DATA_DIR_UNUSABLE with the reason, so that the all-in-one can keep this node down and serve with the others.
+ */
+async function openStore(options: StorageNodeOptions, onError: (err: unknown) => void): Promise<VolumeBlobStore> {
+  const storeOptions: VolumeBlobStoreOptions = { dir: options.dataDir, onMaintenanceError: onError };
+  if (options.metrics !== undefined) storeOptions.observer = options.metrics.volume;
+  if (options.clock !== undefined) storeOptions.clock = options.clock;
+  if (options.capacityBytes !== undefined) storeOptions.capacityBytes = options.capacityBytes;
+  if (options.volumeBytesMax !== undefined) storeOptions.volumeBytesMax = options.volumeBytesMax;
+  try {
+    return await VolumeBlobStore.open(storeOptions);
+  } catch (err) {
+    throw new StrataError('DATA_DIR_UNUSABLE', `${options.dataDir} cannot be opened: ${(err as Error).message}`, { dir: options.dataDir, cause: err });
+  }
 }
 
 function listen(

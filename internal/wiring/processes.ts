@@ -178,20 +178,30 @@ export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger
   if (tls.server !== null && config.advertiseUrl?.startsWith('http:') === true) {
     throw new ConfigError('STRATA_ADVERTISE_URL is http:// but this node serves HTTPS (STRATA_TLS_CERT): advertise its https:// address');
   }
-  // The metadata store only for the node registry: a storage node never reads manifests or the WAL.
-  const { metadata } = await openMetadata(config, systemClock, log);
+  // The node's directory first: a directory that is locked by another process, foreign (another node's
+  // identity, a newer format) or cannot be opened stops this process at once with a message naming it; there is
+  // nothing else for it to serve. A node process has no cluster id to check, so only the node id and the format.
   const node = await startStorageNode({
     nodeId: config.nodeId,
     dataDir: path.join(config.dataDir, 'nodes', config.nodeId),
     host: config.host,
     port: config.port,
     token: requireToken(config),
+    identity: { clusterId: null, heldData: false, acceptEmpty: true },
     ...(tls.server !== null ? { tls: tls.server } : {}),
     ...(config.scrubIntervalMs > 0 ? { scrubIntervalMs: config.scrubIntervalMs, scrubBytesPerSecMax: config.scrubBytesPerSecMax } : {}),
     onError: (err) => log.error({ err }, 'storage node error'),
     log,
     metrics: new StorageNodeMetrics(registry).forNode(config.nodeId),
   });
+  // The metadata store only for the node registry: a storage node never reads manifests or the WAL.
+  let metadata: MetadataStore;
+  try {
+    ({ metadata } = await openMetadata(config, systemClock, log));
+  } catch (error) {
+    await node.stop();
+    throw error;
+  }
   const derived = defaultAdvertiseUrl(config.host, node.port);
   const address = config.advertiseUrl ?? (tls.server !== null ? derived.replace(/^http:/, 'https:') : derived);
   const heartbeat = new NodeHeartbeat({

@@ -7,6 +7,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReedSolomonCode } from '../../internal/ec/reed-solomon.js';
+import { acceptEmptyNode } from '../../internal/datadir/cluster-directory.js';
 import { rebuildManifests } from '../../internal/recovery/rebuild-manifests.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 
@@ -72,7 +73,11 @@ async function writeDocuments(cluster: TestCluster): Promise<Written[]> {
 async function loseMetadata(cluster: TestCluster, alsoWipeNode?: string): Promise<TestCluster> {
   await cluster.stop();
   await rm(path.join(cluster.dataDir, 'metadata'), { recursive: true, force: true });
-  if (alsoWipeNode) await rm(path.join(cluster.dataDir, 'nodes', alsoWipeNode), { recursive: true, force: true });
+  if (alsoWipeNode) {
+    await rm(path.join(cluster.dataDir, 'nodes', alsoWipeNode), { recursive: true, force: true });
+    // An emptied node directory stays down at start-up until the operator accepts it (internal/datadir).
+    await acceptEmptyNode(cluster.dataDir, alsoWipeNode, Date.now());
+  }
   return startTestCluster({ dataDir: cluster.dataDir });
 }
 

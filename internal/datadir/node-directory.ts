@@ -1,0 +1,84 @@
+/**
+ * Whether a storage node may open the directory where its data should be (run after its DirLock is taken and
+ * before its blob store opens, so a refused directory is never read further, repaired or deleted from).
+ *
+ * | what the directory holds | outcome |
+ * |---|---|
+ * | this node's identity (same node id; same cluster id, or either has none) | `verified` |
+ * | another node's or another cluster's identity | refused: foreign |
+ * | an identity of a newer format version, or one that cannot be read | refused, untouched |
+ * | no identity, but data (a directory written by the release before identity files) | identity written: `adopted` |
+ * | nothing (missing or empty), the node never held data here, or the operator accepted it | identity written: `initialised` |
+ * | nothing, and the cluster knows the node held data | refused: emptied (a wiped or replaced disk) |
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { StrataError } from '../core/errors.js';
+import { LOCK_FILE_NAME } from './dir-lock.js';
+import { IDENTITY_FORMAT_VERSION, NODE_IDENTITY_FILE, nodeIdentity, readNodeIdentity, writeNodeIdentity } from './identity.js';
+
+/** The operator's command that accepts an emptied node directory (scripts/accept-empty-node.ts). */
+export const ACCEPT_EMPTY_NODE_COMMAND = 'npm run node:accept-empty -- --data-dir <data dir> <node id>';
+
+/** Entries that do not make a directory hold data: our own lock and identity files, and a fresh file system's. */
+const NOT_DATA = new Set([LOCK_FILE_NAME, `${LOCK_FILE_NAME}-journal`, NODE_IDENTITY_FILE, `${NODE_IDENTITY_FILE}.tmp`, 'lost+found']);
+
+export interface NodeDirectoryExpectation {
+  nodeId: string;
+  /** The cluster the node belongs to (the all-in-one's); null when the process does not know one. */
+  clusterId: string | null;
+  /** The cluster recorded this node's directory as initialised: an empty one was wiped or replaced. */
+  heldData: boolean;
+  /** Take an empty directory as a new empty node even when `heldData` (an explicit start or operator action). */
+  acceptEmpty: boolean;
+  nowMs: number;
+}
+
+export type NodeDirectoryOutcome = 'verified' | 'adopted' | 'initialised';
+
+/** Throws DATA_DIR_UNUSABLE with the reason when the node must not open `dir`. */
+export async function admitNodeDirectory(dir: string, expected: NodeDirectoryExpectation): Promise<NodeDirectoryOutcome> {
+  const refuse = (reason: string): never => {
+    throw new StrataError('DATA_DIR_UNUSABLE', `${dir}: ${reason}; nothing in it was changed`, { dir, nodeId: expected.nodeId });
+  };
+  const read = await readNodeIdentity(dir);
+  if (read.kind === 'unreadable') refuse(`its identity file is unusable (${read.reason})`);
+  if (read.kind === 'ok') {
+    const { identity } = read;
+    if (identity.formatVersion > IDENTITY_FORMAT_VERSION) {
+      refuse(`written by a newer Strata (identity format ${identity.formatVersion}; this release knows up to ${IDENTITY_FORMAT_VERSION})`);
+    }
+    if (identity.nodeId !== expected.nodeId) refuse(`belongs to ${identity.nodeId}, not ${expected.nodeId} (a directory from another node)`);
+    if (identity.clusterId !== null && expected.clusterId !== null && identity.clusterId !== expected.clusterId) {
+      refuse(`belongs to cluster ${identity.clusterId}, not this cluster ${expected.clusterId} (a directory from another cluster)`);
+    }
+    return 'verified';
+  }
+  const data = await dataEntries(dir);
+  if (data === null) refuse('is not a directory');
+  if (data!.length > 0) {
+    // Written by the release before identity files: the data is this node's, as it always was.
+    await writeNodeIdentity(dir, nodeIdentity(expected.nodeId, expected.clusterId, expected.nowMs));
+    return 'adopted';
+  }
+  if (expected.heldData && !expected.acceptEmpty) {
+    refuse(
+      `is empty but ${expected.nodeId} held data: if its disk was replaced, stop Strata and run ` +
+        `\`${ACCEPT_EMPTY_NODE_COMMAND.replace('<node id>', expected.nodeId)}\` to start it as a new empty node ` +
+        '(the healer then refills it); otherwise mount or restore the right disk',
+    );
+  }
+  await writeNodeIdentity(dir, nodeIdentity(expected.nodeId, expected.clusterId, expected.nowMs));
+  return 'initialised';
+}
+
+/** The entries of `dir` that are data; [] when it is missing or empty; null when it is not a directory. */
+export async function dataEntries(dir: string): Promise<string[] | null> {
+  try {
+    if (!(await stat(dir)).isDirectory()) return null;
+    return (await readdir(dir)).filter((name) => !NOT_DATA.has(name));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    throw new StrataError('DATA_DIR_UNUSABLE', `${dir} cannot be read: ${(error as Error).message}`, { dir });
+  }
+}
