@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: the end-to-end benchmarks of shared/design/benchmarks.md (bench/harness/), or with
- * `blobstore` as first argument the storage node's blob store benchmark (bench/blobstore-bench.ts). Only parses
+ * `blobstore` as first argument the storage node's blob store benchmark (bench/blobstore-bench.ts), with
+ * `reclamation` the rewrite-then-idle benchmark of disk space (bench/reclamation-bench.ts). Only parses
  * arguments, runs, and prints; `npm run bench -- --help` lists the options.
  */
 import { spawn } from 'node:child_process';
@@ -11,8 +12,8 @@ import { barsTable, scenarioTable } from './harness/result.js';
 import { BENCH_USAGE, BenchUsageError, parseBenchArgs } from './harness/settings.js';
 
 const argv = process.argv.slice(2);
-if (argv[0] === 'blobstore') {
-  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'blobstore-bench.ts');
+if (argv[0] === 'blobstore' || argv[0] === 'reclamation') {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), `${argv[0]}-bench.ts`);
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...argv.slice(1)], { stdio: 'inherit' });
   child.once('exit', (code) => process.exit(code ?? 1));
 } else if (argv.includes('--help') || argv.includes('-h')) {
