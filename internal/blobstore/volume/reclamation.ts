@@ -30,6 +30,11 @@ export const IDLE_GARBAGE_RATIO_DEFAULT = 0.05;
  * multiply small volumes.
  */
 export const IDLE_GARBAGE_BYTES_MIN_DEFAULT = 256 * 1024;
+/**
+ * The quiet-time wait sleeps at most this long at a time and then looks at the clock again, so that a clock that
+ * jumps (a test's, or a corrected system clock) is noticed within this much real time.
+ */
+export const IDLE_CHECK_SLICE_MS = 1000;
 /** A pacing sleep shorter than this is skipped (its lateness is made up by the next one). */
 const PACE_SLEEP_MIN_MS = 10;
 

@@ -47,6 +47,7 @@ import {
 } from './needle.js';
 import {
   COMPACT_BYTES_PER_SEC_DEFAULT,
+  IDLE_CHECK_SLICE_MS,
   IDLE_COMPACT_AFTER_MS_DEFAULT,
   IDLE_GARBAGE_BYTES_MIN_DEFAULT,
   IDLE_GARBAGE_RATIO_DEFAULT,
@@ -873,7 +874,7 @@ export class VolumeBlobStore implements BlobStore {
     for (;;) {
       const waitMs = this.quietSinceMs + this.idleCompactAfterMs - this.nowMs();
       if (waitMs > 0) {
-        await sleepUnlessAborted(this.clock, waitMs, this.stopMaintenance.signal);
+        await sleepUnlessAborted(this.clock, Math.min(waitMs, IDLE_CHECK_SLICE_MS), this.stopMaintenance.signal);
         if (this.closed) return;
         continue;
       }
