@@ -9,7 +9,7 @@ import type { Clock } from '../core/clock.js';
 import type { Logger } from '../log/logger.js';
 import { referencesWrite } from '../manifest/manifest.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
-import type { WalConsumer, WalPosition, WalRecord, WriteAheadLog } from '../wal/write-ahead-log.js';
+import type { CorruptWalEntry, WalConsumer, WalPosition, WalRecord, WriteAheadLog } from '../wal/write-ahead-log.js';
 import type { NodePool } from '../cluster/node-pool.js';
 import { deleteAll } from '../blobio/blob-io.js';
 import { isStrataError } from '../core/errors.js';
@@ -41,6 +41,10 @@ export interface IntentStats {
   rollbacksHeld: number;
   /** Why the latest rollback was put off, or null once one went through after it. */
   lastHoldReason: string | null;
+  /** WAL entries that failed verification (so far): none was acted on. */
+  corruptEntries: number;
+  /** The latest of them, for GET /healer. */
+  lastCorruptEntry: { partition: number; offset: number; why: string; atMs: number } | null;
 }
 
 export class IntentResolver {
@@ -51,7 +55,7 @@ export class IntentResolver {
    * per partition: an unresolved intent holds back only its own partition, and each partition gets its own commit.
    */
   private readonly order = new Map<number, Tracked[]>();
-  readonly stats: IntentStats = { read: 0, resolvedCommitted: 0, rolledBack: 0, pending: 0, uncommitted: 0, oldestPendingAtMs: null, rollbacksHeld: 0, lastHoldReason: null };
+  readonly stats: IntentStats = { read: 0, resolvedCommitted: 0, rolledBack: 0, pending: 0, uncommitted: 0, oldestPendingAtMs: null, rollbacksHeld: 0, lastHoldReason: null, corruptEntries: 0, lastCorruptEntry: null };
 
   constructor(
     private readonly deps: {
@@ -72,9 +76,13 @@ export class IntentResolver {
     while (this.pending.size < PENDING_MAX) {
       const entries = await this.consumer.poll(POLL_BATCH_MAX, 0);
       if (entries.length === 0) break;
-      for (const { position, record } of entries) {
+      for (const entry of entries) {
+        const { position, record } = entry;
         this.stats.read++;
-        if (record.type === 'intent') {
+        if (record === null) {
+          this.noteCorrupt(entry);
+          this.track({ position, writeId: null });
+        } else if (record.type === 'intent') {
           this.pending.set(record.writeId, { intent: record, failed: false });
           this.track({ position, writeId: record.writeId });
         } else {
@@ -135,6 +143,28 @@ export class IntentResolver {
     this.stats.lastHoldReason = null;
     log.info({ key: intent.key, writeId: intent.writeId, blobs: intent.creates.length }, 'rolled back an unfinished write');
     return true;
+  }
+
+  /**
+   * A WAL entry that failed verification is never acted on: a damaged intent could name another key's blobs, a
+   * damaged outcome could hide a failure. It is reported (log, GET /healer, strata_wal_corrupt_entries_total) and
+   * read past: the WAL is the fast path of rollback, not its authority. Blobs of a write whose intent was lost this
+   * way stay until inventory garbage collection finds them unreferenced, which deletes only when the manifest store
+   * vouches for the missing manifest (metadata.absenceTrusted), and an outcome lost this way is settled from the
+   * manifest like an intent without outcome. Reading past it (rather than stopping at it) keeps every later intent
+   * resolved and the log's retention going; what was stored is in the log line.
+   */
+  private noteCorrupt(entry: CorruptWalEntry): void {
+    const { position, corrupt } = entry;
+    this.stats.corruptEntries++;
+    this.stats.lastCorruptEntry = { partition: position.partition, offset: position.offset, why: corrupt.why, atMs: this.deps.clock.nowMs() };
+    this.deps.log.error(
+      { partition: position.partition, offset: position.offset, storedKey: corrupt.storedKey, why: corrupt.why, stored: corrupt.excerpt },
+      `write-ahead log entry at partition ${position.partition} offset ${position.offset} failed verification (${corrupt.why}) ` +
+        'and was not acted on: no rollback or delete follows from it. If it was an intent, its blobs are left to garbage ' +
+        'collection, which deletes them only once the metadata store vouches that their key has no manifest. Check the ' +
+        'WAL storage (the disk under the SQLite write-ahead log, or the Kafka brokers) for other damage',
+    );
   }
 
   private noteHeld(intent: Intent, reason: string): void {

@@ -12,7 +12,8 @@ import {
   type InternalCluster,
   type KafkaJsErrorFields,
 } from './kafkajs-internals.js';
-import type { WalConsumer, WalEntry, WalPosition, WalRecord } from './write-ahead-log.js';
+import { openWalEntry } from './wal-record-envelope.js';
+import type { WalConsumer, WalEntry, WalPosition } from './write-ahead-log.js';
 
 /**
  * The Kafka WAL's consumer: reads every partition of the topic itself, with no consumer-group membership, and
@@ -74,12 +75,6 @@ function parseOffset(text: string): number {
   return offset;
 }
 
-function parseRecord(value: Buffer | null): WalRecord {
-  assert(value !== null, 'a WAL record in Kafka has a value');
-  const record = JSON.parse(value.toString('utf8')) as WalRecord;
-  assert(record.type === 'intent' || record.type === 'outcome', 'a stored WAL record has a known type');
-  return record;
-}
 
 export class KafkaWalConsumer implements WalConsumer {
   private readonly options: KafkaWalConsumerOptions;
@@ -297,7 +292,8 @@ export class KafkaWalConsumer implements WalConsumer {
         if (last === undefined) continue;
         for (const message of batch.messages) {
           const offset = parseOffset(message.offset);
-          this.buffer.push({ position: { partition, offset }, record: parseRecord(message.value) });
+          // Verified here, where the entry enters the process; a damaged one is delivered as corrupt, not thrown.
+          this.buffer.push(openWalEntry({ partition, offset }, message.key?.toString('utf8') ?? null, message.value?.toString('utf8') ?? null));
           added++;
         }
         // Past control records too (none from our idempotent producer, but a transactional one writes them).

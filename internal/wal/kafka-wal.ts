@@ -3,6 +3,7 @@ import { assert } from '../core/assert.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { StrataError } from '../core/errors.js';
 import { KafkaWalConsumer } from './kafka-wal-consumer.js';
+import { sealWalRecord } from './wal-record-envelope.js';
 import type { WalConsumer, WalRecord, WriteAheadLog } from './write-ahead-log.js';
 
 /**
@@ -233,7 +234,7 @@ export class KafkaWriteAheadLog implements WriteAheadLog {
     assert(record.type === 'intent' || record.type === 'outcome', 'record.type is intent or outcome');
     assert(typeof record.key === 'string' && typeof record.writeId === 'string', 'record has key and writeId');
     if (this.closed) throw new StrataError('WAL_UNAVAILABLE', 'write-ahead log is closed');
-    const value = JSON.stringify(record);
+    const value = sealWalRecord(record);
     const bytes = Buffer.byteLength(record.key) + Buffer.byteLength(value);
     if (bytes > KAFKA_WAL_LIMITS.recordBytesMax) {
       // A record this large means a write names absurdly many blobs: a bug, not an operating condition.

@@ -7,6 +7,7 @@ import {
   openSqliteDatabase,
   type GroupCommitStats,
 } from '../metadata/sqlite-group-commit.js';
+import { openWalEntry, sealWalRecord } from './wal-record-envelope.js';
 import type { WalConsumer, WalEntry, WalPosition, WalRecord, WriteAheadLog } from './write-ahead-log.js';
 
 /**
@@ -32,7 +33,11 @@ export const SQLITE_WAL_LIMITS = {
   retentionChunkEntries: 10_000,
 } as const;
 
-export const SQLITE_WAL_SCHEMA_VERSION = 1;
+/**
+ * 2: entries are sealed in the record envelope (./wal-record-envelope.ts). Version-1 entries (plain JSON) still
+ * read; version-1 code refuses a version-2 file rather than failing on entries it cannot parse.
+ */
+export const SQLITE_WAL_SCHEMA_VERSION = 2;
 
 /** The embedded log has one partition. */
 export const SQLITE_WAL_PARTITION = 0;
@@ -61,13 +66,14 @@ CREATE TABLE IF NOT EXISTS wal_groups (
 
 interface EntryRow {
   entry_offset: number;
-  record: string;
+  key: unknown;
+  record: unknown;
 }
 
+/** Verified, or reported corrupt (a damaged row must not stop the consumer reading the rows after it). */
 function parseEntry(row: EntryRow): WalEntry {
-  const record = JSON.parse(row.record) as WalRecord;
-  assert(record.type === 'intent' || record.type === 'outcome', 'a stored WAL record has a known type');
-  return { position: { partition: SQLITE_WAL_PARTITION, offset: row.entry_offset }, record };
+  const text = (v: unknown): string | null => (typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : null);
+  return openWalEntry({ partition: SQLITE_WAL_PARTITION, offset: row.entry_offset }, text(row.key), text(row.record));
 }
 
 export class SqliteWriteAheadLog implements WriteAheadLog {
@@ -90,7 +96,7 @@ export class SqliteWriteAheadLog implements WriteAheadLog {
     this.stmt = {
       append: db.prepare<[string, string]>('INSERT INTO wal_entries (key, record) VALUES (?, ?)'),
       readAfter: db.prepare<[number, number], EntryRow>(
-        'SELECT entry_offset, record FROM wal_entries WHERE entry_offset > ? ORDER BY entry_offset LIMIT ?',
+        'SELECT entry_offset, key, record FROM wal_entries WHERE entry_offset > ? ORDER BY entry_offset LIMIT ?',
       ),
       registerGroup: db.prepare<[string]>('INSERT OR IGNORE INTO wal_groups (name, committed_offset) VALUES (?, 0)'),
       committedOffset: db.prepare<[string], number>('SELECT committed_offset FROM wal_groups WHERE name = ?').pluck(),
@@ -141,9 +147,9 @@ export class SqliteWriteAheadLog implements WriteAheadLog {
   async append(record: WalRecord): Promise<void> {
     assert(record.type === 'intent' || record.type === 'outcome', 'record.type is intent or outcome');
     assert(typeof record.key === 'string' && typeof record.writeId === 'string', 'record has key and writeId');
-    const json = JSON.stringify(record);
+    const sealed = sealWalRecord(record);
     await this.group.submit(() => {
-      this.stmt.append.run(record.key, json);
+      this.stmt.append.run(record.key, sealed);
     });
   }
 

@@ -29,9 +29,25 @@ export interface WalPosition {
   offset: number;
 }
 
-export interface WalEntry {
+/**
+ * One entry read from the log. Every entry is sealed in the record envelope when appended
+ * (internal/metadata/record-envelope.ts, ./README.md "Record envelope") and verified when read: an entry that
+ * fails verification is delivered with `record: null` and why, never as a record, so that nothing acts on it
+ * (the intent resolver reports it and leaves its blobs to garbage collection, which deletes only on a manifest
+ * store that vouches for the absence).
+ */
+export type WalEntry = VerifiedWalEntry | CorruptWalEntry;
+
+export interface VerifiedWalEntry {
   position: WalPosition;
   record: WalRecord;
+}
+
+export interface CorruptWalEntry {
+  position: WalPosition;
+  record: null;
+  /** Why it failed verification, and the start of what is stored, for the operator. */
+  corrupt: { why: string; storedKey: string | null; excerpt: string };
 }
 
 /** A blob a write creates or reuses. */

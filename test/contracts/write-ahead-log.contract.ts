@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { sealWalRecord } from '../../internal/wal/wal-record-envelope.js';
 import type {
   WalConsumer,
   WalEntry,
@@ -20,6 +21,11 @@ export interface WriteAheadLogFixture {
   reopen(): Promise<WriteAheadLog>;
   /** Closes whatever is open and removes the data. */
   cleanup(): Promise<void>;
+  /**
+   * Stores one entry exactly as given, under `key`, behind the log's back: what the previous release wrote (no
+   * envelope), or a damaged or misplaced value. It is read like any appended entry.
+   */
+  storeRaw(key: string, value: string): Promise<void>;
 }
 
 /** How long a test waits for entries that should already be there. */
@@ -93,7 +99,7 @@ export function runWriteAheadLogContract(name: string, makeWal: () => Promise<Wr
       while (seen.length < 5) {
         const batch = await consumer.poll(2, 1_000);
         expect(batch.length).toBeLessThanOrEqual(2);
-        seen.push(...batch.map((e) => e.record.writeId));
+        seen.push(...batch.map((e) => e.record?.writeId ?? '(corrupt)'));
       }
       expect(seen).toEqual(['w0', 'w1', 'w2', 'w3', 'w4']);
       expect(await consumer.poll(10, 100)).toEqual([]);
@@ -108,7 +114,7 @@ export function runWriteAheadLogContract(name: string, makeWal: () => Promise<Wr
       await first.close();
       const second = await wal.consumer('healer');
       const rest = await take(second, 2);
-      expect(rest.map((e) => e.record.writeId)).toEqual(['w3', 'w4']);
+      expect(rest.map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(['w3', 'w4']);
       expect(await second.poll(10, 200)).toEqual([]);
       await second.close();
     });
@@ -132,10 +138,10 @@ export function runWriteAheadLogContract(name: string, makeWal: () => Promise<Wr
       const entries = await take(a, 3);
       await a.commit((entries[2] as WalEntry).position);
       await a.close();
-      expect((await take(b, 3)).map((e) => e.record.writeId)).toEqual(['w0', 'w1', 'w2']);
+      expect((await take(b, 3)).map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(['w0', 'w1', 'w2']);
       await b.close();
       const b2 = await wal.consumer('group-b');
-      expect((await take(b2, 3)).map((e) => e.record.writeId)).toEqual(['w0', 'w1', 'w2']);
+      expect((await take(b2, 3)).map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(['w0', 'w1', 'w2']);
       await b2.close();
     });
 
@@ -154,7 +160,7 @@ export function runWriteAheadLogContract(name: string, makeWal: () => Promise<Wr
       const polled = consumer.poll(10, POLL_WAIT_BEYOND_TEST_TIMEOUT_MS);
       await wal.append(intent('k', 'w1'));
       const entries = await polled;
-      expect(entries.map((e) => e.record.writeId)).toEqual(['w1']);
+      expect(entries.map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(['w1']);
       await consumer.close();
     });
 
@@ -163,7 +169,7 @@ export function runWriteAheadLogContract(name: string, makeWal: () => Promise<Wr
       await Promise.all(records.map((record) => wal.append(record)));
       const consumer = await wal.consumer('healer');
       const entries = await take(consumer, records.length);
-      const writeIds = entries.map((e) => e.record.writeId);
+      const writeIds = entries.map((e) => e.record?.writeId ?? '(corrupt)');
       expect(new Set(writeIds).size).toBe(records.length);
       expect([...writeIds].sort()).toEqual(records.map((r) => r.writeId).sort());
       const positions = new Set(entries.map((e) => `${e.position.partition}:${e.position.offset}`));
@@ -185,6 +191,66 @@ export function runWriteAheadLogContract(name: string, makeWal: () => Promise<Wr
       const resumed = await wal.consumer('healer');
       expect((await take(resumed, 2)).map((e) => e.record)).toEqual(entries.slice(1).map((e) => e.record));
       await resumed.close();
+    });
+    describe('record envelope', () => {
+      it('reads an entry written by the previous release (plain JSON, no envelope)', async () => {
+        const old = intent('k', 'w-old');
+        await fx.storeRaw('k', JSON.stringify(old));
+        await wal.append(intent('k', 'w-new'));
+        const consumer = await wal.consumer('healer');
+        expect((await take(consumer, 2)).map((e) => e.record)).toEqual([old, intent('k', 'w-new')]);
+        await consumer.close();
+      });
+
+      it('delivers an entry whose content was altered as corrupt, never as a record, and reads on past it', async () => {
+        const sealed = sealWalRecord(intent('k', 'w1'));
+        expect(sealed).toContain('node-1');
+        await fx.storeRaw('k', sealed.replace('node-1', 'node-2'));
+        await wal.append(intent('k', 'w2'));
+        const consumer = await wal.consumer('healer');
+        const [damaged, next] = await take(consumer, 2);
+        expect(damaged?.record).toBeNull();
+        expect(damaged?.record === null && damaged.corrupt.why).toMatch(/checksum/);
+        expect(next?.record).toEqual(intent('k', 'w2'));
+        await consumer.close();
+      });
+
+      it('delivers an entry stored under another key than the one it was sealed for as corrupt', async () => {
+        await fx.storeRaw('k', sealWalRecord(intent('other-key', 'w1')));
+        const consumer = await wal.consumer('healer');
+        const [entry] = await take(consumer, 1);
+        expect(entry?.record).toBeNull();
+        expect(entry?.record === null && entry.corrupt.why).toMatch(/other-key/);
+        await consumer.close();
+      });
+
+      it('delivers an unsealed entry that is not a WAL record of its key as corrupt', async () => {
+        await fx.storeRaw('k', '{"type":"intent","key":"k","writeI');
+        await fx.storeRaw('k', JSON.stringify(intent('not-k', 'w1')));
+        await fx.storeRaw('k', JSON.stringify({ ...intent('k', 'w2'), creates: 'everything' }));
+        const consumer = await wal.consumer('healer');
+        const entries = await take(consumer, 3);
+        expect(entries.map((e) => e.record)).toEqual([null, null, null]);
+        await consumer.close();
+      });
+
+      it('keeps a corrupt entry corrupt across a restart, and its position commits like any other', async () => {
+        await fx.storeRaw('k', sealWalRecord(intent('k', 'w1')).replace('"w1"', '"w9"'));
+        await wal.append(intent('k', 'w2'));
+        const consumer = await wal.consumer('healer');
+        const [damaged] = await take(consumer, 2);
+        await consumer.close();
+        wal = await fx.reopen();
+        const again = await wal.consumer('healer');
+        const [stillDamaged, next] = await take(again, 2);
+        expect(stillDamaged?.record).toBeNull();
+        expect(stillDamaged?.position).toEqual(damaged?.position);
+        await again.commit(stillDamaged!.position);
+        await again.close();
+        const resumed = await wal.consumer('healer');
+        expect((await take(resumed, 1)).map((e) => e.record)).toEqual([next?.record]);
+        await resumed.close();
+      });
     });
   });
 }

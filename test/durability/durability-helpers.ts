@@ -130,7 +130,7 @@ export async function walRecords(cluster: TestCluster, group: string): Promise<W
   try {
     for (;;) {
       const entries = await consumer.poll(1000, 0);
-      out.push(...entries.map((e) => e.record));
+      out.push(...entries.flatMap((e) => (e.record === null ? [] : [e.record])));
       if (entries.length < 1000) break;
     }
   } finally {

@@ -27,6 +27,14 @@ runWriteAheadLogContract('SqliteWriteAheadLog', async () => {
       await fx.wal.close();
       await rm(dir, { recursive: true, force: true });
     },
+    async storeRaw(key, value) {
+      const db = new Database(path);
+      try {
+        db.prepare('INSERT INTO wal_entries (key, record) VALUES (?, ?)').run(key, value);
+      } finally {
+        db.close();
+      }
+    },
   };
   return fx;
 });
@@ -96,7 +104,7 @@ describe('SqliteWriteAheadLog', () => {
     await g2.commit({ partition: 0, offset: offsetOf(19) });
     await eventually(() => expect(retainedEntries()).toBe(15));
     const g2Resumed = await wal.consumer('g2');
-    expect((await g2Resumed.poll(100, 0)).map((e) => e.record.writeId)).toEqual(
+    expect((await g2Resumed.poll(100, 0)).map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(
       Array.from({ length: 15 }, (_, i) => `w${i + 20}`),
     );
 
@@ -104,7 +112,7 @@ describe('SqliteWriteAheadLog', () => {
     await eventually(() => expect(retainedEntries()).toBe(0));
     await wal.append(outcome('after'));
     const [next] = await g1.poll(10, 1_000);
-    expect(next?.record.writeId).toBe('after');
+    expect(next?.record?.writeId).toBe('after');
     expect(next?.position.offset).toBeGreaterThan(offsetOf(34));
   });
 
@@ -126,7 +134,7 @@ describe('SqliteWriteAheadLog', () => {
       // interval's re-read can see an append by another connection, which cannot wake it.
       const polled = consumer.poll(10, 600_000);
       await other.append(outcome('from-elsewhere'));
-      expect((await polled).map((e) => e.record.writeId)).toEqual(['from-elsewhere']);
+      expect((await polled).map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(['from-elsewhere']);
     } finally {
       await other.close();
     }
@@ -157,7 +165,7 @@ describe('SqliteWriteAheadLog', () => {
     await pending;
     wal = await SqliteWriteAheadLog.open({ path });
     const consumer = await wal.consumer('g');
-    expect((await consumer.poll(10, 0)).map((e) => e.record.writeId)).toEqual(['queued']);
+    expect((await consumer.poll(10, 0)).map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(['queued']);
   });
 
   it('an unopenable path fails with WAL_UNAVAILABLE', async () => {
