@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, vi } from 'vitest';
 import { startLocalCluster, type LocalCluster, type LocalClusterOptions, type Proc } from '../../scripts/local-cluster.js';
+import { fetchOnFreshConnection } from '../helpers/fresh-connection.js';
 
 export const CLUSTER_TEST_LIMITS = {
   /** Starting etcd, Kafka, nginx and eleven Strata processes; about 10 s alone on 2 cores, more beside other tests. */
@@ -64,9 +65,9 @@ export interface Answer {
   json: any;
 }
 
-/** One request with a deadline; the body is read whole. */
+/** One request with a deadline, on a connection of its own (see fetchOnFreshConnection); the body is read whole. */
 export async function request(base: string, pathAndQuery: string, init: RequestInit = {}): Promise<Answer> {
-  const res = await fetch(`${base}${pathAndQuery}`, { signal: AbortSignal.timeout(CLUSTER_TEST_LIMITS.requestTimeoutMs), ...init });
+  const res = await fetchOnFreshConnection(`${base}${pathAndQuery}`, { signal: AbortSignal.timeout(CLUSTER_TEST_LIMITS.requestTimeoutMs), ...init });
   const text = await res.text();
   let json: unknown = null;
   try {

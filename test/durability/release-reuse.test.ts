@@ -7,6 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { blobsOfKey, docText, fullInventory, json, refNames, stat } from './durability-helpers.js';
 
+/**
+ * The storm's 40 writes go through one gateway in turn while four readers read as fast as they can: about 10 s on
+ * an idle 2-core machine over HTTP, nearly a minute on a busy one. Its own timeout leaves room for that.
+ */
+const STORM_TIMEOUT_MS = 180_000;
+
 for (const transport of ['local', 'http'] as const) {
   describe(`release of superseded blobs (${transport} transport)`, () => {
     let cluster: TestCluster;
@@ -142,6 +148,6 @@ for (const transport of ['local', 'http'] as const) {
       expect(text).toContain(`"like_count":${last.like}`);
       if (last.kind === 'write-a') expect(text).toBe(coldA(last.like));
       if (last.kind === 'write-b') expect(text).toBe(coldB(last.like));
-    });
+    }, STORM_TIMEOUT_MS);
   });
 }

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { waitUntil } from '../helpers/wait.js';
+import { fetchOnFreshConnection } from '../helpers/fresh-connection.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -67,7 +68,7 @@ describe('npm start (all-in-one process)', () => {
     expect(first.output()).toMatch(/storage node-6: http:\/\/127\.0\.0\.1:\d+/);
     expect(first.output()).toContain('share this disk');
     const doc = '{"like_count":1,"n":12345678901234567890,"text":"survives"}';
-    const put = await fetch(`http://127.0.0.1:${port}/write?key=e2e%2Fdoc`, {
+    const put = await fetchOnFreshConnection(`http://127.0.0.1:${port}/write?key=e2e%2Fdoc`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: doc,
@@ -78,7 +79,7 @@ describe('npm start (all-in-one process)', () => {
     expect(first.output()).toContain('SIGINT received, shutting down');
 
     const second = await start(dataDir, port);
-    const read = await fetch(`http://127.0.0.1:${port}/read/e2e%2Fdoc`);
+    const read = await fetchOnFreshConnection(`http://127.0.0.1:${port}/read/e2e%2Fdoc`);
     expect(read.status).toBe(200);
     expect(await read.text()).toBe(doc);
     expect(read.headers.get('x-strata-version')).toBe(version);

@@ -11,6 +11,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM_ARGS, ensureChromium } from '../../scripts/infra/chromium.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { CONDITION_TIMEOUT_MS } from '../helpers/wait.js';
 
 const SCREENSHOT_DIR = path.resolve('test-results', 'console');
 /** The screenshot the README shows. */
@@ -103,10 +104,10 @@ describe('the web console', () => {
 
   it('shows the cluster map with six healthy nodes in their zones', async () => {
     await page.goto(cluster.url);
-    await expect.poll(() => page.locator('.node-card').count(), { timeout: 10_000 }).toBe(6);
+    await expect.poll(() => page.locator('.node-card').count(), { timeout: CONDITION_TIMEOUT_MS }).toBe(6);
     const states = await page.locator('.node-card').evaluateAll((cards) => cards.map((c) => c.getAttribute('data-state')));
     expect(states).toEqual(Array(6).fill('healthy'));
-    await expect.poll(() => page.locator('#node-count').textContent()).toBe('6 nodes, 6 healthy');
+    await expect.poll(() => page.locator('#node-count').textContent(), { timeout: CONDITION_TIMEOUT_MS }).toBe('6 nodes, 6 healthy');
   });
 
   it('lists keys in the object browser and pages through them', async () => {
@@ -149,7 +150,7 @@ describe('the web console', () => {
   });
 
   it('draws the storage-efficiency chart: bytes on disk against 3x replication', async () => {
-    await expect.poll(() => page.locator('#efficiency-chart rect.bar').count(), { timeout: 15_000 }).toBe(3);
+    await expect.poll(() => page.locator('#efficiency-chart rect.bar').count(), { timeout: CONDITION_TIMEOUT_MS }).toBe(3);
     const bars = await page.locator('#efficiency-chart rect.bar').evaluateAll((rects) =>
       Object.fromEntries(rects.map((r) => [r.getAttribute('data-series'), { bytes: Number(r.getAttribute('data-bytes')), width: Number(r.getAttribute('width')) }])),
     );
@@ -169,20 +170,20 @@ describe('the web console', () => {
     const report = await cluster.healer.runOnce({ forceAudit: true });
     expect(report.repaired).toBeGreaterThanOrEqual(1);
     const row = page.locator(`.repair-row[data-key="${KEYS.ec}"]`);
-    await row.first().waitFor({ timeout: 15_000 });
+    await row.first().waitFor({ timeout: CONDITION_TIMEOUT_MS });
     expect(await row.first().textContent()).toContain(`shard-2 on ${victim.node} (missing)`);
     // The document view shows the rebuilt shard in place again.
     await page.fill('#prefix', KEYS.ec);
     await page.click('#browse-form button[type=submit]');
     await page.click(`.key-row[data-key="${KEYS.ec}"]`);
-    await expect.poll(() => page.textContent('#doc-key')).toBe(KEYS.ec);
+    await expect.poll(() => page.textContent('#doc-key'), { timeout: CONDITION_TIMEOUT_MS }).toBe(KEYS.ec);
     const states = await page.locator('#placement tbody tr td:last-child').allTextContents();
     expect(states).toEqual(Array(stat.hot.length + stat.cold.length).fill('ok'));
     expect(await row.first().getAttribute('data-kind')).toBe('repaired');
   });
 
   it('shows live activity: the request rate and commits from the change feed', async () => {
-    await expect.poll(() => page.textContent('#live'), { timeout: 10_000 }).toBe('feed: live');
+    await expect.poll(() => page.textContent('#live'), { timeout: CONDITION_TIMEOUT_MS }).toBe('feed: live');
     await write('devices/live-1', sensorDoc(99), 'field_hybrid');
     await page.locator('#feed li', { hasText: 'devices/live-1' }).first().waitFor();
     await page.locator('#rate-chart polyline').waitFor();
@@ -191,7 +192,7 @@ describe('the web console', () => {
     await page.fill('#prefix', 'devices/');
     await page.click('#browse-form button[type=submit]');
     await page.click(`.key-row[data-key="${KEYS.hybrid}"]`);
-    await expect.poll(() => page.textContent('#doc-key')).toBe(KEYS.hybrid);
+    await expect.poll(() => page.textContent('#doc-key'), { timeout: CONDITION_TIMEOUT_MS }).toBe(KEYS.hybrid);
     const file = await screenshot('console-overview');
     await mkdir(path.dirname(README_SCREENSHOT), { recursive: true });
     await copyFile(file, README_SCREENSHOT);

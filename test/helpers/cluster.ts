@@ -45,7 +45,10 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
       STRATA_NODE_PORT_BASE: '0',
       STRATA_NODE_TRANSPORT: options.transport ?? 'local',
       STRATA_LOG_LEVEL: 'silent',
-      STRATA_NODE_TIMEOUT_MS: '2000',
+      // A node call's deadline. Generous: on a busy machine calls queue behind each other (a test's concurrent
+      // writes over HTTP), and one that times out marks its node down, so that writes find too few nodes. Tests of
+      // slow or hung nodes set their own.
+      STRATA_NODE_TIMEOUT_MS: '30000',
       STRATA_HEDGE_AFTER_MS: '50',
       STRATA_SCRUB_INTERVAL_MS: '0',
       // Reads go to the nodes, so that tests of degraded, hedged and failing reads see the nodes' behaviour; the

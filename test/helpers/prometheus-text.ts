@@ -2,6 +2,7 @@
  * A small parser of the Prometheus text exposition format (version 0.0.4), enough for tests to read what a
  * process's /metrics says: `# HELP` / `# TYPE` lines, and samples `name{label="value",...} number`.
  */
+import { fetchOnFreshConnection } from './fresh-connection.js';
 export interface Sample {
   name: string;
   labels: Record<string, string>;
@@ -85,8 +86,9 @@ export function sumOf(scrape: Scrape, name: string, labels: Record<string, strin
   return total;
 }
 
+/** GET /metrics of a process (often another one: hence a connection of its own) and parse it. */
 export async function scrape(url: string): Promise<Scrape> {
-  const response = await fetch(url);
+  const response = await fetchOnFreshConnection(url);
   if (response.status !== 200) throw new Error(`GET ${url} answered ${response.status}`);
   const type = response.headers.get('content-type') ?? '';
   if (!type.startsWith('text/plain')) throw new Error(`GET ${url} answered content-type ${type}`);

@@ -45,9 +45,10 @@ export function yieldToEventLoop(): Promise<void> {
 
 /**
  * Lets `ms` of real time pass, for the rare component that measures a period with a real timer and no injected
- * clock (named at each call, so that the component can be given a clock and the wait removed). Timers fire in
- * order of their deadlines, so a wait started after the component's timer outlasts it however busy the machine;
- * every other wait in the tests is on a condition (waitUntil) or an injected clock.
+ * clock: etcd's leases, or a timer in this process (named at each call, so that the component can be given a
+ * clock and the wait removed). Within one process timers fire in order of their deadlines, so a wait started after
+ * the component's timer outlasts it however busy the machine. Every other wait in the tests is on a condition
+ * (waitUntil) or an injected clock; test/meta/no-fixed-sleeps.test.ts keeps it so.
  */
 export function outlastRealTimer(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -19,6 +19,7 @@ import { SqliteMetadataStore } from '../../internal/metadata/sqlite-metadata-sto
 import { runStorageNode, type Running } from '../../internal/wiring/processes.js';
 import { scrape, sumOf } from '../helpers/prometheus-text.js';
 import { waitUntil } from '../helpers/wait.js';
+import { fetchOnFreshConnection } from '../helpers/fresh-connection.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const TOKEN = randomBytes(18).toString('base64url');
@@ -136,7 +137,7 @@ describe('metrics, request ids and graceful shutdown of separate processes', () 
 
   it('a write with X-Request-Id is counted by the gateway and the node process, whose log carries the id', async () => {
     const doc = JSON.stringify({ like_count: 1, blob: randomBytes(8192).toString('hex') });
-    const res = await fetch(`${gatewayUrl}/write?key=procs%2Fone&strategy=ec`, {
+    const res = await fetchOnFreshConnection(`${gatewayUrl}/write?key=procs%2Fone&strategy=ec`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-request-id': 'procs-write-1' },
       body: doc,
@@ -163,7 +164,7 @@ describe('metrics, request ids and graceful shutdown of separate processes', () 
   }, 30_000);
 
   it('the healer process serves /health and /metrics, and its metrics show it leading and reading the WAL', async () => {
-    const health = await fetch(`${healerUrl}/health`);
+    const health = await fetchOnFreshConnection(`${healerUrl}/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'healthy', service: 'healer' });
     await waitFor('the healer to lead and read the write\'s intent', async () => {
@@ -174,7 +175,7 @@ describe('metrics, request ids and graceful shutdown of separate processes', () 
     expect(sumOf(s, 'strata_healer_rounds_total')).toBeGreaterThan(0);
     expect(sumOf(s, 'strata_storage_nodes', { state: 'healthy' })).toBe(6);
     expect(s.types.get('strata_healer_wal_unresolved_intents')).toBe('gauge');
-    expect((await fetch(`${healerUrl}/nothing`)).status).toBe(404);
+    expect((await fetchOnFreshConnection(`${healerUrl}/nothing`)).status).toBe(404);
   }, 30_000);
 
   it('a storage node sent SIGTERM finishes the upload in flight, leaves the registry and exits 0', async () => {
@@ -231,7 +232,7 @@ describe('metrics, request ids and graceful shutdown of separate processes', () 
   }, 30_000);
 
   it('a gateway sent SIGTERM completes the write in flight and exits 0 within the bound', async () => {
-    const write = fetch(`${gatewayUrl}/write?key=procs%2Finflight`, {
+    const write = fetchOnFreshConnection(`${gatewayUrl}/write?key=procs%2Finflight`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ like_count: 5, text: 'in flight at SIGTERM' }),
@@ -253,7 +254,7 @@ describe('metrics, request ids and graceful shutdown of separate processes', () 
       'gateway listening',
     );
     try {
-      const write = fetch(`http://127.0.0.1:${port}/write?key=procs%2Fcut`, {
+      const write = fetchOnFreshConnection(`http://127.0.0.1:${port}/write?key=procs%2Fcut`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ like_count: 6 }),
