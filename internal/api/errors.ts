@@ -29,7 +29,7 @@ export function errorResponse(c: Context, error: unknown, log: Logger): Response
   return c.json(errorBody('INTERNAL', 'an internal error occurred; it has been logged'), 500);
 }
 
-const CLIENT_FACING_5XX = new Set(['INTERNAL', 'INSUFFICIENT_NODES', 'METADATA_UNAVAILABLE', 'METADATA_CORRUPT', 'WAL_UNAVAILABLE', 'WRITE_ABORTED', 'COMMIT_UNKNOWN', 'OVERLOADED', 'TOO_MANY_WATCHERS', 'WATCH_TOO_SLOW']);
+const CLIENT_FACING_5XX = new Set(['INTERNAL', 'INSUFFICIENT_NODES', 'METADATA_UNAVAILABLE', 'METADATA_CORRUPT', 'WAL_UNAVAILABLE', 'WRITE_ABORTED', 'COMMIT_UNKNOWN', 'OVERLOADED', 'TOO_MANY_WATCHERS', 'WATCH_TOO_SLOW', 'DISK_FULL']);
 
 function isClientFacing(code: string): boolean {
   return CLIENT_FACING_5XX.has(code);

@@ -1,3 +1,4 @@
+import type { GatewayCapacity } from './capacity-view.js';
 import type { NodePool } from '../cluster/node-pool.js';
 import type { StrataConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
@@ -27,4 +28,6 @@ export interface GatewayDeps {
   bodies: BodyBudget;
   /** Access statistics and tiering records (GET/PUT /policy); absent in apps built without tiering. */
   tiering?: AccessRecorder;
+  /** The local disk's reserve when this gateway's metadata and log are on it (the all-in-one). */
+  capacity?: GatewayCapacity;
 }

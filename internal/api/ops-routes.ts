@@ -8,6 +8,7 @@ import type { GatewayDeps } from './gateway-deps.js';
 import type { MetadataIntegrity } from '../metadata/metadata-store.js';
 import { gcHoldOf } from './healer-routes.js';
 import { errorBody } from './errors.js';
+import { writability, type Writability } from './capacity-view.js';
 import { EfficiencyAccumulator } from '../efficiency/storage-efficiency.js';
 import { EfficiencySchema, PrefixDepthQuery } from './storage-usage-view.js';
 import { createRoute, defineRoute, errorResponses, jsonResponse, z, type GatewayApp } from './route-definition.js';
@@ -53,6 +54,8 @@ export const readyRoute = createRoute({
     200: jsonResponse('Ready', z.strictObject({
       status: z.literal('ready'),
       warnings: z.array(z.string()).optional().openapi({ description: 'metadata integrity problems that do not stop serving (damaged records are refused one by one)' }),
+      writable: z.boolean().openapi({ description: 'false while writes are refused with 507 DISK_FULL (the disk is down to its reserve, or too few storage nodes have room); reads and deletes still work, so the gateway stays ready' }),
+      writable_reason: z.string().nullable().openapi({ description: 'what is full and how to free space; null while writable' }),
     })),
     503: jsonResponse(
       'Not ready, with the reasons; retry after Retry-After',
@@ -84,7 +87,22 @@ export const clusterRoute = createRoute({
         bytes_used: nullableInt,
         bytes_free: nullableInt,
         blobs: nullableInt,
+        writable: z.boolean().openapi({ description: 'takes new blobs (false: its disk is down to its reserve; placement skips it)' }),
+        full_reason: z.string().nullable(),
       })),
+      capacity: z.strictObject({
+        writable: z.boolean(),
+        reason: z.string().nullable().openapi({ description: 'why writes are refused with 507 DISK_FULL, and how to free space' }),
+        nodes_with_room: z.number().int(),
+        data_dir: z.strictObject({
+          dir: z.string(),
+          free_bytes: z.number().int(),
+          total_bytes: z.number().int(),
+          reserve_bytes: z.number().int().openapi({ description: 'kept for deletes, compaction and the databases (sizing: docs/disk-full.md)' }),
+          ballast_bytes: z.number().int().openapi({ description: 'the reserve held as a file; 0 while it is released to deletes and compaction' }),
+          writable_bytes: z.number().int(),
+        }).nullable().openapi({ description: 'the local data directory (all-in-one); null for a gateway that keeps no data' }),
+      }),
       healer_leader: z.string().nullable(),
       metadata_backend: z.string(),
       wal_backend: z.string(),
@@ -166,9 +184,12 @@ export function registerOpsRoutes(app: GatewayApp, deps: GatewayDeps, extras: { 
       c.header('Retry-After', '1');
       return c.json({ status: 'not_ready', problems, ...errorBody('INSUFFICIENT_NODES', problems.join('; ')) }, 503);
     }
-    // A damaged record fails only its own requests: the gateway stays ready and says what is wrong.
+    // A damaged record fails only its own requests, and a full disk only writes: the gateway stays ready (load
+    // balancers must keep routing reads and the deletes that free space) and says what is wrong.
     const warnings = deps.metadata.integrity().problems;
-    return c.json(warnings.length > 0 ? { status: 'ready' as const, warnings } : { status: 'ready' as const });
+    const capacity = writability(deps.pool, deps.capacity);
+    const write = { writable: capacity.writable, writable_reason: capacity.reason };
+    return c.json(warnings.length > 0 ? { status: 'ready' as const, warnings, ...write } : { status: 'ready' as const, ...write });
   });
 
   defineRoute(app, clusterRoute, async (c) => {
@@ -201,7 +222,10 @@ export function registerOpsRoutes(app: GatewayApp, deps: GatewayDeps, extras: { 
         bytes_used: usage[i]?.bytesUsed ?? null,
         bytes_free: usage[i]?.bytesFree ?? null,
         blobs: usage[i]?.blobs ?? null,
+        writable: v.writable,
+        full_reason: v.fullReason,
       })),
+      capacity: capacityView(writability(deps.pool, deps.capacity)),
       healer_leader: leader,
       metadata_backend: deps.backends.metadata,
       wal_backend: deps.backends.wal,
@@ -290,6 +314,26 @@ export function registerOpsRoutes(app: GatewayApp, deps: GatewayDeps, extras: { 
       efficiency: efficiency.report(),
     });
   });
+}
+
+function capacityView(w: Writability) {
+  const local = w.local;
+  return {
+    writable: w.writable,
+    reason: w.reason,
+    nodes_with_room: w.nodesWithRoom,
+    data_dir:
+      local === null
+        ? null
+        : {
+            dir: local.dir,
+            free_bytes: local.freeBytes,
+            total_bytes: local.totalBytes,
+            reserve_bytes: local.reserveBytes,
+            ballast_bytes: local.ballastBytes,
+            writable_bytes: local.writableBytes,
+          },
+  };
 }
 
 function integrityView(integrity: MetadataIntegrity) {

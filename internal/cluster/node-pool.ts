@@ -16,6 +16,18 @@ export interface NodeView {
   draining: boolean;
   lastSeenMs: number | null;
   lastError: string | null;
+  /** Takes new blobs: false while its capacity report says its disk is down to the reserve, or after a DISK_FULL. */
+  writable: boolean;
+  /** Why it takes no new blobs (the node's own message); null while writable. */
+  fullReason: string | null;
+}
+
+/** What the pool says about room for new blobs (GET /cluster, /health/ready, strata_writable). */
+export interface PoolCapacity {
+  /** Healthy nodes, not draining, that take new blobs. */
+  nodesWithRoom: number;
+  /** Healthy nodes, not draining (with room or not). */
+  nodesUp: number;
 }
 
 /** Builds the client of a node the registry announced (wiring decides the transport and the token). */
@@ -46,6 +58,10 @@ interface Member {
   downSinceMs: number | null;
   /** A put was refused with DISK_FULL: new blobs go elsewhere until this time (reads are unaffected). */
   fullUntilMs?: number;
+  /** The message of that refusal. */
+  fullMessage?: string;
+  /** The node's last capacity report said it takes no new blobs, with this reason; null when it has room. */
+  reportedFull: string | null;
   /**
    * Why the node is out of service whatever its probes say (its directory could not be opened at start-up, see
    * `holdDown`); shown as its last error until the hold is lifted. Null when not held.
@@ -107,9 +123,9 @@ export class NodePool {
   placementNodes(): PlacementNode[] {
     const out: PlacementNode[] = [];
     for (const [id, m] of this.members) {
-      // A full node is placed like a down one: chosen only when there are not enough others.
-      const full = m.fullUntilMs !== undefined && m.fullUntilMs > this.options.clock.nowMs();
-      const node: PlacementNode = { id, healthy: isUp(m) && !full };
+      // A full node is chosen last, only when there are not enough others (placement skips it otherwise).
+      const node: PlacementNode = { id, healthy: isUp(m) };
+      if (this.isFull(m)) node.full = true;
       if (m.zone !== undefined) node.zone = m.zone;
       if (m.draining) node.draining = true;
       out.push(node);
@@ -126,10 +142,27 @@ export class NodePool {
         draining: m.draining,
         lastSeenMs: m.lastSeenMs,
         lastError: m.heldDownReason ?? (m.leaseAlive ? m.lastError : (m.lastError ?? 'heartbeat lease expired (registry)')),
+        writable: !this.isFull(m),
+        fullReason: this.isFull(m) ? (m.reportedFull ?? m.fullMessage ?? 'its disk is full (it refused a put with DISK_FULL)') : null,
       };
       if (m.zone !== undefined) view.zone = m.zone;
       return view;
     });
+  }
+
+  capacity(): PoolCapacity {
+    let nodesWithRoom = 0;
+    let nodesUp = 0;
+    for (const m of this.members.values()) {
+      if (!isUp(m) || m.draining) continue;
+      nodesUp++;
+      if (!this.isFull(m)) nodesWithRoom++;
+    }
+    return { nodesWithRoom, nodesUp };
+  }
+
+  private isFull(m: Member): boolean {
+    return m.reportedFull !== null || (m.fullUntilMs !== undefined && m.fullUntilMs > this.options.clock.nowMs());
   }
 
   /**
@@ -191,6 +224,7 @@ export class NodePool {
       this.markDown(m, error.message);
     } else if (isStrataError(error, 'DISK_FULL')) {
       m.fullUntilMs = this.options.clock.nowMs() + DISK_FULL_AVOID_MS;
+      m.fullMessage = error.message;
       m.lastError = error.message;
     }
   }
@@ -221,9 +255,22 @@ export class NodePool {
     try {
       await Promise.all(
         [...this.members.values()].map(async (m) => {
-          const ok = await m.client.ping({ timeoutMs: this.options.probeTimeoutMs });
-          if (ok) this.markUp(m);
-          else this.markDown(m, 'health probe failed');
+          const options = { timeoutMs: this.options.probeTimeoutMs };
+          const report = m.client.probe ? await m.client.probe(options) : { up: await m.client.ping(options), writable: true, reason: null };
+          if (!report.up) {
+            this.markDown(m, 'health probe failed');
+            return;
+          }
+          this.markUp(m);
+          // The node's own report wins over an earlier refusal: once compaction gave space back it takes blobs again.
+          if (report.writable) {
+            // Only a node that reported itself full lifts its own pause; a refusal from a node that reports no
+            // capacity (an ENOSPC without a reserve) keeps its 30 s pause.
+            if (m.reportedFull !== null) delete m.fullUntilMs;
+            m.reportedFull = null;
+          } else {
+            m.reportedFull = report.reason ?? `${m.client.nodeId}: disk full`;
+          }
         }),
       );
     } finally {
@@ -269,6 +316,7 @@ function newMember(client: NodeClient, zone: string | undefined): Member {
     registered: false,
     downSinceMs: null,
     heldDownReason: null,
+    reportedFull: null,
   };
   if (zone !== undefined) member.zone = zone;
   return member;

@@ -9,6 +9,7 @@ import { STRATEGIES, type Strategy } from '../manifest/manifest.js';
 import { accessSettings, type AccessSettings } from './access-config.js';
 import { tieringSettings, type TieringSettings } from './tiering-config.js';
 import { coldStorageSettings, type ColdStorageConfig } from './cold-storage-config.js';
+import { RESERVE_LIMITS } from '../reserve/reserve-sizing.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -96,6 +97,11 @@ export interface StrataConfig extends AccessSettings, TieringSettings, ColdStora
   tombstoneGraceMs: number;
   scrubIntervalMs: number;
   scrubBytesPerSecMax: number;
+  /**
+   * Bound on each data directory's space reserve (internal/reserve: sized from what is stored, at most a quarter
+   * of the filesystem). 0 keeps no ballast file; writes are still refused before the disk is full.
+   */
+  diskReserveBytesMax: number;
   /** GET /watch: change-feed streams one gateway serves at once (503 TOO_MANY_WATCHERS beyond). */
   watchStreamsMax: number;
   /** GET /watch: a comment line is sent after this long without an event, so proxies keep the stream open. */
@@ -297,6 +303,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<StrataConf
     tombstoneGraceMs: intVar(env, 'STRATA_TOMBSTONE_GRACE_MS', 86_400_000, 10, 365 * 86_400_000),
     scrubIntervalMs: intVar(env, 'STRATA_SCRUB_INTERVAL_MS', 3_600_000, 0, 30 * 86_400_000),
     scrubBytesPerSecMax: intVar(env, 'STRATA_SCRUB_BYTES_PER_SEC_MAX', 32 * 1024 * 1024, 1024, 10 * 1024 ** 3),
+    diskReserveBytesMax: intVar(env, 'STRATA_DISK_RESERVE_BYTES_MAX', RESERVE_LIMITS.reserveBytesMax, 0, 1024 ** 4),
     watchStreamsMax: intVar(env, 'STRATA_WATCH_STREAMS_MAX', 256, 1, 100_000),
     watchHeartbeatMs: intVar(env, 'STRATA_WATCH_HEARTBEAT_MS', 15_000, 10, 600_000),
     watchBufferBytesMax: intVar(env, 'STRATA_WATCH_BUFFER_BYTES_MAX', 4 * 1024 * 1024, 1024, 1024 ** 3),

@@ -68,8 +68,10 @@ export const ERROR_STATUS = {
   BLOB_EXISTS: 409,
   BLOB_CORRUPT: 409,
   BLOB_TOO_LARGE: 413,
-  // A full disk is the node being unable to serve this request right now: 503, as for any unavailable node.
-  DISK_FULL: 503,
+  // Out of space for new data (internal/reserve): the local disk is down to its reserve, or too few storage nodes
+  // have room for a write's placement, or etcd's space quota is exhausted. Nothing was written; reads and deletes
+  // still work. 507 Insufficient Storage: retrying unchanged does not help until space is freed.
+  DISK_FULL: 507,
   NODE_UNAVAILABLE: 503,
   // Start-up of a process or of one storage node (internal/datadir): never sent to a client; the process exits
   // naming the directory, or the all-in-one keeps that one node down with the message as its reason.

@@ -34,7 +34,7 @@ import {
   parseStoreUsage,
   parseVerifyResult,
 } from '../storagenode/protocol.js';
-import type { CallOptions, NodeClient } from './node-client.js';
+import type { CallOptions, NodeClient, NodeProbe } from './node-client.js';
 
 export const NODE_CONNECTIONS_DEFAULT = 32;
 export const NODE_CALL_TIMEOUT_MS_DEFAULT = 10_000;
@@ -244,16 +244,25 @@ export class HttpNodeClient implements NodeClient {
   }
 
   async ping(options?: CallOptions): Promise<boolean> {
+    return (await this.probe(options)).up;
+  }
+
+  async probe(options?: CallOptions): Promise<NodeProbe> {
     try {
       const answer = await this.call(
         { op: 'ping', method: 'GET', path: `${NODE_API_PREFIX}/health` },
         options,
         NODE_ERROR_BODY_BYTES_MAX,
       );
-      const status = (JSON.parse(answer.body.toString('utf8')) as { status?: unknown } | null)?.status;
-      return status === 'healthy';
+      const body = JSON.parse(answer.body.toString('utf8')) as { status?: unknown; writable?: unknown; reason?: unknown } | null;
+      // A node of an earlier release reports no capacity: it is taken as writable, as before.
+      return {
+        up: body?.status === 'healthy',
+        writable: body?.writable !== false,
+        reason: typeof body?.reason === 'string' ? body.reason : null,
+      };
     } catch {
-      return false;
+      return { up: false, writable: false, reason: null };
     }
   }
 

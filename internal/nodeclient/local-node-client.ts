@@ -7,7 +7,8 @@ import type { BlobHeader, BlobInfo, BlobStore, StoreUsage } from '../blobstore/b
 import { AssertionError, assert } from '../core/assert.js';
 import { StrataError } from '../core/errors.js';
 import type { Logger } from '../log/logger.js';
-import type { CallOptions, NodeClient } from './node-client.js';
+import type { CallOptions, NodeClient, NodeProbe } from './node-client.js';
+import { hasCapacity } from '../reserve/reserved-blob-store.js';
 
 export interface LocalNodeClientOptions {
   nodeId: string;
@@ -100,6 +101,12 @@ export class LocalNodeClient implements NodeClient {
     } catch {
       return false;
     }
+  }
+
+  async probe(options?: CallOptions): Promise<NodeProbe> {
+    if (!(await this.ping(options))) return { up: false, writable: false, reason: null };
+    const capacity = hasCapacity(this.store) ? this.store.capacity() : { writable: true, reason: null };
+    return { up: true, ...capacity };
   }
 
   /** Refuses further calls. The store belongs to whoever opened it and stays open. */

@@ -19,10 +19,22 @@ export interface NodeClient {
   usage(options?: CallOptions): Promise<StoreUsage>;
   /** True when the node answers its health check within the timeout. */
   ping(options?: CallOptions): Promise<boolean>;
+  /**
+   * The health check with the node's capacity report: whether it takes new blobs (false when its disk is down to
+   * its reserve, internal/reserve) and why not. Pools probe with it when a client has it.
+   */
+  probe?(options?: CallOptions): Promise<NodeProbe>;
   close(): Promise<void>;
 }
 
 export interface CallOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
+}
+
+export interface NodeProbe {
+  up: boolean;
+  /** Takes new blobs; a node that is up but not writable still serves reads and deletes. */
+  writable: boolean;
+  reason: string | null;
 }

@@ -17,6 +17,8 @@ export interface PlacementNode {
   healthy: boolean;
   /** Being decommissioned: never chosen for new blobs (reads of what it holds go through the manifest). */
   draining?: boolean;
+  /** Its disk is down to its reserve (capacity report or a DISK_FULL refusal): chosen only after every other node. */
+  full?: boolean;
 }
 
 /** Hex digits of the digest used as the score: 64 bits. */
@@ -49,8 +51,10 @@ export function rankNodes(seed: string, nodes: readonly PlacementNode[]): Placem
  * `count` distinct node ids for `seed`, best first:
  * 1. healthy nodes in rank order, spread over zones: no zone gets another pick while some other zone that still
  *    has a healthy unpicked node has fewer picks;
- * 2. only when there are fewer than `count` healthy nodes, unhealthy ones in rank order (the write will miss them
- *    and be marked partial, and the healer completes it).
+ * 2. only when there are fewer than `count` healthy nodes with room, unhealthy ones in rank order (the write will
+ *    miss them and be marked partial, and the healer completes it);
+ * 3. last, full nodes in rank order: they refuse the blob (nothing is stored there) and the write is partial, or
+ *    refused with DISK_FULL below its quorum (nodesWithRoom says how many have room).
  *
  * `seed`: any string. `nodes`: an id listed twice counts once (its first entry wins). `count`: an integer >= 0.
  * `options.exclude`: ids never chosen (e.g. nodes that already hold another part of the same key); draining nodes
@@ -78,13 +82,34 @@ export function chooseNodes(
     );
   }
   const ranked = rankNodes(seed, candidates);
-  const chosen = spreadOverZones(ranked.filter((node) => node.healthy), count);
+  const chosen = spreadOverZones(ranked.filter((node) => node.healthy && node.full !== true), count);
   for (const node of ranked) {
     if (chosen.length === count) break;
-    if (!node.healthy) chosen.push(node.id);
+    if (!node.healthy && node.full !== true) chosen.push(node.id);
+  }
+  for (const node of ranked) {
+    if (chosen.length === count) break;
+    if (node.full === true) chosen.push(node.id);
   }
   assert(chosen.length === count, 'chosen.length != count');
   return chosen;
+}
+
+/**
+ * Checks that at least `quorum` nodes can take a new blob: healthy, not draining, not full. When fullness is what
+ * makes them too few, DISK_FULL (507: free space, then retry), naming the full nodes' reasons; otherwise the caller's
+ * own INSUFFICIENT_NODES check applies.
+ */
+export function requireRoom(nodes: readonly PlacementNode[], quorum: number, what: string, fullReasons: readonly string[] = []): void {
+  const open = distinctById(nodes).filter((node) => node.healthy && node.draining !== true);
+  const withRoom = open.filter((node) => node.full !== true).length;
+  if (withRoom >= quorum || open.length < quorum) return;
+  throw new StrataError(
+    'DISK_FULL',
+    `only ${withRoom} of ${open.length} storage nodes have room for new blobs; ${quorum} are needed to store ${what}. ` +
+      (fullReasons.length > 0 ? `${fullReasons[0]!}` : 'Free space by deleting documents; compaction gives it back and writes resume.'),
+    { nodesWithRoom: withRoom, nodesNeeded: quorum },
+  );
 }
 
 /**

@@ -14,6 +14,7 @@ import { LIMITS } from '../core/limits.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { instrumentNodeApp } from '../metrics/http-metrics.js';
 import type { NodeInstruments } from '../metrics/node-metrics.js';
+import type { CapacityStatus } from '../reserve/disk-reserve.js';
 import { NODE_API_PREFIX, NODE_HEADERS, type ListAnswer } from './protocol.js';
 
 export interface StorageNodeAppOptions {
@@ -27,6 +28,8 @@ export interface StorageNodeAppOptions {
   log?: Logger;
   /** Request metrics and `GET /metrics`; no /metrics route without them. */
   metrics?: NodeInstruments;
+  /** The node's capacity report for GET /v1/health: whether it takes new blobs, and why not (internal/reserve). */
+  capacity?: () => CapacityStatus;
 }
 
 const SHA256_HEX_PATTERN = /^[0-9a-f]{64}$/;
@@ -63,7 +66,11 @@ export function createStorageNodeApp(options: StorageNodeAppOptions): Hono {
     await next();
   });
 
-  app.get(`${NODE_API_PREFIX}/health`, (c) => c.json({ status: 'healthy', node: nodeId }));
+  // The capacity report: a full node stays healthy (it serves reads and deletes) but takes no new blobs.
+  app.get(`${NODE_API_PREFIX}/health`, (c) => {
+    const capacity = options.capacity?.() ?? { writable: true, reason: null };
+    return c.json({ status: 'healthy', node: nodeId, writable: capacity.writable, reason: capacity.reason });
+  });
 
   app.get(`${NODE_API_PREFIX}/usage`, async (c) => c.json(await store.usage()));
 

@@ -9,7 +9,7 @@ import { serve } from '@hono/node-server';
 import { assert } from '../core/assert.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { ScrubReport } from '../blobstore/file-blob-store.js';
-import { VolumeBlobStore, type VolumeBlobStoreOptions } from '../blobstore/volume/volume-blob-store.js';
+import { VOLUME_BYTES_MAX_DEFAULT, VolumeBlobStore, type VolumeBlobStoreOptions } from '../blobstore/volume/volume-blob-store.js';
 import { closeServer } from '../core/close-server.js';
 import { refuseConnect } from '../core/http-refusals.js';
 import { StrataError } from '../core/errors.js';
@@ -17,6 +17,10 @@ import { DirLock } from '../datadir/dir-lock.js';
 import { admitNodeDirectory, type NodeDirectoryExpectation, type NodeDirectoryOutcome } from '../datadir/node-directory.js';
 import type { Logger } from '../log/logger.js';
 import type { NodeInstruments } from '../metrics/node-metrics.js';
+import { DiskReserve } from '../reserve/disk-reserve.js';
+import { nodesFootprint } from '../reserve/reserve-sizing.js';
+import { ReservedBlobStore } from '../reserve/reserved-blob-store.js';
+import type { BlobStore } from '../blobstore/blob-store.js';
 import { createStorageNodeApp } from './app.js';
 import { NODE_HEADER_BYTES_MAX } from './protocol.js';
 
@@ -52,6 +56,12 @@ export interface StorageNodeOptions {
    * this the directory is only locked.
    */
   identity?: Omit<NodeDirectoryExpectation, 'nodeId' | 'nowMs'>;
+  /**
+   * The space reserve of the disk this node's directory is on (internal/reserve): puts that would reach into it
+   * are refused with DISK_FULL and GET /v1/health reports `writable: false`. Either one the caller shares between
+   * several nodes on one disk (the all-in-one), or `{ own: ... }`: the node keeps its own in its directory.
+   */
+  reserve?: DiskReserve | { own: { reserveBytesMax: number } };
 }
 
 export interface StorageNode {
@@ -60,6 +70,10 @@ export interface StorageNode {
   address: string;
   port: number;
   store: VolumeBlobStore;
+  /** The store as clients reach it: behind the reserve when there is one (puts refused with DISK_FULL). */
+  blobs: BlobStore;
+  /** The reserve this node opened for its own directory (null when shared or none). */
+  ownReserve: DiskReserve | null;
   /** What the identity check found (null when it was not asked for). */
   directory: NodeDirectoryOutcome | null;
   /** Stops scrubbing, closes the listener and every connection (keep-alive ones too) at once, then the store. */
@@ -84,18 +98,36 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   const lock = DirLock.acquire(options.dataDir);
   let store: VolumeBlobStore;
   let directory: NodeDirectoryOutcome | null = null;
+  let ownReserve: DiskReserve | null = null;
   try {
     if (options.identity !== undefined) {
       directory = await admitNodeDirectory(options.dataDir, { ...options.identity, nodeId, nowMs: (options.clock ?? systemClock).nowMs() });
     }
-    store = await openStore(options, onError);
+    // Before the store: on a full disk the ballast is released first, so that opening the volumes has room.
+    let opened: VolumeBlobStore | null = null;
+    if (options.reserve !== undefined && !(options.reserve instanceof DiskReserve)) {
+      ownReserve = await DiskReserve.open({
+        dir: options.dataDir,
+        label: `storage ${nodeId}'s disk (${options.dataDir})`,
+        reserveBytesMax: options.reserve.own.reserveBytesMax,
+        footprint: async () => nodesFootprint(opened === null ? [] : [await opened.usage()], options.volumeBytesMax ?? VOLUME_BYTES_MAX_DEFAULT, 0),
+        ...(options.log !== undefined ? { log: options.log } : {}),
+      });
+    }
+    const shared = options.reserve instanceof DiskReserve ? options.reserve : ownReserve;
+    store = await openStore(options, onError, shared);
+    opened = store;
   } catch (err) {
+    await ownReserve?.close();
     lock.release();
     throw err;
   }
+  const reserve = ownReserve ?? (options.reserve instanceof DiskReserve ? options.reserve : null);
+  const blobs: BlobStore = reserve === null ? store : new ReservedBlobStore(store, reserve, nodeId, ownReserve === null);
 
   const app = createStorageNodeApp({
-    store,
+    store: blobs,
+    ...(reserve !== null ? { capacity: () => reserve.status() } : {}),
     token: options.token,
     nodeId,
     onInternalError: onError,
@@ -107,6 +139,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     server = await listen(app.fetch, host, options.port, options.tls);
   } catch (err) {
     await store.close();
+    await ownReserve?.close();
     lock.release();
     throw err;
   }
@@ -140,6 +173,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       const finished = await closeServer(server, graceMs);
       try {
         await store.close();
+        await ownReserve?.close();
       } finally {
         lock.release();
       }
@@ -152,7 +186,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   };
 
   const scheme = options.tls === undefined ? 'http' : 'https';
-  return { nodeId, address: `${scheme}://${urlHost(host)}:${port}`, port, store, directory, stop, shutdown };
+  return { nodeId, address: `${scheme}://${urlHost(host)}:${port}`, port, store, blobs, ownReserve, directory, stop, shutdown };
 }
 
 /**
@@ -161,8 +195,9 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
  * opened (a file where `volumes/` should be, a directory in place of a volume file, permissions) is
  * DATA_DIR_UNUSABLE with the reason, so that the all-in-one can keep this node down and serve with the others.
  */
-async function openStore(options: StorageNodeOptions, onError: (err: unknown) => void): Promise<VolumeBlobStore> {
+async function openStore(options: StorageNodeOptions, onError: (err: unknown) => void, reserve: DiskReserve | null): Promise<VolumeBlobStore> {
   const storeOptions: VolumeBlobStoreOptions = { dir: options.dataDir, onMaintenanceError: onError };
+  if (reserve !== null) storeOptions.scratchRoom = (copyBytes) => reserve.claimScratch(copyBytes);
   if (options.metrics !== undefined) storeOptions.observer = options.metrics.volume;
   if (options.clock !== undefined) storeOptions.clock = options.clock;
   if (options.capacityBytes !== undefined) storeOptions.capacityBytes = options.capacityBytes;

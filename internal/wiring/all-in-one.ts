@@ -35,9 +35,13 @@ import type { Registry } from 'prom-client';
 import { RequestContext } from '../log/request-context.js';
 import { measureErasureCode } from '../metrics/ec-metrics.js';
 import { watchHealer } from '../metrics/healer-metrics.js';
+import { watchMetadataIntegrity } from '../metrics/integrity-metrics.js';
 import { StorageNodeMetrics } from '../metrics/node-metrics.js';
 import { createProcessRegistry } from '../metrics/registry.js';
 import { loadTls, nodeClientTls, type TlsMaterial } from './tls.js';
+import { DiskReserve } from '../reserve/disk-reserve.js';
+import { nodesFootprint } from '../reserve/reserve-sizing.js';
+import { VOLUME_BYTES_MAX_DEFAULT, type VolumeStoreUsage } from '../blobstore/volume/volume-blob-store.js';
 
 export interface AllInOneNode {
   id: string;
@@ -69,6 +73,8 @@ export interface AllInOne {
   metadata: SqliteMetadataStore;
   wal: SqliteWriteAheadLog;
   pool: NodePool;
+  /** The data directory's space reserve (internal/reserve), shared by the databases and the six nodes on its disk. */
+  reserve: DiskReserve;
   /** The process's metrics registry (GET /metrics on the gateway). */
   registry: Registry;
   /** Stops everything; requests in flight at the gateway get up to `graceMs` (default 2 s) to finish. */
@@ -94,7 +100,17 @@ export async function startAllInOne(config: Readonly<StrataConfig>, options: All
   const lock = DirLock.acquire(config.dataDir);
   const opened: { close(): Promise<void> }[] = [];
   try {
-    return await startLocked(config, options, { clock, log, tls, lock, opened });
+    // The reserve before anything else opens: on a full disk it releases its ballast, which is what gives SQLite
+    // room for its -wal and -shm files, so the process starts and serves reads.
+    const nodeStores: { usage(): Promise<VolumeStoreUsage> }[] = [];
+    const reserve = await DiskReserve.open({
+      dir: config.dataDir,
+      reserveBytesMax: config.diskReserveBytesMax,
+      footprint: async () => nodesFootprint(await Promise.all(nodeStores.map((s) => s.usage())), VOLUME_BYTES_MAX_DEFAULT, 2),
+      log: log.child({ component: 'disk-reserve' }),
+    });
+    opened.push(reserve);
+    return await startLocked(config, options, { clock, log, tls, lock, opened, reserve, nodeStores });
   } catch (error) {
     for (const resource of opened.reverse()) await resource.close().catch(() => undefined);
     lock.release();
@@ -109,14 +125,17 @@ interface StartContext {
   lock: DirLock;
   /** Closed in reverse order when the start fails half way. */
   opened: { close(): Promise<void> }[];
+  reserve: DiskReserve;
+  /** The nodes' volume stores, as they open, for sizing the reserve. */
+  nodeStores: { usage(): Promise<VolumeStoreUsage> }[];
 }
 
 async function startLocked(config: Readonly<StrataConfig>, options: AllInOneOptions, started: StartContext): Promise<AllInOne> {
-  const { clock, log, tls, lock, opened } = started;
+  const { clock, log, tls, lock, opened, reserve, nodeStores } = started;
   const nodeIds = Array.from({ length: config.nodeCount }, (_, i) => `node-${i + 1}`);
   const cluster = new ClusterRecord(config.dataDir, await openClusterIdentity(config.dataDir, nodeIds, clock.nowMs()));
   const token = config.clusterToken ?? (await localToken(config.dataDir));
-  const metadata = await SqliteMetadataStore.open({ path: path.join(config.dataDir, 'metadata', 'strata.db'), clock });
+  const metadata = await SqliteMetadataStore.open({ path: path.join(config.dataDir, 'metadata', 'strata.db'), clock, log: log.child({ component: 'metadata' }) });
   opened.push(metadata);
   const wal = await SqliteWriteAheadLog.open({ path: path.join(config.dataDir, 'wal', 'wal.db'), clock });
   opened.push(wal);
@@ -135,8 +154,11 @@ async function startLocked(config: Readonly<StrataConfig>, options: AllInOneOpti
     down: (id: string, reason: string) => pool?.holdDown(id, reason),
   };
   for (const [i, id] of nodeIds.entries()) {
-    nodes.push(await startNode(config, id, i + 1, token, clock, log, tls, { nodeMetrics, context }, cluster, states));
+    nodes.push(await startNode(config, id, i + 1, token, clock, log, tls, { nodeMetrics, context }, cluster, states, reserve));
   }
+  // Sized from the live stores (a restarted node's store is read through its node).
+  nodeStores.push(...nodes.map((n) => ({ usage: async () => (n.server === null ? emptyUsage() : n.server.store.usage()) })));
+  await reserve.refresh();
   const nodePool = new NodePool(
     nodes.map((n) => ({ client: n.client })),
     { clock, probeIntervalMs: config.nodeProbeIntervalMs, probeTimeoutMs: Math.min(1000, config.nodeTimeoutMs) },
@@ -148,6 +170,7 @@ async function startLocked(config: Readonly<StrataConfig>, options: AllInOneOpti
   const ec = measureErasureCode(new ReedSolomonCode(), registry);
   const healer = buildHealer(config, { metadata, wal, pool: nodePool, ec, clock, log: log.child({ component: 'healer' }) });
   watchHealer(registry, healer, clock);
+  watchMetadataIntegrity(registry, metadata, clock);
   const gateway = buildGateway({
     config,
     metadata,
@@ -160,6 +183,7 @@ async function startLocked(config: Readonly<StrataConfig>, options: AllInOneOpti
     ...(options.hooks ? { hooks: options.hooks } : {}),
     repairBacklog: () => healer.backlog,
     observability: { registry, context },
+    capacity: reserve,
   });
   const http = await serveApp(gateway.app, config.host, config.port, { tls: tls.server, socketIdleTimeoutMs: config.socketIdleTimeoutMs });
   if (options.startHealer !== false) healer.start();
@@ -172,6 +196,7 @@ async function startLocked(config: Readonly<StrataConfig>, options: AllInOneOpti
     metadata,
     wal,
     pool: nodePool,
+    reserve,
     registry,
     async stop(graceMs?: number) {
       try {
@@ -184,6 +209,7 @@ async function startLocked(config: Readonly<StrataConfig>, options: AllInOneOpti
         await Promise.all(nodes.map((n) => n.stop()));
         await wal.close();
         await metadata.close();
+        await reserve.close();
       } finally {
         // Last: the directory is ours until everything in it is closed.
         lock.release();
@@ -229,6 +255,7 @@ async function startNode(
   observability: { nodeMetrics: StorageNodeMetrics; context: RequestContext },
   cluster: ClusterRecord,
   states: { up(id: string): void; down(id: string, reason: string): void },
+  reserve: DiskReserve,
 ): Promise<AllInOneNode> {
   const nodeLog = log.child({ component: 'storage-node', node: id });
   const metrics = observability.nodeMetrics.forNode(id);
@@ -243,6 +270,7 @@ async function startNode(
       token,
       clock,
       identity: { clusterId: cluster.clusterId, heldData: cluster.heldData(id), acceptEmpty },
+      reserve,
       ...(tls.server !== null ? { tls: tls.server } : {}),
       ...(config.scrubIntervalMs > 0 ? { scrubIntervalMs: config.scrubIntervalMs, scrubBytesPerSecMax: config.scrubBytesPerSecMax } : {}),
       onError: (err) => log.error({ err, node: id }, 'storage node error'),
@@ -275,7 +303,7 @@ async function startNode(
   let local: LocalNodeClient | null = null;
   let client: NodeClient;
   if (config.nodeTransport === 'local') {
-    local = new LocalNodeClient({ nodeId: id, store: first?.store ?? new UnopenedBlobStore(id), address, copyBuffers: false, requestId, log: nodeLog });
+    local = new LocalNodeClient({ nodeId: id, store: first?.blobs ?? new UnopenedBlobStore(id), address, copyBuffers: false, requestId, log: nodeLog });
     local.setAvailable(first !== null);
     client = local;
   } else {
@@ -312,7 +340,7 @@ async function startNode(
       }
       node.server = server;
       if (local) {
-        local.setStore(server.store);
+        local.setStore(server.blobs);
         local.setAvailable(true);
       }
       node.running = true;
@@ -357,6 +385,10 @@ class UnopenedBlobStore implements BlobStore {
   private async refuse(): Promise<never> {
     throw new StrataError('NODE_UNAVAILABLE', `storage ${this.nodeId} is down: its directory could not be opened`);
   }
+}
+
+function emptyUsage(): VolumeStoreUsage {
+  return { blobs: 0, bytesUsed: 0, bytesFree: 0, garbageBytes: 0, reclaimableBytes: 0, reclaimedBytes: 0, fileBytes: 0, volumes: 0 };
 }
 
 /** A port nothing listens on now, for a node that is down from the start (port base 0 means "pick one"). */

@@ -29,6 +29,8 @@ import type { Registry } from 'prom-client';
 import type { RequestContext } from '../log/request-context.js';
 import { GatewayMetrics, watchNodePool } from '../metrics/gateway-metrics.js';
 import { GatewayHttpMetrics } from '../metrics/http-metrics.js';
+import { watchCapacity } from '../metrics/capacity-metrics.js';
+import type { GatewayCapacity } from '../api/capacity-view.js';
 
 export interface GatewayParts {
   config: Readonly<StrataConfig>;
@@ -46,6 +48,8 @@ export interface GatewayParts {
    * the write and read paths' metrics. Without it the gateway works the same, unmeasured.
    */
   observability?: { registry: Registry; context: RequestContext };
+  /** The local disk's reserve (the all-in-one): writes are admitted against it, /cluster and /metrics show it. */
+  capacity?: GatewayCapacity;
 }
 
 export interface Gateway {
@@ -73,6 +77,7 @@ export function buildGateway(parts: GatewayParts): Gateway {
     options: writeServiceOptions(config),
     ...(parts.hooks ? { hooks: parts.hooks } : {}),
     ...(metrics ? { observer: metrics } : {}),
+    ...(parts.capacity ? { capacity: parts.capacity } : {}),
   });
   // Every gateway reads manifests through a cache fed by the store's watch (architecture.md, "Read").
   const manifests = new ManifestCache(metadata, { log: log.child({ component: 'manifest-cache' }) });
@@ -114,11 +119,13 @@ export function buildGateway(parts: GatewayParts): Gateway {
   }, { clock, access: tiering });
   const bodies = new BodyBudget(config.bodyBufferBytesMax);
   const deps: GatewayDeps = { config, metadata, wal, pool, reads, ops, clock, log, backends: parts.backends, healerLockName: HEALER_LOCK, tiering, bodies };
+  if (parts.capacity) deps.capacity = parts.capacity;
   if (metrics && observability) {
     metrics.watchManifestCache(manifests);
     metrics.watchPartCache(partCache);
     metrics.watchBodyBudget(bodies);
     watchNodePool(observability.registry, pool);
+    watchCapacity(observability.registry, pool, parts.capacity);
   }
   const app = createGatewayApp(deps, {
     ...(parts.repairBacklog ? { repairBacklog: parts.repairBacklog } : {}),

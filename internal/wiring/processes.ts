@@ -26,6 +26,7 @@ import { RequestContext } from '../log/request-context.js';
 import { measureErasureCode } from '../metrics/ec-metrics.js';
 import { watchNodePool } from '../metrics/gateway-metrics.js';
 import { watchHealer } from '../metrics/healer-metrics.js';
+import { watchMetadataIntegrity } from '../metrics/integrity-metrics.js';
 import { StorageNodeMetrics } from '../metrics/node-metrics.js';
 import { createProcessRegistry } from '../metrics/registry.js';
 import { loadTls, nodeClientTls } from './tls.js';
@@ -140,6 +141,7 @@ export async function runGateway(config: Readonly<StrataConfig>, log: Logger, op
   const registry = createProcessRegistry({ processMetrics: options.processMetrics ?? true });
   const context = new RequestContext();
   const { metadata, wal, names } = await openBackends(config, systemClock, log);
+  watchMetadataIntegrity(registry, metadata, systemClock);
   const membership = await nodeMembership(config, metadata, log, () => context.requestId());
   const pool = membership.pool;
   await pool.probe();
@@ -188,6 +190,7 @@ export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger
     port: config.port,
     token: requireToken(config),
     identity: { clusterId: null, heldData: false, acceptEmpty: true },
+    reserve: { own: { reserveBytesMax: config.diskReserveBytesMax } },
     ...(tls.server !== null ? { tls: tls.server } : {}),
     ...(config.scrubIntervalMs > 0 ? { scrubIntervalMs: config.scrubIntervalMs, scrubBytesPerSecMax: config.scrubBytesPerSecMax } : {}),
     onError: (err) => log.error({ err }, 'storage node error'),
@@ -227,6 +230,7 @@ export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger
 export async function runHealer(config: Readonly<StrataConfig>, log: Logger, options: RunOptions = {}): Promise<Running> {
   const registry = createProcessRegistry({ processMetrics: options.processMetrics ?? true });
   const { metadata, wal } = await openBackends(config, systemClock, log);
+  watchMetadataIntegrity(registry, metadata, systemClock);
   const membership = await nodeMembership(config, metadata, log);
   const pool = membership.pool;
   const ec = measureErasureCode(new ReedSolomonCode(), registry);

@@ -29,7 +29,7 @@ import type { BlobRef, ColdLayout, Manifest, StoredManifest, Strategy } from '..
 import { allRefs, isExpired, referencesBlob, referencesWrite, tombstoneManifest } from '../manifest/manifest.js';
 import { blobMeta } from '../manifest/blob-meta.js';
 import type { CommitResult, IdempotencyClaim, IdempotentResponse, LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
-import { chooseNodes } from '../placement/rendezvous.js';
+import { chooseNodes, requireRoom } from '../placement/rendezvous.js';
 import type { WalBlob, WriteAheadLog } from '../wal/write-ahead-log.js';
 import { checksumOf } from '../blobio/checksum.js';
 import { deleteAll, putAll, type PutTarget } from '../blobio/blob-io.js';
@@ -89,7 +89,20 @@ export interface WriteServiceDeps {
   options: WriteServiceOptions;
   hooks?: WriteHooks;
   observer?: WriteObserver;
+  /**
+   * The local disk's reserve when the metadata store and the log live on it (the all-in-one, internal/reserve):
+   * a write it cannot take is refused with DISK_FULL before its intent is logged. Deletes never ask.
+   */
+  capacity?: WriteCapacity;
 }
+
+export interface WriteCapacity {
+  /** Throws DISK_FULL (nothing changed) when `bytes` more would reach into the reserve. */
+  admit(bytes: number, what: string): void;
+}
+
+/** Metadata and log bytes of one write beside its blobs (manifest, intent, outcome, SQLite pages), for admission. */
+const WRITE_METADATA_BYTES = 16 * 1024;
 
 export interface Preconditions {
   /** `If-Match`: the current version must be this one. */
@@ -265,6 +278,8 @@ export class WriteService {
     const reused: BlobRef[] = reuse ? live!.cold.map((ref) => ({ ...ref })) : [];
     assert(plan.strategy === 'replication' || reuse || plan.coldText !== null, 'a plan without cold text reuses the cold shards');
     const created = [...hotTargets, ...coldTargets];
+    // Refused here, before the intent, the write leaves nothing behind: running out of space is never half a write.
+    this.deps.capacity?.admit(created.reduce((sum, t) => sum + t.data.length, WRITE_METADATA_BYTES), `the write to "${key}"`);
 
     const intentAtMs = clock.nowMs();
     await this.deps.wal.append({
@@ -288,6 +303,14 @@ export class WriteService {
       await deleteAll(this.deps.pool, written, this.deps.options.nodeTimeoutMs);
       void this.appendOutcome(key, writeId, 'failed');
       const failures = outcomes.filter((o) => !o.ok).map((o) => `${o.target.header.part} on ${o.target.node}`);
+      const full = outcomes.find((o) => !o.ok && isStrataError(o.error, 'DISK_FULL'));
+      if (full !== undefined) {
+        throw new StrataError(
+          'DISK_FULL',
+          `only ${hotOk}/${hotTargets.length} replicas and ${coldOk}/${coldTargets.length} cold blobs were stored: ` +
+            `${(full.error as StrataError).message}; nothing was written`,
+        );
+      }
       throw new StrataError(
         'INSUFFICIENT_NODES',
         `only ${hotOk}/${hotTargets.length} replicas and ${coldOk}/${coldTargets.length} cold blobs were stored ` +
@@ -485,8 +508,15 @@ export class WriteService {
     }
   }
 
+  /** Full nodes are skipped by placement; when too few others have room the write is refused with DISK_FULL. */
+  private requireRoom(quorum: number, what: string): void {
+    const full = this.deps.pool.views().flatMap((v) => (v.fullReason !== null ? [v.fullReason] : []));
+    requireRoom(this.deps.pool.placementNodes(), quorum, what, full);
+  }
+
   private hotTargets(key: string, writeId: string, plan: DocumentPlan): PutTarget[] {
     this.requireHealthy(HOT_WRITE_QUORUM, 'hot replicas');
+    this.requireRoom(HOT_WRITE_QUORUM, 'hot replicas');
     const nodes = chooseNodes(`${key}/hot`, this.deps.pool.placementNodes(), HOT_REPLICAS);
     return nodes.map((node, i) => {
       const part = `hot-${i}`;
@@ -499,6 +529,7 @@ export class WriteService {
     if (coldPlacementOf(layout) === 'with_replicas') {
       // Whole copies on the nodes of the hot replicas (the same ranking): the document lives on three nodes.
       this.requireHealthy(HOT_WRITE_QUORUM, 'cold copies');
+      this.requireRoom(HOT_WRITE_QUORUM, 'cold copies');
       const nodes = chooseNodes(`${key}/hot`, this.deps.pool.placementNodes(), HOT_REPLICAS);
       return nodes.map((node, i) => {
         const part = coldCopyPart(i);
@@ -507,6 +538,7 @@ export class WriteService {
       });
     }
     this.requireHealthy(EC_WRITE_QUORUM, 'erasure-coded shards');
+    this.requireRoom(EC_WRITE_QUORUM, 'erasure-coded shards');
     const nodes = chooseNodes(`${key}/cold`, this.deps.pool.placementNodes(), EC_TOTAL_SHARDS);
     return nodes.map((node, i) => {
       const part = `shard-${i}`;

@@ -69,7 +69,8 @@ describe('storage node HTTP API', () => {
   it('answers health with the node id', async () => {
     const response = await call('/v1/health');
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ status: 'healthy', node: 'node-2' });
+    // The capacity report: a node without a reserve always takes new blobs.
+    expect(await response.json()).toEqual({ status: 'healthy', node: 'node-2', writable: true, reason: null });
   });
 
   it('stores a blob with PUT (201 BlobInfo) and serves it with GET, HEAD and /info', async () => {

@@ -110,6 +110,12 @@ export interface VolumeBlobStoreOptions {
   onMaintenanceError?: (err: unknown) => void;
   /** Told about every group-commit fsync (metrics); the store works the same without one. */
   observer?: VolumeStoreObserver;
+  /**
+   * Asked before a compaction copies a volume: may `copyBytes` of scratch space be used on this filesystem now?
+   * The data directory's reserve (internal/reserve) answers, so that on a full disk compactions run one that fits
+   * at a time instead of several failing together and taking the room deletes need.
+   */
+  scratchRoom?: (copyBytes: number) => boolean;
 }
 
 export interface VolumeStoreObserver {
@@ -184,6 +190,7 @@ export class VolumeBlobStore implements BlobStore {
   private readonly fs: VolumeFs;
   private readonly clock: Clock;
   private readonly capacityBytes: number | undefined;
+  private readonly scratchRoom: ((copyBytes: number) => boolean) | undefined;
   private readonly volumeBytesMax: number;
   private readonly blobBytesMax: number;
   private readonly policy: CompactionPolicy;
@@ -239,6 +246,7 @@ export class VolumeBlobStore implements BlobStore {
     this.fs = options.fs ?? nodeVolumeFs;
     this.clock = options.clock ?? systemClock;
     this.capacityBytes = options.capacityBytes;
+    this.scratchRoom = options.scratchRoom;
     this.volumeBytesMax = options.volumeBytesMax ?? VOLUME_BYTES_MAX_DEFAULT;
     this.blobBytesMax = options.blobBytesMax ?? LIMITS.blobBytesMax;
     this.policy = {
@@ -933,8 +941,9 @@ export class VolumeBlobStore implements BlobStore {
 
   /** Compaction writes the live needles once more before the old file goes: is there room for that? */
   private roomToCompact(volume: Volume): boolean {
-    if (this.capacityBytes === undefined) return true;
     const copyBytes = SUPERBLOCK_BYTES + volume.liveBytes + (volume.superblock?.pinnedBytes ?? 0);
+    if (this.scratchRoom !== undefined && !this.scratchRoom(copyBytes)) return false;
+    if (this.capacityBytes === undefined) return true;
     return this.fileBytesTotal() + this.reservedBytes + copyBytes <= this.capacityBytes;
   }
 

@@ -1,0 +1,268 @@
+/**
+ * The space reserve of one data directory: room that writes never get, so that deleting, compacting and opening
+ * the databases still work when the disk is full. It is held as a ballast file (`reserve.ballast`, zeros written
+ * out, so the blocks are really allocated) that is released the moment the disk counts as full and re-made once
+ * compaction has given enough space back. Writes are measured against the free space *minus* what the reserve is
+ * owed, so releasing the ballast never lets a write in: only deletes, compaction and the databases use it.
+ *
+ *   free       = the filesystem's free bytes for this user (statfs bavail x bsize)
+ *   owed       = reserve target - ballast bytes on disk (0 while the ballast is whole)
+ *   room       = free - owed - bytes admitted since the last measurement
+ *   writable   = ballast whole and room >= WRITE_HEADROOM_BYTES; a put or write needs room >= its bytes + headroom
+ *
+ * The target is sized from what is stored (reserve-sizing.ts) and re-measured every refresh. See README.md.
+ */
+import { open, rm, statfs, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { assert } from '../core/assert.js';
+import { StrataError } from '../core/errors.js';
+import type { Logger } from '../log/logger.js';
+import { RESERVE_LIMITS, reserveTargetBytes, type StoredFootprint } from './reserve-sizing.js';
+
+export const BALLAST_FILE = 'reserve.ballast';
+
+/** Filesystem figures the reserve needs; injected in tests to fake a full disk. */
+export interface FsSpace {
+  /** Bytes this process may still allocate (statfs bavail x bsize). */
+  freeBytes: number;
+  /** Size of the filesystem (statfs blocks x bsize). */
+  totalBytes: number;
+}
+
+export type MeasureSpace = (dir: string) => Promise<FsSpace>;
+
+export async function statfsSpace(dir: string): Promise<FsSpace> {
+  const s = await statfs(dir);
+  return { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
+}
+
+export interface CapacityStatus {
+  writable: boolean;
+  /** Why writes are refused (what is full and how to free space); null while writable. */
+  reason: string | null;
+}
+
+export interface ReserveView extends CapacityStatus {
+  dir: string;
+  freeBytes: number;
+  totalBytes: number;
+  /** What the reserve should hold now (sizing formula, bounded). */
+  reserveBytes: number;
+  /** Bytes of the ballast file on disk: reserveBytes while writable, 0 while released for deletes and compaction. */
+  ballastBytes: number;
+  /** Free bytes writes may still use before they are refused. */
+  writableBytes: number;
+}
+
+export interface DiskReserveOptions {
+  /** The data directory; the ballast lives in it (same filesystem as everything it protects). */
+  dir: string;
+  /** What is stored there now, for sizing; called on every refresh. */
+  footprint: () => Promise<StoredFootprint>;
+  /** Names the directory in messages ("the data directory /data", "storage node-3's directory /data/n3"). */
+  label?: string;
+  log?: Logger;
+  refreshIntervalMs?: number;
+  /** Tests inject a fake filesystem here. */
+  measureSpace?: MeasureSpace;
+  /** Upper bound on the reserve (STRATA_DISK_RESERVE_BYTES_MAX); 0 turns the ballast off (writes still stop at the headroom). */
+  reserveBytesMax?: number;
+}
+
+export class DiskReserve {
+  private ballastBytes = 0;
+  private targetBytes = 0;
+  /** The ballast was given up because the disk was full; writes wait until it is re-made. */
+  private released = false;
+  private space: FsSpace = { freeBytes: Number.MAX_SAFE_INTEGER, totalBytes: Number.MAX_SAFE_INTEGER };
+  private admittedBytes = 0;
+  private scratchClaimedBytes = 0;
+  private sqliteFiles = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private refreshing: Promise<void> | null = null;
+  private closed = false;
+  private readonly ballastPath: string;
+  private readonly label: string;
+  private readonly measureSpace: MeasureSpace;
+
+  private constructor(private readonly options: DiskReserveOptions) {
+    this.ballastPath = path.join(options.dir, BALLAST_FILE);
+    this.label = options.label ?? `the data directory ${options.dir}`;
+    this.measureSpace = options.measureSpace ?? statfsSpace;
+  }
+
+  /**
+   * Measures the disk and makes or releases the ballast before anything else in the directory is opened: on a
+   * full disk the ballast is released at once, which is what lets SQLite create its -wal and -shm files.
+   */
+  static async open(options: DiskReserveOptions): Promise<DiskReserve> {
+    const reserve = new DiskReserve(options);
+    reserve.ballastBytes = await fileBytes(reserve.ballastPath);
+    await reserve.refresh();
+    const intervalMs = options.refreshIntervalMs ?? RESERVE_LIMITS.refreshIntervalMs;
+    assert(intervalMs > 0, 'refreshIntervalMs <= 0');
+    reserve.timer = setInterval(() => {
+      reserve.refresh().catch((err) => reserve.options.log?.warn({ err, dir: reserve.options.dir }, 'disk reserve refresh failed'));
+    }, intervalMs);
+    reserve.timer.unref();
+    return reserve;
+  }
+
+  status(): CapacityStatus {
+    const room = this.room();
+    if (this.released || room < RESERVE_LIMITS.writeHeadroomBytes) {
+      return { writable: false, reason: this.fullMessage() };
+    }
+    return { writable: true, reason: null };
+  }
+
+  view(): ReserveView {
+    return {
+      dir: this.options.dir,
+      ...this.status(),
+      freeBytes: this.space.freeBytes,
+      totalBytes: this.space.totalBytes,
+      reserveBytes: this.targetBytes,
+      ballastBytes: this.ballastBytes,
+      writableBytes: Math.max(0, this.room() - RESERVE_LIMITS.writeHeadroomBytes),
+    };
+  }
+
+  /**
+   * Lets a write of about `bytes` in, or refuses it with DISK_FULL before it changes anything. Admitted bytes
+   * count against the room until the next measurement sees them on disk.
+   */
+  admit(bytes: number, what: string): void {
+    assert(Number.isSafeInteger(bytes) && bytes >= 0, 'bytes is a non-negative integer');
+    const status = this.status();
+    if (!status.writable || this.room() - bytes < RESERVE_LIMITS.writeHeadroomBytes) {
+      // A refusal is the disk being full for writes: readiness says so at once, and the next measurement releases
+      // the ballast to deletes unless there is clearly room (a refused write much larger than the rest).
+      this.released = true;
+      void this.refresh().catch(() => undefined);
+      throw new StrataError('DISK_FULL', `${what} refused: ${status.reason ?? this.fullMessage()}`, { dir: this.options.dir });
+    }
+    this.admittedBytes += bytes;
+  }
+
+  /**
+   * May a compaction use `copyBytes` of scratch space now? Yes while the disk is not full (compaction gives more
+   * back than it takes); on a full disk only when the free space, less the scratch already granted since the last
+   * measurement and the databases' share of the reserve, holds it. Granted bytes count until the next measurement.
+   */
+  claimScratch(copyBytes: number): boolean {
+    if (this.status().writable) return true;
+    const keepBytes = RESERVE_LIMITS.sqliteFileGrowthBytes * this.sqliteFiles;
+    if (this.space.freeBytes - this.scratchClaimedBytes - copyBytes < keepBytes) return false;
+    this.scratchClaimedBytes += copyBytes;
+    return true;
+  }
+
+  /** Measures again: resizes, releases or re-makes the ballast. Concurrent calls share one measurement. */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.refreshOnce().finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.refreshing?.catch(() => undefined);
+  }
+
+  private async refreshOnce(): Promise<void> {
+    if (this.closed) return;
+    const footprint = await this.options.footprint().catch(() => null);
+    this.space = await this.measureSpace(this.options.dir);
+    this.admittedBytes = 0;
+    this.scratchClaimedBytes = 0;
+    if (footprint !== null) {
+      this.sqliteFiles = footprint.sqliteFiles;
+      this.targetBytes = reserveTargetBytes(footprint, this.space.totalBytes, this.options.reserveBytesMax ?? RESERVE_LIMITS.reserveBytesMax);
+    }
+    const owed = this.targetBytes - this.ballastBytes;
+    const room = this.space.freeBytes - owed;
+    // After a release (or a refusal), writes resume only with a margin, so that the ballast does not flap.
+    const full = room < RESERVE_LIMITS.writeHeadroomBytes || (this.released && room < RESERVE_LIMITS.writeHeadroomBytes + RESERVE_LIMITS.resumeMarginBytes);
+    if (full) {
+      // Hand the ballast to deletes, compaction and the databases. Writes stay refused (room is unchanged).
+      this.released = true;
+      if (this.ballastBytes > 0) await this.resizeBallast(0, 'released');
+      return;
+    }
+    this.released = false;
+    if (this.ballastBytes !== this.targetBytes) await this.resizeBallast(this.targetBytes, this.ballastBytes === 0 ? 'made' : 'resized');
+  }
+
+  private room(): number {
+    return this.space.freeBytes - (this.targetBytes - this.ballastBytes) - this.admittedBytes;
+  }
+
+  private async resizeBallast(bytes: number, how: string): Promise<void> {
+    const before = this.ballastBytes;
+    if (bytes === 0) {
+      await rm(this.ballastPath, { force: true });
+      this.ballastBytes = 0;
+    } else {
+      this.ballastBytes = await writeBallast(this.ballastPath, before, bytes);
+    }
+    if (this.ballastBytes !== before) {
+      this.space = { ...this.space, freeBytes: this.space.freeBytes - (this.ballastBytes - before) };
+      this.options.log?.info({ dir: this.options.dir, ballastBytes: this.ballastBytes, targetBytes: this.targetBytes }, `disk reserve ${how}`);
+    }
+  }
+
+  private fullMessage(): string {
+    return (
+      `${this.label} is full (${mib(this.space.freeBytes)} free of ${mib(this.space.totalBytes)}, ` +
+      `${mib(this.targetBytes)} kept in reserve so that deletes and compaction always work); ` +
+      'reads and deletes still work: free space by deleting documents (compaction gives the space back within ' +
+      'about a minute, then writes resume), or grow the filesystem'
+    );
+  }
+}
+
+/** Grows (appending zeros) or truncates the ballast to `bytes`, fsynced; on ENOSPC it keeps what it has. */
+async function writeBallast(file: string, fromBytes: number, bytes: number): Promise<number> {
+  const handle = await open(file, fromBytes === 0 ? 'w' : 'r+');
+  try {
+    if (bytes < fromBytes) {
+      await handle.truncate(bytes);
+      await handle.sync();
+      return bytes;
+    }
+    const chunk = Buffer.alloc(RESERVE_LIMITS.ballastChunkBytes);
+    let size = fromBytes;
+    try {
+      while (size < bytes) {
+        const n = Math.min(chunk.length, bytes - size);
+        const { bytesWritten } = await handle.write(chunk, 0, n, size);
+        size += bytesWritten;
+      }
+      await handle.sync();
+    } catch (err) {
+      // Another writer took the space first: keep the ballast as it was; the next refresh tries again.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+      await handle.truncate(fromBytes).catch(() => undefined);
+      return fromBytes;
+    }
+    return size;
+  } finally {
+    await handle.close();
+  }
+}
+
+async function fileBytes(file: string): Promise<number> {
+  try {
+    return (await stat(file)).size;
+  } catch {
+    return 0;
+  }
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
