@@ -62,6 +62,20 @@ async function withHeldCommit(faults: Faults, key: string, first: () => Promise<
   }
 }
 
+/** Runs `send` while the data directory's reserve refuses every write, as it does when the disk is full. */
+async function withFullDisk(faults: Faults, send: () => Promise<Response>): Promise<Response> {
+  const reserve = faults.cluster.reserve;
+  const admit = reserve.admit.bind(reserve);
+  reserve.admit = (_bytes: number, what: string) => {
+    throw new StrataError('DISK_FULL', `${what} refused: the data directory is full; free space by deleting documents`);
+  };
+  try {
+    return await send();
+  } finally {
+    reserve.admit = admit;
+  }
+}
+
 /** The request producing each documented status, in the order they run (faults last, as they change the cluster). */
 const RECIPES: Record<string, Recipe> = {
   'POST /write 200': { run: ({ api }) => api.write('oa/write', { like_count: 1, text: 'hello' }) },
@@ -154,6 +168,17 @@ const RECIPES: Record<string, Recipe> = {
       await f!.api.put('oa-hold/delete', { a: 1 });
       const send = () => f!.api.delete('oa-hold/delete', { 'idempotency-key': 'oa-hold-delete' });
       return withHeldCommit(f!, 'oa-hold/delete', send, send);
+    },
+  },
+  'POST /write 507': {
+    faults: true,
+    run: ({ faults: f }) => withFullDisk(f!, () => f!.api.fetch('/write?key=oa-full%2Fwrite', { method: 'POST', headers: json, body: '{"a":1}', allow5xx: true })),
+  },
+  'PATCH /patch/{key} 507': {
+    faults: true,
+    run: async ({ faults: f }) => {
+      await f!.api.put('oa-full/patch', { a: 1 });
+      return withFullDisk(f!, () => f!.api.fetch('/patch/oa-full%2Fpatch', { method: 'PATCH', headers: json, body: '{"a":2}', allow5xx: true }));
     },
   },
   'POST /write 504': {
