@@ -464,10 +464,17 @@ export class Healer {
     const { metadata, pool, clock, options } = this.deps;
     // Keys whose manifest record was met damaged: their blobs wait for the record's repair, whatever a lookup says.
     const suspect = new Set(metadata.integrity().recent.flatMap((s) => (s.kind === 'manifest' ? [s.key, ...(s.ownKey === undefined ? [] : [s.ownKey])] : [])));
+    // While the store's own integrity check fails, nothing is deleted at all: the file is damaged somewhere, and
+    // a stale-looking blob could be one that a record the damage hides still references.
+    const failedCheck = metadata.integrity().checks?.lastFailure ?? null;
     for (const [node, inventory] of inventories) {
       if (!inventory) continue;
       for (const info of inventory.values()) {
         if (info.createdAtMs > cutoff) continue;
+        if (failedCheck !== null) {
+          holds.hold(`the last integrity check of the metadata store failed (${failedCheck}); garbage collection deletes nothing until one passes`);
+          continue;
+        }
         // A deposed leader must not delete on the strength of what it saw while it led.
         if (!(await this.stillLeads())) return;
         if (suspect.has(info.key)) {

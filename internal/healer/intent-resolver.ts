@@ -125,6 +125,12 @@ export class IntentResolver {
       this.stats.resolvedCommitted++;
       return true;
     }
+    // While the store's own integrity check fails, no rollback deletes anything (as garbage collection).
+    const failedCheck = metadata.integrity().checks?.lastFailure ?? null;
+    if (failedCheck !== null) {
+      this.noteHeld(intent, `the last integrity check of the metadata store failed (${failedCheck}); rollbacks wait until one passes`);
+      return false;
+    }
     // A lookup that finds nothing never authorises a rollback on its own (healer.ts, collectGarbage).
     if (!stored && !(await metadata.absenceTrusted(intent.atMs))) {
       this.noteHeld(intent, metadata.integrity().gcHold ?? 'the metadata store cannot vouch for a missing manifest yet');

@@ -14,7 +14,7 @@ import {
 } from 'etcd3';
 import { assert } from '../core/assert.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import { StrataError } from '../core/errors.js';
+import { StrataError, isStrataError } from '../core/errors.js';
 import type { Manifest, StoredManifest } from '../manifest/manifest.js';
 import {
   KeySpace,
@@ -270,7 +270,7 @@ export class EtcdMetadataStore implements MetadataStore {
     // The outcome of an idempotent mutation is part of its commit: only while its claim holds the token (the exact
     // pending value it reserved), and the token's record becomes done in the same transaction.
     const tokenKey = idempotency === undefined ? null : KeySpace.under(this.keys.idempotency, idempotency.claim.token, 'token');
-    const claimValue = idempotency === undefined ? null : Buffer.from(JSON.stringify(pendingValue(idempotency.claim)), 'utf8');
+    const claimValue = idempotency === undefined ? null : Buffer.from(sealIdempotency(idempotency.claim.token, pendingValue(idempotency.claim)), 'utf8');
     const outcome: IRequestOp[] = [];
     if (idempotency !== undefined && tokenKey !== null && claimValue !== null) {
       compare.push(valueIs(tokenKey, claimValue));
@@ -280,7 +280,7 @@ export class EtcdMetadataStore implements MetadataStore {
         response: idempotency.response,
         versionFromRevision: true,
       };
-      outcome.push(put(tokenKey, JSON.stringify(done)));
+      outcome.push(put(tokenKey, sealIdempotency(idempotency.claim.token, done)));
     }
     compare.push(modIs(manifestKey, expectedModRevision));
     const txn: ITxnRequest = {
@@ -376,12 +376,24 @@ export class EtcdMetadataStore implements MetadataStore {
     assertCount(limit, 'limit');
     if (limit === 0) return [];
     const namespace = this.keys.manifests;
-    const lower = startAfter === null ? namespace : successor(this.manifestKey(startAfter));
+    let lower = startAfter === null ? namespace : successor(this.manifestKey(startAfter));
     const deadline = this.deadline();
-    const response = await this.rpc('scan', 'idempotent', deadline, (options) =>
-      this.client.kv.range({ key: lower, range_end: prefixUpperBound(namespace), limit }, options),
-    );
-    return response.kvs.map((kv) => this.decodeManifest(kv));
+    const out: StoredManifest[] = [];
+    // A record that fails verification is skipped (and noted in the ledger), and the scan reads on so that a page
+    // stays full: a short page means the end to every caller.
+    for (;;) {
+      const want = limit - out.length;
+      const response = await this.rpc('scan', 'idempotent', deadline, (options) =>
+        this.client.kv.range({ key: lower, range_end: prefixUpperBound(namespace), limit: want }, options),
+      );
+      for (const kv of response.kvs) {
+        const stored = this.keepIfCorrupt(() => this.decodeManifest(kv));
+        if (stored !== null) out.push(stored);
+      }
+      const last = response.kvs[response.kvs.length - 1];
+      if (out.length >= limit || !response.more || last === undefined) return out;
+      lower = successor(last.key);
+    }
   }
 
   async purgeTombstone(key: string, modRevision: number): Promise<boolean> {
@@ -403,8 +415,9 @@ export class EtcdMetadataStore implements MetadataStore {
 
   async expireAbortRecords(beforeMs: number): Promise<number> {
     return this.sweep('expireAbortRecords', this.keys.aborts, (kv) => {
-      const record = this.openSealed<AbortRecord>(kv, 'abort', KeySpace.nameIn(this.keys.aborts, kv.key), 'abort record');
-      return record.createdMs < beforeMs;
+      // A damaged abort record is kept: while it exists its write cannot commit, the safe side. It is reported.
+      const record = this.keepIfCorrupt(() => this.openSealed<AbortRecord>(kv, 'abort', KeySpace.nameIn(this.keys.aborts, kv.key), 'abort record'));
+      return record !== null && record.createdMs < beforeMs;
     });
   }
 
@@ -610,7 +623,7 @@ export class EtcdMetadataStore implements MetadataStore {
 
   async reserveIdempotency(claim: IdempotencyClaim): Promise<IdempotencyRecord | null> {
     const key = KeySpace.under(this.keys.idempotency, claim.token, 'token');
-    return this.readModifyWrite<IdempotencyValue, IdempotencyRecord | null>('reserveIdempotency', key, 'idempotency record', (current, kv) => {
+    return this.readModifyWrite<IdempotencyValue, IdempotencyRecord | null>('reserveIdempotency', key, this.idempotencyCodec(claim.token), (current, kv) => {
       const view = current === null ? null : { ...current, leaseUntilMs: current.leaseUntilMs ?? 0, expiresAtMs: current.expiresMs };
       if (!idempotencyClaimMayTake(view, claim, this.clock.nowMs())) return { result: toIdempotencyRecord(current!, kv!) };
       // Absent, expired, or a lapsed lease of the same request: the claim takes the token.
@@ -620,7 +633,7 @@ export class EtcdMetadataStore implements MetadataStore {
 
   async completeIdempotency(claim: IdempotencyClaim, response: IdempotentResponse): Promise<boolean> {
     const key = KeySpace.under(this.keys.idempotency, claim.token, 'token');
-    return this.readModifyWrite<IdempotencyValue, boolean>('completeIdempotency', key, 'idempotency record', (current) => {
+    return this.readModifyWrite<IdempotencyValue, boolean>('completeIdempotency', key, this.idempotencyCodec(claim.token), (current) => {
       // A claim that was taken over, or a reservation swept meanwhile, changes nothing (and is not recreated).
       if (!holdsToken(current, claim)) return { result: false };
       return { result: true, write: { ...current!, state: 'done', response } };
@@ -629,7 +642,7 @@ export class EtcdMetadataStore implements MetadataStore {
 
   async releaseIdempotency(claim: IdempotencyClaim): Promise<void> {
     const key = KeySpace.under(this.keys.idempotency, claim.token, 'token');
-    await this.readModifyWrite<IdempotencyValue, undefined>('releaseIdempotency', key, 'idempotency record', (current) => {
+    await this.readModifyWrite<IdempotencyValue, undefined>('releaseIdempotency', key, this.idempotencyCodec(claim.token), (current) => {
       // Only the claim holding the token releases it; a completed response is never dropped.
       if (!holdsToken(current, claim)) return { result: undefined };
       return { result: undefined, write: 'delete' };
@@ -638,7 +651,10 @@ export class EtcdMetadataStore implements MetadataStore {
 
   async expireIdempotency(nowMs: number): Promise<number> {
     return this.sweep('expireIdempotency', this.keys.idempotency, (kv) => {
-      return this.decodeJson<IdempotencyValue>(kv, 'idempotency record').expiresMs <= nowMs;
+      // A record that fails verification is kept (its token keeps answering METADATA_CORRUPT): deleting it would
+      // let a retry of an applied request run again. It is reported in the ledger; an operator deletes the key.
+      const value = this.keepIfCorrupt(() => this.idempotencyCodec(KeySpace.nameIn(this.keys.idempotency, kv.key)).decode(kv));
+      return value !== null && value.expiresMs <= nowMs;
     });
   }
 
@@ -654,7 +670,7 @@ export class EtcdMetadataStore implements MetadataStore {
   }
 
   async updateTieringRecord(prefix: string, update: (current: unknown | null) => unknown | null): Promise<unknown | null> {
-    return this.readModifyWrite<unknown, unknown | null>('updateTieringRecord', this.tieringKey(prefix), 'tiering record', (current) => {
+    return this.readModifyWrite<unknown, unknown | null>('updateTieringRecord', this.tieringKey(prefix), this.plainCodec<unknown>('tiering record'), (current) => {
       const next = update(current);
       if (next === null) return { result: current };
       // Round-tripped so that the caller gets exactly what is stored.
@@ -802,7 +818,7 @@ export class EtcdMetadataStore implements MetadataStore {
     try {
       const leaseId = await this.nodeLease(node.id, ttlMs);
       const lastHeartbeatMs = this.clock.nowMs();
-      await this.readModifyWrite<NodeRecord, undefined>('registerNode', recordKey, 'node record', (current) => {
+      await this.readModifyWrite<NodeRecord, undefined>('registerNode', recordKey, this.plainCodec<NodeRecord>('node record'), (current) => {
         if (current !== null) this.checkNodeFormat(current, node.id);
         const record: NodeRecord = {
           format: ETCD_NODE_RECORD_FORMAT,
@@ -875,7 +891,7 @@ export class EtcdMetadataStore implements MetadataStore {
     assertMembershipState(state);
     if (!isPossibleNodeId(id)) throw nodeNotFound(id);
     const recordKey = KeySpace.under(this.keys.nodes, id, 'node id');
-    await this.readModifyWrite<NodeRecord, undefined>('setNodeState', recordKey, 'node record', (current) => {
+    await this.readModifyWrite<NodeRecord, undefined>('setNodeState', recordKey, this.plainCodec<NodeRecord>('node record'), (current) => {
       if (current === null) throw nodeNotFound(id);
       this.checkNodeFormat(current, id);
       if (current.state === state) return { result: undefined };
@@ -887,7 +903,7 @@ export class EtcdMetadataStore implements MetadataStore {
     if (!isPossibleNodeId(id)) throw nodeNotFound(id);
     const recordKey = KeySpace.under(this.keys.nodes, id, 'node id');
     const aliveKey = KeySpace.under(this.keys.alive, id, 'node id');
-    await this.readModifyWrite<NodeRecord, undefined>('removeNode', recordKey, 'node record', (current) => {
+    await this.readModifyWrite<NodeRecord, undefined>('removeNode', recordKey, this.plainCodec<NodeRecord>('node record'), (current) => {
       if (current === null) throw nodeNotFound(id);
       this.checkNodeFormat(current, id);
       if (current.state !== 'draining') throw nodeNotDrained(id, current.state);
@@ -985,6 +1001,40 @@ export class EtcdMetadataStore implements MetadataStore {
     return { manifest, modRevision };
   }
 
+  /** A JSON value without envelope (records that decide no commit or delete: tiering records). */
+  private plainCodec<V>(what: string): ValueCodec<V> {
+    return { decode: (kv) => this.decodeJson<V>(kv, what), encode: (value) => JSON.stringify(value) };
+  }
+
+  /**
+   * An idempotency record in the envelope (kind `idempotency`, key = the token): it decides whether a retried
+   * request is replayed or applied. One the previous release wrote (no envelope) is read after its structure is
+   * checked.
+   */
+  private idempotencyCodec(token: string): ValueCodec<IdempotencyValue> {
+    return {
+      decode: (kv) => {
+        const value = this.openSealed<IdempotencyValue>(kv, 'idempotency', token, 'idempotency record');
+        const ok =
+          typeof value === 'object' && value !== null && typeof value.fingerprint === 'string' && typeof value.expiresMs === 'number' &&
+          (value.state === 'pending' || (value.state === 'done' && typeof value.response === 'object' && value.response !== null));
+        if (!ok) throw this.ledger.noteError(corruptRecord('idempotency', token, 'etcd metadata store', 'its content is not an idempotency record'), 'read');
+        return value;
+      },
+      encode: (value) => sealIdempotency(token, value),
+    };
+  }
+
+  /** `read()`, or null when it threw METADATA_CORRUPT (already noted in the ledger by the reader). */
+  private keepIfCorrupt<T>(read: () => T): T | null {
+    try {
+      return read();
+    } catch (error) {
+      if (isStrataError(error, 'METADATA_CORRUPT')) return null;
+      throw error;
+    }
+  }
+
   private decodeJson<T>(kv: IKeyValue, what: string): T {
     try {
       return JSON.parse(kv.value.toString('utf8')) as T;
@@ -1001,14 +1051,14 @@ export class EtcdMetadataStore implements MetadataStore {
   private async readModifyWrite<V, R>(
     what: string,
     key: Buffer,
-    record: string,
+    codec: ValueCodec<V>,
     decide: (current: V | null, kv: IKeyValue | null) => { result: R; write?: V | 'delete'; alsoOnWrite?: IRequestOp[] },
   ): Promise<R> {
     const deadline = this.deadline();
     const first = await this.rpc(what, 'idempotent', deadline, (options) => this.client.kv.range({ key }, options));
     let kv = first.kvs[0] ?? null;
     for (let attempt = 1; attempt <= ETCD_METADATA_LIMITS.casRetriesMax; attempt++) {
-      const current = kv === null ? null : this.decodeJson<V>(kv, record);
+      const current = kv === null ? null : codec.decode(kv);
       const { result, write, alsoOnWrite = [] } = decide(current, kv);
       if (write === undefined) return result;
       const modRevision = kv === null ? 0 : revisionOf(kv.mod_revision, 'mod_revision');
@@ -1016,7 +1066,7 @@ export class EtcdMetadataStore implements MetadataStore {
         this.client.kv.txn(
           {
             compare: [modIs(key, modRevision)],
-            success: [write === 'delete' ? del(key) : put(key, JSON.stringify(write)), ...alsoOnWrite],
+            success: [write === 'delete' ? del(key) : put(key, codec.encode(write)), ...alsoOnWrite],
             failure: [get(key)],
           },
           options,
@@ -1105,6 +1155,17 @@ export class EtcdMetadataStore implements MetadataStore {
     if (own === undefined || own.holder !== fence.holder || own.term !== fence.term) return false;
     return own.expiresAtMs <= this.clock.nowMs();
   }
+}
+
+/** How a read-modify-write loop reads and writes its record. */
+interface ValueCodec<V> {
+  decode(kv: IKeyValue): V;
+  encode(value: V): string;
+}
+
+/** An idempotency record's stored value: the envelope's text form, deterministic (a commit compares its bytes). */
+function sealIdempotency(token: string, value: IdempotencyValue): string {
+  return sealText('idempotency', token, JSON.stringify(value));
 }
 
 function toIdempotencyRecord(value: IdempotencyValue, kv: IKeyValue): IdempotencyRecord {

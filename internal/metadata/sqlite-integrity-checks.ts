@@ -199,9 +199,13 @@ export class SqliteIntegrityChecks {
     return this.trusted(sinceMs);
   }
 
-  /** Runs a full check now unless one is running (then waits for it). */
-  fullCheck(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+  /**
+   * Resolves once a full check that started after this call has ended: one running now started before it (it may
+   * predate a repair the caller just made), so it is waited for and the next one is shared by all who waited.
+   */
+  async fullCheck(): Promise<void> {
+    if (this.running !== null) await this.running.catch(() => undefined);
+    if (this.closed) return;
     this.running ??= this.checkAndRepair().finally(() => {
       this.running = null;
     });

@@ -393,7 +393,10 @@ export class SqliteMetadataStore implements MetadataStore {
       insertAbort: db.prepare<[string, Buffer, number, string]>(
         'INSERT INTO abort_records (write_id, key, created_ms, checksum) VALUES (?, ?, ?, ?)',
       ),
-      expireAborts: db.prepare<[number]>('DELETE FROM abort_records WHERE created_ms < ?'),
+      expiredAborts: db.prepare<[number], AbortRow & { write_id: string }>(
+        'SELECT write_id, key, created_ms, checksum FROM abort_records WHERE created_ms < ?',
+      ),
+      deleteAbort: db.prepare<[string]>('DELETE FROM abort_records WHERE write_id = ?'),
 
       getIdempotency: db.prepare<[string], IdempotencyRow>(
         'SELECT fingerprint, state, response, expires_ms, attempt_id, lease_until_ms, version, checksum FROM idempotency WHERE token = ?',
@@ -412,7 +415,10 @@ export class SqliteMetadataStore implements MetadataStore {
       releaseIdempotency: db.prepare<[string, string]>(
         "DELETE FROM idempotency WHERE token = ? AND state = 'pending' AND attempt_id = ?",
       ),
-      expireIdempotency: db.prepare<[number]>('DELETE FROM idempotency WHERE expires_ms <= ?'),
+      expiredIdempotency: db.prepare<[number], IdempotencyRow & { token: string }>(
+        'SELECT token, fingerprint, state, response, expires_ms, attempt_id, lease_until_ms, version, checksum FROM idempotency WHERE expires_ms <= ?',
+      ),
+      deleteIdempotency: db.prepare<[string]>('DELETE FROM idempotency WHERE token = ?'),
 
       addHint: db.prepare<[string]>('INSERT OR IGNORE INTO repair_hints (key) VALUES (?)'),
       firstHints: db.prepare<[number], { seq: number; key: string }>(
@@ -874,8 +880,31 @@ export class SqliteMetadataStore implements MetadataStore {
     });
   }
 
+  /**
+   * Deletes the verified abort records created before `beforeMs`. A damaged one is kept and reported: its
+   * created_ms cannot be trusted, and while it exists its write cannot commit (the safe side).
+   */
   async expireAbortRecords(beforeMs: number): Promise<number> {
-    return this.group.submit(() => this.stmt.expireAborts.run(beforeMs).changes);
+    return this.group.submit(() => {
+      let deleted = 0;
+      for (const row of this.stmt.expiredAborts.all(beforeMs)) {
+        if (this.keptCorrupt('expireAbortRecords', () => verifyAbortRow(row.write_id, row))) continue;
+        deleted += this.stmt.deleteAbort.run(row.write_id).changes;
+      }
+      return deleted;
+    });
+  }
+
+  /** Inside a batch: true (and noted in the ledger) when `verify` finds the record damaged. */
+  private keptCorrupt(where: string, verify: () => unknown): boolean {
+    try {
+      verify();
+      return false;
+    } catch (error) {
+      if (!(error instanceof CorruptRow)) throw error;
+      this.ledger.noteError(corruptRowError(error, where), where);
+      return true;
+    }
   }
 
   async reserveIdempotency(claim: IdempotencyClaim): Promise<IdempotencyRecord | null> {
@@ -930,8 +959,19 @@ export class SqliteMetadataStore implements MetadataStore {
     return row !== undefined && row.state === 'pending' && row.attempt_id === claim.attemptId;
   }
 
+  /**
+   * Deletes the verified idempotency records expired at `nowMs`. A damaged one is kept and reported (its token keeps
+   * answering METADATA_CORRUPT): deleting it would let a retry of an applied request run again.
+   */
   async expireIdempotency(nowMs: number): Promise<number> {
-    return this.group.submit(() => this.stmt.expireIdempotency.run(nowMs).changes);
+    return this.group.submit(() => {
+      let deleted = 0;
+      for (const row of this.stmt.expiredIdempotency.all(nowMs)) {
+        if (this.keptCorrupt('expireIdempotency', () => verifyIdempotencyRow(row.token, row))) continue;
+        deleted += this.stmt.deleteIdempotency.run(row.token).changes;
+      }
+      return deleted;
+    });
   }
 
   // ---- tiering records: ./sqlite-tiering-records.ts ----------------------------------------------------------

@@ -1,7 +1,8 @@
 /**
  * What the healer measures, read from the Healer's own counters at scrape time: repairs done, the repair backlog
  * and the objects the last audit found below full protection, leadership, garbage collected, and its progress
- * through the write-ahead log (unresolved intents, entries read but not yet committed, the oldest intent's age).
+ * through the write-ahead log (unresolved intents, entries read but not yet committed, the oldest intent's age),
+ * and what it kept on doubt (rollbacks put off, WAL entries that failed verification, unreferenced blobs held).
  */
 import { Gauge, type Registry } from 'prom-client';
 import type { Clock } from '../core/clock.js';
@@ -47,4 +48,22 @@ export function watchHealer(registry: Registry, healer: Healer, clock: Clock): v
   });
   counterFrom(registry, 'strata_healer_wal_entries_read_total', 'WAL entries (intents and outcomes) the healer has read.', () => healer.intentStats.read);
   counterFrom(registry, 'strata_healer_intents_rolled_back_total', 'Unfinished writes the healer rolled back.', () => healer.intentStats.rolledBack);
+  counterFrom(
+    registry,
+    'strata_healer_rollbacks_held_total',
+    'Rollbacks of unfinished writes put off because the metadata store could not vouch for the missing manifest or the manifest record failed verification.',
+    () => healer.intentStats.rollbacksHeld,
+  );
+  counterFrom(
+    registry,
+    'strata_healer_wal_corrupt_entries_total',
+    'WAL entries that failed verification; none was acted on (no rollback, no delete).',
+    () => healer.intentStats.corruptEntries,
+  );
+  gaugeFrom(
+    registry,
+    'strata_healer_garbage_held_blobs',
+    'Unreferenced blobs the last garbage-collection pass kept because nothing trustworthy says their key has no manifest (GET /healer gc_hold, the log).',
+    () => healer.gcHold?.blobs ?? 0,
+  );
 }

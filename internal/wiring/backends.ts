@@ -36,7 +36,7 @@ export async function openMetadata(
 ): Promise<{ metadata: MetadataStore; name: string }> {
   if (config.etcdEndpoints.length > 0) {
     const name = `etcd (${config.etcdEndpoints.join(', ')})`;
-    const metadata = await EtcdMetadataStore.open({ endpoints: config.etcdEndpoints, prefix: config.etcdPrefix, clock, checkReachable: false });
+    const metadata = await EtcdMetadataStore.open({ endpoints: config.etcdEndpoints, prefix: config.etcdPrefix, clock, checkReachable: false, log: log.child({ component: 'metadata' }) });
     try {
       await metadata.currentRevision();
     } catch (error) {
@@ -47,7 +47,7 @@ export async function openMetadata(
     }
     return { metadata, name };
   }
-  const metadata = await SqliteMetadataStore.open({ path: path.join(config.dataDir, 'metadata', 'strata.db'), clock });
+  const metadata = await SqliteMetadataStore.open({ path: path.join(config.dataDir, 'metadata', 'strata.db'), clock, log: log.child({ component: 'metadata' }) });
   return { metadata, name: 'embedded (SQLite)' };
 }
 

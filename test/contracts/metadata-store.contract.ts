@@ -36,6 +36,11 @@ export interface MetadataStoreFixture {
    * compact, the embedded store's compactHistory).
    */
   compactHistory(revision: number): Promise<void>;
+  /**
+   * Damages one stored record behind the store's back, as a flipped byte on disk would: its content changes, its
+   * checksum does not. `name` is the manifest's key, the abort record's write id or the idempotency token.
+   */
+  tamper(kind: 'manifest' | 'abort' | 'idempotency', name: string): Promise<void>;
 }
 
 /** Lease length used by the leadership tests, and a step that surely outlasts it. */
@@ -974,6 +979,59 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
         expect(await store.takeRepairHints(10)).toEqual(['k']);
         const next = await create(store, 'k', 'w4', k.modRevision);
         expect(Number(next.manifest.version)).toBeGreaterThan(gone.modRevision);
+      });
+    });
+    describe('record envelope (a record that fails verification is never served)', () => {
+      it('a tampered manifest is refused with METADATA_CORRUPT by get and by a commit over it, and skipped by scan', async () => {
+        await create(store, 'env/a', 'wa');
+        await create(store, 'env/b', 'wb');
+        await create(store, 'env/c', 'wc');
+        await fx.tamper('manifest', 'env/b');
+        expect(await codeOf(store.get('env/b'))).toBe('METADATA_CORRUPT');
+        // The revision the caller expects is not the stored one: the answer would carry the damaged record as `current`.
+        const commit = store.commit({ key: 'env/b', expectedModRevision: 0, writeId: 'wb2', manifest: makeManifest('env/b', 'wb2'), assignVersion: true });
+        expect(await codeOf(commit)).toBe('METADATA_CORRUPT');
+        expect((await store.scan(null, 10)).map((m) => m.manifest.key)).toEqual(['env/a', 'env/c']);
+        expect((await store.get('env/a'))?.manifest.key).toBe('env/a');
+        const integrity = store.integrity();
+        expect(integrity.corruptRecords).toBeGreaterThanOrEqual(3);
+        expect(integrity.recent.some((s) => s.kind === 'manifest' && s.key === 'env/b')).toBe(true);
+      });
+
+      it('a tampered abort record still keeps its write from committing, and expiry keeps it', async () => {
+        expect(await store.abort({ key: 'env/k', writeId: 'w-aborted', expectedModRevision: 0, nowMs: 1_000 })).toBe(true);
+        await fx.tamper('abort', 'w-aborted');
+        const commit = () =>
+          store.commit({ key: 'env/k', expectedModRevision: 0, writeId: 'w-aborted', manifest: makeManifest('env/k', 'w-aborted'), assignVersion: true });
+        const refused = async () => {
+          const outcome = await commit().then(
+            (result) => result,
+            (err: unknown) => (isStrataError(err) ? err.code : err),
+          );
+          expect(outcome === 'METADATA_CORRUPT' || (typeof outcome === 'object' && outcome !== null && 'ok' in outcome && !outcome.ok)).toBe(true);
+        };
+        await refused();
+        await store.expireAbortRecords(Number.MAX_SAFE_INTEGER);
+        await refused();
+        expect(await store.get('env/k')).toBeNull();
+      });
+
+      it('a tampered idempotency record is refused with METADATA_CORRUPT, never replayed, and expiry keeps it', async () => {
+        const response = { status: 201, body: { version: '7' }, headers: { etag: '"7"' } };
+        const claim = (attemptId: string): IdempotencyClaim => ({
+          token: 'env-token',
+          fingerprint: 'fp',
+          attemptId,
+          leaseUntilMs: fx.clock.nowMs() + 60_000,
+          expiresAtMs: fx.clock.nowMs() + 120_000,
+        });
+        expect(await store.reserveIdempotency(claim('a1'))).toBeNull();
+        expect(await store.completeIdempotency(claim('a1'), response)).toBe(true);
+        await fx.tamper('idempotency', 'env-token');
+        expect(await codeOf(store.reserveIdempotency(claim('a2')))).toBe('METADATA_CORRUPT');
+        await store.expireIdempotency(Number.MAX_SAFE_INTEGER);
+        expect(await codeOf(store.reserveIdempotency(claim('a3')))).toBe('METADATA_CORRUPT');
+        expect(store.integrity().recent.some((s) => s.kind === 'idempotency' && s.key === 'env-token')).toBe(true);
       });
     });
   });

@@ -68,6 +68,13 @@ runMetadataStoreContract('EtcdMetadataStore', async () => {
     async compactHistory(revision) {
       await admin.kv.compact({ revision: String(revision), physical: true });
     },
+    // A space appended to the record's content (after the envelope's header line): still JSON, checksum broken.
+    async tamper(kind, name) {
+      const key = `${prefix}${kind === 'manifest' ? 'manifest' : kind === 'abort' ? 'abort' : 'idempotency'}/${name}`;
+      const value = await admin.get(key).string();
+      expect(value?.startsWith('sr1 ')).toBe(true);
+      await admin.put(key).value(`${value} `);
+    },
   };
   return fx;
 });
@@ -190,6 +197,22 @@ describe('EtcdMetadataStore', () => {
     expect(stored?.modRevision).toBe(modRevision);
     expect(stored?.modRevision).toBeGreaterThan(created.modRevision);
     expect(stored?.manifest.version).toBe(String(created.modRevision));
+  });
+
+  it('reads and replays an idempotency record the previous release wrote (plain JSON), and seals what it writes', async () => {
+    const prefix = freshPrefix();
+    const store = await track(open(prefix));
+    const response = { status: 200, body: { version: '3' }, headers: {} };
+    const expiresMs = Date.now() + 600_000;
+    await admin.put(`${prefix}idempotency/old-token`).value(JSON.stringify({ fingerprint: 'fp', state: 'done', response, expiresMs }));
+    const claim = { token: 'old-token', fingerprint: 'fp', attemptId: 'a1', leaseUntilMs: Date.now() + 60_000, expiresAtMs: expiresMs };
+    expect(await store.reserveIdempotency(claim)).toEqual({ state: 'done', fingerprint: 'fp', response, version: null });
+    // An unsealed record must at least look like one.
+    await admin.put(`${prefix}idempotency/junk`).value(JSON.stringify({ state: 'done' }));
+    expect(codeOf(await errorOf(store.reserveIdempotency({ ...claim, token: 'junk' })))).toBe('METADATA_CORRUPT');
+    expect(await store.reserveIdempotency({ ...claim, token: 'new-token' })).toBeNull();
+    expect((await admin.get(`${prefix}idempotency/new-token`).string())?.startsWith('sr1 ')).toBe(true);
+    await admin.delete().prefix(prefix);
   });
 
   it('open fails with METADATA_UNAVAILABLE naming the endpoint when nothing listens there', async () => {

@@ -31,6 +31,20 @@ runMetadataStoreContract('SqliteMetadataStore', async () => {
       await rm(dir, { recursive: true, force: true });
     },
     compactHistory: (revision) => (fx.store as SqliteMetadataStore).compactHistory(revision),
+    async tamper(kind, name) {
+      const db = new Database(path);
+      try {
+        const changed =
+          kind === 'manifest'
+            ? db.prepare("UPDATE manifests SET manifest = manifest || ' ' WHERE key = ?").run(Buffer.from(name, 'utf8'))
+            : kind === 'abort'
+              ? db.prepare('UPDATE abort_records SET created_ms = created_ms - 1 WHERE write_id = ?').run(name)
+              : db.prepare("UPDATE idempotency SET fingerprint = fingerprint || 'x' WHERE token = ?").run(name);
+        expect(changed.changes).toBe(1);
+      } finally {
+        db.close();
+      }
+    },
   };
   return fx;
 });
