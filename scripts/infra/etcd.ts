@@ -63,7 +63,16 @@ export interface StartEtcdOptions {
   /** Listen on these loopback ports (e.g. to restart on the same address); free ones are chosen otherwise. */
   clientPort?: number;
   peerPort?: number;
+  /** etcd's space quota (--quota-backend-bytes); tests of its NOSPACE alarm make it tiny. Default ETCD_QUOTA_BACKEND_BYTES. */
+  quotaBackendBytes?: number;
 }
+
+/**
+ * The space quota of a deployment's etcd (its own default, made explicit). Overwrites never fill it because history
+ * is compacted every 5 minutes (--auto-compaction-mode=periodic, retention 5m) and free pages are reused; a full
+ * quota raises etcd's NOSPACE alarm (docs/disk-full.md says what clients see and how to recover).
+ */
+export const ETCD_QUOTA_BACKEND_BYTES = 2 * 1024 ** 3;
 
 export interface RunningEtcd {
   /** The client URL, `http://127.0.0.1:PORT`. */
@@ -118,6 +127,11 @@ async function startOnce(binary: string, options: StartEtcdOptions): Promise<Run
     // etcd checks its own store (the metadata store trusts a missing key only because of it): at start, and every 5 min.
     '--experimental-initial-corrupt-check=true',
     '--experimental-corrupt-check-time=5m',
+    // Old revisions are compacted so that overwrites do not fill the quota (watchers resuming from older than 5
+    // minutes get HISTORY_COMPACTED and list again).
+    '--auto-compaction-mode=periodic',
+    '--auto-compaction-retention=5m',
+    `--quota-backend-bytes=${options.quotaBackendBytes ?? ETCD_QUOTA_BACKEND_BYTES}`,
     '--initial-cluster-state=new', // ignored by etcd when the data dir already holds a member (a restart)
     '--logger=zap',
     '--log-outputs=stderr',

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StrataError } from '../../internal/core/errors.js';
 import { NodePool } from '../../internal/cluster/node-pool.js';
-import { chooseNodes } from '../../internal/placement/rendezvous.js';
+import { chooseNodes, requireRoom, type PlacementNode } from '../../internal/placement/rendezvous.js';
 import { LocalNodeClient } from '../../internal/nodeclient/local-node-client.js';
 import { VolumeBlobStore } from '../../internal/blobstore/volume/volume-blob-store.js';
 import { ManualClock } from '../helpers/manual-clock.js';
@@ -77,5 +77,44 @@ describe('writes when a node refuses with DISK_FULL', () => {
       const stat = (await (await cluster.fetch(`/stat/${encodeURIComponent(`full/${i}`)}`)).json()) as { dirty: boolean };
       expect(stat.dirty).toBe(false);
     }
+  });
+});
+
+describe('placement with full nodes', () => {
+  const nodes = (full: string[]): PlacementNode[] =>
+    Array.from({ length: 7 }, (_, i) => ({ id: `node-${i + 1}`, healthy: true, ...(full.includes(`node-${i + 1}`) ? { full: true } : {}) }));
+
+  it('never gives a full node a new blob while enough others have room', () => {
+    for (let k = 0; k < 200; k++) {
+      expect(chooseNodes(`doc-${k}/cold`, nodes(['node-2']), 6)).not.toContain('node-2');
+      expect(chooseNodes(`doc-${k}/hot`, nodes(['node-2', 'node-5']), 3)).not.toContain('node-2');
+    }
+  });
+
+  it('refuses with DISK_FULL (507) when fewer nodes than the quorum have room, naming the reason', () => {
+    expect(() => requireRoom(nodes(['node-1', 'node-2', 'node-3']), 5, 'erasure-coded shards', ['node-1: disk full'])).toThrow(
+      expect.objectContaining({ code: 'DISK_FULL', status: 507 }),
+    );
+    expect(() => requireRoom(nodes(['node-1', 'node-2']), 5, 'erasure-coded shards')).not.toThrow();
+  });
+
+  it('takes a node out of placement while its capacity report says it is full, and back once it has room', async () => {
+    const clock = new ManualClock();
+    let writable = false;
+    const clients = Array.from({ length: 6 }, (_, i) => ({
+      nodeId: `node-${i + 1}`,
+      address: `local://node-${i + 1}`,
+      ping: async () => true,
+      probe: async () => ({ up: true, writable: i !== 0 || writable, reason: i === 0 && !writable ? 'node-1: disk full' : null }),
+      close: async () => undefined,
+    }));
+    const pool = new NodePool(clients.map((client) => ({ client: client as unknown as LocalNodeClient })), { clock, probeIntervalMs: 1000, probeTimeoutMs: 100 });
+    await pool.probe();
+    expect(pool.placementNodes().find((n) => n.id === 'node-1')?.full).toBe(true);
+    expect(pool.views().find((v) => v.id === 'node-1')).toMatchObject({ writable: false, fullReason: 'node-1: disk full' });
+    expect(pool.capacity()).toEqual({ nodesWithRoom: 5, nodesUp: 6 });
+    writable = true;
+    await pool.probe();
+    expect(pool.placementNodes().find((n) => n.id === 'node-1')?.full).toBeUndefined();
   });
 });
