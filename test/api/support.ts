@@ -20,6 +20,7 @@ import path from 'node:path';
 import { expect, type TestContext } from 'vitest';
 import { startExtraGateway } from '../../scripts/local-cluster.js';
 import { startTestCluster, type TestCluster, type TestClusterOptions } from '../helpers/cluster.js';
+import { CONDITION_TIMEOUT_MS } from '../helpers/wait.js';
 
 /** The base URL of an external cluster to run the API suite against (see the header). */
 export const TARGET_URL_VAR = 'STRATA_TEST_TARGET_URL';
@@ -307,7 +308,9 @@ export function rawSocket(baseUrl: string, request: string | Buffer): Promise<st
     socket.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
     socket.on('error', (err) => (chunks.length > 0 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(err)));
-    socket.setTimeout(5000, () => socket.destroy());
+    // Every request sent here ends its connection (Connection: close, HTTP/1.0, or not HTTP at all), so this only
+    // guards against a server that never answers; generous, as a busy machine can be slow to answer.
+    socket.setTimeout(CONDITION_TIMEOUT_MS, () => socket.destroy());
     socket.write(request);
   });
 }

@@ -20,6 +20,7 @@ import { startStorageNode, type StorageNode } from '../../internal/storagenode/s
 import { docText, json, stat, type StatBody } from '../durability/durability-helpers.js';
 import { AdvancingClock } from '../helpers/advancing-clock.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { CONDITION_TIMEOUT_MS } from '../helpers/wait.js';
 
 /** Rebalance moves per healer round in this test: small, so that the bound is visible. */
 const BLOBS_PER_ROUND = 6;
@@ -34,7 +35,8 @@ describe('storage-node membership through the node registry', () => {
   const docs = new Map<string, string>();
 
   const makeClient = (n: RegisteredNode): NodeClient =>
-    new HttpNodeClient({ nodeId: n.id, address: n.address, token, timeoutMs: 2_000 });
+    // Generous: a call that times out on a busy machine marks its node down. Stopped nodes refuse at once.
+    new HttpNodeClient({ nodeId: n.id, address: n.address, token, timeoutMs: CONDITION_TIMEOUT_MS });
 
   async function syncPool(): Promise<void> {
     cluster.pool.syncFromRegistry(await cluster.metadata.listNodes(), makeClient);

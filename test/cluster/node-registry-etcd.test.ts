@@ -21,11 +21,14 @@ import { HttpNodeClient } from '../../internal/nodeclient/http-node-client.js';
 import { startStorageNode } from '../../internal/storagenode/server.js';
 import { runGateway, runStorageNode, type Running } from '../../internal/wiring/processes.js';
 import { startEtcd, type RunningEtcd } from '../../scripts/infra/etcd.js';
-import { outlastRealTimer, waitUntil } from '../helpers/wait.js';
+import { CONDITION_TIMEOUT_MS, outlastRealTimer, waitUntil } from '../helpers/wait.js';
 
 const TOKEN = 'membership-test-token-0123456789';
-/** etcd's smallest lease (whole seconds, about 2 s minimum). */
-const TTL_MS = 2_000;
+/**
+ * The nodes' lease. Heartbeats renew it every third of it; it is long enough that a heartbeat a busy machine
+ * delays by seconds still lands in time (etcd's smallest lease, 2 s, left about one).
+ */
+const TTL_MS = 6_000;
 
 let etcd: RunningEtcd;
 let admin: Etcd3;
@@ -49,11 +52,13 @@ describe('node registry on etcd', () => {
     const store = await EtcdMetadataStore.open({ endpoints: [etcd.endpoints], prefix });
     const node = await startStorageNode({ nodeId: 'n1', dataDir: path.join(dir, 'n1'), host: '127.0.0.1', port: 0, token: TOKEN });
     const heartbeat = new NodeHeartbeat({ registry: store, node: { id: 'n1', address: node.address, zone: 'z1' }, ttlMs: TTL_MS, log: silentLogger });
-    const pool = new NodePool([], { clock: systemClock, probeIntervalMs: 200, probeTimeoutMs: 500 });
+    // Probes with a generous deadline: the node answers them throughout, however busy the machine; only the
+    // registry may say it is down.
+    const pool = new NodePool([], { clock: systemClock, probeIntervalMs: 200, probeTimeoutMs: CONDITION_TIMEOUT_MS });
     const sync = new RegistrySync({
       registry: store,
       pool,
-      makeClient: (n) => new HttpNodeClient({ nodeId: n.id, address: n.address, token: TOKEN, timeoutMs: 1_000 }),
+      makeClient: (n) => new HttpNodeClient({ nodeId: n.id, address: n.address, token: TOKEN, timeoutMs: CONDITION_TIMEOUT_MS }),
       log: silentLogger,
     });
     try {

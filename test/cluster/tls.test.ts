@@ -18,6 +18,7 @@ import { runGateway, runStorageNode, type Running } from '../../internal/wiring/
 import { loadTls } from '../../internal/wiring/tls.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { makeTestCerts, type TestCerts } from '../helpers/test-certs.js';
+import { CONDITION_TIMEOUT_MS } from '../helpers/wait.js';
 
 let certs: TestCerts;
 let certDir: string;
@@ -99,9 +100,9 @@ describe('TLS on an all-in-one cluster whose gateway reaches its nodes over HTTP
 
   it('a node client without the CA, or with another CA, cannot connect; with the CA it can', async () => {
     const node = cluster.nodes[0]!;
-    const withoutCa = new HttpNodeClient({ nodeId: node.id, address: node.address, token, timeoutMs: 3000 });
-    const otherCa = new HttpNodeClient({ nodeId: node.id, address: node.address, token, timeoutMs: 3000, ca: readFileSync(certs.otherCaCert) });
-    const withCa = new HttpNodeClient({ nodeId: node.id, address: node.address, token, timeoutMs: 3000, ca: readFileSync(certs.caCert) });
+    const withoutCa = new HttpNodeClient({ nodeId: node.id, address: node.address, token, timeoutMs: CONDITION_TIMEOUT_MS });
+    const otherCa = new HttpNodeClient({ nodeId: node.id, address: node.address, token, timeoutMs: CONDITION_TIMEOUT_MS, ca: readFileSync(certs.otherCaCert) });
+    const withCa = new HttpNodeClient({ nodeId: node.id, address: node.address, token, timeoutMs: CONDITION_TIMEOUT_MS, ca: readFileSync(certs.caCert) });
     try {
       expect(await withoutCa.ping()).toBe(false);
       await expect(withoutCa.usage()).rejects.toMatchObject({ code: 'NODE_UNAVAILABLE', message: expect.stringMatching(/certificate/i) });

@@ -10,6 +10,7 @@ import { ERROR_STATUS } from '../../internal/core/errors.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { parseRawAnswer, rawSocket } from '../api/support.js';
 import { generateRequest, makeRng, type FuzzRequest } from './hostile-generator.js';
+import { CONDITION_TIMEOUT_MS } from '../helpers/wait.js';
 
 const REQUESTS = 10_000;
 const CONCURRENCY = 32;
@@ -177,7 +178,7 @@ async function slowClient(url: string, i: number): Promise<void> {
       resolve(Buffer.concat(chunks).toString('utf8'));
     });
     socket.on('error', () => undefined);
-    socket.setTimeout(5000, () => socket.destroy());
+    socket.setTimeout(CONDITION_TIMEOUT_MS, () => socket.destroy());
   });
   if (answer !== '') parseRawAnswer(answer);
 }
