@@ -316,6 +316,14 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   static async open(options: SqliteMetadataStoreOptions): Promise<SqliteMetadataStore> {
+    try {
+      return await SqliteMetadataStore.openFile(options);
+    } catch (error) {
+      throw withDamageAdvice(error, options.path);
+    }
+  }
+
+  private static async openFile(options: SqliteMetadataStoreOptions): Promise<SqliteMetadataStore> {
     const label = 'metadata store';
     const db = openSqliteDatabase(options.path, 'METADATA_UNAVAILABLE', label);
     try {
@@ -1183,4 +1191,23 @@ function addMissingColumns(db: Database.Database, table: string, columns: Record
   for (const [name, definition] of Object.entries(columns)) {
     if (!present.has(name)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${definition}`);
   }
+}
+
+/** SQLite's words for a file it cannot use because of damage (as opposed to permissions, a full disk, a lock). */
+const DAMAGED_FILE_PATTERN = /malformed|not a database|corrupt|disk image/i;
+
+/**
+ * A store that cannot open because its file is damaged (the header or the schema, which SQLite needs for anything)
+ * says so and what to do; everything else is left as it was. Damage elsewhere in the file does not stop the open:
+ * it fails the requests that meet it and the integrity check reports it (./README.md, "Integrity").
+ */
+function withDamageAdvice(error: unknown, path: string): unknown {
+  if (!(error instanceof StrataError) || !DAMAGED_FILE_PATTERN.test(error.message)) return error;
+  return new StrataError(
+    error.code,
+    `${error.message}. The metadata file ${path} is damaged where SQLite needs it to open (its header or schema). ` +
+      'Keep a copy of its directory, then restore the directory from a backup, or move it aside and run ' +
+      '`npm run recover:manifests` (it rebuilds every manifest from the storage nodes\' self-describing blobs) before starting again',
+    { ...(error.details ?? {}), path, damaged: true },
+  );
 }
