@@ -25,6 +25,7 @@ const RULES: ReadonlyArray<{ name: string; pattern: RegExp }> = [
   // An assertion on real elapsed time: `expect(Date.now() - started).toBeLessThan(...)` and the like.
   { name: 'elapsed time', pattern: /expect\(\s*(Date\.now\(\)|performance\.now\(\)|Number\(process\.hrtime)/ },
 ];
+// A further rule, over whole calls rather than lines: 'default condition deadline' (see conditionWaitsWithoutTimeout).
 
 /**
  * Files allowed a match, with the rules they may match and why. Each entry is a component that measures real time
@@ -71,25 +72,54 @@ async function testFiles(dir: string): Promise<string[]> {
   return out.sort();
 }
 
+const CONDITION_WAIT = /\b(vi\.waitFor|expect\.poll)\(/g;
+
+/**
+ * The calls of vi.waitFor / expect.poll in `text` that pass no options (a second argument): their default deadline
+ * (1 s) is too short on a busy machine. A call's extent is found by matching brackets, which is enough for test code.
+ */
+function conditionWaitsWithoutTimeout(text: string): number[] {
+  const offsets: number[] = [];
+  for (const match of text.matchAll(CONDITION_WAIT)) {
+    let depth = 0;
+    let options = false;
+    for (let i = match.index + match[0].length - 1; i < text.length; i++) {
+      const c = text[i];
+      if (c === '(' || c === '{' || c === '[') depth++;
+      else if ((c === ')' || c === '}' || c === ']') && --depth === 0) break;
+      else if (c === ',' && depth === 1 && text.slice(i + 1).trimStart()[0] !== ')') options = true;
+    }
+    if (!options) offsets.push(match.index);
+  }
+  return offsets;
+}
+
 /** Every `file:line: rule: text` that breaks a rule, ignoring comment lines. */
 async function findings(): Promise<Array<{ file: string; rule: string; where: string }>> {
   const out: Array<{ file: string; rule: string; where: string }> = [];
   for (const file of await testFiles(TEST_ROOT)) {
     if (file === THIS_FILE) continue;
-    const lines = (await readFile(path.join(TEST_ROOT, file), 'utf8')).split('\n');
+    const text = await readFile(path.join(TEST_ROOT, file), 'utf8');
+    const lines = text.split('\n');
+    const isComment = (line: string): boolean => /^\s*(\/\/|\*|\/\*)/.test(line);
     lines.forEach((line, i) => {
-      const code = line.trimStart();
-      if (code.startsWith('//') || code.startsWith('*') || code.startsWith('/*')) return;
+      if (isComment(line)) return;
       for (const { name, pattern } of RULES) {
-        if (pattern.test(line)) out.push({ file, rule: name, where: `test/${file}:${i + 1}: ${name}: ${code}` });
+        if (pattern.test(line)) out.push({ file, rule: name, where: `test/${file}:${i + 1}: ${name}: ${line.trim()}` });
       }
     });
+    for (const offset of conditionWaitsWithoutTimeout(text)) {
+      const lineIndex = text.slice(0, offset).split('\n').length - 1;
+      if (isComment(lines[lineIndex]!)) continue;
+      const rule = 'default condition deadline';
+      out.push({ file, rule, where: `test/${file}:${lineIndex + 1}: ${rule}: ${lines[lineIndex]!.trim()}` });
+    }
   }
   return out;
 }
 
 describe('the tests do not depend on how busy the machine is', () => {
-  it('no fixed sleeps, timer-driven steps or real elapsed-time assertions outside the allowlist', async () => {
+  it('no fixed sleeps, timer-driven steps, 1 s condition deadlines or real elapsed-time assertions outside the allowlist', async () => {
     const offending = (await findings()).filter((f) => !(ALLOWLIST[f.file]?.rules.includes(f.rule) ?? false));
     expect(
       offending.map((f) => f.where),
@@ -121,5 +151,12 @@ describe('the tests do not depend on how busy the machine is', () => {
     expect(flagged('socket.setTimeout(5000, () => socket.destroy());')).toEqual([]);
     expect(flagged('await clock.sleep(10);')).toEqual([]);
     expect(flagged('clock.advance(GRACE_MS + 1);')).toEqual([]);
+    // Condition waits must say how long they wait.
+    expect(conditionWaitsWithoutTimeout('await vi.waitFor(() => expect(f()).toBe(1));')).toHaveLength(1);
+    expect(conditionWaitsWithoutTimeout('await expect.poll(() => count()).toBe(6);')).toHaveLength(1);
+    expect(conditionWaitsWithoutTimeout('await vi.waitFor(\n  () => check(g(1)),\n  { timeout: T, interval: 10 },\n);')).toEqual([]);
+    expect(conditionWaitsWithoutTimeout('await expect.poll(() => count(), { timeout: T }).toBe(6);')).toEqual([]);
+    expect(conditionWaitsWithoutTimeout('await vi.waitFor(async () => {\n  expect(await f(1, 2)).toBe(true);\n}, WAIT);')).toEqual([]);
+    expect(conditionWaitsWithoutTimeout('await vi.waitFor(() => g(a, b),\n);')).toHaveLength(1);
   });
 });
