@@ -187,7 +187,7 @@ export function registerOpsRoutes(app: GatewayApp, deps: GatewayDeps, extras: { 
     // A damaged record fails only its own requests, and a full disk only writes: the gateway stays ready (load
     // balancers must keep routing reads and the deletes that free space) and says what is wrong.
     const warnings = deps.metadata.integrity().problems;
-    const capacity = writability(deps.pool, deps.capacity);
+    const capacity = writability(deps.pool, deps.capacity, deps.metadata);
     const write = { writable: capacity.writable, writable_reason: capacity.reason };
     return c.json(warnings.length > 0 ? { status: 'ready' as const, warnings, ...write } : { status: 'ready' as const, ...write });
   });
@@ -225,7 +225,7 @@ export function registerOpsRoutes(app: GatewayApp, deps: GatewayDeps, extras: { 
         writable: v.writable,
         full_reason: v.fullReason,
       })),
-      capacity: capacityView(writability(deps.pool, deps.capacity)),
+      capacity: capacityView(writability(deps.pool, deps.capacity, deps.metadata)),
       healer_leader: leader,
       metadata_backend: deps.backends.metadata,
       wal_backend: deps.backends.wal,

@@ -32,9 +32,10 @@ import {
   valueIs,
 } from './etcd-keyspace.js';
 import { EtcdRpc, ETCD_RPC_LIMITS, type CallKind, type CallOptions, type Deadline } from './etcd-rpc.js';
+import { EtcdSpace } from './etcd-space.js';
 import type { Logger } from '../log/logger.js';
 import { IntegrityLedger } from './integrity-ledger.js';
-import type { MetadataIntegrity } from './metadata-store.js';
+import type { MetadataIntegrity, MetadataSpace } from './metadata-store.js';
 import { corruptRecord, openText, sealText, type RecordKind } from './record-envelope.js';
 import type {
   AbortRequest,
@@ -188,6 +189,7 @@ export class EtcdMetadataStore implements MetadataStore {
   private readonly ownLeases = new Map<string, OwnLease>();
   private readonly nodeLeases = new Map<string, NodeLease>();
   private readonly watchers = new Set<{ stop(reason: string | null): Promise<void> }>();
+  private readonly spaceState: EtcdSpace;
 
 
   private constructor(options: EtcdMetadataStoreOptions) {
@@ -195,6 +197,12 @@ export class EtcdMetadataStore implements MetadataStore {
     this.keys = new KeySpace(options.prefix ?? 'strata/');
     this.clock = options.clock ?? systemClock;
     this.ledger = new IntegrityLedger(this.clock, options.log, 'etcd metadata store');
+    this.spaceState = new EtcdSpace(this.calls, options.log);
+  }
+
+  /** etcd's NOSPACE alarm: while raised, every put is refused (DISK_FULL) and reads work (./etcd-space.ts). */
+  space(): MetadataSpace {
+    return this.spaceState.status();
   }
 
   /** etcd checks its own store (its corruption checks are enabled in the deployments); Strata counts what it met. */
@@ -229,6 +237,7 @@ export class EtcdMetadataStore implements MetadataStore {
         throw err;
       }
     }
+    store.spaceState.start();
     return store;
   }
 
@@ -833,7 +842,9 @@ export class EtcdMetadataStore implements MetadataStore {
       });
     } catch (err) {
       // The lease may be what failed (expired between the keep-alive and the put): grant a fresh one next time.
-      this.nodeLeases.delete(node.id);
+      // Not under etcd's NOSPACE alarm: it refuses the record's put and any new lease, but keep-alives still work,
+      // so keeping this lease alive keeps the node up for gateways (reads go on) until the alarm is disarmed.
+      if (!isStrataError(err, 'DISK_FULL')) this.nodeLeases.delete(node.id);
       throw err;
     }
   }
@@ -942,6 +953,7 @@ export class EtcdMetadataStore implements MetadataStore {
 
   async close(): Promise<void> {
     await Promise.all([...this.watchers].map((w) => w.stop('metadata store closed')));
+    this.spaceState.close();
     this.calls.close();
   }
 
@@ -955,8 +967,14 @@ export class EtcdMetadataStore implements MetadataStore {
     return this.calls.deadline();
   }
 
-  private rpc<T>(what: string, kind: CallKind, deadline: Deadline, send: (options: CallOptions) => Promise<T>): Promise<T> {
-    return this.calls.call(what, kind, deadline, send);
+  private async rpc<T>(what: string, kind: CallKind, deadline: Deadline, send: (options: CallOptions) => Promise<T>): Promise<T> {
+    try {
+      return await this.calls.call(what, kind, deadline, send);
+    } catch (err) {
+      // etcd's quota is exhausted: known at once here, so that the next writes are refused before their blobs.
+      if (isStrataError(err, 'DISK_FULL')) this.spaceState.noted();
+      throw err;
+    }
   }
 
   private manifestKey(key: string): Buffer {

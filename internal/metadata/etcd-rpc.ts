@@ -16,7 +16,8 @@ import { StrataError } from '../core/errors.js';
 
 /**
  * The connection to etcd: one `etcd3` client, a deadline on every call, retries where they are safe, and the
- * mapping of etcd and gRPC failures to METADATA_UNAVAILABLE and COMMIT_UNKNOWN (README: "etcd", "Errors").
+ * mapping of etcd and gRPC failures to METADATA_UNAVAILABLE and COMMIT_UNKNOWN, and of etcd's exhausted space quota to
+ * DISK_FULL (README: "etcd", "Errors").
  */
 
 export const ETCD_RPC_LIMITS = {
@@ -54,6 +55,31 @@ interface Failure {
 
 /** Answers from etcd that may hide an applied change: a proposal that timed out or lost its leader can commit. */
 const ETCD_AMBIGUOUS = /etcdserver: (request timed out|leader changed)/;
+/**
+ * etcd's answer to a put (or a transaction with one, or a lease grant) while its space quota is exhausted: gRPC
+ * RESOURCE_EXHAUSTED, surfaced by etcd3 as GRPCResourceExhastedError with this text (the same in etcd 3.4 and 3.5).
+ * etcd raises its NOSPACE alarm with the first such refusal and refuses every put until an operator disarms it.
+ */
+const ETCD_NO_SPACE = /etcdserver: mvcc: database space exceeded/;
+
+/** Whether `err` is etcd refusing a change because its space quota is exhausted (NOSPACE). */
+export function isEtcdNoSpace(err: unknown): boolean {
+  return ETCD_NO_SPACE.test(err instanceof Error ? err.message : String(err));
+}
+
+/**
+ * What a client is told while etcd's NOSPACE alarm is raised: what is full, what still works, and the recovery
+ * (docs/disk-full.md, "etcd"). Deletes are refused too: a delete stores a tombstone, and etcd refuses every put.
+ */
+export function etcdNoSpaceMessage(endpoints: readonly string[]): string {
+  return (
+    `etcd (${endpoints.join(', ')}) has exhausted its space quota (--quota-backend-bytes) and raised its NOSPACE alarm: ` +
+    'it refuses every change (writes, patches, and deletes, which store a tombstone) until an operator frees space; ' +
+    'reads still work. Recover with `etcdctl compact <current revision>`, `etcdctl defrag --cluster`, then ' +
+    '`etcdctl alarm disarm` (and raise --quota-backend-bytes if the live data needs it); writes resume on their own'
+  );
+}
+
 /** Refusals from etcd that are worth another try (nothing was applied). */
 const ETCD_TRANSIENT = /etcdserver: (no leader|too many requests|not capable|unhealthy cluster|server stopped)/;
 
@@ -181,6 +207,8 @@ export class EtcdRpc {
       );
     }
     if (this.closed) return new StrataError('METADATA_UNAVAILABLE', `metadata store (etcd) closed during ${what}`);
+    // A refusal (nothing applied), and not one that goes away by retrying: 507, not 503 "retry later".
+    if (isEtcdNoSpace(err)) return new StrataError('DISK_FULL', `${etcdNoSpaceMessage(this.endpoints)}; the ${what} was refused, nothing was written`);
     const outcome = failure.sent === 'maybe' && kind !== 'idempotent' ? ' (its outcome is unknown)' : '';
     return new StrataError('METADATA_UNAVAILABLE', `${where} is unavailable: ${what} failed${outcome}: ${cause}`);
   }

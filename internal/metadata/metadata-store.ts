@@ -177,7 +177,21 @@ export interface MetadataStore {
    */
   absenceTrusted(sinceMs: number): Promise<boolean>;
 
+  /**
+   * Whether the store takes changes, for stores with a space quota of their own (etcd's NOSPACE alarm): cheap and
+   * synchronous, read by write admission, /health/ready and /metrics. Absent where the data directory's reserve
+   * covers the store (the embedded store).
+   */
+  space?(): MetadataSpace;
+
   close(): Promise<void>;
+}
+
+/** MetadataStore.space: false while every change is refused with DISK_FULL; reads still work. */
+export interface MetadataSpace {
+  writable: boolean;
+  /** What is full and how to recover; null while writable. */
+  reason: string | null;
 }
 
 /** One record that failed verification (MetadataStore.integrity). */

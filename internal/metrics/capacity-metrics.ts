@@ -6,11 +6,12 @@
 import type { Registry } from 'prom-client';
 import { writability, type GatewayCapacity } from '../api/capacity-view.js';
 import type { NodePool } from '../cluster/node-pool.js';
+import type { MetadataStore } from '../metadata/metadata-store.js';
 import { gaugeFrom } from './gateway-metrics.js';
 
-export function watchCapacity(registry: Registry, pool: NodePool, capacity: GatewayCapacity | undefined): void {
-  gaugeFrom(registry, 'strata_writable', '1 while this gateway takes writes; 0 while its disk is down to its reserve or too few storage nodes have room (507 DISK_FULL).', () =>
-    writability(pool, capacity).writable ? 1 : 0,
+export function watchCapacity(registry: Registry, pool: NodePool, capacity: GatewayCapacity | undefined, metadata?: Pick<MetadataStore, 'space'>): void {
+  gaugeFrom(registry, 'strata_writable', "1 while this gateway takes writes; 0 while its disk is down to its reserve, too few storage nodes have room or etcd's space quota is exhausted (507 DISK_FULL).", () =>
+    writability(pool, capacity, metadata).writable ? 1 : 0,
   );
   gaugeFrom(registry, 'strata_storage_nodes_with_room', 'Storage nodes that are up, not draining and take new blobs.', () => pool.capacity().nodesWithRoom);
   if (capacity === undefined) return;

@@ -125,7 +125,7 @@ export function buildGateway(parts: GatewayParts): Gateway {
     metrics.watchPartCache(partCache);
     metrics.watchBodyBudget(bodies);
     watchNodePool(observability.registry, pool);
-    watchCapacity(observability.registry, pool, parts.capacity);
+    watchCapacity(observability.registry, pool, parts.capacity, metadata);
   }
   const app = createGatewayApp(deps, {
     ...(parts.repairBacklog ? { repairBacklog: parts.repairBacklog } : {}),

@@ -280,6 +280,12 @@ export class WriteService {
     const created = [...hotTargets, ...coldTargets];
     // Refused here, before the intent, the write leaves nothing behind: running out of space is never half a write.
     this.deps.capacity?.admit(created.reduce((sum, t) => sum + t.data.length, WRITE_METADATA_BYTES), `the write to "${key}"`);
+    // The same for a metadata store whose own quota is exhausted (etcd's NOSPACE alarm): its commit would be refused,
+    // and until the alarm is disarmed not even the healer could record the abort that removes the blobs.
+    const metadataSpace = this.deps.metadata.space?.();
+    if (metadataSpace !== undefined && !metadataSpace.writable) {
+      throw new StrataError('DISK_FULL', `the write to "${key}" was refused, nothing was written: ${metadataSpace.reason}`);
+    }
 
     const intentAtMs = clock.nowMs();
     await this.deps.wal.append({

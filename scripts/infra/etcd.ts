@@ -12,12 +12,13 @@
  * Measured on the development VM (Debian 12, 2 vCPU): `apt-get update && apt-get install -y etcd-server` took
  * about 10 s and installed etcd 3.4.23; an already-installed etcd is found in a few milliseconds.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { assert } from '../../internal/core/assert.js';
 import { InfraError, ensureBinary } from './debian-package.js';
+import { ensureEtcdctl } from './etcd-backup.js';
 import { OutputTail, freePort, sleep, stopOnExit } from './process-utils.js';
 
 export { InfraError };
@@ -34,6 +35,8 @@ export const ETCD_INFRA_LIMITS = {
   startAttemptsMax: 3,
   /** Bytes of etcd's output kept for error messages. */
   outputTailBytesMax: 4_096,
+  /** One etcdctl command (compact and defrag of a small store take well under a second). */
+  etcdctlTimeoutMs: 60_000,
 } as const;
 
 /** The member's name; a snapshot restored for this member must be given the same (scripts/infra/etcd-backup.ts). */
@@ -65,7 +68,15 @@ export interface StartEtcdOptions {
   peerPort?: number;
   /** etcd's space quota (--quota-backend-bytes); tests of its NOSPACE alarm make it tiny. Default ETCD_QUOTA_BACKEND_BYTES. */
   quotaBackendBytes?: number;
+  /**
+   * How much history the periodic compaction keeps (--auto-compaction-retention, a duration such as `5m` or `2s`).
+   * Default ETCD_AUTO_COMPACTION_RETENTION; tests of the compaction's effect on the quota shorten it.
+   */
+  autoCompactionRetention?: string;
 }
+
+/** The history a deployment's etcd keeps: revisions older than this are compacted (see startEtcd's flags). */
+export const ETCD_AUTO_COMPACTION_RETENTION = '5m';
 
 /**
  * The space quota of a deployment's etcd (its own default, made explicit). Overwrites never fill it because history
@@ -130,7 +141,7 @@ async function startOnce(binary: string, options: StartEtcdOptions): Promise<Run
     // Old revisions are compacted so that overwrites do not fill the quota (watchers resuming from older than 5
     // minutes get HISTORY_COMPACTED and list again).
     '--auto-compaction-mode=periodic',
-    '--auto-compaction-retention=5m',
+    `--auto-compaction-retention=${options.autoCompactionRetention ?? ETCD_AUTO_COMPACTION_RETENTION}`,
     `--quota-backend-bytes=${options.quotaBackendBytes ?? ETCD_QUOTA_BACKEND_BYTES}`,
     '--initial-cluster-state=new', // ignored by etcd when the data dir already holds a member (a restart)
     '--logger=zap',
@@ -200,4 +211,25 @@ async function waitUntilHealthy(clientUrl: string, hasExited: () => boolean): Pr
     await sleep(ETCD_INFRA_LIMITS.readyPollIntervalMs);
   }
   throw new InfraError(`etcd at ${clientUrl} was not healthy within ${ETCD_INFRA_LIMITS.readyTimeoutMs} ms (last probe: ${last})`);
+}
+
+// ---- etcdctl -------------------------------------------------------------------------------------------------
+
+/**
+ * Runs `etcdctl --endpoints=<endpoint> <args>` with the v3 API, as an operator would (installing Debian's
+ * etcd-client first when etcdctl is missing); resolves with its standard output, rejects with its output on failure.
+ *
+ *   await etcdctl(etcd.endpoints, ['alarm', 'list']);
+ */
+export async function etcdctl(endpoint: string, args: string[]): Promise<string> {
+  const binary = await ensureEtcdctl();
+  const argv = [`--endpoints=${endpoint}`, ...args];
+  return new Promise((resolve, reject) => {
+    // ETCDCTL_API=3: etcdctl 3.3 and older default to the v2 API.
+    execFile(binary, argv, { env: { ...process.env, ETCDCTL_API: '3' }, timeout: ETCD_INFRA_LIMITS.etcdctlTimeoutMs }, (err, stdout, stderr) => {
+      if (err === null) return resolve(stdout);
+      const tail = `${stdout}${stderr}`.slice(-ETCD_INFRA_LIMITS.outputTailBytesMax);
+      reject(new InfraError(`\`etcdctl ${argv.join(' ')}\` failed: ${err.message}\n${tail}`));
+    });
+  });
 }
