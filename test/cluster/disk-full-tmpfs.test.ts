@@ -1,9 +1,10 @@
 /**
  * A full disk is an operating condition: the all-in-one on a 64 MiB tmpfs of its own is filled until writes are
  * refused with 507 DISK_FULL (nothing half written, every acknowledged write still reads back, readiness stays 200
- * with writable: false), then everything is deleted, compaction gives the space back and writes resume without a
- * restart; finally the disk is filled to the last byte by something else and the process still starts on it and
- * serves reads and deletes.
+ * with writable: false), then everything is deleted, the nodes' own idle pass (driven by advancing the injected
+ * clock past the quiet time, no compaction by hand) gives the space back and writes resume without a restart;
+ * finally the disk is filled to the last byte by something else and the process still starts on it and serves reads
+ * and deletes.
  *
  * Needs root to mount the tmpfs; skips with the reason otherwise.
  */
@@ -13,6 +14,8 @@ import { mkdtemp, open, rm, rmdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { IDLE_COMPACT_AFTER_MS_DEFAULT } from '../../internal/blobstore/volume/reclamation.js';
+import { AdvancingClock } from '../helpers/advancing-clock.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 
 const FS_BYTES = 64 * 1024 * 1024;
@@ -21,6 +24,8 @@ const DOC_BODY_BYTES = 256 * 1024;
 /** More documents than 64 MiB can hold at ~1.6x their size, so the loop always reaches the refusal. */
 const WRITES_MAX = 200;
 const WAIT = { timeout: 90_000, interval: 200 };
+/** The volume stores' quiet time before their idle pass (IDLE_COMPACT_AFTER_MS_DEFAULT), plus a margin. */
+const PAST_IDLE_MS = IDLE_COMPACT_AFTER_MS_DEFAULT + 1_000;
 
 let mountDir: string | null = null;
 let mountError: string | null = null;
@@ -107,7 +112,8 @@ describe('the all-in-one on a small filesystem that fills up', () => {
   it('refuses writes with 507 DISK_FULL before the reserve, deletes, reclaims, writes again, and restarts on a full disk', async (context) => {
     if (mountDir === null) return context.skip(mountError ?? 'no tmpfs');
     const dataDir = path.join(mountDir, 'data');
-    let cluster = await startTestCluster({ dataDir });
+    const clock = new AdvancingClock();
+    let cluster = await startTestCluster({ dataDir, clock });
     const acked = new Map<string, unknown>();
     try {
       // ---- filled until refused ----
@@ -148,8 +154,10 @@ describe('the all-in-one on a small filesystem that fills up', () => {
       await cluster.gateway.writes.drain();
       acked.clear();
 
-      // ---- compaction (what the idle pass runs) gives the space back; writes resume without a restart ----
-      for (const node of cluster.nodes) await node.server!.store.compact({ sealActive: true });
+      // ---- the stores' own idle pass gives the space back once they are quiet; writes resume without a restart ----
+      // Nothing is compacted by hand: the clock moves past the quiet time and the idle pass (which looks at the clock
+      // at least every second) seals and compacts, taking its scratch space from the released reserve.
+      clock.advance(PAST_IDLE_MS);
       await vi.waitFor(async () => {
         expect((await ready(cluster)).body.writable).toBe(true);
       }, WAIT);
