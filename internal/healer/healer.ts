@@ -22,6 +22,7 @@ import type { BlobInfo } from '../blobstore/blob-store.js';
 import { moveBlobs, type MoveCounters } from './blob-mover.js';
 import type { TieringJob } from './tiering-job.js';
 import { IntentResolver, type IntentStats } from './intent-resolver.js';
+import { ManifestRebuilder, type ManifestRebuildCounters, type ManifestRebuildWait } from './manifest-rebuilder.js';
 import { MEMBERSHIP_LIMITS, RebalancePlanner, activeNodes, drainMoves, type RebalanceMove } from './membership.js';
 import {
   observeStates,
@@ -96,6 +97,8 @@ export interface HealerReport {
   rebalancePlanned: number;
   /** Draining nodes that no manifest references any more (as of this round's audit): ready to be removed. */
   drainComplete: string[];
+  /** Manifest records that failed verification and were rebuilt from the nodes' blobs this round (./manifest-rebuilder.ts). */
+  manifestsRebuilt: number;
 }
 
 /** Manifests per page of the audit walk. */
@@ -105,6 +108,7 @@ const HINTS_PER_ROUND = 100;
 
 export class Healer {
   private readonly intents: IntentResolver;
+  private readonly rebuilder: ManifestRebuilder;
   private term: LeaderTerm | null = null;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
@@ -152,6 +156,26 @@ export class Healer {
       nodeTimeoutMs: deps.options.nodeTimeoutMs,
       group: 'strata-healer',
     });
+    this.rebuilder = new ManifestRebuilder({
+      metadata: deps.metadata,
+      pool: deps.pool,
+      ec: deps.ec,
+      clock: deps.clock,
+      log: deps.log,
+      nodeTimeoutMs: deps.options.nodeTimeoutMs,
+      intentTimeoutMs: deps.options.intentTimeoutMs,
+      unresolvedIntents: (key) => this.intents.unresolvedOf(key),
+    });
+  }
+
+  /** Rebuilds of damaged manifest records: done and refused (metrics). */
+  get manifestRebuilds(): Readonly<ManifestRebuildCounters> {
+    return this.rebuilder.counters;
+  }
+
+  /** Damaged manifest records waiting for a rebuild, and why (metrics, tests). */
+  manifestsAwaitingRebuild(): ManifestRebuildWait[] {
+    return this.rebuilder.status();
   }
 
   /** The tiering work this healer does each round (counters for tests and reports), if wired. */
@@ -206,6 +230,7 @@ export class Healer {
       rebalanced: 0,
       rebalancePlanned: 0,
       drainComplete: [],
+      manifestsRebuilt: 0,
     };
     if (!(await this.lead())) {
       // A plan made while leading is stale by the time leadership comes back.
@@ -231,6 +256,9 @@ export class Healer {
       if (report.rebalancePlanned > 0) {
         this.deps.log.info({ moves: report.rebalancePlanned, nodes: planner.underfull() }, 'planned rebalance moves onto emptier nodes');
       }
+      // After the audit, whose scan reports the damaged records it skips; before garbage collection, which holds
+      // the blobs of every key still waiting and resumes for the ones rebuilt.
+      if (this.term) report.manifestsRebuilt = await this.rebuilder.runPass(inventories, this.term, () => this.stillLeads());
       if (!(await this.lead())) return report;
       await this.collectGarbage(inventories, report);
       await this.expireRecords();
@@ -464,6 +492,8 @@ export class Healer {
     const { metadata, pool, clock, options } = this.deps;
     // Keys whose manifest record was met damaged: their blobs wait for the record's repair, whatever a lookup says.
     const suspect = new Set(metadata.integrity().recent.flatMap((s) => (s.kind === 'manifest' ? [s.key, ...(s.ownKey === undefined ? [] : [s.ownKey])] : [])));
+    // And those waiting for a rebuild, which the store's bounded list of recent sightings may have dropped.
+    for (const key of this.rebuilder.keys()) suspect.add(key);
     // While the store's own integrity check fails, nothing is deleted at all: the file is damaged somewhere, and
     // a stale-looking blob could be one that a record the damage hides still references.
     const failedCheck = metadata.integrity().checks?.lastFailure ?? null;

@@ -47,6 +47,14 @@ export interface IntentStats {
   lastCorruptEntry: { partition: number; offset: number; why: string; atMs: number } | null;
 }
 
+/** An intent read from the WAL and not resolved yet (IntentResolver.unresolvedOf). */
+export interface UnresolvedIntent {
+  writeId: string;
+  op: 'write' | 'delete';
+  atMs: number;
+  failed: boolean;
+}
+
 export class IntentResolver {
   private consumer: WalConsumer | null = null;
   private readonly pending = new Map<string, { intent: Intent; failed: boolean }>();
@@ -107,6 +115,18 @@ export class IntentResolver {
     let oldest: number | null = null;
     for (const { intent } of this.pending.values()) if (oldest === null || intent.atMs < oldest) oldest = intent.atMs;
     this.stats.oldestPendingAtMs = oldest;
+  }
+
+  /**
+   * The intents of `key` read and not resolved yet, oldest first: what the rebuild of a damaged manifest record
+   * weighs (./manifest-rebuilder.ts). `failed`: the gateway reported that the write did not commit.
+   */
+  unresolvedOf(key: string): UnresolvedIntent[] {
+    const out: UnresolvedIntent[] = [];
+    for (const { intent, failed } of this.pending.values()) {
+      if (intent.key === key) out.push({ writeId: intent.writeId, op: intent.op, atMs: intent.atMs, failed });
+    }
+    return out.sort((a, b) => a.atMs - b.atMs);
   }
 
   /** Returns true when the intent is settled (committed, or aborted and its blobs removed). */

@@ -35,8 +35,9 @@ import { EtcdRpc, ETCD_RPC_LIMITS, type CallKind, type CallOptions, type Deadlin
 import { EtcdSpace } from './etcd-space.js';
 import type { Logger } from '../log/logger.js';
 import { IntegrityLedger } from './integrity-ledger.js';
-import type { MetadataIntegrity, MetadataSpace } from './metadata-store.js';
-import { corruptRecord, openText, sealText, type RecordKind } from './record-envelope.js';
+import type { MetadataIntegrity, MetadataSpace, ReplaceCorruptManifestRequest, ReplaceCorruptManifestResult } from './metadata-store.js';
+import { hintsOfManifestObject, refusalOf } from './damaged-manifest-hints.js';
+import { SEALED_TEXT_PREFIX, corruptRecord, openText, sealText, type RecordKind } from './record-envelope.js';
 import type {
   AbortRequest,
   ChangeWatchListener,
@@ -330,6 +331,63 @@ export class EtcdMetadataStore implements MetadataStore {
     const currentModRevision = current === null ? 0 : revisionOf(current.mod_revision, 'mod_revision');
     assert(currentModRevision !== expectedModRevision, 'a failed commit failed one of its conditions');
     return { ok: false, reason: 'conflict', current: current === null ? null : this.decodeManifest(current) };
+  }
+
+  /**
+   * MetadataStore.replaceCorruptManifest. etcd cannot verify a checksum inside a transaction, so the record is read
+   * and checked here, and the transaction puts the rebuilt one only if neither the manifest key nor its live-index
+   * key moved since that read: the record replaced is exactly the one found damaged. The witnesses of a delete: the
+   * live-index key (a delete removes it in the same transaction that writes the tombstone; it holds no checksum to
+   * damage) and the damaged record's content where it still parses.
+   */
+  async replaceCorruptManifest(request: ReplaceCorruptManifestRequest): Promise<ReplaceCorruptManifestResult> {
+    const { key, manifest, fence } = request;
+    assert(manifest.key === key, 'manifest.key equals the repaired key');
+    assert(!manifest.deleted, 'a repair stores a live manifest');
+    if (this.ownLeaseLapsed(fence)) return { ok: false, reason: 'fenced', why: 'the caller no longer leads' };
+    const manifestKey = this.manifestKey(key);
+    const liveKey = KeySpace.under(this.keys.live, key, 'key');
+    const leaderKey = KeySpace.under(this.keys.leaders, fence.name, 'leader name');
+    const { version: _version, ...rest } = manifest;
+    const value = sealText('manifest', key, JSON.stringify({ format: ETCD_MANIFEST_RECORD_FORMAT, version: null, manifest: rest } satisfies ManifestRecord));
+    // A record that moves between the read and the transaction is looked at again: it may be intact now.
+    for (let attempt = 0; attempt < REPAIR_ATTEMPTS_MAX; attempt++) {
+      const deadline = this.deadline();
+      const read = await this.rpc(`read of "${key}" for its repair`, 'idempotent', deadline, (options) =>
+        this.client.kv.txn({ compare: [], success: [get(manifestKey), get(liveKey)], failure: [] }, options),
+      );
+      const kv = rangedKv(read, 0);
+      if (kv === null) return { ok: false, reason: 'absent', why: 'the key has no record' };
+      if (this.keepIfCorrupt(() => this.decodeManifest(kv)) !== null) {
+        // The record verifies now: its sightings no longer hold the key's garbage collection.
+        this.ledger.forgetManifest(key);
+        return { ok: false, reason: 'intact', why: 'the stored record verifies (replaced since it was found damaged)' };
+      }
+      const live = rangedKv(read, 1);
+      if (live === null) return { ok: false, reason: 'deleted', why: "the key's live-index entry is gone: its last commit wrote a tombstone" };
+      const refusal = refusalOf(hintsOfManifestObject(damagedRecordContent(kv.value.toString('utf8'))?.['manifest'], key), manifest.writeId);
+      if (refusal !== null) return { ok: false, ...refusal };
+      const txn: ITxnRequest = {
+        compare: [
+          createIs(leaderKey, fence.term),
+          valueIs(leaderKey, utf8(fence.holder, 'holder')),
+          modIs(manifestKey, revisionOf(kv.mod_revision, 'mod_revision')),
+          modIs(liveKey, revisionOf(live.mod_revision, 'mod_revision')),
+        ],
+        success: [put(manifestKey, value)],
+        failure: [get(leaderKey)],
+      };
+      const response = await this.rpc(`repair of "${key}"`, 'commit', deadline, (options) => this.client.kv.txn(txn, options));
+      if (response.succeeded) {
+        const modRevision = revisionOf(response.header.revision, 'repair revision');
+        this.ledger.forgetManifest(key);
+        return { ok: true, modRevision, manifest: { ...(JSON.parse(JSON.stringify(rest)) as Omit<Manifest, 'version'>), version: String(modRevision) } };
+      }
+      const leader = rangedKv(response, 0);
+      const holds = leader !== null && revisionOf(leader.create_revision, 'leader create_revision') === fence.term && leader.value.toString('utf8') === fence.holder;
+      if (!holds) return { ok: false, reason: 'fenced', why: 'the caller no longer leads' };
+    }
+    return { ok: false, reason: 'intact', why: `the record kept changing over ${REPAIR_ATTEMPTS_MAX} attempts; looked at again next round` };
   }
 
   async abort(request: AbortRequest): Promise<boolean> {
@@ -1217,6 +1275,21 @@ function safely(run: () => void): void {
 
 /** Resolves once etcd confirms the watch, rejects on its error or at `deadline` (epoch ms). */
 /** Stops a watch without waiting long: cancelling waits for etcd's answer, which never comes while it is unreachable. */
+/** Read-check-replace rounds of one replaceCorruptManifest call. */
+const REPAIR_ATTEMPTS_MAX = 3;
+
+/** The parsed content of a damaged etcd record (after its envelope header, when it has one), or null. */
+function damagedRecordContent(text: string): Record<string, unknown> | null {
+  const newline = text.indexOf('\n');
+  const content = text.startsWith(SEALED_TEXT_PREFIX) && newline >= 0 ? text.slice(newline + 1) : text;
+  try {
+    const parsed: unknown = JSON.parse(content);
+    return parsed !== null && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
 async function cancelWatcher(w: Watcher): Promise<void> {
   w.removeAllListeners();
   w.on('error', () => undefined);

@@ -48,6 +48,17 @@ export class IntegrityLedger {
     );
   }
 
+  /**
+   * Forgets the sightings of the manifest record of `key`, once it was replaced by a verified one
+   * (MetadataStore.replaceCorruptManifest): garbage collection of that key resumes. The count stays (a metric).
+   */
+  forgetManifest(key: string): void {
+    for (let i = this.recent.length - 1; i >= 0; i--) {
+      const s = this.recent[i]!;
+      if (s.kind === 'manifest' && s.key === key) this.recent.splice(i, 1);
+    }
+  }
+
   sightings(): CorruptRecordSighting[] {
     return this.recent.map((s) => ({ ...s }));
   }

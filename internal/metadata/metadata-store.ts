@@ -178,6 +178,24 @@ export interface MetadataStore {
   absenceTrusted(sinceMs: number): Promise<boolean>;
 
   /**
+   * The healer's repair of a manifest record that fails verification (docs/decisions.md 20): stores `manifest`, which
+   * the healer rebuilt from the nodes' self-describing blobs, under `key`, in one transaction, only while
+   * - the record stored under `key` still fails verification: one that verifies (a client's write or an earlier
+   *   repair replaced it) is never overwritten ('intact'), and no record at all is never created ('absent');
+   * - nothing the store keeps says the key's last committed change may have been a delete ('deleted'): the damaged
+   *   record's own deleted flag or content where still readable, the embedded store's change history, etcd's live-key
+   *   index. A tombstone holds no blobs, so a rebuild from blobs could only bring a deleted key back;
+   * - the damaged record, where it still names a write id, names none newer than `manifest.writeId` ('newer'):
+   *   a newer committed change has no blobs left to rebuild it from (a delete, or a write whose blobs are lost);
+   * - the caller still holds `fence` ('fenced').
+   * The manifest gets a new version, the store's next revision, as a commit with assignVersion would: above every
+   * version the store ever issued, so no reader sees a version go backwards (a client's old ETag answers 412). On
+   * success, and on 'intact', the store forgets its sightings of the damaged record (integrity().recent), so that
+   * garbage collection of the key resumes.
+   */
+  replaceCorruptManifest(request: ReplaceCorruptManifestRequest): Promise<ReplaceCorruptManifestResult>;
+
+  /**
    * Whether the store takes changes, for stores with a space quota of their own (etcd's NOSPACE alarm): cheap and
    * synchronous, read by write admission, /health/ready and /metrics. Absent where the data directory's reserve
    * covers the store (the embedded store).
@@ -186,6 +204,18 @@ export interface MetadataStore {
 
   close(): Promise<void>;
 }
+
+/** MetadataStore.replaceCorruptManifest. */
+export interface ReplaceCorruptManifestRequest {
+  key: string;
+  /** The rebuilt manifest (`key` is its key; its version is replaced by the new one). */
+  manifest: Manifest;
+  fence: LeaderTerm;
+}
+
+export type ReplaceCorruptManifestResult =
+  | { ok: true; modRevision: number; manifest: Manifest }
+  | { ok: false; reason: 'intact' | 'absent' | 'deleted' | 'newer' | 'fenced'; why: string };
 
 /** MetadataStore.space: false while every change is refused with DISK_FULL; reads still work. */
 export interface MetadataSpace {

@@ -33,7 +33,8 @@ import {
 import { SqliteGroupCommit, openSqliteDatabase, type GroupCommitStats } from './sqlite-group-commit.js';
 import { SqliteTieringRecords, TIERING_RECORDS_SQL } from './sqlite-tiering-records.js';
 import type { Logger } from '../log/logger.js';
-import type { MetadataIntegrity } from './metadata-store.js';
+import type { MetadataIntegrity, ReplaceCorruptManifestRequest, ReplaceCorruptManifestResult } from './metadata-store.js';
+import { hintsOfManifestJson, refusalOf } from './damaged-manifest-hints.js';
 import { IntegrityLedger } from './integrity-ledger.js';
 import {
   SqliteIntegrityChecks,
@@ -460,6 +461,9 @@ export class SqliteMetadataStore implements MetadataStore {
 
       historyFloor: db.prepare<[], number>("SELECT value FROM counters WHERE name = 'history_floor'").pluck(),
       recordChange: db.prepare<[number, Buffer, string]>('INSERT INTO changes (revision, key, kind) VALUES (?, ?, ?)'),
+      // No index on `changes.key`: only the rare repair of a damaged record reads it (a scan of at most
+      // changeHistoryRowsMax rows, a few ms), and an index would cost every commit.
+      lastChangeOf: db.prepare<[Buffer], 'put' | 'delete'>('SELECT kind FROM changes WHERE key = ? ORDER BY revision DESC LIMIT 1').pluck(),
       changesAfter: db.prepare<[number, number, number], ChangeRow>(
         'SELECT revision, key, kind FROM changes WHERE revision > ? AND revision <= ? ORDER BY revision LIMIT ?',
       ),
@@ -871,6 +875,44 @@ export class SqliteMetadataStore implements MetadataStore {
       this.stmt.insertAbort.run(writeId, keyBytes, nowMs, abortChecksum(writeId, keyBytes, nowMs));
       return true;
     }));
+  }
+
+  /**
+   * MetadataStore.replaceCorruptManifest. The witnesses of a delete here: the row's `deleted` column, the damaged
+   * manifest text where it still parses, and the key's last entry in the change history (kept for the last
+   * changeHistoryRowsMax commits): any one of them refuses.
+   */
+  async replaceCorruptManifest(request: ReplaceCorruptManifestRequest): Promise<ReplaceCorruptManifestResult> {
+    const { key, manifest, fence } = request;
+    assert(manifest.key === key, 'manifest.key equals the repaired key');
+    assert(!manifest.deleted, 'a repair stores a live manifest');
+    const keyBytes = utf8(key);
+    const result = await this.group.submit((): ReplaceCorruptManifestResult => {
+      if (!this.holdsTerm(fence)) return { ok: false, reason: 'fenced', why: 'the caller no longer leads' };
+      const row = this.stmt.getManifest.get(keyBytes);
+      if (row === undefined) return { ok: false, reason: 'absent', why: 'the key has no record' };
+      try {
+        verifyManifestRow(key, row);
+        return { ok: false, reason: 'intact', why: 'the stored record verifies (replaced since it was found damaged)' };
+      } catch (error) {
+        if (!(error instanceof CorruptRow)) throw error;
+      }
+      if (row.deleted !== 0) return { ok: false, reason: 'deleted', why: 'the damaged row is marked deleted' };
+      const refusal = refusalOf(hintsOfManifestJson(row.manifest, key), manifest.writeId);
+      if (refusal !== null) return { ok: false, ...refusal };
+      if (this.stmt.lastChangeOf.get(keyBytes) === 'delete') {
+        return { ok: false, reason: 'deleted', why: "the change history's last change of the key is a delete" };
+      }
+      const revision = this.bumpRevision();
+      const json = JSON.stringify({ ...manifest, version: String(revision) } satisfies Manifest);
+      this.stmt.putManifest.run(keyBytes, json, revision, 0, manifestChecksum(key, json, revision, 0));
+      // A new version (the document's bytes are those of the rebuilt write): GET /watch reports it like a write.
+      this.recordChange(revision, keyBytes, 'put');
+      return { ok: true, modRevision: revision, manifest: JSON.parse(json) as Manifest };
+    });
+    // Either way the record now verifies: its sightings no longer hold the key's garbage collection.
+    if (result.ok || result.reason === 'intact') this.ledger.forgetManifest(key);
+    return result;
   }
 
   async purgeTombstone(key: string, modRevision: number): Promise<boolean> {

@@ -60,6 +60,24 @@ export function watchHealer(registry: Registry, healer: Healer, clock: Clock): v
     'WAL entries that failed verification; none was acted on (no rollback, no delete).',
     () => healer.intentStats.corruptEntries,
   );
+  counterFrom(
+    registry,
+    'strata_healer_manifests_rebuilt_total',
+    "Manifest records that failed verification and were rebuilt from the nodes' blobs (the healer journal says which).",
+    () => healer.manifestRebuilds.manifestsRebuilt,
+  );
+  counterFrom(
+    registry,
+    'strata_healer_manifest_rebuilds_refused_total',
+    'Rebuilds of damaged manifest records put off or refused (the key may have been deleted, has no blobs left, or a write of it may still run); counted per attempt.',
+    () => healer.manifestRebuilds.manifestRebuildsRefused,
+  );
+  gaugeFrom(
+    registry,
+    'strata_healer_manifests_awaiting_rebuild',
+    'Keys whose manifest record failed verification and is not rebuilt yet: they answer 503 METADATA_CORRUPT and their blobs are kept.',
+    () => healer.manifestsAwaitingRebuild().length,
+  );
   gaugeFrom(
     registry,
     'strata_healer_garbage_held_blobs',

@@ -93,6 +93,9 @@ export interface RebuildReport {
   unrecoverable: { key: string; reason: string }[];
 }
 
+/** What rebuilding one key's manifest needs: the nodes to read blobs from, and the erasure code. */
+export type KeyRebuildDeps = Pick<RebuildDeps, 'nodes' | 'ec' | 'timeoutMs'>;
+
 interface FoundBlob {
   node: string;
   info: BlobInfo;
@@ -109,7 +112,7 @@ interface FoundBlob {
 }
 
 /** The blobs of one write id of one key, one per part (a repaired copy of the same part on another node is a spare). */
-interface WriteSet {
+export interface WriteSet {
   writeId: string;
   strategy: Strategy;
   hot: FoundBlob[];
@@ -188,12 +191,7 @@ async function takeInventory(
         for (const info of page) {
           report.blobsScanned++;
           count++;
-          const found = parseFound(client.nodeId, info);
-          if (!found) {
-            report.blobsUnparseable++;
-            continue;
-          }
-          add(byKey, found);
+          if (!addBlob(byKey, client.nodeId, info)) report.blobsUnparseable++;
         }
         if (page.length < pageSize) break;
         after = page[page.length - 1]!.id;
@@ -261,6 +259,18 @@ function codecOf(meta: Record<string, unknown>): { codec: ColdCodec; textBytes: 
   return { codec, textBytes: textBytes as number };
 }
 
+/**
+ * Files one listed blob under its key and write id (rule 1); false when its meta cannot be parsed (or it is marked
+ * corrupt), and it was left out. The whole-store rebuild feeds it every node's inventory, the healer's per-key
+ * rebuild the blobs of the keys it repairs.
+ */
+export function addBlob(byKey: Map<string, Map<string, WriteSet>>, node: string, info: BlobInfo): boolean {
+  const found = parseFound(node, info);
+  if (found === null) return false;
+  add(byKey, found);
+  return true;
+}
+
 function add(byKey: Map<string, Map<string, WriteSet>>, found: FoundBlob): void {
   let writes = byKey.get(found.info.key);
   if (!writes) byKey.set(found.info.key, (writes = new Map()));
@@ -311,11 +321,27 @@ function hasNewerQuorumWrite(writes: Map<string, WriteSet>, writeId: string): bo
 }
 
 /**
+ * The manifest of one key rebuilt from its writes (rules 2 to 5; grouped by addBlob), for the healer's online repair
+ * of a damaged record: the newest write that met its quorum, else the newest readable one. Writes in
+ * `excludeWriteIds` (known never to have committed) are not candidates. The version is left '0' for the store to
+ * assign. Throws when no write can be read back.
+ */
+export function rebuildKeyManifest(
+  deps: KeyRebuildDeps,
+  key: string,
+  writes: ReadonlyMap<string, WriteSet>,
+  excludeWriteIds: ReadonlySet<string> = new Set(),
+): Promise<Manifest> {
+  const kept = new Map([...writes].filter(([writeId]) => !excludeWriteIds.has(writeId)));
+  return rebuildKey(deps, key, kept);
+}
+
+/**
  * The manifest of the key's newest recoverable write. With `newerThan` (merging into a store that has the key),
  * only writes newer than that write id that met their quorum are candidates: a readable but incomplete newer write
  * may never have committed, whereas the store's manifest did.
  */
-async function rebuildKey(deps: RebuildDeps, key: string, writes: Map<string, WriteSet>, newerThan: string | null = null): Promise<Manifest> {
+async function rebuildKey(deps: KeyRebuildDeps, key: string, writes: ReadonlyMap<string, WriteSet>, newerThan: string | null = null): Promise<Manifest> {
   const newestFirst = [...writes.values()].sort((a, b) => (a.writeId < b.writeId ? 1 : a.writeId > b.writeId ? -1 : 0));
   const candidates =
     newerThan === null
@@ -332,7 +358,7 @@ async function rebuildKey(deps: RebuildDeps, key: string, writes: Map<string, Wr
   throw new Error(candidates.length === 0 ? 'no write of this key has enough blobs left to read' : failures.join('; '));
 }
 
-async function manifestOf(deps: RebuildDeps, key: string, w: WriteSet, newestFirst: WriteSet[]): Promise<Manifest> {
+async function manifestOf(deps: KeyRebuildDeps, key: string, w: WriteSet, newestFirst: WriteSet[]): Promise<Manifest> {
   const nodeIds = deps.nodes.map((n) => n.nodeId);
   const hotPayload = w.hot.length > 0 ? await fetchAny(deps, w.hot) : null;
   const hotRefs = w.hot.length > 0 ? completeHot(key, w, hotPayload!, nodeIds) : [];
@@ -405,7 +431,7 @@ function checkMerge(coldText: Buffer, hot: readonly DecodedHot[]): void {
   if (!isJsonObject(doc)) throw new Error('hot and cold parts do not merge into an object');
 }
 
-async function fetchAny(deps: RebuildDeps, blobs: readonly FoundBlob[]): Promise<Buffer> {
+async function fetchAny(deps: KeyRebuildDeps, blobs: readonly FoundBlob[]): Promise<Buffer> {
   let last: unknown = null;
   for (const b of blobs) {
     const client = deps.nodes.find((n) => n.nodeId === b.node)!;
@@ -446,7 +472,7 @@ interface ColdSet {
 }
 
 /** The cold text of a write's shards or copies (decompressed when stored compressed), with its refs and layout. */
-async function readColdSet(deps: RebuildDeps, key: string, s: WriteSet, nodeIds: string[]): Promise<ColdSet> {
+async function readColdSet(deps: KeyRebuildDeps, key: string, s: WriteSet, nodeIds: string[]): Promise<ColdSet> {
   const copies = shardCount(s) === 0;
   const { stored, refs, first } = copies ? await readCopies(deps, key, s, nodeIds) : await readShards(deps, key, s, nodeIds);
   const layout: ColdLayout = { dataBytes: first.dataBytes, shardBytes: first.shardBytes };
@@ -460,7 +486,7 @@ async function readColdSet(deps: RebuildDeps, key: string, s: WriteSet, nodeIds:
 }
 
 /** Reads one good cold copy and completes missing copies' refs (same bytes as their siblings, on hot placement). */
-async function readCopies(deps: RebuildDeps, key: string, s: WriteSet, nodeIds: string[]): Promise<{ stored: Buffer; refs: BlobRef[]; first: FoundBlob }> {
+async function readCopies(deps: KeyRebuildDeps, key: string, s: WriteSet, nodeIds: string[]): Promise<{ stored: Buffer; refs: BlobRef[]; first: FoundBlob }> {
   const first = s.copies[0]!;
   const stored = await fetchAny(deps, s.copies);
   if (stored.length !== first.dataBytes) throw new Error(`cold copy of ${s.writeId} has ${stored.length} bytes, not ${first.dataBytes}`);
@@ -477,7 +503,7 @@ async function readCopies(deps: RebuildDeps, key: string, s: WriteSet, nodeIds: 
 }
 
 /** Reads the shard set, reconstructs the stored cold bytes, and completes missing shards' refs (checksums from a rebuild). */
-async function readShards(deps: RebuildDeps, key: string, s: WriteSet, nodeIds: string[]): Promise<{ stored: Buffer; refs: BlobRef[]; first: FoundBlob }> {
+async function readShards(deps: KeyRebuildDeps, key: string, s: WriteSet, nodeIds: string[]): Promise<{ stored: Buffer; refs: BlobRef[]; first: FoundBlob }> {
   const first = s.shards.find((b): b is FoundBlob => b !== null)!;
   const data: (Buffer | null)[] = await Promise.all(
     s.shards.map(async (b) => {
@@ -515,7 +541,7 @@ function spareNodes(seed: string, nodeIds: string[], used: ReadonlySet<string>):
     .filter((id) => !used.has(id));
 }
 
-function callOptions(deps: RebuildDeps): { timeoutMs: number } {
+function callOptions(deps: KeyRebuildDeps): { timeoutMs: number } {
   return { timeoutMs: deps.timeoutMs ?? 10_000 };
 }
 

@@ -998,6 +998,61 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
         expect(integrity.recent.some((s) => s.kind === 'manifest' && s.key === 'env/b')).toBe(true);
       });
 
+      it("replaceCorruptManifest replaces a damaged record with a new version above every earlier one, and garbage collection's hold on it ends", async () => {
+        const term = (await store.acquireLeadership('strata/healer', 'healer-a', 60_000))!;
+        const first = await create(store, 'rb/k', '01A');
+        const second = await create(store, 'rb/k', '01B', first.modRevision);
+        await create(store, 'rb/other', '01C');
+        await fx.tamper('manifest', 'rb/k');
+        expect(await codeOf(store.get('rb/k'))).toBe('METADATA_CORRUPT');
+        expect(store.integrity().recent.some((s) => s.kind === 'manifest' && s.key === 'rb/k')).toBe(true);
+
+        const rebuilt = makeManifest('rb/k', '01B');
+        const result = await store.replaceCorruptManifest({ key: 'rb/k', manifest: rebuilt, fence: term });
+        if (!result.ok) throw new Error(`expected the repair to succeed, got ${JSON.stringify(result)}`);
+        expect(Number(result.manifest.version)).toBeGreaterThan(Number(second.manifest.version));
+        expect(Number(result.manifest.version)).toBeGreaterThan(Number((await store.get('rb/other'))!.manifest.version));
+        expect(await store.get('rb/k')).toEqual({ manifest: { ...rebuilt, version: result.manifest.version }, modRevision: result.modRevision });
+        expect(store.integrity().recent.some((s) => s.kind === 'manifest' && s.key === 'rb/k')).toBe(false);
+        expect(await store.listKeys('rb/', null, 10)).toEqual(['rb/k', 'rb/other']);
+        // Now intact: a second (late) repair is refused and changes nothing.
+        const late = await store.replaceCorruptManifest({ key: 'rb/k', manifest: makeManifest('rb/k', '01A'), fence: term });
+        expect(late).toMatchObject({ ok: false, reason: 'intact' });
+        expect((await store.get('rb/k'))?.manifest.writeId).toBe('01B');
+      });
+
+      it('replaceCorruptManifest never overwrites an intact record, never creates one, and is fenced', async () => {
+        const term = (await store.acquireLeadership('strata/healer', 'healer-a', 60_000))!;
+        const live = await create(store, 'rb/intact', '01A');
+        expect(await store.replaceCorruptManifest({ key: 'rb/intact', manifest: makeManifest('rb/intact', '01Z'), fence: term })).toMatchObject({ ok: false, reason: 'intact' });
+        expect(await store.get('rb/intact')).toEqual({ manifest: live.manifest, modRevision: live.modRevision });
+        expect(await store.replaceCorruptManifest({ key: 'rb/none', manifest: makeManifest('rb/none', '01A'), fence: term })).toMatchObject({ ok: false, reason: 'absent' });
+        expect(await store.get('rb/none')).toBeNull();
+        await create(store, 'rb/fenced', '01A');
+        await fx.tamper('manifest', 'rb/fenced');
+        const stranger = { name: 'strata/healer', holder: 'healer-b', term: term.term + 1 };
+        expect(await store.replaceCorruptManifest({ key: 'rb/fenced', manifest: makeManifest('rb/fenced', '01A'), fence: stranger })).toMatchObject({ ok: false, reason: 'fenced' });
+        expect(await codeOf(store.get('rb/fenced'))).toBe('METADATA_CORRUPT');
+      });
+
+      it('replaceCorruptManifest never brings back a deleted key, nor rolls a key back to an older write', async () => {
+        const term = (await store.acquireLeadership('strata/healer', 'healer-a', 60_000))!;
+        const live = await create(store, 'rb/deleted', '01A');
+        await remove(store, 'rb/deleted', '01B', live.modRevision);
+        await fx.tamper('manifest', 'rb/deleted');
+        // The nodes still hold the blobs of 01A (a release that failed): a rebuild from them would resurrect it.
+        const refused = await store.replaceCorruptManifest({ key: 'rb/deleted', manifest: makeManifest('rb/deleted', '01A'), fence: term });
+        expect(refused).toMatchObject({ ok: false, reason: 'deleted' });
+        expect(await codeOf(store.get('rb/deleted'))).toBe('METADATA_CORRUPT');
+        expect(await store.listKeys('rb/', null, 10)).toEqual([]);
+
+        await create(store, 'rb/newer', '01D');
+        await fx.tamper('manifest', 'rb/newer');
+        const older = await store.replaceCorruptManifest({ key: 'rb/newer', manifest: makeManifest('rb/newer', '01C'), fence: term });
+        expect(older).toMatchObject({ ok: false, reason: 'newer' });
+        expect(await codeOf(store.get('rb/newer'))).toBe('METADATA_CORRUPT');
+      });
+
       it('a tampered abort record still keeps its write from committing, and expiry keeps it', async () => {
         expect(await store.abort({ key: 'env/k', writeId: 'w-aborted', expectedModRevision: 0, nowMs: 1_000 })).toBe(true);
         await fx.tamper('abort', 'w-aborted');
