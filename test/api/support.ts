@@ -298,8 +298,13 @@ export function rawRequest(
   });
 }
 
-/** Sends bytes on a plain TCP socket and returns everything the server answers until it closes. */
-export function rawSocket(baseUrl: string, request: string | Buffer): Promise<string> {
+/**
+ * Sends bytes on a plain TCP socket and returns everything the server answers until it closes, or until the socket
+ * has been idle for `idleMs` (then whatever came, perhaps nothing). The default only guards against a server that
+ * never answers a request that ends its connection (Connection: close, HTTP/1.0, not HTTP at all); a hostile client
+ * that gives up on a connection it left hanging passes its own.
+ */
+export function rawSocket(baseUrl: string, request: string | Buffer, idleMs: number = CONDITION_TIMEOUT_MS): Promise<string> {
   const base = new URL(baseUrl);
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(base.port), base.hostname);
@@ -308,9 +313,7 @@ export function rawSocket(baseUrl: string, request: string | Buffer): Promise<st
     socket.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
     socket.on('error', (err) => (chunks.length > 0 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(err)));
-    // Every request sent here ends its connection (Connection: close, HTTP/1.0, or not HTTP at all), so this only
-    // guards against a server that never answers; generous, as a busy machine can be slow to answer.
-    socket.setTimeout(CONDITION_TIMEOUT_MS, () => socket.destroy());
+    socket.setTimeout(idleMs, () => socket.destroy());
     socket.write(request);
   });
 }

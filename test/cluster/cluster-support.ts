@@ -186,15 +186,6 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | null | u
   }
 }
 
-/** The value of an unlabelled metric on a process's /metrics, or null when it is not (yet) served. */
-export async function metricOf(proc: Proc, name: string): Promise<number | null> {
-  if (proc.address === null) return null;
-  const answer = await request(proc.address, '/metrics').catch(() => null);
-  if (answer === null || answer.status !== 200) return null;
-  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(answer.text);
-  return match === null ? null : Number(match[1]);
-}
-
 /** The healer holder id /cluster names as leader (`healer-<pid>-<hex>`), or null. */
 export async function healerLeader(base: string): Promise<string | null> {
   const answer = await request(base, '/cluster');

@@ -14,6 +14,8 @@ import { CONDITION_TIMEOUT_MS } from '../helpers/wait.js';
 
 const REQUESTS = 10_000;
 const CONCURRENCY = 32;
+/** How long a client that sent less body than it declared waits in silence before it gives up. */
+const LIAR_GIVES_UP_MS = 5_000;
 const SEED = Number(process.env['STRATA_FUZZ_SEED'] ?? 20240517);
 const SEEDED_DOCS = 12;
 
@@ -111,10 +113,16 @@ describe('hostile requests', () => {
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     agent.destroy();
 
-    // A few lying Content-Lengths and slow clients over raw sockets (bounded: each ends within seconds).
+    // A few lying Content-Lengths and slow clients over raw sockets. A lying client gives up on its connection after
+    // LIAR_GIVES_UP_MS of silence (the gateway would wait a minute for the rest); whether an answer came before
+    // that is not asserted, only that any answer is well-formed.
     for (let i = 0; i < 5; i++) {
       const body = '{"a":1,"b":';
-      const answer = await rawSocket(cluster.url, `POST /write?key=fz%2Fraw${i} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length + 100}\r\nConnection: close\r\n\r\n${body}`).catch(() => '');
+      const answer = await rawSocket(
+        cluster.url,
+        `POST /write?key=fz%2Fraw${i} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length + 100}\r\nConnection: close\r\n\r\n${body}`,
+        LIAR_GIVES_UP_MS,
+      ).catch(() => '');
       if (answer !== '') counts.set(`raw ${parseRawAnswer(answer).status}`, (counts.get(`raw ${parseRawAnswer(answer).status}`) ?? 0) + 1);
     }
     await Promise.all(Array.from({ length: 3 }, (_, i) => slowClient(cluster.url, i)));

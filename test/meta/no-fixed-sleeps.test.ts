@@ -24,6 +24,8 @@ const RULES: ReadonlyArray<{ name: string; pattern: RegExp }> = [
   { name: 'sleep', pattern: /\bawait\s+(sleep|systemClock\.sleep)\s*\(/ },
   // An assertion on real elapsed time: `expect(Date.now() - started).toBeLessThan(...)` and the like.
   { name: 'elapsed time', pattern: /expect\(\s*(Date\.now\(\)|performance\.now\(\)|Number\(process\.hrtime)/ },
+  // The one sanctioned real-time wait (test/helpers/wait.ts): each use is listed below with its reason.
+  { name: 'real-time wait', pattern: /\boutlastRealTimer\(/ },
 ];
 // A further rule, over whole calls rather than lines: 'default condition deadline' (see conditionWaitsWithoutTimeout).
 
@@ -33,8 +35,28 @@ const RULES: ReadonlyArray<{ name: string; pattern: RegExp }> = [
  */
 const ALLOWLIST: Record<string, { rules: string[]; why: string }> = {
   'helpers/wait.ts': {
-    rules: ['timer'],
+    rules: ['timer', 'real-time wait'],
     why: 'outlastRealTimer: the one helper for letting real time pass past a timer inside a component that takes no clock',
+  },
+  'api/watch.test.ts': {
+    rules: ['real-time wait'],
+    why: "the gateway's watch stall timer is a real timer (internal/api/watch-routes.ts takes no clock); the test must outlast it",
+  },
+  'metadata/etcd-metadata-store.test.ts': {
+    rules: ['real-time wait', 'elapsed time'],
+    why: "etcd expires leases by its own clock, so the contract's advance() really waits; gRPC deadlines are wall-clock time, and the bound is the store's default deadline (5 s), showing that the configured 1 s one acted, with 4 s of slack",
+  },
+  'cluster/node-registry-etcd.test.ts': {
+    rules: ['real-time wait'],
+    why: "heartbeats must keep a node alive past its etcd lease, which etcd expires by its own clock",
+  },
+  'cluster/etcd-nospace.test.ts': {
+    rules: ['real-time wait'],
+    why: "the storage nodes' registry lease must outlive etcd's own lease timer while etcd refuses puts",
+  },
+  'cluster/healer-failover.test.ts': {
+    rules: ['real-time wait'],
+    why: "a restarted follower healer's rounds are not observable from outside (healers serve no HTTP in the local cluster); the wait can only make the check pass vacuously, never fail a correct healer",
   },
   'fuzz/hostile-requests.test.ts': {
     rules: ['timer'],
@@ -55,10 +77,6 @@ const ALLOWLIST: Record<string, { rules: string[]; why: string }> = {
   'contracts/write-ahead-log.contract.ts': {
     rules: ['elapsed time'],
     why: 'a lower bound only (a poll with nothing to read waits about waitMs): a busy machine can only lengthen it',
-  },
-  'metadata/etcd-metadata-store.test.ts': {
-    rules: ['elapsed time'],
-    why: "gRPC deadlines are wall-clock time; the bound is the store's default deadline (5 s), showing that the configured 1 s one acted, with 4 s of slack",
   },
 };
 
@@ -147,6 +165,7 @@ describe('the tests do not depend on how busy the machine is', () => {
     expect(flagged('await systemClock.sleep(100);')).toEqual(['sleep']);
     expect(flagged('expect(Date.now() - started).toBeLessThan(1000);')).toEqual(['elapsed time']);
     expect(flagged('expect(performance.now() - t0).toBeLessThan(500);')).toEqual(['elapsed time']);
+    expect(flagged('await outlastRealTimer(STALL_MS * 3);')).toEqual(['real-time wait']);
     // Not waits: an idle timeout on a socket, a sleep on an injected clock, moving a clock.
     expect(flagged('socket.setTimeout(5000, () => socket.destroy());')).toEqual([]);
     expect(flagged('await clock.sleep(10);')).toEqual([]);
