@@ -1,6 +1,6 @@
 /**
- * Orphans of failed writes come back as disk space within the documented bound (README.md, "Where the space of
- * overwrites, deletes and failed writes goes"; internal/blobstore/volume/README.md, "Reclamation"), with the
+ * Orphans of failed writes come back as disk space within the documented bound (README.md, "When the space of
+ * overwrites, deletes and failed writes comes back"; internal/blobstore/volume/README.md, "Reclamation"), with the
  * default periods, now that a missing manifest authorises a delete only after the embedded metadata store's full
  * integrity check vouches for it (decision 18; MetadataStore.absenceTrusted):
  *
