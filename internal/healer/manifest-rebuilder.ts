@@ -95,7 +95,7 @@ export class ManifestRebuilder {
     for (const key of keys) {
       if (!(await stillLeads())) return rebuilt;
       const wait = this.waiting.get(key)!;
-      const attempt = await this.attempt(key, byKey.get(key) ?? new Map(), unlisted, term).catch(
+      const attempt = await this.attempt(wait, byKey.get(key) ?? new Map(), unlisted, term).catch(
         (error: unknown): Attempt => ({ waits: `the rebuild failed: ${(error as Error).message}`, journal: false }),
       );
       if ('rebuilt' in attempt) {
@@ -130,10 +130,17 @@ export class ManifestRebuilder {
     }
   }
 
-  private async attempt(key: string, writes: Map<string, WriteSet>, unlisted: string[], term: LeaderTerm): Promise<Attempt> {
+  private async attempt(wait: ManifestRebuildWait, writes: Map<string, WriteSet>, unlisted: string[], term: LeaderTerm): Promise<Attempt> {
     const { metadata, pool, clock, intentTimeoutMs } = this.deps;
-    const intents = this.deps.unresolvedIntents(key);
+    const key = wait.key;
     const now = clock.nowMs();
+    // A write of the key that was running when the damage was found may not have reached the intent resolver yet
+    // (its intent is in the WAL, unread): only once the intent timeout has passed since are all such writes known
+    // (unresolvedIntents) or past their commit deadline. It also leaves an operator time to restore the record.
+    if (now - wait.sinceMs < intentTimeoutMs) {
+      return { waits: `found damaged ${Math.round((now - wait.sinceMs) / 1000)} s ago; rebuilt once the intent timeout (${intentTimeoutMs} ms) has passed`, journal: false };
+    }
+    const intents = this.deps.unresolvedIntents(key);
     const running = intents.find((i) => !i.failed && now - i.atMs < intentTimeoutMs);
     if (running) return { waits: `a ${running.op} of the key (write ${running.writeId}) may still be running`, journal: false };
     if (unlisted.length > 0) return { waits: `${unlisted.join(', ')} could not be listed: a newer write of the key may be there`, journal: false };
