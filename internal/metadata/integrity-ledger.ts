@@ -43,8 +43,11 @@ export class IntegrityLedger {
       { kind: sighting.kind, key: sighting.key, where: sighting.where, why: sighting.why, backend: this.backend },
       `metadata record failed verification and is not served: the ${sighting.kind} record of ${JSON.stringify(sighting.key)} ` +
         `(${sighting.why}). Garbage collection and rollback keep every blob of that key meanwhile. ` +
-        `To recover it: restore the ${this.backend} from a backup, or run \`npm run recover:manifests\` on a stopped cluster ` +
-        `(it rebuilds manifests from the storage nodes' self-describing blobs)`,
+        (sighting.kind === 'manifest'
+          ? `The leading healer rebuilds a damaged manifest from the storage nodes' self-describing blobs after the intent timeout ` +
+            `(GET /healer says when, or why not: a key that may have been deleted is never brought back); otherwise restore the ${this.backend} from a backup`
+          : `To recover it: restore the ${this.backend} from a backup, or run \`npm run recover:manifests\` on a stopped cluster ` +
+            `(it rebuilds manifests from the storage nodes' self-describing blobs)`),
     );
   }
 
