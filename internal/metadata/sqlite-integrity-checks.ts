@@ -13,7 +13,7 @@ import { SQLITE_BUSY_TIMEOUT_MS } from './sqlite-group-commit.js';
  *   `PRAGMA integrity_check` (which also finds an index entry that points at the wrong row or is missing), both on
  *   a worker thread with its own read-only connection: reads are served meanwhile, and a failure is reported
  *   (/health/ready, /cluster, the log), never fatal.
- * - Then a full check every `intervalMs`, and whenever the garbage collector needs one, at a bounded rate: a check
+ * - Then a full check every `intervalMs` after the last one (`retryAfterFailureMs` after one that failed), and whenever the garbage collector needs one, at a bounded rate: a check
  *   starts only once the time since the last one ended is at least `dutyFactor` times the last one's duration (so
  *   checks take at most 1 / (1 + dutyFactor) of one core's time).
  * - A check that finds an index inconsistent with its table rebuilds the indexes (`REINDEX`, which SQLite can do
@@ -44,6 +44,12 @@ export const SQLITE_INTEGRITY_LIMITS = {
   dutyFactor: 9,
   /** absenceTrusted waits at most this long for the rate to allow a check; beyond it, it answers false. */
   absenceWaitMsMax: 2_000,
+  /**
+   * After a failed check the next one runs this soon (or after the duty factor allows, if later), not an hour
+   * later: a check that could not run (its worker died) or that a repair has since answered must not stop
+   * garbage collection and rollback for a whole interval.
+   */
+  retryAfterFailureMs: 60_000,
 } as const;
 
 /** The default runner: a worker thread with a read-only connection to `path`, started on first use. */
@@ -113,6 +119,7 @@ function onlyIndexFindings(findings: readonly string[]): boolean {
 export interface SqliteIntegrityChecksOptions {
   intervalMs?: number;
   dutyFactor?: number;
+  retryAfterFailureMs?: number;
 }
 
 export class SqliteIntegrityChecks {
@@ -127,6 +134,7 @@ export class SqliteIntegrityChecks {
   reindexed = 0;
   private readonly intervalMs: number;
   private readonly dutyFactor: number;
+  private readonly retryAfterFailureMs: number;
 
   constructor(
     private readonly runner: SqliteIntegrityRunner,
@@ -139,14 +147,15 @@ export class SqliteIntegrityChecks {
   ) {
     this.intervalMs = options.intervalMs ?? SQLITE_INTEGRITY_LIMITS.intervalMs;
     this.dutyFactor = options.dutyFactor ?? SQLITE_INTEGRITY_LIMITS.dutyFactor;
+    this.retryAfterFailureMs = options.retryAfterFailureMs ?? SQLITE_INTEGRITY_LIMITS.retryAfterFailureMs;
   }
 
   /** Starts the open-time checks (quick, then full) in the background and the periodic full check. */
   start(): void {
     this.running = this.openChecks().finally(() => {
       this.running = null;
+      this.schedule();
     });
-    this.schedule();
   }
 
   get isRunning(): boolean {
@@ -208,6 +217,8 @@ export class SqliteIntegrityChecks {
     if (this.closed) return;
     this.running ??= this.checkAndRepair().finally(() => {
       this.running = null;
+      // The next periodic check counts from this one, and comes soon when this one failed.
+      this.schedule();
     });
     return this.running;
   }
@@ -221,12 +232,22 @@ export class SqliteIntegrityChecks {
   }
 
   private schedule(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
     if (this.closed) return;
     this.timer = setTimeout(() => {
       this.timer = null;
-      void this.fullCheck().finally(() => this.schedule());
-    }, this.intervalMs);
+      void this.fullCheck();
+    }, this.nextCheckInMs());
     this.timer.unref();
+  }
+
+  /** The periodic interval while checks pass; soon again after one failed (bounded by the duty factor). */
+  private nextCheckInMs(): number {
+    const healthy = this.lastFailure === null && this.quickCheckFailure === null;
+    if (healthy) return this.intervalMs;
+    const retryMs = Math.max(this.retryAfterFailureMs, this.lastDurationMs * this.dutyFactor);
+    return Math.min(this.intervalMs, retryMs);
   }
 
   private async openChecks(): Promise<void> {
