@@ -62,6 +62,8 @@ export class KeySpace {
   readonly healerJournal: Buffer;
   /** `tiering/<prefix>`: the tiering record of a key prefix (internal/tiering). */
   readonly tiering: Buffer;
+  /** `cluster-identity`: the cluster's identity record (./cluster-identity-record.ts), created once. */
+  readonly clusterIdentity: Buffer;
   /** `revision`: never written; read only for the header revision. */
   readonly revisionProbe: Buffer;
 
@@ -79,6 +81,7 @@ export class KeySpace {
     this.alive = ns('alive');
     this.healerJournal = ns('healer-journal');
     this.tiering = ns('tiering');
+    this.clusterIdentity = utf8(`${prefix}cluster-identity`, 'prefix');
     this.revisionProbe = utf8(`${prefix}revision`, 'prefix');
   }
 

@@ -32,6 +32,8 @@ import {
   valueIs,
 } from './etcd-keyspace.js';
 import { EtcdRpc, ETCD_RPC_LIMITS, type CallKind, type CallOptions, type Deadline } from './etcd-rpc.js';
+import { changeable, checkedForWrite, normalisedNodeLists, openClusterIdentity, sealClusterIdentity } from './cluster-identity-record.js';
+import type { ClusterIdentityRecord, ClusterNodeLists } from './metadata-store.js';
 import { EtcdSpace } from './etcd-space.js';
 import type { Logger } from '../log/logger.js';
 import { IntegrityLedger } from './integrity-ledger.js';
@@ -762,6 +764,58 @@ export class EtcdMetadataStore implements MetadataStore {
   private tieringKey(prefix: string): Buffer {
     assert(Buffer.byteLength(prefix) <= TIERING_RECORD_LIMITS.prefixBytesMax, 'prefix fits TIERING_RECORD_LIMITS.prefixBytesMax');
     return KeySpace.under(this.keys.tiering, prefix, 'prefix');
+  }
+
+  // ---- cluster identity (one sealed value under `cluster-identity`: ./cluster-identity-record.ts) ------------
+
+  async getClusterIdentity(): Promise<ClusterIdentityRecord | null> {
+    const deadline = this.deadline();
+    const response = await this.rpc('getClusterIdentity', 'idempotent', deadline, (options) =>
+      this.client.kv.range({ key: this.keys.clusterIdentity }, options),
+    );
+    const kv = response.kvs[0];
+    return kv === undefined ? null : this.clusterIdentityCodec().decode(kv);
+  }
+
+  async createClusterIdentity(proposed: ClusterIdentityRecord): Promise<ClusterIdentityRecord> {
+    const record = checkedForWrite(proposed);
+    const key = this.keys.clusterIdentity;
+    const deadline = this.deadline();
+    // Put only if absent; otherwise the transaction reads back the record that won.
+    const response = await this.rpc('createClusterIdentity', 'idempotent', deadline, (options) =>
+      this.client.kv.txn({ compare: [absent(key)], success: [put(key, sealClusterIdentity(record))], failure: [get(key)] }, options),
+    );
+    if (response.succeeded) return record;
+    const kv = rangedKv(response, 0);
+    assert(kv !== null, 'a cluster identity that exists reads back');
+    return this.clusterIdentityCodec().decode(kv);
+  }
+
+  async updateClusterNodes(update: (current: ClusterIdentityRecord) => ClusterNodeLists | null): Promise<ClusterIdentityRecord> {
+    const where = 'etcd metadata store';
+    return this.readModifyWrite<ClusterIdentityRecord, ClusterIdentityRecord>('updateClusterNodes', this.keys.clusterIdentity, this.clusterIdentityCodec(), (current) => {
+      if (current === null) {
+        throw new StrataError('METADATA_UNAVAILABLE', `${where}: there is no cluster identity to change (a storage node creates it when it starts)`);
+      }
+      const lists = update(changeable(current, where));
+      if (lists === null) return { result: current };
+      const next = checkedForWrite({ ...current, ...normalisedNodeLists(lists) });
+      return { result: next, write: next };
+    });
+  }
+
+  /** The sealed cluster identity; a value that fails verification is noted in the ledger and refused. */
+  private clusterIdentityCodec(): ValueCodec<ClusterIdentityRecord> {
+    return {
+      decode: (kv) => {
+        try {
+          return openClusterIdentity(kv.value.toString('utf8'), 'etcd metadata store');
+        } catch (error) {
+          throw this.ledger.noteError(error, 'cluster identity');
+        }
+      },
+      encode: (record) => sealClusterIdentity(record),
+    };
   }
 
   // ---- repair hints ------------------------------------------------------------------------------------------

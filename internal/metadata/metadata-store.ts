@@ -161,6 +161,23 @@ export interface MetadataStore {
   removeNode(id: string): Promise<void>;
 
   /**
+   * The cluster's identity (./cluster-identity-record.ts): its id, format version and the storage nodes whose
+   * directories it initialised, read by every storage node at start (internal/datadir/cluster-membership.ts).
+   * Sealed in the record envelope: a damaged record is refused with METADATA_CORRUPT, never trusted.
+   * - `getClusterIdentity()`: the record, or null before the first storage node created it.
+   * - `createClusterIdentity(proposed)`: stores `proposed` only if there is no record yet (a compare-and-set
+   *   create); resolves to the record as stored, so of two processes racing to create it both get the winner's.
+   *   An existing record is never overwritten.
+   * - `updateClusterNodes(update)`: changes the node lists only, atomically (`update` is called again with the
+   *   newer record when another process changed it in between, so it must be a pure function of its argument;
+   *   null: no change). The id, format version and creation time stay as created. Throws
+   *   StrataError('METADATA_UNAVAILABLE') when there is no record (callers create it first; it is never deleted).
+   */
+  getClusterIdentity(): Promise<ClusterIdentityRecord | null>;
+  createClusterIdentity(proposed: ClusterIdentityRecord): Promise<ClusterIdentityRecord>;
+  updateClusterNodes(update: (current: ClusterIdentityRecord) => ClusterNodeLists | null): Promise<ClusterIdentityRecord>;
+
+  /**
    * What the store knows about its own integrity (./README.md, "Record envelope" and "Integrity"): records that
    * failed verification, the state of the store's own checks, and whether garbage collection must hold. Cheap and
    * synchronous: /health/ready, GET /cluster and GET /healer read it on every call.
@@ -203,6 +220,22 @@ export interface MetadataStore {
   space?(): MetadataSpace;
 
   close(): Promise<void>;
+}
+
+/** The node lists of the cluster identity (MetadataStore.updateClusterNodes); node ids sorted, no repeats. */
+export interface ClusterNodeLists {
+  /** Nodes whose directories were initialised (or adopted) for this cluster: an empty directory of one is suspect. */
+  nodes: string[];
+  /** Of those, the ones an operator accepted as empty (a replaced disk): their next start may initialise one. */
+  acceptedEmpty: string[];
+}
+
+/** The cluster's identity record (MetadataStore.getClusterIdentity). */
+export interface ClusterIdentityRecord extends ClusterNodeLists {
+  clusterId: string;
+  /** The record's format; a reader that meets a newer one refuses to act on it. */
+  formatVersion: number;
+  createdAtMs: number;
 }
 
 /** MetadataStore.replaceCorruptManifest. */

@@ -20,7 +20,7 @@ import { StrataError } from '../core/errors.js';
  *   the store keeps outside the value.
  */
 
-export type RecordKind = 'manifest' | 'abort' | 'counter' | 'idempotency' | 'wal-record';
+export type RecordKind = 'manifest' | 'abort' | 'counter' | 'idempotency' | 'wal-record' | 'cluster-identity';
 
 /** What a field of a record may be: the checksum tells null, numbers and strings apart. */
 export type RecordField = string | number | null;

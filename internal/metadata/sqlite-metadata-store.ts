@@ -32,6 +32,8 @@ import {
 } from './node-registry.js';
 import { SqliteGroupCommit, openSqliteDatabase, type GroupCommitStats } from './sqlite-group-commit.js';
 import { SqliteTieringRecords, TIERING_RECORDS_SQL } from './sqlite-tiering-records.js';
+import { SqliteClusterIdentity } from './sqlite-cluster-identity.js';
+import type { ClusterIdentityRecord, ClusterNodeLists } from './metadata-store.js';
 import type { Logger } from '../log/logger.js';
 import type { MetadataIntegrity, ReplaceCorruptManifestRequest, ReplaceCorruptManifestResult } from './metadata-store.js';
 import { hintsOfManifestJson, refusalOf } from './damaged-manifest-hints.js';
@@ -271,6 +273,7 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly stmt;
   private readonly db: Database.Database;
   private readonly tiering: SqliteTieringRecords;
+  private readonly cluster: SqliteClusterIdentity;
   private readonly watches = new Set<SqliteWatch>();
   private readonly changeWatches = new Set<SqliteChangeWatch>();
   private watchTimer: NodeJS.Timeout | null = null;
@@ -297,6 +300,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.ledger = new IntegrityLedger(clock, options.log, 'embedded metadata store (SQLite)');
     // SQLite reports a damaged page it meets on a read as SQLITE_CORRUPT: that request fails, the others go on.
     group.onCorrupt = (error) => this.ledger.noteError(error, 'read');
+    this.cluster = new SqliteClusterIdentity(db, group, (error) => this.ledger.noteError(error, 'cluster identity'));
     const runner: SqliteIntegrityRunner =
       options.integrityChecks === 'inline' ? inlineIntegrityRunner(db) : workerIntegrityRunner(options.path);
     this.checks = new SqliteIntegrityChecks(
@@ -1022,6 +1026,20 @@ export class SqliteMetadataStore implements MetadataStore {
       }
       return deleted;
     });
+  }
+
+  // ---- cluster identity: ./sqlite-cluster-identity.ts ---------------------------------------------------------
+
+  getClusterIdentity(): Promise<ClusterIdentityRecord | null> {
+    return this.cluster.get();
+  }
+
+  createClusterIdentity(proposed: ClusterIdentityRecord): Promise<ClusterIdentityRecord> {
+    return this.cluster.create(proposed);
+  }
+
+  updateClusterNodes(update: (current: ClusterIdentityRecord) => ClusterNodeLists | null): Promise<ClusterIdentityRecord> {
+    return this.cluster.updateNodes(update);
   }
 
   // ---- tiering records: ./sqlite-tiering-records.ts ----------------------------------------------------------

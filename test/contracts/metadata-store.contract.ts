@@ -3,6 +3,7 @@ import type { Manifest, StoredManifest } from '../../internal/manifest/manifest.
 import { isStrataError } from '../../internal/core/errors.js';
 import {
   HEALER_JOURNAL_LIMITS,
+  type ClusterIdentityRecord,
   type CommitResult,
   type IdempotencyClaim,
   type ManifestChange,
@@ -40,7 +41,9 @@ export interface MetadataStoreFixture {
    * Damages one stored record behind the store's back, as a flipped byte on disk would: its content changes, its
    * checksum does not. `name` is the manifest's key, the abort record's write id or the idempotency token.
    */
-  tamper(kind: 'manifest' | 'abort' | 'idempotency', name: string): Promise<void>;
+  tamper(kind: 'manifest' | 'abort' | 'idempotency' | 'cluster-identity', name: string): Promise<void>;
+  /** A second store on the same data, as another process would open it (closed by cleanup). */
+  openAnother(): Promise<MetadataStore>;
 }
 
 /** Lease length used by the leadership tests, and a step that surely outlasts it. */
@@ -940,6 +943,70 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
         await store.updateTieringRecord('k', () => ({ v: 1 }));
         expect(await store.get('k')).toBeNull();
         expect(await store.listKeys('', null, 10)).toEqual([]);
+      });
+    });
+
+    describe('cluster identity', () => {
+      const identity = (clusterId: string, nodes: string[] = []): ClusterIdentityRecord => ({
+        clusterId,
+        formatVersion: 1,
+        createdAtMs: 1_700_000_000_000,
+        nodes,
+        acceptedEmpty: [],
+      });
+
+      it('answers null before it is created, then the record as created, across a restart', async () => {
+        expect(await store.getClusterIdentity()).toBeNull();
+        const created = await store.createClusterIdentity(identity('c1', ['node-2', 'node-1']));
+        expect(created).toEqual(identity('c1', ['node-1', 'node-2']));
+        store = await fx.reopen();
+        expect(await store.getClusterIdentity()).toEqual(created);
+      });
+
+      it('is never overwritten: a later create gets the record that exists', async () => {
+        await store.createClusterIdentity(identity('first', ['node-1']));
+        expect(await store.createClusterIdentity(identity('second', ['node-9']))).toEqual(identity('first', ['node-1']));
+        expect((await store.getClusterIdentity())?.clusterId).toBe('first');
+      });
+
+      it('two processes racing to create it both end with one id', async () => {
+        const other = await fx.openAnother();
+        const proposals = Array.from({ length: 6 }, (_, i) => identity(`racer-${i}`));
+        const answers = await Promise.all(proposals.map((p, i) => (i % 2 === 0 ? store : other).createClusterIdentity(p)));
+        const ids = new Set(answers.map((a) => a.clusterId));
+        expect(ids.size).toBe(1);
+        expect((await store.getClusterIdentity())?.clusterId).toBe([...ids][0]);
+        expect((await other.getClusterIdentity())?.clusterId).toBe([...ids][0]);
+      });
+
+      it('changes only the node lists, and concurrent changes from two processes are all kept', async () => {
+        await store.createClusterIdentity(identity('c1'));
+        const other = await fx.openAnother();
+        const add = (id: string) => (current: ClusterIdentityRecord) =>
+          current.nodes.includes(id) ? null : { nodes: [...current.nodes, id], acceptedEmpty: current.acceptedEmpty };
+        await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? store : other).updateClusterNodes(add(`node-${i}`))));
+        const accepted = await store.updateClusterNodes((current) => ({ nodes: current.nodes, acceptedEmpty: ['node-3'] }));
+        expect(accepted.clusterId).toBe('c1');
+        expect(accepted.createdAtMs).toBe(1_700_000_000_000);
+        expect(accepted.nodes).toEqual(Array.from({ length: 10 }, (_, i) => `node-${i}`).sort());
+        expect(accepted.acceptedEmpty).toEqual(['node-3']);
+        expect(await store.updateClusterNodes(() => null)).toEqual(accepted);
+        expect(await other.getClusterIdentity()).toEqual(accepted);
+      });
+
+      it('refuses to change node lists when there is no record (METADATA_UNAVAILABLE) and creates none', async () => {
+        expect(await codeOf(store.updateClusterNodes((c) => ({ nodes: [...c.nodes, 'node-1'], acceptedEmpty: [] })))).toBe('METADATA_UNAVAILABLE');
+        expect(await store.getClusterIdentity()).toBeNull();
+      });
+
+      it('a damaged cluster identity is refused with METADATA_CORRUPT by every call, never overwritten, and reported', async () => {
+        await store.createClusterIdentity(identity('c1', ['node-1']));
+        await fx.tamper('cluster-identity', 'cluster');
+        expect(await codeOf(store.getClusterIdentity())).toBe('METADATA_CORRUPT');
+        expect(await codeOf(store.createClusterIdentity(identity('c2')))).toBe('METADATA_CORRUPT');
+        expect(await codeOf(store.updateClusterNodes(() => ({ nodes: [], acceptedEmpty: [] })))).toBe('METADATA_CORRUPT');
+        expect(await codeOf(store.getClusterIdentity())).toBe('METADATA_CORRUPT');
+        expect(store.integrity().recent.some((s) => s.kind === 'cluster-identity')).toBe(true);
       });
     });
 

@@ -52,6 +52,7 @@ function open(prefix: string, overrides: Partial<EtcdMetadataStoreOptions> = {})
 
 runMetadataStoreContract('EtcdMetadataStore', async () => {
   const prefix = freshPrefix();
+  const others: EtcdMetadataStore[] = [];
   const fx: MetadataStoreFixture = {
     store: await open(prefix),
     clock: realClock,
@@ -60,7 +61,13 @@ runMetadataStoreContract('EtcdMetadataStore', async () => {
       fx.store = await open(prefix);
       return fx.store;
     },
+    async openAnother() {
+      const another = await open(prefix);
+      others.push(another);
+      return another;
+    },
     async cleanup() {
+      for (const other of others) await other.close();
       await fx.store.close();
       await admin.delete().prefix(prefix);
     },
@@ -70,7 +77,10 @@ runMetadataStoreContract('EtcdMetadataStore', async () => {
     },
     // A space appended to the record's content (after the envelope's header line): still JSON, checksum broken.
     async tamper(kind, name) {
-      const key = `${prefix}${kind === 'manifest' ? 'manifest' : kind === 'abort' ? 'abort' : 'idempotency'}/${name}`;
+      const key =
+        kind === 'cluster-identity'
+          ? `${prefix}cluster-identity`
+          : `${prefix}${kind === 'manifest' ? 'manifest' : kind === 'abort' ? 'abort' : 'idempotency'}/${name}`;
       const value = await admin.get(key).string();
       expect(value?.startsWith('sr1 ')).toBe(true);
       await admin.put(key).value(`${value} `);

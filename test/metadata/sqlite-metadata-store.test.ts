@@ -18,6 +18,7 @@ async function tempPath(): Promise<{ dir: string; path: string }> {
 runMetadataStoreContract('SqliteMetadataStore', async () => {
   const { dir, path } = await tempPath();
   const clock = new ManualClock();
+  const others: SqliteMetadataStore[] = [];
   const fx: MetadataStoreFixture = {
     store: await SqliteMetadataStore.open({ path, clock }),
     clock,
@@ -26,7 +27,13 @@ runMetadataStoreContract('SqliteMetadataStore', async () => {
       fx.store = await SqliteMetadataStore.open({ path, clock });
       return fx.store;
     },
+    async openAnother() {
+      const another = await SqliteMetadataStore.open({ path, clock });
+      others.push(another);
+      return another;
+    },
     async cleanup() {
+      for (const other of others) await other.close();
       await fx.store.close();
       await rm(dir, { recursive: true, force: true });
     },
@@ -35,7 +42,9 @@ runMetadataStoreContract('SqliteMetadataStore', async () => {
       const db = new Database(path);
       try {
         const changed =
-          kind === 'manifest'
+          kind === 'cluster-identity'
+            ? db.prepare("UPDATE cluster_identity SET record = record || ' ' WHERE name = ?").run(name)
+            : kind === 'manifest'
             ? db.prepare("UPDATE manifests SET manifest = manifest || ' ' WHERE key = ?").run(Buffer.from(name, 'utf8'))
             : kind === 'abort'
               ? db.prepare('UPDATE abort_records SET created_ms = created_ms - 1 WHERE write_id = ?').run(name)
