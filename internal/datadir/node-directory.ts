@@ -5,6 +5,7 @@
  * | what the directory holds | outcome |
  * |---|---|
  * | this node's identity (same node id; same cluster id, or either has none) | `verified` |
+ * | this node's identity without a cluster id, and the node now knows its cluster | the id written in: `adopted` |
  * | another node's or another cluster's identity | refused: foreign |
  * | an identity of a newer format version, or one that cannot be read | refused, untouched |
  * | no identity, but data (a directory written by the release before identity files) | identity written: `adopted` |
@@ -14,7 +15,15 @@
 import { readdir, stat } from 'node:fs/promises';
 import { StrataError } from '../core/errors.js';
 import { LOCK_FILE_NAME } from './dir-lock.js';
-import { IDENTITY_FORMAT_VERSION, NODE_IDENTITY_FILE, nodeIdentity, readNodeIdentity, writeNodeIdentity } from './identity.js';
+import {
+  IDENTITY_FORMAT_VERSION,
+  NODE_IDENTITY_FILE,
+  nodeIdentity,
+  readNodeIdentity,
+  writeNodeIdentity,
+  type IdentityRead,
+  type NodeIdentity,
+} from './identity.js';
 
 /** The operator's command that accepts an emptied node directory (scripts/accept-empty-node.ts). */
 export const ACCEPT_EMPTY_NODE_COMMAND = 'npm run node:accept-empty -- --data-dir <data dir> <node id>';
@@ -24,6 +33,8 @@ const NOT_DATA = new Set([LOCK_FILE_NAME, `${LOCK_FILE_NAME}-journal`, NODE_IDEN
 
 export interface NodeDirectoryExpectation {
   nodeId: string;
+  /** What the refusal of an emptied directory tells the operator to do (default: the all-in-one's command). */
+  acceptAdvice?: string;
   /** The cluster the node belongs to (the all-in-one's); null when the process does not know one. */
   clusterId: string | null;
   /** The cluster recorded this node's directory as initialised: an empty one was wiped or replaced. */
@@ -41,15 +52,14 @@ export async function admitNodeDirectory(dir: string, expected: NodeDirectoryExp
     throw new StrataError('DATA_DIR_UNUSABLE', `${dir}: ${reason}; nothing in it was changed`, { dir, nodeId: expected.nodeId });
   };
   const read = await readNodeIdentity(dir);
-  if (read.kind === 'unreadable') refuse(`its identity file is unusable (${read.reason})`);
+  const refusal = identityRefusal(read, expected.nodeId, expected.clusterId);
+  if (refusal !== null) refuse(refusal);
   if (read.kind === 'ok') {
-    const { identity } = read;
-    if (identity.formatVersion > IDENTITY_FORMAT_VERSION) {
-      refuse(`written by a newer Strata (identity format ${identity.formatVersion}; this release knows up to ${IDENTITY_FORMAT_VERSION})`);
-    }
-    if (identity.nodeId !== expected.nodeId) refuse(`belongs to ${identity.nodeId}, not ${expected.nodeId} (a directory from another node)`);
-    if (identity.clusterId !== null && expected.clusterId !== null && identity.clusterId !== expected.clusterId) {
-      refuse(`belongs to cluster ${identity.clusterId}, not this cluster ${expected.clusterId} (a directory from another cluster)`);
+    if (read.identity.clusterId === null && expected.clusterId !== null) {
+      // First opened by a node process that knew no cluster id: from now on the directory names its cluster, so
+      // that it is recognised as foreign wherever else it is mounted.
+      await writeNodeIdentity(dir, { ...read.identity, clusterId: expected.clusterId });
+      return 'adopted';
     }
     return 'verified';
   }
@@ -62,13 +72,39 @@ export async function admitNodeDirectory(dir: string, expected: NodeDirectoryExp
   }
   if (expected.heldData && !expected.acceptEmpty) {
     refuse(
-      `is empty but ${expected.nodeId} held data: if its disk was replaced, stop Strata and run ` +
-        `\`${ACCEPT_EMPTY_NODE_COMMAND.replace('<node id>', expected.nodeId)}\` to start it as a new empty node ` +
-        '(the healer then refills it); otherwise mount or restore the right disk',
+      `is empty but ${expected.nodeId} held data: ${expected.acceptAdvice ?? allInOneAcceptAdvice(expected.nodeId)}`,
     );
   }
   await writeNodeIdentity(dir, nodeIdentity(expected.nodeId, expected.clusterId, expected.nowMs));
   return 'initialised';
+}
+
+function allInOneAcceptAdvice(nodeId: string): string {
+  return (
+    `if its disk was replaced, stop Strata and run \`${ACCEPT_EMPTY_NODE_COMMAND.replace('<node id>', nodeId)}\` to start it as a new ` +
+    'empty node (the healer then refills it); otherwise mount or restore the right disk'
+  );
+}
+
+/**
+ * Why an identity file read from a node's directory rules the directory out for `nodeId` of cluster `clusterId`
+ * (null: no cluster known yet), or null when it does not (none, or this node's).
+ */
+export function identityRefusal(read: IdentityRead<NodeIdentity>, nodeId: string, clusterId: string | null): string | null {
+  if (read.kind === 'unreadable') return `its identity file is unusable (${read.reason})`;
+  if (read.kind === 'missing') return null;
+  const { identity } = read;
+  if (identity.formatVersion > IDENTITY_FORMAT_VERSION) {
+    return `written by a newer Strata (identity format ${identity.formatVersion}; this release knows up to ${IDENTITY_FORMAT_VERSION})`;
+  }
+  if (identity.nodeId !== nodeId) return `belongs to ${identity.nodeId}, not ${nodeId} (a directory from another node)`;
+  if (identity.clusterId !== null && clusterId !== null && identity.clusterId !== clusterId) {
+    return (
+      `belongs to cluster ${identity.clusterId}, not this cluster ${clusterId} (a directory from another cluster): ` +
+      `mount ${nodeId}'s own disk here, or move this directory aside to start ${nodeId} empty`
+    );
+  }
+  return null;
 }
 
 /** The entries of `dir` that are data; [] when it is missing or empty; null when it is not a directory. */

@@ -57,6 +57,11 @@ export interface StorageNodeOptions {
    */
   identity?: Omit<NodeDirectoryExpectation, 'nodeId' | 'nowMs'>;
   /**
+   * Instead of `identity`: decides, after the lock and before the store opens, whether the directory may be opened
+   * (throws the refusal) and what it found; a node process checks against the cluster identity this way.
+   */
+  admitDirectory?: (dir: string) => Promise<NodeDirectoryOutcome>;
+  /**
    * The space reserve of the disk this node's directory is on (internal/reserve): puts that would reach into it
    * are refused with DISK_FULL and GET /v1/health reports `writable: false`. Either one the caller shares between
    * several nodes on one disk (the all-in-one), or `{ own: ... }`: the node keeps its own in its directory.
@@ -100,7 +105,9 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   let directory: NodeDirectoryOutcome | null = null;
   let ownReserve: DiskReserve | null = null;
   try {
-    if (options.identity !== undefined) {
+    if (options.admitDirectory !== undefined) {
+      directory = await options.admitDirectory(options.dataDir);
+    } else if (options.identity !== undefined) {
       directory = await admitNodeDirectory(options.dataDir, { ...options.identity, nodeId, nowMs: (options.clock ?? systemClock).nowMs() });
     }
     // Before the store: on a full disk the ballast is released first, so that opening the volumes has room.

@@ -11,6 +11,7 @@ import { NodeHeartbeat } from '../cluster/node-heartbeat.js';
 import { NodePool } from '../cluster/node-pool.js';
 import { RegistrySync } from '../cluster/registry-sync.js';
 import { ConfigError, defaultAdvertiseUrl, type StrataConfig } from '../config/config.js';
+import { assert } from '../core/assert.js';
 import { systemClock } from '../core/clock.js';
 import { EC_TOTAL_SHARDS } from '../core/limits.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
@@ -19,6 +20,7 @@ import { buildHealer, createHealerApp } from './healer.js';
 import type { Logger } from '../log/logger.js';
 import { HttpNodeClient } from '../nodeclient/http-node-client.js';
 import { startStorageNode } from '../storagenode/server.js';
+import { joinCluster } from '../datadir/cluster-membership.js';
 import { openBackends, openMetadata } from './backends.js';
 import { buildGateway } from './gateway.js';
 import { serveApp, type HttpServerHandle } from './http-server.js';
@@ -180,31 +182,43 @@ export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger
   if (tls.server !== null && config.advertiseUrl?.startsWith('http:') === true) {
     throw new ConfigError('STRATA_ADVERTISE_URL is http:// but this node serves HTTPS (STRATA_TLS_CERT): advertise its https:// address');
   }
-  // The node's directory first: a directory that is locked by another process, foreign (another node's
-  // identity, a newer format) or cannot be opened stops this process at once with a message naming it; there is
-  // nothing else for it to serve. A node process has no cluster id to check, so only the node id and the format.
-  const node = await startStorageNode({
-    nodeId: config.nodeId,
-    dataDir: path.join(config.dataDir, 'nodes', config.nodeId),
-    host: config.host,
-    port: config.port,
-    token: requireToken(config),
-    identity: { clusterId: null, heldData: false, acceptEmpty: true },
-    reserve: { own: { reserveBytesMax: config.diskReserveBytesMax } },
-    ...(tls.server !== null ? { tls: tls.server } : {}),
-    ...(config.scrubIntervalMs > 0 ? { scrubIntervalMs: config.scrubIntervalMs, scrubBytesPerSecMax: config.scrubBytesPerSecMax } : {}),
-    onError: (err) => log.error({ err }, 'storage node error'),
-    log,
-    metrics: new StorageNodeMetrics(registry).forNode(config.nodeId),
-  });
-  // The metadata store only for the node registry: a storage node never reads manifests or the WAL.
-  let metadata: MetadataStore;
+  // The node's directory first: one that is locked by another process stops this process at once. Under the
+  // lock, the directory is checked against the cluster identity in the metadata store (which also holds the node
+  // registry; a store that does not answer is waited for within a bound): one that is foreign (another cluster's
+  // or another node's identity, a newer format), emptied while the cluster lists the node, or cannot be opened
+  // stops this process with a message naming it and what to do; there is nothing else for it to serve
+  // (internal/datadir/cluster-membership.ts).
+  const held: { metadata: MetadataStore | null } = { metadata: null };
+  let clusterId: string | null = null;
+  let node: Awaited<ReturnType<typeof startStorageNode>>;
   try {
-    ({ metadata } = await openMetadata(config, systemClock, log));
+    node = await startStorageNode({
+      nodeId: config.nodeId,
+      dataDir: path.join(config.dataDir, 'nodes', config.nodeId),
+      host: config.host,
+      port: config.port,
+      token: requireToken(config),
+      admitDirectory: async (dir) => {
+        const { metadata: store, name: storeName } = await openMetadata(config, systemClock, log);
+        held.metadata = store;
+        const joined = await joinCluster({ store, storeName, dataDir: config.dataDir, nodeDir: dir, nodeId: config.nodeId, clock: systemClock, log });
+        clusterId = joined.clusterId;
+        if (joined.directory !== 'verified') log.info({ dir, directory: joined.directory, clusterId }, 'storage node directory identity written');
+        return joined.directory;
+      },
+      reserve: { own: { reserveBytesMax: config.diskReserveBytesMax } },
+      ...(tls.server !== null ? { tls: tls.server } : {}),
+      ...(config.scrubIntervalMs > 0 ? { scrubIntervalMs: config.scrubIntervalMs, scrubBytesPerSecMax: config.scrubBytesPerSecMax } : {}),
+      onError: (err) => log.error({ err }, 'storage node error'),
+      log,
+      metrics: new StorageNodeMetrics(registry).forNode(config.nodeId),
+    });
   } catch (error) {
-    await node.stop();
+    await held.metadata?.close();
     throw error;
   }
+  const metadata = held.metadata;
+  assert(metadata !== null, 'the metadata store was opened to admit the directory');
   const derived = defaultAdvertiseUrl(config.host, node.port);
   const address = config.advertiseUrl ?? (tls.server !== null ? derived.replace(/^http:/, 'https:') : derived);
   const heartbeat = new NodeHeartbeat({
@@ -215,7 +229,7 @@ export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger
   });
   await heartbeat.start();
   return {
-    describe: `storage node ${config.nodeId} listening on ${node.address}, registered as ${address}`,
+    describe: `storage node ${config.nodeId} listening on ${node.address}, registered as ${address} (cluster ${clusterId})`,
     async stop() {
       // Leave the registry first, so that gateways and healers stop sending new calls (they re-read it every
       // second); calls already on their way are still served while the listener drains.
