@@ -156,7 +156,7 @@ export async function acceptEmptyClusterNode(
 }
 
 /**
- * Runs a metadata call, retrying while the store is unreachable (METADATA_UNAVAILABLE), for at most the join's
+ * Runs a metadata call, retrying while the store is unreachable (METADATA_UNAVAILABLE, COMMIT_UNKNOWN), for at most the join's
  * wait; then refuses with what to check. Any other error (a damaged record, a full etcd) is final at once.
  */
 function patiently(join: ClusterJoin): <T>(what: string, call: () => Promise<T>) => Promise<T> {
@@ -169,7 +169,8 @@ function patiently(join: ClusterJoin): <T>(what: string, call: () => Promise<T>)
       try {
         return await call();
       } catch (error) {
-        if (!isStrataError(error, 'METADATA_UNAVAILABLE')) throw cannotCheck(join, what, error);
+        // Every call here may be repeated: a read, a create-if-absent, a change to a set (COMMIT_UNKNOWN included).
+        if (!isStrataError(error, 'METADATA_UNAVAILABLE') && !isStrataError(error, 'COMMIT_UNKNOWN')) throw cannotCheck(join, what, error);
         const waitedMs = join.clock.nowMs() - startedMs;
         if (waitedMs >= waitMs) {
           throw new StrataError(
