@@ -112,7 +112,7 @@ describe('needle format 1', () => {
 
 describe('superblock format 1', () => {
   it('lays the superblock out as README.md documents and refuses any flipped bit', () => {
-    const sb = { volume: 7, revision: 2, createdAtSeq: 100, compactedBeforeSeq: 250, pinnedBytes: 96, createdAtMs: 1_700_000_000_000 };
+    const sb = { volume: 7, revision: 2, createdAtSeq: 100, compactedBeforeSeq: 250, pinnedBytes: 96, createdAtMs: 1_700_000_000_000, firstVolume: 7 };
     const bytes = encodeSuperblock(sb);
     expect(bytes.length).toBe(SUPERBLOCK_BYTES);
     expect(bytes.subarray(0, 4).toString('latin1')).toBe('STRV');

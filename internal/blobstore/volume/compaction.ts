@@ -129,9 +129,7 @@ export async function compactVolume(
   watermarkSeq: number,
   signal: AbortSignal | undefined,
 ): Promise<CompactionOutcome> {
-  const known: Array<{ offset: number; needleBytes: number }> = [];
-  ctx.index.forEachInVolume(volume.number, (offset, needleBytes) => known.push({ offset, needleBytes }));
-  known.sort((a, b) => a.offset - b.offset);
+  const known = liveNeedlesOf(ctx.index, volume.number);
   const finalPath = path.join(ctx.volumesDir, volumeFileName(volume.number));
   const tempPath = finalPath + VOLUME_COMPACT_SUFFIX;
   const oldBytes = volume.fileBytes;
@@ -141,7 +139,7 @@ export async function compactVolume(
   try {
     await ctx.fs.unlink(tempPath).catch((err: unknown) => ignoreMissing(err));
     out = await ctx.fs.open(tempPath, 'wx');
-    const copy = await copyNeeded(ctx, volume, pinned.file, known, out, signal);
+    const copy = await copyNeeded(ctx, [{ volume, file: pinned.file, known }], rangeOf(volume), out, signal);
     if (copy === null) return { kind: 'aborted' };
     if (copy.endBytes === SUPERBLOCK_BYTES) {
       // Nothing to keep: the volume goes altogether.
@@ -162,6 +160,8 @@ export async function compactVolume(
       compactedBeforeSeq: watermarkSeq,
       pinnedBytes: copy.keptTombstoneBytes,
       createdAtMs: Math.floor(ctx.nowMs()),
+      // A merged volume stays one: the range is what lets a restart finish an interrupted merge (merge.ts).
+      firstVolume: volume.firstVolume,
     };
     await out.writev([encodeSuperblock(superblock)], 0);
     await out.datasync();
@@ -169,8 +169,9 @@ export async function compactVolume(
     await ctx.fs.rename(tempPath, finalPath);
     await ctx.fs.fsyncDir(ctx.volumesDir);
     // From here to the end of this block nothing awaits: no read or write sees a half-swapped volume.
+    const newOffsets = copy.newOffsets.get(volume.number);
     ctx.index.relocate(volume.number, (offset) => {
-      const moved = copy.newOffsets.get(offset);
+      const moved = newOffsets?.get(offset);
       assert(moved !== undefined, 'every live needle of a compacted volume was copied');
       return moved;
     });
@@ -195,19 +196,37 @@ export async function compactVolume(
 
 interface CopyResult {
   endBytes: number;
-  /** Old offset -> new offset of every live needle copied. */
-  newOffsets: Map<number, number>;
+  /** Old offset -> new offset of every live needle copied, per source volume. */
+  newOffsets: Map<number, Map<number, number>>;
   /** New offsets of live needles whose bytes did not verify (copied as they are, still corrupt). */
   corruptOffsets: number[];
   keptTombstoneBytes: number;
 }
 
-/** Step 1: copies live needles and the tombstones that must stay; null when aborted. */
-async function copyNeeded(
+/** A volume to copy from: its file (pinned for the copy) and the offsets of its live needles, ascending. */
+export interface CopySource {
+  volume: Volume;
+  file: VolumeFile;
+  known: ReadonlyArray<{ offset: number; needleBytes: number }>;
+}
+
+/** The live needles of `volume` in the index now, by offset: what a copy that starts now must keep. */
+export function liveNeedlesOf(index: NeedleIndex, volume: number): Array<{ offset: number; needleBytes: number }> {
+  const known: Array<{ offset: number; needleBytes: number }> = [];
+  index.forEachInVolume(volume, (offset, needleBytes) => known.push({ offset, needleBytes }));
+  return known.sort((a, b) => a.offset - b.offset);
+}
+
+/**
+ * Step 1 of a compaction or a merge: copies, source after source (in volume order, each in offset order, so that
+ * the copy replays history in order), the live needles and the tombstones that must stay into `out` behind where
+ * its superblock goes. `range` is the volume numbers the written file will stand for (mustKeepTombstone). Null
+ * when aborted.
+ */
+export async function copyNeeded(
   ctx: CompactionContext,
-  volume: Volume,
-  source: VolumeFile,
-  known: ReadonlyArray<{ offset: number; needleBytes: number }>,
+  sources: readonly CopySource[],
+  range: VolumeRange,
   out: VolumeFile,
   signal: AbortSignal | undefined,
 ): Promise<CopyResult | null> {
@@ -233,35 +252,67 @@ async function copyNeeded(
     result.endBytes += raw.length;
     return at;
   };
-  for await (const item of scanVolume(source, SUPERBLOCK_BYTES, volume.appliedBytes, known)) {
-    if (signal?.aborted === true) return null;
-    if (ctx.pace !== undefined) {
-      await ctx.pace(item.offset - SUPERBLOCK_BYTES);
-      // The store may have closed while the pace slept.
-      if (isAborted(signal)) return null;
+  // Pacing counts the bytes scanned across all sources.
+  let scannedBefore = 0;
+  for (const source of sources) {
+    const newOffsets = new Map<number, number>();
+    result.newOffsets.set(source.volume.number, newOffsets);
+    for await (const item of scanVolume(source.file, SUPERBLOCK_BYTES, source.volume.appliedBytes, source.known)) {
+      if (signal?.aborted === true) return null;
+      if (ctx.pace !== undefined) {
+        await ctx.pace(scannedBefore + item.offset - SUPERBLOCK_BYTES);
+        // The store may have closed while the pace slept.
+        if (isAborted(signal)) return null;
+      }
+      if (item.kind === 'known') {
+        const at = await append(item.raw);
+        newOffsets.set(item.offset, at);
+        if (!verifies(item.raw)) result.corruptOffsets.push(at);
+      } else if (item.kind === 'needle' && item.head.tombstone && mustKeepTombstone(item.head, range, ctx.volumes)) {
+        await append(item.raw);
+        result.keptTombstoneBytes += item.needleBytes;
+      }
+      // Dead puts, droppable tombstones and garbage are what compaction is for: they are not copied.
     }
-    if (item.kind === 'known') {
-      const at = await append(item.raw);
-      result.newOffsets.set(item.offset, at);
-      if (!verifies(item.raw)) result.corruptOffsets.push(at);
-    } else if (item.kind === 'needle' && item.head.tombstone && mustKeepTombstone(item.head, volume, ctx.volumes)) {
-      await append(item.raw);
-      result.keptTombstoneBytes += item.needleBytes;
-    }
-    // Dead puts, droppable tombstones and garbage are what compaction is for: they are not copied.
+    scannedBefore += source.volume.appliedBytes - SUPERBLOCK_BYTES;
   }
   await flush();
   assert(chunkAt === result.endBytes, 'the copy wrote every byte it counted');
   return result;
 }
 
-/** See the file comment: may the needle this tombstone deleted still be on disk? */
-export function mustKeepTombstone(head: NeedleHead, volume: Volume, volumes: ReadonlyMap<number, Volume>): boolean {
+/** The volume numbers one volume file stands for: its own, and those merged into it (merge.ts). */
+export interface VolumeRange {
+  first: number;
+  last: number;
+}
+
+export function rangeOf(volume: Volume): VolumeRange {
+  return { first: volume.firstVolume, last: volume.number };
+}
+
+/**
+ * The volume whose file holds what is left of volume `number`'s needles: the volume itself, or the merged volume
+ * whose range covers it; undefined when the needles are gone for good (the volume was deleted whole).
+ */
+export function holderOf(number: number, volumes: ReadonlyMap<number, Volume>): Volume | undefined {
+  const own = volumes.get(number);
+  if (own !== undefined) return own;
+  for (const volume of volumes.values()) if (volume.firstVolume <= number && number < volume.number) return volume;
+  return undefined;
+}
+
+/**
+ * See the file comment: may the needle this tombstone deleted still be on disk, outside the file being written
+ * (which stands for `range`)? A target inside `range` is in the same copy, which drops the dead needle. A target
+ * merged into another volume is judged by that volume's compaction watermark, since its needles were copied there.
+ */
+export function mustKeepTombstone(head: NeedleHead, range: VolumeRange, volumes: ReadonlyMap<number, Volume>): boolean {
   const target = head.targetVolume;
-  if (target === volume.number) return false;
-  const targetVolume = volumes.get(target);
-  if (targetVolume === undefined) return target > volume.number; // a later volume cannot be a target; keep, to be safe
-  const sb = targetVolume.superblock;
+  if (target >= range.first && target <= range.last) return false;
+  const holder = holderOf(target, volumes);
+  if (holder === undefined) return target > range.last; // a later volume cannot be a target; keep, to be safe
+  const sb = holder.superblock;
   if (sb === null) return true;
   return sb.compactedBeforeSeq <= head.seq;
 }

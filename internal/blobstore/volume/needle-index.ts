@@ -251,6 +251,30 @@ export class NeedleIndex {
     }
   }
 
+  /**
+   * Moves every live entry of the volumes in `sources` into volume `target`, at the offset
+   * `newOffsetOf(oldVolume, oldOffset)` returns (a merge's swap, merge.ts). Synchronous, like relocate().
+   */
+  relocateInto(sources: ReadonlySet<number>, target: number, newOffsetOf: (volume: number, offset: number) => number): void {
+    const r = this.run;
+    for (let i = 0; i < r.count; i++) {
+      const volume = r.volume[i] as number;
+      if (sources.has(volume) && ((r.flags[i] as number) & FLAG_DEAD) === 0) {
+        const offset = newOffsetOf(volume, (r.offset8[i] as number) * NEEDLE_ALIGN_BYTES);
+        assertOffset(offset);
+        r.volume[i] = target;
+        r.offset8[i] = offset / NEEDLE_ALIGN_BYTES;
+      }
+    }
+    for (const slot of this.delta.values()) {
+      if (sources.has(slot.volume)) {
+        slot.offset = newOffsetOf(slot.volume, slot.offset);
+        assertOffset(slot.offset);
+        slot.volume = target;
+      }
+    }
+  }
+
   /** Live needle bytes and blobs per volume (recomputed on open). */
   volumeTotals(): Map<number, { liveBytes: number; blobs: number }> {
     const totals = new Map<number, { liveBytes: number; blobs: number }>();

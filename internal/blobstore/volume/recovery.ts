@@ -1,9 +1,11 @@
 /**
  * Opening a store directory after a clean stop or a crash: what README.md calls "Restart".
  *
- * 1. Temp files of volume creations, compactions and checkpoints that a crash interrupted are deleted: none of
- *    them was ever swapped in, so nothing refers to them.
- * 2. Every volume is opened and its superblock decoded.
+ * 1. Temp files of volume creations, compactions, merges and checkpoints that a crash interrupted are deleted:
+ *    none of them was ever swapped in, so nothing refers to them.
+ * 2. Every volume is opened and its superblock decoded. Volumes that a merged volume stands for (numbered in its
+ *    [firstVolume, number)) are left over from a merge that passed its commit point: they are deleted before
+ *    anything is read (merge.ts).
  * 3. The index checkpoint is loaded if it matches the volumes (same revisions, every offset inside its volume).
  *    Otherwise the index is rebuilt from every needle of every volume: slower, always right.
  * 4. What the checkpoint does not cover (the tail of each volume) is scanned in volume order, which is the order
@@ -14,14 +16,17 @@ import path from 'node:path';
 import { assert } from '../../core/assert.js';
 import { errnoCode } from '../durable-fs.js';
 import { readCheckpointFile, type Checkpoint } from './index-checkpoint.js';
+import { mergedAway } from './merge.js';
 import { NeedleIndex } from './needle-index.js';
 import { scanVolume } from './volume-scan.js';
 import {
   SUPERBLOCK_BYTES,
   VOLUME_COMPACT_SUFFIX,
+  VOLUME_MERGE_SUFFIX,
   VOLUME_NEW_SUFFIX,
   Volume,
   parseVolumeFileName,
+  volumeFileName,
 } from './volume.js';
 import type { VolumeFs } from './volume-fs.js';
 
@@ -41,6 +46,8 @@ export interface RecoveryReport {
   garbageBytes: number;
   /** Superblocks that did not decode (their volumes are read all the same, and compacted first). */
   badSuperblocks: number;
+  /** Volumes deleted because a merged volume stands for them (a crash interrupted the merge after its commit). */
+  mergedVolumesRemoved: number;
   durationMs: number;
 }
 
@@ -69,6 +76,13 @@ export async function recoverStore(
       volumes.set(number, volume);
       if (superblockError !== undefined) badSuperblocks += 1;
     }
+    const leftovers = mergedAway(volumes);
+    for (const number of leftovers) {
+      await volumes.get(number)?.close();
+      volumes.delete(number);
+      await fs.unlink(path.join(volumesDir, volumeFileName(number)));
+    }
+    if (leftovers.length > 0) await fs.fsyncDir(volumesDir);
     const loaded = await readCheckpointFile(fs, storeDir);
     let checkpoint: Checkpoint | null = null;
     let checkpointState = 'absent';
@@ -91,6 +105,7 @@ export async function recoverStore(
       corruptNeedles: 0,
       garbageBytes: 0,
       badSuperblocks,
+      mergedVolumesRemoved: leftovers.length,
       durationMs: 0,
     };
     const index = new NeedleIndex({
@@ -125,7 +140,7 @@ async function removeTempsAndList(fs: VolumeFs, volumesDir: string): Promise<num
   const numbers: number[] = [];
   let removed = false;
   for (const name of await fs.readdir(volumesDir)) {
-    if (name.endsWith(VOLUME_NEW_SUFFIX) || name.endsWith(VOLUME_COMPACT_SUFFIX)) {
+    if (name.endsWith(VOLUME_NEW_SUFFIX) || name.endsWith(VOLUME_COMPACT_SUFFIX) || name.endsWith(VOLUME_MERGE_SUFFIX)) {
       const base = name.slice(0, name.lastIndexOf('.'));
       if (parseVolumeFileName(base) !== null) {
         await fs.unlink(path.join(volumesDir, name));

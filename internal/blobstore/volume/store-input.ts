@@ -40,6 +40,13 @@ export function validateOptions(options: VolumeBlobStoreOptions): void {
   assert(idleBytesMin === undefined || (Number.isSafeInteger(idleBytesMin) && idleBytesMin >= 0), 'idleGarbageBytesMin >= 0');
   const rate = options.compactBytesPerSecMax;
   assert(rate === undefined || (rate > 0 && !Number.isNaN(rate)), 'compactBytesPerSecMax > 0');
+  const mergeAfter = options.mergeAfterSealedVolumes;
+  assert(mergeAfter === undefined || (Number.isSafeInteger(mergeAfter) && mergeAfter >= 0), 'mergeAfterSealedVolumes >= 0');
+  const mergeBytes = options.mergeBytesMax;
+  assert(
+    mergeBytes === undefined || (Number.isSafeInteger(mergeBytes) && mergeBytes >= 0 && mergeBytes <= VOLUME_BYTES_MAX_LIMIT),
+    'mergeBytesMax in [0, VOLUME_BYTES_MAX_LIMIT]',
+  );
   for (const field of ['checkpointEveryOps', 'checkpointEveryBytes', 'idleCompactAfterMs'] as const) {
     const value = options[field];
     assert(value === undefined || (Number.isSafeInteger(value) && value >= 1), `${field} >= 1`);

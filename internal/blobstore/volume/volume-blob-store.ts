@@ -7,6 +7,7 @@
  *   needle's CRCs before a byte is returned; a mismatch is BLOB_CORRUPT and is remembered in the index;
  * - delete appends a durable tombstone needle; the blob's bytes count as reclaimable at once;
  * - compaction rewrites sealed volumes whose garbage passes a threshold, crash-safely (compaction.ts);
+ * - merging rewrites adjacent small sealed volumes as one, so that the volume files stay bounded (merge.ts);
  * - the index is checkpointed so that a restart scans only what was appended since (recovery.ts);
  * - scrub re-checks every needle at a bounded rate (scrub.ts).
  *
@@ -33,6 +34,15 @@ import {
   type CompactionPolicy,
 } from './compaction.js';
 import { crc32c } from './crc32c.js';
+import {
+  MERGE_AFTER_SEALED_VOLUMES_DEFAULT,
+  mergeCandidates,
+  mergeCopyBytesMax,
+  mergeVolumes,
+  removeVolumeFiles,
+  type MergeOutcome,
+  type MergePolicy,
+} from './merge.js';
 import { GroupCommit, type FlushOutcome } from './group-commit.js';
 import { CHECKPOINT_FILE, encodeCheckpoint, sealCheckpoint, writeCheckpointFile } from './index-checkpoint.js';
 import type { NeedleIndex, NeedleLocation } from './needle-index.js';
@@ -94,6 +104,13 @@ export interface VolumeBlobStoreOptions {
   autoCompact?: boolean;
   /** Read rate of background compactions (reclamation.ts); default COMPACT_BYTES_PER_SEC_DEFAULT. */
   compactBytesPerSecMax?: number;
+  /**
+   * Merging (merge.ts): while more sealed volumes than `mergeAfterSealedVolumes` exist, adjacent ones holding at
+   * most `mergeBytesMax` needle bytes together are merged into one, in the background at compactBytesPerSecMax.
+   * Defaults: MERGE_AFTER_SEALED_VOLUMES_DEFAULT, and volumeBytesMax / 2.
+   */
+  mergeAfterSealedVolumes?: number;
+  mergeBytesMax?: number;
   /** Quiet time after the last put or delete before the idle pass (reclamation.ts). */
   idleCompactAfterMs?: number;
   /** The idle pass's thresholds, much lower than the load ones. */
@@ -153,7 +170,11 @@ export interface VolumeStoreStats {
   fsyncs: number;
   rotations: number;
   compactions: number;
+  /** Bytes given back by compactions and merges. */
   compactionReclaimedBytes: number;
+  merges: number;
+  /** Volumes that merges absorbed (each merge removes all its sources but the last). */
+  mergedVolumes: number;
   checkpoints: number;
   maintenanceErrors: number;
   volumes: number;
@@ -195,6 +216,9 @@ export class VolumeBlobStore implements BlobStore {
   private readonly blobBytesMax: number;
   private readonly policy: CompactionPolicy;
   private readonly idlePolicy: CompactionPolicy;
+  private readonly mergePolicy: MergePolicy;
+  /** Files of volumes a merge absorbed that could not be removed yet: removed before any compaction or merge. */
+  private leftoverVolumes: number[] = [];
   private readonly autoCompact: boolean;
   private readonly compactBytesPerSecMax: number;
   private readonly idleCompactAfterMs: number;
@@ -234,6 +258,8 @@ export class VolumeBlobStore implements BlobStore {
     rotations: 0,
     compactions: 0,
     compactionReclaimedBytes: 0,
+    merges: 0,
+    mergedVolumes: 0,
     checkpoints: 0,
     maintenanceErrors: 0,
   };
@@ -256,6 +282,10 @@ export class VolumeBlobStore implements BlobStore {
     this.idlePolicy = {
       garbageRatioMin: options.idleGarbageRatioMin ?? IDLE_GARBAGE_RATIO_DEFAULT,
       garbageBytesMin: options.idleGarbageBytesMin ?? IDLE_GARBAGE_BYTES_MIN_DEFAULT,
+    };
+    this.mergePolicy = {
+      afterSealedVolumes: options.mergeAfterSealedVolumes ?? MERGE_AFTER_SEALED_VOLUMES_DEFAULT,
+      bytesMax: options.mergeBytesMax ?? Math.floor(this.volumeBytesMax / 2),
     };
     this.autoCompact = options.autoCompact ?? true;
     this.compactBytesPerSecMax = options.compactBytesPerSecMax ?? COMPACT_BYTES_PER_SEC_DEFAULT;
@@ -308,6 +338,8 @@ export class VolumeBlobStore implements BlobStore {
       if ((fullRebuild && needlesApplied > 0) || bytesScanned >= store.checkpointEveryBytes) {
         await store.exclusive(() => store.writeCheckpoint());
       }
+      // A directory with more sealed volumes than the merge limit (written before merges existed) is merged down.
+      if (mergeCandidates(store.volumes, store.active, store.mergePolicy) !== null) store.scheduleMaintenance();
     } catch (err) {
       await Promise.all([...store.volumes.values()].map((v) => v.close()));
       throw err;
@@ -513,6 +545,15 @@ export class VolumeBlobStore implements BlobStore {
       }
       return outcomes;
     });
+  }
+
+  /**
+   * Merges now, unpaced, what the background would merge (merge.ts): while more than mergeAfterSealedVolumes
+   * sealed volumes exist and two adjacent ones fit in mergeBytesMax together.
+   */
+  async merge(): Promise<MergeOutcome[]> {
+    this.assertOpen();
+    return this.exclusive(() => this.mergeWhileDue({ paced: false }));
   }
 
   /** Writes an index checkpoint now (one is also written in the background, on close and after compaction). */
@@ -721,6 +762,7 @@ export class VolumeBlobStore implements BlobStore {
       compactedBeforeSeq: 0,
       pinnedBytes: 0,
       createdAtMs: this.nowMs(),
+      firstVolume: number,
     });
     this.volumes.set(number, volume);
     this.active = volume;
@@ -862,8 +904,54 @@ export class VolumeBlobStore implements BlobStore {
         const outcome = await this.compactOne(candidate, { paced: true });
         if (outcome.kind === 'aborted') return;
       }
+      await this.mergeWhileDue({ paced: true });
     }
     if (this.checkpointDue() && !this.closed) await this.writeCheckpoint();
+  }
+
+  /** Merges while mergeCandidates finds sources (each merge removes a volume, so this ends). Runs in the chain. */
+  private async mergeWhileDue(options: { paced: boolean }): Promise<MergeOutcome[]> {
+    const outcomes: MergeOutcome[] = [];
+    for (let round = 0; round < this.volumes.size; round++) {
+      if (this.closed) break;
+      const sources = mergeCandidates(this.volumes, this.active, this.mergePolicy);
+      if (sources === null || !this.roomToMerge(sources)) break;
+      const outcome = await this.mergeOne(sources, options);
+      outcomes.push(outcome);
+      if (outcome.kind === 'aborted') break;
+    }
+    return outcomes;
+  }
+
+  /** One merge (under the maintenance chain), the removal of its sources' files, then a checkpoint. */
+  private async mergeOne(sources: Volume[], options: { paced: boolean }): Promise<MergeOutcome> {
+    await this.removeLeftoverVolumes();
+    const outcome = await mergeVolumes(this.compactionContext(options.paced), sources, this.appliedSeqEnd, this.stopMaintenance.signal);
+    if (outcome.kind === 'aborted') return outcome;
+    this.counters.merges += 1;
+    this.counters.mergedVolumes += outcome.sources.length - 1;
+    this.counters.compactionReclaimedBytes += outcome.reclaimedBytes;
+    this.observer?.compacted?.(outcome.reclaimedBytes);
+    this.observer?.reclaimable?.(fullCompactionReclaimBytes(this.volumes));
+    this.leftoverVolumes.push(...outcome.sources.filter((n) => n !== outcome.volume));
+    await this.removeLeftoverVolumes();
+    await this.writeCheckpoint();
+    return outcome;
+  }
+
+  /** Removes the files of volumes a merge absorbed; throws (and keeps them listed) when that fails. */
+  private async removeLeftoverVolumes(): Promise<void> {
+    if (this.leftoverVolumes.length === 0) return;
+    await removeVolumeFiles(this.fs, this.volumesDir, this.leftoverVolumes);
+    this.leftoverVolumes = [];
+  }
+
+  /** A merge writes its sources' kept needles once more before their files go: is there room for that? */
+  private roomToMerge(sources: readonly Volume[]): boolean {
+    const copyBytes = SUPERBLOCK_BYTES + sources.reduce((sum, v) => sum + mergeCopyBytesMax(v), 0);
+    if (this.scratchRoom !== undefined && !this.scratchRoom(copyBytes)) return false;
+    if (this.capacityBytes === undefined) return true;
+    return this.fileBytesTotal() + this.reservedBytes + copyBytes <= this.capacityBytes;
   }
 
   /** Starts waiting for the store to go quiet, unless already waiting (reclamation.ts). */
@@ -915,21 +1003,15 @@ export class VolumeBlobStore implements BlobStore {
         const outcome = await this.compactOne(candidate, { paced: true });
         if (outcome.kind === 'aborted') return;
       }
+      await this.mergeWhileDue({ paced: true });
     });
   }
 
   /** One compaction (under the maintenance chain), then a checkpoint, so that a restart needs no rebuild. */
   private async compactOne(volume: Volume, options: { paced?: boolean } = {}): Promise<CompactionOutcome> {
-    const signal = this.stopMaintenance.signal;
-    const ctx: CompactionContext = {
-      fs: this.fs,
-      volumesDir: this.volumesDir,
-      index: this.index,
-      volumes: this.volumes,
-      nowMs: () => this.nowMs(),
-      ...(options.paced === true ? { pace: compactionPacer(this.clock, this.compactBytesPerSecMax, signal) } : {}),
-    };
-    const outcome = await compactVolume(ctx, volume, this.appliedSeqEnd, signal);
+    // A merged volume deleted whole while files it stands for are still on disk would let them be read again.
+    await this.removeLeftoverVolumes();
+    const outcome = await compactVolume(this.compactionContext(options.paced === true), volume, this.appliedSeqEnd, this.stopMaintenance.signal);
     if (outcome.kind === 'aborted') return outcome;
     this.counters.compactions += 1;
     this.counters.compactionReclaimedBytes += outcome.reclaimedBytes;
@@ -937,6 +1019,18 @@ export class VolumeBlobStore implements BlobStore {
     this.observer?.reclaimable?.(fullCompactionReclaimBytes(this.volumes));
     await this.writeCheckpoint();
     return outcome;
+  }
+
+  private compactionContext(paced: boolean): CompactionContext {
+    const signal = this.stopMaintenance.signal;
+    return {
+      fs: this.fs,
+      volumesDir: this.volumesDir,
+      index: this.index,
+      volumes: this.volumes,
+      nowMs: () => this.nowMs(),
+      ...(paced ? { pace: compactionPacer(this.clock, this.compactBytesPerSecMax, signal) } : {}),
+    };
   }
 
   /** Compaction writes the live needles once more before the old file goes: is there room for that? */

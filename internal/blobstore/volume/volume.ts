@@ -15,7 +15,13 @@ import type { VolumeFile, VolumeFs } from './volume-fs.js';
 
 /** "STRV": Strata volume. */
 export const VOLUME_MAGIC = 0x53545256;
-export const VOLUME_FORMAT_VERSION = 1;
+/**
+ * Version 2 adds `firstVolume` (bytes 48 to 51) for a volume that a merge wrote (merge.ts); every other superblock
+ * is still written as version 1, so a directory in which no merge ran stays readable by the previous release.
+ */
+export const VOLUME_FORMAT_VERSION = 2;
+/** The version of a superblock without `firstVolume` (it equals the volume number). */
+export const VOLUME_FORMAT_VERSION_UNMERGED = 1;
 export const SUPERBLOCK_BYTES = 64;
 /** Volume numbers are 8 decimal digits in file names. */
 export const VOLUME_NUMBER_MAX = 99_999_999;
@@ -24,6 +30,8 @@ const VOLUME_FILE_PATTERN = /^(\d{8})\.vol$/;
 export const VOLUME_NEW_SUFFIX = '.new';
 /** Suffix of a compacted copy not yet swapped in; deleted on open. */
 export const VOLUME_COMPACT_SUFFIX = '.compact';
+/** Suffix of a merged copy not yet renamed over the last of its sources; deleted on open. */
+export const VOLUME_MERGE_SUFFIX = '.merge';
 
 export interface Superblock {
   volume: number;
@@ -39,6 +47,12 @@ export interface Superblock {
   /** Bytes of tombstones the compaction that wrote this revision had to keep. */
   pinnedBytes: number;
   createdAtMs: number;
+  /**
+   * The lowest volume number whose needles this file may hold: the volume's own number unless a merge wrote it,
+   * in which case every volume numbered from here up to this one was merged into it (merge.ts). Version 1 files
+   * do not carry it (it equals `volume`).
+   */
+  firstVolume: number;
 }
 
 export function encodeSuperblock(sb: Superblock): Buffer {
@@ -47,15 +61,18 @@ export function encodeSuperblock(sb: Superblock): Buffer {
   for (const field of ['createdAtSeq', 'compactedBeforeSeq', 'pinnedBytes', 'createdAtMs'] as const) {
     assert(Number.isSafeInteger(sb[field]) && sb[field] >= 0, `superblock ${field} is a non-negative safe integer`);
   }
+  assert(Number.isInteger(sb.firstVolume) && sb.firstVolume >= 1 && sb.firstVolume <= sb.volume, 'firstVolume in [1, volume]');
+  const merged = sb.firstVolume !== sb.volume;
   const out = Buffer.alloc(SUPERBLOCK_BYTES);
   out.writeUInt32BE(VOLUME_MAGIC, 0);
-  out.writeUInt16BE(VOLUME_FORMAT_VERSION, 4);
+  out.writeUInt16BE(merged ? VOLUME_FORMAT_VERSION : VOLUME_FORMAT_VERSION_UNMERGED, 4);
   out.writeUInt32BE(sb.volume, 8);
   out.writeUInt32BE(sb.revision, 12);
   writeU64(out, sb.createdAtSeq, 16);
   writeU64(out, sb.compactedBeforeSeq, 24);
   writeU64(out, sb.pinnedBytes, 32);
   writeU64(out, sb.createdAtMs, 40);
+  if (merged) out.writeUInt32BE(sb.firstVolume, 48);
   out.writeUInt32BE(crc32c(out, 0, 0, 60), 60);
   return out;
 }
@@ -67,8 +84,13 @@ export function decodeSuperblock(buf: Buffer, volume: number): Superblock | stri
   if (crc32c(buf, 0, 0, 60) !== buf.readUInt32BE(60)) return 'superblock CRC-32C mismatch';
   const version = buf.readUInt16BE(4);
   // A later format would be read by the code that knows it; this code refuses rather than guess.
-  if (version !== VOLUME_FORMAT_VERSION) return `volume format ${version} != ${VOLUME_FORMAT_VERSION}`;
-  if (buf.readUInt16BE(6) !== 0 || !buf.subarray(48, 60).equals(Buffer.alloc(12))) return 'reserved bytes != 0';
+  if (version !== VOLUME_FORMAT_VERSION && version !== VOLUME_FORMAT_VERSION_UNMERGED) {
+    return `volume format ${version} is not ${VOLUME_FORMAT_VERSION_UNMERGED} or ${VOLUME_FORMAT_VERSION}`;
+  }
+  const reservedFrom = version === VOLUME_FORMAT_VERSION ? 52 : 48;
+  if (buf.readUInt16BE(6) !== 0 || !buf.subarray(reservedFrom, 60).equals(Buffer.alloc(60 - reservedFrom))) {
+    return 'reserved bytes != 0';
+  }
   const sb: Superblock = {
     volume: buf.readUInt32BE(8),
     revision: buf.readUInt32BE(12),
@@ -76,8 +98,12 @@ export function decodeSuperblock(buf: Buffer, volume: number): Superblock | stri
     compactedBeforeSeq: readU64(buf, 24),
     pinnedBytes: readU64(buf, 32),
     createdAtMs: readU64(buf, 40),
+    firstVolume: version === VOLUME_FORMAT_VERSION ? buf.readUInt32BE(48) : buf.readUInt32BE(8),
   };
   if (sb.volume !== volume) return `superblock volume ${sb.volume} != file name ${volume}`;
+  if (version === VOLUME_FORMAT_VERSION && (sb.firstVolume < 1 || sb.firstVolume >= sb.volume)) {
+    return `superblock firstVolume ${sb.firstVolume} is not below volume ${sb.volume}`;
+  }
   for (const field of ['createdAtSeq', 'compactedBeforeSeq', 'pinnedBytes', 'createdAtMs'] as const) {
     if (!Number.isSafeInteger(sb[field])) return `superblock ${field} is not a safe integer`;
   }
@@ -140,6 +166,11 @@ export class Volume {
 
   get revision(): number {
     return this.superblock?.revision ?? -1;
+  }
+
+  /** The lowest volume number whose needles this file may hold (merge.ts); its own number unless merged. */
+  get firstVolume(): number {
+    return this.superblock?.firstVolume ?? this.number;
   }
 
   /** Bytes that are neither the superblock nor a live needle: dead needles, tombstones, torn tails. */
