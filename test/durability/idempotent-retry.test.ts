@@ -24,7 +24,9 @@ import { waitUntil } from '../helpers/wait.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { blobsOfWrite, json } from './durability-helpers.js';
 
-const GC_GRACE_MS = 1_000;
+// The GC grace is also every write's commit deadline: long, so that no write of a busy machine reaches it by
+// itself; the tests move the cluster's clock past the lease (which is longer still) when they mean to.
+const GC_GRACE_MS = 60_000;
 const LEASE_MS = idempotencyLeaseMs(GC_GRACE_MS);
 
 type Hook = ((writeId: string, key: string) => Promise<void>) | null;
@@ -51,7 +53,7 @@ describe('a mutation retried with the same Idempotency-Key is applied once', () 
     cluster = await startTestCluster({
       clock: clusterClock,
       hooks: { beforeCommit: async (writeId, key) => beforeCommitA?.(writeId, key) },
-      env: { STRATA_INTENT_TIMEOUT_MS: '500', STRATA_GC_GRACE_MS: String(GC_GRACE_MS) },
+      env: { STRATA_INTENT_TIMEOUT_MS: '30000', STRATA_GC_GRACE_MS: String(GC_GRACE_MS) },
     });
   });
   afterAll(async () => {
