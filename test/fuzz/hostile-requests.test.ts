@@ -14,7 +14,10 @@ import { CONDITION_TIMEOUT_MS } from '../helpers/wait.js';
 
 const REQUESTS = 10_000;
 const CONCURRENCY = 32;
-/** Room for 10,000 requests on a busy 2-core machine: they took three minutes at a load average of 10, and the suite must pass at 15 to 28. */
+/**
+ * Room for 10,000 requests on a busy 2-core machine: they took three minutes at a load average of 10, and the
+ * suite must pass at 15 to 28.
+ */
 const FUZZ_TIMEOUT_MS = 600_000;
 /** How long a client that sent less body than it declared waits in silence before it gives up. */
 const LIAR_GIVES_UP_MS = 5_000;
