@@ -29,6 +29,7 @@ import {
   NODE_API_PREFIX,
   NODE_ERROR_BODY_BYTES_MAX,
   NODE_HEADERS,
+  NODE_SERVER_KEEP_ALIVE_MS,
   blobPath,
   parseBlobInfo,
   parseStoreUsage,
@@ -41,8 +42,9 @@ export const NODE_CALL_TIMEOUT_MS_DEFAULT = 10_000;
 export const NODE_CONNECT_TIMEOUT_MS_DEFAULT = 2_000;
 /** Calls to one node on the wire or queued at most (16 per connection); beyond it a call fails fast. */
 export const NODE_CALLS_IN_FLIGHT_MAX_DEFAULT = 512;
-/** Below the node's 5 s keep-alive, so the client never reuses a socket the server is about to close. */
+/** Far below the node's keep-alive (NODE_SERVER_KEEP_ALIVE_MS), so the client never reuses a socket the node is closing. */
 export const NODE_KEEP_ALIVE_MS_DEFAULT = 4_000;
+assert(NODE_KEEP_ALIVE_MS_DEFAULT * 10 <= NODE_SERVER_KEEP_ALIVE_MS, 'clients close idle node connections long before nodes do');
 /**
  * A JSON answer (an inventory page of 1000 entries with 8 KiB of meta each is the largest) is read up to this.
  * Blob payloads are bounded by LIMITS.blobBytesMax exactly.

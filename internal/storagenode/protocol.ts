@@ -20,6 +20,14 @@ export const NODE_HEADERS = {
 } as const;
 
 /**
+ * How long a node keeps an idle keep-alive connection open. Clients close theirs well before (the HTTP node client's
+ * idle timeout is a tenth of this at most), so a client never reuses a socket the node is closing: with Node's
+ * default of 5 s against clients' 4 s, a client whose event loop stalled for a second got a connection reset from a
+ * healthy node.
+ */
+export const NODE_SERVER_KEEP_ALIVE_MS = 65_000;
+
+/**
  * Request header block a node accepts, bytes. Larger than the gateway's (16 KiB) because a PUT carries the key
  * (1 KiB) and meta (8 KiB) percent-encoded, which can triple them.
  */

@@ -22,7 +22,7 @@ import { nodesFootprint } from '../reserve/reserve-sizing.js';
 import { ReservedBlobStore } from '../reserve/reserved-blob-store.js';
 import type { BlobStore } from '../blobstore/blob-store.js';
 import { createStorageNodeApp } from './app.js';
-import { NODE_HEADER_BYTES_MAX } from './protocol.js';
+import { NODE_HEADER_BYTES_MAX, NODE_SERVER_KEEP_ALIVE_MS } from './protocol.js';
 
 /** Scrub read rate when scrubbing is on and no rate is configured: a small share of one disk. */
 export const SCRUB_BYTES_PER_SEC_DEFAULT = 8 * 1024 * 1024;
@@ -224,11 +224,12 @@ function listen(
 ): Promise<Server> {
   return new Promise((resolve, reject) => {
     const base = { fetch, hostname: host, port };
+    const serverOptions = { maxHeaderSize: NODE_HEADER_BYTES_MAX, keepAliveTimeout: NODE_SERVER_KEEP_ALIVE_MS };
     // With TLS the node speaks HTTPS only: a client that is not TLS fails its handshake and never gets a byte.
     const server = (
       tls === undefined
-        ? serve({ ...base, serverOptions: { maxHeaderSize: NODE_HEADER_BYTES_MAX } })
-        : serve({ ...base, createServer: createHttpsServer, serverOptions: { maxHeaderSize: NODE_HEADER_BYTES_MAX, cert: tls.cert, key: tls.key } })
+        ? serve({ ...base, serverOptions })
+        : serve({ ...base, createServer: createHttpsServer, serverOptions: { ...serverOptions, cert: tls.cert, key: tls.key } })
     ) as Server;
     refuseConnect(server, 'GET, HEAD, PUT, POST, DELETE');
     const onError = (err: Error): void => reject(err);

@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startStorageNode, type StorageNode } from '../../internal/storagenode/server.js';
 import type { ScrubReport } from '../../internal/blobstore/file-blob-store.js';
 import { LIMITS } from '../../internal/core/limits.js';
+import { NODE_KEEP_ALIVE_MS_DEFAULT } from '../../internal/nodeclient/http-node-client.js';
 import { header, makeTempDir, payload, sha256 } from '../contracts/blob-fixtures.js';
 import { flipPayloadByteOnDisk } from '../blobstore/volume-harness/flip.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -64,6 +65,20 @@ describe('storage node HTTP API', () => {
       await expectError(response, 401, 'UNAUTHORIZED');
     }
     await expectError(await fetch(`${node.address}/v1/blobs/x.hot-0`, { method: 'DELETE' }), 401, 'UNAUTHORIZED');
+  });
+
+  it('keeps idle keep-alive connections far longer than its clients do, so a client never reuses one it is closing', async () => {
+    const keepAlive = await new Promise<string | undefined>((resolve, reject) => {
+      const request = http.get(`${node.address}/v1/health`, { headers: AUTH, agent: new http.Agent({ keepAlive: true }) }, (response) => {
+        response.resume();
+        resolve(response.headers['keep-alive']);
+        request.destroy();
+      });
+      request.on('error', reject);
+    });
+    // Node announces its idle timeout; the HTTP node client's own is NODE_KEEP_ALIVE_MS_DEFAULT (4 s).
+    const seconds = Number(/timeout=(\d+)/.exec(keepAlive ?? '')?.[1]);
+    expect(seconds * 1000).toBeGreaterThanOrEqual(10 * NODE_KEEP_ALIVE_MS_DEFAULT);
   });
 
   it('answers health with the node id', async () => {
