@@ -203,3 +203,20 @@ describe('VolumeBlobStore on disk', () => {
     expect(file.length).toBe(SUPERBLOCK_BYTES + decoded.needleBytes);
   });
 });
+
+describe('superblock format 2', () => {
+  it('writes version 2 with firstVolume only for a merged volume, and refuses a range that does not end below it', () => {
+    const sb = { volume: 9, revision: 3, createdAtSeq: 10, compactedBeforeSeq: 400, pinnedBytes: 0, createdAtMs: 1_700_000_000_000, firstVolume: 4 };
+    const bytes = encodeSuperblock(sb);
+    expect(bytes.readUInt16BE(4)).toBe(2);
+    expect(bytes.readUInt32BE(48)).toBe(4);
+    expect(bytes.subarray(52, 60).equals(Buffer.alloc(8))).toBe(true);
+    expect(decodeSuperblock(bytes, 9)).toEqual(sb);
+    // An unmerged volume keeps version 1, which the previous release reads.
+    expect(encodeSuperblock({ ...sb, firstVolume: 9 }).readUInt16BE(4)).toBe(1);
+    const selfRange = Buffer.from(bytes);
+    selfRange.writeUInt32BE(9, 48);
+    selfRange.writeUInt32BE(crc32c(selfRange.subarray(0, 60)), 60);
+    expect(decodeSuperblock(selfRange, 9)).toMatch(/firstVolume/);
+  });
+});
