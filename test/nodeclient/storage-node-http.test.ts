@@ -71,7 +71,8 @@ describe('storage node HTTP API', () => {
     const keepAlive = await new Promise<string | undefined>((resolve, reject) => {
       const request = http.get(`${node.address}/v1/health`, { headers: AUTH, agent: new http.Agent({ keepAlive: true }) }, (response) => {
         response.resume();
-        resolve(response.headers['keep-alive']);
+        const value = response.headers['keep-alive'];
+        resolve(Array.isArray(value) ? value[0] : value);
         request.destroy();
       });
       request.on('error', reject);
