@@ -5,38 +5,15 @@
  * compaction gives back, garbage found after a restart is reclaimed too, background compaction keeps to its rate,
  * and compaction never makes a read, a repair put or a delete answer wrong.
  */
-import { readdir, stat } from 'node:fs/promises';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Clock } from '../../internal/core/clock.js';
 import { VolumeBlobStore, type VolumeBlobStoreOptions } from '../../internal/blobstore/volume/volume-blob-store.js';
 import { header, makeTempDir, payload } from '../contracts/blob-fixtures.js';
+import { allocatedBytes, atRestBoundBytes, liveNeedBytes } from '../helpers/disk-usage.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 const IDLE_MS = 30_000;
 const MIB = 1024 * 1024;
-/** The bound the store promises at rest: allocated bytes <= 1.3 x live need + 4 MiB. */
-const AT_REST_RATIO_MAX = 1.3;
-const AT_REST_SLACK_BYTES = 4 * MIB;
-
-/** Bytes allocated to every file under `dir` (st_blocks x 512, what `du` counts). */
-async function allocatedBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) total += await allocatedBytes(full);
-    else total += (await stat(full)).blocks * 512;
-  }
-  return total;
-}
-
-/** The live need: needle bytes of the live blobs plus the index checkpoint that lists them. */
-async function liveNeedBytes(store: VolumeBlobStore, dir: string): Promise<number> {
-  const { bytesUsed } = await store.usage();
-  const checkpoint = await stat(path.join(dir, 'index.ckpt')).catch(() => null);
-  return bytesUsed + (checkpoint?.size ?? 0);
-}
-
 /** Documents rewritten the way the write protocol does it: the new blob under a new id, then the old one deleted. */
 async function rewriteDocuments(store: VolumeBlobStore, docs: number, rounds: number, bytes: number, live: Map<number, string>): Promise<void> {
   for (let round = 0; round < rounds; round++) {
@@ -80,7 +57,7 @@ describe('VolumeBlobStore continuous reclamation', () => {
     await vi.waitFor(
       async () => {
         const need = await liveNeedBytes(store, dir);
-        expect(await allocatedBytes(dir)).toBeLessThanOrEqual(AT_REST_RATIO_MAX * need + AT_REST_SLACK_BYTES);
+        expect(await allocatedBytes(dir)).toBeLessThanOrEqual(atRestBoundBytes(need));
       },
       { timeout: 60_000, interval: 50 },
     );
@@ -153,7 +130,7 @@ describe('VolumeBlobStore continuous reclamation', () => {
       { timeout: 60_000, interval: 50 },
     );
     const need = await liveNeedBytes(store, dir);
-    expect(await allocatedBytes(dir)).toBeLessThanOrEqual(AT_REST_RATIO_MAX * need + AT_REST_SLACK_BYTES);
+    expect(await allocatedBytes(dir)).toBeLessThanOrEqual(atRestBoundBytes(need));
   }, 120_000);
 
   it('reads a background compaction at no more than compactBytesPerSecMax', async () => {

@@ -8,17 +8,17 @@
  *
  * Needs root to mount the tmpfs; skips with the reason otherwise.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, open, rm, rmdir } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../internal/config/config.js';
 import { silentLogger } from '../../internal/log/logger.js';
 import { runGateway, type Running } from '../../internal/wiring/processes.js';
 import { StrataProc } from '../../scripts/cluster/proc.js';
 import { startEtcd, type RunningEtcd } from '../../scripts/infra/etcd.js';
 import { freePort } from '../../scripts/infra/process-utils.js';
+import { fillFilesystem, useTmpfs } from '../helpers/tmpfs.js';
 import { docOf, request, waitFor, writeDoc } from './cluster-support.js';
 
 const FS_BYTES = 32 * 1024 * 1024;
@@ -30,57 +30,18 @@ const CONDITION_TIMEOUT_MS = 60_000;
 /** Writes while node-7 is full; with 7 nodes and 6 shards per document, each would land on node-7 6 times in 7. */
 const WRITES_WHILE_FULL = 12;
 
-let mountDir: string | null = null;
-let mountError: string | null = null;
 let workDir: string | null = null;
 let etcd: RunningEtcd | null = null;
 const nodes: StrataProc[] = [];
 let gateway: Running | null = null;
 
-beforeAll(async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'strata-node-tmpfs-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${FS_BYTES}`, 'tmpfs', dir], { stdio: 'pipe' });
-    mountDir = dir;
-  } catch (err) {
-    mountError = `cannot mount a tmpfs (needs root): ${(err as Error).message.split('\n')[0]}`;
-    await rmdir(dir).catch(() => undefined);
-  }
-});
-
-afterAll(async () => {
+// The processes go first: node-7 has files open on the tmpfs.
+const tmpfs = useTmpfs('strata-node-tmpfs-', FS_BYTES, async () => {
   await gateway?.stop();
   for (const node of nodes) await node.stop();
   await etcd?.stop();
   if (workDir !== null) await rm(workDir, { recursive: true, force: true });
-  if (mountDir === null) return;
-  execFileSync('umount', ['-l', mountDir], { stdio: 'pipe' });
-  await rmdir(mountDir);
 }, 120_000);
-
-/** Fills what is left of the filesystem with a file of its own (another program on the same disk). */
-async function fillFilesystem(file: string): Promise<number> {
-  const handle = await open(file, 'w');
-  let written = 0;
-  try {
-    for (const chunkBytes of [1024 * 1024, 64 * 1024, 512]) {
-      const chunk = Buffer.alloc(chunkBytes, 7);
-      for (;;) {
-        try {
-          const n = (await handle.write(chunk)).bytesWritten;
-          if (n === 0) break;
-          written += n;
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
-          throw err;
-        }
-      }
-    }
-  } finally {
-    await handle.close().catch(() => undefined);
-  }
-  return written;
-}
 
 interface NodeHealth {
   writable: boolean;
@@ -117,7 +78,7 @@ async function gatewayView(url: string): Promise<Map<string, { writable: boolean
 
 describe('a separate storage-node process on a full disk', () => {
   it('is left out of placement while full, lets writes and deletes succeed on the others, and takes blobs again once space is freed', async (context) => {
-    if (mountDir === null) return context.skip(mountError ?? 'no tmpfs');
+    const mountDir = tmpfs.dirOrSkip(context);
     workDir = await mkdtemp(path.join(os.tmpdir(), 'strata-disk-full-node-'));
     etcd = await startEtcd();
     const addresses: string[] = [];

@@ -8,15 +8,14 @@
  *
  * Needs root to mount the tmpfs; skips with the reason otherwise.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, rm, rmdir } from 'node:fs/promises';
-import os from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { IDLE_COMPACT_AFTER_MS_DEFAULT } from '../../internal/blobstore/volume/reclamation.js';
 import { AdvancingClock } from '../helpers/advancing-clock.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { fillFilesystem, useTmpfs } from '../helpers/tmpfs.js';
 
 const FS_BYTES = 64 * 1024 * 1024;
 /** Incompressible, above the inline threshold: six shards and three hot replicas per document. */
@@ -27,25 +26,7 @@ const WAIT = { timeout: 90_000, interval: 200 };
 /** The volume stores' quiet time before their idle pass (IDLE_COMPACT_AFTER_MS_DEFAULT), plus a margin. */
 const PAST_IDLE_MS = IDLE_COMPACT_AFTER_MS_DEFAULT + 1_000;
 
-let mountDir: string | null = null;
-let mountError: string | null = null;
-
-beforeAll(async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'strata-tmpfs-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${FS_BYTES}`, 'tmpfs', dir], { stdio: 'pipe' });
-    mountDir = dir;
-  } catch (err) {
-    mountError = `cannot mount a tmpfs (needs root): ${(err as Error).message.split('\n')[0]}`;
-    await rmdir(dir).catch(() => undefined);
-  }
-});
-
-afterAll(async () => {
-  if (mountDir === null) return;
-  execFileSync('umount', ['-l', mountDir], { stdio: 'pipe' });
-  await rmdir(mountDir);
-});
+const tmpfs = useTmpfs('strata-tmpfs-', FS_BYTES);
 
 interface Ready {
   status: string;
@@ -78,39 +59,9 @@ async function fillUntilRefused(cluster: TestCluster, prefix: string, acked: Map
   throw new Error(`${WRITES_MAX} writes of ${DOC_BODY_BYTES} bytes fit on a ${FS_BYTES}-byte filesystem`);
 }
 
-/** Fills what is left of the filesystem with a file of its own (another program on the same disk). */
-async function fillFilesystem(file: string): Promise<number> {
-  const handle = await open(file, 'w');
-  const chunk = Buffer.alloc(64 * 1024, 7);
-  let written = 0;
-  try {
-    for (;;) {
-      try {
-        written += (await handle.write(chunk)).bytesWritten;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
-        throw err;
-      }
-    }
-    // The last bytes, smaller than a chunk.
-    for (;;) {
-      try {
-        const n = (await handle.write(Buffer.alloc(512, 7))).bytesWritten;
-        if (n === 0) break;
-        written += n;
-      } catch {
-        break;
-      }
-    }
-  } finally {
-    await handle.close().catch(() => undefined);
-  }
-  return written;
-}
-
 describe('the all-in-one on a small filesystem that fills up', () => {
   it('refuses writes with 507 DISK_FULL before the reserve, deletes, reclaims, writes again, and restarts on a full disk', async (context) => {
-    if (mountDir === null) return context.skip(mountError ?? 'no tmpfs');
+    const mountDir = tmpfs.dirOrSkip(context);
     const dataDir = path.join(mountDir, 'data');
     const clock = new AdvancingClock();
     let cluster = await startTestCluster({ dataDir, clock });

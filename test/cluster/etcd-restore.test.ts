@@ -6,29 +6,13 @@
  * gateways and healers are started again. Every document committed before the snapshot reads back, every write,
  * patch and delete made after it is recovered, and keys deleted before it stay deleted.
  */
-import { spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../scripts/cluster/proc.js';
 import { etcdSnapshotRestore, etcdSnapshotSave, etcdSnapshotStatus } from '../../scripts/infra/etcd-backup.js';
 import { ETCD_MEMBER_NAME } from '../../scripts/infra/etcd.js';
+import { runScript } from '../helpers/processes.js';
 import { request, useLocalCluster, waitFor, writeDoc } from './cluster-support.js';
-
-/** The rebuild command run as an operator runs it; its output is quoted when it fails. */
-function runRebuild(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/rebuild-manifests.ts'], {
-      cwd: REPO_ROOT,
-      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
-    child.on('exit', (code) => resolve({ code, output }));
-  });
-}
 
 describe('etcd backup and restore', () => {
   const cluster = useLocalCluster('etcd-restore', { env: { STRATA_HEALER_INTERVAL_MS: '1000', STRATA_AUDIT_INTERVAL_MS: '5000' } });
@@ -99,9 +83,9 @@ describe('etcd backup and restore', () => {
     await etcdSnapshotRestore({ file: snapshot, dataDir: etcdDir, name: ETCD_MEMBER_NAME, peerUrl: `http://127.0.0.1:${ports.peerPort}` });
     await c.etcd.start();
 
-    // Merge what the nodes hold into the restored store.
+    // Merge what the nodes hold into the restored store (npm run recover:manifests, run as an operator runs it).
     const gatewayEnv = c.gatewayEnv();
-    const rebuilt = await runRebuild({
+    const rebuilt = await runScript('scripts/rebuild-manifests.ts', [], {
       STRATA_ETCD_ENDPOINTS: c.etcd.address!,
       STRATA_NODES: gatewayEnv['STRATA_NODES']!,
       STRATA_CLUSTER_TOKEN: c.token,

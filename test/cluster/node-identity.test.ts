@@ -7,36 +7,21 @@
  * - a node directory from another cluster is refused and left exactly as it was;
  * - a fresh node id joins, is recorded as initialised, and from then on an emptied directory of it is refused too.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../internal/core/clock.js';
 import { EtcdMetadataStore } from '../../internal/metadata/etcd-metadata-store.js';
-import { REPO_ROOT, StrataProc } from '../../scripts/cluster/proc.js';
+import { StrataProc } from '../../scripts/cluster/proc.js';
 import { freePort } from '../../scripts/infra/process-utils.js';
+import { runScript } from '../helpers/processes.js';
 import { docOf, nodeInventory, readDoc, useLocalCluster, waitFor, writeDoc } from './cluster-support.js';
 
 /** The healer's audit finds and rebuilds an empty node's shards; a few audit rounds on a busy machine. */
 const REFILL_TIMEOUT_MS = 180_000;
 const TEST_TIMEOUT_MS = 400_000;
 const DOCS = 6;
-
-/** The operator's command, run as an operator runs it; its output is quoted when it fails. */
-function acceptEmpty(env: Record<string, string>, nodeId: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/accept-empty-node.ts', nodeId], {
-      cwd: REPO_ROOT,
-      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
-    child.on('exit', (code) => resolve({ code, output }));
-  });
-}
 
 /** Every file under `dir` with a hash of its content (directories as such), to show that nothing changed. */
 async function snapshot(dir: string): Promise<Record<string, string>> {
@@ -101,7 +86,8 @@ describe('node directories in cluster mode (identity in etcd)', () => {
       expect(read.json).toEqual(docOf(i));
     }
 
-    const accepted = await acceptEmpty({ STRATA_ETCD_ENDPOINTS: c.etcd.address!, STRATA_DATA_DIR: c.dataDir }, 'node-3');
+    // The operator's command (npm run node:accept-empty), run as an operator runs it.
+    const accepted = await runScript('scripts/accept-empty-node.ts', ['node-3'], { STRATA_ETCD_ENDPOINTS: c.etcd.address!, STRATA_DATA_DIR: c.dataDir });
     expect(accepted.code, accepted.output).toBe(0);
     expect(accepted.output).toContain("node-3's empty directory is accepted");
     expect((await identityRecord())?.acceptedEmpty).toEqual(['node-3']);

@@ -4,16 +4,15 @@
  * exit non-zero at once with a message naming the directory, while the owner keeps serving its data; a SIGKILLed
  * owner does not block a restart; a second opener in the same process is refused too.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DirLock } from '../../internal/datadir/dir-lock.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { freePort, spawnStrata, stopWith, waitForReady, type StrataChild } from '../helpers/processes.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
 const START_DEADLINE_MS = 60_000;
 /** Tests that start processes: each start may take its whole deadline on a busy machine. */
 const PROCESS_TEST_TIMEOUT_MS = 4 * START_DEADLINE_MS;
@@ -34,50 +33,20 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+// tsx as a loader in the one process (spawnStrata's default, not its CLI, which runs the program in a child): a
+// SIGKILL must reach the process that holds the lock.
+function run(args: string[], env: Record<string, string>): StrataChild {
+  const started = spawnStrata(args, { ...process.env, STRATA_LOG_LEVEL: 'warn', ...env });
+  children.push(started.child);
+  return started;
 }
 
-interface Run {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function run(args: string[], env: Record<string, string>): Run {
-  // tsx as a loader in the one process (not its CLI, which runs the program in a child): a SIGKILL must reach the
-  // process that holds the lock.
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
-    cwd: root,
-    env: { ...process.env, STRATA_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => out, exited };
-}
-
-function allInOne(dataDir: string, port: number): Run {
+function allInOne(dataDir: string, port: number): StrataChild {
   return run(['cmd/all-in-one/main.ts'], { STRATA_DATA_DIR: dataDir, STRATA_PORT: String(port), STRATA_NODE_PORT_BASE: '0' });
 }
 
-async function started(r: Run): Promise<void> {
-  await expect
-    .poll(() => {
-      if (r.child.exitCode !== null) throw new Error(`all-in-one exited early:\n${r.output()}`);
-      return r.output().includes('Press Ctrl-C to stop.');
-    }, { timeout: START_DEADLINE_MS, interval: 50 })
-    .toBe(true);
+function started(r: StrataChild): Promise<void> {
+  return waitForReady(r, 'the all-in-one', 'Press Ctrl-C to stop.', START_DEADLINE_MS);
 }
 
 async function write(port: number, key: string, body: string): Promise<void> {
@@ -136,9 +105,7 @@ describe('one process per data directory', () => {
     for (const d of docs) expect(await readText(port, d.key)).toBe(d.body);
     await write(port, 'lock/after', '{"still":"serving"}');
     expect(await readText(port, 'lock/after')).toBe('{"still":"serving"}');
-    const stopped = first.exited;
-    first.child.kill('SIGINT');
-    expect(await stopped).toBe(0);
+    expect(await stopWith(first, 'SIGINT')).toBe(0);
   }, PROCESS_TEST_TIMEOUT_MS);
 
   it('a SIGKILLed owner does not block a restart, and what it acknowledged reads back', async () => {
@@ -147,16 +114,12 @@ describe('one process per data directory', () => {
     const first = allInOne(dataDir, port);
     await started(first);
     await write(port, 'killed/doc', '{"survives":"sigkill"}');
-    const gone = first.exited;
-    first.child.kill('SIGKILL');
-    await gone;
+    await stopWith(first, 'SIGKILL');
 
     const second = allInOne(dataDir, port);
     await started(second);
     expect(await readText(port, 'killed/doc')).toBe('{"survives":"sigkill"}');
-    const stopped = second.exited;
-    second.child.kill('SIGINT');
-    expect(await stopped).toBe(0);
+    expect(await stopWith(second, 'SIGINT')).toBe(0);
   }, PROCESS_TEST_TIMEOUT_MS);
 
   it('recover:manifests and a storage-node process refuse directories a running all-in-one holds, and change nothing', async () => {

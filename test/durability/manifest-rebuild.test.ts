@@ -6,28 +6,15 @@
  * never brought back.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { systemClock, type Clock } from '../../internal/core/clock.js';
 import type { ReplaceCorruptManifestRequest } from '../../internal/metadata/metadata-store.js';
+import { AdvancingClock } from '../helpers/advancing-clock.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { checkpointMetadataFile, metadataDbPath } from '../helpers/metadata-file.js';
 import { blobsOfKey, docText, fullInventory, json, stat } from './durability-helpers.js';
 
-/** Real time plus an offset the test moves (past the GC grace) while the code under test sleeps for real. */
-class OffsetClock implements Clock {
-  offsetMs = 0;
-  nowMs(): number {
-    return Date.now() + this.offsetMs;
-  }
-  sleep(ms: number): Promise<void> {
-    return systemClock.sleep(ms);
-  }
-}
-
 const GC_GRACE_MS = 60_000;
-/** SQLite's default page size, which the store keeps. */
-const PAGE_BYTES = 4096;
 const INTENT_TIMEOUT_MS = 30_000;
 const ENV = { STRATA_GC_GRACE_MS: String(GC_GRACE_MS), STRATA_INTENT_TIMEOUT_MS: String(INTENT_TIMEOUT_MS) };
 
@@ -35,15 +22,11 @@ const ENV = { STRATA_GC_GRACE_MS: String(GC_GRACE_MS), STRATA_INTENT_TIMEOUT_MS:
  * The healer finds the damaged record in a first round and rebuilds it once the intent timeout has passed since
  * (a write running when it was found is known by then); returns the second round's report.
  */
-async function roundsUntilRebuildIsDue(cluster: TestCluster, clock: OffsetClock) {
+async function roundsUntilRebuildIsDue(cluster: TestCluster, clock: AdvancingClock) {
   const found = await cluster.healer.runOnce({ forceAudit: true });
   expect(found.manifestsRebuilt).toBe(0);
-  clock.offsetMs += INTENT_TIMEOUT_MS + 1;
+  clock.advance(INTENT_TIMEOUT_MS + 1);
   return cluster.healer.runOnce({ forceAudit: true });
-}
-
-function dbPath(dataDir: string): string {
-  return path.join(dataDir, 'metadata', 'strata.db');
 }
 
 /**
@@ -53,9 +36,9 @@ function dbPath(dataDir: string): string {
  */
 async function damageManifestRow(dataDir: string, key: string, from: string, to: string): Promise<string> {
   expect(Buffer.byteLength(from)).toBe(Buffer.byteLength(to));
-  const file = dbPath(dataDir);
+  const file = metadataDbPath(dataDir);
+  const { pageSize } = checkpointMetadataFile(file);
   const db = new Database(file);
-  db.pragma('wal_checkpoint(TRUNCATE)');
   const original = db.prepare('SELECT manifest FROM manifests WHERE key = ?').pluck().get(Buffer.from(key, 'utf8')) as string;
   db.close();
   const bytes = await readFile(file);
@@ -63,7 +46,7 @@ async function damageManifestRow(dataDir: string, key: string, from: string, to:
   const needle = Buffer.from(`"key":${JSON.stringify(key)}`);
   let changed = 0;
   for (let at = bytes.indexOf(needle); at >= 0; at = bytes.indexOf(needle, at + 1)) {
-    const pageEnd = (Math.floor(at / PAGE_BYTES) + 1) * PAGE_BYTES;
+    const pageEnd = (Math.floor(at / pageSize) + 1) * pageSize;
     const target = bytes.indexOf(Buffer.from(from), at);
     if (target < 0 || target + from.length > pageEnd) continue;
     Buffer.from(to).copy(bytes, target);
@@ -91,7 +74,7 @@ describe('a manifest record that fails its checksum', () => {
   });
 
   it('is rebuilt by the healer from the blobs: the field_hybrid document reads back exactly, with a newer version, and nothing is deleted', async () => {
-    const clock = new OffsetClock();
+    const clock = new AdvancingClock();
     const first = await startTestCluster({ clock, env: ENV });
     const text = docText(7, 20_000);
     expect((await first.write('fh:doc', text, '&strategy=field_hybrid')).status).toBe(200);
@@ -108,7 +91,7 @@ describe('a manifest record that fails its checksum', () => {
     expect(damaged.status).toBe(503);
     expect(JSON.parse(damaged.text).error.code).toBe('METADATA_CORRUPT');
 
-    clock.offsetMs += 2 * GC_GRACE_MS;
+    clock.advance(2 * GC_GRACE_MS);
     const report = await roundsUntilRebuildIsDue(cluster, clock);
     expect(report.manifestsRebuilt).toBe(1);
     const after = await readBack(cluster, 'fh:doc');
@@ -132,7 +115,7 @@ describe('a manifest record that fails its checksum', () => {
   }, 180_000);
 
   it('leaves a record alone that a client write replaced while the rebuild ran: the client write wins', async () => {
-    const clock = new OffsetClock();
+    const clock = new AdvancingClock();
     const first = await startTestCluster({ clock, env: ENV });
     expect((await first.write('cw:doc', docText(1, 10_000), '&strategy=field_hybrid')).status).toBe(200);
     await first.stop();
@@ -148,7 +131,7 @@ describe('a manifest record that fails its checksum', () => {
     const replace = running.metadata.replaceCorruptManifest.bind(running.metadata);
     running.metadata.replaceCorruptManifest = async (request: ReplaceCorruptManifestRequest) => {
       if (clientVersion === null) {
-        const db = new Database(dbPath(running.dataDir));
+        const db = new Database(metadataDbPath(running.dataDir));
         db.prepare('UPDATE manifests SET manifest = ? WHERE key = ?').run(original, Buffer.from('cw:doc', 'utf8'));
         db.close();
         const res = await running.write('cw:doc', newer, '&strategy=field_hybrid');
@@ -158,7 +141,7 @@ describe('a manifest record that fails its checksum', () => {
       return replace(request);
     };
 
-    clock.offsetMs += 2 * GC_GRACE_MS;
+    clock.advance(2 * GC_GRACE_MS);
     const report = await roundsUntilRebuildIsDue(running, clock);
     expect(clientVersion).not.toBeNull();
     expect(report.manifestsRebuilt).toBe(0);
@@ -170,7 +153,7 @@ describe('a manifest record that fails its checksum', () => {
   }, 180_000);
 
   it('never brings back a deleted key whose damaged tombstone hides that its blobs are still on the nodes', async () => {
-    const clock = new OffsetClock();
+    const clock = new AdvancingClock();
     const first = await startTestCluster({ clock, env: ENV });
     expect((await first.write('del:doc', docText(3, 10_000), '&strategy=field_hybrid')).status).toBe(200);
     const blobs = [...(await fullInventory(first)).values()].filter((b) => b.key === 'del:doc');
@@ -189,7 +172,7 @@ describe('a manifest record that fails its checksum', () => {
 
     cluster = await startTestCluster({ clock, env: ENV, dataDir: first.dataDir });
     expect((await readBack(cluster, 'del:doc')).status).toBe(503);
-    clock.offsetMs += 2 * GC_GRACE_MS;
+    clock.advance(2 * GC_GRACE_MS);
     expect((await roundsUntilRebuildIsDue(cluster, clock)).manifestsRebuilt).toBe(0);
     expect([503, 404]).toContain((await readBack(cluster, 'del:doc')).status);
     const waiting = cluster.healer.manifestsAwaitingRebuild().find((w) => w.key === 'del:doc');

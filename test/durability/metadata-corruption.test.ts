@@ -5,35 +5,15 @@
  * manifest row, and seeded random byte flips anywhere in the file.
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { systemClock, type Clock } from '../../internal/core/clock.js';
+import { AdvancingClock } from '../helpers/advancing-clock.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-
-/** Real time plus an offset the test moves (past the GC grace) while the code under test sleeps for real. */
-class OffsetClock implements Clock {
-  offsetMs = 0;
-  nowMs(): number {
-    return Date.now() + this.offsetMs;
-  }
-  sleep(ms: number): Promise<void> {
-    return systemClock.sleep(ms);
-  }
-}
+import { checkpointMetadataFile, metadataDbPath } from '../helpers/metadata-file.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const GC_GRACE_MS = 60_000;
 const ENV = { STRATA_GC_GRACE_MS: String(GC_GRACE_MS), STRATA_INTENT_TIMEOUT_MS: '30000' };
 const DEADLINE_MS = 60_000;
-
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  const end = Date.now() + DEADLINE_MS;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** Every blob on every node, as `node/blob` -> its key. */
 async function blobs(cluster: TestCluster): Promise<Map<string, string>> {
@@ -48,24 +28,6 @@ async function blobs(cluster: TestCluster): Promise<Map<string, string>> {
     }
   }
   return out;
-}
-
-function dbPath(dataDir: string): string {
-  return path.join(dataDir, 'metadata', 'strata.db');
-}
-
-/** Folds the WAL into the main file, so that the bytes to damage are all in strata.db. */
-function checkpoint(file: string): { pageSize: number; roots: Map<string, number> } {
-  const db = new Database(file);
-  db.pragma('wal_checkpoint(TRUNCATE)');
-  const pageSize = db.pragma('page_size', { simple: true }) as number;
-  const roots = new Map(
-    (db.prepare("SELECT name, rootpage FROM sqlite_master WHERE tbl_name = 'manifests'").all() as { name: string; rootpage: number }[]).map(
-      (r) => [r.name, r.rootpage],
-    ),
-  );
-  db.close();
-  return { pageSize, roots };
 }
 
 /** Replaces `from` by `to` (same length) inside the given page of the file; returns how many places changed. */
@@ -103,7 +65,7 @@ describe('a damaged SQLite metadata file', () => {
   });
 
   it('never serves mk:a1 under another key, serves it again after REINDEX, and deletes none of its shards after the GC grace', async () => {
-    const clock = new OffsetClock();
+    const clock = new AdvancingClock();
     const first = await startTestCluster({ clock, env: ENV });
     const dataDir = first.dataDir;
     await seed(first, ['mk:a1', 'mk:a3', 'mk:b1']);
@@ -114,8 +76,8 @@ describe('a damaged SQLite metadata file', () => {
 
     // "mk:a1" becomes "mk:a2" in the index entries only (the row keeps its key): a lookup of mk:a2 lands on
     // mk:a1's row, and a lookup of mk:a1 finds nothing. The order of the index is kept (a1 < a2 < a3).
-    const file = dbPath(dataDir);
-    const { pageSize, roots } = checkpoint(file);
+    const file = metadataDbPath(dataDir);
+    const { pageSize, roots } = checkpointMetadataFile(file);
     const bytes = await readFile(file);
     let changed = 0;
     for (const [name, root] of roots) {
@@ -130,12 +92,12 @@ describe('a damaged SQLite metadata file', () => {
     // Before the integrity check rebuilt the index: 503 METADATA_CORRUPT; after: 404. Never mk:a1's document.
     expect([404, 503]).toContain(wrong.status);
     if (wrong.status === 503) expect(wrong.body.error.code).toBe('METADATA_CORRUPT');
-    await until('mk:a1 served again after REINDEX', async () => (await readBody(cluster!, 'mk:a1')).status === 200);
+    await waitUntil('mk:a1 is served again after REINDEX', async () => (await readBody(cluster!, 'mk:a1')).status === 200, DEADLINE_MS);
     expect((await readBody(cluster, 'mk:a1')).body).toEqual(docOf('mk:a1'));
     expect((await readBody(cluster, 'mk:a2')).status).toBe(404);
     expect(cluster.metadata.integrity().checks?.reindexed).toBeGreaterThanOrEqual(1);
 
-    clock.offsetMs += 2 * GC_GRACE_MS;
+    clock.advance(2 * GC_GRACE_MS);
     for (let round = 0; round < 3; round++) await cluster.healer.runOnce({ forceAudit: true });
     const after = await blobs(cluster);
     for (const name of a1Blobs) expect(after.has(name), `${name} of mk:a1 still on its node`).toBe(true);
@@ -143,7 +105,7 @@ describe('a damaged SQLite metadata file', () => {
   }, 180_000);
 
   it('answers 503 METADATA_CORRUPT for a damaged manifest row and keeps every blob of that key', async () => {
-    const clock = new OffsetClock();
+    const clock = new AdvancingClock();
     const first = await startTestCluster({ clock, env: ENV });
     const dataDir = first.dataDir;
     await seed(first, ['row:a', 'row:b']);
@@ -151,8 +113,8 @@ describe('a damaged SQLite metadata file', () => {
     await first.stop();
 
     // A byte of the row's manifest text: its owner-independent `"strategy":"ec"` becomes `"strategy":"ed"`.
-    const file = dbPath(dataDir);
-    const { pageSize, roots } = checkpoint(file);
+    const file = metadataDbPath(dataDir);
+    const { pageSize, roots } = checkpointMetadataFile(file);
     const bytes = await readFile(file);
     const totalPages = bytes.length / pageSize;
     let changed = 0;
@@ -178,7 +140,7 @@ describe('a damaged SQLite metadata file', () => {
     expect((await readBody(cluster, 'row:b')).body).toEqual(docOf('row:b'));
     expect(cluster.metadata.integrity().corruptRecords).toBeGreaterThanOrEqual(1);
 
-    clock.offsetMs += 2 * GC_GRACE_MS;
+    clock.advance(2 * GC_GRACE_MS);
     await cluster.healer.runOnce({ forceAudit: true });
     const report = await cluster.healer.runOnce({ forceAudit: true });
     expect(report.garbageHeld).toBeGreaterThanOrEqual(1);
@@ -201,15 +163,15 @@ describe('a damaged SQLite metadata file', () => {
     const RANDOM_TRIALS = 10;
     const outcomes: { trial: number; started: boolean; served: number; refusal?: string; file: string }[] = [];
     for (let trial = 1; trial <= RANDOM_TRIALS + 2; trial++) {
-      const clock = new OffsetClock();
+      const clock = new AdvancingClock();
       const first = await startTestCluster({ clock, env: ENV });
       const dataDir = first.dataDir;
       await seed(first, keys);
       const referenced = await blobs(first);
       await first.stop();
 
-      const file = dbPath(dataDir);
-      checkpoint(file);
+      const file = metadataDbPath(dataDir);
+      checkpointMetadataFile(file);
       const bytes = await readFile(file);
       if (trial <= RANDOM_TRIALS) {
         // A small seeded generator (xorshift): the same flips every run.
@@ -252,7 +214,7 @@ describe('a damaged SQLite metadata file', () => {
         } else expect([404, 503]).toContain(res.status);
       }
       outcomes.push({ trial, started: true, served, file });
-      clock.offsetMs += 2 * GC_GRACE_MS;
+      clock.advance(2 * GC_GRACE_MS);
       for (let round = 0; round < 2; round++) {
         await started.healer.runOnce({ forceAudit: true }).catch(() => undefined);
       }

@@ -18,20 +18,16 @@
  * (the integrity check on its worker thread, the compactions' copies) is waited for by condition.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, stat as statFile } from 'node:fs/promises';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { blobIdOf, newWriteId } from '../../internal/core/ids.js';
 import { IDLE_COMPACT_AFTER_MS_DEFAULT } from '../../internal/blobstore/volume/reclamation.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { describeNodeBytes, nodeDirectoryBytes, withinAtRestBound, type NodeBytes } from '../helpers/disk-usage.js';
 import { waitUntil } from '../helpers/wait.js';
 import { blobsOfWrite, fullInventory } from './durability-helpers.js';
 
 const MIB = 1024 * 1024;
-/** The bound a node directory keeps at rest: allocated bytes <= 1.3 x live need + 4 MiB. */
-const AT_REST_RATIO_MAX = 1.3;
-const AT_REST_SLACK_BYTES = 4 * MIB;
 /** Live documents beside the orphans, so that the live need is not zero. */
 const LIVE_DOCS = 3;
 /**
@@ -41,17 +37,6 @@ const LIVE_DOCS = 3;
 const ORPHAN_BYTES_PER_NODE = 6 * MIB;
 /** Manual time given per condition poll while the nodes compact: background copies are paced on this clock. */
 const COMPACTION_STEP_MS = 250;
-
-/** Bytes allocated to every file under `dir` (st_blocks x 512, what `du` counts). */
-async function allocatedBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) total += await allocatedBytes(full);
-    else total += (await statFile(full)).blocks * 512;
-  }
-  return total;
-}
 
 /** `node/blob` of every blob a live manifest references. */
 async function referencedBlobs(cluster: TestCluster): Promise<Set<string>> {
@@ -69,37 +54,17 @@ async function referencedBlobs(cluster: TestCluster): Promise<Set<string>> {
   return out;
 }
 
-interface NodeBytes {
-  node: string;
-  allocated: number;
-  /** Needle bytes of the referenced blobs on the node plus its index checkpoint. */
-  need: number;
-}
-
 /** Per node: what its directory has allocated, against the live need of what the manifests reference on it. */
 async function nodeBytes(cluster: TestCluster): Promise<NodeBytes[]> {
   const referenced = await referencedBlobs(cluster);
-  return Promise.all(
-    cluster.nodes.map(async (node) => {
-      const store = node.server?.store;
-      if (store === undefined) throw new Error(`${node.id} is not running`);
-      let needles = 0;
-      for (const name of referenced) {
-        const [owner, blob] = name.split('/') as [string, string];
-        if (owner === node.id) needles += store.locate(blob)?.needleBytes ?? 0;
-      }
-      const checkpoint = (await statFile(path.join(node.dataDir, 'index.ckpt')).catch(() => null))?.size ?? 0;
-      return { node: node.id, allocated: await allocatedBytes(node.dataDir), need: needles + checkpoint };
-    }),
-  );
-}
-
-function withinBound(n: NodeBytes): boolean {
-  return n.allocated <= AT_REST_RATIO_MAX * n.need + AT_REST_SLACK_BYTES;
-}
-
-function describeBytes(all: NodeBytes[]): string {
-  return all.map((n) => `${n.node}: ${(n.allocated / MIB).toFixed(2)} MiB allocated, need ${(n.need / MIB).toFixed(2)} MiB`).join('; ');
+  return nodeDirectoryBytes(cluster, (node, store) => {
+    let needles = 0;
+    for (const name of referenced) {
+      const [owner, blob] = name.split('/') as [string, string];
+      if (owner === node) needles += store.locate(blob)?.needleBytes ?? 0;
+    }
+    return needles;
+  });
 }
 
 /** An incompressible document of about `bytes` (no default hot field, so `ec` stores it as six shards). */
@@ -124,13 +89,13 @@ async function expectNodesBackWithinBound(cluster: TestCluster, clock: ManualClo
     'every node directory is within 1.3x its live need + 4 MiB',
     async () => {
       last = await nodeBytes(cluster);
-      if (last.every(withinBound)) return true;
+      if (last.every(withinAtRestBound)) return true;
       clock.advance(COMPACTION_STEP_MS);
       return false;
     },
     60_000,
   ).catch((error: unknown) => {
-    throw new Error(`${(error as Error).message}; last seen: ${describeBytes(last)}`);
+    throw new Error(`${(error as Error).message}; last seen: ${describeNodeBytes(last)}`);
   });
   // Every node holds garbage, so every node compacted: the need cannot have been met by luck.
   for (const node of cluster.nodes) expect((await node.server!.store.usage()).reclaimedBytes, node.id).toBeGreaterThan(ORPHAN_BYTES_PER_NODE / 2);
@@ -177,7 +142,7 @@ describe('orphans of failed writes are reclaimed within the documented bound', (
     const orphans = (await Promise.all(crashed.map((writeId) => blobsOfWrite(cluster, writeId)))).flat();
     expect(orphans).toHaveLength(crashed.length * 6);
     const before = await nodeBytes(cluster);
-    expect(before.some(withinBound), `the orphans alone break the bound: ${describeBytes(before)}`).toBe(false);
+    expect(before.some(withinAtRestBound), `the orphans alone break the bound: ${describeNodeBytes(before)}`).toBe(false);
     // No check that started after the writes has passed yet: only one can let the rollbacks through.
     expect(lastPassedCheckStartMs(cluster) ?? Number.NEGATIVE_INFINITY).toBeLessThanOrEqual(failedAtMs);
 
@@ -234,7 +199,7 @@ describe('orphans of failed writes are reclaimed within the documented bound', (
       return orphans.filter((name) => inventory.has(name));
     };
     const before = await nodeBytes(cluster);
-    expect(before.some(withinBound), `the orphans alone break the bound: ${describeBytes(before)}`).toBe(false);
+    expect(before.some(withinAtRestBound), `the orphans alone break the bound: ${describeNodeBytes(before)}`).toBe(false);
     expect(lastPassedCheckStartMs(cluster) ?? Number.NEGATIVE_INFINITY).toBeLessThanOrEqual(orphanedAtMs);
 
     // An audit just before the grace ends keeps them, and is the worst phase: the next one is a whole interval later.

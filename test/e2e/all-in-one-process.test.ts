@@ -2,55 +2,23 @@
  * The real entry point as a newcomer runs it: `npm start` (cmd/all-in-one) as a child process, a write, Ctrl-C,
  * a second start on the same data directory, and the document is still there.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { waitUntil } from '../helpers/wait.js';
+import { CONDITION_TIMEOUT_MS } from '../helpers/wait.js';
 import { fetchOnFreshConnection } from '../helpers/fresh-connection.js';
+import { freePort, spawnStrata, stopWith, waitForReady, type StrataChild } from '../helpers/processes.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+/** Through tsx's CLI, as `npm start` runs it (the CLI relays Ctrl-C to the program). */
+function allInOne(env: NodeJS.ProcessEnv): StrataChild {
+  return spawnStrata(['cmd/all-in-one/main.ts'], env, 'cli');
 }
 
-interface Started {
-  child: ChildProcess;
-  output: () => string;
-}
-
-async function start(dataDir: string, port: number): Promise<Started> {
-  const child = spawn(process.execPath, [path.join(root, 'node_modules/tsx/dist/cli.mjs'), 'cmd/all-in-one/main.ts'], {
-    cwd: root,
-    env: { ...process.env, STRATA_DATA_DIR: dataDir, STRATA_PORT: String(port), STRATA_NODE_PORT_BASE: '0', STRATA_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  await waitUntil('the all-in-one to start', () => {
-    if (child.exitCode !== null) throw new Error(`all-in-one exited early:\n${out}`);
-    return out.includes('Press Ctrl-C to stop.');
-  }).catch((err: unknown) => {
-    throw new Error(`${(err as Error).message}\n${out}`);
-  });
-  return { child, output: () => out };
-}
-
-async function stop(started: Started): Promise<number | null> {
-  const exited = new Promise<number | null>((resolve) => started.child.once('exit', (code) => resolve(code)));
-  started.child.kill('SIGINT');
-  return exited;
+async function start(dataDir: string, port: number): Promise<StrataChild> {
+  const started = allInOne({ ...process.env, STRATA_DATA_DIR: dataDir, STRATA_PORT: String(port), STRATA_NODE_PORT_BASE: '0', STRATA_LOG_LEVEL: 'warn' });
+  await waitForReady(started, 'the all-in-one', 'Press Ctrl-C to stop.', CONDITION_TIMEOUT_MS);
+  return started;
 }
 
 describe('npm start (all-in-one process)', () => {
@@ -75,7 +43,7 @@ describe('npm start (all-in-one process)', () => {
     });
     expect(put.status).toBe(200);
     const { version } = (await put.json()) as { version: string };
-    expect(await stop(first)).toBe(0);
+    expect(await stopWith(first, 'SIGINT')).toBe(0);
     expect(first.output()).toContain('SIGINT received, shutting down');
 
     const second = await start(dataDir, port);
@@ -83,19 +51,12 @@ describe('npm start (all-in-one process)', () => {
     expect(read.status).toBe(200);
     expect(await read.text()).toBe(doc);
     expect(read.headers.get('x-strata-version')).toBe(version);
-    expect(await stop(second)).toBe(0);
+    expect(await stopWith(second, 'SIGINT')).toBe(0);
   });
 
   it('refuses a bad configuration with one line naming the variable', async () => {
-    const child = spawn(process.execPath, [path.join(root, 'node_modules/tsx/dist/cli.mjs'), 'cmd/all-in-one/main.ts'], {
-      cwd: root,
-      env: { ...process.env, STRATA_PORT: 'eighty' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let err = '';
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-    expect(code).toBe(2);
-    expect(err).toContain('STRATA_PORT must be a whole number');
+    const refused = allInOne({ ...process.env, STRATA_PORT: 'eighty' });
+    expect(await refused.exited).toBe(2);
+    expect(refused.output()).toContain('STRATA_PORT must be a whole number');
   });
 });

@@ -6,11 +6,10 @@
  * left by deletes before a restart is still reported and reclaimed after it.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, stat } from 'node:fs/promises';
-import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AdvancingClock } from '../helpers/advancing-clock.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { atRestBoundBytes, nodeDirectoryBytes } from '../helpers/disk-usage.js';
 
 /** The store's default quiet time before its idle pass, plus a margin. */
 const PAST_IDLE_MS = 31_000;
@@ -24,29 +23,6 @@ interface Usage {
   reclaimable_bytes: number;
   reclaimed_bytes: number;
   per_node: Record<string, { reclaimable_bytes: number | null; reclaimed_bytes: number | null }>;
-}
-
-async function allocatedBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) total += await allocatedBytes(full);
-    else total += (await stat(full)).blocks * 512;
-  }
-  return total;
-}
-
-/** Per node: allocated bytes, and the live need (live needles plus the index checkpoint). */
-async function nodeBytes(cluster: TestCluster): Promise<Array<{ node: string; allocated: number; need: number }>> {
-  return Promise.all(
-    cluster.nodes.map(async (node) => {
-      const store = node.server?.store;
-      if (store === undefined) throw new Error(`${node.id} is not running`);
-      const { bytesUsed } = await store.usage();
-      const checkpoint = (await stat(path.join(node.dataDir, 'index.ckpt')).catch(() => null))?.size ?? 0;
-      return { node: node.id, allocated: await allocatedBytes(node.dataDir), need: bytesUsed + checkpoint };
-    }),
-  );
 }
 
 /** An iot-like document whose log is incompressible, so that what is stored is what was written. */
@@ -92,7 +68,7 @@ describe('reclamation on the storage nodes', () => {
     clock.advance(PAST_IDLE_MS);
     await vi.waitFor(
       async () => {
-        for (const n of await nodeBytes(cluster)) expect(n.allocated, n.node).toBeLessThanOrEqual(1.3 * n.need + 4 * MIB);
+        for (const n of await nodeDirectoryBytes(cluster)) expect(n.allocated, n.node).toBeLessThanOrEqual(atRestBoundBytes(n.need));
       },
       { timeout: 60_000, interval: 200 },
     );
@@ -104,7 +80,7 @@ describe('reclamation on the storage nodes', () => {
     clock.advance(PAST_IDLE_MS);
     await vi.waitFor(
       async () => {
-        for (const n of await nodeBytes(cluster)) expect(n.allocated, n.node).toBeLessThanOrEqual(512 * 1024);
+        for (const n of await nodeDirectoryBytes(cluster)) expect(n.allocated, n.node).toBeLessThanOrEqual(512 * 1024);
       },
       { timeout: 60_000, interval: 200 },
     );
@@ -127,7 +103,7 @@ describe('reclamation on the storage nodes', () => {
       async () => {
         const u = await usage(cluster);
         expect(u.reclaimed_bytes).toBeGreaterThan(0);
-        for (const n of await nodeBytes(cluster)) expect(n.allocated, n.node).toBeLessThanOrEqual(512 * 1024);
+        for (const n of await nodeDirectoryBytes(cluster)) expect(n.allocated, n.node).toBeLessThanOrEqual(512 * 1024);
       },
       { timeout: 60_000, interval: 200 },
     );

@@ -70,10 +70,6 @@ const ALLOWLIST: Record<string, { rules: string[]; why: string }> = {
     rules: ['timer'],
     why: 'a child process that is only ever SIGKILLed: it keeps polling its own store in real time until the kill lands',
   },
-  'durability/metadata-corruption.test.ts': {
-    rules: ['timer'],
-    why: 'the poll interval of a condition wait (60 s deadline), not a fixed sleep; to move to waitUntil (test/helpers/wait.ts)',
-  },
   'contracts/write-ahead-log.contract.ts': {
     rules: ['elapsed time'],
     why: 'a lower bound only (a poll with nothing to read waits about waitMs): a busy machine can only lengthen it',

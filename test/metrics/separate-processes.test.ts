@@ -5,11 +5,9 @@
  * of a write reaches the child node's log; and on SIGTERM each child finishes the request it is serving, leaves
  * the node registry (the storage node), and exits 0 within STRATA_SHUTDOWN_GRACE_MS.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,8 +18,8 @@ import { runStorageNode, type Running } from '../../internal/wiring/processes.js
 import { scrape, sumOf } from '../helpers/prometheus-text.js';
 import { waitUntil } from '../helpers/wait.js';
 import { fetchOnFreshConnection } from '../helpers/fresh-connection.js';
+import { freePort, REPO_ROOT, spawnStrata, waitForReady, type StrataChild } from '../helpers/processes.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
 const TOKEN = randomBytes(18).toString('base64url');
 const GRACE_MS = 8000;
 /** The gateway holds every write this long before its commit, so that a write can be in flight at SIGTERM. */
@@ -29,48 +27,10 @@ const PAUSE_MS = 1500;
 /** From spawn to a child's ready line at most (as scripts/cluster/proc.ts allows). */
 const START_TIMEOUT_MS = 90_000;
 
-/** A child process ended before it was ready: no point waiting on. */
-class ChildExitedEarly extends Error {}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-interface Child {
-  proc: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-async function startChild(entry: string, env: Record<string, string>, readyText: string): Promise<Child> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(root, entry)], {
-    cwd: root,
-    env: { PATH: process.env['PATH'] ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  // Generous: tsx compiles the entry point's imports on a cold start, and CI machines are shared.
-  await waitUntil(
-    `${entry} to start`,
-    () => {
-      if (proc.exitCode !== null) throw new ChildExitedEarly(`${entry} exited early:\n${out}`);
-      return out.includes(readyText);
-    },
-    START_TIMEOUT_MS,
-  ).catch((err: unknown) => {
-    throw err instanceof ChildExitedEarly ? err : new Error(`${entry} did not start in time:\n${out}`);
-  });
-  return { proc, output: () => out, exited };
+async function startChild(entry: string, env: Record<string, string>, readyText: string): Promise<StrataChild> {
+  const started = spawnStrata([path.join(REPO_ROOT, entry)], { PATH: process.env['PATH'] ?? '', ...env });
+  await waitForReady(started, entry, readyText, START_TIMEOUT_MS);
+  return started;
 }
 
 function waitFor(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
@@ -80,11 +40,11 @@ function waitFor(what: string, check: () => boolean | Promise<boolean>): Promise
 describe('metrics, request ids and graceful shutdown of separate processes', () => {
   let dataDir: string;
   const inProcess: Running[] = [];
-  let node6: Child;
+  let node6: StrataChild;
   let node6Port: number;
-  let gateway: Child;
+  let gateway: StrataChild;
   let gatewayUrl: string;
-  let healer: Child;
+  let healer: StrataChild;
   let healerUrl: string;
 
   const common = (): Record<string, string> => ({
@@ -125,10 +85,10 @@ describe('metrics, request ids and graceful shutdown of separate processes', () 
   }, 4 * START_TIMEOUT_MS);
 
   afterAll(async () => {
-    for (const child of [gateway, healer, node6]) {
-      if (child && child.proc.exitCode === null) {
-        child.proc.kill('SIGKILL');
-        await child.exited;
+    for (const started of [gateway, healer, node6]) {
+      if (started && started.child.exitCode === null) {
+        started.child.kill('SIGKILL');
+        await started.exited;
       }
     }
     for (const running of inProcess) await running.stop();
@@ -214,7 +174,7 @@ describe('metrics, request ids and graceful shutdown of separate processes', () 
     req.flushHeaders();
     await headersParsed;
     await new Promise<void>((resolve, reject) => req.write(payload.subarray(0, payload.length / 2), (err) => (err ? reject(err) : resolve())));
-    node6.proc.kill('SIGTERM');
+    node6.child.kill('SIGTERM');
     await waitFor('the node to start shutting down', () => node6.output().includes('SIGTERM received, shutting down'));
     req.end(payload.subarray(payload.length / 2));
     expect(await put).toBe(201);
@@ -238,7 +198,7 @@ describe('metrics, request ids and graceful shutdown of separate processes', () 
       body: JSON.stringify({ like_count: 5, text: 'in flight at SIGTERM' }),
     });
     await waitFor('the write to reach its commit pause', () => gateway.output().includes('"key":"procs/inflight"'));
-    gateway.proc.kill('SIGTERM');
+    gateway.child.kill('SIGTERM');
     const res = await write;
     expect(res.status, await res.clone().text()).toBe(200);
     expect(await gateway.exited).toBe(0);
@@ -263,17 +223,17 @@ describe('metrics, request ids and graceful shutdown of separate processes', () 
         () => 'cut' as const,
       );
       await waitFor('the write to reach its commit pause', () => impatient.output().includes('"key":"procs/cut"'));
-      impatient.proc.kill('SIGTERM');
+      impatient.child.kill('SIGTERM');
       expect(await impatient.exited).toBe(1);
       expect(await write).toBe('cut');
       expect(impatient.output()).toMatch(/shutdown cut requests that were still in flight|did not finish within STRATA_SHUTDOWN_GRACE_MS/);
     } finally {
-      if (impatient.proc.exitCode === null) impatient.proc.kill('SIGKILL');
+      if (impatient.child.exitCode === null) impatient.child.kill('SIGKILL');
     }
   }, START_TIMEOUT_MS + 30_000);
 
   it('a healer sent SIGTERM releases its lease and exits 0', async () => {
-    healer.proc.kill('SIGTERM');
+    healer.child.kill('SIGTERM');
     expect(await healer.exited).toBe(0);
   }, 30_000);
 });
