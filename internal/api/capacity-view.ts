@@ -14,7 +14,7 @@ import type { MetadataStore } from '../metadata/metadata-store.js';
 export interface GatewayCapacity {
   status(): CapacityStatus;
   view(): ReserveView;
-  admit(bytes: number, what: string): void;
+  admit(bytes: number, what: string): Promise<void>;
 }
 
 export interface Writability extends CapacityStatus {

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { assert } from '../core/assert.js';
-import { StrataError, type ErrorCode } from '../core/errors.js';
+import { isStrataError, StrataError, type ErrorCode } from '../core/errors.js';
 
 /**
  * Group commit on a better-sqlite3 connection, shared by the embedded metadata store and the embedded WAL.
@@ -29,7 +29,8 @@ export interface GroupCommitOptions {
   unavailableCode: ErrorCode;
   /**
    * The code for operations whose COMMIT failed in a way that may still have persisted them (an I/O error
-   * while syncing). The metadata store uses COMMIT_UNKNOWN so that the gateway reads its write back.
+   * while syncing). The metadata store uses COMMIT_UNKNOWN so that the gateway reads its write back. A full disk
+   * (SQLITE_FULL) is not one of them: that COMMIT did not happen, and every operation fails with DISK_FULL.
    */
   unknownCode: ErrorCode;
   /**
@@ -109,6 +110,8 @@ export class SqliteGroupCommit {
   private closed = false;
   /** Set once a fatal error made the connection untrustworthy; every later call fails with it. */
   private brokenBy: StrataError | null = null;
+  /** The error of the operation whose failure made SQLite end the batch's transaction (applyOne returned null). */
+  private abortedBy: unknown = null;
   private idleWaiters: Array<() => void> = [];
   private readonly counters: GroupCommitStats = { batches: 0, operations: 0 };
   /** Called after each committed batch (the WAL wakes its consumers here). */
@@ -218,6 +221,13 @@ export class SqliteGroupCommit {
       if (this.onCorrupt !== null) this.onCorrupt(corrupt);
       return corrupt;
     }
+    if (err.code.startsWith('SQLITE_FULL')) {
+      // The disk is full: what failed was not applied (SQLite rolled it back), and the connection stays usable for
+      // the deletes and reads that free space.
+      return new StrataError('DISK_FULL', `${this.options.label}: the disk is full (${err.message}); nothing was written, free space by deleting`, {
+        cause: err.code,
+      });
+    }
     const mapped = this.unavailable(err.message, err.code);
     if (isFatalSqliteError(err) && this.brokenBy === null) this.brokenBy = mapped;
     return mapped;
@@ -283,7 +293,9 @@ export class SqliteGroupCommit {
       if (outcome === null) {
         // The operation's failure ended the whole transaction (SQLite rolled it back): nothing was applied.
         this.rollbackQuietly();
-        return { committed: false, error: this.brokenBy ?? this.unavailable('transaction aborted by SQLite') };
+        // A full disk that made SQLite give up the transaction fails the batch as DISK_FULL (nothing was applied).
+        const full = isStrataError(this.abortedBy, 'DISK_FULL') ? this.abortedBy : null;
+        return { committed: false, error: this.brokenBy ?? full ?? this.unavailable('transaction aborted by SQLite') };
       }
       outcomes.push(outcome);
     }
@@ -293,8 +305,13 @@ export class SqliteGroupCommit {
     } catch (err) {
       const mapped = this.mapError(err);
       const busy = isSqliteError(err) && err.code.startsWith('SQLITE_BUSY');
+      // SQLITE_FULL at COMMIT is a definite failure: in WAL mode the commit is the commit frame appended to the -wal
+      // file, a write that could not complete leaves no valid commit frame, and SQLite rolls the transaction back
+      // (https://www.sqlite.org/lang_transaction.html, "Response To Errors Within A Transaction"; the ROLLBACK below
+      // ends it if SQLite kept it open). Every operation of the batch fails with DISK_FULL, none is unknown.
+      const full = isSqliteError(err) && err.code.startsWith('SQLITE_FULL');
       this.rollbackQuietly();
-      if (busy || !isSqliteError(err)) return { committed: false, error: mapped };
+      if (busy || full || !isSqliteError(err)) return { committed: false, error: mapped };
       // The COMMIT may have reached the disk before the failure: the outcome is unknown to the callers.
       const message = `${this.options.label}: commit outcome unknown: ${err.message}`;
       return { committed: false, error: new StrataError(this.options.unknownCode, message, { cause: err.code }) };
@@ -303,6 +320,7 @@ export class SqliteGroupCommit {
 
   /** Runs one operation in a savepoint; null when its failure aborted the enclosing transaction. */
   private applyOne(op: QueuedOp): OpOutcome | null {
+    this.abortedBy = null;
     try {
       this.savepointStmt.run();
     } catch (err) {
@@ -315,7 +333,10 @@ export class SqliteGroupCommit {
       return { ok: true, value };
     } catch (err) {
       const error = this.mapError(err);
-      if (!this.db.inTransaction) return null;
+      if (!this.db.inTransaction) {
+        this.abortedBy = error;
+        return null;
+      }
       try {
         this.rollbackToStmt.run();
         this.releaseStmt.run();

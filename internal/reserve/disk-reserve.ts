@@ -131,9 +131,19 @@ export class DiskReserve {
   /**
    * Lets a write of about `bytes` in, or refuses it with DISK_FULL before it changes anything. Admitted bytes
    * count against the room until the next measurement sees them on disk.
+   *
+   * Near the edge (less than `freshMeasureBelowBytes` of room left after this write) the disk is measured again
+   * before deciding. A write's bytes are an estimate (SQLite's -wal files grow by more pages than a write's
+   * metadata allowance until they reach their checkpoint size, volume files by needle padding), and the error adds
+   * up over every write admitted between measurements: on a busy machine, with measurements late, it can outgrow the
+   * headroom, and the disk then fills while the ballast is still whole (SQLite meets a full disk at the commit).
    */
-  admit(bytes: number, what: string): void {
+  async admit(bytes: number, what: string): Promise<void> {
     assert(Number.isSafeInteger(bytes) && bytes >= 0, 'bytes is a non-negative integer');
+    if (!this.released && this.room() - bytes < RESERVE_LIMITS.writeHeadroomBytes + RESERVE_LIMITS.freshMeasureBelowBytes) {
+      // A failed measurement leaves the last one to decide by (the periodic refresh logs it).
+      await this.refresh().catch(() => undefined);
+    }
     const status = this.status();
     if (!status.writable || this.room() - bytes < RESERVE_LIMITS.writeHeadroomBytes) {
       // A refusal is the disk being full for writes: readiness says so at once, and the next measurement releases
@@ -176,8 +186,10 @@ export class DiskReserve {
   private async refreshOnce(): Promise<void> {
     if (this.closed) return;
     const footprint = await this.options.footprint().catch(() => null);
+    // Bytes admitted while the disk is being measured may not be on it yet: they keep counting.
+    const admittedBefore = this.admittedBytes;
     this.space = await this.measureSpace(this.options.dir);
-    this.admittedBytes = 0;
+    this.admittedBytes = Math.max(0, this.admittedBytes - admittedBefore);
     this.scratchClaimedBytes = 0;
     if (footprint !== null) {
       this.sqliteFiles = footprint.sqliteFiles;

@@ -38,6 +38,12 @@ export const RESERVE_LIMITS = {
   perBlobTombstoneBytes: 512,
   /** Free bytes (beyond the reserve) below which writes are refused: covers writes in flight between measurements. */
   writeHeadroomBytes: 1 * MIB,
+  /**
+   * Below this much room (beyond the headroom) every write is admitted against a fresh measurement: the estimate of
+   * a write's bytes is short by tens of KiB while SQLite's -wal files grow, and the shortfall adds up between
+   * measurements faster than the headroom covers on a busy machine.
+   */
+  freshMeasureBelowBytes: 16 * MIB,
   /** After a release, writes resume once this much more than the headroom is free again. */
   resumeMarginBytes: 2 * MIB,
   /** How often the disk is measured and the ballast resized. */

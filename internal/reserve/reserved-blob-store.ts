@@ -30,7 +30,7 @@ export class ReservedBlobStore implements BlobStore, CapacityReporting {
   async put(header: BlobHeader, data: Buffer): Promise<BlobInfo> {
     const what = `${this.nodeId}: blob ${header.id}`;
     if (!this.shared) {
-      this.reserve.admit(data.length + header.meta.length + PUT_OVERHEAD_BYTES, what);
+      await this.reserve.admit(data.length + header.meta.length + PUT_OVERHEAD_BYTES, what);
     } else {
       const status = this.reserve.status();
       if (!status.writable) throw new StrataError('DISK_FULL', `${what} refused: ${status.reason ?? 'the disk is full'}`);

@@ -97,8 +97,8 @@ export interface WriteServiceDeps {
 }
 
 export interface WriteCapacity {
-  /** Throws DISK_FULL (nothing changed) when `bytes` more would reach into the reserve. */
-  admit(bytes: number, what: string): void;
+  /** Rejects with DISK_FULL (nothing changed) when `bytes` more would reach into the reserve. */
+  admit(bytes: number, what: string): Promise<void>;
 }
 
 /** Metadata and log bytes of one write beside its blobs (manifest, intent, outcome, SQLite pages), for admission. */
@@ -279,7 +279,7 @@ export class WriteService {
     assert(plan.strategy === 'replication' || reuse || plan.coldText !== null, 'a plan without cold text reuses the cold shards');
     const created = [...hotTargets, ...coldTargets];
     // Refused here, before the intent, the write leaves nothing behind: running out of space is never half a write.
-    this.deps.capacity?.admit(created.reduce((sum, t) => sum + t.data.length, WRITE_METADATA_BYTES), `the write to "${key}"`);
+    await this.deps.capacity?.admit(created.reduce((sum, t) => sum + t.data.length, WRITE_METADATA_BYTES), `the write to "${key}"`);
     // The same for a metadata store whose own quota is exhausted (etcd's NOSPACE alarm): its commit would be refused,
     // and until the alarm is disarmed not even the healer could record the abort that removes the blobs.
     const metadataSpace = this.deps.metadata.space?.();
