@@ -17,7 +17,7 @@ import path from 'node:path';
 import { assert } from '../core/assert.js';
 import { StrataError } from '../core/errors.js';
 import type { Logger } from '../log/logger.js';
-import { RESERVE_LIMITS, reserveTargetBytes, type StoredFootprint } from './reserve-sizing.js';
+import { deleteShareBytes, RESERVE_LIMITS, reserveTargetBytes, type StoredFootprint } from './reserve-sizing.js';
 
 export const BALLAST_FILE = 'reserve.ballast';
 
@@ -30,6 +30,13 @@ export interface FsSpace {
 }
 
 export type MeasureSpace = (dir: string) => Promise<FsSpace>;
+
+/** Scratch space granted to one compaction or merge; it counts until `release()` (the copy has ended either way). */
+export interface ScratchLease {
+  readonly bytes: number;
+  /** Idempotent. */
+  release(): void;
+}
 
 export async function statfsSpace(dir: string): Promise<FsSpace> {
   const s = await statfs(dir);
@@ -76,8 +83,14 @@ export class DiskReserve {
   private released = false;
   private space: FsSpace = { freeBytes: Number.MAX_SAFE_INTEGER, totalBytes: Number.MAX_SAFE_INTEGER };
   private admittedBytes = 0;
-  private scratchClaimedBytes = 0;
-  private sqliteFiles = 0;
+  /**
+   * Scratch granted to compactions still running, in full until each ends: a measurement taken during a copy sees
+   * only the part already written, so forgetting a grant at the next measurement would give its unwritten part away
+   * a second time.
+   */
+  private readonly scratchLeases = new Set<ScratchLease>();
+  /** What the space deletes need (reserve-sizing.ts deleteShareBytes): never granted to scratch on a full disk. */
+  private deleteShare = 0;
   private timer: NodeJS.Timeout | null = null;
   private refreshing: Promise<void> | null = null;
   private closed = false;
@@ -156,16 +169,36 @@ export class DiskReserve {
   }
 
   /**
-   * May a compaction use `copyBytes` of scratch space now? Yes while the disk is not full (compaction gives more
-   * back than it takes); on a full disk only when the free space, less the scratch already granted since the last
-   * measurement and the databases' share of the reserve, holds it. Granted bytes count until the next measurement.
+   * May a compaction use `copyBytes` of scratch space now? A lease when yes (release it when the copy ends, however it
+   * ends), null when not. Copies that fit beside the whole ballast, with the copies already granted, run together.
+   * Any other (the disk full, or the copy needing more than the room writes have) runs alone across every store on
+   * the disk (none while another's lease is held, even one granted before the disk filled), and only when the free
+   * space less `copyBytes` still holds what deletes need (the databases' growth and the tombstones, deleteShareBytes):
+   * that share is never given to scratch.
    */
-  claimScratch(copyBytes: number): boolean {
-    if (this.status().writable) return true;
-    const keepBytes = RESERVE_LIMITS.sqliteFileGrowthBytes * this.sqliteFiles;
-    if (this.space.freeBytes - this.scratchClaimedBytes - copyBytes < keepBytes) return false;
-    this.scratchClaimedBytes += copyBytes;
-    return true;
+  claimScratch(copyBytes: number): ScratchLease | null {
+    assert(Number.isSafeInteger(copyBytes) && copyBytes >= 0, 'copyBytes is a non-negative integer');
+    const besideBallast = this.status().writable && this.room() - this.scratchLeasedBytes() - copyBytes >= RESERVE_LIMITS.writeHeadroomBytes;
+    if (!besideBallast) {
+      if (this.scratchLeases.size > 0) return null;
+      if (this.space.freeBytes - copyBytes < this.deleteShare) return null;
+    }
+    const leases = this.scratchLeases;
+    const lease: ScratchLease = {
+      bytes: copyBytes,
+      release: () => {
+        leases.delete(lease);
+      },
+    };
+    leases.add(lease);
+    return lease;
+  }
+
+  /** Scratch granted and not yet released. */
+  scratchLeasedBytes(): number {
+    let total = 0;
+    for (const lease of this.scratchLeases) total += lease.bytes;
+    return total;
   }
 
   /** Measures again: resizes, releases or re-makes the ballast. Concurrent calls share one measurement. */
@@ -190,15 +223,16 @@ export class DiskReserve {
     const admittedBefore = this.admittedBytes;
     this.space = await this.measureSpace(this.options.dir);
     this.admittedBytes = Math.max(0, this.admittedBytes - admittedBefore);
-    this.scratchClaimedBytes = 0;
     if (footprint !== null) {
-      this.sqliteFiles = footprint.sqliteFiles;
       this.targetBytes = reserveTargetBytes(footprint, this.space.totalBytes, this.options.reserveBytesMax ?? RESERVE_LIMITS.reserveBytesMax);
+      this.deleteShare = deleteShareBytes(footprint, this.targetBytes);
     }
     const owed = this.targetBytes - this.ballastBytes;
     const room = this.space.freeBytes - owed;
-    // After a release (or a refusal), writes resume only with a margin, so that the ballast does not flap.
-    const full = room < RESERVE_LIMITS.writeHeadroomBytes || (this.released && room < RESERVE_LIMITS.writeHeadroomBytes + RESERVE_LIMITS.resumeMarginBytes);
+    // After a release (or a refusal), writes resume only with a margin, so that the ballast does not flap, and only
+    // once the compactions running on the released space could finish their copies beside the re-made ballast.
+    const resumeRoom = room - this.scratchLeasedBytes();
+    const full = room < RESERVE_LIMITS.writeHeadroomBytes || (this.released && resumeRoom < RESERVE_LIMITS.writeHeadroomBytes + RESERVE_LIMITS.resumeMarginBytes);
     if (full) {
       // Hand the ballast to deletes, compaction and the databases. Writes stay refused (room is unchanged).
       this.released = true;

@@ -76,6 +76,22 @@ export function reserveTargetBytes(footprint: StoredFootprint, filesystemBytes: 
   return Math.max(Math.min(RESERVE_LIMITS.reserveBytesMin, bound), Math.min(wanted, bound));
 }
 
+/**
+ * The part of the reserve deletes need (the databases' -wal growth, tombstone manifests and WAL records, the nodes'
+ * tombstone needles): on a full disk it is never granted to compaction's scratch. When the reserve is bounded below
+ * what the formula wants, deletes and scratch share it in the formula's proportions (so that compactions of volumes
+ * deletes have made mostly garbage still fit), but the databases always keep their files' growth, without which no
+ * delete commits at all.
+ */
+export function deleteShareBytes(footprint: StoredFootprint, reserveBytes: number): number {
+  const keys = footprint.keys ?? Math.ceil(footprint.blobs / 3);
+  const databases = footprint.sqliteFiles * RESERVE_LIMITS.sqliteFileGrowthBytes;
+  const deletes = databases + keys * RESERVE_LIMITS.perKeyDeleteBytes + footprint.blobs * RESERVE_LIMITS.perBlobTombstoneBytes;
+  const wanted = deletes + footprint.compactionScratchBytes;
+  const proportional = wanted <= reserveBytes ? deletes : Math.floor((deletes * reserveBytes) / wanted);
+  return Math.max(databases, proportional);
+}
+
 /** The footprint of storage nodes from their usage reports (internal/blobstore StoreUsage). */
 export function nodesFootprint(
   usages: readonly { blobs: number; fileBytes?: number; bytesUsed: number; garbageBytes?: number }[],

@@ -130,10 +130,18 @@ export interface VolumeBlobStoreOptions {
   /**
    * Asked before a compaction copies a volume: may `copyBytes` of scratch space be used on this filesystem now?
    * The data directory's reserve (internal/reserve) answers, so that on a full disk compactions run one that fits
-   * at a time instead of several failing together and taking the room deletes need.
+   * at a time instead of several failing together and taking the room deletes need. Yes is a lease, released when
+   * the copy has ended (the scratch counts until then); null is no.
    */
-  scratchRoom?: (copyBytes: number) => boolean;
+  scratchRoom?: (copyBytes: number) => ScratchGrant | null;
 }
+
+/** Scratch space granted to one compaction or merge until `release()`. */
+export interface ScratchGrant {
+  release(): void;
+}
+
+const UNCOUNTED_SCRATCH: ScratchGrant = { release: () => undefined };
 
 export interface VolumeStoreObserver {
   /** One write + fsync made `appends` puts and deletes (`bytes` in all) durable; the fsync took `fsyncSeconds`. */
@@ -211,7 +219,7 @@ export class VolumeBlobStore implements BlobStore {
   private readonly fs: VolumeFs;
   private readonly clock: Clock;
   private readonly capacityBytes: number | undefined;
-  private readonly scratchRoom: ((copyBytes: number) => boolean) | undefined;
+  private readonly scratchRoom: ((copyBytes: number) => ScratchGrant | null) | undefined;
   private readonly volumeBytesMax: number;
   private readonly blobBytesMax: number;
   private readonly policy: CompactionPolicy;
@@ -825,8 +833,9 @@ export class VolumeBlobStore implements BlobStore {
       candidates.sort((a, b) => reclaimableBytes(b, this.volumes) - reclaimableBytes(a, this.volumes));
       for (const volume of candidates) {
         if (freed >= shortfall || this.closed) break;
-        if (!this.roomToCompact(volume)) continue;
-        const outcome = await this.compactOne(volume);
+        const scratch = this.claimScratch(SUPERBLOCK_BYTES + volume.liveBytes + (volume.superblock?.pinnedBytes ?? 0));
+        if (scratch === null) continue;
+        const outcome = await this.compactOne(volume).finally(() => scratch.release());
         if (outcome.kind !== 'aborted') freed += outcome.reclaimedBytes;
       }
     });
@@ -899,9 +908,9 @@ export class VolumeBlobStore implements BlobStore {
       // Each compaction leaves its volume below the thresholds, so this loop ends; the bound only guards that.
       for (let round = 0; round < 2 * this.volumes.size + 2; round++) {
         if (this.closed) return;
-        const candidate = compactionCandidates(this.volumes, this.active, this.policy).find((v) => this.roomToCompact(v));
-        if (candidate === undefined) break;
-        const outcome = await this.compactOne(candidate, { paced: true });
+        const next = this.nextCompaction(this.policy);
+        if (next === null) break;
+        const outcome = await this.compactOne(next.volume, { paced: true }).finally(() => next.scratch.release());
         if (outcome.kind === 'aborted') return;
       }
       await this.mergeWhileDue({ paced: true });
@@ -915,8 +924,9 @@ export class VolumeBlobStore implements BlobStore {
     for (let round = 0; round < this.volumes.size; round++) {
       if (this.closed) break;
       const sources = mergeCandidates(this.volumes, this.active, this.mergePolicy);
-      if (sources === null || !this.roomToMerge(sources)) break;
-      const outcome = await this.mergeOne(sources, options);
+      const scratch = sources === null ? null : this.scratchToMerge(sources);
+      if (sources === null || scratch === null) break;
+      const outcome = await this.mergeOne(sources, options).finally(() => scratch.release());
       outcomes.push(outcome);
       if (outcome.kind === 'aborted') break;
     }
@@ -946,12 +956,9 @@ export class VolumeBlobStore implements BlobStore {
     this.leftoverVolumes = [];
   }
 
-  /** A merge writes its sources' kept needles once more before their files go: is there room for that? */
-  private roomToMerge(sources: readonly Volume[]): boolean {
-    const copyBytes = SUPERBLOCK_BYTES + sources.reduce((sum, v) => sum + mergeCopyBytesMax(v), 0);
-    if (this.scratchRoom !== undefined && !this.scratchRoom(copyBytes)) return false;
-    if (this.capacityBytes === undefined) return true;
-    return this.fileBytesTotal() + this.reservedBytes + copyBytes <= this.capacityBytes;
+  /** A merge writes its sources' kept needles once more before their files go: the scratch for that, or null. */
+  private scratchToMerge(sources: readonly Volume[]): ScratchGrant | null {
+    return this.claimScratch(SUPERBLOCK_BYTES + sources.reduce((sum, v) => sum + mergeCopyBytesMax(v), 0));
   }
 
   /** Starts waiting for the store to go quiet, unless already waiting (reclamation.ts). */
@@ -986,7 +993,10 @@ export class VolumeBlobStore implements BlobStore {
     // Armed from the constructor: an open() that failed after it never set an active volume.
     if (this.closed || (this.active as Volume | undefined) === undefined) return false;
     if (garbagePasses(this.active, this.active.garbageBytes, this.idlePolicy)) return true;
-    return compactionCandidates(this.volumes, this.active, this.idlePolicy).some((v) => this.roomToCompact(v));
+    // Asking is not compacting: the grant is given back at once.
+    const next = this.nextCompaction(this.idlePolicy);
+    next?.scratch.release();
+    return next !== null;
   }
 
   /**
@@ -998,9 +1008,9 @@ export class VolumeBlobStore implements BlobStore {
     await this.exclusive(async () => {
       for (let round = 0; round < 2 * this.volumes.size + 2; round++) {
         if (this.closed) return;
-        const candidate = compactionCandidates(this.volumes, this.active, this.idlePolicy).find((v) => this.roomToCompact(v));
-        if (candidate === undefined) return;
-        const outcome = await this.compactOne(candidate, { paced: true });
+        const next = this.nextCompaction(this.idlePolicy);
+        if (next === null) return;
+        const outcome = await this.compactOne(next.volume, { paced: true }).finally(() => next.scratch.release());
         if (outcome.kind === 'aborted') return;
       }
       await this.mergeWhileDue({ paced: true });
@@ -1033,12 +1043,23 @@ export class VolumeBlobStore implements BlobStore {
     };
   }
 
-  /** Compaction writes the live needles once more before the old file goes: is there room for that? */
-  private roomToCompact(volume: Volume): boolean {
-    const copyBytes = SUPERBLOCK_BYTES + volume.liveBytes + (volume.superblock?.pinnedBytes ?? 0);
-    if (this.scratchRoom !== undefined && !this.scratchRoom(copyBytes)) return false;
-    if (this.capacityBytes === undefined) return true;
-    return this.fileBytesTotal() + this.reservedBytes + copyBytes <= this.capacityBytes;
+  /**
+   * The first candidate there is room to compact (compaction writes its live needles once more before the old file
+   * goes), with its scratch grant: the caller releases it when the compaction has ended.
+   */
+  private nextCompaction(policy: CompactionPolicy): { volume: Volume; scratch: ScratchGrant } | null {
+    for (const volume of compactionCandidates(this.volumes, this.active, policy)) {
+      const scratch = this.claimScratch(SUPERBLOCK_BYTES + volume.liveBytes + (volume.superblock?.pinnedBytes ?? 0));
+      if (scratch !== null) return { volume, scratch };
+    }
+    return null;
+  }
+
+  /** Scratch for a copy of `copyBytes`, or null when the store's capacity or the disk's reserve has no room for it. */
+  private claimScratch(copyBytes: number): ScratchGrant | null {
+    if (this.capacityBytes !== undefined && this.fileBytesTotal() + this.reservedBytes + copyBytes > this.capacityBytes) return null;
+    if (this.scratchRoom === undefined) return UNCOUNTED_SCRATCH;
+    return this.scratchRoom(copyBytes);
   }
 
   private checkpointDue(): boolean {
