@@ -1,8 +1,9 @@
 /**
- * Data outlives releases: a data directory written by the previous release (test/fixtures/previous-release, made by
- * its make-fixture.ts on the commit its expected.json names) opens with this release and reads back exactly, its
- * deletes stay deleted, its idempotency records still replay, and it takes new writes and a healer round without
- * losing anything. The fixture is copied first: opening a directory may upgrade what is in it.
+ * Data outlives releases: a data directory written by an earlier release (test/fixtures/previous-release and
+ * test/fixtures/release-823285a, each made by test/fixtures/previous-release/make-fixture.ts on the commit its
+ * expected.json names) opens with this release and reads back exactly, its deletes stay deleted, its idempotency
+ * records still replay, and it takes new writes and a healer round without losing anything. The fixture is copied
+ * first: opening a directory may upgrade what is in it.
  */
 import { createHash } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -12,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
-const fixtureDir = path.resolve(import.meta.dirname, '../fixtures/previous-release');
+const FIXTURES = ['previous-release', 'release-823285a'];
 
 type Expected =
   | { body: string; version: string }
@@ -43,7 +44,8 @@ async function expectExact(cluster: TestCluster, key: string, want: Expected): P
   else expect({ bytes: Buffer.byteLength(text), sha256: sha256(text) }, key).toEqual({ bytes: want.bytes, sha256: want.sha256 });
 }
 
-describe('a data directory written by the previous release', () => {
+describe.each(FIXTURES)('a data directory written by an earlier release (%s)', (name) => {
+  const fixtureDir = path.resolve(import.meta.dirname, '../fixtures', name);
   let fixture: Fixture;
   let workDir: string;
   let clock: ManualClock;
