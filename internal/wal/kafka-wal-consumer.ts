@@ -293,7 +293,8 @@ export class KafkaWalConsumer implements WalConsumer {
         for (const message of batch.messages) {
           const offset = parseOffset(message.offset);
           // Verified here, where the entry enters the process; a damaged one is delivered as corrupt, not thrown.
-          this.buffer.push(openWalEntry({ partition, offset }, message.key?.toString('utf8') ?? null, message.value?.toString('utf8') ?? null));
+          // The value as bytes: a binary record (format 2) is told from sealed JSON by its first byte.
+          this.buffer.push(openWalEntry({ partition, offset }, message.key?.toString('utf8') ?? null, message.value ?? null));
           added++;
         }
         // Past control records too (none from our idempotent producer, but a transactional one writes them).

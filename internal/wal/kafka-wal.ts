@@ -1,9 +1,10 @@
 import { Kafka, Partitioners, logLevel, type Admin, type Producer } from 'kafkajs';
 import { assert } from '../core/assert.js';
 import { systemClock, type Clock } from '../core/clock.js';
+import { DATA_FORMAT_V1, fixedDataFormat, type DataFormatSource } from '../core/data-format.js';
 import { StrataError } from '../core/errors.js';
 import { KafkaWalConsumer } from './kafka-wal-consumer.js';
-import { sealWalRecord } from './wal-record-envelope.js';
+import { encodeWalRecord } from './wal-record-envelope.js';
 import type { WalConsumer, WalRecord, WriteAheadLog } from './write-ahead-log.js';
 
 /**
@@ -32,7 +33,7 @@ export const KAFKA_WAL_LIMITS = {
    * which is what a send to one partition becomes.
    */
   batchBytesMax: 768 * 1024,
-  /** One record (key and JSON value). An intent names at most a few dozen blobs: a few KiB. */
+  /** One record (key and value). An intent names at most a few dozen blobs: a few KiB. */
   recordBytesMax: 256 * 1024,
   /** Appends waiting for a send before new ones are refused with WAL_UNAVAILABLE. */
   queueRecordsMax: 100_000,
@@ -79,6 +80,12 @@ export interface KafkaWriteAheadLogOptions {
   /** Deadlines and poll waits. Defaults to the system clock. */
   clock?: Clock;
   batchRecordsMax?: number;
+  /**
+   * The cluster's data format version, asked at every append: binary records (format 2) only once it is 2 or
+   * more, since a process of the previous release reading the topic could not parse them. Default
+   * `fixedDataFormat(1)`: sealed JSON, as the previous release wrote. Consumers read both formats whatever it says.
+   */
+  dataFormat?: DataFormatSource;
 }
 
 /** What group commit did so far (tests check that it batches). */
@@ -95,7 +102,7 @@ export interface KafkaWalStats {
 
 interface PendingAppend {
   key: string;
-  value: string;
+  value: string | Buffer;
   bytes: number;
   deadlineMs: number;
   settled: boolean;
@@ -125,6 +132,7 @@ export class KafkaWriteAheadLog implements WriteAheadLog {
   private readonly clock: Clock;
   private readonly sendTimeoutMs: number;
   private readonly batchRecordsMax: number;
+  private readonly dataFormat: DataFormatSource;
   private readonly counters: KafkaWalStats = { sends: 0, records: 0, failedSends: 0, abandonedSends: 0 };
 
   private queue: PendingAppend[] = [];
@@ -149,6 +157,7 @@ export class KafkaWriteAheadLog implements WriteAheadLog {
     this.clock = options.clock ?? systemClock;
     this.sendTimeoutMs = options.sendTimeoutMs ?? KAFKA_WAL_LIMITS.sendTimeoutMs;
     this.batchRecordsMax = options.batchRecordsMax ?? KAFKA_WAL_LIMITS.batchRecordsMax;
+    this.dataFormat = options.dataFormat ?? fixedDataFormat(DATA_FORMAT_V1);
   }
 
   /** Connects, creates the topic when missing, and returns the log. Unreachable brokers: WAL_UNAVAILABLE. */
@@ -234,7 +243,7 @@ export class KafkaWriteAheadLog implements WriteAheadLog {
     assert(record.type === 'intent' || record.type === 'outcome', 'record.type is intent or outcome');
     assert(typeof record.key === 'string' && typeof record.writeId === 'string', 'record has key and writeId');
     if (this.closed) throw new StrataError('WAL_UNAVAILABLE', 'write-ahead log is closed');
-    const value = sealWalRecord(record);
+    const value = encodeWalRecord(record, this.dataFormat.current());
     const bytes = Buffer.byteLength(record.key) + Buffer.byteLength(value);
     if (bytes > KAFKA_WAL_LIMITS.recordBytesMax) {
       // A record this large means a write names absurdly many blobs: a bug, not an operating condition.

@@ -7,7 +7,8 @@ import {
   openSqliteDatabase,
   type GroupCommitStats,
 } from '../metadata/sqlite-group-commit.js';
-import { openWalEntry, sealWalRecord } from './wal-record-envelope.js';
+import { DATA_FORMAT_MAX } from '../core/data-format.js';
+import { encodeWalRecord, openWalEntry } from './wal-record-envelope.js';
 import type { WalConsumer, WalEntry, WalPosition, WalRecord, WriteAheadLog } from './write-ahead-log.js';
 
 /**
@@ -34,10 +35,18 @@ export const SQLITE_WAL_LIMITS = {
 } as const;
 
 /**
- * 2: entries are sealed in the record envelope (./wal-record-envelope.ts). Version-1 entries (plain JSON) still
- * read; version-1 code refuses a version-2 file rather than failing on entries it cannot parse.
+ * 3: entries are binary records (format 2, a BLOB in `record`; ./wal-record-codec.ts), or sealed JSON text for a
+ * record the binary form cannot carry. 2: entries are sealed in the record envelope (./wal-record-envelope.ts).
+ * 1: plain JSON. Every older entry still reads; older code refuses a newer file rather than failing on entries it
+ * cannot parse.
  */
-export const SQLITE_WAL_SCHEMA_VERSION = 2;
+export const SQLITE_WAL_SCHEMA_VERSION = 3;
+
+/**
+ * The record format this log writes. The embedded log is one process's own file, read only by this release or a
+ * later one (an older release refuses the file by its schema version), so it needs no cluster format bump.
+ */
+const SQLITE_WAL_RECORD_FORMAT = DATA_FORMAT_MAX;
 
 /** The embedded log has one partition. */
 export const SQLITE_WAL_PARTITION = 0;
@@ -52,6 +61,7 @@ export interface SqliteWriteAheadLogOptions {
   retentionChunkEntries?: number;
 }
 
+/** `record` holds a binary record as a BLOB: SQLite keeps a BLOB as it is whatever the column's affinity. */
 const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS wal_entries (
   entry_offset INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -72,8 +82,10 @@ interface EntryRow {
 
 /** Verified, or reported corrupt (a damaged row must not stop the consumer reading the rows after it). */
 function parseEntry(row: EntryRow): WalEntry {
-  const text = (v: unknown): string | null => (typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : null);
-  return openWalEntry({ partition: SQLITE_WAL_PARTITION, offset: row.entry_offset }, text(row.key), text(row.record));
+  const key = typeof row.key === 'string' ? row.key : Buffer.isBuffer(row.key) ? row.key.toString('utf8') : null;
+  // A binary record is a BLOB (a Buffer here), a sealed or older JSON record TEXT; the first byte tells them apart.
+  const record = typeof row.record === 'string' || Buffer.isBuffer(row.record) ? row.record : null;
+  return openWalEntry({ partition: SQLITE_WAL_PARTITION, offset: row.entry_offset }, key, record);
 }
 
 export class SqliteWriteAheadLog implements WriteAheadLog {
@@ -94,7 +106,7 @@ export class SqliteWriteAheadLog implements WriteAheadLog {
     assert(Number.isInteger(this.pollIntervalMs) && this.pollIntervalMs >= 1, 'pollIntervalMs >= 1');
     assert(Number.isInteger(this.retentionChunkEntries) && this.retentionChunkEntries >= 1, 'retention chunk >= 1');
     this.stmt = {
-      append: db.prepare<[string, string]>('INSERT INTO wal_entries (key, record) VALUES (?, ?)'),
+      append: db.prepare<[string, string | Buffer]>('INSERT INTO wal_entries (key, record) VALUES (?, ?)'),
       readAfter: db.prepare<[number, number], EntryRow>(
         'SELECT entry_offset, key, record FROM wal_entries WHERE entry_offset > ? ORDER BY entry_offset LIMIT ?',
       ),
@@ -147,7 +159,7 @@ export class SqliteWriteAheadLog implements WriteAheadLog {
   async append(record: WalRecord): Promise<void> {
     assert(record.type === 'intent' || record.type === 'outcome', 'record.type is intent or outcome');
     assert(typeof record.key === 'string' && typeof record.writeId === 'string', 'record has key and writeId');
-    const sealed = sealWalRecord(record);
+    const sealed = encodeWalRecord(record, SQLITE_WAL_RECORD_FORMAT);
     await this.group.submit(() => {
       this.stmt.append.run(record.key, sealed);
     });

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sealWalRecord } from '../../internal/wal/wal-record-envelope.js';
+import { encodeWalRecord, sealWalRecord } from '../../internal/wal/wal-record-envelope.js';
 import type {
+  WalBlob,
   WalConsumer,
   WalEntry,
   WalRecord,
@@ -23,9 +25,10 @@ export interface WriteAheadLogFixture {
   cleanup(): Promise<void>;
   /**
    * Stores one entry exactly as given, under `key`, behind the log's back: what the previous release wrote (no
-   * envelope), or a damaged or misplaced value. It is read like any appended entry.
+   * envelope), or a damaged or misplaced value, as text (sealed or older JSON) or bytes (a binary record). It is
+   * read like any appended entry.
    */
-  storeRaw(key: string, value: string): Promise<void>;
+  storeRaw(key: string, value: string | Buffer): Promise<void>;
 }
 
 /** How long a test waits for entries that should already be there. */
@@ -33,7 +36,21 @@ const DELIVERY_TIMEOUT_MS = 30_000;
 /** A poll wait longer than any test may run: a poll that waits it out fails the test. */
 const POLL_WAIT_BEYOND_TEST_TIMEOUT_MS = 600_000;
 
-function intent(key: string, writeId: string): WalRecord {
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/**
+ * The write id a test calls `label`: a canonical ULID, as the write service makes, so that a log writing binary
+ * records (format 2) stores these records in that form (it keeps other ids in sealed JSON).
+ */
+function wid(label: string): string {
+  const digest = createHash('sha256').update(label).digest();
+  let id = '01HF0000VE'; // 2023-11, the time of every record below
+  for (let i = 0; i < 16; i++) id += CROCKFORD[digest[i]! % 32]!;
+  return id;
+}
+
+function intent(key: string, label: string): WalRecord {
+  const writeId = wid(label);
   return {
     type: 'intent',
     key,
@@ -45,8 +62,28 @@ function intent(key: string, writeId: string): WalRecord {
   };
 }
 
-function outcome(key: string, writeId: string): WalRecord {
-  return { type: 'outcome', key, writeId, outcome: 'committed', atMs: 1_700_000_000_001 };
+function outcome(key: string, label: string): WalRecord {
+  return { type: 'outcome', key, writeId: wid(label), outcome: 'committed', atMs: 1_700_000_000_001 };
+}
+
+/** Records of every shape the write service appends, and some only a binary form's fallback can carry. */
+function recordsOfEveryShape(key: string): WalRecord[] {
+  const w = wid('shapes');
+  const old = wid('shapes-old');
+  const blob = (part: string, node: string, id = `${w}.${part}`): WalBlob => ({ part, node, blob: id });
+  const hot = [blob('hot-0', 'node-1'), blob('hot-1', 'node-2'), blob('hot-2', 'node-3')];
+  const shards = [0, 1, 2, 3, 4, 5].map((i) => blob(`shard-${i}`, `node-${((i + 3) % 6) + 1}`));
+  const base = { type: 'intent', key, writeId: w, op: 'write', atMs: 1_700_000_000_000 } as const;
+  return [
+    { ...base, creates: [...hot, blob('cold-0', 'node-1'), blob('cold-1', 'node-2'), blob('cold-2', 'node-3')], reuses: [] },
+    { ...base, creates: [...hot, ...shards], reuses: [] },
+    // A hot-only update that keeps the cold shards of an earlier write, one of them repaired since (`.r<rev>`).
+    { ...base, creates: hot, reuses: shards.map((s, i) => blob(s.part, s.node, `${old}.${s.part}${i === 4 ? '.r2k' : ''}`)) },
+    { ...base, op: 'delete', creates: [], reuses: [], atMs: 1_600_000_000_000 },
+    { ...base, creates: [blob('hot-0', 'node-1', 'chosen-by-a-test')], reuses: [] },
+    { type: 'outcome', key, writeId: w, outcome: 'failed', atMs: 1_700_000_000_123 },
+    { type: 'outcome', key, writeId: 'not-a-ulid', outcome: 'committed', atMs: 1.5 },
+  ];
 }
 
 /** Polls until `count` entries arrived (failing after DELIVERY_TIMEOUT_MS). */
@@ -101,7 +138,7 @@ export function runWriteAheadLogContract(name: string, makeWal: () => Promise<Wr
         expect(batch.length).toBeLessThanOrEqual(2);
         seen.push(...batch.map((e) => e.record?.writeId ?? '(corrupt)'));
       }
-      expect(seen).toEqual(['w0', 'w1', 'w2', 'w3', 'w4']);
+      expect(seen).toEqual(['w0', 'w1', 'w2', 'w3', 'w4'].map(wid));
       expect(await consumer.poll(10, 100)).toEqual([]);
       await consumer.close();
     });
@@ -114,7 +151,7 @@ export function runWriteAheadLogContract(name: string, makeWal: () => Promise<Wr
       await first.close();
       const second = await wal.consumer('healer');
       const rest = await take(second, 2);
-      expect(rest.map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(['w3', 'w4']);
+      expect(rest.map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(['w3', 'w4'].map(wid));
       expect(await second.poll(10, 200)).toEqual([]);
       await second.close();
     });
@@ -138,10 +175,10 @@ export function runWriteAheadLogContract(name: string, makeWal: () => Promise<Wr
       const entries = await take(a, 3);
       await a.commit((entries[2] as WalEntry).position);
       await a.close();
-      expect((await take(b, 3)).map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(['w0', 'w1', 'w2']);
+      expect((await take(b, 3)).map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(['w0', 'w1', 'w2'].map(wid));
       await b.close();
       const b2 = await wal.consumer('group-b');
-      expect((await take(b2, 3)).map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(['w0', 'w1', 'w2']);
+      expect((await take(b2, 3)).map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(['w0', 'w1', 'w2'].map(wid));
       await b2.close();
     });
 
@@ -160,7 +197,7 @@ export function runWriteAheadLogContract(name: string, makeWal: () => Promise<Wr
       const polled = consumer.poll(10, POLL_WAIT_BEYOND_TEST_TIMEOUT_MS);
       await wal.append(intent('k', 'w1'));
       const entries = await polled;
-      expect(entries.map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(['w1']);
+      expect(entries.map((e) => e.record?.writeId ?? '(corrupt)')).toEqual([wid('w1')]);
       await consumer.close();
     });
 
@@ -192,6 +229,14 @@ export function runWriteAheadLogContract(name: string, makeWal: () => Promise<Wr
       expect((await take(resumed, 2)).map((e) => e.record)).toEqual(entries.slice(1).map((e) => e.record));
       await resumed.close();
     });
+    it('delivers records of every shape exactly as appended', async () => {
+      const records = recordsOfEveryShape('shapes/ключ-🔑');
+      for (const record of records) await wal.append(record);
+      const consumer = await wal.consumer('healer');
+      expect((await take(consumer, records.length)).map((e) => e.record)).toEqual(records);
+      await consumer.close();
+    });
+
     describe('record envelope', () => {
       it('reads an entry written by the previous release (plain JSON, no envelope)', async () => {
         const old = intent('k', 'w-old');
@@ -234,8 +279,52 @@ export function runWriteAheadLogContract(name: string, makeWal: () => Promise<Wr
         await consumer.close();
       });
 
+      it('reads sealed JSON (format 1) and binary (format 2) entries of one key in the order stored', async () => {
+        const records = [intent('k', 'w1'), outcome('k', 'w1'), intent('k', 'w2'), outcome('k', 'w2')];
+        for (const [i, record] of records.entries()) await fx.storeRaw('k', encodeWalRecord(record, i % 2 === 0 ? 1 : 2));
+        const consumer = await wal.consumer('healer');
+        expect((await take(consumer, records.length)).map((e) => e.record)).toEqual(records);
+        await consumer.close();
+      });
+
+      it('delivers a binary entry with a flipped bit as corrupt, never as a record, and reads on past it', async () => {
+        const binary = encodeWalRecord(intent('k', 'w1'), 2) as Buffer;
+        const damaged = Buffer.from(binary);
+        damaged[19]! ^= 0x10; // the key's one byte: 'k' becomes '{'
+        await fx.storeRaw('k', damaged);
+        await wal.append(intent('k', 'w2'));
+        const consumer = await wal.consumer('healer');
+        const [entry, next] = await take(consumer, 2);
+        expect(entry?.record).toBeNull();
+        expect(entry?.record === null && entry.corrupt.why).toMatch(/checksum/);
+        expect(entry?.record === null && entry.corrupt.excerpt).toMatch(/^hex:02/);
+        expect(next?.record).toEqual(intent('k', 'w2'));
+        await consumer.close();
+      });
+
+      it('delivers a binary entry stored under another key than its own as corrupt', async () => {
+        await fx.storeRaw('k', encodeWalRecord(intent('other-key', 'w1'), 2) as Buffer);
+        const consumer = await wal.consumer('healer');
+        const [entry] = await take(consumer, 1);
+        expect(entry?.record).toBeNull();
+        expect(entry?.record === null && entry.corrupt.why).toMatch(/other-key/);
+        await consumer.close();
+      });
+
+      it('delivers an entry of a record format this release does not know as corrupt, and reads on past it', async () => {
+        const binary = encodeWalRecord(intent('k', 'w1'), 2) as Buffer;
+        await fx.storeRaw('k', Buffer.concat([Buffer.from([3]), binary.subarray(1)]));
+        await wal.append(intent('k', 'w2'));
+        const consumer = await wal.consumer('healer');
+        const [entry, next] = await take(consumer, 2);
+        expect(entry?.record).toBeNull();
+        expect(entry?.record === null && entry.corrupt.why).toMatch(/format 3/);
+        expect(next?.record).toEqual(intent('k', 'w2'));
+        await consumer.close();
+      });
+
       it('keeps a corrupt entry corrupt across a restart, and its position commits like any other', async () => {
-        await fx.storeRaw('k', sealWalRecord(intent('k', 'w1')).replace('"w1"', '"w9"'));
+        await fx.storeRaw('k', sealWalRecord(intent('k', 'w1')).replace(wid('w1'), wid('w9')));
         await wal.append(intent('k', 'w2'));
         const consumer = await wal.consumer('healer');
         const [damaged] = await take(consumer, 2);

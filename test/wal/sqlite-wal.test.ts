@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isStrataError } from '../../internal/core/errors.js';
+import { newWriteId } from '../../internal/core/ids.js';
 import { SqliteWriteAheadLog } from '../../internal/wal/sqlite-wal.js';
+import { sealWalRecord } from '../../internal/wal/wal-record-envelope.js';
 import type { WalRecord } from '../../internal/wal/write-ahead-log.js';
 import { runWriteAheadLogContract, type WriteAheadLogFixture } from '../contracts/write-ahead-log.contract.js';
 import { CONDITION_TIMEOUT_MS } from '../helpers/wait.js';
@@ -166,6 +168,67 @@ describe('SqliteWriteAheadLog', () => {
     wal = await SqliteWriteAheadLog.open({ path });
     const consumer = await wal.consumer('g');
     expect((await consumer.poll(10, 0)).map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(['queued']);
+  });
+
+  it('stores a record as a binary BLOB (format 2) and one the binary form cannot carry as sealed JSON', async () => {
+    const writeId = newWriteId(1_700_000_000_000);
+    const binary: WalRecord = { type: 'outcome', key: 'k', writeId, outcome: 'committed', atMs: 1_700_000_000_005 };
+    await wal.append(binary);
+    await wal.append(outcome('not-a-ulid'));
+    const db = new Database(path, { readonly: true });
+    try {
+      const rows = db.prepare('SELECT typeof(record) AS type, record FROM wal_entries ORDER BY entry_offset').all() as Array<{ type: string; record: unknown }>;
+      expect(rows.map((r) => r.type)).toEqual(['blob', 'text']);
+      expect((rows[0]!.record as Buffer)[0]).toBe(2);
+      expect(rows[1]!.record).toBe(sealWalRecord(outcome('not-a-ulid')));
+      expect(db.pragma('user_version', { simple: true })).toBe(3);
+    } finally {
+      db.close();
+    }
+    const consumer = await wal.consumer('g');
+    expect((await consumer.poll(10, 0)).map((e) => e.record)).toEqual([binary, outcome('not-a-ulid')]);
+  });
+
+  it('opens a version-2 file, reads its sealed JSON entries, and appends binary ones after them', async () => {
+    await wal.close();
+    await rm(dir, { recursive: true, force: true });
+    ({ dir, path } = await tempPath());
+    const old = new Database(path);
+    try {
+      // The layout and entries of the previous release (schema 2: sealed JSON text).
+      old.exec(`CREATE TABLE wal_entries (entry_offset INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, record TEXT NOT NULL);
+        CREATE TABLE wal_groups (name TEXT PRIMARY KEY, committed_offset INTEGER NOT NULL) WITHOUT ROWID;
+        PRAGMA user_version = 2;`);
+      old.prepare('INSERT INTO wal_entries (key, record) VALUES (?, ?)').run('k', sealWalRecord(outcome('sealed')));
+    } finally {
+      old.close();
+    }
+    wal = await SqliteWriteAheadLog.open({ path });
+    const writeId = newWriteId(1_700_000_000_000);
+    const binary: WalRecord = { type: 'outcome', key: 'k', writeId, outcome: 'failed', atMs: 1_700_000_000_000 };
+    await wal.append(binary);
+    const consumer = await wal.consumer('g');
+    expect((await consumer.poll(10, 0)).map((e) => e.record)).toEqual([outcome('sealed'), binary]);
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBe(3);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('refuses to open a file of a newer schema version with WAL_UNAVAILABLE, leaving it as it is', async () => {
+    await wal.close();
+    const db = new Database(path);
+    db.pragma('user_version = 4');
+    db.close();
+    await expectCode(SqliteWriteAheadLog.open({ path }), 'WAL_UNAVAILABLE');
+    const after = new Database(path, { readonly: true });
+    try {
+      expect(after.pragma('user_version', { simple: true })).toBe(4);
+    } finally {
+      after.close();
+    }
   });
 
   it('an unopenable path fails with WAL_UNAVAILABLE', async () => {
