@@ -29,17 +29,41 @@ export interface BlobStore {
 
 export interface BlobHeader {
   id: string;
+  /** Format 2: not stored; pass ''. */
   key: string;
+  /** Format 2: not stored; pass '' or what the id says (blobIdNames), which is what BlobInfo reports. */
   writeId: string;
   part: string;
-  /** Opaque JSON text (at most LIMITS.blobMetaBytesMax bytes), e.g. shard geometry for recovery. */
+  /** Opaque JSON text (at most LIMITS.blobMetaBytesMax bytes), e.g. shard geometry for recovery. Format 2: ''. */
   meta: string;
+  /**
+   * 2: a compact blob (needle format 2 in the volume store): key and meta are not stored, the document's
+   * self-description travels in `descriptor` instead, and the checksum kept is 64 bits. Absent: format 1.
+   */
+  format?: 2;
+  /** Format 2 only: opaque to the store, at most BLOB_DESCRIPTOR_BYTES_MAX bytes. Absent: none. */
+  descriptor?: BlobDescriptor;
 }
+
+/** What a format-2 blob carries of its document (docs/design/compact-formats.md 3.3); the store never reads it. */
+export interface BlobDescriptor {
+  /** 'whole': the descriptor itself; 'fragment': one Reed-Solomon fragment of it (shards). */
+  kind: 'whole' | 'fragment';
+  bytes: Uint8Array;
+}
+
+/** A descriptor's length is one byte in needle format 2. */
+export const BLOB_DESCRIPTOR_BYTES_MAX = 255;
 
 export interface BlobInfo extends BlobHeader {
   size: number;
-  /** sha256 of the payload, hex. */
+  /**
+   * Format 1: sha256 of the payload, 64 hex digits. Format 2: its first 64 bits, 16 hex digits (the manifest's
+   * 64-bit checksum; a format-1 checksum truncates to it).
+   */
   checksum: string;
+  /** Format 2: CRC-32C of the payload (the needle's data CRC). */
+  crc32c?: number;
   createdAtMs: number;
   /** Set once a read or a scrub found the bytes no longer match the checksum. */
   corrupt?: boolean;
@@ -55,4 +79,15 @@ export interface StoreUsage {
   reclaimableBytes?: number;
   /** Bytes compaction gave back since the store was opened. */
   reclaimedBytes?: number;
+}
+
+/**
+ * The write id and part a blob id names: `<writeId>.<part>`, optionally followed by a healer's `.<suffix>`
+ * (repairs, moves, extra replicas). A format-2 blob stores neither separately, so its BlobInfo reports these.
+ */
+export function blobIdNames(id: string): { writeId: string; part: string } {
+  const dot = id.indexOf('.');
+  if (dot < 0) return { writeId: id, part: '' };
+  const next = id.indexOf('.', dot + 1);
+  return { writeId: id.slice(0, dot), part: id.slice(dot + 1, next < 0 ? id.length : next) };
 }

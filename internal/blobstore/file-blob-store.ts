@@ -163,6 +163,10 @@ export class FileBlobStore implements BlobStore {
   async put(header: BlobHeader, data: Buffer): Promise<BlobInfo> {
     this.assertOpen();
     validateHeader(header);
+    // The benchmark's baseline keeps format 1 only: storing a format-2 header here would drop its descriptor.
+    if (header.format !== undefined || header.descriptor !== undefined) {
+      throw new StrataError('INVALID_REQUEST', 'FileBlobStore stores format 1 blobs only; use the volume store for format 2');
+    }
     assert(Buffer.isBuffer(data), 'data is a Buffer');
     if (data.length > LIMITS.blobBytesMax) {
       throw new StrataError('BLOB_TOO_LARGE', `blob is ${data.length} bytes; blobBytesMax is ${LIMITS.blobBytesMax}`);

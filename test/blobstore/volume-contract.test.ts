@@ -34,3 +34,44 @@ runBlobStoreContract('VolumeBlobStore with 4 KiB volumes and eager compaction', 
     },
   };
 });
+
+// Format-2 headers (needle version 2, format-3 volumes): the same behaviour through the compact format.
+runBlobStoreContract(
+  'VolumeBlobStore',
+  async () => {
+    const tmp = await makeTempDir('vbs-v2');
+    const store = await VolumeBlobStore.open({ dir: tmp.dir });
+    return {
+      store,
+      dir: tmp.dir,
+      cleanup: async () => {
+        await store.close();
+        await tmp.remove();
+      },
+    };
+  },
+  { format: 2 },
+);
+
+runBlobStoreContract(
+  'VolumeBlobStore with 4 KiB volumes and eager compaction',
+  async () => {
+    const tmp = await makeTempDir('vbs-v2-small');
+    const store = await VolumeBlobStore.open({
+      dir: tmp.dir,
+      volumeBytesMax: 4096,
+      compactGarbageRatioMin: 0.01,
+      compactGarbageBytesMin: 1,
+      checkpointEveryOps: 3,
+    });
+    return {
+      store,
+      dir: tmp.dir,
+      cleanup: async () => {
+        await store.close();
+        await tmp.remove();
+      },
+    };
+  },
+  { format: 2 },
+);

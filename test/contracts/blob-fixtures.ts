@@ -4,7 +4,8 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
-import type { BlobHeader } from '../../internal/blobstore/blob-store.js';
+import { blobIdNames, type BlobHeader, type BlobInfo } from '../../internal/blobstore/blob-store.js';
+import { crc32c } from '../../internal/blobstore/volume/crc32c.js';
 import { blobFilePath } from '../../internal/blobstore/file-blob-store.js';
 import { isStrataError, type ErrorCode } from '../../internal/core/errors.js';
 
@@ -22,6 +23,40 @@ export function header(id: string, overrides: Partial<BlobHeader> = {}): BlobHea
     meta: '{"v":1}',
     ...overrides,
   };
+}
+
+/**
+ * The format-2 header of `id`: no key or meta; they travel, as `header` would set them, in a 'whole' descriptor
+ * (so that a header differing in key or meta differs here too), unless `overrides.descriptor` says otherwise.
+ */
+export function v2Header(id: string, overrides: Partial<BlobHeader> = {}): BlobHeader {
+  const v1 = header(id, overrides);
+  return {
+    id,
+    key: '',
+    ...blobIdNames(id),
+    meta: '',
+    format: 2,
+    descriptor: overrides.descriptor ?? { kind: 'whole', bytes: new TextEncoder().encode(`${v1.key}\n${v1.meta}`) },
+  };
+}
+
+/** What a store's BlobInfo says of a put of `h` with `data` (without createdAtMs and corrupt). */
+export function expectedInfo(h: BlobHeader, data: Uint8Array): Partial<BlobInfo> {
+  if (h.format === 2) {
+    return {
+      id: h.id,
+      key: '',
+      ...blobIdNames(h.id),
+      meta: '',
+      format: 2,
+      ...(h.descriptor !== undefined ? { descriptor: h.descriptor } : {}),
+      size: data.length,
+      checksum: sha256(data).slice(0, 16),
+      crc32c: crc32c(data),
+    };
+  }
+  return { id: h.id, key: h.key, writeId: h.writeId, part: h.part, meta: h.meta, size: data.length, checksum: sha256(data) };
 }
 
 /** Payload bytes that differ per seed, so two blobs never share a checksum by accident. */

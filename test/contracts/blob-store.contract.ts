@@ -5,7 +5,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../../internal/blobstore/blob-store.js';
 import { LIMITS } from '../../internal/core/limits.js';
-import { INVALID_IDS, expectCode, header, payload, sha256 } from './blob-fixtures.js';
+import type { BlobHeader } from '../../internal/blobstore/blob-store.js';
+import { INVALID_IDS, expectCode, expectedInfo, header as v1Header, payload, sha256, v2Header } from './blob-fixtures.js';
 
 export interface BlobStoreFixture {
   store: BlobStore;
@@ -13,8 +14,15 @@ export interface BlobStoreFixture {
   cleanup(): Promise<void>;
 }
 
-export function runBlobStoreContract(name: string, makeStore: () => Promise<BlobStoreFixture>): void {
-  describe(`BlobStore contract: ${name}`, () => {
+export interface BlobStoreContractOptions {
+  /** 2: every put carries a format-2 header (blob-fixtures.ts v2Header), and the expectations follow it. */
+  format?: 2;
+}
+
+export function runBlobStoreContract(name: string, makeStore: () => Promise<BlobStoreFixture>, options: BlobStoreContractOptions = {}): void {
+  const v2 = options.format === 2;
+  const header = (id: string, overrides: Partial<BlobHeader> = {}): BlobHeader => (v2 ? v2Header(id, overrides) : v1Header(id, overrides));
+  describe(`BlobStore contract: ${name}${v2 ? ', format-2 headers' : ''}`, () => {
     let fixture: BlobStoreFixture;
     let store: BlobStore;
 
@@ -29,15 +37,11 @@ export function runBlobStoreContract(name: string, makeStore: () => Promise<Blob
     it('returns the bytes and header that were put, with size and sha256', async () => {
       const data = payload(5000);
       const info = await store.put(header('W1.hot-0'), data);
-      expect(info).toMatchObject({
-        id: 'W1.hot-0',
-        key: 'key-of-W1.hot-0',
-        writeId: 'W1',
-        part: 'hot-0',
-        meta: '{"v":1}',
-        size: 5000,
-        checksum: sha256(data),
-      });
+      expect(info).toMatchObject(
+        v2
+          ? expectedInfo(header('W1.hot-0'), data)
+          : { id: 'W1.hot-0', key: 'key-of-W1.hot-0', writeId: 'W1', part: 'hot-0', meta: '{"v":1}', size: 5000, checksum: sha256(data) },
+      );
       expect(typeof info.createdAtMs).toBe('number');
       expect(info.corrupt).toBeUndefined();
       const got = await store.get('W1.hot-0');
@@ -50,14 +54,14 @@ export function runBlobStoreContract(name: string, makeStore: () => Promise<Blob
       await store.put(header('W1.shard-0'), Buffer.alloc(0));
       const got = await store.get('W1.shard-0');
       expect(got.data.length).toBe(0);
-      expect(got.info.checksum).toBe(sha256(Buffer.alloc(0)));
+      expect(got.info.checksum).toBe(expectedInfo(header('W1.shard-0'), Buffer.alloc(0)).checksum);
     });
 
     it('keeps keys and meta with unicode, slashes, percent signs and quotes exactly', async () => {
       const h = header('W2.hot-1', { key: 'users/é/%20/"q"/\u{1F600}/..', meta: '{"k":"v\\"x","n":[1,2]}' });
       await store.put(h, payload(10));
-      expect(await store.stat('W2.hot-1')).toMatchObject({ key: h.key, meta: h.meta });
-      expect((await store.get('W2.hot-1')).info).toMatchObject({ key: h.key, meta: h.meta });
+      expect(await store.stat('W2.hot-1')).toMatchObject(expectedInfo(h, payload(10)));
+      expect((await store.get('W2.hot-1')).info).toMatchObject(expectedInfo(h, payload(10)));
     });
 
     it('accepts a retried put of identical bytes and header and keeps the first copy', async () => {
@@ -162,6 +166,15 @@ export function runBlobStoreContract(name: string, makeStore: () => Promise<Blob
 
     it('refuses a payload over blobBytesMax and meta over blobMetaBytesMax with BLOB_TOO_LARGE', async () => {
       await expectCode(store.put(header('W10.hot-0'), Buffer.alloc(LIMITS.blobBytesMax + 1)), 'BLOB_TOO_LARGE');
+      if (v2) {
+        // Format 2 carries no meta: its descriptor has the one-byte length limit instead.
+        const descriptor = (n: number): Partial<BlobHeader> => ({ descriptor: { kind: 'whole', bytes: new Uint8Array(n).fill(7) } });
+        await expectCode(store.put(header('W10.hot-1', descriptor(256)), payload(10)), 'BLOB_TOO_LARGE');
+        expect(await store.list(null, 10)).toEqual([]);
+        await store.put(header('W10.hot-2', descriptor(255)), payload(10));
+        expect((await store.stat('W10.hot-2'))?.descriptor).toEqual(descriptor(255).descriptor);
+        return;
+      }
       const meta = 'm'.repeat(LIMITS.blobMetaBytesMax + 1);
       await expectCode(store.put(header('W10.hot-1', { meta }), payload(10)), 'BLOB_TOO_LARGE');
       expect(await store.list(null, 10)).toEqual([]);
@@ -194,8 +207,10 @@ export function runBlobStoreContract(name: string, makeStore: () => Promise<Blob
     it('never shares BlobInfo objects with its caller', async () => {
       const info = await store.put(header('W12.hot-0'), payload(8));
       info.key = 'changed';
+      info.descriptor?.bytes.fill(0);
       const stat = await store.stat('W12.hot-0');
-      expect(stat?.key).toBe('key-of-W12.hot-0');
+      expect(stat?.key).toBe(v2 ? '' : 'key-of-W12.hot-0');
+      expect(stat?.descriptor).toEqual(header('W12.hot-0').descriptor);
       if (stat) stat.size = 0;
       expect((await store.list(null, 1))[0]?.size).toBe(8);
     });

@@ -26,7 +26,7 @@ import path from 'node:path';
 import { assert } from '../../core/assert.js';
 import { errnoCode } from '../durable-fs.js';
 import type { NeedleIndex } from './needle-index.js';
-import { decodeNeedleHead, needleDataIntact, type NeedleHead } from './needle.js';
+import { NEEDLE_V2_MAGIC, decodeNeedleHead, needleDataIntact, type NeedleHead } from './needle.js';
 import { scanVolume } from './volume-scan.js';
 import { SUPERBLOCK_BYTES, VOLUME_COMPACT_SUFFIX, Volume, encodeSuperblock, volumeFileName, type Superblock } from './volume.js';
 import type { VolumeFile, VolumeFs } from './volume-fs.js';
@@ -162,6 +162,9 @@ export async function compactVolume(
       createdAtMs: Math.floor(ctx.nowMs()),
       // A merged volume stays one: the range is what lets a restart finish an interrupted merge (merge.ts).
       firstVolume: volume.firstVolume,
+      // Format 3 stays format 3 (a compaction never makes a volume unreadable to the release that wrote it, nor
+      // readable by one that would misread it), and a copy that holds a version-2 needle must be format 3.
+      ...(volume.holdsV2Needles || copy.v2Needles ? { v2Needles: true } : {}),
     };
     await out.writev([encodeSuperblock(superblock)], 0);
     await out.datasync();
@@ -201,6 +204,8 @@ interface CopyResult {
   /** New offsets of live needles whose bytes did not verify (copied as they are, still corrupt). */
   corruptOffsets: number[];
   keptTombstoneBytes: number;
+  /** A version-2 needle was copied: the file must be written as format 3. */
+  v2Needles: boolean;
 }
 
 /** A volume to copy from: its file (pinned for the copy) and the offsets of its live needles, ascending. */
@@ -230,7 +235,7 @@ export async function copyNeeded(
   out: VolumeFile,
   signal: AbortSignal | undefined,
 ): Promise<CopyResult | null> {
-  const result: CopyResult = { endBytes: SUPERBLOCK_BYTES, newOffsets: new Map(), corruptOffsets: [], keptTombstoneBytes: 0 };
+  const result: CopyResult = { endBytes: SUPERBLOCK_BYTES, newOffsets: new Map(), corruptOffsets: [], keptTombstoneBytes: 0, v2Needles: false };
   const chunk = Buffer.allocUnsafeSlow(COPY_CHUNK_BYTES);
   let chunkBytes = 0;
   let chunkAt = SUPERBLOCK_BYTES;
@@ -242,6 +247,7 @@ export async function copyNeeded(
   // `raw` is a view into the scan's window, which the next read overwrites: it is copied (or written) right away.
   const append = async (raw: Buffer): Promise<number> => {
     const at = result.endBytes;
+    if (raw.length >= 4 && raw.readUInt32BE(0) === NEEDLE_V2_MAGIC) result.v2Needles = true;
     if (chunkBytes + raw.length > chunk.length) await flush();
     if (raw.length > chunk.length) {
       await out.writev([raw], chunkAt);
@@ -319,7 +325,7 @@ export function mustKeepTombstone(head: NeedleHead, range: VolumeRange, volumes:
 
 function verifies(raw: Buffer): boolean {
   const decoded = decodeNeedleHead(raw);
-  return decoded.state === 'ok' && decoded.needleBytes === raw.length && needleDataIntact(raw, 0, decoded.headBytes, decoded.head.size);
+  return decoded.state === 'ok' && decoded.needleBytes === raw.length && needleDataIntact(raw, 0, decoded.headBytes, decoded.head);
 }
 
 function isAborted(signal: AbortSignal | undefined): boolean {

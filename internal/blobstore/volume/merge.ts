@@ -156,6 +156,8 @@ export async function mergeVolumes(
       pinnedBytes: copy.keptTombstoneBytes,
       createdAtMs: Math.floor(ctx.nowMs()),
       firstVolume: range.first,
+      // Format 3 when any source was (or a version-2 needle was copied): compaction.ts says why.
+      ...(sources.some((v) => v.holdsV2Needles) || copy.v2Needles ? { v2Needles: true } : {}),
     };
     await out.writev([encodeSuperblock(superblock)], 0);
     await out.datasync();

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { errnoCode } from '../durable-fs.js';
 import type { NeedleLocation } from './needle-index.js';
-import { decodeNeedleHead, needleDataIntact, type NeedleHead } from './needle.js';
+import { NEEDLE_V2_CHECKSUM_BYTES, decodeNeedleHead, needleDataIntact, type NeedleHead } from './needle.js';
 import type { PinnedFile } from './volume.js';
 
 /** Bytes read for a head-only read: enough for the head of any needle whose key and meta are modest. */
@@ -22,7 +22,7 @@ export interface ReadCounter {
 
 /**
  * The whole needle at `location`, checked: head (magic, lengths, CRC), id, size and length as the index has them,
- * data CRC, and with `sha256` the payload's sha256 against the head's checksum too (verify and scrub; get relies on
+ * data CRC, and with `sha256` the payload's sha256 (version 2: its first 64 bits) against the head's checksum too (verify and scrub; get relies on
  * the CRC, and the gateway checks the sha256 end to end).
  */
 export async function readWholeNeedle(
@@ -44,10 +44,12 @@ export async function readWholeNeedle(
   const mismatch = checkAgainstIndex(head, decoded.needleBytes, location, id);
   if (mismatch !== null) return { state: 'corrupt', reason: mismatch, head };
   if (read < location.needleBytes) return { state: 'corrupt', reason: 'needle cut short by the end of the file', head };
-  if (!needleDataIntact(raw, 0, headBytes, head.size)) return { state: 'corrupt', reason: 'data CRC-32C mismatch', head };
+  if (!needleDataIntact(raw, 0, headBytes, head)) return { state: 'corrupt', reason: 'data CRC-32C mismatch', head };
   if (options.sha256) {
     const sum = createHash('sha256').update(raw.subarray(headBytes, headBytes + head.size)).digest('hex');
-    if (sum !== head.checksum) return { state: 'corrupt', reason: 'payload sha256 != head checksum', head };
+    // Version 2 keeps the first 64 bits.
+    const stored = head.format === 2 ? sum.slice(0, NEEDLE_V2_CHECKSUM_BYTES * 2) : sum;
+    if (stored !== head.checksum) return { state: 'corrupt', reason: 'payload sha256 != head checksum', head };
   }
   return { state: 'ok', head, raw, headBytes };
 }

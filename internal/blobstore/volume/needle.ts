@@ -1,6 +1,8 @@
 /**
- * The needle: one blob (or one tombstone) inside a volume file, format version 1. README.md in this folder
- * documents it byte by byte; keep the two in step. Encoding asserts its inputs (the store validated them);
+ * The needle: one blob (or one tombstone) inside a volume file, format versions 1 and 2. README.md in this folder
+ * documents both byte by byte; keep the two in step. Version 2 (magic "STR2") is the compact one: the id as 16
+ * ULID bytes and a part code, an opaque descriptor instead of key, write id, part and meta, a 64-bit checksum, no
+ * sequence number (only tombstones need one, and tombstones are always version 1), createdAt in seconds. Encoding asserts its inputs (the store validated them);
  * decoding treats every deviation as corruption, because the bytes came from a disk that may have rotted or from
  * a write that a crash tore.
  *
@@ -9,8 +11,10 @@
  * the data, and one over the data, so that a torn or rotted payload is found on every read.
  */
 import { assert } from '../../core/assert.js';
+import { ULID_BYTES, derivedBlobId, parseDerivedBlobId, partOfCode } from '../../core/derived-ids.js';
 import { isValidBlobId } from '../../core/ids.js';
 import { LIMITS } from '../../core/limits.js';
+import { BLOB_DESCRIPTOR_BYTES_MAX, blobIdNames, type BlobDescriptor } from '../blob-store.js';
 import { crc32c } from './crc32c.js';
 
 /** "STRN": Strata needle. */
@@ -29,9 +33,28 @@ export const NEEDLE_FLAG_TOMBSTONE = 1;
 const SHA256_BYTES = 32;
 const SHA256_HEX_PATTERN = /^[0-9a-f]{64}$/;
 const ZERO_SHA256_HEX = '0'.repeat(64);
-/** The most a needle's head can take: fixed part, CRC and every variable field at its limit. */
+/** The most a needle's head can take: fixed part, CRC and every variable field at its limit (version 1 is longer). */
 export const NEEDLE_HEAD_BYTES_MAX =
   NEEDLE_FIXED_BYTES + 3 * NEEDLE_NAME_BYTES_MAX + LIMITS.keyBytesMax + LIMITS.blobMetaBytesMax + CRC_BYTES;
+
+/** "STR2": Strata needle, version 2. */
+export const NEEDLE_V2_MAGIC = 0x53545232;
+/** Bytes of a version-2 head before the id. */
+export const NEEDLE_V2_FIXED_BYTES = 28;
+/** Version 2 flag bit 1: the id is spelled out as text (its length in byte 5) instead of ULID bytes + part code. */
+const NEEDLE_V2_FLAG_TEXT_ID = 2;
+/** Version 2 flag bits 2-3: the descriptor kind (0 none, 1 whole, 2 fragment). */
+const NEEDLE_V2_DESCRIPTOR_SHIFT = 2;
+const NEEDLE_V2_DESCRIPTOR_MASK = 3 << NEEDLE_V2_DESCRIPTOR_SHIFT;
+const DESCRIPTOR_KIND_CODES = { whole: 1, fragment: 2 } as const;
+/** Bytes of the version-2 checksum: the first 64 bits of the payload's sha256. */
+export const NEEDLE_V2_CHECKSUM_BYTES = 8;
+const CHECKSUM64_HEX_PATTERN = /^[0-9a-f]{16}$/;
+/** Version 2 keeps createdAt in whole seconds (u32, until 2106); a read reports it in milliseconds. */
+const MS_PER_SECOND = 1000;
+const U32_MAX = 0xffffffff;
+/** The longest version-2 head: a text id of NEEDLE_NAME_BYTES_MAX and the longest descriptor. */
+export const NEEDLE_V2_HEAD_BYTES_MAX = NEEDLE_V2_FIXED_BYTES + NEEDLE_NAME_BYTES_MAX + BLOB_DESCRIPTOR_BYTES_MAX + CRC_BYTES;
 /** The longest needle a volume can hold; a needle header claiming more is corrupt. */
 export const NEEDLE_BYTES_MAX = alignUp(NEEDLE_HEAD_BYTES_MAX + LIMITS.blobBytesMax + CRC_BYTES);
 
@@ -52,6 +75,28 @@ export interface NeedleHead {
   seq: number;
   /** Tombstones: the volume that held the needle being deleted (compaction.ts says why). Puts: 0. */
   targetVolume: number;
+  /**
+   * 2 for a version-2 needle, whose head differs as follows: key and meta are '', writeId and part are what the
+   * id names (blobIdNames), checksum is 16 hex digits (64 bits of sha256), createdAtMs is whole seconds, seq is 0
+   * (version-2 puts carry none). Absent for version 1.
+   */
+  format?: 2;
+  /** Version 2: the descriptor, if any (absent from scans, which do not decode it). */
+  descriptor?: BlobDescriptor;
+  /** Version 2: the data CRC-32C, which this version keeps in the head. */
+  dataCrc?: number;
+}
+
+/** What a version-2 needle is encoded from. */
+export interface NeedleV2Put {
+  id: string;
+  size: number;
+  /** The first 64 bits of the payload's sha256, 16 lowercase hex digits. */
+  checksum: string;
+  dataCrc: number;
+  /** Stored rounded up to whole seconds (a blob never looks older than it is: GC grace only lengthens). */
+  createdAtMs: number;
+  descriptor?: BlobDescriptor;
 }
 
 /** The head (fixed part, variable fields, head CRC) of a needle; the data and the tail follow it on disk. */
@@ -120,6 +165,73 @@ export function encodeTombstone(id: string, seq: number, createdAtMs: number, ta
   return Buffer.concat([head, encodeNeedleTail(crc32c(Buffer.alloc(0)), head.length, 0)]);
 }
 
+/**
+ * The head of a version-2 needle (fixed part, id, descriptor, head CRC); the data and the padding follow it. A
+ * derived id (`<ULID>.<coded part>`) is stored as 16 bytes + part code, any other id as text.
+ */
+export function encodeNeedleV2Head(put: NeedleV2Put): Buffer {
+  assert(isValidBlobId(put.id), 'needle id is a valid blob id');
+  assert(Number.isSafeInteger(put.size) && put.size >= 0 && put.size <= LIMITS.blobBytesMax, 'size in range');
+  assert(CHECKSUM64_HEX_PATTERN.test(put.checksum), 'checksum is 64 bits of sha256 in hex');
+  assert(Number.isInteger(put.dataCrc) && put.dataCrc >= 0 && put.dataCrc <= U32_MAX, 'dataCrc is u32');
+  const createdAtSec = createdAtSecOf(put.createdAtMs);
+  assert(createdAtSec <= U32_MAX, 'createdAt fits in u32 seconds');
+  const descriptor = put.descriptor;
+  assert(descriptor === undefined || descriptor.bytes.length <= BLOB_DESCRIPTOR_BYTES_MAX, 'descriptor <= 255 bytes');
+  const derived = parseDerivedBlobId(put.id);
+  const idBytes = derived === null ? put.id.length : ULID_BYTES;
+  const descriptorBytes = descriptor?.bytes.length ?? 0;
+  const out = Buffer.alloc(needleV2HeadBytes(idBytes, descriptorBytes));
+  out.writeUInt32BE(NEEDLE_V2_MAGIC, 0);
+  const kindCode = descriptor === undefined ? 0 : DESCRIPTOR_KIND_CODES[descriptor.kind];
+  assert(kindCode !== undefined, 'descriptor kind is whole or fragment');
+  out.writeUInt8((derived === null ? NEEDLE_V2_FLAG_TEXT_ID : 0) | (kindCode << NEEDLE_V2_DESCRIPTOR_SHIFT), 4);
+  out.writeUInt8(derived === null ? put.id.length : derived.partCode, 5);
+  out.writeUInt8(descriptorBytes, 6);
+  out.writeUInt8(0, 7);
+  out.writeUInt32BE(put.size, 8);
+  out.writeUInt32BE(createdAtSec, 12);
+  out.writeUInt32BE(put.dataCrc >>> 0, 16);
+  out.write(put.checksum, 20, NEEDLE_V2_CHECKSUM_BYTES, 'hex');
+  let at = NEEDLE_V2_FIXED_BYTES;
+  if (derived === null) at += out.write(put.id, at, 'latin1');
+  else {
+    out.set(derived.writeIdBytes, at);
+    at += ULID_BYTES;
+  }
+  if (descriptor !== undefined) {
+    out.set(descriptor.bytes, at);
+    at += descriptorBytes;
+  }
+  out.writeUInt32BE(crc32c(out, 0, 0, at), at);
+  return out;
+}
+
+/** The zero padding that ends a version-2 needle (its data CRC is in the head). */
+export function encodeNeedleV2Tail(headBytes: number, size: number): Buffer {
+  return Buffer.alloc(needleV2Bytes(headBytes, size) - headBytes - size);
+}
+
+export function needleV2HeadBytes(idBytes: number, descriptorBytes: number): number {
+  return NEEDLE_V2_FIXED_BYTES + idBytes + descriptorBytes + CRC_BYTES;
+}
+
+/** Bytes of a whole version-2 needle on disk: head, data, padding to NEEDLE_ALIGN_BYTES. */
+export function needleV2Bytes(headBytes: number, size: number): number {
+  return alignUp(headBytes + size);
+}
+
+/** Bytes a version-2 id takes in the head: 16 for a derived id, its length for a text one. */
+export function needleV2IdBytes(id: string): number {
+  return parseDerivedBlobId(id) === null ? id.length : ULID_BYTES;
+}
+
+/** Milliseconds to the stored whole seconds, rounded up. */
+export function createdAtSecOf(createdAtMs: number): number {
+  assert(Number.isSafeInteger(createdAtMs) && createdAtMs >= 0, 'createdAtMs is a non-negative integer');
+  return Math.ceil(createdAtMs / MS_PER_SECOND);
+}
+
 export function needleHeadBytes(idBytes: number, keyBytes: number, writeIdBytes: number, partBytes: number, metaBytes: number): number {
   return NEEDLE_FIXED_BYTES + idBytes + keyBytes + writeIdBytes + partBytes + metaBytes + CRC_BYTES;
 }
@@ -146,8 +258,9 @@ export type HeadDecode =
  * and get empty key, writeId, part, meta and checksum (decoding them is a good part of a scan's time).
  */
 export function decodeNeedleHead(buf: Buffer, at = 0, end = buf.length, withText = true): HeadDecode {
+  if (end - at >= 4 && buf.readUInt32BE(at) === NEEDLE_V2_MAGIC) return decodeNeedleV2Head(buf, at, end, withText);
   if (end - at < NEEDLE_FIXED_BYTES) return { state: 'short', bytesNeeded: NEEDLE_FIXED_BYTES };
-  if (buf.readUInt32BE(at) !== NEEDLE_MAGIC) return { state: 'invalid', reason: 'magic != "STRN"' };
+  if (buf.readUInt32BE(at) !== NEEDLE_MAGIC) return { state: 'invalid', reason: 'magic is neither "STRN" nor "STR2"' };
   const version = buf.readUInt8(at + 4);
   if (version !== NEEDLE_VERSION) return { state: 'invalid', reason: `needle version ${version} != ${NEEDLE_VERSION}` };
   const flags = buf.readUInt8(at + 5);
@@ -210,9 +323,73 @@ export function decodeNeedleHead(buf: Buffer, at = 0, end = buf.length, withText
   };
 }
 
+/** The version-2 head at `buf[at..]`: decodeNeedleHead's checks, for this layout (README.md). */
+function decodeNeedleV2Head(buf: Buffer, at: number, end: number, withText: boolean): HeadDecode {
+  if (end - at < NEEDLE_V2_FIXED_BYTES) return { state: 'short', bytesNeeded: NEEDLE_V2_FIXED_BYTES };
+  const flags = buf.readUInt8(at + 4);
+  if ((flags & ~(NEEDLE_V2_FLAG_TEXT_ID | NEEDLE_V2_DESCRIPTOR_MASK)) !== 0) return { state: 'invalid', reason: `unknown flags ${flags}` };
+  const kindCode = (flags & NEEDLE_V2_DESCRIPTOR_MASK) >> NEEDLE_V2_DESCRIPTOR_SHIFT;
+  if (kindCode === 3) return { state: 'invalid', reason: 'unknown descriptor kind 3' };
+  const textId = (flags & NEEDLE_V2_FLAG_TEXT_ID) !== 0;
+  const idOrPart = buf.readUInt8(at + 5);
+  const descriptorBytes = buf.readUInt8(at + 6);
+  if (buf.readUInt8(at + 7) !== 0) return { state: 'invalid', reason: 'reserved head byte != 0' };
+  if ((kindCode === 0) !== (descriptorBytes === 0)) return { state: 'invalid', reason: 'descriptor kind and length disagree' };
+  if (textId ? idOrPart < 1 || idOrPart > NEEDLE_NAME_BYTES_MAX : partOfCode(idOrPart) === null) {
+    return { state: 'invalid', reason: textId ? 'id length out of range' : `unknown part code ${idOrPart}` };
+  }
+  const size = buf.readUInt32BE(at + 8);
+  if (size > LIMITS.blobBytesMax) return { state: 'invalid', reason: 'data length out of range' };
+  const idBytes = textId ? idOrPart : ULID_BYTES;
+  const headBytes = needleV2HeadBytes(idBytes, descriptorBytes);
+  if (end - at < headBytes) return { state: 'short', bytesNeeded: headBytes };
+  const crcAt = at + headBytes - CRC_BYTES;
+  if (crc32c(buf, 0, at, crcAt) !== buf.readUInt32BE(crcAt)) return { state: 'invalid', reason: 'head CRC-32C mismatch' };
+  const idAt = at + NEEDLE_V2_FIXED_BYTES;
+  let id: string;
+  if (textId) {
+    id = buf.toString('latin1', idAt, idAt + idBytes);
+    if (!isValidBlobId(id)) return { state: 'invalid', reason: 'needle id is not a valid blob id' };
+    // A derived id is always written in the short form: a text one that parses as derived is not what was written.
+    if (parseDerivedBlobId(id) !== null) return { state: 'invalid', reason: 'a derived id spelled out as text' };
+  } else {
+    // Any 16 bytes spell a canonical ULID, and the part code was checked above.
+    id = derivedBlobId(buf, idOrPart, idAt);
+  }
+  const names = blobIdNames(id);
+  const descriptorAt = idAt + idBytes;
+  const head: NeedleHead = {
+    tombstone: false,
+    id,
+    key: '',
+    writeId: names.writeId,
+    part: names.part,
+    meta: '',
+    size,
+    checksum: withText ? buf.toString('hex', at + 20, at + 20 + NEEDLE_V2_CHECKSUM_BYTES) : '',
+    createdAtMs: buf.readUInt32BE(at + 12) * MS_PER_SECOND,
+    seq: 0,
+    targetVolume: 0,
+    format: 2,
+    dataCrc: buf.readUInt32BE(at + 16),
+  };
+  if (withText && kindCode !== 0) {
+    head.descriptor = {
+      kind: kindCode === 1 ? 'whole' : 'fragment',
+      bytes: new Uint8Array(buf.subarray(descriptorAt, descriptorAt + descriptorBytes)),
+    };
+  }
+  return { state: 'ok', head, headBytes, needleBytes: needleV2Bytes(headBytes, size) };
+}
+
 /** True when the data CRC of the needle at `buf[at..]` (head already decoded) matches its data. */
-export function needleDataIntact(buf: Buffer, at: number, headBytes: number, size: number): boolean {
+export function needleDataIntact(buf: Buffer, at: number, headBytes: number, head: Pick<NeedleHead, 'size' | 'format' | 'dataCrc'>): boolean {
   const dataAt = at + headBytes;
+  const size = head.size;
+  if (head.format === 2) {
+    if (buf.length < dataAt + size) return false;
+    return crc32c(buf, 0, dataAt, dataAt + size) === head.dataCrc;
+  }
   if (buf.length < dataAt + size + CRC_BYTES) return false;
   return crc32c(buf, 0, dataAt, dataAt + size) === buf.readUInt32BE(dataAt + size);
 }

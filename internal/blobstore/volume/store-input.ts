@@ -6,7 +6,7 @@
 import { assert } from '../../core/assert.js';
 import { StrataError } from '../../core/errors.js';
 import { LIMITS } from '../../core/limits.js';
-import type { BlobHeader } from '../blob-store.js';
+import { BLOB_DESCRIPTOR_BYTES_MAX, blobIdNames, type BlobHeader } from '../blob-store.js';
 import { requireValidId, validateHeader as validateSharedHeader } from '../blob-input.js';
 import { errnoCode } from '../durable-fs.js';
 import { VOLUME_OFFSET_BYTES_MAX } from './needle-index.js';
@@ -64,4 +64,30 @@ export { requireValidId };
 
 export function validateHeader(header: BlobHeader): void {
   validateSharedHeader(header, NEEDLE_NAME_BYTES_MAX);
+  const format: unknown = header.format;
+  if (format === undefined) {
+    if (header.descriptor !== undefined) throw new StrataError('INVALID_REQUEST', 'a descriptor needs header.format 2');
+    return;
+  }
+  if (format !== 2) throw new StrataError('INVALID_REQUEST', `header.format ${String(format)} is not 2 (or absent for format 1)`);
+  // Format 2 stores none of these: accepting them would hand back a BlobInfo that differs from what was put.
+  if (header.key !== '' || header.meta !== '') {
+    throw new StrataError('INVALID_REQUEST', 'format 2 stores no key or meta: pass "" (the descriptor carries them)');
+  }
+  const names = blobIdNames(header.id);
+  for (const field of ['writeId', 'part'] as const) {
+    if (header[field] !== '' && header[field] !== names[field]) {
+      throw new StrataError('INVALID_REQUEST', `format 2: header.${field} must be "" or ${JSON.stringify(names[field])}, what the id names`);
+    }
+  }
+  const descriptor: unknown = header.descriptor;
+  if (descriptor === undefined) return;
+  const { kind, bytes } = descriptor as { kind?: unknown; bytes?: unknown };
+  if ((kind !== 'whole' && kind !== 'fragment') || !(bytes instanceof Uint8Array)) {
+    throw new StrataError('INVALID_REQUEST', 'header.descriptor is not { kind: "whole" | "fragment", bytes }');
+  }
+  if (bytes.length === 0) throw new StrataError('INVALID_REQUEST', 'header.descriptor is empty: omit it instead');
+  if (bytes.length > BLOB_DESCRIPTOR_BYTES_MAX) {
+    throw new StrataError('BLOB_TOO_LARGE', `descriptor is ${bytes.length} bytes; at most ${BLOB_DESCRIPTOR_BYTES_MAX}`);
+  }
 }

@@ -21,7 +21,7 @@ import { StrataError } from '../../core/errors.js';
 import { KeyedMutex } from '../../core/keyed-mutex.js';
 import { LIMITS } from '../../core/limits.js';
 import { sha256Hex } from '../blob-file-format.js';
-import type { BlobHeader, BlobInfo, BlobStore, StoreUsage } from '../blob-store.js';
+import { blobIdNames, type BlobHeader, type BlobInfo, type BlobStore, type StoreUsage } from '../blob-store.js';
 import type { ScrubOptions, ScrubReport } from '../file-blob-store.js';
 import {
   compactVolume,
@@ -48,11 +48,18 @@ import { CHECKPOINT_FILE, encodeCheckpoint, sealCheckpoint, writeCheckpointFile 
 import type { NeedleIndex, NeedleLocation } from './needle-index.js';
 import { readNeedleHead, readWholeNeedle, type ReadCounter } from './needle-read.js';
 import {
+  NEEDLE_V2_CHECKSUM_BYTES,
+  createdAtSecOf,
   encodeNeedleHead,
   encodeNeedleTail,
+  encodeNeedleV2Head,
+  encodeNeedleV2Tail,
   encodeTombstone,
   needleBytes,
   needleHeadBytes,
+  needleV2Bytes,
+  needleV2HeadBytes,
+  needleV2IdBytes,
   type NeedleHead,
 } from './needle.js';
 import {
@@ -197,6 +204,7 @@ type PendingNeedle =
       kind: 'put';
       header: BlobHeader;
       data: Buffer;
+      /** sha256 hex (version 1) or its first 64 bits (version 2): what the head stores. */
       checksum: string;
       dataCrc: number;
       createdAtMs: number;
@@ -252,6 +260,11 @@ export class VolumeBlobStore implements BlobStore {
   private rotateRequested = false;
   /** An append or fsync failed on the active volume: its tail is in doubt, so the next flush seals it. */
   private activeInDoubt = false;
+  /**
+   * New volumes are format 3 (may hold version-2 needles) once any volume is: set by the first version-2 put, or
+   * found at open. Until then every volume stays readable by the previous release.
+   */
+  private writesV2Volumes = false;
   private reservedBytes = 0;
   private opsSinceCheckpoint = 0;
   private bytesSinceCheckpoint = 0;
@@ -305,6 +318,7 @@ export class VolumeBlobStore implements BlobStore {
     this.onMaintenanceError =
       options.onMaintenanceError ?? ((err: unknown) => console.error(`volume store ${this.dir}: maintenance failed:`, err));
     this.volumes = recovered.volumes;
+    this.writesV2Volumes = [...recovered.volumes.values()].some((v) => v.holdsV2Needles);
     this.index = recovered.index;
     this.nextSeq = recovered.nextSeq;
     this.appliedSeqEnd = recovered.nextSeq;
@@ -363,7 +377,8 @@ export class VolumeBlobStore implements BlobStore {
       throw new StrataError('BLOB_TOO_LARGE', `blob is ${data.length} bytes; blobBytesMax is ${this.blobBytesMax}`);
     }
     // The caller must not change `data` until put resolves (as with fs.write): it is written from this Buffer.
-    const checksum = sha256Hex(data);
+    const sha256 = sha256Hex(data);
+    const checksum = header.format === 2 ? sha256.slice(0, NEEDLE_V2_CHECKSUM_BYTES * 2) : sha256;
     const dataCrc = crc32c(data);
     return this.locks.run(header.id, () => this.putLocked(header, data, checksum, dataCrc));
   }
@@ -372,24 +387,30 @@ export class VolumeBlobStore implements BlobStore {
   private async putLocked(header: BlobHeader, data: Buffer, checksum: string, dataCrc: number): Promise<BlobInfo> {
     const existing = this.index.get(header.id);
     const needles: PendingNeedle[] = [];
-    const createdAtMs = this.nowMs();
+    const v2 = header.format === 2;
+    // Version 2 keeps whole seconds: the answer says what a later stat will.
+    const createdAtMs = v2 ? createdAtSecOf(this.nowMs()) * 1000 : this.nowMs();
     if (existing !== undefined) {
       // Check the stored copy first: a corrupt copy is replaced, a good one decides between retry and conflict.
       const stored = existing.corrupt ? null : await this.readChecked(header.id, existing);
       if (stored !== null) {
-        if (sameBlob(stored, header, checksum, data.length)) return infoOf(stored, false);
+        if (v2 ? sameV2Blob(stored, header, checksum, data.length) : stored.format !== 2 && sameBlob(stored, header, checksum, data.length)) {
+          return infoOf(stored, false);
+        }
         throw new StrataError('BLOB_EXISTS', `blob ${header.id} exists with different bytes or header`);
       }
       // The corrupt copy gets a tombstone first, so that no later rebuild of the index can bring it back.
       needles.push(tombstoneFor(header.id, existing.volume, createdAtMs));
     }
-    const headBytes = needleHeadBytes(
-      header.id.length,
-      Buffer.byteLength(header.key, 'utf8'),
-      Buffer.byteLength(header.writeId, 'utf8'),
-      Buffer.byteLength(header.part, 'utf8'),
-      Buffer.byteLength(header.meta, 'utf8'),
-    );
+    const headBytes = v2
+      ? needleV2HeadBytes(needleV2IdBytes(header.id), header.descriptor?.bytes.length ?? 0)
+      : needleHeadBytes(
+          header.id.length,
+          Buffer.byteLength(header.key, 'utf8'),
+          Buffer.byteLength(header.writeId, 'utf8'),
+          Buffer.byteLength(header.part, 'utf8'),
+          Buffer.byteLength(header.meta, 'utf8'),
+        );
     const put: PendingNeedle = {
       kind: 'put',
       header,
@@ -398,7 +419,7 @@ export class VolumeBlobStore implements BlobStore {
       dataCrc,
       createdAtMs,
       headBytes,
-      needleBytes: needleBytes(headBytes, data.length),
+      needleBytes: v2 ? needleV2Bytes(headBytes, data.length) : needleBytes(headBytes, data.length),
     };
     needles.push(put);
     const op = appendOp(needles);
@@ -409,6 +430,7 @@ export class VolumeBlobStore implements BlobStore {
       this.reservedBytes -= op.bytes;
     }
     this.counters.puts += 1;
+    if (v2) return v2Info(header.id, data.length, checksum, dataCrc, createdAtMs, header.descriptor);
     return {
       id: header.id,
       key: header.key,
@@ -643,6 +665,13 @@ export class VolumeBlobStore implements BlobStore {
       if (this.activeInDoubt || (this.rotateRequested && this.active.fileBytes > SUPERBLOCK_BYTES)) await this.rotate();
       this.rotateRequested = false;
       for (const op of batch) {
+        if (!this.active.holdsV2Needles && op.needles.some((n) => n.kind === 'put' && n.header.format === 2)) {
+          // A version-2 needle goes only into a format-3 volume: the first one seals the active volume (written
+          // by the format this store used so far), and every volume after it is format 3.
+          this.writesV2Volumes = true;
+          await writeGroup();
+          await this.rotate();
+        }
         const end = this.active.fileBytes + groupBytes;
         if (op.bytes > 0 && end > SUPERBLOCK_BYTES && end + op.bytes > this.volumeBytesMax) {
           await writeGroup();
@@ -672,9 +701,23 @@ export class VolumeBlobStore implements BlobStore {
 
   /** The buffers of one needle, its head encoded now that it has its sequence number. */
   private encode(needle: PendingNeedle): Buffer[] {
+    // Version-2 puts store no sequence number, but still take one: the counter orders tombstones against the
+    // compaction watermarks (compaction.ts), which are taken from it, and it must stay where version 1 has it.
     const seq = this.nextSeq++;
     if (needle.kind === 'tombstone') return [encodeTombstone(needle.id, seq, needle.createdAtMs, needle.targetVolume)];
     const { header, data } = needle;
+    if (header.format === 2) {
+      const head = encodeNeedleV2Head({
+        id: header.id,
+        size: data.length,
+        checksum: needle.checksum,
+        dataCrc: needle.dataCrc,
+        createdAtMs: needle.createdAtMs,
+        ...(header.descriptor !== undefined ? { descriptor: header.descriptor } : {}),
+      });
+      assert(head.length === needle.headBytes, 'the head is as long as reserved');
+      return [head, data, encodeNeedleV2Tail(needle.headBytes, data.length)];
+    }
     const head = encodeNeedleHead({
       tombstone: false,
       id: header.id,
@@ -771,6 +814,7 @@ export class VolumeBlobStore implements BlobStore {
       pinnedBytes: 0,
       createdAtMs: this.nowMs(),
       firstVolume: number,
+      ...(this.writesV2Volumes ? { v2Needles: true } : {}),
     });
     this.volumes.set(number, volume);
     this.active = volume;
@@ -1128,6 +1172,11 @@ function tombstoneFor(id: string, targetVolume: number, createdAtMs: number): Pe
 }
 
 function infoOf(head: NeedleHead, corrupt: boolean): BlobInfo {
+  if (head.format === 2) {
+    const info = v2Info(head.id, head.size, head.checksum, head.dataCrc ?? 0, head.createdAtMs, head.descriptor);
+    if (corrupt) info.corrupt = true;
+    return info;
+  }
   const info: BlobInfo = {
     id: head.id,
     key: head.key,
@@ -1142,6 +1191,29 @@ function infoOf(head: NeedleHead, corrupt: boolean): BlobInfo {
   return info;
 }
 
+/** The BlobInfo of a version-2 needle: no key or meta; write id and part as the id names them. */
+function v2Info(
+  id: string,
+  size: number,
+  checksum: string,
+  crc32c: number,
+  createdAtMs: number,
+  descriptor: BlobHeader['descriptor'],
+): BlobInfo {
+  const info: BlobInfo = { id, key: '', ...blobIdNames(id), meta: '', format: 2, size, checksum, crc32c, createdAtMs };
+  // A copy: the caller's bytes may change after put, and a BlobInfo is never shared.
+  if (descriptor !== undefined) info.descriptor = { kind: descriptor.kind, bytes: new Uint8Array(descriptor.bytes) };
+  return info;
+}
+
+/** A re-put of a version-2 blob is a retry when it stores the same bytes and the same descriptor. */
+function sameV2Blob(stored: NeedleHead, header: BlobHeader, checksum: string, size: number): boolean {
+  if (stored.format !== 2 || stored.checksum !== checksum || stored.size !== size) return false;
+  const a = stored.descriptor;
+  const b = header.descriptor;
+  if (a === undefined || b === undefined) return a === b;
+  return a.kind === b.kind && Buffer.from(a.bytes).equals(Buffer.from(b.bytes.buffer, b.bytes.byteOffset, b.bytes.length));
+}
 
 function notFound(id: string): StrataError {
   return new StrataError('BLOB_NOT_FOUND', `blob ${id} not found`);

@@ -17,8 +17,10 @@
 import { assert } from '../../core/assert.js';
 import {
   NEEDLE_ALIGN_BYTES,
-  NEEDLE_FIXED_BYTES,
   NEEDLE_HEAD_BYTES_MAX,
+  NEEDLE_MAGIC,
+  NEEDLE_V2_FIXED_BYTES,
+  NEEDLE_V2_MAGIC,
   decodeNeedleHead,
   needleDataIntact,
   type NeedleHead,
@@ -158,17 +160,21 @@ async function readNeedleAt(reader: WindowReader, position: number, limit: numbe
     head: decoded.head,
     headBytes: decoded.headBytes,
     needleBytes: decoded.needleBytes,
-    dataIntact: needleDataIntact(raw, 0, decoded.headBytes, decoded.head.size),
+    dataIntact: needleDataIntact(raw, 0, decoded.headBytes, decoded.head),
     raw,
   };
 }
 
-/** The first aligned offset in [from, limit) where a needle with a valid head and valid data starts, or null. */
+/**
+ * The first aligned offset in [from, limit) where a needle (either version: a format-3 volume holds both) with a
+ * valid head and valid data starts, or null.
+ */
 async function findValidNeedle(reader: WindowReader, from: number, limit: number): Promise<number | null> {
-  const magic = Buffer.from('STRN', 'latin1');
-  for (let position = from; position + NEEDLE_FIXED_BYTES <= limit; position += NEEDLE_ALIGN_BYTES) {
+  // The shortest head of either version: no needle starts closer to the end than this.
+  for (let position = from; position + NEEDLE_V2_FIXED_BYTES <= limit; position += NEEDLE_ALIGN_BYTES) {
     const probe = await reader.view(position, 4);
-    if (!probe.equals(magic)) continue;
+    const magic = probe.length === 4 ? probe.readUInt32BE(0) : 0;
+    if (magic !== NEEDLE_MAGIC && magic !== NEEDLE_V2_MAGIC) continue;
     const parsed = await readNeedleAt(reader, position, limit);
     if (parsed.kind === 'needle' && parsed.dataIntact) return position;
   }

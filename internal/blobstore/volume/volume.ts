@@ -22,6 +22,12 @@ export const VOLUME_MAGIC = 0x53545256;
 export const VOLUME_FORMAT_VERSION = 2;
 /** The version of a superblock without `firstVolume` (it equals the volume number). */
 export const VOLUME_FORMAT_VERSION_UNMERGED = 1;
+/**
+ * Version 3: the volume may hold version-2 needles beside version-1 ones (needle.ts). Laid out as version 2
+ * (`firstVolume` always present, equal to the volume number unless merged). Written only once the store has put a
+ * version-2 needle, so that a store that never did stays readable by the previous release, which refuses it.
+ */
+export const VOLUME_FORMAT_VERSION_V2_NEEDLES = 3;
 export const SUPERBLOCK_BYTES = 64;
 /** Volume numbers are 8 decimal digits in file names. */
 export const VOLUME_NUMBER_MAX = 99_999_999;
@@ -53,6 +59,8 @@ export interface Superblock {
    * do not carry it (it equals `volume`).
    */
   firstVolume: number;
+  /** Format 3: the volume may hold version-2 needles. Absent (false) for formats 1 and 2. */
+  v2Needles?: boolean;
 }
 
 export function encodeSuperblock(sb: Superblock): Buffer {
@@ -65,14 +73,15 @@ export function encodeSuperblock(sb: Superblock): Buffer {
   const merged = sb.firstVolume !== sb.volume;
   const out = Buffer.alloc(SUPERBLOCK_BYTES);
   out.writeUInt32BE(VOLUME_MAGIC, 0);
-  out.writeUInt16BE(merged ? VOLUME_FORMAT_VERSION : VOLUME_FORMAT_VERSION_UNMERGED, 4);
+  const version = sb.v2Needles === true ? VOLUME_FORMAT_VERSION_V2_NEEDLES : merged ? VOLUME_FORMAT_VERSION : VOLUME_FORMAT_VERSION_UNMERGED;
+  out.writeUInt16BE(version, 4);
   out.writeUInt32BE(sb.volume, 8);
   out.writeUInt32BE(sb.revision, 12);
   writeU64(out, sb.createdAtSeq, 16);
   writeU64(out, sb.compactedBeforeSeq, 24);
   writeU64(out, sb.pinnedBytes, 32);
   writeU64(out, sb.createdAtMs, 40);
-  if (merged) out.writeUInt32BE(sb.firstVolume, 48);
+  if (version !== VOLUME_FORMAT_VERSION_UNMERGED) out.writeUInt32BE(sb.firstVolume, 48);
   out.writeUInt32BE(crc32c(out, 0, 0, 60), 60);
   return out;
 }
@@ -84,10 +93,11 @@ export function decodeSuperblock(buf: Buffer, volume: number): Superblock | stri
   if (crc32c(buf, 0, 0, 60) !== buf.readUInt32BE(60)) return 'superblock CRC-32C mismatch';
   const version = buf.readUInt16BE(4);
   // A later format would be read by the code that knows it; this code refuses rather than guess.
-  if (version !== VOLUME_FORMAT_VERSION && version !== VOLUME_FORMAT_VERSION_UNMERGED) {
-    return `volume format ${version} is not ${VOLUME_FORMAT_VERSION_UNMERGED} or ${VOLUME_FORMAT_VERSION}`;
+  if (version !== VOLUME_FORMAT_VERSION && version !== VOLUME_FORMAT_VERSION_UNMERGED && version !== VOLUME_FORMAT_VERSION_V2_NEEDLES) {
+    return `volume format ${version} is not ${VOLUME_FORMAT_VERSION_UNMERGED}, ${VOLUME_FORMAT_VERSION} or ${VOLUME_FORMAT_VERSION_V2_NEEDLES}`;
   }
-  const reservedFrom = version === VOLUME_FORMAT_VERSION ? 52 : 48;
+  const hasFirstVolume = version !== VOLUME_FORMAT_VERSION_UNMERGED;
+  const reservedFrom = hasFirstVolume ? 52 : 48;
   if (buf.readUInt16BE(6) !== 0 || !buf.subarray(reservedFrom, 60).equals(Buffer.alloc(60 - reservedFrom))) {
     return 'reserved bytes != 0';
   }
@@ -98,11 +108,15 @@ export function decodeSuperblock(buf: Buffer, volume: number): Superblock | stri
     compactedBeforeSeq: readU64(buf, 24),
     pinnedBytes: readU64(buf, 32),
     createdAtMs: readU64(buf, 40),
-    firstVolume: version === VOLUME_FORMAT_VERSION ? buf.readUInt32BE(48) : buf.readUInt32BE(8),
+    firstVolume: hasFirstVolume ? buf.readUInt32BE(48) : buf.readUInt32BE(8),
   };
+  if (version === VOLUME_FORMAT_VERSION_V2_NEEDLES) sb.v2Needles = true;
   if (sb.volume !== volume) return `superblock volume ${sb.volume} != file name ${volume}`;
   if (version === VOLUME_FORMAT_VERSION && (sb.firstVolume < 1 || sb.firstVolume >= sb.volume)) {
     return `superblock firstVolume ${sb.firstVolume} is not below volume ${sb.volume}`;
+  }
+  if (version === VOLUME_FORMAT_VERSION_V2_NEEDLES && (sb.firstVolume < 1 || sb.firstVolume > sb.volume)) {
+    return `superblock firstVolume ${sb.firstVolume} is not in [1, volume ${sb.volume}]`;
   }
   for (const field of ['createdAtSeq', 'compactedBeforeSeq', 'pinnedBytes', 'createdAtMs'] as const) {
     if (!Number.isSafeInteger(sb[field])) return `superblock ${field} is not a safe integer`;
@@ -166,6 +180,11 @@ export class Volume {
 
   get revision(): number {
     return this.superblock?.revision ?? -1;
+  }
+
+  /** Format 3: version-2 needles may be appended here (a store that writes them rotates into such a volume). */
+  get holdsV2Needles(): boolean {
+    return this.superblock?.v2Needles === true;
   }
 
   /** The lowest volume number whose needles this file may hold (merge.ts); its own number unless merged. */
