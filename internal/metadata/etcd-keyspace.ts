@@ -64,6 +64,11 @@ export class KeySpace {
   readonly tiering: Buffer;
   /** `cluster-identity`: the cluster's identity record (./cluster-identity-record.ts), created once. */
   readonly clusterIdentity: Buffer;
+  /**
+   * `dict/...`: the manifest dictionary (./etcd-dictionary.ts): node numbers and hot-field sets that binary
+   * manifests refer to by number; append-only, a number is never reused.
+   */
+  readonly dictionary: Buffer;
   /** `revision`: never written; read only for the header revision. */
   readonly revisionProbe: Buffer;
 
@@ -82,6 +87,7 @@ export class KeySpace {
     this.healerJournal = ns('healer-journal');
     this.tiering = ns('tiering');
     this.clusterIdentity = utf8(`${prefix}cluster-identity`, 'prefix');
+    this.dictionary = ns('dict');
     this.revisionProbe = utf8(`${prefix}revision`, 'prefix');
   }
 
