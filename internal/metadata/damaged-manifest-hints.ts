@@ -43,3 +43,17 @@ export function refusalOf(hints: DamagedManifestHints, writeId: string): { reaso
   }
   return null;
 }
+
+/**
+ * The hints of a binary manifest (manifests_v2) whose row failed verification: whatever its bytes still decode to
+ * (`decode` runs the codec without the checksum's blessing), or no hints when they decode to nothing.
+ */
+export function hintsOfDecodedManifest(decode: () => unknown, key: string): DamagedManifestHints {
+  let decoded: unknown;
+  try {
+    decoded = decode();
+  } catch {
+    return { deleted: false, writeId: null };
+  }
+  return hintsOfManifestObject(decoded, key);
+}
