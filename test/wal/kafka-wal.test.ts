@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
+import { fixedDataFormat, type DataFormatSource } from '../../internal/core/data-format.js';
 import { isStrataError } from '../../internal/core/errors.js';
+import { newWriteId } from '../../internal/core/ids.js';
 import { KafkaWriteAheadLog, type KafkaWriteAheadLogOptions } from '../../internal/wal/kafka-wal.js';
 import type { WalConsumer, WalEntry, WalRecord } from '../../internal/wal/write-ahead-log.js';
 import { startKafka, type RunningKafka } from '../../scripts/infra/kafka.js';
@@ -36,10 +38,11 @@ async function openWal(options: Partial<KafkaWriteAheadLogOptions> = {}): Promis
   return KafkaWriteAheadLog.open({ brokers: [kafka.brokers], topic: uniqueTopic(), ...options });
 }
 
-function contractFixture(partitions: number): () => Promise<WriteAheadLogFixture> {
+/** `dataFormat` undefined: the log's default (format 1, sealed JSON). */
+function contractFixture(partitions: number, dataFormat?: DataFormatSource): () => Promise<WriteAheadLogFixture> {
   return async () => {
     const topic = uniqueTopic();
-    const open = () => KafkaWriteAheadLog.open({ brokers: [kafka.brokers], topic, partitions });
+    const open = () => KafkaWriteAheadLog.open({ brokers: [kafka.brokers], topic, partitions, ...(dataFormat ? { dataFormat } : {}) });
     const fx: WriteAheadLogFixture = {
       wal: await open(),
       async reopen() {
@@ -67,9 +70,35 @@ function contractFixture(partitions: number): () => Promise<WriteAheadLogFixture
   };
 }
 
-// The contract's ordering tests use one key, so they hold with any number of partitions; run both shapes.
-runWriteAheadLogContract('KafkaWriteAheadLog, 1 partition', contractFixture(1));
-runWriteAheadLogContract('KafkaWriteAheadLog, 4 partitions', contractFixture(4));
+// The contract's ordering tests use one key, so they hold with any number of partitions; run both shapes, with
+// binary records (a cluster at data format 2) and with the default (sealed JSON, a cluster not yet bumped).
+runWriteAheadLogContract('KafkaWriteAheadLog, 1 partition, data format 2', contractFixture(1, fixedDataFormat(2)));
+runWriteAheadLogContract('KafkaWriteAheadLog, 4 partitions, data format 2', contractFixture(4, fixedDataFormat(2)));
+runWriteAheadLogContract('KafkaWriteAheadLog, 1 partition, default data format (1)', contractFixture(1));
+
+/** The stored values of a topic, by key in offset order, read with a plain kafkajs consumer (bypassing the log). */
+async function rawValuesByKey(topic: string, count: number): Promise<Map<string, Buffer[]>> {
+  const consumer = new Kafka({ clientId: 'wal-raw-reader', brokers: [kafka.brokers], logLevel: logLevel.NOTHING }).consumer({
+    groupId: `${topic}-raw`,
+  });
+  const byKey = new Map<string, Buffer[]>();
+  let seen = 0;
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        const key = message.key?.toString('utf8') ?? '';
+        byKey.set(key, [...(byKey.get(key) ?? []), message.value ?? Buffer.alloc(0)]);
+        seen++;
+      },
+    });
+    await vi.waitFor(() => expect(seen).toBe(count), { timeout: CONDITION_TIMEOUT_MS, interval: 100 });
+  } finally {
+    await consumer.disconnect();
+  }
+  return byKey;
+}
 
 function intent(key: string, writeId: string): WalRecord {
   return { type: 'intent', key, writeId, op: 'write', creates: [], reuses: [], atMs: 0 };
@@ -171,6 +200,44 @@ describe('KafkaWriteAheadLog', () => {
       expect(rest).toEqual(entries.filter((e) => e.position.partition === kept));
       expect(await second.poll(100, 200)).toEqual([]);
       await second.close();
+    } finally {
+      await wal.close();
+    }
+  });
+
+  it('writes sealed JSON until its data format source says 2, then binary records; both read back in order', async () => {
+    let format = 1;
+    const wal = await openWal({ partitions: 2, dataFormat: { current: () => format } });
+    const keys = ['mixed/a', 'mixed/b', 'mixed/c', 'mixed/d'];
+    const recordsOf = (key: string): WalRecord[] => {
+      const writeId = newWriteId(1_765_000_000_000);
+      const creates = [0, 1, 2].map((i) => ({ part: `hot-${i}`, node: `node-${i + 1}`, blob: `${writeId}.hot-${i}` }));
+      return [
+        { type: 'intent', key, writeId, op: 'write', creates, reuses: [], atMs: 1_765_000_000_001 },
+        { type: 'outcome', key, writeId, outcome: 'committed', atMs: 1_765_000_000_002 },
+      ];
+    };
+    try {
+      const before = keys.flatMap(recordsOf);
+      await Promise.all(before.map((record) => wal.append(record)));
+      format = 2; // the cluster's bump, as the live source would report it
+      const after = keys.flatMap(recordsOf);
+      await Promise.all(after.map((record) => wal.append(record)));
+
+      const consumer = await wal.consumer('healer');
+      const entries = await take(consumer, before.length + after.length);
+      await consumer.close();
+      for (const key of keys) {
+        const expected = [...before, ...after].filter((r) => r.key === key);
+        expect(entries.filter((e) => e.record?.key === key).map((e) => e.record)).toEqual(expected);
+      }
+      expect(entries.every((e) => e.record !== null)).toBe(true);
+
+      const raw = await rawValuesByKey(wal.topic, before.length + after.length);
+      for (const key of keys) {
+        // 's' (0x73) opens sealed JSON, 0x02 a binary record.
+        expect(raw.get(key)?.map((value) => value[0])).toEqual([0x73, 0x73, 0x02, 0x02]);
+      }
     } finally {
       await wal.close();
     }

@@ -72,7 +72,7 @@ const JSON_ONLY_RECORDS: Array<[string, WalRecord]> = [
   ['a reused blob id chosen by hand', intent({ reuses: [blob('shard-0', 'node-1', 'handmade')] })],
   ['a reused blob whose id names another part', intent({ reuses: [blob('shard-0', 'node-1', `${OLD}.shard-1`)] })],
   ['a lone surrogate in the key', intent({ key: 'k\ud800' })],
-  ['a field the record type does not have', { ...outcome(), extra: 1 } as WalRecord],
+  ['a field the record type does not have', { ...outcome(), extra: 1 } as unknown as WalRecord],
   ['more than 256 distinct nodes', intent({ reuses: Array.from({ length: 300 }, (_, i) => blob('shard-0', `n${i}`, `${newWriteId(NOW)}.shard-0`)) })],
 ];
 
