@@ -4,3 +4,22 @@ import { createHash } from 'node:crypto';
 export function checksumOf(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
+
+/** Hex digits of a 64-bit checksum: the first 64 bits of sha256 (binary manifests, docs/design/compact-formats.md 3.1). */
+export const CHECKSUM64_HEX_DIGITS = 16;
+const SHA256_HEX_DIGITS = 64;
+
+/** The 64-bit checksum of a payload as binary manifests record it: the first 16 hex digits of its sha256. */
+export function checksum64Of(data: Buffer | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex').slice(0, CHECKSUM64_HEX_DIGITS);
+}
+
+/**
+ * Whether a payload whose sha256 is `actualSha256Hex` is the one a manifest recorded as `expected`: a v1 manifest
+ * records the whole sha256 (64 hex digits), a binary one its first 16. Any other length matches nothing.
+ */
+export function checksumMatches(expected: string, actualSha256Hex: string): boolean {
+  if (actualSha256Hex.length !== SHA256_HEX_DIGITS) return false;
+  if (expected.length === SHA256_HEX_DIGITS) return expected === actualSha256Hex;
+  return expected.length === CHECKSUM64_HEX_DIGITS && actualSha256Hex.startsWith(expected);
+}

@@ -77,6 +77,8 @@ export const ERROR_STATUS = {
   // naming the directory, or the all-in-one keeps that one node down with the message as its reason.
   DATA_DIR_LOCKED: 503,
   DATA_DIR_UNUSABLE: 503,
+  // A record (manifest, needle...) in a format newer than this release reads: never served, repaired or deleted.
+  FORMAT_UNSUPPORTED: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
