@@ -30,6 +30,10 @@ export const ERROR_STATUS = {
   NODE_NOT_DRAINED: 409,
   NODE_NOT_EMPTY: 409,
   TOO_FEW_ACTIVE_NODES: 409,
+  // POST /admin/format-version: a process that cannot read the target data format is registered (or lapsed too
+  // recently to rule out), or the target is below the cluster's current format (a bump is never undone).
+  FORMAT_BUMP_BLOCKED: 409,
+  FORMAT_DOWNGRADE_REFUSED: 409,
   VERSION_MISMATCH: 412,
   ALREADY_EXISTS: 412,
   DOCUMENT_TOO_LARGE: 413,

@@ -25,7 +25,7 @@
 import { isStrataError, StrataError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../log/logger.js';
-import { CLUSTER_IDENTITY_RECORD_VERSION } from '../metadata/cluster-identity-record.js';
+import { CLUSTER_IDENTITY_RECORD_VERSION, newerThanThisRelease } from '../metadata/cluster-identity-record.js';
 import type { ClusterIdentityRecord, MetadataStore } from '../metadata/metadata-store.js';
 import { newClusterId, readClusterIdentity, readNodeIdentity } from './identity.js';
 import { admitNodeDirectory, identityRefusal, type NodeDirectoryOutcome } from './node-directory.js';
@@ -94,11 +94,13 @@ export async function joinCluster(join: ClusterJoin): Promise<ClusterJoined> {
     record = await reach('create the cluster identity', () => join.store.createClusterIdentity(proposed));
     if (record.clusterId === proposed.clusterId) join.log?.info({ clusterId: record.clusterId, adopted: named !== null }, 'cluster identity created');
   }
-  if (record.formatVersion > CLUSTER_IDENTITY_RECORD_VERSION) {
+  // A newer record format, or a data format this release cannot read (a newer release bumped the cluster): the
+  // node refuses before it touches its directory, so nothing is repaired or deleted by a release that misreads.
+  const newer = newerThanThisRelease(record);
+  if (newer !== null) {
     throw new StrataError(
       'DATA_DIR_UNUSABLE',
-      `${nodeDir}: the cluster identity in ${join.storeName} was written by a newer Strata (format ${record.formatVersion}; this ` +
-        `release knows up to ${CLUSTER_IDENTITY_RECORD_VERSION}): run the newer release; nothing in the directory was changed`,
+      `${nodeDir}: in ${join.storeName}, ${newer}; nothing in the directory was changed`,
       { dir: nodeDir, nodeId },
     );
   }

@@ -32,8 +32,9 @@ import {
   valueIs,
 } from './etcd-keyspace.js';
 import { EtcdRpc, ETCD_RPC_LIMITS, type CallKind, type CallOptions, type Deadline } from './etcd-rpc.js';
-import { changeable, checkedForWrite, normalisedNodeLists, openClusterIdentity, sealClusterIdentity } from './cluster-identity-record.js';
-import type { ClusterIdentityRecord, ClusterNodeLists } from './metadata-store.js';
+import { changeable, checkedForWrite, normalisedNodeLists, openClusterIdentity, sealClusterIdentity, withDataFormat } from './cluster-identity-record.js';
+import type { ClusterIdentityRecord, ClusterNodeLists, ProcessRegistration, RegisteredProcess } from './metadata-store.js';
+import { EtcdProcessRegistry } from './etcd-cluster-format.js';
 import { EtcdSpace } from './etcd-space.js';
 import type { Logger } from '../log/logger.js';
 import { IntegrityLedger } from './integrity-ledger.js';
@@ -193,6 +194,8 @@ export class EtcdMetadataStore implements MetadataStore {
   private readonly nodeLeases = new Map<string, NodeLease>();
   private readonly watchers = new Set<{ stop(reason: string | null): Promise<void> }>();
   private readonly spaceState: EtcdSpace;
+  /** The process registry (./etcd-cluster-format.ts), on this store's calls and leases. */
+  private readonly processes: EtcdProcessRegistry;
 
 
   private constructor(options: EtcdMetadataStoreOptions) {
@@ -201,6 +204,14 @@ export class EtcdMetadataStore implements MetadataStore {
     this.clock = options.clock ?? systemClock;
     this.ledger = new IntegrityLedger(this.clock, options.log, 'etcd metadata store');
     this.spaceState = new EtcdSpace(this.calls, options.log);
+    this.processes = new EtcdProcessRegistry({
+      root: this.keys.root,
+      clock: this.clock,
+      client: () => this.client,
+      deadline: () => this.deadline(),
+      rpc: (what, kind, deadline, send) => this.rpc(what, kind, deadline, send),
+      keepAliveOnce: (leaseId, deadline, what) => this.keepAliveOnce(leaseId, deadline, what),
+    });
   }
 
   /** etcd's NOSPACE alarm: while raised, every put is refused (DISK_FULL) and reads work (./etcd-space.ts). */
@@ -802,6 +813,31 @@ export class EtcdMetadataStore implements MetadataStore {
       const next = checkedForWrite({ ...current, ...normalisedNodeLists(lists) });
       return { result: next, write: next };
     });
+  }
+
+  async raiseClusterDataFormat(to: number): Promise<ClusterIdentityRecord> {
+    const where = 'etcd metadata store';
+    return this.readModifyWrite<ClusterIdentityRecord, ClusterIdentityRecord>('raiseClusterDataFormat', this.keys.clusterIdentity, this.clusterIdentityCodec(), (current) => {
+      if (current === null) {
+        throw new StrataError('METADATA_UNAVAILABLE', `${where}: there is no cluster identity to change (a storage node creates it when it starts)`);
+      }
+      const next = withDataFormat(changeable(current, where), to);
+      return next === null ? { result: current } : { result: next, write: next };
+    });
+  }
+
+  // ---- process registry (`process/<id>`, lease-bound: ./etcd-cluster-format.ts) --------------------------------
+
+  registerProcess(process: ProcessRegistration, ttlMs: number): Promise<void> {
+    return this.processes.register(process, ttlMs);
+  }
+
+  deregisterProcess(id: string): Promise<void> {
+    return this.processes.deregister(id);
+  }
+
+  listProcesses(): Promise<RegisteredProcess[]> {
+    return this.processes.list();
   }
 
   /** The sealed cluster identity; a value that fails verification is noted in the ledger and refused. */

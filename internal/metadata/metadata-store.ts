@@ -176,6 +176,29 @@ export interface MetadataStore {
   getClusterIdentity(): Promise<ClusterIdentityRecord | null>;
   createClusterIdentity(proposed: ClusterIdentityRecord): Promise<ClusterIdentityRecord>;
   updateClusterNodes(update: (current: ClusterIdentityRecord) => ClusterNodeLists | null): Promise<ClusterIdentityRecord>;
+  /**
+   * The cluster's data format bump (internal/cluster/format-version.ts decides whether it is allowed): raises the
+   * record's `dataFormat` to `to` in one compare-and-set, leaving everything else as it is; a record already at `to`
+   * or above is left unchanged (never lowered). Resolves to the record as stored. Throws
+   * StrataError('METADATA_UNAVAILABLE') when there is no record, or when it is of a newer record or data format
+   * than this release knows (it is never rewritten by an older release).
+   */
+  raiseClusterDataFormat(to: number): Promise<ClusterIdentityRecord>;
+
+  /**
+   * The process registry (internal/cluster/format-version.ts): what each running process of the cluster can read,
+   * so that the data format bump waits until every one of them reads the new format. Storage nodes, gateways and
+   * healers register themselves at start and then every ttl/3, as nodes heartbeat.
+   * - `registerProcess(p, ttlMs)`: creates or refreshes `p` with `lastHeartbeatMs` = now. It stays listed until
+   *   PROCESS_REGISTRY_LIMITS.lingerTtls x `ttlMs` after its last call (etcd: a lease of that length), so that a
+   *   process paused past its ttl is still seen by the bump; it is `alive` for `ttlMs` after the call.
+   * - `deregisterProcess(id)`: a process leaving on purpose is forgotten at once. Unknown ids are ignored.
+   * - `listProcesses()`: the listed processes in id order; more than PROCESS_REGISTRY_LIMITS.processesMax is
+   *   refused (METADATA_UNAVAILABLE) rather than cut.
+   */
+  registerProcess(process: ProcessRegistration, ttlMs: number): Promise<void>;
+  deregisterProcess(id: string): Promise<void>;
+  listProcesses(): Promise<RegisteredProcess[]>;
 
   /**
    * What the store knows about its own integrity (./README.md, "Record envelope" and "Integrity"): records that
@@ -236,7 +259,42 @@ export interface ClusterIdentityRecord extends ClusterNodeLists {
   /** The record's format; a reader that meets a newer one refuses to act on it. */
   formatVersion: number;
   createdAtMs: number;
+  /**
+   * The cluster's data format version (internal/core/data-format.ts), in record format 2; absent in format 1,
+   * which means DATA_FORMAT_V1 (cluster-identity-record.ts `dataFormatOf`).
+   */
+  dataFormat?: number;
 }
+
+/** What a process of the cluster announces in the process registry (MetadataStore.registerProcess). */
+export interface ProcessRegistration {
+  /** Unique per running process: PROCESS_ID_PATTERN (a storage node: `storage-node:<node id>`). */
+  id: string;
+  role: ProcessRole;
+  /** The newest data format this process's release reads (its DATA_FORMAT_MAX). */
+  formatMax: number;
+}
+
+export type ProcessRole = 'storage-node' | 'gateway' | 'healer';
+
+export interface RegisteredProcess extends ProcessRegistration {
+  /** It called registerProcess within its ttl. */
+  alive: boolean;
+  /** When its last registerProcess call was made, by the clock of the process that made it. */
+  lastHeartbeatMs: number;
+}
+
+export const PROCESS_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+export const PROCESS_REGISTRY_LIMITS = {
+  /** Listed processes; a registry beyond it is refused rather than truncated (bounds the bump's read). */
+  processesMax: 4096,
+  /**
+   * A process stays listed this many ttls after its last heartbeat: its ttl, then 2 x ttl during which a bump still
+   * counts it (a process paused past its lease may wake up as an old release and write).
+   */
+  lingerTtls: 3,
+} as const;
 
 /** MetadataStore.replaceCorruptManifest. */
 export interface ReplaceCorruptManifestRequest {

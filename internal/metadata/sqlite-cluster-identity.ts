@@ -19,6 +19,7 @@ import {
   normalisedNodeLists,
   openClusterIdentity,
   sealClusterIdentity,
+  withDataFormat,
 } from './cluster-identity-record.js';
 import type { ClusterIdentityRecord, ClusterNodeLists } from './metadata-store.js';
 import type { SqliteGroupCommit } from './sqlite-group-commit.js';
@@ -63,6 +64,20 @@ export class SqliteClusterIdentity {
       const lists = update(changeable(current, WHERE));
       if (lists === null) return current;
       const next = checkedForWrite({ ...current, ...normalisedNodeLists(lists) });
+      this.db.prepare('UPDATE cluster_identity SET record = ? WHERE name = ?').run(sealClusterIdentity(next), CLUSTER_IDENTITY_RECORD_KEY);
+      return next;
+    });
+  }
+
+  /** The data format bump: one change inside the batch transaction, which holds the file's write lock. */
+  async raiseDataFormat(to: number): Promise<ClusterIdentityRecord> {
+    return this.group.submit(() => {
+      const current = this.readRow();
+      if (current === null) {
+        throw new StrataError('METADATA_UNAVAILABLE', `${WHERE}: there is no cluster identity to change (a storage node creates it when it starts)`);
+      }
+      const next = withDataFormat(changeable(current, WHERE), to);
+      if (next === null) return current;
       this.db.prepare('UPDATE cluster_identity SET record = ? WHERE name = ?').run(sealClusterIdentity(next), CLUSTER_IDENTITY_RECORD_KEY);
       return next;
     });

@@ -33,7 +33,8 @@ import {
 import { SqliteGroupCommit, openSqliteDatabase, type GroupCommitStats } from './sqlite-group-commit.js';
 import { SqliteTieringRecords, TIERING_RECORDS_SQL } from './sqlite-tiering-records.js';
 import { SqliteClusterIdentity } from './sqlite-cluster-identity.js';
-import type { ClusterIdentityRecord, ClusterNodeLists } from './metadata-store.js';
+import { SqliteProcessRegistry } from './sqlite-process-registry.js';
+import type { ClusterIdentityRecord, ClusterNodeLists, ProcessRegistration, RegisteredProcess } from './metadata-store.js';
 import type { Logger } from '../log/logger.js';
 import type { MetadataIntegrity, ReplaceCorruptManifestRequest, ReplaceCorruptManifestResult } from './metadata-store.js';
 import { hintsOfManifestJson, refusalOf } from './damaged-manifest-hints.js';
@@ -274,6 +275,7 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly db: Database.Database;
   private readonly tiering: SqliteTieringRecords;
   private readonly cluster: SqliteClusterIdentity;
+  private readonly processes: SqliteProcessRegistry;
   private readonly watches = new Set<SqliteWatch>();
   private readonly changeWatches = new Set<SqliteChangeWatch>();
   private watchTimer: NodeJS.Timeout | null = null;
@@ -301,6 +303,7 @@ export class SqliteMetadataStore implements MetadataStore {
     // SQLite reports a damaged page it meets on a read as SQLITE_CORRUPT: that request fails, the others go on.
     group.onCorrupt = (error) => this.ledger.noteError(error, 'read');
     this.cluster = new SqliteClusterIdentity(db, group, (error) => this.ledger.noteError(error, 'cluster identity'));
+    this.processes = new SqliteProcessRegistry(db, group, clock);
     const runner: SqliteIntegrityRunner =
       options.integrityChecks === 'inline' ? inlineIntegrityRunner(db) : workerIntegrityRunner(options.path);
     this.checks = new SqliteIntegrityChecks(
@@ -1040,6 +1043,24 @@ export class SqliteMetadataStore implements MetadataStore {
 
   updateClusterNodes(update: (current: ClusterIdentityRecord) => ClusterNodeLists | null): Promise<ClusterIdentityRecord> {
     return this.cluster.updateNodes(update);
+  }
+
+  raiseClusterDataFormat(to: number): Promise<ClusterIdentityRecord> {
+    return this.cluster.raiseDataFormat(to);
+  }
+
+  // ---- process registry: ./sqlite-process-registry.ts --------------------------------------------------------
+
+  registerProcess(process: ProcessRegistration, ttlMs: number): Promise<void> {
+    return this.processes.register(process, ttlMs);
+  }
+
+  deregisterProcess(id: string): Promise<void> {
+    return this.processes.deregister(id);
+  }
+
+  listProcesses(): Promise<RegisteredProcess[]> {
+    return this.processes.list();
   }
 
   // ---- tiering records: ./sqlite-tiering-records.ts ----------------------------------------------------------

@@ -5,7 +5,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { isStrataError } from '../../internal/core/errors.js';
-import { changeable, openClusterIdentity, sealClusterIdentity } from '../../internal/metadata/cluster-identity-record.js';
+import {
+  changeable,
+  checkedForWrite,
+  dataFormatOf,
+  newerThanThisRelease,
+  openClusterIdentity,
+  sealClusterIdentity,
+  withDataFormat,
+} from '../../internal/metadata/cluster-identity-record.js';
 import type { ClusterIdentityRecord } from '../../internal/metadata/metadata-store.js';
 import { sealText } from '../../internal/metadata/record-envelope.js';
 
@@ -35,10 +43,48 @@ describe('cluster identity record', () => {
   });
 
   it('returns a newer format as read, and refuses to change it', () => {
-    const newer = sealText('cluster-identity', 'cluster', JSON.stringify({ format: 'strata-cluster-identity', formatVersion: 2, clusterId: 'c2', more: true }));
+    const newer = sealText('cluster-identity', 'cluster', JSON.stringify({ format: 'strata-cluster-identity', formatVersion: 3, clusterId: 'c2', more: true }));
     const opened = openClusterIdentity(newer, 'test');
-    expect(opened.formatVersion).toBe(2);
+    expect(opened.formatVersion).toBe(3);
     expect(codeOf(() => changeable(opened, 'test'))).toBe('METADATA_UNAVAILABLE');
+    expect(newerThanThisRelease(opened)).toMatch(/record format 3; this release knows up to 2\): run a release that knows record format 3/);
     expect(changeable(record, 'test')).toBe(record);
+  });
+
+  it('writes a record at data format 1 in record format 1, byte for byte as the previous release sealed it', () => {
+    // The previous release's seal, field for field in its order.
+    const { formatVersion, clusterId, createdAtMs, nodes, acceptedEmpty } = record;
+    const content = JSON.stringify({ format: 'strata-cluster-identity', formatVersion, clusterId, createdAtMs, nodes, acceptedEmpty });
+    const previous = sealText('cluster-identity', 'cluster', content);
+    expect(sealClusterIdentity(checkedForWrite({ ...record, formatVersion: 2 }))).toBe(previous);
+    expect(dataFormatOf(openClusterIdentity(previous, 'test'))).toBe(1);
+  });
+
+  it('carries the data format in record format 2, and reads it back', () => {
+    const raised = withDataFormat(record, 2);
+    expect(raised).toEqual({ ...record, formatVersion: 2, dataFormat: 2 });
+    const text = sealClusterIdentity(raised!);
+    expect(text).toContain('"dataFormat":2');
+    expect(openClusterIdentity(text, 'test')).toEqual(raised);
+    expect(withDataFormat(raised!, 2)).toBeNull();
+    expect(withDataFormat(raised!, 1)).toBeNull();
+  });
+
+  it('a data format newer than this release reads is returned as read, and named as needing a newer release', () => {
+    const text = sealText('cluster-identity', 'cluster', JSON.stringify({ format: 'strata-cluster-identity', ...record, formatVersion: 2, dataFormat: 3 }));
+    const opened = openClusterIdentity(text, 'test');
+    expect(dataFormatOf(opened)).toBe(3);
+    expect(newerThanThisRelease(opened)).toMatch(/data format is 3, newer than this release reads \(up to 2\).*run a release that reads data format 3/);
+    expect(codeOf(() => changeable(opened, 'test'))).toBe('METADATA_UNAVAILABLE');
+  });
+
+  it('refuses a format-2 record without a valid data format, and a format-1 record that claims one', () => {
+    const missing = sealText('cluster-identity', 'cluster', JSON.stringify({ format: 'strata-cluster-identity', ...record, formatVersion: 2 }));
+    expect(codeOf(() => openClusterIdentity(missing, 'test'))).toBe('METADATA_CORRUPT');
+    const zero = sealText('cluster-identity', 'cluster', JSON.stringify({ format: 'strata-cluster-identity', ...record, formatVersion: 2, dataFormat: 0 }));
+    expect(codeOf(() => openClusterIdentity(zero, 'test'))).toBe('METADATA_CORRUPT');
+    // Format 1 has no data format field: one there is ignored as the previous release ignores it.
+    const extra = sealText('cluster-identity', 'cluster', JSON.stringify({ format: 'strata-cluster-identity', ...record, dataFormat: 2 }));
+    expect(dataFormatOf(openClusterIdentity(extra, 'test'))).toBe(1);
   });
 });
