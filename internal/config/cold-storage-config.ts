@@ -13,8 +13,11 @@ export interface ColdStorageConfig {
   coldCompression: CompressionSetting;
   /** STRATA_COMPRESSION_MIN_SAVING: share of bytes (0 to 1) compression must save to be stored compressed. */
   compressionMinSaving: number;
-  /** STRATA_INLINE_COLD_BYTES_MAX: stored cold parts up to this size are kept as copies beside the hot replicas. */
-  inlineColdBytesMax: number;
+  /**
+   * STRATA_INLINE_COLD_BYTES_MAX: stored cold parts up to this size are kept as copies beside the hot replicas.
+   * Unset (null): copies or shards, whichever costs fewer bytes on disk (internal/coldpart/README.md).
+   */
+  inlineColdBytesMax: number | null;
 }
 
 type Env = Record<string, string | undefined>;
@@ -36,7 +39,7 @@ export function coldStorageSettings(env: Env, error: (message: string) => Error)
     minSaving = value;
   }
   const rawInline = env['STRATA_INLINE_COLD_BYTES_MAX']?.trim();
-  let inline = COLD_STORAGE_DEFAULTS.withReplicasBytesMax;
+  let inline: number | null = COLD_STORAGE_DEFAULTS.withReplicasBytesMax;
   if (rawInline) {
     if (!/^\d+$/.test(rawInline) || Number(rawInline) > COLD_WITH_REPLICAS_BYTES_MAX_LIMIT) {
       throw error(`STRATA_INLINE_COLD_BYTES_MAX must be a whole number of bytes from 0 to ${COLD_WITH_REPLICAS_BYTES_MAX_LIMIT}, got "${rawInline}"`);

@@ -32,6 +32,7 @@ import type { CommitResult, IdempotencyClaim, IdempotentResponse, LeaderTerm, Me
 import { chooseNodes, requireRoom } from '../placement/rendezvous.js';
 import type { WalBlob, WriteAheadLog } from '../wal/write-ahead-log.js';
 import { checksumOf } from '../blobio/checksum.js';
+import { DATA_FORMAT_V1, type DataFormatSource } from '../core/data-format.js';
 import { deleteAll, putAll, type PutTarget } from '../blobio/blob-io.js';
 import { canReuseCold, type DocumentPlan } from './plan.js';
 import {
@@ -94,6 +95,11 @@ export interface WriteServiceDeps {
    * a write it cannot take is refused with DISK_FULL before its intent is logged. Deletes never ask.
    */
   capacity?: WriteCapacity;
+  /**
+   * The cluster's data format version (internal/core/data-format.ts): which blob and manifest encodings this write
+   * may use. Default: format 1, what every process of the previous release reads.
+   */
+  dataFormat?: DataFormatSource;
 }
 
 export interface WriteCapacity {
@@ -270,7 +276,10 @@ export class WriteService {
     let coldLayout = reuse ? live!.cold_layout : null;
     if (!reuse && plan.coldText) {
       // Compressed when that saves enough, then sharded, or copied beside the replicas when small (coldpart/).
-      const stored = await storeColdText(this.deps.ec, plan.coldText, this.deps.options.cold ?? COLD_STORAGE_DEFAULTS);
+      const stored = await storeColdText(this.deps.ec, plan.coldText, this.deps.options.cold ?? COLD_STORAGE_DEFAULTS, {
+        keyBytes: Buffer.byteLength(key),
+        format: this.dataFormat(),
+      });
       coldLayout = stored.layout;
       coldTargets = this.coldTargets(key, writeId, plan, stored.payloads, stored.layout);
     }
@@ -502,6 +511,10 @@ export class WriteService {
     } catch (error) {
       this.deps.log.warn({ err: error, key, writeId }, 'appending a write outcome failed');
     }
+  }
+
+  private dataFormat(): number {
+    return this.deps.dataFormat?.current() ?? DATA_FORMAT_V1;
   }
 
   private requireHealthy(quorum: number, what: string): void {

@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../internal/config/config.js';
 
 describe('cold storage configuration', () => {
-  it('defaults to brotli, a 30 % minimum saving and 1 KiB kept with the replicas', () => {
+  it('defaults to brotli, a 30 % minimum saving and copies or shards by cost', () => {
     const c = loadConfig({});
-    expect([c.coldCompression, c.compressionMinSaving, c.inlineColdBytesMax]).toEqual(['brotli', 0.3, 1024]);
+    expect([c.coldCompression, c.compressionMinSaving, c.inlineColdBytesMax]).toEqual(['brotli', 0.3, null]);
   });
 
   it('takes a share or a percentage, a codec, and a size', () => {
