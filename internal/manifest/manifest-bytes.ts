@@ -4,6 +4,8 @@
  * truncated or damaged record is reported with the field it broke in rather than read past its end.
  */
 
+import { ulidToBytes } from '../core/derived-ids.js';
+
 /** Bytes a varint may take: 8 x 7 bits hold every safe integer (53 bits). */
 export const VARINT_BYTES_MAX = 8;
 
@@ -195,4 +197,27 @@ export function bytesToLowerHex(bytes: Uint8Array): string {
   let out = '';
   for (const b of bytes) out += HEX[b >> 4]! + HEX[b & 15]!;
   return out;
+}
+
+// Values the compact form carries only in one exact shape; anything else is NotCompactable.
+
+/** The position of a value in a code table. */
+export function indexIn<T>(table: readonly T[], value: T, what: string): number {
+  const i = table.indexOf(value);
+  if (i < 0) throw new NotCompactable(what);
+  return i;
+}
+
+/** The 16 bytes of a canonical ULID. */
+export function ulidBytesOf(text: string, what: string): Uint8Array {
+  const bytes = typeof text === 'string' ? ulidToBytes(text) : null;
+  if (bytes === null) throw new NotCompactable(`${what} (not a canonical ULID)`);
+  return bytes;
+}
+
+/** The raw bytes of lowercase hex text of exactly `length` bytes. */
+export function hexBytes(text: string, length: number, what: string): Uint8Array {
+  const bytes = typeof text === 'string' ? lowerHexToBytes(text) : null;
+  if (bytes === null || bytes.length !== length) throw new NotCompactable(what);
+  return bytes;
 }

@@ -466,6 +466,23 @@ describe('manifest codec: damaged records', () => {
     expect(decodeError(new Uint8Array([MANIFEST_BINARY_FORMAT, ESCAPE_FLAG | 0x02]), 'k', 7, dict).why).toMatch(/escape flag/);
   });
 
+  it('meets damaged bytes anywhere with a decode error or a manifest, never with another exception', () => {
+    const random = seededRandom(1312);
+    const base = makeManifest('k', A_WRITE_ID, { hotFields: ['like_count', 'view_count'], hotPaths: ['/view_count'], coldEmptyOffsets: [3, 9] });
+    const samples = [compact, roundTrip(base, 7, dict), roundTrip(withShortChecksums({ ...base, hot: base.hot.map((r, i) => ({ ...r, blob: `${r.blob}.r${i}` })) }), 7, dict)];
+    for (let i = 0; i < 3000; i++) {
+      const bytes = Uint8Array.from(samples[i % samples.length]!);
+      const flips = 1 + Math.floor(random() * 3);
+      // Byte 0 stays: another first byte is FORMAT_UNSUPPORTED, tested below.
+      for (let f = 0; f < flips; f++) bytes[1 + Math.floor(random() * (bytes.length - 1))] = Math.floor(random() * 256);
+      try {
+        decodeManifestBinary(bytes, 'k', 7, dict);
+      } catch (error) {
+        if (!(error instanceof ManifestDecodeError)) throw error;
+      }
+    }
+  });
+
   it('answers FORMAT_UNSUPPORTED (503) for a first byte that is neither a known format nor JSON', () => {
     for (const first of [0x00, 0x01, 0x03, 0xff]) {
       let caught: unknown;
