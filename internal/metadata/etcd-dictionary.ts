@@ -35,7 +35,7 @@ export const ETCD_DICTIONARY_LIMITS = {
   loadPageKeysMax: 1_000,
   /**
    * Distinct hot-field sets. Clients may name hot fields per request, so sets are not bounded by configuration;
-   * past this many, manifests carry their hot fields in the codec's explicit form instead (nothing is assigned).
+   * past this many, a manifest with a new set is stored in the codec's escape form (its JSON text) instead.
    */
   hotFieldSetsMax: 10_000,
 } as const;

@@ -16,6 +16,16 @@ import { assert } from '../core/assert.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { StrataError, isStrataError } from '../core/errors.js';
 import type { Manifest, StoredManifest } from '../manifest/manifest.js';
+import { dictionaryNeeds } from '../manifest/manifest-codec.js';
+import { DATA_FORMAT_V2, fixedDataFormat, type DataFormatSource } from '../core/data-format.js';
+import { EtcdDictionary, type DictionaryGuard } from './etcd-dictionary.js';
+import {
+  BinaryManifestUnreadable,
+  damagedBinaryManifest,
+  decodeBinaryManifestValue,
+  encodeBinaryManifestValue,
+  manifestValueForm,
+} from './etcd-manifest-value.js';
 import {
   KeySpace,
   absent,
@@ -111,6 +121,11 @@ export interface EtcdMetadataStoreOptions {
   attemptsMax?: number;
   /** `open` makes one round trip and fails with METADATA_UNAVAILABLE when etcd cannot be reached. Default true. */
   checkReachable?: boolean;
+  /**
+   * The cluster's data format version: at 2 and above, manifests are written in the binary form
+   * (./etcd-manifest-value.ts); below, as the previous release wrote them. Both are always read. Default 1.
+   */
+  dataFormat?: DataFormatSource;
 }
 
 /** What is stored under a manifest key (README: "Versions are revisions"). */
@@ -194,6 +209,9 @@ export class EtcdMetadataStore implements MetadataStore {
   private readonly nodeLeases = new Map<string, NodeLease>();
   private readonly watchers = new Set<{ stop(reason: string | null): Promise<void> }>();
   private readonly spaceState: EtcdSpace;
+  private readonly dataFormat: DataFormatSource;
+  /** Node numbers and hot-field sets of binary manifests (./etcd-dictionary.ts), cached. */
+  private readonly dictionary: EtcdDictionary;
   /** The process registry (./etcd-cluster-format.ts), on this store's calls and leases. */
   private readonly processes: EtcdProcessRegistry;
 
@@ -204,6 +222,18 @@ export class EtcdMetadataStore implements MetadataStore {
     this.clock = options.clock ?? systemClock;
     this.ledger = new IntegrityLedger(this.clock, options.log, 'etcd metadata store');
     this.spaceState = new EtcdSpace(this.calls, options.log);
+    this.dataFormat = options.dataFormat ?? fixedDataFormat(1);
+    this.dictionary = new EtcdDictionary(
+      {
+        range: async (what, key, rangeEnd, limit) => {
+          const response = await this.rpc(what, 'idempotent', this.deadline(), (options) => this.client.kv.range({ key, range_end: rangeEnd, limit }, options));
+          return { kvs: response.kvs, more: response.more };
+        },
+        // Safe to repeat: an assignment compares that its keys are absent, so a repeat of one applied fails.
+        txn: (what, request) => this.rpc(what, 'idempotent', this.deadline(), (options) => this.client.kv.txn(request, options)),
+      },
+      this.keys.dictionary,
+    );
     this.processes = new EtcdProcessRegistry({
       root: this.keys.root,
       clock: this.clock,
@@ -246,6 +276,8 @@ export class EtcdMetadataStore implements MetadataStore {
     if (options.checkReachable ?? true) {
       try {
         await store.currentRevision();
+        // Binary manifests name nodes by number: known before the first read (an unknown number re-reads it).
+        await store.dictionary.reload();
       } catch (err) {
         await store.close();
         throw err;
@@ -263,7 +295,7 @@ export class EtcdMetadataStore implements MetadataStore {
       this.client.kv.range({ key: this.manifestKey(key) }, options),
     );
     const kv = response.kvs[0];
-    return kv === undefined ? null : this.decodeManifest(kv);
+    return kv === undefined ? null : this.readManifest(kv);
   }
 
   async commit(request: CommitRequest): Promise<CommitResult> {
@@ -281,8 +313,6 @@ export class EtcdMetadataStore implements MetadataStore {
     const abortKey = KeySpace.under(this.keys.aborts, writeId, 'writeId');
     const leaderKey = fence === undefined ? null : KeySpace.under(this.keys.leaders, fence.name, 'leader name');
     const { version, ...rest } = manifest;
-    const record: ManifestRecord = { format: ETCD_MANIFEST_RECORD_FORMAT, version: assignVersion ? null : version, manifest: rest };
-    const value = sealText('manifest', key, JSON.stringify(record));
 
     const compare: ICompare[] = [];
     if (fence !== undefined && leaderKey !== null) {
@@ -306,44 +336,55 @@ export class EtcdMetadataStore implements MetadataStore {
       outcome.push(put(tokenKey, sealIdempotency(idempotency.claim.token, done)));
     }
     compare.push(modIs(manifestKey, expectedModRevision));
-    const txn: ITxnRequest = {
-      compare,
-      // The live index lets listKeys skip tombstones without reading manifests.
-      success: [put(manifestKey, value), manifest.deleted ? del(liveKey) : put(liveKey, ''), ...outcome],
-      // Read back in the same snapshot, so that the reason for a failure is exact.
-      failure: [
-        ...(leaderKey === null ? [] : [get(leaderKey)]),
-        get(abortKey),
-        ...(tokenKey === null ? [] : [get(tokenKey)]),
-        get(manifestKey),
-      ],
-    };
-    const response = await this.rpc(`commit of "${key}"`, 'commit', deadline, (options) => this.client.kv.txn(txn, options));
+    for (let attempt = 1; ; attempt++) {
+      const encoded = await this.manifestValue(key, manifest, assignVersion);
+      const txn: ITxnRequest = {
+        compare: [...compare, ...encoded.guard.compare],
+        // The live index lets listKeys skip tombstones without reading manifests.
+        success: [put(manifestKey, encoded.value), manifest.deleted ? del(liveKey) : put(liveKey, ''), ...outcome],
+        // Read back in the same snapshot, so that the reason for a failure is exact.
+        failure: [
+          ...(leaderKey === null ? [] : [get(leaderKey)]),
+          get(abortKey),
+          ...(tokenKey === null ? [] : [get(tokenKey)]),
+          get(manifestKey),
+          ...encoded.guard.reads,
+        ],
+      };
+      const response = await this.rpc(`commit of "${key}"`, 'commit', deadline, (options) => this.client.kv.txn(txn, options));
 
-    if (response.succeeded) {
-      // Every change in a transaction gets the transaction's revision: the new mod_revision of the manifest key.
-      const modRevision = revisionOf(response.header.revision, 'commit revision');
-      const stored: Manifest = { ...JSON.parse(JSON.stringify(rest)), version: assignVersion ? String(modRevision) : version };
-      return { ok: true, modRevision, manifest: stored };
+      if (response.succeeded) {
+        // Every change in a transaction gets the transaction's revision: the new mod_revision of the manifest key.
+        const modRevision = revisionOf(response.header.revision, 'commit revision');
+        const stored: Manifest = { ...JSON.parse(JSON.stringify(rest)), version: assignVersion ? String(modRevision) : version };
+        return { ok: true, modRevision, manifest: stored };
+      }
+      let index = 0;
+      if (fence !== undefined) {
+        const leader = rangedKv(response, index++);
+        const holds =
+          leader !== null &&
+          revisionOf(leader.create_revision, 'leader create_revision') === fence.term &&
+          leader.value.toString('utf8') === fence.holder;
+        if (!holds) return { ok: false, reason: 'fenced' };
+      }
+      if (rangedKv(response, index++) !== null) return { ok: false, reason: 'aborted' };
+      if (claimValue !== null) {
+        const token = rangedKv(response, index++);
+        if (token === null || !token.value.equals(claimValue)) return { ok: false, reason: 'superseded' };
+      }
+      const current = rangedKv(response, index);
+      const currentModRevision = current === null ? 0 : revisionOf(current.mod_revision, 'mod_revision');
+      if (currentModRevision === expectedModRevision) {
+        // Only the dictionary check can have failed: etcd holds other entries than those encoded with (restored
+        // from a backup since they were cached). Encode again with what etcd holds; the manifest was not written.
+        assert(encoded.guard.stale(response, index + 1), 'a failed commit failed one of its conditions');
+        if (attempt >= DICTIONARY_STALE_ATTEMPTS_MAX) throw staleDictionary(key);
+        await this.dictionary.reload();
+        continue;
+      }
+      return { ok: false, reason: 'conflict', current: current === null ? null : await this.readManifest(current) };
     }
-    let index = 0;
-    if (fence !== undefined) {
-      const leader = rangedKv(response, index++);
-      const holds =
-        leader !== null &&
-        revisionOf(leader.create_revision, 'leader create_revision') === fence.term &&
-        leader.value.toString('utf8') === fence.holder;
-      if (!holds) return { ok: false, reason: 'fenced' };
-    }
-    if (rangedKv(response, index++) !== null) return { ok: false, reason: 'aborted' };
-    if (claimValue !== null) {
-      const token = rangedKv(response, index++);
-      if (token === null || !token.value.equals(claimValue)) return { ok: false, reason: 'superseded' };
-    }
-    const current = rangedKv(response, index);
-    const currentModRevision = current === null ? 0 : revisionOf(current.mod_revision, 'mod_revision');
-    assert(currentModRevision !== expectedModRevision, 'a failed commit failed one of its conditions');
-    return { ok: false, reason: 'conflict', current: current === null ? null : this.decodeManifest(current) };
   }
 
   /**
@@ -362,7 +403,6 @@ export class EtcdMetadataStore implements MetadataStore {
     const liveKey = KeySpace.under(this.keys.live, key, 'key');
     const leaderKey = KeySpace.under(this.keys.leaders, fence.name, 'leader name');
     const { version: _version, ...rest } = manifest;
-    const value = sealText('manifest', key, JSON.stringify({ format: ETCD_MANIFEST_RECORD_FORMAT, version: null, manifest: rest } satisfies ManifestRecord));
     // A record that moves between the read and the transaction is looked at again: it may be intact now.
     for (let attempt = 0; attempt < REPAIR_ATTEMPTS_MAX; attempt++) {
       const deadline = this.deadline();
@@ -371,24 +411,31 @@ export class EtcdMetadataStore implements MetadataStore {
       );
       const kv = rangedKv(read, 0);
       if (kv === null) return { ok: false, reason: 'absent', why: 'the key has no record' };
-      if (this.keepIfCorrupt(() => this.decodeManifest(kv)) !== null) {
+      // FORMAT_UNSUPPORTED is thrown, not "corrupt": a record a newer release wrote is never rebuilt over.
+      if ((await this.keepIfCorruptAsync(() => this.readManifest(kv))) !== null) {
         // The record verifies now: its sightings no longer hold the key's garbage collection.
         this.ledger.forgetManifest(key);
         return { ok: false, reason: 'intact', why: 'the stored record verifies (replaced since it was found damaged)' };
       }
       const live = rangedKv(read, 1);
       if (live === null) return { ok: false, reason: 'deleted', why: "the key's live-index entry is gone: its last commit wrote a tombstone" };
-      const refusal = refusalOf(hintsOfManifestObject(damagedRecordContent(kv.value.toString('utf8'))?.['manifest'], key), manifest.writeId);
+      const damaged =
+        manifestValueForm(kv.value, key) === 'binary'
+          ? damagedBinaryManifest(kv.value, key, revisionOf(kv.mod_revision, 'mod_revision'), this.dictionary)
+          : damagedRecordContent(kv.value.toString('utf8'))?.['manifest'];
+      const refusal = refusalOf(hintsOfManifestObject(damaged, key), manifest.writeId);
       if (refusal !== null) return { ok: false, ...refusal };
+      const encoded = await this.manifestValue(key, manifest, true);
       const txn: ITxnRequest = {
         compare: [
           createIs(leaderKey, fence.term),
           valueIs(leaderKey, utf8(fence.holder, 'holder')),
           modIs(manifestKey, revisionOf(kv.mod_revision, 'mod_revision')),
           modIs(liveKey, revisionOf(live.mod_revision, 'mod_revision')),
+          ...encoded.guard.compare,
         ],
-        success: [put(manifestKey, value)],
-        failure: [get(leaderKey)],
+        success: [put(manifestKey, encoded.value)],
+        failure: [get(leaderKey), ...encoded.guard.reads],
       };
       const response = await this.rpc(`repair of "${key}"`, 'commit', deadline, (options) => this.client.kv.txn(txn, options));
       if (response.succeeded) {
@@ -399,6 +446,7 @@ export class EtcdMetadataStore implements MetadataStore {
       const leader = rangedKv(response, 0);
       const holds = leader !== null && revisionOf(leader.create_revision, 'leader create_revision') === fence.term && leader.value.toString('utf8') === fence.holder;
       if (!holds) return { ok: false, reason: 'fenced', why: 'the caller no longer leads' };
+      if (encoded.guard.stale(response, 1)) await this.dictionary.reload();
     }
     return { ok: false, reason: 'intact', why: `the record kept changing over ${REPAIR_ATTEMPTS_MAX} attempts; looked at again next round` };
   }
@@ -466,8 +514,10 @@ export class EtcdMetadataStore implements MetadataStore {
       const response = await this.rpc('scan', 'idempotent', deadline, (options) =>
         this.client.kv.range({ key: lower, range_end: prefixUpperBound(namespace), limit: want }, options),
       );
+      // A record in a format this release does not know fails the scan (FORMAT_UNSUPPORTED): skipping it would
+      // read as "absent" to the healer.
       for (const kv of response.kvs) {
-        const stored = this.keepIfCorrupt(() => this.decodeManifest(kv));
+        const stored = await this.keepIfCorruptAsync(() => this.readManifest(kv));
         if (stored !== null) out.push(stored);
       }
       const last = response.kvs[response.kvs.length - 1];
@@ -535,7 +585,13 @@ export class EtcdMetadataStore implements MetadataStore {
         if (watcher !== null) await cancelWatcher(watcher);
       },
     };
+    // Responses are handled one after another: decoding a binary manifest may wait for a dictionary read (a node
+    // number another gateway assigned), and the listener must still see changes in revision order.
+    let delivered: Promise<void> = Promise.resolve();
     const onData = (res: IWatchResponse): void => {
+      delivered = delivered.then(() => deliver(res));
+    };
+    const deliver = async (res: IWatchResponse): Promise<void> => {
       if (done) return;
       try {
         let last = 0;
@@ -546,7 +602,8 @@ export class EtcdMetadataStore implements MetadataStore {
           last = revision;
           if (!event.kv.key.subarray(0, this.keys.manifests.length).equals(this.keys.manifests)) continue;
           const key = KeySpace.nameIn(this.keys.manifests, event.kv.key);
-          const stored = event.type === 'Delete' ? null : this.decodeManifest(event.kv);
+          const stored = event.type === 'Delete' ? null : await this.readManifest(event.kv);
+          if (done) return;
           safely(() => listener.onChange(key, stored, revision));
           if (done) return;
         }
@@ -600,16 +657,23 @@ export class EtcdMetadataStore implements MetadataStore {
         if (watcher !== null) await cancelWatcher(watcher);
       },
     };
+    // One response after another, as in watchManifests: a decode may wait for a dictionary read.
+    let delivered: Promise<void> = Promise.resolve();
     const onData = (res: IWatchResponse): void => {
+      delivered = delivered.then(() => deliver(res));
+    };
+    const deliver = async (res: IWatchResponse): Promise<void> => {
       if (done) return;
       try {
         for (const event of res.events) {
           if (event.type !== 'Put') continue;
-          const record = this.openSealed<ManifestRecord>(event.kv, 'manifest', KeySpace.nameIn(this.keys.manifests, event.kv.key), 'manifest record');
-          if (record.version !== null) continue;
           const revision = revisionOf(event.kv.mod_revision, 'event mod_revision');
+          const stored = await this.readManifest(event.kv);
+          if (done) return;
+          // A version other than the put's own revision was kept by a healer repair: not a change of the document.
+          if (stored.manifest.version !== String(revision)) continue;
           const key = KeySpace.nameIn(this.keys.manifests, event.kv.key);
-          safely(() => listener.onChange({ key, revision, kind: record.manifest.deleted ? 'delete' : 'put' }));
+          safely(() => listener.onChange({ key, revision, kind: stored.manifest.deleted ? 'delete' : 'put' }));
           if (done) return;
         }
       } catch (err) {
@@ -1147,9 +1211,39 @@ export class EtcdMetadataStore implements MetadataStore {
     }
   }
 
-  private decodeManifest(kv: IKeyValue): StoredManifest {
+  /**
+   * The manifest a stored value holds (./etcd-manifest-value.ts), either form. A binary one that names a node
+   * number or hot-field set this process has not cached yet (another gateway assigned it) is decoded again after
+   * one dictionary read; only then is it corrupt.
+   */
+  private async readManifest(kv: IKeyValue): Promise<StoredManifest> {
+    try {
+      return this.decodeManifest(kv, false);
+    } catch (error) {
+      if (!(error instanceof BinaryManifestUnreadable)) throw error;
+      await this.dictionary.reload();
+      return this.decodeManifest(kv, true);
+    }
+  }
+
+  /**
+   * `readManifest` without waiting: throws BinaryManifestUnreadable (not noted) when a binary value missed the
+   * dictionary cache and `missIsFinal` is false; every other failure is noted in the ledger and thrown.
+   */
+  private decodeManifest(kv: IKeyValue, missIsFinal: boolean): StoredManifest {
     const modRevision = revisionOf(kv.mod_revision, 'mod_revision');
     const key = KeySpace.nameIn(this.keys.manifests, kv.key);
+    if (manifestValueForm(kv.value, key) === 'binary') {
+      try {
+        const manifest = decodeBinaryManifestValue(kv.value, key, modRevision, this.dictionary, 'etcd metadata store');
+        assert(typeof manifest.key === 'string' && manifest.formatVersion === 1, 'stored manifest');
+        return { manifest, modRevision };
+      } catch (error) {
+        if (!(error instanceof BinaryManifestUnreadable)) throw error;
+        if (error.dictionaryMiss && !missIsFinal) throw error;
+        throw this.ledger.noteError(error.error, 'read');
+      }
+    }
     const record = this.openSealed<ManifestRecord>(kv, 'manifest', key, 'manifest record');
     // Sealed or not, the manifest must name the key it is stored under (the only check an unsealed record allows).
     if (typeof record !== 'object' || record === null || typeof record.manifest !== 'object' || record.manifest === null || record.manifest.key !== key) {
@@ -1199,6 +1293,33 @@ export class EtcdMetadataStore implements MetadataStore {
       if (isStrataError(error, 'METADATA_CORRUPT')) return null;
       throw error;
     }
+  }
+
+  private async keepIfCorruptAsync<T>(read: () => Promise<T>): Promise<T | null> {
+    try {
+      return await read();
+    } catch (error) {
+      if (isStrataError(error, 'METADATA_CORRUPT')) return null;
+      throw error;
+    }
+  }
+
+  /**
+   * The value a manifest write stores: at data format 2 and above the binary form, after making sure the
+   * dictionary numbers it needs exist in etcd; below, the v1 JSON record as the previous release writes it.
+   * `versionFromRevision`: the version is the revision of the transaction that stores it. `guard`: what the
+   * transaction must also compare about the dictionary (nothing for the JSON form).
+   */
+  private async manifestValue(key: string, manifest: Manifest, versionFromRevision: boolean): Promise<{ value: Buffer | string; guard: DictionaryGuard }> {
+    if (this.dataFormat.current() < DATA_FORMAT_V2) {
+      const { version, ...rest } = manifest;
+      const record: ManifestRecord = { format: ETCD_MANIFEST_RECORD_FORMAT, version: versionFromRevision ? null : version, manifest: rest };
+      return { value: sealText('manifest', key, JSON.stringify(record)), guard: NO_DICTIONARY_GUARD };
+    }
+    const needs = dictionaryNeeds(manifest);
+    await this.dictionary.ensure(needs);
+    const guard = this.dictionary.guard(needs);
+    return { value: encodeBinaryManifestValue(key, manifest, versionFromRevision, this.dictionary), guard };
   }
 
   private decodeJson<T>(kv: IKeyValue, what: string): T {
@@ -1365,6 +1486,22 @@ function safely(run: () => void): void {
 
 /** Resolves once etcd confirms the watch, rejects on its error or at `deadline` (epoch ms). */
 /** Stops a watch without waiting long: cancelling waits for etcd's answer, which never comes while it is unreachable. */
+/** A JSON manifest value relies on no dictionary entry. */
+const NO_DICTIONARY_GUARD: DictionaryGuard = { compare: [], reads: [], stale: () => false };
+
+/**
+ * Transactions of one commit whose dictionary check failed (etcd holds other entries than this process cached:
+ * restored from a backup since); each reloads the dictionary and encodes again.
+ */
+const DICTIONARY_STALE_ATTEMPTS_MAX = 3;
+
+function staleDictionary(key: string): StrataError {
+  return new StrataError(
+    'METADATA_UNAVAILABLE',
+    `etcd: the commit of ${JSON.stringify(key)} kept finding the manifest dictionary changed under it (${DICTIONARY_STALE_ATTEMPTS_MAX} attempts); nothing was written, retry`,
+  );
+}
+
 /** Read-check-replace rounds of one replaceCorruptManifest call. */
 const REPAIR_ATTEMPTS_MAX = 3;
 

@@ -14,6 +14,8 @@ import { untilStopped } from '../../scripts/infra/process-utils.js';
 import { systemClock } from '../../internal/core/clock.js';
 import { ETCD_RPC_LIMITS } from '../../internal/metadata/etcd-rpc.js';
 import { outlastRealTimer } from '../helpers/wait.js';
+import { DATA_FORMAT_V1, DATA_FORMAT_V2, fixedDataFormat } from '../../internal/core/data-format.js';
+import { MANIFEST_BINARY_FORMAT } from '../../internal/manifest/manifest-codec.js';
 
 /**
  * EtcdMetadataStore against a real etcd started by scripts/infra/etcd.ts (installed with apt when missing). Each
@@ -50,9 +52,18 @@ function open(prefix: string, overrides: Partial<EtcdMetadataStoreOptions> = {})
   return EtcdMetadataStore.open({ endpoints: [etcd.endpoints], prefix, clock: realClock, ...overrides });
 }
 
-runMetadataStoreContract('EtcdMetadataStore', async () => {
+function openAt(prefix: string, format: number, overrides: Partial<EtcdMetadataStoreOptions> = {}): Promise<EtcdMetadataStore> {
+  return open(prefix, { dataFormat: fixedDataFormat(format), ...overrides });
+}
+
+/**
+ * The contract at both data formats: at 1 the store writes what the previous release wrote (JSON records); at 2,
+ * binary manifest values with dictionary numbers (internal/metadata/etcd-manifest-value.ts).
+ */
+for (const format of [DATA_FORMAT_V1, DATA_FORMAT_V2]) runMetadataStoreContract(`EtcdMetadataStore, data format ${format}`, async () => {
   const prefix = freshPrefix();
   const others: EtcdMetadataStore[] = [];
+  const open = (prefix: string) => openAt(prefix, format);
   const fx: MetadataStoreFixture = {
     store: await open(prefix),
     clock: realClock,
@@ -76,11 +87,19 @@ runMetadataStoreContract('EtcdMetadataStore', async () => {
       await admin.kv.compact({ revision: String(revision), physical: true });
     },
     // A space appended to the record's content (after the envelope's header line): still JSON, checksum broken.
+    // A binary manifest value: its version flag flipped (the manifest itself still decodes, as the JSON does).
     async tamper(kind, name) {
       const key =
         kind === 'cluster-identity'
           ? `${prefix}cluster-identity`
           : `${prefix}${kind === 'manifest' ? 'manifest' : kind === 'abort' ? 'abort' : 'idempotency'}/${name}`;
+      if (kind === 'manifest' && format >= DATA_FORMAT_V2) {
+        const bytes = await admin.get(key).buffer();
+        expect(bytes?.[0]).toBe(MANIFEST_BINARY_FORMAT);
+        bytes![bytes!.length - 9]! ^= 0x01;
+        await admin.put(key).value(bytes!);
+        return;
+      }
       const value = await admin.get(key).string();
       expect(value?.startsWith('sr1 ')).toBe(true);
       await admin.put(key).value(`${value} `);
