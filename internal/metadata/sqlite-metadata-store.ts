@@ -37,7 +37,10 @@ import { SqliteProcessRegistry } from './sqlite-process-registry.js';
 import type { ClusterIdentityRecord, ClusterNodeLists, ProcessRegistration, RegisteredProcess } from './metadata-store.js';
 import type { Logger } from '../log/logger.js';
 import type { MetadataIntegrity, ReplaceCorruptManifestRequest, ReplaceCorruptManifestResult } from './metadata-store.js';
-import { hintsOfManifestJson, refusalOf } from './damaged-manifest-hints.js';
+import { hintsOfDecodedManifest, hintsOfManifestJson, refusalOf } from './damaged-manifest-hints.js';
+import { decodeManifestBinary, dictionaryNeeds, encodeManifestBinary } from '../manifest/manifest-codec.js';
+import { DICTIONARY_SQL, SqliteDictionary } from './sqlite-dictionary.js';
+import { checksumBytesMatch } from './record-envelope.js';
 import { IntegrityLedger } from './integrity-ledger.js';
 import {
   SqliteIntegrityChecks,
@@ -51,16 +54,17 @@ import {
   corruptRowError,
   counterChecksum,
   idempotencyChecksum,
-  manifestChecksum,
+  manifestChecksumV2,
   sealLegacyRecords,
   verifyAbortRow,
+  verifyAnyManifestRow,
   verifyCounter,
   verifyIdempotencyRow,
-  verifyManifestRow,
   type AbortRow,
+  type AnyManifestRow,
   type IdempotencyRow,
   type KeyedManifestRow,
-  type ManifestRow,
+  type KeyedManifestRowV2,
 } from './sqlite-records.js';
 
 /**
@@ -102,8 +106,11 @@ export const SQLITE_METADATA_LIMITS = {
  * older process from committing a mutation whose idempotency claim was taken over. 5: the record envelope (a
  * `checksum` column on manifests, abort_records, counters and idempotency, verified on every read); refusing
  * version-4 code keeps an older process from writing records without checksums, which would read as corrupt.
+ * 6: binary manifests in `manifests_v2` (WITHOUT ROWID, raw checksums), the manifest dictionary, and `changes`
+ * recording every manifest change with an integer kind (manifest watches read it); refusing version-5 code keeps
+ * an older process from reading a key's stale v1 row, or committing a change the watches never see.
  */
-export const SQLITE_METADATA_SCHEMA_VERSION = 5;
+export const SQLITE_METADATA_SCHEMA_VERSION = 6;
 
 export interface SqliteMetadataStoreOptions {
   /** The database file; its directory is created when missing. */
@@ -125,6 +132,20 @@ export interface SqliteMetadataStoreOptions {
   /** Full integrity checks run at least this often (SQLITE_INTEGRITY_LIMITS.intervalMs by default). */
   integrityCheckIntervalMs?: number;
 }
+
+/**
+ * `changes` from schema 6: kind 0 put, 1 delete (both create a version; watchChanges reports them), 2 a healer's
+ * update that keeps the version, 3 a purged tombstone (manifest watches report those too).
+ */
+const CHANGES_V6_TABLE = `CREATE TABLE IF NOT EXISTS changes (
+  revision INTEGER PRIMARY KEY,
+  key      BLOB NOT NULL,
+  kind     INTEGER NOT NULL CHECK (kind IN (0, 1, 2, 3))
+);`;
+
+/** The kinds of `changes` rows. */
+const CHANGE_KIND = { put: 0, delete: 1, update: 2, purge: 3 } as const;
+type ChangeKindCode = (typeof CHANGE_KIND)[keyof typeof CHANGE_KIND];
 
 const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS counters (
@@ -178,14 +199,26 @@ CREATE TABLE IF NOT EXISTS leaders (
   expires_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 
--- The change history (watchChanges): one row per commit that created a version. Every such commit with a revision
--- above the counter 'history_floor' is here; a file upgraded from version 2 starts its history at its revision then.
-CREATE TABLE IF NOT EXISTS changes (
-  revision INTEGER PRIMARY KEY,
-  key      BLOB NOT NULL,
-  kind     TEXT NOT NULL CHECK (kind IN ('put', 'delete'))
-);
+-- The change history: one row per manifest change (kinds: CHANGES_V6_TABLE). Every commit that created a
+-- version with a revision above the counter 'history_floor' is here; a file upgraded from version 2 starts its
+-- history at its revision then. Every other manifest change (healer updates, purges) above 'manifest_watch_floor'
+-- is here too: a file upgraded from version 5 had not recorded them, so manifest watches start there.
+${CHANGES_V6_TABLE}
 INSERT OR IGNORE INTO counters (name, value) SELECT 'history_floor', value FROM counters WHERE name = 'revision';
+INSERT OR IGNORE INTO counters (name, value) SELECT 'manifest_watch_floor', value FROM counters WHERE name = 'revision';
+
+-- Schema 6: binary manifests (internal/manifest/manifest-codec.ts), the key stored once (no rowid, no automatic
+-- index). No index on deleted or mod_revision: listKeys reads the table in key order skipping the few tombstones,
+-- and manifest watches read 'changes'. A key has a row here or in 'manifests' (v1, JSON), never both: every
+-- commit writes here and deletes the key's v1 row in its transaction.
+CREATE TABLE IF NOT EXISTS manifests_v2 (
+  key          BLOB PRIMARY KEY CHECK (typeof(key) = 'blob'),
+  manifest     BLOB NOT NULL,
+  mod_revision INTEGER NOT NULL,
+  deleted      INTEGER NOT NULL CHECK (deleted IN (0, 1)),
+  checksum     BLOB NOT NULL
+) WITHOUT ROWID;
+${DICTIONARY_SQL}
 
 CREATE TABLE IF NOT EXISTS healer_journal (
   seq    INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -205,7 +238,6 @@ CREATE TABLE IF NOT EXISTS nodes (
 ) WITHOUT ROWID;
 `;
 
-type ChangedRow = KeyedManifestRow;
 interface SqliteWatch {
   last: number;
   listener: ManifestWatchListener;
@@ -213,7 +245,7 @@ interface SqliteWatch {
 interface ChangeRow {
   revision: number;
   key: Buffer;
-  kind: 'put' | 'delete';
+  kind: ChangeKindCode;
 }
 interface SqliteChangeWatch {
   /** Every change up to here has been reported. */
@@ -283,6 +315,7 @@ export class SqliteMetadataStore implements MetadataStore {
   private historyRecordedSincePrune = 0;
   private readonly ledger: IntegrityLedger;
   private readonly checks: SqliteIntegrityChecks;
+  private readonly dictionary: SqliteDictionary;
 
   private constructor(
     db: Database.Database,
@@ -296,6 +329,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.clock = clock;
     this.historyRowsMax = historyRowsMax;
     this.stmt = SqliteMetadataStore.prepare(db);
+    this.dictionary = new SqliteDictionary(db);
     this.tiering = new SqliteTieringRecords(db, group);
     // Changes made through this store reach its watches as soon as their batch commits.
     group.onCommitted = () => this.pollWatches();
@@ -344,6 +378,7 @@ export class SqliteMetadataStore implements MetadataStore {
       if (version < SQLITE_METADATA_SCHEMA_VERSION) {
         db.transaction(() => {
           db.exec(SCHEMA_SQL);
+          migrateChangeKinds(db);
           addMissingColumns(db, 'idempotency', IDEMPOTENCY_V4_COLUMNS);
           for (const table of SEALED_TABLES) addMissingColumns(db, table, CHECKSUM_COLUMN);
           db.exec(TIERING_RECORDS_SQL);
@@ -375,34 +410,45 @@ export class SqliteMetadataStore implements MetadataStore {
 
   private static prepare(db: Database.Database) {
     // Listings read each key's record too, so that an index entry naming the wrong row is noticed, not listed.
-    const listSql = (lower: '>' | '>=', upper: boolean) =>
-      `SELECT key, manifest, mod_revision, deleted, checksum FROM manifests WHERE deleted = 0 AND key ${lower} ? ` +
+    // On manifests_v2 the same statement walks the table itself in key order (no index to disagree with it).
+    const listSql = (table: string, lower: '>' | '>=', upper: boolean) =>
+      `SELECT key, manifest, mod_revision, deleted, checksum FROM ${table} WHERE deleted = 0 AND key ${lower} ? ` +
       `${upper ? 'AND key < ?' : ''} ORDER BY key LIMIT ?`;
     const manifestColumns = 'key, manifest, mod_revision, deleted, checksum';
+    const v2 = 'manifests_v2';
     return {
       counter: db.prepare<[string], { value: number; checksum: string | null }>('SELECT value, checksum FROM counters WHERE name = ?'),
       setCounter: db.prepare<[number, string, string]>('UPDATE counters SET value = ?, checksum = ? WHERE name = ?'),
 
       getManifest: db.prepare<[Buffer], KeyedManifestRow>(`SELECT ${manifestColumns} FROM manifests WHERE key = ?`),
-      changedSince: db.prepare<[number, number, number], ChangedRow>(
-        `SELECT ${manifestColumns} FROM manifests WHERE mod_revision > ? AND mod_revision <= ? ` +
-          'ORDER BY mod_revision LIMIT ?',
-      ),
-      putManifest: db.prepare<[Buffer, string, number, number, string]>(
-        'INSERT INTO manifests (key, manifest, mod_revision, deleted, checksum) VALUES (?, ?, ?, ?, ?) ' +
+      getManifestV2: db.prepare<[Buffer], KeyedManifestRowV2>(`SELECT ${manifestColumns} FROM ${v2} WHERE key = ?`),
+      putManifestV2: db.prepare<[Buffer, Buffer, number, number, Buffer]>(
+        `INSERT INTO ${v2} (key, manifest, mod_revision, deleted, checksum) VALUES (?, ?, ?, ?, ?) ` +
           'ON CONFLICT (key) DO UPDATE SET manifest = excluded.manifest, mod_revision = excluded.mod_revision, ' +
           'deleted = excluded.deleted, checksum = excluded.checksum',
       ),
+      deleteManifestV1: db.prepare<[Buffer]>('DELETE FROM manifests WHERE key = ?'),
       purgeTombstone: db.prepare<[Buffer, number]>(
         'DELETE FROM manifests WHERE key = ? AND mod_revision = ? AND deleted = 1',
       ),
-      listFrom: db.prepare<[Buffer, number], KeyedManifestRow>(listSql('>=', false)),
-      listAfter: db.prepare<[Buffer, number], KeyedManifestRow>(listSql('>', false)),
-      listFromBelow: db.prepare<[Buffer, Buffer, number], KeyedManifestRow>(listSql('>=', true)),
-      listAfterBelow: db.prepare<[Buffer, Buffer, number], KeyedManifestRow>(listSql('>', true)),
+      purgeTombstoneV2: db.prepare<[Buffer, number]>(
+        `DELETE FROM ${v2} WHERE key = ? AND mod_revision = ? AND deleted = 1`,
+      ),
+      listFrom: db.prepare<[Buffer, number], KeyedManifestRow>(listSql('manifests', '>=', false)),
+      listAfter: db.prepare<[Buffer, number], KeyedManifestRow>(listSql('manifests', '>', false)),
+      listFromBelow: db.prepare<[Buffer, Buffer, number], KeyedManifestRow>(listSql('manifests', '>=', true)),
+      listAfterBelow: db.prepare<[Buffer, Buffer, number], KeyedManifestRow>(listSql('manifests', '>', true)),
+      listFromV2: db.prepare<[Buffer, number], KeyedManifestRowV2>(listSql(v2, '>=', false)),
+      listAfterV2: db.prepare<[Buffer, number], KeyedManifestRowV2>(listSql(v2, '>', false)),
+      listFromBelowV2: db.prepare<[Buffer, Buffer, number], KeyedManifestRowV2>(listSql(v2, '>=', true)),
+      listAfterBelowV2: db.prepare<[Buffer, Buffer, number], KeyedManifestRowV2>(listSql(v2, '>', true)),
       scanFirst: db.prepare<[number], KeyedManifestRow>(`SELECT ${manifestColumns} FROM manifests ORDER BY key LIMIT ?`),
       scanAfter: db.prepare<[Buffer, number], KeyedManifestRow>(
         `SELECT ${manifestColumns} FROM manifests WHERE key > ? ORDER BY key LIMIT ?`,
+      ),
+      scanFirstV2: db.prepare<[number], KeyedManifestRowV2>(`SELECT ${manifestColumns} FROM ${v2} ORDER BY key LIMIT ?`),
+      scanAfterV2: db.prepare<[Buffer, number], KeyedManifestRowV2>(
+        `SELECT ${manifestColumns} FROM ${v2} WHERE key > ? ORDER BY key LIMIT ?`,
       ),
 
       getAbort: db.prepare<[string], AbortRow>('SELECT key, created_ms, checksum FROM abort_records WHERE write_id = ?'),
@@ -467,11 +513,26 @@ export class SqliteMetadataStore implements MetadataStore {
       deleteNode: db.prepare<[string]>('DELETE FROM nodes WHERE id = ?'),
 
       historyFloor: db.prepare<[], number>("SELECT value FROM counters WHERE name = 'history_floor'").pluck(),
-      recordChange: db.prepare<[number, Buffer, string]>('INSERT INTO changes (revision, key, kind) VALUES (?, ?, ?)'),
+      // Manifest watches need every change, so a file upgraded from version 5 serves them only from its upgrade on.
+      manifestWatchFloor: db
+        .prepare<[], number | null>("SELECT max(value) FROM counters WHERE name IN ('history_floor', 'manifest_watch_floor')")
+        .pluck(),
+      changeKeyAt: db.prepare<[number], Buffer>('SELECT key FROM changes WHERE revision = ?').pluck(),
+      recordChange: db.prepare<[number, Buffer, number]>('INSERT INTO changes (revision, key, kind) VALUES (?, ?, ?)'),
       // No index on `changes.key`: only the rare repair of a damaged record reads it (a scan of at most
       // changeHistoryRowsMax rows, a few ms), and an index would cost every commit.
-      lastChangeOf: db.prepare<[Buffer], 'put' | 'delete'>('SELECT kind FROM changes WHERE key = ? ORDER BY revision DESC LIMIT 1').pluck(),
+      lastVersionChangeOf: db
+        .prepare<[Buffer], ChangeKindCode>(
+          `SELECT kind FROM changes WHERE key = ? AND kind IN (${CHANGE_KIND.put}, ${CHANGE_KIND.delete}) ORDER BY revision DESC LIMIT 1`,
+        )
+        .pluck(),
+      // The history GET /watch replays: the changes that created a version.
       changesAfter: db.prepare<[number, number, number], ChangeRow>(
+        'SELECT revision, key, kind FROM changes WHERE revision > ? AND revision <= ? ' +
+          `AND kind IN (${CHANGE_KIND.put}, ${CHANGE_KIND.delete}) ORDER BY revision LIMIT ?`,
+      ),
+      // What manifest watches replay: every change of a manifest.
+      manifestChangesAfter: db.prepare<[number, number, number], ChangeRow>(
         'SELECT revision, key, kind FROM changes WHERE revision > ? AND revision <= ? ORDER BY revision LIMIT ?',
       ),
       historyCut: db.prepare<[number], number>('SELECT revision FROM changes ORDER BY revision DESC LIMIT 1 OFFSET ?').pluck(),
@@ -497,10 +558,60 @@ export class SqliteMetadataStore implements MetadataStore {
   // ---- reads: straight to the connection ------------------------------------------------------------------
 
   async get(key: string): Promise<StoredManifest | null> {
-    return this.verified('get', () => {
-      const row = this.group.read(() => this.stmt.getManifest.get(utf8(key)));
-      return row === undefined ? null : verifyManifestRow(key, row);
-    });
+    return this.verified('get', () =>
+      this.group.read(() => {
+        const row = this.readRow(utf8(key));
+        return row === undefined ? null : this.verifyRow(key, row);
+      }),
+    );
+  }
+
+  /** The key's row: in manifests_v2, else in the v1 table (a key has at most one of them). */
+  private readRow(keyBytes: Buffer): AnyManifestRow | undefined {
+    const v2 = this.stmt.getManifestV2.get(keyBytes);
+    if (v2 !== undefined) return { table: 2, ...v2 };
+    const v1 = this.stmt.getManifest.get(keyBytes);
+    return v1 === undefined ? undefined : { table: 1, ...v1 };
+  }
+
+  /** The row's manifest verified for `key`; CorruptRow (damage) or FORMAT_UNSUPPORTED (a newer format) otherwise. */
+  private verifyRow(key: string, row: AnyManifestRow): StoredManifest {
+    try {
+      return verifyAnyManifestRow(key, row, this.dictionary);
+    } catch (error) {
+      if (!(error instanceof CorruptRow) || row.table !== 2 || error.ownKey !== null) throw error;
+      const own = this.ownKeyOfBinaryRow(row);
+      throw own === null ? error : new CorruptRow('manifest', key, `it holds the manifest of ${JSON.stringify(own)}`, own);
+    }
+  }
+
+  /**
+   * The key a damaged binary row really belongs to, when that can be proven: a binary manifest does not hold its
+   * key (the row's key column does), so a row whose key bytes were damaged would otherwise hide which key lost its
+   * manifest, and garbage collection would not know to keep that key's blobs. The history names the key of the
+   * change at the row's mod_revision (for the last changeHistoryRowsMax changes); it counts only when the row's
+   * checksum verifies under that key.
+   */
+  private ownKeyOfBinaryRow(row: KeyedManifestRowV2): string | null {
+    const recorded = this.stmt.changeKeyAt.get(row.mod_revision);
+    if (recorded === undefined || recorded.equals(row.key)) return null;
+    const other = recorded.toString('utf8');
+    return checksumBytesMatch('manifest', other, [row.manifest, row.mod_revision, row.deleted], row.checksum) ? other : null;
+  }
+
+  /**
+   * Inside a batch: stores `manifest` as the key's binary row at `revision` (assigning the dictionary entries it
+   * needs first, in the same transaction) and removes the key's v1 row. Returns the manifest decoded back from the
+   * stored bytes: exactly what a read returns, sharing no objects with the caller's.
+   */
+  private writeManifest(key: string, keyBytes: Buffer, manifest: Manifest, revision: number): Manifest {
+    this.dictionary.assign(dictionaryNeeds(manifest));
+    const encoded = encodeManifestBinary(manifest, revision, this.dictionary);
+    const bytes = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+    const deleted = manifest.deleted ? 1 : 0;
+    this.stmt.putManifestV2.run(keyBytes, bytes, revision, deleted, manifestChecksumV2(key, bytes, revision, deleted));
+    this.stmt.deleteManifestV1.run(keyBytes);
+    return decodeManifestBinary(bytes, key, revision, this.dictionary);
   }
 
   async isAborted(writeId: string): Promise<boolean> {
@@ -587,19 +698,30 @@ export class SqliteMetadataStore implements MetadataStore {
         exclusive = true;
       }
     }
-    const rows = this.group.read(() => {
-      if (prefixBytes.length === 0) {
-        return (exclusive ? this.stmt.listAfter : this.stmt.listFrom).all(lower, limit);
-      }
-      const upper = prefixUpperBound(prefixBytes);
-      return (exclusive ? this.stmt.listAfterBelow : this.stmt.listFromBelow).all(lower, upper, limit);
-    });
+    // Both tables in one snapshot, merged by key: the first `limit` of the merge are among the first `limit` of each.
+    const rows = this.group.read(() =>
+      this.db.transaction(() => {
+        if (prefixBytes.length === 0) {
+          return mergeByKey(
+            (exclusive ? this.stmt.listAfterV2 : this.stmt.listFromV2).all(lower, limit),
+            (exclusive ? this.stmt.listAfter : this.stmt.listFrom).all(lower, limit),
+            limit,
+          );
+        }
+        const upper = prefixUpperBound(prefixBytes);
+        return mergeByKey(
+          (exclusive ? this.stmt.listAfterBelowV2 : this.stmt.listFromBelowV2).all(lower, upper, limit),
+          (exclusive ? this.stmt.listAfterBelow : this.stmt.listFromBelow).all(lower, upper, limit),
+          limit,
+        );
+      })(),
+    );
     // A listing cannot say "a key is missing here": one whose record fails verification fails the page (503),
     // rather than list a wrong key or silently leave out a live one.
     return this.verified('listKeys', () =>
       rows.map((row) => {
         const key = row.key.toString('utf8');
-        verifyManifestRow(key, row);
+        this.verifyRow(key, row);
         return key;
       }),
     );
@@ -616,7 +738,13 @@ export class SqliteMetadataStore implements MetadataStore {
     let after: Buffer | null = startAfter === null ? null : utf8(startAfter);
     while (out.length < limit) {
       const want = limit - out.length;
-      const rows = this.group.read(() => (after === null ? this.stmt.scanFirst.all(want) : this.stmt.scanAfter.all(after, want)));
+      const rows = this.group.read(() =>
+        this.db.transaction(() =>
+          after === null
+            ? mergeByKey(this.stmt.scanFirstV2.all(want), this.stmt.scanFirst.all(want), want)
+            : mergeByKey(this.stmt.scanAfterV2.all(after, want), this.stmt.scanAfter.all(after, want), want),
+        )(),
+      );
       for (const row of rows) {
         after = row.key;
         const stored = this.skipCorrupt('scan', row);
@@ -628,9 +756,9 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   /** The row's manifest, or null (reported) when it fails verification under the key it is stored under. */
-  private skipCorrupt(where: string, row: KeyedManifestRow): StoredManifest | null {
+  private skipCorrupt(where: string, row: AnyManifestRow): StoredManifest | null {
     try {
-      return this.verified(where, () => verifyManifestRow(row.key.toString('utf8'), row));
+      return this.verified(where, () => this.verifyRow(row.key.toString('utf8'), row));
     } catch (error) {
       if (error instanceof StrataError && error.code === 'METADATA_CORRUPT') return null;
       throw error;
@@ -652,11 +780,11 @@ export class SqliteMetadataStore implements MetadataStore {
 
   /**
    * Manifest watch (MetadataStore.watchManifests): after every batch this store commits, and every
-   * SQLITE_METADATA_LIMITS.watchPollMs for commits by other processes on the same file, the manifests whose
-   * mod_revision passed the watch's last revision are reported, read in one snapshot with the revision counter;
-   * so does currentRevision() when it finds a watch behind.
-   * A purged tombstone is not reported (its row is gone); the cache keeps reading it as a tombstone, which is as
-   * absent as a purged one.
+   * SQLITE_METADATA_LIMITS.watchPollMs for commits by other processes on the same file, the `changes` rows after
+   * the watch's last revision are read with the rows of their keys, in one snapshot with the revision counter;
+   * so does currentRevision() when it finds a watch behind. A change is reported with its key's row when the row
+   * is still at that revision (a later change reports it otherwise), and a purge whose row is gone as null. A watch
+   * that the history's floor has overtaken resets: its cache forgets everything and reads directly.
    */
   async watchManifests(fromRevision: number, listener: ManifestWatchListener): Promise<ManifestWatch> {
     assertCount(fromRevision, 'fromRevision');
@@ -708,29 +836,39 @@ export class SqliteMetadataStore implements MetadataStore {
     const pageMax = SQLITE_METADATA_LIMITS.watchPageRowsMax;
     for (;;) {
       // One read transaction: the rows and the revision they are complete up to come from one snapshot.
-      const { revision, rows } = this.group.read(() =>
+      const { revision, floor, changes } = this.group.read(() =>
         this.db.transaction(() => {
           const current = this.readRevision();
-          return { revision: current, rows: this.stmt.changedSince.all(watch.last, current, pageMax) };
+          const changes = this.stmt.manifestChangesAfter.all(watch.last, current, pageMax).map((change) => ({
+            change,
+            row: this.readRow(change.key),
+          }));
+          return { revision: current, floor: this.stmt.manifestWatchFloor.get() ?? 0, changes };
         })(),
       );
       if (revision < watch.last) throw new Error(`the revision went back from ${watch.last} to ${revision}`);
-      for (const row of rows) {
+      if (watch.last < floor) throw new Error(`the manifest history before revision ${floor} is no longer kept (the watch was at ${watch.last})`);
+      for (const { change, row } of changes) {
         if (!this.watches.has(watch)) return;
-        const key = row.key.toString('utf8');
+        const key = change.key.toString('utf8');
+        if (row === undefined) {
+          if (change.kind === CHANGE_KIND.purge) safely(() => watch.listener.onChange(key, null, change.revision));
+          continue;
+        }
+        if (row.mod_revision !== change.revision) continue;
         // A damaged record is never handed to a cache; the watch resets instead, so the cache forgets what it held
         // for the key (and everything else) and reads directly, where the key answers METADATA_CORRUPT.
-        const stored = this.verified('watch', () => verifyManifestRow(key, row));
+        const stored = this.verified('watch', () => this.verifyRow(key, row));
         safely(() => watch.listener.onChange(key, stored, row.mod_revision));
       }
       // A full page may leave changes behind: only up to its last row is complete.
-      const complete = rows.length === pageMax ? (rows[rows.length - 1]?.mod_revision ?? revision) : revision;
+      const complete = changes.length === pageMax ? (changes[changes.length - 1]?.change.revision ?? revision) : revision;
       if (!this.watches.has(watch)) return;
-      if (complete > watch.last || rows.length === 0) {
+      if (complete > watch.last || changes.length === 0) {
         watch.last = complete;
         safely(() => watch.listener.onRevision(complete));
       }
-      if (rows.length < pageMax) return;
+      if (changes.length < pageMax) return;
     }
   }
 
@@ -789,7 +927,11 @@ export class SqliteMetadataStore implements MetadataStore {
       if (!this.changeWatches.has(watch)) return;
       watch.last = row.revision;
       if (row.key.length < watch.prefix.length || !row.key.subarray(0, watch.prefix.length).equals(watch.prefix)) continue;
-      const change: ManifestChange = { key: row.key.toString('utf8'), revision: row.revision, kind: row.kind };
+      const change: ManifestChange = {
+        key: row.key.toString('utf8'),
+        revision: row.revision,
+        kind: row.kind === CHANGE_KIND.delete ? 'delete' : 'put',
+      };
       safely(() => watch.listener.onChange(change));
     }
     if (page.rows.length < pageMax) {
@@ -848,25 +990,23 @@ export class SqliteMetadataStore implements MetadataStore {
       if (fence !== undefined && !this.holdsTerm(fence)) return { ok: false, reason: 'fenced' };
       if (this.abortRecorded(this.stmt.getAbort.get(writeId), writeId)) return { ok: false, reason: 'aborted' };
       if (idempotency !== undefined && !this.claimHolds(idempotency.claim)) return { ok: false, reason: 'superseded' };
-      const row = this.stmt.getManifest.get(keyBytes);
-      const current = row === undefined ? null : verifyManifestRow(key, row);
+      const row = this.readRow(keyBytes);
+      const current = row === undefined ? null : this.verifyRow(key, row);
       const currentModRevision = current?.modRevision ?? 0;
       if (currentModRevision !== expectedModRevision) {
         return { ok: false, reason: 'conflict', current };
       }
       const revision = this.bumpRevision();
       const stored: Manifest = assignVersion ? { ...manifest, version: String(revision) } : manifest;
-      const json = JSON.stringify(stored);
-      const deleted = stored.deleted ? 1 : 0;
-      this.stmt.putManifest.run(keyBytes, json, revision, deleted, manifestChecksum(key, json, revision, deleted));
-      // A new version is a change of the document: it goes into the history GET /watch replays.
-      if (assignVersion) this.recordChange(revision, keyBytes, stored.deleted ? 'delete' : 'put');
+      const written = this.writeManifest(key, keyBytes, stored, revision);
+      // A new version is a change of the document: it goes into the history GET /watch replays. A healer's update
+      // (same version) is recorded for the manifest watches only.
+      this.recordChange(revision, keyBytes, !assignVersion ? CHANGE_KIND.update : stored.deleted ? CHANGE_KIND.delete : CHANGE_KIND.put);
       if (outcome !== undefined) {
         const changed = this.completeClaim(outcome.token, outcome.attemptId, outcome.response, String(revision));
         assert(changed, 'the idempotency claim checked above still holds in this transaction');
       }
-      // Parsed back so that the caller gets exactly what is stored and shares no objects with its request.
-      return { ok: true, modRevision: revision, manifest: JSON.parse(json) as Manifest };
+      return { ok: true, modRevision: revision, manifest: written };
     }));
   }
 
@@ -876,8 +1016,8 @@ export class SqliteMetadataStore implements MetadataStore {
     const keyBytes = utf8(key);
     return this.group.submit(() => this.verified('abort', () => {
       if (this.abortRecorded(this.stmt.getAbort.get(writeId), writeId)) return true;
-      const row = this.stmt.getManifest.get(keyBytes);
-      const currentModRevision = row === undefined ? 0 : verifyManifestRow(key, row).modRevision;
+      const row = this.readRow(keyBytes);
+      const currentModRevision = row === undefined ? 0 : this.verifyRow(key, row).modRevision;
       if (currentModRevision !== expectedModRevision) return false;
       this.stmt.insertAbort.run(writeId, keyBytes, nowMs, abortChecksum(writeId, keyBytes, nowMs));
       return true;
@@ -896,26 +1036,30 @@ export class SqliteMetadataStore implements MetadataStore {
     const keyBytes = utf8(key);
     const result = await this.group.submit((): ReplaceCorruptManifestResult => {
       if (!this.holdsTerm(fence)) return { ok: false, reason: 'fenced', why: 'the caller no longer leads' };
-      const row = this.stmt.getManifest.get(keyBytes);
+      const row = this.readRow(keyBytes);
       if (row === undefined) return { ok: false, reason: 'absent', why: 'the key has no record' };
       try {
-        verifyManifestRow(key, row);
+        // A manifest of a format this release does not know is not damage: FORMAT_UNSUPPORTED fails the repair.
+        this.verifyRow(key, row);
         return { ok: false, reason: 'intact', why: 'the stored record verifies (replaced since it was found damaged)' };
       } catch (error) {
         if (!(error instanceof CorruptRow)) throw error;
       }
       if (row.deleted !== 0) return { ok: false, reason: 'deleted', why: 'the damaged row is marked deleted' };
-      const refusal = refusalOf(hintsOfManifestJson(row.manifest, key), manifest.writeId);
+      const hints =
+        row.table === 1
+          ? hintsOfManifestJson(row.manifest, key)
+          : hintsOfDecodedManifest(() => decodeManifestBinary(row.manifest, key, row.mod_revision, this.dictionary), key);
+      const refusal = refusalOf(hints, manifest.writeId);
       if (refusal !== null) return { ok: false, ...refusal };
-      if (this.stmt.lastChangeOf.get(keyBytes) === 'delete') {
+      if (this.stmt.lastVersionChangeOf.get(keyBytes) === CHANGE_KIND.delete) {
         return { ok: false, reason: 'deleted', why: "the change history's last change of the key is a delete" };
       }
       const revision = this.bumpRevision();
-      const json = JSON.stringify({ ...manifest, version: String(revision) } satisfies Manifest);
-      this.stmt.putManifest.run(keyBytes, json, revision, 0, manifestChecksum(key, json, revision, 0));
+      const written = this.writeManifest(key, keyBytes, { ...manifest, version: String(revision) } satisfies Manifest, revision);
       // A new version (the document's bytes are those of the rebuilt write): GET /watch reports it like a write.
-      this.recordChange(revision, keyBytes, 'put');
-      return { ok: true, modRevision: revision, manifest: JSON.parse(json) as Manifest };
+      this.recordChange(revision, keyBytes, CHANGE_KIND.put);
+      return { ok: true, modRevision: revision, manifest: written };
     });
     // Either way the record now verifies: its sightings no longer hold the key's garbage collection.
     if (result.ok || result.reason === 'intact') this.ledger.forgetManifest(key);
@@ -926,13 +1070,15 @@ export class SqliteMetadataStore implements MetadataStore {
     const keyBytes = utf8(key);
     return this.group.submit(() => {
       // Only a verified tombstone is purged: a damaged row is kept for whoever repairs it.
-      const row = this.stmt.getManifest.get(keyBytes);
+      const row = this.readRow(keyBytes);
       if (row === undefined) return false;
-      const current = this.verified('purgeTombstone', () => verifyManifestRow(key, row));
+      const current = this.verified('purgeTombstone', () => this.verifyRow(key, row));
       if (!current.manifest.deleted || current.modRevision !== modRevision) return false;
-      if (this.stmt.purgeTombstone.run(keyBytes, modRevision).changes === 0) return false;
-      // Removing a manifest is a change like any other: it moves the revision, as etcd's delete does.
-      this.bumpRevision();
+      const purge = row.table === 2 ? this.stmt.purgeTombstoneV2 : this.stmt.purgeTombstone;
+      if (purge.run(keyBytes, modRevision).changes === 0) return false;
+      // Removing a manifest is a change like any other: it moves the revision, as etcd's delete does, and manifest
+      // watches report it.
+      this.recordChange(this.bumpRevision(), keyBytes, CHANGE_KIND.purge);
       return true;
     });
   }
@@ -1202,7 +1348,7 @@ export class SqliteMetadataStore implements MetadataStore {
     return revision;
   }
 
-  private recordChange(revision: number, keyBytes: Buffer, kind: 'put' | 'delete'): void {
+  private recordChange(revision: number, keyBytes: Buffer, kind: ChangeKindCode): void {
     this.stmt.recordChange.run(revision, keyBytes, kind);
     this.historyRecordedSincePrune++;
     if (this.historyRecordedSincePrune < SQLITE_METADATA_LIMITS.changeHistoryPruneEvery) return;
@@ -1227,6 +1373,30 @@ export class SqliteMetadataStore implements MetadataStore {
       row.expires_ms > this.clock.nowMs()
     );
   }
+}
+
+/**
+ * The first `limit` rows of two key-ordered lists of rows, in key order; a key in both (never written so: a commit
+ * deletes the key's v1 row) is taken from `v2` once.
+ */
+function mergeByKey(v2: readonly KeyedManifestRowV2[], v1: readonly KeyedManifestRow[], limit: number): AnyManifestRow[] {
+  const out: AnyManifestRow[] = [];
+  let i = 0;
+  let j = 0;
+  while (out.length < limit && (i < v2.length || j < v1.length)) {
+    const a = v2[i];
+    const b = v1[j];
+    const order = a === undefined ? 1 : b === undefined ? -1 : Buffer.compare(a.key, b.key);
+    if (order <= 0) {
+      out.push({ table: 2, ...a! });
+      i++;
+      if (order === 0) j++;
+    } else {
+      out.push({ table: 1, ...b! });
+      j++;
+    }
+  }
+  return out;
 }
 
 /** A listener's failure is its own business; it must not break the store's commit path. */
@@ -1264,6 +1434,22 @@ function toIdempotencyRecord(row: IdempotencyRow): IdempotencyRecord {
   if (row.state === 'pending') return { state: 'pending', fingerprint: row.fingerprint, leaseUntilMs: row.lease_until_ms };
   assert(row.response !== null, 'a done idempotency record has a response');
   return { state: 'done', fingerprint: row.fingerprint, response: JSON.parse(row.response) as IdempotentResponse, version: row.version };
+}
+
+/**
+ * Schema 6 records every manifest change in `changes`, with an integer kind; a version 3 to 5 file's table, whose
+ * kind is 'put' or 'delete' text, is copied into the new shape (at most changeHistoryRowsMax rows) inside the
+ * upgrade's transaction.
+ */
+function migrateChangeKinds(db: Database.Database): void {
+  const sql = db.prepare<[], string>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'changes'").pluck().get();
+  if (sql === undefined || !/kind\s+TEXT/i.test(sql)) return;
+  db.exec(
+    'ALTER TABLE changes RENAME TO changes_v5;' +
+      CHANGES_V6_TABLE +
+      `INSERT INTO changes (revision, key, kind) SELECT revision, key, CASE kind WHEN 'delete' THEN ${CHANGE_KIND.delete} ELSE ${CHANGE_KIND.put} END FROM changes_v5;` +
+      'DROP TABLE changes_v5;',
+  );
 }
 
 /** Upgrades a table in place: adds each of `columns` (name -> definition) it lacks. */

@@ -2,13 +2,16 @@ import type Database from 'better-sqlite3';
 import type { Manifest, StoredManifest } from '../manifest/manifest.js';
 import type { Logger } from '../log/logger.js';
 import { StrataError } from '../core/errors.js';
-import { checksumMatches, recordChecksum } from './record-envelope.js';
+import { ManifestDecodeError, decodeManifestBinary, type ManifestDictionary } from '../manifest/manifest-codec.js';
+import { checksumBytesMatch, checksumMatches, recordChecksum, recordChecksumBytes } from './record-envelope.js';
 
 /**
  * The embedded store's records in the record envelope (./record-envelope.ts; ./README.md "Record envelope"): each
  * row that decides a commit or a delete has a `checksum` column over its kind, its key and its other columns, and
  * is verified when it is read. Schema version 5 added the column; a file of an earlier version has every row
- * sealed when it is opened (one transaction), after the checks an unsealed row allows.
+ * sealed when it is opened (one transaction), after the checks an unsealed row allows. Schema version 6 added
+ * `manifests_v2`: binary manifests (internal/manifest/manifest-codec.ts) with a raw 8-byte checksum of envelope
+ * version 2 over the same fields (key, manifest bytes, mod_revision, deleted).
  */
 
 export interface ManifestRow {
@@ -20,6 +23,18 @@ export interface ManifestRow {
 export interface KeyedManifestRow extends ManifestRow {
   key: Buffer;
 }
+/** A row of `manifests_v2` (schema 6): a binary manifest and its raw checksum. */
+export interface ManifestRowV2 {
+  manifest: Buffer;
+  mod_revision: number;
+  deleted: number;
+  checksum: Buffer | null;
+}
+export interface KeyedManifestRowV2 extends ManifestRowV2 {
+  key: Buffer;
+}
+/** A row of either table, tagged with the table it came from. */
+export type AnyManifestRow = ({ table: 1 } & KeyedManifestRow) | ({ table: 2 } & KeyedManifestRowV2);
 export interface AbortRow {
   key: Buffer;
   created_ms: number;
@@ -41,7 +56,7 @@ export interface IdempotencyRow {
 /** A record that failed verification: what the store reports, and the key its content names (when readable). */
 export class CorruptRow extends Error {
   constructor(
-    readonly kind: 'manifest' | 'abort' | 'counter' | 'idempotency',
+    readonly kind: 'manifest' | 'abort' | 'counter' | 'idempotency' | 'dictionary',
     readonly key: string,
     readonly why: string,
     /** The key a damaged manifest names inside itself, when that differs from the key it was read under. */
@@ -53,6 +68,10 @@ export class CorruptRow extends Error {
 
 export function manifestChecksum(key: string, manifestJson: string, modRevision: number, deleted: number): string {
   return recordChecksum('manifest', key, [manifestJson, modRevision, deleted]);
+}
+
+export function manifestChecksumV2(key: string, manifest: Uint8Array, modRevision: number, deleted: number): Buffer {
+  return recordChecksumBytes('manifest', key, [manifest, modRevision, deleted]);
 }
 
 export function abortChecksum(writeId: string, keyBytes: Buffer, createdMs: number): string {
@@ -104,6 +123,35 @@ export function verifyManifestRow(key: string, row: ManifestRow): StoredManifest
   const checked = checkManifest(key, row);
   if ('stored' in checked) return checked.stored;
   throw new CorruptRow('manifest', key, checked.why, checked.ownKey);
+}
+
+/**
+ * The manifest a `manifests_v2` row holds, verified for `key` (the key it is read or listed under). A damaged row
+ * (checksum, truncation, a manifest that disagrees with its columns) is a CorruptRow; a manifest whose format this
+ * release does not know passes the codec's StrataError FORMAT_UNSUPPORTED through, which is not damage: nothing
+ * may rebuild over it. The checksum is checked first, so a flipped format byte is damage, not an unknown format.
+ */
+export function verifyManifestRowV2(key: string, row: ManifestRowV2, dict: ManifestDictionary): StoredManifest {
+  if (row.checksum === null) throw new CorruptRow('manifest', key, 'it has no checksum');
+  if (!checksumBytesMatch('manifest', key, [row.manifest, row.mod_revision, row.deleted], row.checksum)) {
+    throw new CorruptRow('manifest', key, 'its checksum does not match its content (or it is the record of another key)');
+  }
+  let manifest: Manifest;
+  try {
+    manifest = decodeManifestBinary(row.manifest, key, row.mod_revision, dict);
+  } catch (error) {
+    if (error instanceof ManifestDecodeError) throw new CorruptRow('manifest', key, `its manifest does not decode: ${error.why}`);
+    throw error;
+  }
+  if (manifest.key !== key || manifest.deleted !== (row.deleted === 1)) {
+    throw new CorruptRow('manifest', key, 'its content is not a manifest of this key');
+  }
+  return { manifest, modRevision: row.mod_revision };
+}
+
+/** Either table's row, verified. */
+export function verifyAnyManifestRow(key: string, row: AnyManifestRow, dict: ManifestDictionary): StoredManifest {
+  return row.table === 2 ? verifyManifestRowV2(key, row, dict) : verifyManifestRow(key, row);
 }
 
 export function verifyAbortRow(writeId: string, row: AbortRow): void {

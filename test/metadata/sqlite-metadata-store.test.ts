@@ -45,7 +45,7 @@ runMetadataStoreContract('SqliteMetadataStore', async () => {
           kind === 'cluster-identity'
             ? db.prepare("UPDATE cluster_identity SET record = record || ' ' WHERE name = ?").run(name)
             : kind === 'manifest'
-            ? db.prepare("UPDATE manifests SET manifest = manifest || ' ' WHERE key = ?").run(Buffer.from(name, 'utf8'))
+            ? tamperManifestRow(db, Buffer.from(name, 'utf8'))
             : kind === 'abort'
               ? db.prepare('UPDATE abort_records SET created_ms = created_ms - 1 WHERE write_id = ?').run(name)
               : db.prepare("UPDATE idempotency SET fingerprint = fingerprint || 'x' WHERE token = ?").run(name);
@@ -57,6 +57,15 @@ runMetadataStoreContract('SqliteMetadataStore', async () => {
   };
   return fx;
 });
+
+/** One more byte at the end of the key's manifest, in whichever table holds its row (v2 binary, or v1 JSON). */
+function tamperManifestRow(db: Database.Database, key: Buffer): { changes: number } {
+  const binary = db.prepare<[Buffer], Buffer>('SELECT manifest FROM manifests_v2 WHERE key = ?').pluck().get(key);
+  if (binary !== undefined) {
+    return db.prepare('UPDATE manifests_v2 SET manifest = ? WHERE key = ?').run(Buffer.concat([binary, Buffer.from([0x20])]), key);
+  }
+  return db.prepare("UPDATE manifests SET manifest = manifest || ' ' WHERE key = ?").run(key);
+}
 
 function commitNew(store: SqliteMetadataStore, key: string, writeId: string, manifest?: Manifest) {
   return store.commit({
@@ -183,7 +192,7 @@ describe('SqliteMetadataStore', () => {
       await upgraded.close();
     }
     const check = new Database(old);
-    expect(check.pragma('user_version', { simple: true })).toBe(5);
+    expect(check.pragma('user_version', { simple: true })).toBe(6);
     check.close();
   });
 
