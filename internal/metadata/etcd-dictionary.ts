@@ -112,6 +112,8 @@ function positiveInteger(value: unknown): number | null {
 
 export class EtcdDictionary {
   private entries: Entries = emptyEntries();
+  /** Whether the dictionary was read at least once (open may skip it when etcd is not checked at start). */
+  private loaded = false;
   /** One load at a time: a burst of reads that each met an unknown number shares one round trip. */
   private loading: Promise<void> | null = null;
   /** Assignments of this process one at a time: concurrent commits needing the same new node race less. */
@@ -180,6 +182,7 @@ export class EtcdDictionary {
       from = Buffer.concat([last.key, Buffer.from([0])]);
     }
     this.entries = this.entriesOf(kvs);
+    this.loaded = true;
   }
 
   /** The usable entries of a dictionary read: those whose two directions agree. */
@@ -246,7 +249,10 @@ export class EtcdDictionary {
    * other gateways keep winning the race for `assignAttemptsMax` rounds.
    */
   async ensure(needs: DictionaryNeeds): Promise<void> {
-    if (this.missing(needs).nodes.length === 0 && this.missing(needs).sets.length === 0) return;
+    const { nodes, sets } = this.missing(needs);
+    if (nodes.length === 0 && sets.length === 0) return;
+    // Never read yet: what is missing is most likely assigned already; reading first spares a failed transaction.
+    if (!this.loaded) await this.reload();
     const previous = this.assigning;
     let release!: () => void;
     this.assigning = new Promise<void>((resolve) => (release = resolve));
@@ -359,7 +365,7 @@ export class EtcdDictionary {
       'METADATA_CORRUPT',
       `the manifest dictionary entry of ${what} in etcd is damaged (its two keys disagree); manifests that need it cannot be written or read. ` +
         'It is not repaired automatically: see "Manifest dictionary" in internal/metadata/README.md',
-      { kind: 'dictionary', what },
+      { kind: 'dictionary', key: what, why: 'its two keys disagree' },
     );
   }
 }

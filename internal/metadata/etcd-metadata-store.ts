@@ -1317,7 +1317,11 @@ export class EtcdMetadataStore implements MetadataStore {
       return { value: sealText('manifest', key, JSON.stringify(record)), guard: NO_DICTIONARY_GUARD };
     }
     const needs = dictionaryNeeds(manifest);
-    await this.dictionary.ensure(needs);
+    try {
+      await this.dictionary.ensure(needs);
+    } catch (error) {
+      throw this.ledger.noteError(error, 'commit');
+    }
     const guard = this.dictionary.guard(needs);
     return { value: encodeBinaryManifestValue(key, manifest, versionFromRevision, this.dictionary), guard };
   }

@@ -218,6 +218,37 @@ describe('etcd manifest dictionary', () => {
     expect(await other.get('restore/second')).toEqual({ manifest: committed.manifest, modRevision: committed.modRevision });
     expect((await other.get('restore/second'))?.manifest.hot.map((r) => r.node)).toEqual(['node-y', 'node-z', 'node-w']);
   });
+  it('a damaged dictionary entry makes the manifests using it METADATA_CORRUPT, never another node, and is never assigned again', async () => {
+    const prefix = freshPrefix();
+    const cached = await openAt(prefix, DATA_FORMAT_V2);
+    await put(cached, onNodes('dmg/k', ['node-p', 'node-q', 'node-r']), 0);
+    const numberOfP = (JSON.parse((await raw(prefix, 'dict/node/node-p')).toString()) as { number: number }).number;
+    await admin.put(`${prefix}dict/node-number/${numberOfP}`).value(JSON.stringify({ name: 'node-s' }));
+    const before = await admin.getAll().prefix(`${prefix}dict/`).strings();
+
+    const fresh = await openAt(prefix, DATA_FORMAT_V2);
+    expect(await codeOf(fresh.get('dmg/k'))).toBe('METADATA_CORRUPT');
+    expect(fresh.integrity().recent.some((s) => s.kind === 'manifest' && s.key === 'dmg/k')).toBe(true);
+    // A write that needs the node: refused by a gateway that read the damage, and by one that had the entry cached.
+    for (const store of [fresh, cached]) {
+      expect(await codeOf(store.commit({ key: 'dmg/new', expectedModRevision: 0, writeId: 'w', manifest: onNodes('dmg/new', ['node-p', 'node-q', 'node-r']), assignVersion: true }))).toBe('METADATA_CORRUPT');
+    }
+    expect(await admin.getAll().prefix(`${prefix}dict/`).strings()).toEqual(before);
+    expect(await fresh.get('dmg/new')).toBeNull();
+    expect(fresh.integrity().recent.some((s) => s.kind === 'dictionary')).toBe(true);
+  });
+
+  it('a store opened without reaching etcd reads and writes binary manifests with the dictionary it reads on first need', async () => {
+    const prefix = freshPrefix();
+    const first = await openAt(prefix, DATA_FORMAT_V2);
+    const a = await put(first, onNodes('lazy/a', ['node-1', 'node-2', 'node-3']), 0);
+    const lazy = await EtcdMetadataStore.open({ endpoints: [etcd.endpoints], prefix, dataFormat: fixedDataFormat(DATA_FORMAT_V2), checkReachable: false });
+    opened.push(lazy);
+    expect(await lazy.get('lazy/a')).toEqual({ manifest: a.manifest, modRevision: a.modRevision });
+    const b = await put(lazy, onNodes('lazy/b', ['node-3', 'node-4', 'node-1']), 0);
+    expect(await first.get('lazy/b')).toEqual({ manifest: b.manifest, modRevision: b.modRevision });
+    expect(JSON.parse((await raw(prefix, 'dict/node/node-1')).toString())).toEqual({ number: 1 });
+  });
 });
 
 describe('etcd manifest values: damage and unknown formats', () => {
