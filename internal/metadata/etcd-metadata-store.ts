@@ -419,10 +419,18 @@ export class EtcdMetadataStore implements MetadataStore {
       }
       const live = rangedKv(read, 1);
       if (live === null) return { ok: false, reason: 'deleted', why: "the key's live-index entry is gone: its last commit wrote a tombstone" };
-      const damaged =
-        manifestValueForm(kv.value, key) === 'binary'
-          ? damagedBinaryManifest(kv.value, key, revisionOf(kv.mod_revision, 'mod_revision'), this.dictionary)
-          : damagedRecordContent(kv.value.toString('utf8'))?.['manifest'];
+      let damaged: unknown;
+      if (manifestValueForm(kv.value, key) === 'binary') {
+        const decodeDamaged = () => damagedBinaryManifest(kv.value, key, revisionOf(kv.mod_revision, 'mod_revision'), this.dictionary);
+        // Bytes that decode to nothing may only name numbers this process has not cached: read the dictionary once.
+        damaged = decodeDamaged();
+        if (damaged === null) {
+          await this.dictionary.reload();
+          damaged = decodeDamaged();
+        }
+      } else {
+        damaged = damagedRecordContent(kv.value.toString('utf8'))?.['manifest'];
+      }
       const refusal = refusalOf(hintsOfManifestObject(damaged, key), manifest.writeId);
       if (refusal !== null) return { ok: false, ...refusal };
       const encoded = await this.manifestValue(key, manifest, true);

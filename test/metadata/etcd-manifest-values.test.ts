@@ -272,6 +272,21 @@ describe('etcd manifest values: damage and unknown formats', () => {
     expect(store.integrity().recent.some((s) => s.kind === 'manifest' && s.key === 'flip/k')).toBe(true);
   });
 
+  it('a healer whose dictionary cache predates the damaged record still reads its write id, and refuses to roll it back', async () => {
+    const prefix = freshPrefix();
+    const healer = await openAt(prefix, DATA_FORMAT_V2);
+    const gateway = await openAt(prefix, DATA_FORMAT_V2);
+    const older = onNodes('heal/k', ['node-7', 'node-8', 'node-9']);
+    await put(gateway, onNodes('heal/k', ['node-7', 'node-8', 'node-9']), 0);
+    // The version flag flipped: the checksum fails, the manifest bytes still decode (with the nodes' numbers).
+    const value = await raw(prefix, 'manifest/heal/k');
+    value[value.length - 9]! ^= 0x01;
+    await admin.put(`${prefix}manifest/heal/k`).value(value);
+    const term = (await healer.acquireLeadership('strata/healer', 'healer-a', 60_000))!;
+    const refused = await healer.replaceCorruptManifest({ key: 'heal/k', manifest: older, fence: term });
+    expect(refused).toMatchObject({ ok: false, reason: 'newer' });
+  });
+
   it('a binary value moved under another key is refused', async () => {
     const prefix = freshPrefix();
     const store = await openAt(prefix, DATA_FORMAT_V2);
