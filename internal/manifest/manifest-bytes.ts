@@ -32,7 +32,8 @@ export class ManifestDecodeError extends Error {
 }
 
 const utf8Encoder = new TextEncoder();
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a text that begins with U+FEFF keeps it (by default the decoder would drop it).
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function utf8Bytes(text: string): Uint8Array {
   return utf8Encoder.encode(text);
