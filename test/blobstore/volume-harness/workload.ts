@@ -19,6 +19,22 @@ export function headerFor(id: string): BlobHeader {
   return { id, key: `doc/${id.slice(0, dot)}`, writeId: id.slice(0, dot), part: id.slice(dot + 1), meta: '{"k":4,"m":2}' };
 }
 
+/**
+ * For workloads that mix formats: odd-numbered ids get a format-2 header (the key in a whole descriptor), even ones
+ * format 1, so that volumes hold both needle versions (and, with ULID prefixes, derived and text ids).
+ */
+export function mixedHeaderFor(id: string): BlobHeader {
+  const v1 = headerFor(id);
+  const digits = id.slice(0, id.indexOf('.')).slice(-7);
+  if (Number(digits) % 2 === 0) return v1;
+  return { id, key: '', writeId: v1.writeId, part: v1.part, meta: '', format: 2, descriptor: { kind: 'whole', bytes: Buffer.from(v1.key) } };
+}
+
+/** A 19-character prefix that makes blobIdFor's ids canonical ULIDs (derived ids in needle format 2). */
+export function ulidPrefix(seed: number, round: number): string {
+  return `0${String(seed).padStart(9, '0')}R${String(round).padStart(2, '0')}X`.padEnd(19, '0');
+}
+
 /** Payload bytes derived from the id: mostly small, now and then large enough to span several volume windows. */
 export function payloadFor(id: string): Buffer {
   const digest = createHash('sha256').update(id).digest();
@@ -54,6 +70,8 @@ export interface WorkloadOptions {
   onAck?: (kind: 'put' | 'deleting' | 'delete' | 'compacting', id: string) => void;
   /** Called every `compactEvery` operations of worker 0. */
   compactEvery?: number;
+  /** The header of each put (default headerFor); checkAfterCrash must be given the same. */
+  headerOf?: (id: string) => BlobHeader;
 }
 
 /** Runs puts of fresh ids and deletes of acknowledged ones until `opsMax` or the first error (a crash). */
@@ -83,7 +101,7 @@ export async function runWorkload(store: VolumeBlobStore, ledger: Ledger, option
           }
         } else {
           const id = blobIdFor(options.prefix, next++);
-          await store.put(headerFor(id), payloadFor(id));
+          await store.put((options.headerOf ?? headerFor)(id), payloadFor(id));
           ledger.put.add(id);
           live.push(id);
           options.onAck?.('put', id);
@@ -114,7 +132,11 @@ export interface CrashCheck {
  * undone; and every blob the store lists (acknowledged or not) reads back whole and correct, so no torn needle is
  * ever served.
  */
-export async function checkAfterCrash(store: VolumeBlobStore, ledger: Ledger): Promise<CrashCheck> {
+export async function checkAfterCrash(
+  store: VolumeBlobStore,
+  ledger: Ledger,
+  headerOf: (id: string) => BlobHeader = headerFor,
+): Promise<CrashCheck> {
   const problems: string[] = [];
   const listed: string[] = [];
   for (let after: string | null = null; ; ) {
@@ -130,8 +152,13 @@ export async function checkAfterCrash(store: VolumeBlobStore, ledger: Ledger): P
     try {
       const { data, info } = await store.get(id);
       if (!data.equals(payloadFor(id))) problems.push(`${id} reads back different bytes`);
-      const header = headerFor(id);
-      if (info.key !== header.key || info.part !== header.part) problems.push(`${id} has a different header`);
+      const header = headerOf(id);
+      if (info.key !== header.key || info.part !== header.part || info.format !== header.format) {
+        problems.push(`${id} has a different header`);
+      }
+      const descriptor = header.descriptor === undefined ? undefined : Buffer.from(header.descriptor.bytes).toString('hex');
+      const stored = info.descriptor === undefined ? undefined : Buffer.from(info.descriptor.bytes).toString('hex');
+      if (descriptor !== stored) problems.push(`${id} has a different descriptor`);
     } catch (err) {
       problems.push(`${id} is listed but get fails: ${String(err)}`);
     }
