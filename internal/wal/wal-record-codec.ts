@@ -4,7 +4,7 @@ import type { WalBlob, WalRecord } from './write-ahead-log.js';
 
 /**
  * WAL records in format 2: a self-contained binary form of an intent or an outcome, about a fifth of the sealed
- * JSON of format 1 (./README.md "Record formats" has the byte table and the sizes). A WAL is read without the
+ * JSON of format 1 (./README.md "Format 2 (binary)" has the byte table and the sizes). A WAL is read without the
  * metadata store (the intent resolver runs when the store may be behind), so nothing here refers to a dictionary:
  * node names travel in the record, each distinct name once.
  *
@@ -50,33 +50,66 @@ export class WalRecordDecodeError extends Error {
   }
 }
 
-// ---- varints (LEB128, up to 2^53) ---------------------------------------------------------------------------
+// ---- bytes, varints (LEB128, up to 2^53) and text --------------------------------------------------------------
+//
+// Written and read in place: keys and node names are nearly always ASCII and records are small, so converting
+// strings by hand, without a typed array per field, is most of what keeps a record cheaper to build than its JSON.
+
+/** Bytes a writer starts with: an intent of a short key and 9 blobs needs under 100. */
+const WRITER_INITIAL_BYTES = 256;
+
+const encoder = new TextEncoder();
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 class Writer {
-  private bytes: number[] = [];
-  byte(b: number): void {
-    this.bytes.push(b);
+  buf = Buffer.allocUnsafe(WRITER_INITIAL_BYTES);
+  at = 0;
+  room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+    this.buf.copy(grown, 0, 0, this.at);
+    this.buf = grown;
   }
-  raw(bytes: Uint8Array): void {
-    for (const b of bytes) this.bytes.push(b);
+  byte(b: number): void {
+    this.room(1);
+    this.buf[this.at++] = b;
   }
   varint(n: number): void {
     let v = n;
     while (v >= 0x80) {
-      this.bytes.push((v % 0x80) | 0x80);
+      this.byte((v % 0x80) | 0x80);
       v = Math.floor(v / 0x80);
     }
-    this.bytes.push(v);
+    this.byte(v);
   }
-  text(bytes: Uint8Array): void {
-    this.varint(bytes.length);
-    this.raw(bytes);
+  /** A canonical ULID's 16 bytes; false (nothing written) for any other text. */
+  ulid(text: string): boolean {
+    this.room(ULID_BYTES);
+    if (ulidToBytes(text, this.buf, this.at) === null) return false;
+    this.at += ULID_BYTES;
+    return true;
+  }
+  /** Its UTF-8 length as a varint, then its UTF-8 bytes. */
+  text(text: string): void {
+    let ascii = true;
+    for (let i = 0; i < text.length && ascii; i++) ascii = text.charCodeAt(i) < 0x80;
+    if (!ascii) {
+      const bytes = encoder.encode(text);
+      this.varint(bytes.length);
+      this.room(bytes.length);
+      this.buf.set(bytes, this.at);
+      this.at += bytes.length;
+      return;
+    }
+    this.varint(text.length);
+    this.room(text.length);
+    for (let i = 0; i < text.length; i++) this.buf[this.at++] = text.charCodeAt(i);
   }
   /** The record with its checksum appended (a Buffer: what SQLite binds as a BLOB and kafkajs sends as is). */
   sealed(): Buffer {
-    const out = Buffer.alloc(this.bytes.length + WAL_RECORD_CHECKSUM_BYTES);
-    out.set(this.bytes);
-    out.set(checksumOf(out.subarray(0, this.bytes.length)), this.bytes.length);
+    const out = Buffer.allocUnsafe(this.at + WAL_RECORD_CHECKSUM_BYTES);
+    this.buf.copy(out, 0, 0, this.at);
+    checksumOf(out, this.at).copy(out, this.at, 0, WAL_RECORD_CHECKSUM_BYTES);
     return out;
   }
 }
@@ -84,15 +117,12 @@ class Writer {
 class Reader {
   at = 0;
   constructor(private readonly bytes: Uint8Array, private readonly end: number) {}
-  byte(what: string): number {
-    if (this.at >= this.end) throw new WalRecordDecodeError(`it ends inside its ${what}`);
-    return this.bytes[this.at++]!;
-  }
-  raw(n: number, what: string): Uint8Array {
+  private need(n: number, what: string): void {
     if (this.end - this.at < n) throw new WalRecordDecodeError(`it ends inside its ${what}`);
-    const out = this.bytes.subarray(this.at, this.at + n);
-    this.at += n;
-    return out;
+  }
+  byte(what: string): number {
+    this.need(1, what);
+    return this.bytes[this.at++]!;
   }
   varint(what: string): number {
     let value = 0;
@@ -107,24 +137,38 @@ class Reader {
     if (!Number.isSafeInteger(value)) throw new WalRecordDecodeError(`its ${what} is too large`);
     return value;
   }
-  text(what: string): Uint8Array {
-    return this.raw(this.varint(`${what} length`), what);
+  /** The text of 16 ULID bytes, and the time they start with. */
+  ulid(what: string): { text: string; timeMs: number } {
+    this.need(ULID_BYTES, what);
+    const at = this.at;
+    this.at += ULID_BYTES;
+    return { text: ulidFromBytes(this.bytes, at), timeMs: ulidTimeMs(this.bytes, at) };
+  }
+  /** A varint UTF-8 length and that many bytes, as text. */
+  text(what: string): string {
+    const length = this.varint(`${what} length`);
+    this.need(length, what);
+    const start = this.at;
+    this.at += length;
+    let out = '';
+    for (let i = start; i < this.at; i++) {
+      const b = this.bytes[i]!;
+      if (b >= 0x80) {
+        try {
+          return utf8.decode(this.bytes.subarray(start, this.at));
+        } catch {
+          throw new WalRecordDecodeError(`its ${what} is not UTF-8`);
+        }
+      }
+      out += String.fromCharCode(b);
+    }
+    return out;
   }
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-const encoder = new TextEncoder();
-
-function utf8Text(bytes: Uint8Array, what: string): string {
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    throw new WalRecordDecodeError(`its ${what} is not UTF-8`);
-  }
-}
-
-function checksumOf(bytes: Uint8Array): Uint8Array {
-  return hash('sha256', bytes, 'buffer').subarray(0, WAL_RECORD_CHECKSUM_BYTES);
+/** The first 64 bits of SHA-256 of `bytes[0, end)`. */
+function checksumOf(bytes: Uint8Array, end: number): Buffer {
+  return hash('sha256', bytes.subarray(0, end), 'buffer');
 }
 
 /** Milliseconds of a ULID's 48-bit time (its first 6 bytes, big-endian). */
@@ -142,32 +186,27 @@ function unzigzag(n: number): number {
   return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
 }
 
+/** Leading characters `a` and `b` share, counting only ASCII ones (one byte each in UTF-8). */
+function sharedAsciiPrefix(a: string, b: string): number {
+  let n = 0;
+  while (n < a.length && n < b.length && a.charCodeAt(n) === b.charCodeAt(n) && a.charCodeAt(n) < 0x80) n++;
+  return n;
+}
+
+function bitmapOf(bits: readonly number[]): number {
+  let map = 0;
+  for (const bit of bits) map += 2 ** bit;
+  return map;
+}
+
 // ---- encode -------------------------------------------------------------------------------------------------
 
 /** Blobs of one earlier write that a write reuses: `<write id>.<part><suffix>`, listed in part order. */
 interface ReuseGroup {
-  writeIdBytes: Uint8Array;
+  writeId: string;
   bits: number[];
-  /** The text after `<write id>.<part>` (a repair's `.r<rev>`), by bit; '' for most. */
+  /** The text after `<write id>.<part>` (a repair's `.r<rev>`), by bit, for the blobs that have one. */
   suffixes: Map<number, string>;
-}
-
-/** `<canonical ULID>.<bitmap part><suffix>` taken apart, or null. */
-function parseReusedId(blob: string, part: string): { writeIdBytes: Uint8Array; bit: number; suffix: string } | null {
-  const bit = BIT_OF_PART.get(part);
-  const partAt = ULID_TEXT_LENGTH + 1;
-  if (bit === undefined || blob.charCodeAt(ULID_TEXT_LENGTH) !== 0x2e || !blob.startsWith(part, partAt)) return null;
-  const writeIdBytes = ulidToBytes(blob.slice(0, ULID_TEXT_LENGTH));
-  if (writeIdBytes === null) return null;
-  return { writeIdBytes, bit, suffix: blob.slice(partAt + part.length) };
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
-function bitmapOf(bits: readonly number[]): number {
-  return bits.reduce((map, bit) => map + 2 ** bit, 0);
 }
 
 /**
@@ -177,89 +216,93 @@ function bitmapOf(bits: readonly number[]): number {
 export function encodeWalRecordBinary(record: WalRecord): Buffer | null {
   const bytes = encodeUnchecked(record);
   if (bytes === null) return null;
-  // The form is lossless for what it accepts; decoding proves it for this record (a few microseconds) rather
-  // than trusting every rule above to have caught every case.
+  // The form is lossless for what it accepts; decoding proves it for this record (it costs about what building
+  // it did) rather than trusting every rule above to have caught every case.
   try {
-    return sameRecord(decodeWalRecordBinary(bytes), record) ? bytes : null;
+    return sameRecord(decodeVerified(bytes), record) ? bytes : null;
   } catch {
     return null;
   }
 }
 
 function encodeUnchecked(record: WalRecord): Buffer | null {
-  const writeIdBytes = ulidToBytes(record.writeId);
-  if (writeIdBytes === null || !Number.isSafeInteger(record.atMs)) return null;
-  const deltaMs = record.atMs - ulidTimeMs(writeIdBytes);
-  if (!Number.isSafeInteger(zigzag(deltaMs))) return null;
+  if (!Number.isSafeInteger(record.atMs)) return null;
   const w = new Writer();
   w.byte(WAL_RECORD_FORMAT_BINARY);
   if (record.type === 'outcome') w.byte(record.outcome === 'committed' ? KIND.outcomeCommitted : KIND.outcomeFailed);
   else w.byte(record.op === 'write' ? KIND.intentWrite : KIND.intentDelete);
-  w.raw(writeIdBytes);
-  w.text(encoder.encode(record.key));
+  if (!w.ulid(record.writeId)) return null;
+  const deltaMs = record.atMs - ulidTimeMs(w.buf, w.at - ULID_BYTES);
+  if (!Number.isSafeInteger(zigzag(deltaMs))) return null;
+  w.text(record.key);
   w.varint(zigzag(deltaMs));
   if (record.type === 'outcome') return w.sealed();
 
   // Created blobs: `<this write id>.<part>`, parts in bitmap order, so the bitmap alone lists them.
-  const createdBits: number[] = [];
+  let createdBitmap = 0;
+  let lastBit = -1;
   for (const blob of record.creates) {
     const bit = BIT_OF_PART.get(blob.part);
-    if (bit === undefined || blob.blob !== `${record.writeId}.${blob.part}`) return null;
-    if (createdBits.length > 0 && bit <= createdBits[createdBits.length - 1]!) return null;
-    createdBits.push(bit);
+    if (bit === undefined || bit <= lastBit) return null;
+    const id = blob.blob;
+    if (id.length !== ULID_TEXT_LENGTH + 1 + blob.part.length || !id.startsWith(record.writeId) || !id.endsWith(blob.part)) return null;
+    if (id.charCodeAt(ULID_TEXT_LENGTH) !== 0x2e) return null;
+    createdBitmap += 2 ** bit;
+    lastBit = bit;
   }
-  w.varint(bitmapOf(createdBits));
+  w.varint(createdBitmap);
 
   // Reused blobs: runs of one earlier write's blobs in part order, each run its write id and a bitmap.
   const groups: ReuseGroup[] = [];
+  const partAt = ULID_TEXT_LENGTH + 1;
   for (const blob of record.reuses) {
-    const parsed = parseReusedId(blob.blob, blob.part);
-    if (parsed === null) return null;
+    const bit = BIT_OF_PART.get(blob.part);
+    const id = blob.blob;
+    if (bit === undefined || id.charCodeAt(ULID_TEXT_LENGTH) !== 0x2e || !id.startsWith(blob.part, partAt)) return null;
+    const writeId = id.slice(0, ULID_TEXT_LENGTH);
+    const suffix = id.slice(partAt + blob.part.length);
     const last = groups[groups.length - 1];
-    if (last !== undefined && sameBytes(last.writeIdBytes, parsed.writeIdBytes) && parsed.bit > last.bits[last.bits.length - 1]!) {
-      last.bits.push(parsed.bit);
-      if (parsed.suffix !== '') last.suffixes.set(parsed.bit, parsed.suffix);
+    if (last !== undefined && last.writeId === writeId && bit > last.bits[last.bits.length - 1]!) {
+      last.bits.push(bit);
+      if (suffix !== '') last.suffixes.set(bit, suffix);
     } else {
-      groups.push({
-        writeIdBytes: parsed.writeIdBytes,
-        bits: [parsed.bit],
-        suffixes: new Map(parsed.suffix === '' ? [] : [[parsed.bit, parsed.suffix]]),
-      });
+      groups.push({ writeId, bits: [bit], suffixes: new Map(suffix === '' ? [] : [[bit, suffix]]) });
     }
   }
   w.varint(groups.length);
   for (const group of groups) {
-    w.raw(group.writeIdBytes);
+    if (!w.ulid(group.writeId)) return null;
     // The low bit says whether a suffix bitmap and suffixes follow (repaired or moved blobs).
     w.varint(bitmapOf(group.bits) * 2 + (group.suffixes.size > 0 ? 1 : 0));
     if (group.suffixes.size > 0) {
       const suffixed = group.bits.filter((bit) => group.suffixes.has(bit));
       w.varint(bitmapOf(suffixed));
-      for (const bit of suffixed) w.text(encoder.encode(group.suffixes.get(bit)!));
+      for (const bit of suffixed) w.text(group.suffixes.get(bit)!);
     }
   }
 
   // Node names: each distinct one once, sorted and front-coded (names of one cluster share their start), then
   // every blob's node as an index into them, created blobs first.
-  const blobs = [...record.creates, ...record.reuses];
-  const names = [...new Set(blobs.map((b) => b.node))].sort();
-  if (names.length > NAMES_MAX) return null;
+  const indexOf = new Map<string, number>();
+  for (const blob of record.creates) indexOf.set(blob.node, 0);
+  for (const blob of record.reuses) indexOf.set(blob.node, 0);
+  if (indexOf.size > NAMES_MAX) return null;
+  const names = [...indexOf.keys()].sort();
   w.varint(names.length);
-  let previous = new Uint8Array(0);
-  for (const name of names) {
-    const bytes = encoder.encode(name);
-    let shared = 0;
-    while (shared < previous.length && shared < bytes.length && previous[shared] === bytes[shared]) shared++;
+  let previous = '';
+  for (const [i, name] of names.entries()) {
+    const shared = sharedAsciiPrefix(previous, name);
     w.varint(shared);
-    w.text(bytes.subarray(shared));
-    previous = bytes;
+    w.text(name.slice(shared));
+    indexOf.set(name, i);
+    previous = name;
   }
-  const indexOf = new Map(names.map((name, i) => [name, i]));
-  const indexes = blobs.map((b) => indexOf.get(b.node)!);
+  const count = record.creates.length + record.reuses.length;
+  const nodeIndex = (i: number): number => indexOf.get((i < record.creates.length ? record.creates[i] : record.reuses[i - record.creates.length])!.node)!;
   if (names.length <= NIBBLE_NAMES_MAX) {
-    for (let i = 0; i < indexes.length; i += 2) w.byte((indexes[i]! << 4) | (indexes[i + 1] ?? 0));
+    for (let i = 0; i < count; i += 2) w.byte((nodeIndex(i) << 4) | (i + 1 < count ? nodeIndex(i + 1) : 0));
   } else {
-    for (const index of indexes) w.byte(index);
+    for (let i = 0; i < count; i++) w.byte(nodeIndex(i));
   }
   return w.sealed();
 }
@@ -283,17 +326,23 @@ export function decodeWalRecordBinary(bytes: Uint8Array): WalRecord {
   if (bytes.length < 1 + WAL_RECORD_CHECKSUM_BYTES) throw new WalRecordDecodeError('it is too short to be a format-2 record');
   if (bytes[0] !== WAL_RECORD_FORMAT_BINARY) throw new WalRecordDecodeError(`its format byte is ${bytes[0]}, not ${WAL_RECORD_FORMAT_BINARY}`);
   const end = bytes.length - WAL_RECORD_CHECKSUM_BYTES;
-  if (!sameBytes(checksumOf(bytes.subarray(0, end)), bytes.subarray(end))) {
-    throw new WalRecordDecodeError('its checksum does not match its content');
+  const checksum = checksumOf(bytes, end);
+  for (let i = 0; i < WAL_RECORD_CHECKSUM_BYTES; i++) {
+    if (checksum[i] !== bytes[end + i]) throw new WalRecordDecodeError('its checksum does not match its content');
   }
+  return decodeVerified(bytes);
+}
+
+/** The record of format-2 bytes whose checksum is verified (or that were just sealed). */
+function decodeVerified(bytes: Uint8Array): WalRecord {
+  const end = bytes.length - WAL_RECORD_CHECKSUM_BYTES;
   const r = new Reader(bytes, end);
   r.at = 1;
   const kind = r.byte('kind');
   if (kind < KIND.intentWrite || kind > KIND.outcomeFailed) throw new WalRecordDecodeError(`its kind ${kind} is unknown`);
-  const writeIdBytes = r.raw(ULID_BYTES, 'write id');
-  const writeId = ulidFromBytes(writeIdBytes);
-  const key = utf8Text(r.text('key'), 'key');
-  const atMs = ulidTimeMs(writeIdBytes) + unzigzag(r.varint('time'));
+  const { text: writeId, timeMs } = r.ulid('write id');
+  const key = r.text('key');
+  const atMs = timeMs + unzigzag(r.varint('time'));
   let record: WalRecord;
   if (kind === KIND.outcomeCommitted || kind === KIND.outcomeFailed) {
     record = { type: 'outcome', key, writeId, outcome: kind === KIND.outcomeCommitted ? 'committed' : 'failed', atMs };
@@ -305,7 +354,7 @@ export function decodeWalRecordBinary(bytes: Uint8Array): WalRecord {
     const createdCount = parts.length;
     const groupCount = r.varint('reuse groups');
     for (let g = 0; g < groupCount; g++) {
-      const groupWriteId = ulidFromBytes(r.raw(ULID_BYTES, 'reused write id'));
+      const groupWriteId = r.ulid('reused write id').text;
       const header = r.varint('reused parts');
       const bits = bitsOf(Math.floor(header / 2), 'reused parts');
       if (bits.length === 0) throw new WalRecordDecodeError('it has an empty reuse group');
@@ -313,7 +362,7 @@ export function decodeWalRecordBinary(bytes: Uint8Array): WalRecord {
       if (header % 2 === 1) {
         for (const bit of bitsOf(r.varint('suffixed parts'), 'suffixed parts')) {
           if (!bits.includes(bit)) throw new WalRecordDecodeError('it has a suffix for a part it does not reuse');
-          suffixes.set(bit, utf8Text(r.text('blob id suffix'), 'blob id suffix'));
+          suffixes.set(bit, r.text('blob id suffix'));
         }
       }
       for (const bit of bits) {
@@ -324,16 +373,12 @@ export function decodeWalRecordBinary(bytes: Uint8Array): WalRecord {
     const nameCount = r.varint('node name count');
     if (nameCount > NAMES_MAX) throw new WalRecordDecodeError('it names too many nodes');
     const names: string[] = [];
-    let previous = new Uint8Array(0);
+    let previous = '';
     for (let i = 0; i < nameCount; i++) {
       const shared = r.varint('node name');
-      if (shared > previous.length) throw new WalRecordDecodeError('its node names are malformed');
-      const rest = r.text('node name');
-      const bytes = new Uint8Array(shared + rest.length);
-      bytes.set(previous.subarray(0, shared));
-      bytes.set(rest, shared);
-      names.push(utf8Text(bytes, 'node name'));
-      previous = bytes;
+      if (shared > sharedAsciiPrefix(previous, previous)) throw new WalRecordDecodeError('its node names are malformed');
+      previous = previous.slice(0, shared) + r.text('node name');
+      names.push(previous);
     }
     if (parts.length > 0 && nameCount === 0) throw new WalRecordDecodeError('it names blobs but no nodes');
     const nodeAt = (index: number): string => {
@@ -341,18 +386,18 @@ export function decodeWalRecordBinary(bytes: Uint8Array): WalRecord {
       if (name === undefined) throw new WalRecordDecodeError('it refers to a node it does not name');
       return name;
     };
-    const nodes: string[] = [];
-    if (nameCount <= NIBBLE_NAMES_MAX) {
-      for (let i = 0; i < parts.length; i += 2) {
-        const b = r.byte('node references');
-        nodes.push(nodeAt(b >> 4));
-        if (i + 1 < parts.length) nodes.push(nodeAt(b & 0x0f));
-        else if ((b & 0x0f) !== 0) throw new WalRecordDecodeError('its node references are malformed');
+    const blobs: WalBlob[] = [];
+    const nibbles = nameCount <= NIBBLE_NAMES_MAX;
+    for (let i = 0; i < parts.length; i += nibbles ? 2 : 1) {
+      const b = r.byte('node references');
+      if (!nibbles) {
+        blobs.push({ part: parts[i]!.part, node: nodeAt(b), blob: parts[i]!.blob });
+        continue;
       }
-    } else {
-      for (let i = 0; i < parts.length; i++) nodes.push(nodeAt(r.byte('node references')));
+      blobs.push({ part: parts[i]!.part, node: nodeAt(b >> 4), blob: parts[i]!.blob });
+      if (i + 1 < parts.length) blobs.push({ part: parts[i + 1]!.part, node: nodeAt(b & 0x0f), blob: parts[i + 1]!.blob });
+      else if ((b & 0x0f) !== 0) throw new WalRecordDecodeError('its node references are malformed');
     }
-    const blobs: WalBlob[] = parts.map((p, i) => ({ part: p.part, node: nodes[i]!, blob: p.blob }));
     record = {
       type: 'intent',
       key,
@@ -370,13 +415,13 @@ export function decodeWalRecordBinary(bytes: Uint8Array): WalRecord {
 // ---- exactness ----------------------------------------------------------------------------------------------
 
 function sameBlobs(a: readonly WalBlob[], b: readonly WalBlob[]): boolean {
-  return (
-    a.length === b.length &&
-    a.every((x, i) => {
-      const y = b[i]!;
-      return Object.keys(y).length === 3 && x.part === y.part && x.node === y.node && x.blob === y.blob;
-    })
-  );
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.part !== y.part || x.node !== y.node || x.blob !== y.blob || Object.keys(y).length !== 3) return false;
+  }
+  return true;
 }
 
 /** True when `decoded` is `original` field for field (and `original` has no field the binary form drops). */

@@ -179,7 +179,7 @@ describe('WAL records, format 1 (sealed JSON) and the previous release', () => {
 });
 
 describe('WAL record sizes', () => {
-  // Measured for the README ("Record formats"); bounds rather than exact figures, since a write id's time decides
+  // Measured for the README ("Format 2 (binary)"); bounds rather than exact figures, since a write id's time decides
   // how many bytes the time delta takes.
   it.each([
     { name: 'an intent with 3 blobs', record: intent(), bound: 64 },
