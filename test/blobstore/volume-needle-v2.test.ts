@@ -323,6 +323,18 @@ describe('VolumeBlobStore with format-2 puts', () => {
     expect(await volumeFormat(again, 'B7.hot-0')).toBe(3);
   });
 
+  it('turns an empty active volume into format 3 in place rather than leaving it behind empty', async () => {
+    let store = await openStore();
+    await store.put(v2Header(`${ULID}.hot-0`), payload(20));
+    expect(store.locate(`${ULID}.hot-0`)?.volume).toBe(1);
+    expect(store.stats().volumes).toBe(1);
+    expect(await volumeFormat(store, `${ULID}.hot-0`)).toBe(3);
+    await closeAll();
+    store = await openStore();
+    expect(store.stats().recovery.checkpoint).toBe('loaded');
+    await expectAllRead(store, [{ h: v2Header(`${ULID}.hot-0`), data: payload(20) }]);
+  });
+
   it('never writes format 3 for a store that only ever put format 1', async () => {
     const store = await openStore({ volumeBytesMax: 4096 });
     for (let i = 0; i < 8; i++) await store.put(header(`B${i}.hot-0`), payload(1000, i));

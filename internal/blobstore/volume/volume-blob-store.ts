@@ -670,7 +670,8 @@ export class VolumeBlobStore implements BlobStore {
           // by the format this store used so far), and every volume after it is format 3.
           this.writesV2Volumes = true;
           await writeGroup();
-          await this.rotate();
+          if (this.active.fileBytes === SUPERBLOCK_BYTES) await this.reformatEmptyActive();
+          else await this.rotate();
         }
         const end = this.active.fileBytes + groupBytes;
         if (op.bytes > 0 && end > SUPERBLOCK_BYTES && end + op.bytes > this.volumeBytesMax) {
@@ -802,6 +803,20 @@ export class VolumeBlobStore implements BlobStore {
     this.activeInDoubt = false;
     this.counters.rotations += 1;
     this.scheduleMaintenance();
+  }
+
+  /**
+   * Replaces the active volume, which holds nothing yet, by a format-3 one under the same number, rather than
+   * sealing it empty (a fresh store's first put would otherwise leave an empty volume 1 behind for good). The new
+   * superblock is renamed over the old one: a crash leaves one or the other, both empty, both revision 0, so a
+   * checkpoint that covers the old one covers the new one. Runs inside a flush: nothing is appended meanwhile, and
+   * no read is pinned to a volume without needles.
+   */
+  private async reformatEmptyActive(): Promise<void> {
+    const old = this.active;
+    assert(old.fileBytes === SUPERBLOCK_BYTES && old.liveBytes === 0, 'only an empty volume is reformatted');
+    await this.openNewActiveVolume(old.number);
+    await old.close();
   }
 
   /** A fresh empty volume numbered `number` becomes the one appends go to. */
