@@ -7,7 +7,7 @@ import type { NodePool } from '../cluster/node-pool.js';
 import { StrataError, isStrataError } from '../core/errors.js';
 import type { BlobRef } from '../manifest/manifest.js';
 import type { BlobHeader } from '../blobstore/blob-store.js';
-import { checksumOf } from './checksum.js';
+import { checksumMatches, checksumOf } from './checksum.js';
 
 export interface PutTarget {
   node: string;
@@ -75,7 +75,7 @@ export async function fetchVerified(pool: NodePool, ref: BlobRef, timeoutMs: num
     pool.observe(ref.node, error);
     throw error;
   }
-  if (data.length !== ref.size || checksumOf(data) !== ref.checksum) {
+  if (data.length !== ref.size || !checksumMatches(ref.checksum, checksumOf(data))) {
     throw new StrataError('BLOB_CORRUPT', `blob ${ref.blob} on ${ref.node} does not match its checksum`);
   }
   return data;

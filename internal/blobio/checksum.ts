@@ -23,3 +23,13 @@ export function checksumMatches(expected: string, actualSha256Hex: string): bool
   if (expected.length === SHA256_HEX_DIGITS) return expected === actualSha256Hex;
   return expected.length === CHECKSUM64_HEX_DIGITS && actualSha256Hex.startsWith(expected);
 }
+
+/**
+ * Whether a node's recorded checksum for a blob (BlobInfo.checksum: 64 hex digits in format 1, 16 in format 2) is
+ * the one a manifest records: equal, or the manifest's 16 digits are the prefix of the node's 64. A manifest's 64
+ * digits are never satisfied by a node's 16: that would check fewer bits than the manifest promises.
+ */
+export function recordedChecksumMatches(expected: string, recorded: string): boolean {
+  if (recorded.length === SHA256_HEX_DIGITS) return checksumMatches(expected, recorded);
+  return recorded.length === CHECKSUM64_HEX_DIGITS && expected === recorded;
+}

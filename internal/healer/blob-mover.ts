@@ -10,8 +10,8 @@
 import { EC_DATA_SHARDS } from '../core/limits.js';
 import { isStrataError } from '../core/errors.js';
 import { fetchReplica, fetchShards, fetchVerified } from '../blobio/blob-io.js';
-import { checksumOf } from '../blobio/checksum.js';
-import { headerFor } from '../manifest/blob-meta.js';
+import { checksumMatches, checksumOf, recordedChecksumMatches } from '../blobio/checksum.js';
+import { healerHeaderFor } from '../manifest/blob-meta.js';
 import { blobIdOf } from '../core/ids.js';
 import { referencesBlob, type BlobRef, type Manifest, type StoredManifest } from '../manifest/manifest.js';
 import type { LeaderTerm } from '../metadata/metadata-store.js';
@@ -125,7 +125,7 @@ export async function readPart(deps: RepairDeps, manifest: Manifest, tier: Tier,
     shards[refs.indexOf(r)] = fetched[j] ?? null;
   });
   const rebuilt = (await deps.ec.rebuildShards(shards, manifest.cold_layout.dataBytes))[index]!;
-  if (rebuilt.length !== ref.size || checksumOf(rebuilt) !== ref.checksum) {
+  if (rebuilt.length !== ref.size || !checksumMatches(ref.checksum, checksumOf(rebuilt))) {
     throw new Error(`shard ${index} of "${manifest.key}" rebuilt from the others does not match its checksum`);
   }
   return rebuilt;
@@ -139,7 +139,7 @@ async function copyTo(deps: RepairDeps, manifest: Manifest, ref: BlobRef, node: 
   const client = deps.pool.client(node);
   if (!client) throw new Error(`node ${node} left the pool`);
   const options = { timeoutMs: deps.nodeTimeoutMs };
-  const header = headerFor(manifest, ref);
+  const header = await healerHeaderFor(deps.ec, manifest, ref);
   let info;
   try {
     info = await client.put(header, data, options);
@@ -149,12 +149,12 @@ async function copyTo(deps: RepairDeps, manifest: Manifest, ref: BlobRef, node: 
       throw error;
     }
     info = await client.stat(ref.blob, options);
-    if (info === null || info.corrupt || info.size !== ref.size || info.checksum !== ref.checksum) {
+    if (info === null || info.corrupt || info.size !== ref.size || !recordedChecksumMatches(ref.checksum, info.checksum)) {
       await client.delete(ref.blob, options);
       info = await client.put(header, data, options);
     }
   }
-  if (info.size !== ref.size || info.checksum !== ref.checksum) {
+  if (info.size !== ref.size || !recordedChecksumMatches(ref.checksum, info.checksum)) {
     throw new Error(`node ${node} stored ${ref.blob} with checksum ${info.checksum}, not the recorded ${ref.checksum}`);
   }
 }

@@ -12,10 +12,10 @@
  */
 import type { NodePool } from '../cluster/node-pool.js';
 import { fetchReplica } from '../blobio/blob-io.js';
-import { checksumOf } from '../blobio/checksum.js';
+import { checksumMatches, checksumOf, recordedChecksumMatches } from '../blobio/checksum.js';
 import { blobIdOf } from '../core/ids.js';
 import type { Logger } from '../log/logger.js';
-import { headerFor } from '../manifest/blob-meta.js';
+import { healerHeaderFor } from '../manifest/blob-meta.js';
 import { baseHotRefs, extraReplicaRefs, type BlobRef, type Manifest, type StoredManifest } from '../manifest/manifest.js';
 import type { LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
 import { chooseNodes } from '../placement/rendezvous.js';
@@ -92,7 +92,7 @@ async function copies(deps: ExtraReplicaDeps, stored: StoredManifest, base: Blob
   const source = base.filter((r) => r.state === 'ok');
   const { data } = await fetchReplica(deps.pool, source, { timeoutMs: deps.nodeTimeoutMs, hedgeAfterMs: deps.nodeTimeoutMs });
   const model = base[0]!;
-  if (checksumOf(data) !== model.checksum) throw new Error(`hot payload of "${manifest.key}" does not match its checksum`);
+  if (!checksumMatches(model.checksum, checksumOf(data))) throw new Error(`hot payload of "${manifest.key}" does not match its checksum`);
   const out: BlobRef[] = [];
   for (const [i, node] of nodes.entries()) {
     const part = `hot-${base.length + current.length + i}`;
@@ -100,8 +100,9 @@ async function copies(deps: ExtraReplicaDeps, stored: StoredManifest, base: Blob
     const blob = `${blobIdOf(model.writeId, part)}.x${stored.modRevision.toString(36)}`;
     const ref: BlobRef = { part, node, blob, writeId: model.writeId, size: data.length, checksum: model.checksum, state: 'ok' };
     try {
-      const info = await deps.pool.client(node)!.put(headerFor(manifest, ref), data, { timeoutMs: deps.nodeTimeoutMs });
-      if (info.checksum !== ref.checksum) throw new Error(`node ${node} stored a different checksum`);
+      const header = await healerHeaderFor(null, manifest, ref); // a hot replica: no shard fragments to code
+      const info = await deps.pool.client(node)!.put(header, data, { timeoutMs: deps.nodeTimeoutMs });
+      if (!recordedChecksumMatches(ref.checksum, info.checksum)) throw new Error(`node ${node} stored a different checksum`);
       out.push(ref);
     } catch (error) {
       deps.pool.observe(node, error);

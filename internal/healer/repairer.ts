@@ -11,12 +11,12 @@ import { assert } from '../core/assert.js';
 import { EC_DATA_SHARDS } from '../core/limits.js';
 import type { ErasureCode } from '../ec/erasure-code.js';
 import type { Logger } from '../log/logger.js';
-import { headerFor } from '../manifest/blob-meta.js';
+import { healerHeaderFor } from '../manifest/blob-meta.js';
 import type { BlobRef, BlobState, Manifest, StoredManifest } from '../manifest/manifest.js';
 import type { LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
 import { chooseNodes } from '../placement/rendezvous.js';
 import { fetchReplica, fetchShards } from '../blobio/blob-io.js';
-import { checksumOf } from '../blobio/checksum.js';
+import { checksumMatches, checksumOf, recordedChecksumMatches } from '../blobio/checksum.js';
 import { blobIdOf } from '../core/ids.js';
 import { hasColdCopies } from '../coldpart/cold-layout.js';
 
@@ -69,7 +69,7 @@ export async function observeStates(
           ? await client.stat(ref.blob, { timeoutMs: deps.nodeTimeoutMs })
           : inventory.get(ref.blob) ?? null;
         if (!info) return 'missing';
-        if (info.corrupt || info.size !== ref.size || info.checksum !== ref.checksum) return 'corrupt';
+        if (info.corrupt || info.size !== ref.size || !recordedChecksumMatches(ref.checksum, info.checksum)) return 'corrupt';
         return 'ok';
       } catch (error) {
         deps.pool.observe(ref.node, error);
@@ -148,7 +148,7 @@ export async function repairManifest(
         const rebuilt = await deps.ec.rebuildShards(shards, manifest.cold_layout.dataBytes);
         for (let i = 0; i < manifest.cold.length; i++) {
           if (!coldBad[i]) continue;
-          assert(checksumOf(rebuilt[i]!) === manifest.cold[i]!.checksum, 'a rebuilt shard equals the original');
+          assert(checksumMatches(manifest.cold[i]!.checksum, checksumOf(rebuilt[i]!)), 'a rebuilt shard equals the original');
           await rewrite(deps, next, next.cold[i]!, rebuilt[i]!, 'cold', counters, stored.modRevision);
         }
       } catch (error) {
@@ -200,7 +200,7 @@ async function rewrite(
   // (the bad copy stays behind as garbage for the next pass). The manifest's modRevision makes the id unique:
   // a part is rewritten at most once per repair, and each repair commits a new modRevision.
   const blob = `${blobIdOf(ref.writeId, ref.part)}.r${repairedAtModRevision.toString(36)}`;
-  const header = headerFor(manifest, { ...ref, blob });
+  const header = await healerHeaderFor(deps.ec, manifest, { ...ref, blob });
   try {
     await client.put(header, data, { timeoutMs: deps.nodeTimeoutMs });
     ref.blob = blob;

@@ -1,4 +1,8 @@
-import type { BlobHeader } from '../blobstore/blob-store.js';
+import { BLOB_DESCRIPTOR_BYTES_MAX, type BlobHeader } from '../blobstore/blob-store.js';
+import { CHECKSUM64_HEX_DIGITS } from '../blobio/checksum.js';
+import { DATA_FORMAT_V2 } from '../core/data-format.js';
+import type { ErasureCode } from '../ec/erasure-code.js';
+import { encodeDescriptorFragments, encodeWholeDescriptor, type BlobDescription } from './blob-descriptor.js';
 import type { ColdLayout, Manifest, Strategy } from './manifest.js';
 
 /**
@@ -40,4 +44,94 @@ export function headerFor(manifest: Manifest, ref: { blob: string; writeId: stri
     part: ref.part,
     meta: blobMeta(manifest.strategy, ref.part, cold),
   };
+}
+
+/** What a document's blobs say about it: the facts both blob formats carry, from a manifest or a write's plan. */
+export interface DocumentSelf {
+  key: string;
+  strategy: Strategy;
+  /** The document's cold part (its own or the one a pure hot update reuses); null without one. */
+  cold: (ColdLayout & { coldHash: string | null }) | null;
+}
+
+export function documentSelfOf(manifest: Manifest): DocumentSelf {
+  return { key: manifest.key, strategy: manifest.strategy, cold: manifest.cold_layout ? { ...manifest.cold_layout, coldHash: manifest.coldHash } : null };
+}
+
+/** What the blob of `part` describes of its document (blob-descriptor.ts): cold facts where rebuilding needs them. */
+export function descriptionOf(doc: DocumentSelf, part: string): BlobDescription {
+  const role = part.startsWith('shard-') ? 'shard' : part.startsWith('cold-') ? 'cold' : 'hot';
+  const d: BlobDescription = { strategy: doc.strategy, role, key: doc.key };
+  const carriesCold = role !== 'hot' || doc.strategy === 'field_hybrid';
+  if (carriesCold && doc.cold !== null && doc.cold.coldHash !== null) {
+    const codec = doc.cold.codec ?? 'identity';
+    d.cold = {
+      codec,
+      dataBytes: doc.cold.dataBytes,
+      coldHash64: doc.cold.coldHash.slice(0, CHECKSUM64_HEX_DIGITS),
+      ...(codec !== 'identity' ? { textBytes: doc.cold.textBytes ?? doc.cold.dataBytes } : {}),
+    };
+  }
+  return d;
+}
+
+/**
+ * The headers of blobs of one document in `format`. Format 2 writes a descriptor instead of key and meta: whole for
+ * replicas and copies, a Reed-Solomon fragment for each shard (all shards of a write share one fragment set, so
+ * `refs` holding several shards pays one encoding). A blob whose descriptor would not fit a format-2 needle (a key
+ * of more than about 230 bytes) is written in format 1, which every release reads.
+ */
+export async function blobHeaders(
+  ec: ErasureCode | null,
+  format: number,
+  doc: DocumentSelf,
+  refs: readonly { blob: string; writeId: string; part: string }[],
+): Promise<BlobHeader[]> {
+  const v1 = (ref: { blob: string; writeId: string; part: string }): BlobHeader => ({
+    id: ref.blob,
+    key: doc.key,
+    writeId: ref.writeId,
+    part: ref.part,
+    meta: blobMeta(doc.strategy, ref.part, doc.cold),
+  });
+  if (format < DATA_FORMAT_V2) return refs.map(v1);
+  let fragments: Uint8Array[] | null = null;
+  const headers: BlobHeader[] = [];
+  for (const ref of refs) {
+    const description = descriptionOf(doc, ref.part);
+    let descriptor: BlobHeader['descriptor'];
+    if (description.role === 'shard') {
+      if (ec === null) throw new Error('the headers of shards need the erasure code');
+      fragments ??= await encodeDescriptorFragments(ec, description);
+      const bytes = fragments[Number(ref.part.slice('shard-'.length))];
+      descriptor = bytes === undefined ? undefined : { kind: 'fragment', bytes };
+    } else {
+      descriptor = { kind: 'whole', bytes: encodeWholeDescriptor(description) };
+    }
+    if (descriptor === undefined || descriptor.bytes.length > BLOB_DESCRIPTOR_BYTES_MAX) {
+      headers.push(v1(ref));
+      continue;
+    }
+    headers.push({ id: ref.blob, key: '', writeId: ref.writeId, part: ref.part, meta: '', format: 2, descriptor });
+  }
+  return headers;
+}
+
+/**
+ * The format a blob of `ref` is (re)written in by the healer: format 2 when the manifest records a 64-bit
+ * checksum for it, which only a cluster at data format 2 writes, so every node reads it; format 1 otherwise, whose
+ * full sha256 is what a format-1 manifest checks.
+ */
+export function blobFormatFor(ref: { checksum: string }): number {
+  return ref.checksum.length === CHECKSUM64_HEX_DIGITS ? DATA_FORMAT_V2 : 1;
+}
+
+/** The header a blob of `manifest` is (re)written with by the healer (repairs, moves, extra replicas; null `ec`: no shard). */
+export async function healerHeaderFor(
+  ec: ErasureCode | null,
+  manifest: Manifest,
+  ref: { blob: string; writeId: string; part: string; checksum: string },
+): Promise<BlobHeader> {
+  const [header] = await blobHeaders(ec, blobFormatFor(ref), documentSelfOf(manifest), [ref]);
+  return header!;
 }

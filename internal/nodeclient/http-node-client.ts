@@ -24,6 +24,7 @@ import { assert } from '../core/assert.js';
 import { ERROR_STATUS, StrataError, type ErrorCode } from '../core/errors.js';
 import { BLOB_ID_PATTERN, isValidBlobId } from '../core/ids.js';
 import { LIMITS } from '../core/limits.js';
+import { checksumMatches } from '../blobio/checksum.js';
 import { REQUEST_ID_HEADER } from '../log/request-context.js';
 import {
   NODE_API_PREFIX,
@@ -31,6 +32,7 @@ import {
   NODE_HEADERS,
   NODE_SERVER_KEEP_ALIVE_MS,
   blobPath,
+  descriptorHeaderValue,
   parseBlobInfo,
   parseStoreUsage,
   parseVerifyResult,
@@ -153,6 +155,8 @@ export class HttpNodeClient implements NodeClient {
           [NODE_HEADERS.meta]: encodeField('meta', header.meta),
           // The node checks it, so bytes damaged on the way are refused instead of stored.
           [NODE_HEADERS.checksum]: createHash('sha256').update(data).digest('hex'),
+          ...(header.format === 2 ? { [NODE_HEADERS.format]: '2' } : {}),
+          ...(header.descriptor !== undefined ? { [NODE_HEADERS.descriptor]: descriptorHeaderValue(header.descriptor) } : {}),
         },
         body: data,
       },
@@ -172,7 +176,7 @@ export class HttpNodeClient implements NodeClient {
     const expected = answer.headers[NODE_HEADERS.checksum];
     if (typeof expected !== 'string') throw this.protocolError(`get ${id}`, `no ${NODE_HEADERS.checksum} header`);
     const actual = createHash('sha256').update(answer.body).digest('hex');
-    if (actual !== expected) {
+    if (!checksumMatches(expected, actual)) {
       throw new StrataError(
         'BLOB_CORRUPT',
         `node ${this.nodeId}: blob ${id} arrived with sha256 ${actual}, not ${expected}`,

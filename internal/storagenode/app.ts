@@ -15,7 +15,7 @@ import { silentLogger, type Logger } from '../log/logger.js';
 import { instrumentNodeApp } from '../metrics/http-metrics.js';
 import type { NodeInstruments } from '../metrics/node-metrics.js';
 import type { CapacityStatus } from '../reserve/disk-reserve.js';
-import { NODE_API_PREFIX, NODE_HEADERS, type ListAnswer } from './protocol.js';
+import { NODE_API_PREFIX, NODE_HEADERS, parseDescriptorHeader, wireBlobInfo, type ListAnswer } from './protocol.js';
 
 export interface StorageNodeAppOptions {
   store: BlobStore;
@@ -81,7 +81,7 @@ export function createStorageNodeApp(options: StorageNodeAppOptions): Hono {
     const last = blobs[blobs.length - 1];
     // Peek one past a full page so that `next` is null exactly when the inventory is exhausted.
     const more = last !== undefined && blobs.length === limit && (await store.list(last.id, 1)).length > 0;
-    const answer: ListAnswer = { blobs, next: more ? last.id : null };
+    const answer: ListAnswer = { blobs: blobs.map(wireBlobInfo), next: more ? last.id : null };
     return c.json(answer);
   });
 
@@ -94,6 +94,19 @@ export function createStorageNodeApp(options: StorageNodeAppOptions): Hono {
       part: decodedHeader(c, NODE_HEADERS.part, true),
       meta: decodedHeader(c, NODE_HEADERS.meta, false),
     };
+    const format = c.req.header(NODE_HEADERS.format);
+    if (format !== undefined) {
+      if (format !== '2') throw new StrataError('INVALID_HEADER', `${NODE_HEADERS.format} must be 2 when given, got "${format.slice(0, 20)}"`);
+      header.format = 2;
+      const descriptor = c.req.header(NODE_HEADERS.descriptor);
+      if (descriptor !== undefined) {
+        const parsed = parseDescriptorHeader(descriptor);
+        if (parsed === null) {
+          throw new StrataError('INVALID_HEADER', `${NODE_HEADERS.descriptor} must be whole:<base64url> or fragment:<base64url> of at most 255 bytes`);
+        }
+        header.descriptor = parsed;
+      }
+    }
     const expectedChecksum = c.req.header(NODE_HEADERS.checksum);
     if (expectedChecksum !== undefined && !SHA256_HEX_PATTERN.test(expectedChecksum)) {
       throw new StrataError('INVALID_HEADER', `${NODE_HEADERS.checksum} is not lowercase sha256 hex`);
@@ -108,7 +121,7 @@ export function createStorageNodeApp(options: StorageNodeAppOptions): Hono {
         );
       }
     }
-    return c.json(await store.put(header, data), 201);
+    return c.json(wireBlobInfo(await store.put(header, data)), 201);
   });
 
   // Hono answers HEAD with the GET route (body dropped), so HEAD is told apart here: metadata, no payload read.
@@ -134,7 +147,7 @@ export function createStorageNodeApp(options: StorageNodeAppOptions): Hono {
   app.get(`${NODE_API_PREFIX}/blobs/:id/info`, async (c) => {
     const info = await store.stat(blobIdParam(c));
     if (info === null) throw new StrataError('BLOB_NOT_FOUND', `blob ${c.req.param('id')} not found`);
-    return c.json(info);
+    return c.json(wireBlobInfo(info));
   });
 
   app.delete(`${NODE_API_PREFIX}/blobs/:id`, async (c) => c.json({ deleted: await store.delete(blobIdParam(c)) }));

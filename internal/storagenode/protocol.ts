@@ -3,7 +3,7 @@
  * node (app.ts) and its client (internal/nodeclient/http-node-client.ts) so the two cannot drift apart.
  * docs: internal/storagenode/README.md.
  */
-import type { BlobInfo, StoreUsage } from '../blobstore/blob-store.js';
+import { BLOB_DESCRIPTOR_BYTES_MAX, type BlobDescriptor, type BlobInfo, type StoreUsage } from '../blobstore/blob-store.js';
 
 export const NODE_API_PREFIX = '/v1';
 
@@ -13,8 +13,15 @@ export const NODE_HEADERS = {
   writeId: 'x-strata-write-id',
   part: 'x-strata-part',
   meta: 'x-strata-meta',
-  /** sha256 hex of the payload: checked by the node on PUT, sent by the node on GET. */
+  /**
+   * sha256 hex of the payload: checked by the node on PUT. Sent by the node on GET: the checksum the blob keeps
+   * (format 1: all 64 digits; format 2: the first 16), which the client checks the payload against.
+   */
   checksum: 'x-strata-checksum',
+  /** `2` on a PUT of a format-2 blob (absent: format 1, with key and meta). */
+  format: 'x-strata-format',
+  /** A format-2 blob's descriptor: `whole:<base64url>` or `fragment:<base64url>` (absent: none). */
+  descriptor: 'x-strata-descriptor',
   /** Payload bytes, on GET and HEAD. */
   size: 'x-strata-size',
 } as const;
@@ -41,8 +48,37 @@ export function blobPath(id: string): string {
 }
 
 export interface ListAnswer {
-  blobs: BlobInfo[];
+  blobs: WireBlobInfo[];
   next: string | null;
+}
+
+/** A BlobInfo as JSON: a descriptor's bytes travel as base64url. */
+export type WireBlobInfo = Omit<BlobInfo, 'descriptor'> & { descriptor?: { kind: BlobDescriptor['kind']; bytes: string } };
+
+export function wireBlobInfo(info: BlobInfo): WireBlobInfo {
+  if (info.descriptor === undefined) return info as WireBlobInfo;
+  return { ...info, descriptor: { kind: info.descriptor.kind, bytes: Buffer.from(info.descriptor.bytes).toString('base64url') } };
+}
+
+/** The header value of a descriptor. */
+export function descriptorHeaderValue(descriptor: BlobDescriptor): string {
+  return `${descriptor.kind}:${Buffer.from(descriptor.bytes).toString('base64url')}`;
+}
+
+const BASE64URL_PATTERN = /^[A-Za-z0-9_-]*$/;
+
+/** A descriptor from its header value or wire form, or null when it is not one. */
+export function parseDescriptor(kind: unknown, bytes: unknown): BlobDescriptor | null {
+  if ((kind !== 'whole' && kind !== 'fragment') || typeof bytes !== 'string' || !BASE64URL_PATTERN.test(bytes)) return null;
+  if (bytes.length > Math.ceil((BLOB_DESCRIPTOR_BYTES_MAX * 4) / 3)) return null;
+  const decoded = Buffer.from(bytes, 'base64url');
+  if (decoded.length > BLOB_DESCRIPTOR_BYTES_MAX) return null;
+  return { kind, bytes: new Uint8Array(decoded) };
+}
+
+export function parseDescriptorHeader(value: string): BlobDescriptor | null {
+  const colon = value.indexOf(':');
+  return colon < 0 ? null : parseDescriptor(value.slice(0, colon), value.slice(colon + 1));
 }
 
 /** Checks the shape of a BlobInfo from the wire; null when it is not one. */
@@ -65,6 +101,20 @@ export function parseBlobInfo(value: unknown): BlobInfo | null {
     createdAtMs: v['createdAtMs'],
   };
   if (v['corrupt'] === true) info.corrupt = true;
+  if (v['format'] !== undefined) {
+    if (v['format'] !== 2) return null;
+    info.format = 2;
+  }
+  if (v['descriptor'] !== undefined) {
+    const d = v['descriptor'] as Record<string, unknown> | null;
+    const descriptor = typeof d === 'object' && d !== null ? parseDescriptor(d['kind'], d['bytes']) : null;
+    if (descriptor === null) return null;
+    info.descriptor = descriptor;
+  }
+  if (v['crc32c'] !== undefined) {
+    if (typeof v['crc32c'] !== 'number' || !Number.isInteger(v['crc32c'])) return null;
+    info.crc32c = v['crc32c'];
+  }
   return info;
 }
 

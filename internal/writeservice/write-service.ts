@@ -27,12 +27,12 @@ import type { JsonObject } from '../json/value.js';
 import type { Logger } from '../log/logger.js';
 import type { BlobRef, ColdLayout, Manifest, StoredManifest, Strategy } from '../manifest/manifest.js';
 import { allRefs, isExpired, referencesBlob, referencesWrite, tombstoneManifest } from '../manifest/manifest.js';
-import { blobMeta } from '../manifest/blob-meta.js';
+import { blobHeaders, blobMeta, type DocumentSelf } from '../manifest/blob-meta.js';
 import type { CommitResult, IdempotencyClaim, IdempotentResponse, LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
 import { chooseNodes, requireRoom } from '../placement/rendezvous.js';
 import type { WalBlob, WriteAheadLog } from '../wal/write-ahead-log.js';
-import { checksumOf } from '../blobio/checksum.js';
-import { DATA_FORMAT_V1, type DataFormatSource } from '../core/data-format.js';
+import { checksum64Of, checksumOf } from '../blobio/checksum.js';
+import { DATA_FORMAT_V1, DATA_FORMAT_V2, type DataFormatSource } from '../core/data-format.js';
 import { deleteAll, putAll, type PutTarget } from '../blobio/blob-io.js';
 import { canReuseCold, type DocumentPlan } from './plan.js';
 import {
@@ -283,6 +283,16 @@ export class WriteService {
       coldLayout = stored.layout;
       coldTargets = this.coldTargets(key, writeId, plan, stored.payloads, stored.layout);
     }
+    const format = this.dataFormat();
+    if (format >= DATA_FORMAT_V2) {
+      // Format 2: descriptors instead of key and meta in every blob (manifest/blob-descriptor.ts).
+      const doc: DocumentSelf = { key, strategy: plan.strategy, cold: coldLayout ? { ...coldLayout, coldHash: reuse ? live!.coldHash : plan.coldHash } : null };
+      for (const targets of [hotTargets, coldTargets]) {
+        const headers = await blobHeaders(this.deps.ec, format, doc, targets.map((t) => ({ blob: t.header.id, writeId, part: t.header.part })));
+        targets.forEach((t, i) => (t.header = headers[i]!));
+      }
+    }
+    const checksumFor = format >= DATA_FORMAT_V2 ? checksum64Of : checksumOf;
     const coldQuorum = coldPlacementOf(coldLayout) === 'with_replicas' ? HOT_WRITE_QUORUM : EC_WRITE_QUORUM;
     const reused: BlobRef[] = reuse ? live!.cold.map((ref) => ({ ...ref })) : [];
     assert(plan.strategy === 'replication' || reuse || plan.coldText !== null, 'a plan without cold text reuses the cold shards');
@@ -339,7 +349,7 @@ export class WriteService {
       blob: t.header.id,
       writeId,
       size: t.data.length,
-      checksum: checksumOf(t.data),
+      checksum: checksumFor(t.data),
       state: okParts.has(`${t.node}/${t.header.id}`) ? 'ok' : 'missing',
     });
     const now = new Date(clock.nowMs()).toISOString();
