@@ -29,18 +29,24 @@ async function roundsUntilRebuildIsDue(cluster: TestCluster, clock: AdvancingClo
   return cluster.healer.runOnce({ forceAudit: true });
 }
 
+/** Puts a row damaged by damageManifestRow back as it was (the store's file, open by another connection). */
+type RestoreRow = (db: Database.Database) => void;
+
 /**
  * Changes `from` into `to` (same length) inside the stored manifest text of `key`, in the file's bytes (after folding
- * the WAL into it), as a flipped byte on disk would: the row's checksum column stays as it was. Returns the row's
- * manifest text as it was before.
+ * the WAL into it), as a flipped byte on disk would: the row's checksum column stays as it was. A binary manifest
+ * (schema 6) has no such text: a bit of its row's stored checksum flips instead, the manifest bytes staying intact.
+ * Returns how to put the row back as it was.
  */
-async function damageManifestRow(dataDir: string, key: string, from: string, to: string): Promise<string> {
+async function damageManifestRow(dataDir: string, key: string, from: string, to: string): Promise<RestoreRow> {
   expect(Buffer.byteLength(from)).toBe(Buffer.byteLength(to));
   const file = metadataDbPath(dataDir);
   const { pageSize } = checkpointMetadataFile(file);
   const db = new Database(file);
+  const binary = db.prepare('SELECT checksum FROM manifests_v2 WHERE key = ?').pluck().get(Buffer.from(key, 'utf8')) as Buffer | undefined;
   const original = db.prepare('SELECT manifest FROM manifests WHERE key = ?').pluck().get(Buffer.from(key, 'utf8')) as string;
   db.close();
+  if (binary !== undefined) return damageBinaryRow(file, key, binary);
   const bytes = await readFile(file);
   // Every copy in the file: freed pages may still hold an older copy of the row beside the live one.
   const needle = Buffer.from(`"key":${JSON.stringify(key)}`);
@@ -54,7 +60,19 @@ async function damageManifestRow(dataDir: string, key: string, from: string, to:
   }
   expect(changed, `copies of the manifest row of ${key} damaged`).toBeGreaterThanOrEqual(1);
   await writeFile(file, bytes);
-  return original;
+  return (restore) => void restore.prepare('UPDATE manifests SET manifest = ? WHERE key = ?').run(original, Buffer.from(key, 'utf8'));
+}
+
+async function damageBinaryRow(file: string, key: string, checksum: Buffer): Promise<RestoreRow> {
+  const bytes = await readFile(file);
+  let changed = 0;
+  for (let at = bytes.indexOf(checksum); at >= 0; at = bytes.indexOf(checksum, at + 1)) {
+    bytes[at + 3] = bytes[at + 3]! ^ 0x10;
+    changed++;
+  }
+  expect(changed, `copies of the manifest row of ${key} damaged`).toBeGreaterThanOrEqual(1);
+  await writeFile(file, bytes);
+  return (restore) => void restore.prepare('UPDATE manifests_v2 SET checksum = ? WHERE key = ?').run(checksum, Buffer.from(key, 'utf8'));
 }
 
 async function readBack(cluster: TestCluster, key: string): Promise<{ status: number; text: string }> {
@@ -119,7 +137,7 @@ describe('a manifest record that fails its checksum', () => {
     const first = await startTestCluster({ clock, env: ENV });
     expect((await first.write('cw:doc', docText(1, 10_000), '&strategy=field_hybrid')).status).toBe(200);
     await first.stop();
-    const original = await damageManifestRow(first.dataDir, 'cw:doc', '"field_hybrid"', '"field_hybric"');
+    const restoreRow = await damageManifestRow(first.dataDir, 'cw:doc', '"field_hybrid"', '"field_hybric"');
 
     cluster = await startTestCluster({ clock, env: ENV, dataDir: first.dataDir });
     const running = cluster;
@@ -132,7 +150,7 @@ describe('a manifest record that fails its checksum', () => {
     running.metadata.replaceCorruptManifest = async (request: ReplaceCorruptManifestRequest) => {
       if (clientVersion === null) {
         const db = new Database(metadataDbPath(running.dataDir));
-        db.prepare('UPDATE manifests SET manifest = ? WHERE key = ?').run(original, Buffer.from('cw:doc', 'utf8'));
+        restoreRow(db);
         db.close();
         const res = await running.write('cw:doc', newer, '&strategy=field_hybrid');
         expect(res.status).toBe(200);

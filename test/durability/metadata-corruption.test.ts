@@ -5,6 +5,7 @@
  * manifest row, and seeded random byte flips anywhere in the file.
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AdvancingClock } from '../helpers/advancing-clock.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
@@ -40,6 +41,16 @@ function replaceInPage(bytes: Buffer, pageSize: number, page: number, from: Buff
     changed++;
   }
   return changed;
+}
+
+/** The stored bytes of `key`'s binary manifest (schema 6), or undefined when its row is a JSON one. */
+function binaryManifestOf(file: string, key: string): Buffer | undefined {
+  const db = new Database(file, { readonly: true });
+  try {
+    return db.prepare('SELECT manifest FROM manifests_v2 WHERE key = ?').pluck().get(Buffer.from(key, 'utf8')) as Buffer | undefined;
+  } finally {
+    db.close();
+  }
 }
 
 const docOf = (key: string) => ({ key, owner: `owner of ${key}`, body: 'x'.repeat(3000), n: key.length });
@@ -118,6 +129,14 @@ describe('a damaged SQLite metadata file', () => {
     const bytes = await readFile(file);
     const totalPages = bytes.length / pageSize;
     let changed = 0;
+    // A binary manifest (schema 6) holds no such text: a bit in the middle of its stored bytes flips instead.
+    const binary = binaryManifestOf(file, 'row:a');
+    if (binary !== undefined) {
+      const at = bytes.indexOf(binary);
+      expect(at).toBeGreaterThanOrEqual(0);
+      bytes[at + (binary.length >> 1)] = bytes[at + (binary.length >> 1)]! ^ 0x04;
+      changed++;
+    }
     for (let page = 1; page <= totalPages && changed === 0; page++) {
       if ([...roots.values()].includes(page) && page !== roots.get('manifests')) continue;
       const start = (page - 1) * pageSize;
