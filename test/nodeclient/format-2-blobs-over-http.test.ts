@@ -65,13 +65,14 @@ describe('format-2 blobs over the node protocol', () => {
         duplex: 'half',
         headers: { authorization: `Bearer ${TOKEN}`, 'x-strata-key': '', 'x-strata-write-id': writeId, 'x-strata-part': 'hot-1', ...extra },
       } as RequestInit);
-    for (const extra of [
+    const cases: Record<string, string>[] = [
       { 'x-strata-format': '3' },
       { 'x-strata-format': '2', 'x-strata-descriptor': 'whole' },
       { 'x-strata-format': '2', 'x-strata-descriptor': 'half:AAAA' },
       { 'x-strata-format': '2', 'x-strata-descriptor': 'whole:not base64!' },
       { 'x-strata-format': '2', 'x-strata-descriptor': `whole:${Buffer.alloc(256).toString('base64url')}` },
-    ]) {
+    ];
+    for (const extra of cases) {
       const res = await send(extra);
       expect(res.status, JSON.stringify(extra)).toBe(400);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('INVALID_HEADER');
