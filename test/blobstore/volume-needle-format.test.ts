@@ -17,6 +17,7 @@ import {
 } from '../../internal/blobstore/volume/needle.js';
 import { decodeSuperblock, encodeSuperblock, SUPERBLOCK_BYTES } from '../../internal/blobstore/volume/volume.js';
 import { VolumeBlobStore } from '../../internal/blobstore/volume/volume-blob-store.js';
+import { ulidToBytes } from '../../internal/core/derived-ids.js';
 import { header, makeTempDir, payload, sha256 } from '../contracts/blob-fixtures.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
@@ -134,29 +135,40 @@ describe('superblock format 1', () => {
   });
 });
 
-describe('index checkpoint format 1', () => {
+describe('index checkpoint format 2', () => {
   it('lays the checkpoint out as README.md documents', async () => {
     const { dir, remove } = await makeTempDir('vbs-ckpt');
+    const derived = '01HF7YAT00Y60PAT1HKDBP5XCX.hot-1';
     try {
       const store = await VolumeBlobStore.open({ dir });
       await store.put(header('K2.hot-0'), payload(10));
       await store.put(header('K1.hot-0'), payload(20));
+      await store.put(header(derived), payload(30));
       await store.close();
       const file = await readFile(path.join(dir, 'index.ckpt'));
+      const [k1, k2, d] = (await locateAll(dir, ['K1.hot-0', 'K2.hot-0', derived])) as [Where, Where, Where];
       expect(file.subarray(0, 4).toString('latin1')).toBe('STRI');
-      expect(file.readUInt16LE(4)).toBe(1);
+      expect(file.readUInt16LE(4)).toBe(2);
+      expect(file.readUInt16LE(6)).toBe(0);
       expect(file.readUInt32LE(8)).toBe(1); // volumes
-      expect(file.readUInt32LE(12)).toBe(2); // entries
-      expect(Number(file.readBigUInt64LE(16))).toBe(16); // arena: two 8-byte ids
-      expect(Number(file.readBigUInt64LE(24))).toBe(3); // next sequence number
-      expect(file.readUInt32LE(48)).toBe(1);
-      expect(file.readUInt32LE(52)).toBe(0);
-      const n = 2;
-      const arrays = 48 + 16;
-      expect([file.readUInt32LE(arrays), file.readUInt32LE(arrays + 4)]).toEqual([8, 16]); // idEnd
-      expect(file.readUInt32LE(arrays + 8 * n) * 8).toBe(SUPERBLOCK_BYTES + (await locateSize(dir, 'K2.hot-0'))); // K1 was put after K2
-      const arena = arrays + 21 * n;
-      expect(file.subarray(arena, arena + 16).toString('latin1')).toBe('K1.hot-0K2.hot-0');
+      expect(file.readUInt32LE(12)).toBe(1); // main-run entries
+      const entriesAt = 48 + 16;
+      expect(Number(file.readBigUInt64LE(16))).toBe(file.length - entriesAt - 4); // entry bytes
+      expect(Number(file.readBigUInt64LE(24))).toBe(4); // next sequence number
+      expect([file.readUInt32LE(40), file.readUInt32LE(44)]).toEqual([2, 0]); // text-run entries, reserved
+      expect([file.readUInt32LE(48), file.readUInt32LE(52)]).toEqual([1, 0]); // volume 1, revision 0
+      const ulid = Buffer.from(ulidToBytes(derived.slice(0, 26)) as Uint8Array);
+      const ms = ulid.readUIntBE(0, 6);
+      const zigzag = (n: number): number => (n >= 0 ? 2 * n : -2 * n - 1);
+      const expected = [
+        // main run: the derived id (flags 0: a new write id, a new volume)
+        0, ...varint(ms), ...ulid.subarray(6), 0x11, 1, ...varint(zigzag(d.offset / 8)), 30, ...varint(d.needleBytes - 30),
+        // text run: K1.hot-0 then K2.hot-0 (flags 2: same volume; 1 byte shared with K1.hot-0)
+        0, 0, 8, ...Buffer.from('K1.hot-0'), 1, ...varint(zigzag(k1.offset / 8)), 20, ...varint(zigzag(k1.needleBytes - 20)),
+        2, 1, 7, ...Buffer.from('2.hot-0'), ...varint(zigzag(k2.offset / 8 - (k1.offset / 8 + Math.floor(k1.needleBytes / 8)))),
+        10, ...varint(zigzag(k2.needleBytes - 10)),
+      ];
+      expect([...file.subarray(entriesAt, file.length - 4)]).toEqual(expected);
       expect(file.readUInt32LE(file.length - 4)).toBe(crc32c(file.subarray(0, file.length - 4)));
     } finally {
       await remove();
@@ -164,12 +176,26 @@ describe('index checkpoint format 1', () => {
   });
 });
 
-/** Bytes of the needle of `id` (its offset plus these bytes is where the next needle starts). */
-async function locateSize(dir: string, id: string): Promise<number> {
+/** Unsigned LEB128, as README.md documents for checkpoint format 2. */
+function varint(value: number): number[] {
+  const out: number[] = [];
+  let v = value;
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
+  return out;
+}
+
+type Where = { offset: number; needleBytes: number };
+
+/** Where the store has each of `ids`. */
+async function locateAll(dir: string, ids: string[]): Promise<Where[]> {
   const store = await VolumeBlobStore.open({ dir });
-  const bytes = store.locate(id)?.needleBytes ?? -1;
+  const found = ids.map((id) => store.locate(id) ?? { offset: -1, needleBytes: -1 });
   await store.close();
-  return bytes;
+  return found;
 }
 
 describe('VolumeBlobStore on disk', () => {

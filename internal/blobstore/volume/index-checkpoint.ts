@@ -146,6 +146,7 @@ function encodeMain(m: MainRun, out: Buffer, start: number): number {
     out[at++] = flags;
     if (!sameWriteId) {
       const ms = w0 * 0x1_0000 + (w1 >>> 16);
+      assert(ms >= prevMs, 'the main run is in write id order');
       at = putVarint(out, at, ms - prevMs);
       out[at++] = w1 >>> 8;
       out[at++] = w1;
@@ -496,7 +497,11 @@ function decodeFormat1(buf: Buffer): Checkpoint | string {
   if (expected !== buf.length) return `checkpoint length ${buf.length} != ${expected} from its header`;
   let at = HEADER_BYTES + volumeCount * VOLUME_ENTRY_BYTES;
   // The Uint32Array views below need an aligned start; a Buffer from readCheckpointFile has its own ArrayBuffer.
-  const aligned = buf.byteOffset % 4 === 0 ? buf : Buffer.from(buf);
+  let aligned = buf;
+  if (buf.byteOffset % 4 !== 0) {
+    aligned = Buffer.allocUnsafeSlow(buf.length);
+    buf.copy(aligned);
+  }
   const u32 = (): Uint32Array => {
     const view = new Uint32Array(aligned.buffer, aligned.byteOffset + at, n);
     at += 4 * n;
