@@ -33,7 +33,7 @@ export function encodeWalRecord(record: WalRecord, format: number): string | Buf
   return sealWalRecord(record);
 }
 
-/** The first bytes below this are no text a WAL record starts with, except JSON whitespace. */
+/** No text record starts with a byte below this but JSON whitespace: a value that does is a binary record. */
 const FIRST_TEXT_BYTE = 0x20;
 const JSON_WHITESPACE = new Set([0x09, 0x0a, 0x0d]);
 
