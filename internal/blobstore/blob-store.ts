@@ -4,7 +4,8 @@
  * volumes replace it in the volumes issue.
  *
  * Every blob carries a small self-describing header (key, write id, part, and opaque `meta` JSON such as the
- * shard geometry) so that manifests can be rebuilt from the nodes if the metadata store is lost.
+ * shard geometry) so that manifests can be rebuilt from the nodes if the metadata store is lost. A format-2 blob
+ * carries the same facts more compactly: write id and part in its id, the rest in an opaque `descriptor`.
  */
 export interface BlobStore {
   /**

@@ -25,6 +25,7 @@ import {
   VolumeBlobStore,
   type VolumeBlobStoreOptions,
 } from '../../internal/blobstore/volume/volume-blob-store.js';
+import { nodeVolumeFs, type VolumeFs } from '../../internal/blobstore/volume/volume-fs.js';
 import { ulidToBytes } from '../../internal/core/derived-ids.js';
 import { blobMeta } from '../../internal/manifest/blob-meta.js';
 import { expectCode, expectedInfo, header, makeTempDir, payload, sha256, v2Header } from '../contracts/blob-fixtures.js';
@@ -333,6 +334,40 @@ describe('VolumeBlobStore with format-2 puts', () => {
     store = await openStore();
     expect(store.stats().recovery.checkpoint).toBe('loaded');
     await expectAllRead(store, [{ h: v2Header(`${ULID}.hot-0`), data: payload(20) }]);
+  });
+
+  it('after failing to reformat an empty active volume (EIO once its new file is renamed in), appends nothing to the old file', async () => {
+    let armed = false;
+    let failNextDirSync = false;
+    const fs: VolumeFs = {
+      ...nodeVolumeFs,
+      rename: async (from, to) => {
+        await nodeVolumeFs.rename(from, to);
+        if (armed && from.endsWith('.vol.new') && to.endsWith('00000001.vol')) failNextDirSync = true;
+      },
+      fsyncDir: async (d) => {
+        if (failNextDirSync) {
+          failNextDirSync = false;
+          throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+        }
+        await nodeVolumeFs.fsyncDir(d);
+      },
+    };
+    let store = await openStore({ fs });
+    armed = true;
+    await expect(store.put(v2Header(`${ULID}.hot-0`), payload(20, 1))).rejects.toMatchObject({ code: 'EIO' });
+    await store.put(v2Header(`${ULID}.hot-1`), payload(20, 2));
+    await store.put(header('A1.hot-0'), payload(20, 3));
+    expect(store.locate(`${ULID}.hot-1`)?.volume).toBe(2);
+    const live = [
+      { h: v2Header(`${ULID}.hot-1`), data: payload(20, 2) },
+      { h: header('A1.hot-0'), data: payload(20, 3) },
+    ];
+    await expectAllRead(store, live);
+    await closeAll();
+    await rm(path.join(dir, VOLUME_STORE_CHECKPOINT_FILE));
+    store = await openStore();
+    await expectAllRead(store, live);
   });
 
   it('never writes format 3 for a store that only ever put format 1', async () => {

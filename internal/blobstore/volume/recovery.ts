@@ -126,6 +126,8 @@ export async function recoverStore(
       assert(volume !== undefined, 'every index entry points into an existing volume');
       volume.liveBytes = totals.liveBytes;
     }
+    // Version-2 puts store no sequence number (they count as 0 here): the counter needs only to pass every
+    // tombstone's and every compaction watermark's, which compaction's keep rule compares (README.md).
     const nextSeq = Math.max(1, maxSeq + 1, checkpoint?.nextSeq ?? 1);
     report.durationMs = nowMs() - startedMs;
     return { volumes, index, nextSeq, report };

@@ -1,5 +1,6 @@
 /**
- * Scrub: one background pass over every live needle, checking head, data CRC and payload sha256, at no more than
+ * Scrub: one background pass over every live needle, checking head, data CRC and payload sha256 (the 64 bits a
+ * version-2 needle keeps), at no more than
  * `bytesPerSecMax` on average so that it never starves foreground reads. The corrupt ids it finds are marked in the
  * index (list shows `corrupt: true`) and returned, in id order, for the healer to repair from other copies.
  *

@@ -815,7 +815,14 @@ export class VolumeBlobStore implements BlobStore {
   private async reformatEmptyActive(): Promise<void> {
     const old = this.active;
     assert(old.fileBytes === SUPERBLOCK_BYTES && old.liveBytes === 0, 'only an empty volume is reformatted');
-    await this.openNewActiveVolume(old.number);
+    try {
+      await this.openNewActiveVolume(old.number);
+    } catch (err) {
+      // The new file may already be renamed over the old one, whose handle then writes to an unlinked file:
+      // nothing more is appended through it, since the next flush seals it first.
+      this.activeInDoubt = true;
+      throw err;
+    }
     await old.close();
   }
 
