@@ -217,9 +217,12 @@ describe('SqliteWriteAheadLog', () => {
     }
   });
 
-  it('refuses to open a file of a newer schema version with WAL_UNAVAILABLE, leaving it as it is', async () => {
+  it('reopens its own version-3 file, and refuses a file of a newer version with WAL_UNAVAILABLE, leaving it as it is', async () => {
+    await wal.close();
+    wal = await SqliteWriteAheadLog.open({ path });
     await wal.close();
     const db = new Database(path);
+    expect(db.pragma('user_version', { simple: true })).toBe(3);
     db.pragma('user_version = 4');
     db.close();
     await expectCode(SqliteWriteAheadLog.open({ path }), 'WAL_UNAVAILABLE');
