@@ -10,6 +10,7 @@ import { StrataError } from '../core/errors.js';
 import { allRefs } from '../manifest/manifest.js';
 import type { RegisteredNode } from '../metadata/metadata-store.js';
 import type { GatewayDeps } from './gateway-deps.js';
+import { registerFormatVersionRoutes } from './format-version-routes.js';
 import { createRoute, defineRoute, errorResponses, jsonResponse, z, type GatewayApp } from './route-definition.js';
 
 /** Manifests read per page when checking that a node is empty before removing it. */
@@ -127,6 +128,8 @@ export function registerAdminRoutes(app: GatewayApp, deps: GatewayDeps): void {
     await deps.metadata.removeNode(id);
     return c.json({ removed: id });
   });
+
+  registerFormatVersionRoutes(app, deps);
 }
 
 function findNode(nodes: readonly RegisteredNode[], id: string): RegisteredNode {

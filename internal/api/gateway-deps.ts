@@ -9,6 +9,7 @@ import type { WriteAheadLog } from '../wal/write-ahead-log.js';
 import type { DocumentOps } from '../writeservice/document-ops.js';
 import type { AccessRecorder } from '../tiering/access-recorder.js';
 import type { BodyBudget } from './body-budget.js';
+import type { DataFormatSource } from '../core/data-format.js';
 
 /** Everything the gateway's routes use, wired in internal/wiring. */
 export interface GatewayDeps {
@@ -30,4 +31,9 @@ export interface GatewayDeps {
   tiering?: AccessRecorder;
   /** The local disk's reserve when this gateway's metadata and log are on it (the all-in-one). */
   capacity?: GatewayCapacity;
+  /**
+   * The cluster's data format as this process follows it (internal/cluster/format-version.ts); the all-in-one's is
+   * fixed at DATA_FORMAT_MAX. GET /admin/format-version reports it when there is no cluster identity record.
+   */
+  dataFormat?: DataFormatSource;
 }

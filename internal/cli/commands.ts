@@ -9,6 +9,7 @@ import type { StatResult, Strategy, StrataClient } from '../client/strata-client
 import { formatBytes, formatFields, formatTable } from './format.js';
 import { benchCommand } from './bench-command.js';
 import { verifyCommand } from './verify-command.js';
+import { adminCommand } from './admin-command.js';
 
 export interface CliIo {
   stdout(text: string): void;
@@ -323,4 +324,4 @@ const usage: Command = {
   },
 };
 
-export const COMMANDS: readonly Command[] = [put, get, patch, rm, ls, stat, cluster, usage, verifyCommand, benchCommand];
+export const COMMANDS: readonly Command[] = [put, get, patch, rm, ls, stat, cluster, usage, verifyCommand, benchCommand, adminCommand];

@@ -242,6 +242,20 @@ export interface ClusterNode {
   blobs: number | null;
 }
 
+/** GET /admin/format-version (api.md "Data format version"). */
+export interface FormatVersionResult {
+  data_format: number;
+  format_max: number;
+  recorded: boolean;
+  processes: { id: string; role: string; format_max: number; alive: boolean; last_heartbeat: string }[];
+  blockers: { id: string; role: string; format_max: number; alive: boolean; why: string }[];
+}
+
+export interface FormatBumpResult {
+  data_format: number;
+  changed: boolean;
+}
+
 export interface ClusterResult {
   nodes: ClusterNode[];
   healer_leader: string | null;
@@ -441,6 +455,22 @@ export class StrataClient {
 
   async storageUsage(): Promise<StorageUsageResult> {
     return this.getJson<StorageUsageResult>('/storage_usage');
+  }
+
+  async formatVersion(): Promise<FormatVersionResult> {
+    return this.getJson<FormatVersionResult>('/admin/format-version');
+  }
+
+  /** Raises the cluster's data format; safe to retry (the bump is idempotent, and never lowers the version). */
+  async bumpFormatVersion(to: number): Promise<FormatBumpResult> {
+    const res = await this.request({
+      method: 'POST',
+      path: '/admin/format-version',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ to }),
+      safeToRetry: true,
+    });
+    return (await res.json()) as FormatBumpResult;
   }
 
   private async getJson<T>(path: string): Promise<T> {

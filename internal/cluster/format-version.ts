@@ -16,7 +16,7 @@
 import { assert } from '../core/assert.js';
 import type { Clock } from '../core/clock.js';
 import { DATA_FORMAT_MAX, DATA_FORMAT_V1, type DataFormatSource } from '../core/data-format.js';
-import { StrataError } from '../core/errors.js';
+import { StrataError, isStrataError } from '../core/errors.js';
 import type { Logger } from '../log/logger.js';
 import { dataFormatOf, newerThanThisRelease } from '../metadata/cluster-identity-record.js';
 import {
@@ -183,6 +183,25 @@ export class ClusterDataFormat implements DataFormatSource {
   async stop(): Promise<void> {
     await this.repeater?.stop();
   }
+}
+
+/**
+ * The all-in-one's start: one process of one release writes DATA_FORMAT_MAX, so a cluster identity record in its
+ * own store (there is one only when separate processes shared the data directory before) is raised to it. A record
+ * newer than this release refuses the start (FORMAT_UNSUPPORTED); no record is left absent.
+ */
+export async function raiseOwnDataFormat(store: Pick<MetadataStore, 'getClusterIdentity' | 'raiseClusterDataFormat'>, storeName: string): Promise<void> {
+  let record: ClusterIdentityRecord | null;
+  try {
+    record = await store.getClusterIdentity();
+  } catch (error) {
+    // The all-in-one does not otherwise use the record: a damaged one is reported by the store's integrity view
+    // (GET /cluster) and left for the operator, never a reason to refuse to serve.
+    if (isStrataError(error, 'METADATA_CORRUPT')) return;
+    throw error;
+  }
+  refuseNewer(record, `this process cannot run against the cluster in ${storeName}`);
+  if (record !== null && dataFormatOf(record) < DATA_FORMAT_MAX) await store.raiseClusterDataFormat(DATA_FORMAT_MAX);
 }
 
 export interface ProcessAnnouncementOptions {

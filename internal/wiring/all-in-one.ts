@@ -14,6 +14,8 @@ import type { BlobInfo, BlobStore, StoreUsage } from '../blobstore/blob-store.js
 import { NodePool } from '../cluster/node-pool.js';
 import type { StrataConfig } from '../config/config.js';
 import { systemClock, type Clock } from '../core/clock.js';
+import { DATA_FORMAT_MAX, fixedDataFormat } from '../core/data-format.js';
+import { raiseOwnDataFormat } from '../cluster/format-version.js';
 import { StrataError, isStrataError } from '../core/errors.js';
 import { openClusterIdentity, nodeDirectory, recordNodeInitialised } from '../datadir/cluster-directory.js';
 import { DirLock } from '../datadir/dir-lock.js';
@@ -137,6 +139,10 @@ async function startLocked(config: Readonly<StrataConfig>, options: AllInOneOpti
   const token = config.clusterToken ?? (await localToken(config.dataDir));
   const metadata = await SqliteMetadataStore.open({ path: path.join(config.dataDir, 'metadata', 'strata.db'), clock, log: log.child({ component: 'metadata' }) });
   opened.push(metadata);
+  // One process of one release: it writes the newest formats (a cluster identity record in its store, if any, says
+  // so too; one of a newer data format refuses the start).
+  const dataFormat = fixedDataFormat(DATA_FORMAT_MAX);
+  await raiseOwnDataFormat(metadata, `the embedded metadata store in ${config.dataDir}`);
   const wal = await SqliteWriteAheadLog.open({ path: path.join(config.dataDir, 'wal', 'wal.db'), clock });
   opened.push(wal);
 
@@ -168,7 +174,7 @@ async function startLocked(config: Readonly<StrataConfig>, options: AllInOneOpti
   for (const n of nodes) if (n.downReason !== null) nodePool.holdDown(n.id, n.downReason);
   nodePool.start();
   const ec = measureErasureCode(new ReedSolomonCode(), registry);
-  const healer = buildHealer(config, { metadata, wal, pool: nodePool, ec, clock, log: log.child({ component: 'healer' }) });
+  const healer = buildHealer(config, { metadata, wal, pool: nodePool, ec, clock, log: log.child({ component: 'healer' }), dataFormat });
   watchHealer(registry, healer, clock);
   watchMetadataIntegrity(registry, metadata, clock);
   const gateway = buildGateway({
@@ -184,6 +190,7 @@ async function startLocked(config: Readonly<StrataConfig>, options: AllInOneOpti
     repairBacklog: () => healer.backlog,
     observability: { registry, context },
     capacity: reserve,
+    dataFormat,
   });
   const http = await serveApp(gateway.app, config.host, config.port, { tls: tls.server, socketIdleTimeoutMs: config.socketIdleTimeoutMs });
   if (options.startHealer !== false) healer.start();

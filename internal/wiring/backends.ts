@@ -7,6 +7,7 @@
 import path from 'node:path';
 import type { StrataConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
+import type { DataFormatSource } from '../core/data-format.js';
 import type { Logger } from '../log/logger.js';
 import { EtcdMetadataStore } from '../metadata/etcd-metadata-store.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
@@ -27,16 +28,25 @@ export interface Backends {
 
 /**
  * The metadata store alone: what a storage node needs for the node registry (it never touches the WAL).
- * Unreachable etcd is logged, not thrown, as for openBackends.
+ * Unreachable etcd is logged, not thrown, as for openBackends. `dataFormat` is the cluster's data format as this
+ * process follows it (internal/cluster/format-version.ts): the etcd store writes binary manifests only at 2.
  */
 export async function openMetadata(
   config: Readonly<StrataConfig>,
   clock: Clock,
   log: Logger,
+  dataFormat?: DataFormatSource,
 ): Promise<{ metadata: MetadataStore; name: string }> {
   if (config.etcdEndpoints.length > 0) {
     const name = `etcd (${config.etcdEndpoints.join(', ')})`;
-    const metadata = await EtcdMetadataStore.open({ endpoints: config.etcdEndpoints, prefix: config.etcdPrefix, clock, checkReachable: false, log: log.child({ component: 'metadata' }) });
+    const metadata = await EtcdMetadataStore.open({
+      endpoints: config.etcdEndpoints,
+      prefix: config.etcdPrefix,
+      clock,
+      checkReachable: false,
+      log: log.child({ component: 'metadata' }),
+      ...(dataFormat ? { dataFormat } : {}),
+    });
     try {
       await metadata.currentRevision();
     } catch (error) {
@@ -51,8 +61,9 @@ export async function openMetadata(
   return { metadata, name: 'embedded (SQLite)' };
 }
 
-export async function openBackends(config: Readonly<StrataConfig>, clock: Clock, log: Logger): Promise<Backends> {
-  const { metadata, name: metadataName } = await openMetadata(config, clock, log);
+/** The metadata store and the WAL; both write the formats `dataFormat` allows (default: format 1). */
+export async function openBackends(config: Readonly<StrataConfig>, clock: Clock, log: Logger, dataFormat?: DataFormatSource): Promise<Backends> {
+  const { metadata, name: metadataName } = await openMetadata(config, clock, log, dataFormat);
 
   let wal: WriteAheadLog;
   let walName: string;
@@ -67,6 +78,7 @@ export async function openBackends(config: Readonly<StrataConfig>, clock: Clock,
           ...(config.kafkaReplicationFactor > 0 ? { replicationFactor: config.kafkaReplicationFactor } : {}),
           clientId: 'strata',
           clock,
+          ...(dataFormat ? { dataFormat } : {}),
         }),
       clock,
       WAL_REOPEN_AFTER_MS,

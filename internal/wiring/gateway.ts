@@ -31,6 +31,7 @@ import { GatewayMetrics, watchNodePool } from '../metrics/gateway-metrics.js';
 import { GatewayHttpMetrics } from '../metrics/http-metrics.js';
 import { watchCapacity } from '../metrics/capacity-metrics.js';
 import type { GatewayCapacity } from '../api/capacity-view.js';
+import type { DataFormatSource } from '../core/data-format.js';
 
 export interface GatewayParts {
   config: Readonly<StrataConfig>;
@@ -50,6 +51,11 @@ export interface GatewayParts {
   observability?: { registry: Registry; context: RequestContext };
   /** The local disk's reserve (the all-in-one): writes are admitted against it, /cluster and /metrics show it. */
   capacity?: GatewayCapacity;
+  /**
+   * The cluster's data format: which encodings this gateway's writers may use (internal/core/data-format.ts). The
+   * all-in-one passes fixedDataFormat(DATA_FORMAT_MAX); a cluster gateway the identity record's live version.
+   */
+  dataFormat?: DataFormatSource;
 }
 
 export interface Gateway {
@@ -78,6 +84,7 @@ export function buildGateway(parts: GatewayParts): Gateway {
     ...(parts.hooks ? { hooks: parts.hooks } : {}),
     ...(metrics ? { observer: metrics } : {}),
     ...(parts.capacity ? { capacity: parts.capacity } : {}),
+    ...(parts.dataFormat ? { dataFormat: parts.dataFormat } : {}),
   });
   // Every gateway reads manifests through a cache fed by the store's watch (architecture.md, "Read").
   const manifests = new ManifestCache(metadata, { log: log.child({ component: 'manifest-cache' }) });
@@ -120,6 +127,7 @@ export function buildGateway(parts: GatewayParts): Gateway {
   const bodies = new BodyBudget(config.bodyBufferBytesMax);
   const deps: GatewayDeps = { config, metadata, wal, pool, reads, ops, clock, log, backends: parts.backends, healerLockName: HEALER_LOCK, tiering, bodies };
   if (parts.capacity) deps.capacity = parts.capacity;
+  if (parts.dataFormat) deps.dataFormat = parts.dataFormat;
   if (metrics && observability) {
     metrics.watchManifestCache(manifests);
     metrics.watchPartCache(partCache);

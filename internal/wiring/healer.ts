@@ -6,6 +6,7 @@ import { renderMetrics } from '../metrics/registry.js';
 import type { NodePool } from '../cluster/node-pool.js';
 import type { StrataConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
+import type { DataFormatSource } from '../core/data-format.js';
 import type { ErasureCode } from '../ec/erasure-code.js';
 import { Healer } from '../healer/healer.js';
 import { buildTieringJob } from './tiering.js';
@@ -14,16 +15,22 @@ import type { Logger } from '../log/logger.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { WriteAheadLog } from '../wal/write-ahead-log.js';
 
-/** A healer configured from `config`, with a holder id unique to this process. */
+/**
+ * A healer configured from `config`, with a holder id unique to this process (`holderId`: also its id in the
+ * process registry, so that an operator finds the leader there). `dataFormat` is what its rewrites write
+ * (internal/core/data-format.ts); without one they write format 1.
+ */
 export function buildHealer(
   config: Readonly<StrataConfig>,
-  parts: { metadata: MetadataStore; wal: WriteAheadLog; pool: NodePool; ec: ErasureCode; clock: Clock; log: Logger },
+  parts: { metadata: MetadataStore; wal: WriteAheadLog; pool: NodePool; ec: ErasureCode; clock: Clock; log: Logger; dataFormat?: DataFormatSource },
+  holderId = healerHolderId(),
 ): Healer {
   return new Healer({
+    // `dataFormat` rides along: the repairs take it where the healer has a parameter for it.
     ...parts,
     tiering: buildTieringJob(config, parts, writeServiceOptions(config)),
     options: {
-      holderId: `healer-${process.pid}-${randomBytes(4).toString('hex')}`,
+      holderId,
       intervalMs: config.healerIntervalMs,
       auditIntervalMs: config.auditIntervalMs,
       leaseMs: config.healerLeaseMs,
@@ -37,6 +44,11 @@ export function buildHealer(
       rebalanceDeficitBytesMin: config.rebalanceDeficitBytesMin,
     },
   });
+}
+
+/** A healer id unique to this process. */
+export function healerHolderId(): string {
+  return `healer-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
 /**

@@ -6,7 +6,9 @@
  * healers take their nodes from STRATA_NODES when it is set (a static list), otherwise from the registry,
  * re-read every second.
  */
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { ClusterDataFormat, FORMAT_VERSION_LIMITS, ProcessAnnouncement, storageNodeProcessId } from '../cluster/format-version.js';
 import { NodeHeartbeat } from '../cluster/node-heartbeat.js';
 import { NodePool } from '../cluster/node-pool.js';
 import { RegistrySync } from '../cluster/registry-sync.js';
@@ -14,9 +16,9 @@ import { ConfigError, defaultAdvertiseUrl, type StrataConfig } from '../config/c
 import { assert } from '../core/assert.js';
 import { systemClock } from '../core/clock.js';
 import { EC_TOTAL_SHARDS } from '../core/limits.js';
-import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { MetadataStore, ProcessRole } from '../metadata/metadata-store.js';
 import { ReedSolomonCode } from '../ec/reed-solomon.js';
-import { buildHealer, createHealerApp } from './healer.js';
+import { buildHealer, createHealerApp, healerHolderId } from './healer.js';
 import type { Logger } from '../log/logger.js';
 import { HttpNodeClient } from '../nodeclient/http-node-client.js';
 import { startStorageNode } from '../storagenode/server.js';
@@ -128,6 +130,43 @@ function testFaultHooks(config: Readonly<StrataConfig>, log: Logger): WriteHooks
 export interface RunOptions {
   /** Node's process metrics (RSS, CPU, event loop lag) on /metrics; default true. */
   processMetrics?: boolean;
+  /**
+   * The cluster's data format became one this release cannot read while the process ran (a newer release bumped
+   * it): the process must stop writing. Default: SIGTERM to itself, which run-process.ts turns into the graceful
+   * shutdown (requests in flight finish, nothing new is accepted), after the reason is logged.
+   */
+  onNewerDataFormat?: (reason: string) => void;
+}
+
+/**
+ * The cluster's data format as this process will follow it (internal/cluster/format-version.ts): made before the
+ * stores, which take it as their DataFormatSource, and at format 1 until `announce` has read the record.
+ */
+function dataFormatFollower(config: Readonly<StrataConfig>, log: Logger, options: RunOptions): ClusterDataFormat {
+  return new ClusterDataFormat({
+    clock: systemClock,
+    log: log.child({ component: 'data-format' }),
+    pollIntervalMs: config.etcdEndpoints.length > 0 ? FORMAT_VERSION_LIMITS.pollIntervalMs : FORMAT_VERSION_LIMITS.sqlitePollIntervalMs,
+    onNewer: options.onNewerDataFormat ?? (() => process.kill(process.pid, 'SIGTERM')),
+  });
+}
+
+/**
+ * Reads the cluster's data format (a newer one than this release reads refuses the start: FORMAT_UNSUPPORTED),
+ * follows it, and announces this process with what it reads, so that a bump waits for it.
+ */
+async function announce(
+  config: Readonly<StrataConfig>,
+  log: Logger,
+  dataFormat: ClusterDataFormat,
+  metadata: MetadataStore,
+  storeName: string,
+  own: { id: string; role: ProcessRole },
+): Promise<ProcessAnnouncement> {
+  await dataFormat.follow(metadata, storeName);
+  const announcement = new ProcessAnnouncement({ registry: metadata, process: own, ttlMs: config.nodeTtlMs, clock: systemClock, log });
+  await announcement.start();
+  return announcement;
 }
 
 /**
@@ -142,7 +181,17 @@ export async function runGateway(config: Readonly<StrataConfig>, log: Logger, op
   const tls = loadTls(config);
   const registry = createProcessRegistry({ processMetrics: options.processMetrics ?? true });
   const context = new RequestContext();
-  const { metadata, wal, names } = await openBackends(config, systemClock, log);
+  const dataFormat = dataFormatFollower(config, log, options);
+  const { metadata, wal, names } = await openBackends(config, systemClock, log, dataFormat);
+  let announcement: ProcessAnnouncement;
+  try {
+    announcement = await announce(config, log, dataFormat, metadata, names.metadata, { id: `gateway-${process.pid}-${randomBytes(4).toString('hex')}`, role: 'gateway' });
+  } catch (error) {
+    await dataFormat.stop();
+    await wal.close();
+    await metadata.close();
+    throw error;
+  }
   watchMetadataIntegrity(registry, metadata, systemClock);
   const membership = await nodeMembership(config, metadata, log, () => context.requestId());
   const pool = membership.pool;
@@ -159,6 +208,7 @@ export async function runGateway(config: Readonly<StrataConfig>, log: Logger, op
     backends: names,
     ...(hooks ? { hooks } : {}),
     observability: { registry, context },
+    dataFormat,
   });
   const http = await serveApp(gateway.app, config.host, config.port, { tls: tls.server, socketIdleTimeoutMs: config.socketIdleTimeoutMs });
   return {
@@ -169,6 +219,8 @@ export async function runGateway(config: Readonly<StrataConfig>, log: Logger, op
       await gateway.tiering.stop();
       await gateway.manifests.close();
       await membership.stop();
+      await announcement.leave();
+      await dataFormat.stop();
       await wal.close();
       await metadata.close();
       return { cut: !finished };
@@ -188,7 +240,8 @@ export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger
   // or another node's identity, a newer format), emptied while the cluster lists the node, or cannot be opened
   // stops this process with a message naming it and what to do; there is nothing else for it to serve
   // (internal/datadir/cluster-membership.ts).
-  const held: { metadata: MetadataStore | null } = { metadata: null };
+  const held: { metadata: MetadataStore | null; name: string } = { metadata: null, name: '' };
+  const dataFormat = dataFormatFollower(config, log, options);
   let clusterId: string | null = null;
   let node: Awaited<ReturnType<typeof startStorageNode>>;
   try {
@@ -199,8 +252,9 @@ export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger
       port: config.port,
       token: requireToken(config),
       admitDirectory: async (dir) => {
-        const { metadata: store, name: storeName } = await openMetadata(config, systemClock, log);
+        const { metadata: store, name: storeName } = await openMetadata(config, systemClock, log, dataFormat);
         held.metadata = store;
+        held.name = storeName;
         const joined = await joinCluster({ store, storeName, dataDir: config.dataDir, nodeDir: dir, nodeId: config.nodeId, clock: systemClock, log });
         clusterId = joined.clusterId;
         if (joined.directory !== 'verified') log.info({ dir, directory: joined.directory, clusterId }, 'storage node directory identity written');
@@ -228,6 +282,18 @@ export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger
     log,
   });
   await heartbeat.start();
+  // The node's directory was admitted against the identity record (joinCluster refuses a newer data format); it
+  // follows the version from now on and announces that it reads this release's formats.
+  let announcement: ProcessAnnouncement;
+  try {
+    announcement = await announce(config, log, dataFormat, metadata, held.name, { id: storageNodeProcessId(config.nodeId), role: 'storage-node' });
+  } catch (error) {
+    await dataFormat.stop();
+    await heartbeat.leave();
+    await node.shutdown(drainBudgetMs(config));
+    await metadata.close();
+    throw error;
+  }
   return {
     describe: `storage node ${config.nodeId} listening on ${node.address}, registered as ${address} (cluster ${clusterId})`,
     async stop() {
@@ -235,6 +301,8 @@ export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger
       // second); calls already on their way are still served while the listener drains.
       await heartbeat.leave();
       const finished = await node.shutdown(drainBudgetMs(config));
+      await announcement.leave();
+      await dataFormat.stop();
       await metadata.close();
       return { cut: !finished };
     },
@@ -243,12 +311,24 @@ export async function runStorageNode(config: Readonly<StrataConfig>, log: Logger
 
 export async function runHealer(config: Readonly<StrataConfig>, log: Logger, options: RunOptions = {}): Promise<Running> {
   const registry = createProcessRegistry({ processMetrics: options.processMetrics ?? true });
-  const { metadata, wal } = await openBackends(config, systemClock, log);
+  const dataFormat = dataFormatFollower(config, log, options);
+  const { metadata, wal, names } = await openBackends(config, systemClock, log, dataFormat);
+  // The healer's process id is its leadership holder id: the registry then names the leader's release too.
+  const holderId = healerHolderId();
+  let announcement: ProcessAnnouncement;
+  try {
+    announcement = await announce(config, log, dataFormat, metadata, names.metadata, { id: holderId, role: 'healer' });
+  } catch (error) {
+    await dataFormat.stop();
+    await wal.close();
+    await metadata.close();
+    throw error;
+  }
   watchMetadataIntegrity(registry, metadata, systemClock);
   const membership = await nodeMembership(config, metadata, log);
   const pool = membership.pool;
   const ec = measureErasureCode(new ReedSolomonCode(), registry);
-  const healer = buildHealer(config, { metadata, wal, pool, ec, clock: systemClock, log });
+  const healer = buildHealer(config, { metadata, wal, pool, ec, clock: systemClock, log, dataFormat }, holderId);
   watchHealer(registry, healer, systemClock);
   watchNodePool(registry, pool);
   let http: HttpServerHandle;
@@ -256,6 +336,8 @@ export async function runHealer(config: Readonly<StrataConfig>, log: Logger, opt
     http = await serveApp(createHealerApp(healer, registry), config.host, config.healerPort);
   } catch (error) {
     await membership.stop();
+    await announcement.leave();
+    await dataFormat.stop();
     await wal.close();
     await metadata.close();
     throw error;
@@ -268,6 +350,8 @@ export async function runHealer(config: Readonly<StrataConfig>, log: Logger, opt
       // A round in progress finishes (its steps are bounded by node timeouts); the lease is released.
       await healer.stop();
       await membership.stop();
+      await announcement.leave();
+      await dataFormat.stop();
       await wal.close();
       await metadata.close();
       return { cut: !finished };

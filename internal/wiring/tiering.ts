@@ -6,6 +6,7 @@
 import type { NodePool } from '../cluster/node-pool.js';
 import type { StrataConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
+import type { DataFormatSource } from '../core/data-format.js';
 import type { ErasureCode } from '../ec/erasure-code.js';
 import { TieringJob } from '../healer/tiering-job.js';
 import type { Logger } from '../log/logger.js';
@@ -31,12 +32,12 @@ export function accessRecorderOptions(config: Readonly<StrataConfig>): AccessRec
 
 export function buildTieringJob(
   config: Readonly<StrataConfig>,
-  parts: { metadata: MetadataStore; wal: WriteAheadLog; pool: NodePool; ec: ErasureCode; clock: Clock; log: Logger },
+  parts: { metadata: MetadataStore; wal: WriteAheadLog; pool: NodePool; ec: ErasureCode; clock: Clock; log: Logger; dataFormat?: DataFormatSource },
   writeOptions: WriteServiceOptions,
 ): TieringJob {
   const { metadata, wal, pool, ec, clock } = parts;
   const log = parts.log.child({ component: 'tiering' });
-  const writes = new WriteService({ metadata, wal, pool, ec, clock, log, options: writeOptions });
+  const writes = new WriteService({ metadata, wal, pool, ec, clock, log, options: writeOptions, ...(parts.dataFormat ? { dataFormat: parts.dataFormat } : {}) });
   const reads = new ReadService({
     metadata,
     pool,

@@ -127,6 +127,17 @@ const RECIPES: Record<string, Recipe> = {
   'POST /admin/nodes/{id}/drain 404': { run: ({ api }) => api.fetch('/admin/nodes/oa-no-such-node/drain', { method: 'POST' }) },
   'POST /admin/nodes/{id}/activate 404': { run: ({ api }) => api.fetch('/admin/nodes/oa-no-such-node/activate', { method: 'POST' }) },
   'DELETE /admin/nodes/{id} 404': { run: ({ api }) => api.fetch('/admin/nodes/oa-no-such-node', { method: 'DELETE' }) },
+  'GET /admin/format-version 200': { run: ({ api }) => api.fetch('/admin/format-version') },
+  // A bump to the format the cluster is at: success without a change, on any cluster (it never bumps the target).
+  'POST /admin/format-version 200': {
+    run: async ({ api }) => {
+      const { data_format } = (await (await api.fetch('/admin/format-version')).json()) as { data_format: number };
+      return api.fetch('/admin/format-version', { method: 'POST', headers: json, body: JSON.stringify({ to: data_format }) });
+    },
+  },
+  'POST /admin/format-version 400': { run: ({ api }) => api.fetch('/admin/format-version', { method: 'POST', headers: json, body: '{"to":"two"}' }) },
+  'POST /admin/format-version 413': { run: ({ api }) => api.fetch('/admin/format-version', { method: 'POST', headers: json, body: `{"pad":"${'x'.repeat(4096)}"}` }) },
+  'POST /admin/format-version 415': { run: ({ api }) => api.fetch('/admin/format-version', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"to":1}' }) },
   'GET /openapi.json 200': { run: ({ api }) => api.fetch('/openapi.json') },
   'GET /openapi.json 304': {
     run: async ({ api }) => api.fetch('/openapi.json', { headers: { 'if-none-match': (await api.fetch('/openapi.json')).headers.get('etag')! } }),
@@ -212,6 +223,11 @@ const RECIPES: Record<string, Recipe> = {
       return f!.api.fetch('/admin/nodes/oa-node-x/drain', { method: 'POST' });
     },
   },
+  // The all-in-one runs at the newest format: going down is refused (in-process only; an external cluster may be at 1).
+  'POST /admin/format-version 409': {
+    faults: true,
+    run: ({ faults: f }) => f!.api.fetch('/admin/format-version', { method: 'POST', headers: json, body: '{"to":1}' }),
+  },
   'POST /admin/nodes/{id}/drain 409': {
     faults: true,
     run: async ({ faults: f }) => {
@@ -276,6 +292,11 @@ const RECIPES: Record<string, Recipe> = {
   'GET /watch 503': { faults: true, run: ({ faults: f }) => f!.api.fetch('/watch', { allow5xx: true }) },
   'GET /healer 503': { faults: true, run: ({ faults: f }) => f!.api.fetch('/healer', { allow5xx: true }) },
   'GET /admin/nodes 503': { faults: true, run: ({ faults: f }) => f!.api.fetch('/admin/nodes', { allow5xx: true }) },
+  'GET /admin/format-version 503': { faults: true, run: ({ faults: f }) => f!.api.fetch('/admin/format-version', { allow5xx: true }) },
+  'POST /admin/format-version 503': {
+    faults: true,
+    run: ({ faults: f }) => f!.api.fetch('/admin/format-version', { method: 'POST', headers: json, body: '{"to":2}', allow5xx: true }),
+  },
   'POST /admin/nodes/{id}/drain 503': { faults: true, run: ({ faults: f }) => f!.api.fetch('/admin/nodes/node-2/drain', { method: 'POST', allow5xx: true }) },
   'POST /admin/nodes/{id}/activate 503': { faults: true, run: ({ faults: f }) => f!.api.fetch('/admin/nodes/node-2/activate', { method: 'POST', allow5xx: true }) },
   'DELETE /admin/nodes/{id} 503': { faults: true, run: ({ faults: f }) => f!.api.fetch('/admin/nodes/node-2', { method: 'DELETE', allow5xx: true }) },
