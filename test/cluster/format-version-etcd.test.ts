@@ -1,0 +1,83 @@
+/**
+ * The data format bump on a real etcd (scripts/infra/etcd.ts), as separate processes see it: a gateway of the
+ * previous data format registered in the process registry blocks the bump by name until its entry has lapsed
+ * (etcd expires it by its own clock, so the test waits for that); a process following the record switches to the
+ * new format within its poll interval of the bump. The same rules with a manual clock: format-version.test.ts.
+ */
+import { randomUUID } from 'node:crypto';
+import { Etcd3 } from 'etcd3';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ClusterDataFormat, bumpDataFormat, type FormatVersionContext } from '../../internal/cluster/format-version.js';
+import { systemClock } from '../../internal/core/clock.js';
+import { fixedDataFormat } from '../../internal/core/data-format.js';
+import { isStrataError } from '../../internal/core/errors.js';
+import { silentLogger } from '../../internal/log/logger.js';
+import { EtcdMetadataStore } from '../../internal/metadata/etcd-metadata-store.js';
+import { startEtcd, type RunningEtcd } from '../../scripts/infra/etcd.js';
+import { CONDITION_TIMEOUT_MS } from '../helpers/wait.js';
+
+/** Heartbeat ttl of the processes here: entries linger 3 x this (etcd leases in whole seconds). */
+const TTL_MS = 2_000;
+
+let etcd: RunningEtcd;
+let admin: Etcd3;
+const cleanups: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  admin = new Etcd3({ hosts: [etcd.endpoints] });
+});
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+afterAll(async () => {
+  admin?.close();
+  await etcd?.stop();
+});
+
+async function openStore(prefix: string): Promise<EtcdMetadataStore> {
+  const store = await EtcdMetadataStore.open({ endpoints: [etcd.endpoints], prefix });
+  cleanups.push(() => store.close());
+  return store;
+}
+
+async function withCluster(): Promise<{ store: EtcdMetadataStore; context: FormatVersionContext; prefix: string }> {
+  const prefix = `test/${randomUUID()}/`;
+  cleanups.push(async () => void (await admin.delete().prefix(prefix)));
+  const store = await openStore(prefix);
+  await store.createClusterIdentity({ clusterId: 'c-etcd', formatVersion: 1, createdAtMs: 1, nodes: [], acceptedEmpty: [] });
+  return { store, prefix, context: { store, clock: systemClock, nodeTtlMs: TTL_MS, source: fixedDataFormat(1) } };
+}
+
+async function bumpCode(context: FormatVersionContext): Promise<string> {
+  return bumpDataFormat(context, 2).then(
+    (outcome) => `changed:${outcome.changed}`,
+    (error: unknown) => (isStrataError(error) ? `${error.code}: ${error.message}` : String(error)),
+  );
+}
+
+describe('data format bump on etcd', () => {
+  it('is refused while a format-1 gateway is registered, naming it, and allowed once its entry has lapsed', async () => {
+    const { prefix, context } = await withCluster();
+    // The old gateway is another process, with its own client and lease; it announces once and then dies without
+    // leaving (a crash, or a pause): its entry outlives its ttl by 2 x ttl, then etcd drops the lease.
+    const old = await openStore(prefix);
+    await old.registerProcess({ id: 'gateway-old', role: 'gateway', formatMax: 1 }, TTL_MS);
+    await old.close();
+    const refused = await bumpCode(context);
+    expect(refused).toMatch(/^FORMAT_BUMP_BLOCKED: .*gateway-old \(gateway: reads data formats up to 1/);
+    await expect.poll(() => bumpCode(context), { timeout: CONDITION_TIMEOUT_MS, interval: 500 }).toBe('changed:true');
+  });
+
+  it('a process following the record writes format 2 within its poll interval of the bump', async () => {
+    const { store, context, prefix } = await withCluster();
+    const follower = await openStore(prefix);
+    const source = new ClusterDataFormat({ clock: systemClock, log: silentLogger, pollIntervalMs: 200, onNewer: () => undefined });
+    cleanups.push(() => source.stop());
+    await source.follow(follower, 'etcd');
+    expect(source.current()).toBe(1);
+    expect(await bumpCode(context)).toBe('changed:true');
+    expect((await store.getClusterIdentity())?.dataFormat).toBe(2);
+    await expect.poll(() => source.current(), { timeout: CONDITION_TIMEOUT_MS, interval: 50 }).toBe(2);
+  });
+});
