@@ -130,17 +130,27 @@ function encodeMain(m: MainRun, out: Buffer, start: number): number {
   let prevMs = 0;
   let prevVolume = 0;
   let predicted8 = 0;
-  for (let i = 0; i < m.count; i++) {
-    const w0 = m.writeId[4 * i] as number;
-    const w1 = m.writeId[4 * i + 1] as number;
-    const w2 = m.writeId[4 * i + 2] as number;
-    const w3 = m.writeId[4 * i + 3] as number;
-    const volume = m.volume[i] as number;
-    const offset8 = m.offset8[i] as number;
-    const size = m.size[i] as number;
-    const frame = m.frame[i] as number;
+  const { count, writeId, volumes, offsets8, sizes, frames, parts, flagBytes } = {
+    count: m.count,
+    writeId: m.writeId,
+    volumes: m.volume,
+    offsets8: m.offset8,
+    sizes: m.size,
+    frames: m.frame,
+    parts: m.part,
+    flagBytes: m.flags,
+  };
+  for (let i = 0; i < count; i++) {
+    const w0 = writeId[4 * i] as number;
+    const w1 = writeId[4 * i + 1] as number;
+    const w2 = writeId[4 * i + 2] as number;
+    const w3 = writeId[4 * i + 3] as number;
+    const volume = volumes[i] as number;
+    const offset8 = offsets8[i] as number;
+    const size = sizes[i] as number;
+    const frame = frames[i] as number;
     const sameWriteId = w0 === prevW0 && w1 === prevW1 && w2 === prevW2 && w3 === prevW3;
-    let flags = (m.flags[i] as number) & INDEX_FLAG_CORRUPT ? ENTRY_CORRUPT : 0;
+    let flags = (flagBytes[i] as number) & INDEX_FLAG_CORRUPT ? ENTRY_CORRUPT : 0;
     if (sameWriteId) flags |= ENTRY_SAME_WRITE_ID;
     if (volume === prevVolume) flags |= ENTRY_SAME_VOLUME;
     out[at++] = flags;
@@ -164,7 +174,7 @@ function encodeMain(m: MainRun, out: Buffer, start: number): number {
       prevW2 = w2;
       prevW3 = w3;
     }
-    out[at++] = m.part[i] as number;
+    out[at++] = parts[i] as number;
     if (volume !== prevVolume) at = putVarint(out, at, volume);
     at = putVarint(out, at, zigzag(offset8 - predicted8));
     at = putVarint(out, at, size);
