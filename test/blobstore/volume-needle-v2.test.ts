@@ -370,6 +370,28 @@ describe('VolumeBlobStore with format-2 puts', () => {
     await expectAllRead(store, live);
   });
 
+  it('refuses to open a directory holding a volume of a later format (FORMAT_UNSUPPORTED) and changes nothing in it', async () => {
+    const store = await openStore();
+    await store.put(v2Header(`${ULID}.hot-0`), payload(20));
+    const file = store.locate(`${ULID}.hot-0`)?.file as string;
+    await closeAll();
+    const bytes = await readFile(file);
+    bytes.writeUInt16BE(4, 4);
+    bytes.writeUInt32BE(crc32c(bytes.subarray(0, 60)), 60);
+    // Needles of that later format would look like garbage to this release: the tail it would cut off.
+    bytes.write('STR9', SUPERBLOCK_BYTES, 'latin1');
+    const handle = await openFile(file, 'r+');
+    await handle.write(bytes, 0, bytes.length, 0);
+    await handle.close();
+    // A temp file that release left: not this release's to delete either.
+    const stray = path.join(path.dirname(file), '00000002.vol.new');
+    await (await openFile(stray, 'wx')).close();
+    const err = await expectCode(openStore(), 'FORMAT_UNSUPPORTED');
+    expect(err.message).toMatch(/format 4, written by a later release/);
+    expect(await readFile(file)).toEqual(bytes);
+    expect((await readFile(stray)).length).toBe(0);
+  });
+
   it('never writes format 3 for a store that only ever put format 1', async () => {
     const store = await openStore({ volumeBytesMax: 4096 });
     for (let i = 0; i < 8; i++) await store.put(header(`B${i}.hot-0`), payload(1000, i));

@@ -1,11 +1,11 @@
 /**
  * Opening a store directory after a clean stop or a crash: what README.md calls "Restart".
  *
- * 1. Temp files of volume creations, compactions, merges and checkpoints that a crash interrupted are deleted:
- *    none of them was ever swapped in, so nothing refers to them.
- * 2. Every volume is opened and its superblock decoded. Volumes that a merged volume stands for (numbered in its
- *    [firstVolume, number)) are left over from a merge that passed its commit point: they are deleted before
- *    anything is read (merge.ts).
+ * 1. Every volume is opened and its superblock decoded (one of a later format stops the open: FORMAT_UNSUPPORTED,
+ *    nothing touched). Temp files of volume creations, compactions and merges that a crash interrupted are then
+ *    deleted: none of them was ever swapped in, so nothing refers to them.
+ * 2. Volumes that a merged volume stands for (numbered in its [firstVolume, number)) are left over from a merge
+ *    that passed its commit point: they are deleted before anything is read (merge.ts).
  * 3. The index checkpoint is loaded if it matches the volumes (same revisions, every offset inside its volume).
  *    Otherwise the index is rebuilt from every needle of every volume: slower, always right.
  * 4. What the checkpoint does not cover (the tail of each volume) is scanned in volume order, which is the order
@@ -67,15 +67,19 @@ export async function recoverStore(
   nowMs: () => number,
 ): Promise<RecoveredStore> {
   const startedMs = nowMs();
-  const numbers = await removeTempsAndList(fs, volumesDir);
+  const { numbers, temps } = await listVolumesDir(fs, volumesDir);
   const volumes = new Map<number, Volume>();
   let badSuperblocks = 0;
   try {
+    // Every superblock is read before anything is deleted: a volume of a later format (FORMAT_UNSUPPORTED) stops
+    // the open with the directory exactly as that release left it.
     for (const number of numbers) {
       const { volume, superblockError } = await Volume.open(fs, volumesDir, number);
       volumes.set(number, volume);
       if (superblockError !== undefined) badSuperblocks += 1;
     }
+    for (const name of temps) await fs.unlink(path.join(volumesDir, name));
+    if (temps.length > 0) await fs.fsyncDir(volumesDir);
     const leftovers = mergedAway(volumes);
     for (const number of leftovers) {
       await volumes.get(number)?.close();
@@ -137,25 +141,21 @@ export async function recoverStore(
   }
 }
 
-/** Deletes interrupted creations and compactions; returns the volume numbers present, ascending. */
-async function removeTempsAndList(fs: VolumeFs, volumesDir: string): Promise<number[]> {
+/** The volume numbers present, ascending, and the temp files of interrupted creations and compactions. */
+async function listVolumesDir(fs: VolumeFs, volumesDir: string): Promise<{ numbers: number[]; temps: string[] }> {
   const numbers: number[] = [];
-  let removed = false;
+  const temps: string[] = [];
   for (const name of await fs.readdir(volumesDir)) {
     if (name.endsWith(VOLUME_NEW_SUFFIX) || name.endsWith(VOLUME_COMPACT_SUFFIX) || name.endsWith(VOLUME_MERGE_SUFFIX)) {
       const base = name.slice(0, name.lastIndexOf('.'));
-      if (parseVolumeFileName(base) !== null) {
-        await fs.unlink(path.join(volumesDir, name));
-        removed = true;
-      }
+      if (parseVolumeFileName(base) !== null) temps.push(name);
       continue;
     }
     const number = parseVolumeFileName(name);
     // Anything else was not written by this store; it is left alone rather than guessed at.
     if (number !== null) numbers.push(number);
   }
-  if (removed) await fs.fsyncDir(volumesDir);
-  return numbers.sort((a, b) => a - b);
+  return { numbers: numbers.sort((a, b) => a - b), temps };
 }
 
 /** Why `checkpoint` cannot be trusted with these volumes, or null when it can. */

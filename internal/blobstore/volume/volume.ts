@@ -9,6 +9,7 @@
  */
 import path from 'node:path';
 import { assert } from '../../core/assert.js';
+import { StrataError } from '../../core/errors.js';
 import { crc32c } from './crc32c.js';
 import { readU64, writeU64 } from './needle.js';
 import type { VolumeFile, VolumeFs } from './volume-fs.js';
@@ -124,6 +125,19 @@ export function decodeSuperblock(buf: Buffer, volume: number): Superblock | stri
   return sb;
 }
 
+/**
+ * The version of a superblock that is whole (magic and CRC hold) but of a format this code does not know, or null.
+ * Such a volume was written by a later release, not damaged: reading it as damaged would take its needles for
+ * garbage and cut them off as a torn tail, so the store refuses to open instead.
+ */
+export function unknownSuperblockFormat(buf: Buffer): number | null {
+  if (buf.length < SUPERBLOCK_BYTES || buf.readUInt32BE(0) !== VOLUME_MAGIC) return null;
+  if (crc32c(buf, 0, 0, 60) !== buf.readUInt32BE(60)) return null;
+  const version = buf.readUInt16BE(4);
+  const known = version === VOLUME_FORMAT_VERSION_UNMERGED || version === VOLUME_FORMAT_VERSION || version === VOLUME_FORMAT_VERSION_V2_NEEDLES;
+  return known ? null : version;
+}
+
 export function volumeFileName(volume: number): string {
   assert(Number.isInteger(volume) && volume >= 1 && volume <= VOLUME_NUMBER_MAX, 'volume in [1, VOLUME_NUMBER_MAX]');
   return `${String(volume).padStart(8, '0')}.vol`;
@@ -218,7 +232,10 @@ export class Volume {
     return new Volume(superblock.volume, file, superblock, SUPERBLOCK_BYTES);
   }
 
-  /** Opens an existing volume file for reads and appends; the superblock is decoded, not trusted blindly. */
+  /**
+   * Opens an existing volume file for reads and appends; the superblock is decoded, not trusted blindly. A whole
+   * superblock of an unknown (later) format is FORMAT_UNSUPPORTED: nothing in the file is touched.
+   */
   static async open(fs: VolumeFs, dir: string, number: number): Promise<{ volume: Volume; superblockError?: string }> {
     const file = await fs.open(path.join(dir, volumeFileName(number)), 'r+');
     try {
@@ -226,6 +243,14 @@ export class Volume {
       const buf = Buffer.alloc(SUPERBLOCK_BYTES);
       const read = await file.read(buf, 0, SUPERBLOCK_BYTES, 0);
       const decoded = decodeSuperblock(buf.subarray(0, read), number);
+      const unknown = unknownSuperblockFormat(buf.subarray(0, read));
+      if (unknown !== null) {
+        throw new StrataError(
+          'FORMAT_UNSUPPORTED',
+          `volume ${volumeFileName(number)} in ${dir} is format ${unknown}, written by a later release: this release reads formats ` +
+            `${VOLUME_FORMAT_VERSION_UNMERGED} to ${VOLUME_FORMAT_VERSION_V2_NEEDLES}; run the release that wrote it`,
+        );
+      }
       if (typeof decoded === 'string') {
         return { volume: new Volume(number, file, null, Math.max(fileBytes, SUPERBLOCK_BYTES)), superblockError: decoded };
       }
