@@ -5,7 +5,8 @@
  * - The version is `dataFormat` in the cluster identity record (internal/metadata/cluster-identity-record.ts);
  *   absent means 1. A cluster starts at 1 and is raised only by the bump, never lowered.
  * - `ClusterDataFormat` is a process's live DataFormatSource: the record read at start (a record or data format
- *   newer than this release reads refuses the start), then re-read every `pollIntervalMs`, so that gateways, the
+ *   newer than this release reads refuses the start), then re-read on each change the store's watch reports (etcd)
+ *   and every `pollIntervalMs` (the embedded store; on etcd, in case the watch was lost), so that gateways, the
  *   healer and the WAL write the new formats within seconds of the bump. A newer version met while running is
  *   handed to `onNewer` (the wiring stops the process): this release must not write beside a newer one's formats.
  * - `ProcessAnnouncement` registers the process in the process registry with its role and DATA_FORMAT_MAX, at start
@@ -31,10 +32,12 @@ import { HEARTBEATS_PER_TTL } from './node-heartbeat.js';
 
 export const FORMAT_VERSION_LIMITS = {
   /**
-   * How often a cluster process re-reads the record: a bump reaches every writer within about this long. One small
-   * read per process per interval; etcd serves it from memory.
+   * How often a cluster process re-reads the record when nothing tells it of a change: a bump reaches every writer
+   * within about this long. One small read per process per interval; etcd serves it from memory.
    */
   pollIntervalMs: 2_000,
+  /** The same on etcd, where a watch on the record brings the bump at once and the poll only covers a lost watch. */
+  watchedPollIntervalMs: 10_000,
   /** The embedded store's interval (processes on one machine sharing a file). */
   sqlitePollIntervalMs: 5_000,
   /** Processes a 409 names in its message; the rest are counted. */
@@ -46,7 +49,7 @@ export function storageNodeProcessId(nodeId: string): string {
   return `storage-node:${nodeId}`;
 }
 
-type IdentityReader = Pick<MetadataStore, 'getClusterIdentity'>;
+type IdentityReader = Pick<MetadataStore, 'getClusterIdentity' | 'watchClusterIdentity'>;
 
 /**
  * A repeating task on the injected clock whose stop does not wait out the current sleep: the loop races each sleep
@@ -113,6 +116,7 @@ export class ClusterDataFormat implements DataFormatSource {
   private version: number = DATA_FORMAT_V1;
   private repeater: Repeater | null = null;
   private following: { store: IdentityReader; storeName: string } | null = null;
+  private watch: { close(): Promise<void> } | null = null;
   /** Read failures are logged when they start and when they end, not on every poll. */
   private failing = false;
 
@@ -136,6 +140,13 @@ export class ClusterDataFormat implements DataFormatSource {
     }
     refuseNewer(record, `this process cannot run against the cluster in ${storeName}`);
     if (record !== null) this.version = dataFormatOf(record);
+    if (store.watchClusterIdentity !== undefined) {
+      try {
+        this.watch = await store.watchClusterIdentity(() => void this.refresh());
+      } catch (error) {
+        this.options.log.warn({ err: error }, `cannot watch the cluster identity in ${storeName}; following it by polling alone`);
+      }
+    }
     this.repeater = new Repeater(this.options.clock, this.options.pollIntervalMs ?? FORMAT_VERSION_LIMITS.pollIntervalMs, async () => {
       await this.refresh();
     });
@@ -182,6 +193,9 @@ export class ClusterDataFormat implements DataFormatSource {
 
   async stop(): Promise<void> {
     await this.repeater?.stop();
+    const watch = this.watch;
+    this.watch = null;
+    await watch?.close();
   }
 }
 

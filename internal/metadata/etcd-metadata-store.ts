@@ -898,6 +898,32 @@ export class EtcdMetadataStore implements MetadataStore {
     });
   }
 
+  /**
+   * MetadataStore.watchClusterIdentity: one etcd watch on the `cluster-identity` key. Each response is only a nudge
+   * (the caller reads the record again), so a spurious one costs a read and the etcd3 client's resume after a
+   * reconnect needs no care here; a lost watch is covered by the caller's slower poll.
+   */
+  async watchClusterIdentity(onChange: () => void): Promise<{ close(): Promise<void> }> {
+    const deadline = this.deadline();
+    const w = this.client.watch().key(this.keys.clusterIdentity).watcher();
+    const handle = {
+      stop: async (): Promise<void> => {
+        this.watchers.delete(handle);
+        await cancelWatcher(w);
+      },
+    };
+    this.watchers.add(handle);
+    w.on('data', () => safely(onChange));
+    w.on('error', () => undefined);
+    try {
+      await watchConnected(w, deadline);
+    } catch (err) {
+      await handle.stop();
+      throw new StrataError('METADATA_UNAVAILABLE', `etcd (${this.calls.endpoints.join(', ')}): cannot watch the cluster identity: ${(err as Error).message}`);
+    }
+    return { close: () => handle.stop() };
+  }
+
   // ---- process registry (`process/<id>`, lease-bound: ./etcd-cluster-format.ts) --------------------------------
 
   registerProcess(process: ProcessRegistration, ttlMs: number): Promise<void> {

@@ -184,6 +184,12 @@ export interface MetadataStore {
    * than this release knows (it is never rewritten by an older release).
    */
   raiseClusterDataFormat(to: number): Promise<ClusterIdentityRecord>;
+  /**
+   * Calls `onChange` soon after the cluster identity record changes (and possibly at other times: it is a nudge to
+   * read the record again, never the record itself). Absent where the store has no change notification (the
+   * embedded store: its readers poll).
+   */
+  watchClusterIdentity?(onChange: () => void): Promise<{ close(): Promise<void> }>;
 
   /**
    * The process registry (internal/cluster/format-version.ts): what each running process of the cluster can read,

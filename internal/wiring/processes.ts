@@ -146,7 +146,7 @@ function dataFormatFollower(config: Readonly<StrataConfig>, log: Logger, options
   return new ClusterDataFormat({
     clock: systemClock,
     log: log.child({ component: 'data-format' }),
-    pollIntervalMs: config.etcdEndpoints.length > 0 ? FORMAT_VERSION_LIMITS.pollIntervalMs : FORMAT_VERSION_LIMITS.sqlitePollIntervalMs,
+    pollIntervalMs: config.etcdEndpoints.length > 0 ? FORMAT_VERSION_LIMITS.watchedPollIntervalMs : FORMAT_VERSION_LIMITS.sqlitePollIntervalMs,
     onNewer: options.onNewerDataFormat ?? (() => process.kill(process.pid, 'SIGTERM')),
   });
 }
