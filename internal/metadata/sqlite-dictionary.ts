@@ -48,8 +48,10 @@ function setText(fields: readonly string[]): string {
 
 /**
  * Lookups for the codec, and assignment for the commit paths. Entries are cached only once they are known to be
- * committed (read while no transaction is open on the connection): an entry assigned inside a batch can still be
- * rolled back with its operation, and its number would then go to another name.
+ * committed: an entry this connection assigned in a transaction that is still open can be rolled back with its
+ * operation (a savepoint) or its batch, and its number would then go to another name. Any other entry a read finds
+ * is committed (another process's insert is visible only once committed), so only this connection's own recent
+ * assignments are kept out of the cache, until `settled()` says no transaction is open any more.
  */
 export class SqliteDictionary implements ManifestDictionary {
   private readonly nodesByName = new Map<string, number>();
@@ -57,6 +59,9 @@ export class SqliteDictionary implements ManifestDictionary {
   private readonly setsByText = new Map<string, number>();
   private readonly setsById = new Map<number, readonly string[]>();
   private readonly stmt;
+  /** Node numbers and set ids this connection assigned since the last `settled()`: not cached meanwhile. */
+  private readonly assignedNodes = new Set<number>();
+  private readonly assignedSets = new Set<number>();
 
   constructor(private readonly db: Database.Database) {
     this.stmt = {
@@ -80,12 +85,14 @@ export class SqliteDictionary implements ManifestDictionary {
     for (const name of needs.nodes) {
       if (this.nodeNumber(name) !== undefined) continue;
       const number = (this.stmt.lastNode.get() ?? 0) + 1;
+      this.assignedNodes.add(number);
       this.stmt.insertNode.run(number, name, nodeChecksum(number, name));
     }
     for (const fields of needs.hotFieldSets) {
       if (this.hotFieldSetId(fields) !== undefined) continue;
       const id = (this.stmt.lastSet.get() ?? 0) + 1;
       const text = setText(fields);
+      this.assignedSets.add(id);
       this.stmt.insertSet.run(id, text, setChecksum(id, text));
     }
   }
@@ -96,10 +103,7 @@ export class SqliteDictionary implements ManifestDictionary {
     const row = this.stmt.nodeByName.get(name);
     if (row === undefined) return undefined;
     this.verifyNode(row);
-    this.remember(() => {
-      this.nodesByName.set(row.name, row.number);
-      this.nodesByNumber.set(row.number, row.name);
-    });
+    this.rememberNode(row);
     return row.number;
   }
 
@@ -110,10 +114,7 @@ export class SqliteDictionary implements ManifestDictionary {
     const row = this.stmt.nodeByNumber.get(n);
     if (row === undefined) return undefined;
     this.verifyNode(row);
-    this.remember(() => {
-      this.nodesByName.set(row.name, row.number);
-      this.nodesByNumber.set(row.number, row.name);
-    });
+    this.rememberNode(row);
     return row.name;
   }
 
@@ -124,10 +125,7 @@ export class SqliteDictionary implements ManifestDictionary {
     const row = this.stmt.setByText.get(text);
     if (row === undefined) return undefined;
     const parsed = this.verifySet(row);
-    this.remember(() => {
-      this.setsByText.set(row.fields, row.id);
-      this.setsById.set(row.id, parsed);
-    });
+    this.rememberSet(row, parsed);
     return row.id;
   }
 
@@ -138,23 +136,28 @@ export class SqliteDictionary implements ManifestDictionary {
     const row = this.stmt.setById.get(id);
     if (row === undefined) return undefined;
     const parsed = this.verifySet(row);
-    this.remember(() => {
-      this.setsByText.set(row.fields, row.id);
-      this.setsById.set(row.id, parsed);
-    });
+    this.rememberSet(row, parsed);
     return parsed;
   }
 
-  /** Counts, for tests and the README's arithmetic. */
-  sizes(): { nodes: number; hotFieldSets: number } {
-    return {
-      nodes: (this.stmt.lastNode.get() ?? 0),
-      hotFieldSets: (this.stmt.lastSet.get() ?? 0),
-    };
+  /** No transaction is open on the connection: whatever it assigned is committed, or was rolled back. */
+  settled(): void {
+    this.assignedNodes.clear();
+    this.assignedSets.clear();
   }
 
-  private remember(cache: () => void): void {
-    if (!this.db.inTransaction) cache();
+  private rememberNode(row: NodeRow): void {
+    if (!this.db.inTransaction) this.settled();
+    if (this.assignedNodes.has(row.number)) return;
+    this.nodesByName.set(row.name, row.number);
+    this.nodesByNumber.set(row.number, row.name);
+  }
+
+  private rememberSet(row: SetRow, parsed: readonly string[]): void {
+    if (!this.db.inTransaction) this.settled();
+    if (this.assignedSets.has(row.id)) return;
+    this.setsByText.set(row.fields, row.id);
+    this.setsById.set(row.id, parsed);
   }
 
   private verifyNode(row: NodeRow): void {

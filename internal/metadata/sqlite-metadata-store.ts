@@ -331,8 +331,12 @@ export class SqliteMetadataStore implements MetadataStore {
     this.stmt = SqliteMetadataStore.prepare(db);
     this.dictionary = new SqliteDictionary(db);
     this.tiering = new SqliteTieringRecords(db, group);
-    // Changes made through this store reach its watches as soon as their batch commits.
-    group.onCommitted = () => this.pollWatches();
+    // Changes made through this store reach its watches as soon as their batch commits; the dictionary entries it
+    // assigned are committed now, so they may be cached.
+    group.onCommitted = () => {
+      this.dictionary.settled();
+      this.pollWatches();
+    };
     this.ledger = new IntegrityLedger(clock, options.log, 'embedded metadata store (SQLite)');
     // SQLite reports a damaged page it meets on a read as SQLITE_CORRUPT: that request fails, the others go on.
     group.onCorrupt = (error) => this.ledger.noteError(error, 'read');
