@@ -605,8 +605,9 @@ export class SqliteMetadataStore implements MetadataStore {
 
   /**
    * Inside a batch: stores `manifest` as the key's binary row at `revision` (assigning the dictionary entries it
-   * needs first, in the same transaction) and removes the key's v1 row. Returns the manifest decoded back from the
-   * stored bytes: exactly what a read returns, sharing no objects with the caller's.
+   * needs first, in the same transaction) and removes the key's v1 row. Returns the manifest as a JSON copy, sharing
+   * no objects with the caller's: what a read returns, since the codec stores only what decodes back to the same JSON
+   * value (it checks that itself; a second decode here would double the cost of a commit).
    */
   private writeManifest(key: string, keyBytes: Buffer, manifest: Manifest, revision: number): Manifest {
     this.dictionary.assign(dictionaryNeeds(manifest));
@@ -615,7 +616,7 @@ export class SqliteMetadataStore implements MetadataStore {
     const deleted = manifest.deleted ? 1 : 0;
     this.stmt.putManifestV2.run(keyBytes, bytes, revision, deleted, manifestChecksumV2(key, bytes, revision, deleted));
     this.stmt.deleteManifestV1.run(keyBytes);
-    return decodeManifestBinary(bytes, key, revision, this.dictionary);
+    return JSON.parse(JSON.stringify(manifest)) as Manifest;
   }
 
   async isAborted(writeId: string): Promise<boolean> {
