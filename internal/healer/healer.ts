@@ -20,6 +20,7 @@ import { isStrataError } from '../core/errors.js';
 import type { WriteAheadLog } from '../wal/write-ahead-log.js';
 import type { BlobInfo } from '../blobstore/blob-store.js';
 import { moveBlobs, type MoveCounters } from './blob-mover.js';
+import { blobKeys } from './blob-keys.js';
 import type { TieringJob } from './tiering-job.js';
 import { IntentResolver, type IntentStats } from './intent-resolver.js';
 import { ManifestRebuilder, type ManifestRebuildCounters, type ManifestRebuildWait } from './manifest-rebuilder.js';
@@ -497,18 +498,24 @@ export class Healer {
     // While the store's own integrity check fails, nothing is deleted at all: the file is damaged somewhere, and
     // a stale-looking blob could be one that a record the damage hides still references.
     const failedCheck = metadata.integrity().checks?.lastFailure ?? null;
+    const keyOf = await blobKeys(inventories, this.deps.ec);
     for (const [node, inventory] of inventories) {
       if (!inventory) continue;
       for (const info of inventory.values()) {
         if (info.createdAtMs > cutoff) continue;
+        const key = keyOf(info);
+        if (key === null) {
+          holds.hold('format-2 shards whose write has fewer than four shards on the listed nodes do not name their key; the intent resolver removes those of failed writes');
+          continue;
+        }
         if (failedCheck !== null) {
           holds.hold(`the last integrity check of the metadata store failed (${failedCheck}); garbage collection deletes nothing until one passes`);
           continue;
         }
         // A deposed leader must not delete on the strength of what it saw while it led.
         if (!(await this.stillLeads())) return;
-        if (suspect.has(info.key)) {
-          holds.hold(`the manifest record of ${JSON.stringify(info.key)} failed verification`);
+        if (suspect.has(key)) {
+          holds.hold(`the manifest record of ${JSON.stringify(key)} failed verification`);
           continue;
         }
         // Read the manifest afresh for every candidate: a cached one could predate a repair that made this very
@@ -516,10 +523,14 @@ export class Healer {
         // that does not name the blob is final).
         let stored;
         try {
-          stored = await metadata.get(info.key);
+          stored = await metadata.get(key);
         } catch (error) {
+          if (isStrataError(error, 'FORMAT_UNSUPPORTED')) {
+            holds.hold(`the manifest record of ${JSON.stringify(key)} is in a format this release cannot read`);
+            continue;
+          }
           if (!isStrataError(error, 'METADATA_CORRUPT')) throw error;
-          holds.hold(`the manifest record of ${JSON.stringify(info.key)} failed verification`);
+          holds.hold(`the manifest record of ${JSON.stringify(key)} failed verification`);
           continue;
         }
         if (stored && referencesBlob(stored.manifest, node, info.id)) continue;
@@ -532,7 +543,7 @@ export class Healer {
         }
         if (!stored || !referencesWrite(stored.manifest, info.writeId)) {
           const aborted = await metadata.abort({
-            key: info.key,
+            key,
             writeId: info.writeId,
             expectedModRevision: stored?.modRevision ?? 0,
             nowMs: clock.nowMs(),

@@ -21,7 +21,7 @@ import type { ErasureCode } from '../ec/erasure-code.js';
 import type { Logger } from '../log/logger.js';
 import type { Manifest } from '../manifest/manifest.js';
 import type { LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
-import { addBlob, rebuildKeyManifest, type WriteSet } from '../recovery/rebuild-manifests.js';
+import { BlobGrouper, rebuildKeyManifest, type WriteSet } from '../recovery/rebuild-manifests.js';
 import type { UnresolvedIntent } from './intent-resolver.js';
 import type { Inventory } from './repairer.js';
 
@@ -90,7 +90,7 @@ export class ManifestRebuilder {
     if (this.waiting.size === 0) return 0;
     const keys = [...this.waiting.keys()].slice(0, MANIFEST_REBUILD_LIMITS.keysPerPassMax);
     const unlisted = [...inventories].filter(([, inventory]) => inventory === null).map(([node]) => node);
-    const byKey = blobsOf(new Set(keys), inventories);
+    const byKey = await blobsOf(new Set(keys), inventories, this.deps.ec);
     let rebuilt = 0;
     for (const key of keys) {
       if (!(await stillLeads())) return rebuilt;
@@ -209,12 +209,18 @@ export class ManifestRebuilder {
   }
 }
 
-/** The blobs of `keys` in the inventories, grouped by key and write id as the whole-store rebuild groups them. */
-function blobsOf(keys: ReadonlySet<string>, inventories: Map<string, Inventory>): Map<string, Map<string, WriteSet>> {
-  const byKey = new Map<string, Map<string, WriteSet>>();
+/**
+ * The blobs of `keys` in the inventories, grouped by key and write id as the whole-store rebuild groups them.
+ * Format-2 blobs name their key only in their descriptors (a shard's only with three other shards), so every one
+ * is grouped and only the keys asked for are kept.
+ */
+async function blobsOf(keys: ReadonlySet<string>, inventories: Map<string, Inventory>, ec: ErasureCode): Promise<Map<string, Map<string, WriteSet>>> {
+  const grouper = new BlobGrouper();
   for (const [node, inventory] of inventories) {
     if (inventory === null) continue;
-    for (const info of inventory.values()) if (keys.has(info.key)) addBlob(byKey, node, info);
+    for (const info of inventory.values()) if (info.format === 2 || keys.has(info.key)) grouper.add(node, info);
   }
-  return byKey;
+  await grouper.resolve(ec, (key) => keys.has(key));
+  for (const key of [...grouper.byKey.keys()]) if (!keys.has(key)) grouper.byKey.delete(key);
+  return grouper.byKey;
 }

@@ -43,7 +43,8 @@
  * Memory: the inventory (one small record per blob) is held in memory; that bounds this tool to inventories of
  * a few million blobs per run.
  */
-import { checksumOf } from '../blobio/checksum.js';
+import { checksum64Of, checksumOf } from '../blobio/checksum.js';
+import { decodeDescriptorFragments, decodeWholeDescriptor, type BlobDescription } from '../manifest/blob-descriptor.js';
 import type { BlobInfo } from '../blobstore/blob-store.js';
 import { EC_DATA_SHARDS, EC_TOTAL_SHARDS, EC_WRITE_QUORUM, HOT_REPLICAS, HOT_WRITE_QUORUM, LIMITS } from '../core/limits.js';
 import type { ErasureCode } from '../ec/erasure-code.js';
@@ -99,6 +100,8 @@ export type KeyRebuildDeps = Pick<RebuildDeps, 'nodes' | 'ec' | 'timeoutMs'>;
 interface FoundBlob {
   node: string;
   info: BlobInfo;
+  /** The document's key: the blob header's (format 1) or its descriptor's (format 2). */
+  key: string;
   strategy: Strategy;
   /** `cold`: a whole copy of a small cold part kept with the replicas (internal/coldpart). */
   role: 'hot' | 'shard' | 'cold';
@@ -106,6 +109,8 @@ interface FoundBlob {
   dataBytes: number;
   shardBytes: number;
   coldHash: string | null;
+  /** Format 2: the cold hash's first 16 hex digits (the whole hash is computed from the rebuilt text). */
+  coldHash64: string | null;
   /** Compression of the stored cold bytes, and the text size before it (shards and cold copies). */
   codec: ColdCodec;
   textBytes: number | null;
@@ -181,7 +186,7 @@ async function takeInventory(
   progress: (line: string) => void,
 ): Promise<Map<string, Map<string, WriteSet>>> {
   const pageSize = Math.min(deps.pageSize ?? LIMITS.inventoryPageMax, LIMITS.inventoryPageMax);
-  const byKey = new Map<string, Map<string, WriteSet>>();
+  const grouper = new BlobGrouper();
   for (const client of deps.nodes) {
     let after: string | null = null;
     let count = 0;
@@ -191,7 +196,7 @@ async function takeInventory(
         for (const info of page) {
           report.blobsScanned++;
           count++;
-          if (!addBlob(byKey, client.nodeId, info)) report.blobsUnparseable++;
+          grouper.add(client.nodeId, info);
         }
         if (page.length < pageSize) break;
         after = page[page.length - 1]!.id;
@@ -203,7 +208,9 @@ async function takeInventory(
       progress(`could not list ${client.nodeId}: ${(error as Error).message}`);
     }
   }
-  return byKey;
+  await grouper.resolve(deps.ec);
+  report.blobsUnparseable += grouper.unparseable;
+  return grouper.byKey;
 }
 
 function parseFound(node: string, info: BlobInfo): FoundBlob | null {
@@ -219,7 +226,7 @@ function parseFound(node: string, info: BlobInfo): FoundBlob | null {
   if (typeof strategy !== 'string' || !(STRATEGIES as readonly string[]).includes(strategy)) return null;
   const role = meta['role'];
   if (role === 'hot' && /^hot-[0-9]+$/.test(info.part)) {
-    return { node, info, strategy: strategy as Strategy, role, index: Number(info.part.slice(4)), dataBytes: 0, shardBytes: 0, coldHash: null, codec: 'identity', textBytes: null };
+    return { node, info, key: info.key, strategy: strategy as Strategy, role, index: Number(info.part.slice(4)), dataBytes: 0, shardBytes: 0, coldHash: null, coldHash64: null, codec: 'identity', textBytes: null };
   }
   const compression = codecOf(meta);
   if (compression === null) return null;
@@ -229,7 +236,7 @@ function parseFound(node: string, info: BlobInfo): FoundBlob | null {
     if (!Number.isSafeInteger(dataBytes) || dataBytes !== info.size) return null;
     const index = Number(info.part.slice('cold-'.length));
     if (index >= HOT_REPLICAS) return null;
-    return { node, info, strategy: strategy as Strategy, role, index, dataBytes, shardBytes: dataBytes, coldHash: typeof hash === 'string' ? hash : null, ...compression };
+    return { node, info, key: info.key, strategy: strategy as Strategy, role, index, dataBytes, shardBytes: dataBytes, coldHash: typeof hash === 'string' ? hash : null, coldHash64: null, ...compression };
   }
   if (role !== 'shard') return null;
   const { index, dataBytes, shardBytes } = meta as { index: unknown; dataBytes: unknown; shardBytes: unknown };
@@ -240,14 +247,127 @@ function parseFound(node: string, info: BlobInfo): FoundBlob | null {
   return {
     node,
     info,
+    key: info.key,
     strategy: strategy as Strategy,
     role: 'shard',
     index: index as number,
     dataBytes: dataBytes as number,
     shardBytes: shardBytes as number,
     coldHash: typeof hash === 'string' ? hash : null,
+    coldHash64: null,
     ...compression,
   };
+}
+
+/**
+ * A format-2 blob found through its descriptor (manifest/blob-descriptor.ts): whole for replicas and copies, or
+ * the description decoded from the fragments of its write's shards. Null when the description does not fit the
+ * blob's part (a damaged or foreign blob).
+ */
+function foundFromDescription(node: string, info: BlobInfo, d: BlobDescription, ec: ErasureCode | null): FoundBlob | null {
+  const cold = d.cold ?? null;
+  const base = {
+    node,
+    info,
+    key: d.key,
+    strategy: d.strategy,
+    coldHash: null,
+    coldHash64: cold?.coldHash64 ?? null,
+    codec: cold?.codec ?? ('identity' as ColdCodec),
+    textBytes: cold?.textBytes ?? null,
+  };
+  if (d.role === 'hot' && /^hot-[0-9]+$/.test(info.part)) {
+    return { ...base, role: 'hot', index: Number(info.part.slice(4)), dataBytes: 0, shardBytes: 0, coldHash64: null, codec: 'identity', textBytes: null };
+  }
+  if (cold === null) return null;
+  if (d.role === 'cold' && /^cold-[0-9]$/.test(info.part)) {
+    const index = Number(info.part.slice('cold-'.length));
+    if (index >= HOT_REPLICAS || cold.dataBytes !== info.size) return null;
+    return { ...base, role: 'cold', index, dataBytes: cold.dataBytes, shardBytes: cold.dataBytes };
+  }
+  if (d.role === 'shard' && ec !== null && /^shard-[0-5]$/.test(info.part)) {
+    const shardBytes = ec.shardBytesFor(cold.dataBytes);
+    if (info.size !== shardBytes) return null;
+    return { ...base, role: 'shard', index: Number(info.part.slice('shard-'.length)), dataBytes: cold.dataBytes, shardBytes };
+  }
+  return null;
+}
+
+/**
+ * Groups listed blobs by key and write id (rule 1). Format-1 blobs and format-2 replicas and copies name their key
+ * themselves; a format-2 shard carries only a fragment of its write's description, so shards wait, grouped by write
+ * id, until `resolve` decodes each group's description from any four of them.
+ */
+export class BlobGrouper {
+  readonly byKey = new Map<string, Map<string, WriteSet>>();
+  private readonly fragments = new Map<string, { node: string; info: BlobInfo }[]>();
+  unparseable = 0;
+
+  /** False when the blob cannot be read as part of a document (left out and counted). */
+  add(node: string, info: BlobInfo): boolean {
+    if (info.corrupt) return this.refuse();
+    if (info.format !== 2) {
+      const found = parseFound(node, info);
+      if (found === null) return this.refuse();
+      add(this.byKey, found);
+      return true;
+    }
+    const descriptor = info.descriptor;
+    if (descriptor === undefined) return this.refuse();
+    if (descriptor.kind === 'fragment') {
+      let group = this.fragments.get(info.writeId);
+      if (!group) this.fragments.set(info.writeId, (group = []));
+      group.push({ node, info });
+      return true;
+    }
+    let d: BlobDescription;
+    try {
+      d = decodeWholeDescriptor(descriptor.bytes);
+    } catch {
+      return this.refuse();
+    }
+    const found = foundFromDescription(node, info, d, null);
+    if (found === null) return this.refuse();
+    add(this.byKey, found);
+    return true;
+  }
+
+  /**
+   * Decodes the description of every write's format-2 shards and files them; shards of a write with fewer than four
+   * readable fragments cannot name their key (nor could they be read) and are counted unparseable. `keep` limits
+   * which keys are filed (the healer's per-key rebuild).
+   */
+  async resolve(ec: ErasureCode, keep: (key: string) => boolean = () => true): Promise<void> {
+    for (const [, blobs] of this.fragments) {
+      const byIndex: (Uint8Array | null)[] = new Array(EC_TOTAL_SHARDS).fill(null);
+      for (const { info } of blobs) {
+        const index = Number(info.part.slice('shard-'.length));
+        if (/^shard-[0-5]$/.test(info.part) && byIndex[index] === null) byIndex[index] = info.descriptor!.bytes;
+      }
+      let d: BlobDescription | null = null;
+      try {
+        d = await decodeDescriptorFragments(ec, byIndex);
+      } catch {
+        d = null;
+      }
+      if (d === null || d.role !== 'shard') {
+        this.unparseable += blobs.length;
+        continue;
+      }
+      if (!keep(d.key)) continue;
+      for (const { node, info } of blobs) {
+        const found = foundFromDescription(node, info, d, ec);
+        if (found === null) this.unparseable++;
+        else add(this.byKey, found);
+      }
+    }
+    this.fragments.clear();
+  }
+
+  private refuse(): false {
+    this.unparseable++;
+    return false;
+  }
 }
 
 /** The codec fields of a cold blob's meta (absent: uncompressed), or null when they are malformed. */
@@ -259,21 +379,9 @@ function codecOf(meta: Record<string, unknown>): { codec: ColdCodec; textBytes: 
   return { codec, textBytes: textBytes as number };
 }
 
-/**
- * Files one listed blob under its key and write id (rule 1); false when its meta cannot be parsed (or it is marked
- * corrupt), and it was left out. The whole-store rebuild feeds it every node's inventory, the healer's per-key
- * rebuild the blobs of the keys it repairs.
- */
-export function addBlob(byKey: Map<string, Map<string, WriteSet>>, node: string, info: BlobInfo): boolean {
-  const found = parseFound(node, info);
-  if (found === null) return false;
-  add(byKey, found);
-  return true;
-}
-
 function add(byKey: Map<string, Map<string, WriteSet>>, found: FoundBlob): void {
-  let writes = byKey.get(found.info.key);
-  if (!writes) byKey.set(found.info.key, (writes = new Map()));
+  let writes = byKey.get(found.key);
+  if (!writes) byKey.set(found.key, (writes = new Map()));
   let set = writes.get(found.info.writeId);
   if (!set) {
     set = { writeId: found.info.writeId, strategy: found.strategy, hot: [], shards: new Array(EC_TOTAL_SHARDS).fill(null), copies: [] };
@@ -386,9 +494,12 @@ async function manifestOf(deps: KeyRebuildDeps, key: string, w: WriteSet, newest
   for (const s of shardSets) {
     try {
       const { coldText, refs: coldRefs, first, layout } = await readColdSet(deps, key, s, nodeIds);
-      if (first.coldHash !== null && hashCold(coldText) !== first.coldHash) throw new Error(`cold blobs of ${s.writeId} do not hash to their coldHash`);
+      const textHash = hashCold(coldText);
+      if (first.coldHash !== null && textHash !== first.coldHash) throw new Error(`cold blobs of ${s.writeId} do not hash to their coldHash`);
+      if (first.coldHash64 !== null && !textHash.startsWith(first.coldHash64)) throw new Error(`cold blobs of ${s.writeId} do not hash to their coldHash`);
+      const coldHash = first.coldHash ?? textHash;
       if (w.strategy === 'ec') {
-        return finish({ ...base, hotFields: [], hotPaths: [], coldEmptyOffsets: [], bytes: { logical: coldText.length, hot: 0, cold: coldText.length, physical: 0 }, coldHash: first.coldHash, cold_layout: layout, hot: [], cold: coldRefs, dirty: false, createdAt: when, updatedAt: when });
+        return finish({ ...base, hotFields: [], hotPaths: [], coldEmptyOffsets: [], bytes: { logical: coldText.length, hot: 0, cold: coldText.length, physical: 0 }, coldHash, cold_layout: layout, hot: [], cold: coldRefs, dirty: false, createdAt: when, updatedAt: when });
       }
       const hot: DecodedHot[] = hotPayload ? decodeHotBlob(hotPayload) : [];
       checkMerge(coldText, hot);
@@ -401,7 +512,7 @@ async function manifestOf(deps: KeyRebuildDeps, key: string, w: WriteSet, newest
         hotPaths,
         coldEmptyOffsets: emptyOffsets,
         bytes: { logical: hotBytes + coldText.length, hot: hotBytes, cold: coldText.length, physical: 0 },
-        coldHash: first.coldHash,
+        coldHash,
         cold_layout: layout,
         hot: hotRefs,
         cold: coldRefs,
@@ -530,7 +641,9 @@ async function readShards(deps: KeyRebuildDeps, key: string, s: WriteSet, nodeId
     }
     const part = `shard-${i}`;
     const node = b?.node ?? spare.shift() ?? nodeIds[i % nodeIds.length]!;
-    refs.push({ part, node, blob: `${s.writeId}.${part}`, writeId: s.writeId, size: first.shardBytes, checksum: checksumOf(all[i]!), state: 'missing' });
+    // A format-2 set records 64-bit checksums, as the write that made it did.
+    const checksum = first.info.format === 2 ? checksum64Of(all[i]!) : checksumOf(all[i]!);
+    refs.push({ part, node, blob: `${s.writeId}.${part}`, writeId: s.writeId, size: first.shardBytes, checksum, state: 'missing' });
   }
   return { stored, refs, first };
 }

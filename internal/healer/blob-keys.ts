@@ -1,0 +1,54 @@
+/**
+ * Which document each listed blob belongs to. A format-1 blob names its key in its header. A format-2 blob names
+ * it in its descriptor (manifest/blob-descriptor.ts): a hot replica or cold copy whole, a shard only as one
+ * Reed-Solomon fragment of its write's description, which takes four shards of the write to read. Since every blob
+ * of a write belongs to the same key, the key found for a write id (from any whole descriptor, else from the
+ * shards' fragments) is the key of all its blobs.
+ *
+ * Garbage collection decides from this key whether a blob is still referenced, so a blob whose key cannot be
+ * found (fewer than four fragments of its write on the listed nodes, an unreadable descriptor) is reported as
+ * keyless and never deleted on the strength of a lookup: it is left for the intent resolver, which knows the blobs
+ * of a failed write from the log.
+ */
+import type { BlobInfo } from '../blobstore/blob-store.js';
+import { EC_TOTAL_SHARDS } from '../core/limits.js';
+import type { ErasureCode } from '../ec/erasure-code.js';
+import { decodeDescriptorFragments, decodeWholeDescriptor } from '../manifest/blob-descriptor.js';
+import type { Inventory } from './repairer.js';
+
+/** The key of a listed blob, or null when its blobs do not name one. */
+export type BlobKeyOf = (info: BlobInfo) => string | null;
+
+export async function blobKeys(inventories: ReadonlyMap<string, Inventory>, ec: ErasureCode): Promise<BlobKeyOf> {
+  const keyOfWrite = new Map<string, string>();
+  const fragments = new Map<string, (Uint8Array | null)[]>();
+  for (const inventory of inventories.values()) {
+    if (inventory === null) continue;
+    for (const info of inventory.values()) {
+      if (info.format !== 2 || info.descriptor === undefined || keyOfWrite.has(info.writeId)) continue;
+      if (info.descriptor.kind === 'whole') {
+        try {
+          keyOfWrite.set(info.writeId, decodeWholeDescriptor(info.descriptor.bytes).key);
+          fragments.delete(info.writeId);
+        } catch {
+          // An unreadable descriptor names nothing; another blob of the write may.
+        }
+        continue;
+      }
+      const index = /^shard-[0-5]$/.test(info.part) ? Number(info.part.slice('shard-'.length)) : -1;
+      if (index < 0) continue;
+      let set = fragments.get(info.writeId);
+      if (!set) fragments.set(info.writeId, (set = new Array<Uint8Array | null>(EC_TOTAL_SHARDS).fill(null)));
+      set[index] ??= info.descriptor.bytes;
+    }
+  }
+  for (const [writeId, set] of fragments) {
+    if (keyOfWrite.has(writeId) || set.filter((f) => f !== null).length < ec.dataShards) continue;
+    try {
+      keyOfWrite.set(writeId, (await decodeDescriptorFragments(ec, set)).key);
+    } catch {
+      // Fragments that do not decode name nothing: the shards stay keyless.
+    }
+  }
+  return (info) => (info.format === 2 ? (keyOfWrite.get(info.writeId) ?? null) : info.key);
+}
