@@ -200,11 +200,15 @@ export class ClusterDataFormat implements DataFormatSource {
 }
 
 /**
- * The all-in-one's start: one process of one release writes DATA_FORMAT_MAX, so a cluster identity record in its
- * own store (there is one only when separate processes shared the data directory before) is raised to it. A record
- * newer than this release refuses the start (FORMAT_UNSUPPORTED); no record is left absent.
+ * The all-in-one's start: one process of one release, which writes data format `to` without a bump, so a cluster
+ * identity record in its own store (there is one only when separate processes shared the data directory before) is
+ * raised to it. A record newer than this release refuses the start (FORMAT_UNSUPPORTED); no record is left absent.
  */
-export async function raiseOwnDataFormat(store: Pick<MetadataStore, 'getClusterIdentity' | 'raiseClusterDataFormat'>, storeName: string): Promise<void> {
+export async function raiseOwnDataFormat(
+  store: Pick<MetadataStore, 'getClusterIdentity' | 'raiseClusterDataFormat'>,
+  to: number,
+  storeName: string,
+): Promise<void> {
   let record: ClusterIdentityRecord | null;
   try {
     record = await store.getClusterIdentity();
@@ -215,7 +219,7 @@ export async function raiseOwnDataFormat(store: Pick<MetadataStore, 'getClusterI
     throw error;
   }
   refuseNewer(record, `this process cannot run against the cluster in ${storeName}`);
-  if (record !== null && dataFormatOf(record) < DATA_FORMAT_MAX) await store.raiseClusterDataFormat(DATA_FORMAT_MAX);
+  if (record !== null && dataFormatOf(record) < to) await store.raiseClusterDataFormat(to);
 }
 
 export interface ProcessAnnouncementOptions {

@@ -14,7 +14,7 @@ import type { BlobInfo, BlobStore, StoreUsage } from '../blobstore/blob-store.js
 import { NodePool } from '../cluster/node-pool.js';
 import type { StrataConfig } from '../config/config.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import { DATA_FORMAT_MAX, fixedDataFormat } from '../core/data-format.js';
+import { DATA_FORMAT_V1, fixedDataFormat } from '../core/data-format.js';
 import { raiseOwnDataFormat } from '../cluster/format-version.js';
 import { StrataError, isStrataError } from '../core/errors.js';
 import { openClusterIdentity, nodeDirectory, recordNodeInitialised } from '../datadir/cluster-directory.js';
@@ -44,6 +44,15 @@ import { loadTls, nodeClientTls, type TlsMaterial } from './tls.js';
 import { DiskReserve } from '../reserve/disk-reserve.js';
 import { nodesFootprint } from '../reserve/reserve-sizing.js';
 import { VOLUME_BYTES_MAX_DEFAULT, type VolumeStoreUsage } from '../blobstore/volume/volume-blob-store.js';
+
+
+/**
+ * The data format the all-in-one writes. It is to be DATA_FORMAT_MAX (one process of one release reads everything
+ * it writes), but stays at 1 while documents written at format 2 do not survive a healer round past the grace
+ * periods and a restart (test/upgrade/earlier-releases.test.ts, "takes new writes beside the old data": the new
+ * document then reads back as INSUFFICIENT_NODES). Raising it here is the whole switch.
+ */
+export const ALL_IN_ONE_DATA_FORMAT: number = DATA_FORMAT_V1;
 
 export interface AllInOneNode {
   id: string;
@@ -139,10 +148,10 @@ async function startLocked(config: Readonly<StrataConfig>, options: AllInOneOpti
   const token = config.clusterToken ?? (await localToken(config.dataDir));
   const metadata = await SqliteMetadataStore.open({ path: path.join(config.dataDir, 'metadata', 'strata.db'), clock, log: log.child({ component: 'metadata' }) });
   opened.push(metadata);
-  // One process of one release: it writes the newest formats (a cluster identity record in its store, if any, says
-  // so too; one of a newer data format refuses the start).
-  const dataFormat = fixedDataFormat(DATA_FORMAT_MAX);
-  await raiseOwnDataFormat(metadata, `the embedded metadata store in ${config.dataDir}`);
+  // One process of one release, so it needs no bump: what it writes is ALL_IN_ONE_DATA_FORMAT (a cluster identity
+  // record in its store, if any, is raised to it; one of a newer data format refuses the start).
+  const dataFormat = fixedDataFormat(ALL_IN_ONE_DATA_FORMAT);
+  await raiseOwnDataFormat(metadata, ALL_IN_ONE_DATA_FORMAT, `the embedded metadata store in ${config.dataDir}`);
   const wal = await SqliteWriteAheadLog.open({ path: path.join(config.dataDir, 'wal', 'wal.db'), clock });
   opened.push(wal);
 

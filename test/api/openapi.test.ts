@@ -223,10 +223,15 @@ const RECIPES: Record<string, Recipe> = {
       return f!.api.fetch('/admin/nodes/oa-node-x/drain', { method: 'POST' });
     },
   },
-  // The all-in-one runs at the newest format: going down is refused (in-process only; an external cluster may be at 1).
+  // In-process only (it must not bump an external cluster): the all-in-one refuses a bump without a cluster identity
+  // record, and going down once it writes a newer format than 1.
   'POST /admin/format-version 409': {
     faults: true,
-    run: ({ faults: f }) => f!.api.fetch('/admin/format-version', { method: 'POST', headers: json, body: '{"to":1}' }),
+    run: async ({ faults: f }) => {
+      const { data_format } = (await (await f!.api.fetch('/admin/format-version')).json()) as { data_format: number };
+      const to = data_format > 1 ? 1 : 2;
+      return f!.api.fetch('/admin/format-version', { method: 'POST', headers: json, body: JSON.stringify({ to }) });
+    },
   },
   'POST /admin/nodes/{id}/drain 409': {
     faults: true,

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../internal/cli/strata-cli.js';
 import { DATA_FORMAT_MAX } from '../../internal/core/data-format.js';
+import { ALL_IN_ONE_DATA_FORMAT } from '../../internal/wiring/all-in-one.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 
 let cluster: TestCluster;
@@ -42,10 +43,10 @@ async function strata(args: string[]): Promise<{ code: number; stdout: string; s
 }
 
 describe('/admin/format-version', () => {
-  it('reports the all-in-one at the newest format, without a cluster identity record', async () => {
+  it('reports the format the all-in-one writes, without a cluster identity record', async () => {
     const res = await cluster.fetch('/admin/format-version');
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ data_format: DATA_FORMAT_MAX, format_max: DATA_FORMAT_MAX, recorded: false, processes: [], blockers: [] });
+    expect(await res.json()).toEqual({ data_format: ALL_IN_ONE_DATA_FORMAT, format_max: DATA_FORMAT_MAX, recorded: false, processes: [], blockers: [] });
   });
 
   it('answers 400 INVALID_REQUEST for a body that is not {"to": <known format>}, and 415/413 for the wrong type or size', async () => {
@@ -59,9 +60,9 @@ describe('/admin/format-version', () => {
   });
 
   it('is idempotent at the current format, refuses to go down, and blocks a bump while a process reads less, naming it', async () => {
-    // Already at the newest: success, nothing changed.
-    let res = await post(`{"to":${DATA_FORMAT_MAX}}`);
-    expect([res.status, await res.json()]).toEqual([200, { data_format: DATA_FORMAT_MAX, changed: false }]);
+    // Already there: success, nothing changed.
+    let res = await post(`{"to":${ALL_IN_ONE_DATA_FORMAT}}`);
+    expect([res.status, await res.json()]).toEqual([200, { data_format: ALL_IN_ONE_DATA_FORMAT, changed: false }]);
     // A record at format 1 (separate processes shared this store) and an old gateway announced in it.
     await cluster.metadata.createClusterIdentity({ clusterId: 'c-route', formatVersion: 1, createdAtMs: 1, nodes: [], acceptedEmpty: [] });
     await cluster.metadata.registerProcess({ id: 'gateway-old', role: 'gateway', formatMax: 1 }, TTL_MS);

@@ -200,7 +200,7 @@ describe('a process following the cluster data format', () => {
     expect(error.code).toBe('FORMAT_UNSUPPORTED');
     expect(error.message).toMatch(/data format is 3, newer than this release reads \(up to 2\).*run a release that reads data format 3/);
     // The all-in-one's start refuses it too, and changes nothing.
-    expect((await errorOf(raiseOwnDataFormat(store, 'the test store'))).code).toBe('FORMAT_UNSUPPORTED');
+    expect((await errorOf(raiseOwnDataFormat(store, DATA_FORMAT_MAX, 'the test store'))).code).toBe('FORMAT_UNSUPPORTED');
     expect(await store.getClusterIdentity()).toMatchObject({ dataFormat: 3 });
   });
 
@@ -241,12 +241,14 @@ describe('a process following the cluster data format', () => {
     expect((await store.getClusterIdentity())?.nodes).toEqual([]);
   });
 
-  it('the all-in-one raises a record in its own store to the newest format, and leaves a store without one as it is', async () => {
+  it('the all-in-one raises a record in its own store to the format it writes, and leaves a store without one as it is', async () => {
     const { store } = await setup();
-    await raiseOwnDataFormat(store, 'the test store');
+    await raiseOwnDataFormat(store, DATA_FORMAT_MAX, 'the test store');
     expect(await store.getClusterIdentity()).toBeNull();
     await store.createClusterIdentity(identity);
-    await raiseOwnDataFormat(store, 'the test store');
+    await raiseOwnDataFormat(store, 1, 'the test store');
+    expect(await store.getClusterIdentity()).toEqual({ ...identity });
+    await raiseOwnDataFormat(store, DATA_FORMAT_MAX, 'the test store');
     expect(await store.getClusterIdentity()).toMatchObject({ formatVersion: 2, dataFormat: DATA_FORMAT_MAX });
   });
 });
