@@ -6,6 +6,8 @@ import path from 'node:path';
 import { flipPayloadByteOnDisk } from '../blobstore/volume-harness/flip.js';
 import { blobIdOf, newWriteId } from '../../internal/core/ids.js';
 import type { BlobInfo } from '../../internal/blobstore/blob-store.js';
+import { ReedSolomonCode } from '../../internal/ec/reed-solomon.js';
+import { blobKeys } from '../../internal/healer/blob-keys.js';
 import type { WalRecord } from '../../internal/wal/write-ahead-log.js';
 import { inventory, type TestCluster } from '../helpers/cluster.js';
 import { CONDITION_TIMEOUT_MS, waitUntil } from '../helpers/wait.js';
@@ -69,10 +71,20 @@ export async function fullInventory(cluster: TestCluster): Promise<Map<string, B
   return out;
 }
 
-/** The inventory entries (`node/blob`) that belong to `key`. */
+/**
+ * The inventory entries (`node/blob`) that belong to `key`: by the header's key (format 1) or the descriptors
+ * (format 2), as garbage collection finds them.
+ */
 export async function blobsOfKey(cluster: TestCluster, key: string): Promise<Set<string>> {
+  const all = await fullInventory(cluster);
+  const byNode = new Map<string, Map<string, BlobInfo>>();
+  for (const info of all.values()) {
+    if (!byNode.has(info.node)) byNode.set(info.node, new Map());
+    byNode.get(info.node)!.set(info.id, info);
+  }
+  const keyOf = await blobKeys(byNode, new ReedSolomonCode());
   const out = new Set<string>();
-  for (const [name, info] of await fullInventory(cluster)) if (info.key === key) out.add(name);
+  for (const [name, info] of all) if (keyOf(info) === key) out.add(name);
   return out;
 }
 
