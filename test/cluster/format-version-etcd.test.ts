@@ -5,6 +5,9 @@
  * new format when its watch on the record reports the bump. The same rules with a manual clock: format-version.test.ts.
  */
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterDataFormat, bumpDataFormat, type FormatVersionContext } from '../../internal/cluster/format-version.js';
@@ -12,7 +15,10 @@ import { systemClock } from '../../internal/core/clock.js';
 import { fixedDataFormat } from '../../internal/core/data-format.js';
 import { isStrataError } from '../../internal/core/errors.js';
 import { silentLogger } from '../../internal/log/logger.js';
+import { loadConfig } from '../../internal/config/config.js';
 import { EtcdMetadataStore } from '../../internal/metadata/etcd-metadata-store.js';
+import { sealText } from '../../internal/metadata/record-envelope.js';
+import { runGateway, runHealer } from '../../internal/wiring/processes.js';
 import { startEtcd, type RunningEtcd } from '../../scripts/infra/etcd.js';
 import { CONDITION_TIMEOUT_MS } from '../helpers/wait.js';
 
@@ -79,5 +85,45 @@ describe('data format bump on etcd', () => {
     expect(await bumpCode(context)).toBe('changed:true');
     expect((await store.getClusterIdentity())?.dataFormat).toBe(2);
     await expect.poll(() => source.current(), { timeout: CONDITION_TIMEOUT_MS, interval: 50 }).toBe(2);
+  });
+
+  it('a gateway and a healer refuse to start against a cluster of data format 3; a running gateway announces itself and stops when the cluster becomes newer', async () => {
+    const prefix = `test/${randomUUID()}/`;
+    cleanups.push(async () => void (await admin.delete().prefix(prefix)));
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'strata-format-etcd-'));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    const config = loadConfig({
+      STRATA_DATA_DIR: dataDir,
+      STRATA_HOST: '127.0.0.1',
+      STRATA_PORT: '0',
+      STRATA_HEALER_PORT: '0',
+      STRATA_CLUSTER_TOKEN: 'format-test-token-0123456789abcdef',
+      STRATA_ETCD_ENDPOINTS: etcd.endpoints,
+      STRATA_ETCD_PREFIX: prefix,
+      STRATA_NODE_TTL_MS: String(TTL_MS),
+      STRATA_LOG_LEVEL: 'silent',
+    });
+    const store = await openStore(prefix);
+    await store.createClusterIdentity({ clusterId: 'c-run', formatVersion: 1, createdAtMs: 1, nodes: [], acceptedEmpty: [] });
+    const newer: string[] = [];
+    const gateway = await runGateway(config, silentLogger, { processMetrics: false, onNewerDataFormat: (reason) => newer.push(reason) });
+    cleanups.push(async () => void (await gateway.stop()));
+    expect((await store.listProcesses()).map((p) => [p.role, p.formatMax, p.alive])).toEqual([['gateway', 2, true]]);
+
+    const record = JSON.stringify({ format: 'strata-cluster-identity', formatVersion: 2, clusterId: 'c-run', createdAtMs: 1, nodes: [], acceptedEmpty: [], dataFormat: 3 });
+    await admin.put(`${prefix}cluster-identity`).value(sealText('cluster-identity', 'cluster', record));
+    await expect.poll(() => newer.length, { timeout: CONDITION_TIMEOUT_MS, interval: 50 }).toBe(1);
+    expect(newer[0]).toMatch(/run a release that reads data format 3/);
+
+    for (const start of [() => runGateway(config, silentLogger, { processMetrics: false }), () => runHealer(config, silentLogger, { processMetrics: false })]) {
+      const refused = await start().then(
+        async (running) => {
+          await running.stop();
+          return 'started';
+        },
+        (error: unknown) => (isStrataError(error) ? `${error.code}: ${error.message}` : String(error)),
+      );
+      expect(refused).toMatch(/^FORMAT_UNSUPPORTED: .*data format is 3, newer than this release reads/);
+    }
   });
 });
