@@ -410,6 +410,9 @@ export async function bumpDataFormat(context: FormatVersionContext, to: number):
       { to },
     );
   }
+  // The registries are read, then the record is changed: a process of an older release that registers for the first
+  // time in between (milliseconds) is not seen. Every release that registers at all reads this one's formats, so the
+  // window matters only for a later bump; the rolling order (upgrade everything, then bump) is what closes it.
   const blockers = bumpBlockers(to, await readRegistries(context));
   if (blockers.length > 0) throw blocked(to, blockers);
   const stored = await context.store.raiseClusterDataFormat(to);
