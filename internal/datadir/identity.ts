@@ -15,8 +15,16 @@ import path from 'node:path';
 
 export const NODE_IDENTITY_FILE = 'node-identity.json';
 export const CLUSTER_IDENTITY_FILE = 'cluster-identity.json';
-/** The identity format this release writes and reads; a file with a higher number is from a newer release. */
-export const IDENTITY_FORMAT_VERSION = 1;
+/** The identity formats this release reads; a file with a higher number is from a newer release. */
+export const IDENTITY_FORMAT_VERSION = 2;
+/** What a new identity file says: format 1, which the release before compact formats reads too. */
+export const IDENTITY_FORMAT_INITIAL = 1;
+/**
+ * A node directory that may hold format-3 volumes (needle format 2, internal/blobstore/volume/README.md). The
+ * release before them would take such a volume for a damaged one and cut its tail; it refuses this identity
+ * instead, untouched. Written durably before the node's first format-3 volume exists.
+ */
+export const NODE_IDENTITY_FORMAT_COMPACT = 2;
 const NODE_FORMAT = 'strata-node-identity';
 const CLUSTER_FORMAT = 'strata-cluster-identity';
 /** An identity file is a few hundred bytes; anything much larger is not one. */
@@ -47,11 +55,11 @@ export function newClusterId(): string {
 }
 
 export function nodeIdentity(nodeId: string, clusterId: string | null, nowMs: number): NodeIdentity {
-  return { format: NODE_FORMAT, formatVersion: IDENTITY_FORMAT_VERSION, nodeId, clusterId, createdAt: new Date(nowMs).toISOString() };
+  return { format: NODE_FORMAT, formatVersion: IDENTITY_FORMAT_INITIAL, nodeId, clusterId, createdAt: new Date(nowMs).toISOString() };
 }
 
 export function clusterIdentity(clusterId: string, nodes: string[], nowMs: number): ClusterIdentity {
-  return { format: CLUSTER_FORMAT, formatVersion: IDENTITY_FORMAT_VERSION, clusterId, nodes, createdAt: new Date(nowMs).toISOString() };
+  return { format: CLUSTER_FORMAT, formatVersion: IDENTITY_FORMAT_INITIAL, clusterId, nodes, createdAt: new Date(nowMs).toISOString() };
 }
 
 export async function readNodeIdentity(dir: string): Promise<IdentityRead<NodeIdentity>> {

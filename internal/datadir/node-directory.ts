@@ -18,6 +18,7 @@ import { LOCK_FILE_NAME } from './dir-lock.js';
 import {
   IDENTITY_FORMAT_VERSION,
   NODE_IDENTITY_FILE,
+  NODE_IDENTITY_FORMAT_COMPACT,
   nodeIdentity,
   readNodeIdentity,
   writeNodeIdentity,
@@ -77,6 +78,21 @@ export async function admitNodeDirectory(dir: string, expected: NodeDirectoryExp
   }
   await writeNodeIdentity(dir, nodeIdentity(expected.nodeId, expected.clusterId, expected.nowMs));
   return 'initialised';
+}
+
+/**
+ * Marks the node's directory as one that may hold format-3 volumes (NODE_IDENTITY_FORMAT_COMPACT), before the
+ * volume store creates its first: the release before them then refuses the directory instead of misreading it. A
+ * directory without an identity file (a node started without identity checks) gets one.
+ */
+export async function raiseNodeIdentityFormat(dir: string, nodeId: string, nowMs: number): Promise<void> {
+  const read = await readNodeIdentity(dir);
+  if (read.kind === 'unreadable') {
+    throw new StrataError('DATA_DIR_UNUSABLE', `${dir}: its identity file is unusable (${read.reason}); no format-2 blob was written`, { dir, nodeId });
+  }
+  const identity = read.kind === 'ok' ? read.identity : nodeIdentity(nodeId, null, nowMs);
+  if (identity.formatVersion >= NODE_IDENTITY_FORMAT_COMPACT) return;
+  await writeNodeIdentity(dir, { ...identity, formatVersion: NODE_IDENTITY_FORMAT_COMPACT });
 }
 
 function allInOneAcceptAdvice(nodeId: string): string {

@@ -14,7 +14,7 @@ import { closeServer } from '../core/close-server.js';
 import { refuseConnect } from '../core/http-refusals.js';
 import { StrataError } from '../core/errors.js';
 import { DirLock } from '../datadir/dir-lock.js';
-import { admitNodeDirectory, type NodeDirectoryExpectation, type NodeDirectoryOutcome } from '../datadir/node-directory.js';
+import { admitNodeDirectory, raiseNodeIdentityFormat, type NodeDirectoryExpectation, type NodeDirectoryOutcome } from '../datadir/node-directory.js';
 import type { Logger } from '../log/logger.js';
 import type { NodeInstruments } from '../metrics/node-metrics.js';
 import { DiskReserve } from '../reserve/disk-reserve.js';
@@ -209,6 +209,8 @@ async function openStore(options: StorageNodeOptions, onError: (err: unknown) =>
   if (options.clock !== undefined) storeOptions.clock = options.clock;
   if (options.capacityBytes !== undefined) storeOptions.capacityBytes = options.capacityBytes;
   if (options.volumeBytesMax !== undefined) storeOptions.volumeBytesMax = options.volumeBytesMax;
+  const nodeId = options.nodeId;
+  storeOptions.beforeFirstV2Volume = () => raiseNodeIdentityFormat(options.dataDir, nodeId, (options.clock ?? systemClock).nowMs());
   try {
     return await VolumeBlobStore.open(storeOptions);
   } catch (err) {

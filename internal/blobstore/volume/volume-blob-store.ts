@@ -132,6 +132,12 @@ export interface VolumeBlobStoreOptions {
   fs?: VolumeFs;
   /** Told about a background compaction or checkpoint that failed (they are retried later). */
   onMaintenanceError?: (err: unknown) => void;
+  /**
+   * Awaited once before the store's first format-3 volume is created (the first format-2 put), so that the node's
+   * directory can say first that an older release must not open it (datadir raiseNodeIdentityFormat). If it
+   * fails, the put fails and nothing is written.
+   */
+  beforeFirstV2Volume?: () => Promise<void>;
   /** Told about every group-commit fsync (metrics); the store works the same without one. */
   observer?: VolumeStoreObserver;
   /**
@@ -228,6 +234,7 @@ export class VolumeBlobStore implements BlobStore {
   private readonly clock: Clock;
   private readonly capacityBytes: number | undefined;
   private readonly scratchRoom: ((copyBytes: number) => ScratchGrant | null) | undefined;
+  private readonly beforeFirstV2Volume: (() => Promise<void>) | undefined;
   private readonly volumeBytesMax: number;
   private readonly blobBytesMax: number;
   private readonly policy: CompactionPolicy;
@@ -294,6 +301,7 @@ export class VolumeBlobStore implements BlobStore {
     this.clock = options.clock ?? systemClock;
     this.capacityBytes = options.capacityBytes;
     this.scratchRoom = options.scratchRoom;
+    this.beforeFirstV2Volume = options.beforeFirstV2Volume;
     this.volumeBytesMax = options.volumeBytesMax ?? VOLUME_BYTES_MAX_DEFAULT;
     this.blobBytesMax = options.blobBytesMax ?? LIMITS.blobBytesMax;
     this.policy = {
@@ -668,6 +676,7 @@ export class VolumeBlobStore implements BlobStore {
         if (!this.active.holdsV2Needles && op.needles.some((n) => n.kind === 'put' && n.header.format === 2)) {
           // A version-2 needle goes only into a format-3 volume: the first one seals the active volume (written
           // by the format this store used so far), and every volume after it is format 3.
+          if (!this.writesV2Volumes) await this.beforeFirstV2Volume?.();
           this.writesV2Volumes = true;
           await writeGroup();
           if (this.active.fileBytes === SUPERBLOCK_BYTES) await this.reformatEmptyActive();
