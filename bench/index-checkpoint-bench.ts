@@ -61,7 +61,9 @@ async function main(): Promise<void> {
   try {
     const volumes = Array.from({ length: volume }, (_, v) => ({ volume: v + 1, revision: 0, coveredBytes: VOLUME_BYTES }));
     const encodeStart = performance.now();
+    const encodeCpuStart = process.cpuUsage();
     const encoded = ckpt.encodeCheckpoint({ nextSeq: entries + 1, createdAtMs: 0, volumes, run });
+    const encodeCpu = process.cpuUsage(encodeCpuStart);
     const encodeMs = performance.now() - encodeStart;
     await ckpt.sealCheckpoint(encoded);
     await ckpt.writeCheckpointFile(nodeVolumeFs, dir, encoded);
@@ -94,6 +96,7 @@ async function main(): Promise<void> {
         checkpointBytes: fileBytes,
         checkpointBytesPerEntry: +(fileBytes / entries).toFixed(2),
         encodeMs: +encodeMs.toFixed(1),
+        encodeCpuMs: +((encodeCpu.user + encodeCpu.system) / 1000).toFixed(1),
         loadMsMedian: +(loads[Math.floor(RUNS / 2)] as number).toFixed(1),
         loadMsAll: loads.map((ms) => +ms.toFixed(1)),
         loadCpuMsMedian: +(loadsCpu[Math.floor(RUNS / 2)] as number).toFixed(1),
