@@ -334,10 +334,11 @@ describe('GET /watch', () => {
     // Resuming from the last delivered id gives the rest, exactly.
     const resumed = await Feed.open(`?prefix=${encodeURIComponent(prefix)}`, { 'Last-Event-ID': String(delivered.at(-1) ?? from) });
     try {
-      await resumed.until('the rest of the changes', () => resumed.changes.length >= count - delivered.length, 30_000);
+      await resumed.until('the rest of the changes', () => resumed.changes.length >= count - delivered.length, 120_000);
       expect(resumed.changes.map((c) => Number(c.version))).toEqual(revisions.slice(delivered.length));
     } finally {
       resumed.close();
     }
-  }, 60_000);
+    // 12,000 commits and their replay take a minute and more on a busy 2-core machine: a deadline, not a speed.
+  }, 300_000);
 });
