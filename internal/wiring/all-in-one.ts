@@ -14,7 +14,7 @@ import type { BlobInfo, BlobStore, StoreUsage } from '../blobstore/blob-store.js
 import { NodePool } from '../cluster/node-pool.js';
 import type { StrataConfig } from '../config/config.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import { DATA_FORMAT_MAX, fixedDataFormat } from '../core/data-format.js';
+import { DATA_FORMAT_V1, fixedDataFormat } from '../core/data-format.js';
 import { raiseOwnDataFormat } from '../cluster/format-version.js';
 import { StrataError, isStrataError } from '../core/errors.js';
 import { openClusterIdentity, nodeDirectory, recordNodeInitialised } from '../datadir/cluster-directory.js';
@@ -47,10 +47,12 @@ import { VOLUME_BYTES_MAX_DEFAULT, type VolumeStoreUsage } from '../blobstore/vo
 
 
 /**
- * The data format the all-in-one writes: the newest, since one process of one release reads everything it writes
- * (a cluster of separate processes waits for an explicit bump instead).
+ * The data format the all-in-one writes. It is to be DATA_FORMAT_MAX (one process of one release reads everything
+ * it writes), but stays at 1 while documents written at format 2 do not survive a healer round past the grace
+ * periods and a restart (test/upgrade/earlier-releases.test.ts, "takes new writes beside the old data": the new
+ * document then reads back as INSUFFICIENT_NODES). Raising it here is the whole switch.
  */
-export const ALL_IN_ONE_DATA_FORMAT: number = DATA_FORMAT_MAX;
+export const ALL_IN_ONE_DATA_FORMAT: number = DATA_FORMAT_V1;
 
 export interface AllInOneNode {
   id: string;
