@@ -48,9 +48,10 @@ import { VOLUME_BYTES_MAX_DEFAULT, type VolumeStoreUsage } from '../blobstore/vo
 
 /**
  * The data format the all-in-one writes. It is to be DATA_FORMAT_MAX (one process of one release reads everything
- * it writes), but stays at 1 while documents written at format 2 do not survive a healer round past the grace
- * periods and a restart (test/upgrade/earlier-releases.test.ts, "takes new writes beside the old data": the new
- * document then reads back as INSUFFICIENT_NODES). Raising it here is the whole switch.
+ * it writes, so it needs no bump), but stays at 1 while the durability suite does not pass with format-2 writes: at
+ * 2, test/durability/garbage-collection.test.ts ("blobs a release could not delete on a stopped node are collected
+ * once it returns") and test/durability/manifest-rebuild.test.ts ("never brings back a deleted key whose damaged
+ * tombstone hides that its blobs are still on the nodes") fail. Raising it here is the whole switch.
  */
 export const ALL_IN_ONE_DATA_FORMAT: number = DATA_FORMAT_V1;
 
