@@ -5,10 +5,11 @@
  * of a write belongs to the same key, the key found for a write id (from any whole descriptor, else from the
  * shards' fragments) is the key of all its blobs.
  *
- * Garbage collection decides from this key whether a blob is still referenced, so a blob whose key cannot be
- * found (fewer than four fragments of its write on the listed nodes, an unreadable descriptor) is reported as
- * keyless and never deleted on the strength of a lookup: it is left for the intent resolver, which knows the blobs
- * of a failed write from the log.
+ * Garbage collection decides from this key whether a blob is still referenced. A shard whose key cannot be found
+ * has fewer than four shards of its write left on the listed nodes: no manifest can read that set (four are needed
+ * to rebuild anything of it), so once every node was listed and the grace period is over it is collected as
+ * unreadable garbage (a deleted document whose release missed a stopped node leaves exactly that). Otherwise, and
+ * for any other blob whose descriptor names nothing, it is held.
  */
 import type { BlobInfo } from '../blobstore/blob-store.js';
 import { EC_TOTAL_SHARDS } from '../core/limits.js';
@@ -19,13 +20,30 @@ import type { Inventory } from './repairer.js';
 /** The key of a listed blob, or null when its blobs do not name one. */
 export type BlobKeyOf = (info: BlobInfo) => string | null;
 
+export interface BlobKeys {
+  keyOf: BlobKeyOf;
+  /** Distinct shards of a format-2 write found on the listed nodes (0 for a write with none). */
+  shardsOf(writeId: string): number;
+}
+
 export async function blobKeys(inventories: ReadonlyMap<string, Inventory>, ec: ErasureCode): Promise<BlobKeyOf> {
+  return (await findBlobKeys(inventories, ec)).keyOf;
+}
+
+export async function findBlobKeys(inventories: ReadonlyMap<string, Inventory>, ec: ErasureCode): Promise<BlobKeys> {
   const keyOfWrite = new Map<string, string>();
   const fragments = new Map<string, (Uint8Array | null)[]>();
+  const shardsFound = new Map<string, Set<string>>();
   for (const inventory of inventories.values()) {
     if (inventory === null) continue;
     for (const info of inventory.values()) {
-      if (info.format !== 2 || info.descriptor === undefined || keyOfWrite.has(info.writeId)) continue;
+      if (info.format !== 2 || info.descriptor === undefined) continue;
+      if (info.descriptor.kind === 'fragment') {
+        let parts = shardsFound.get(info.writeId);
+        if (!parts) shardsFound.set(info.writeId, (parts = new Set()));
+        parts.add(info.part);
+      }
+      if (keyOfWrite.has(info.writeId)) continue;
       if (info.descriptor.kind === 'whole') {
         try {
           keyOfWrite.set(info.writeId, decodeWholeDescriptor(info.descriptor.bytes).key);
@@ -50,5 +68,8 @@ export async function blobKeys(inventories: ReadonlyMap<string, Inventory>, ec: 
       // Fragments that do not decode name nothing: the shards stay keyless.
     }
   }
-  return (info) => (info.format === 2 ? (keyOfWrite.get(info.writeId) ?? null) : info.key);
+  return {
+    keyOf: (info) => (info.format === 2 ? (keyOfWrite.get(info.writeId) ?? null) : info.key),
+    shardsOf: (writeId) => shardsFound.get(writeId)?.size ?? 0,
+  };
 }

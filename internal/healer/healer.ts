@@ -20,7 +20,7 @@ import { isStrataError } from '../core/errors.js';
 import type { WriteAheadLog } from '../wal/write-ahead-log.js';
 import type { BlobInfo } from '../blobstore/blob-store.js';
 import { moveBlobs, type MoveCounters } from './blob-mover.js';
-import { blobKeys } from './blob-keys.js';
+import { findBlobKeys } from './blob-keys.js';
 import type { TieringJob } from './tiering-job.js';
 import { IntentResolver, type IntentStats } from './intent-resolver.js';
 import { ManifestRebuilder, type ManifestRebuildCounters, type ManifestRebuildWait } from './manifest-rebuilder.js';
@@ -498,22 +498,36 @@ export class Healer {
     // While the store's own integrity check fails, nothing is deleted at all: the file is damaged somewhere, and
     // a stale-looking blob could be one that a record the damage hides still references.
     const failedCheck = metadata.integrity().checks?.lastFailure ?? null;
-    const keyOf = await blobKeys(inventories, this.deps.ec);
+    const keys = await findBlobKeys(inventories, this.deps.ec);
+    const everyNodeListed = [...inventories.values()].every((inventory) => inventory !== null);
     for (const [node, inventory] of inventories) {
       if (!inventory) continue;
       for (const info of inventory.values()) {
         if (info.createdAtMs > cutoff) continue;
-        const key = keyOf(info);
-        if (key === null) {
-          holds.hold('format-2 shards whose write has fewer than four shards on the listed nodes do not name their key; the intent resolver removes those of failed writes');
-          continue;
-        }
         if (failedCheck !== null) {
           holds.hold(`the last integrity check of the metadata store failed (${failedCheck}); garbage collection deletes nothing until one passes`);
           continue;
         }
         // A deposed leader must not delete on the strength of what it saw while it led.
         if (!(await this.stillLeads())) return;
+        const key = keys.keyOf(info);
+        if (key === null) {
+          // A shard of a write with fewer than four shards left anywhere: no manifest can read that set (blob-keys.ts).
+          const unreadable = info.descriptor?.kind === 'fragment' && keys.shardsOf(info.writeId) < this.deps.ec.dataShards;
+          if (!unreadable || !everyNodeListed) {
+            holds.hold('format-2 blobs whose key their descriptors do not name are kept until every node can be listed');
+            continue;
+          }
+          try {
+            if (await pool.client(node)!.delete(info.id, { timeoutMs: options.nodeTimeoutMs })) {
+              report.garbageDeleted++;
+              this.counters.garbageDeleted++;
+            }
+          } catch (error) {
+            pool.observe(node, error);
+          }
+          continue;
+        }
         if (suspect.has(key)) {
           holds.hold(`the manifest record of ${JSON.stringify(key)} failed verification`);
           continue;

@@ -14,7 +14,7 @@ import type { BlobInfo, BlobStore, StoreUsage } from '../blobstore/blob-store.js
 import { NodePool } from '../cluster/node-pool.js';
 import type { StrataConfig } from '../config/config.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import { DATA_FORMAT_V1, fixedDataFormat } from '../core/data-format.js';
+import { DATA_FORMAT_MAX, fixedDataFormat } from '../core/data-format.js';
 import { raiseOwnDataFormat } from '../cluster/format-version.js';
 import { StrataError, isStrataError } from '../core/errors.js';
 import { openClusterIdentity, nodeDirectory, recordNodeInitialised } from '../datadir/cluster-directory.js';
@@ -47,13 +47,10 @@ import { VOLUME_BYTES_MAX_DEFAULT, type VolumeStoreUsage } from '../blobstore/vo
 
 
 /**
- * The data format the all-in-one writes. It is to be DATA_FORMAT_MAX (one process of one release reads everything
- * it writes, so it needs no bump), but stays at 1 while the durability suite does not pass with format-2 writes: at
- * 2, test/durability/garbage-collection.test.ts ("blobs a release could not delete on a stopped node are collected
- * once it returns") and test/durability/manifest-rebuild.test.ts ("never brings back a deleted key whose damaged
- * tombstone hides that its blobs are still on the nodes") fail. Raising it here is the whole switch.
+ * The data format the all-in-one writes: the newest, since one process of one release reads everything it writes
+ * (a cluster of separate processes waits for an explicit bump instead).
  */
-export const ALL_IN_ONE_DATA_FORMAT: number = DATA_FORMAT_V1;
+export const ALL_IN_ONE_DATA_FORMAT: number = DATA_FORMAT_MAX;
 
 export interface AllInOneNode {
   id: string;

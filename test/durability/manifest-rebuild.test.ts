@@ -174,13 +174,15 @@ describe('a manifest record that fails its checksum', () => {
     const clock = new AdvancingClock();
     const first = await startTestCluster({ clock, env: ENV });
     expect((await first.write('del:doc', docText(3, 10_000), '&strategy=field_hybrid')).status).toBe(200);
-    const blobs = [...(await fullInventory(first)).values()].filter((b) => b.key === 'del:doc');
+    const ofKey = await blobsOfKey(first, 'del:doc');
+    const blobs = [...(await fullInventory(first))].filter(([name]) => ofKey.has(name)).map(([, b]) => b);
     const payloads = await Promise.all(blobs.map((b) => first.nodes.find((n) => n.id === b.node)!.client.get(b.id)));
     expect((await first.fetch(`/delete/${encodeURIComponent('del:doc')}`, { method: 'DELETE' })).status).toBe(200);
     await first.gateway.writes.drain();
     // The delete released the blobs; put them back, as a release that failed would have left them.
     for (const [i, b] of blobs.entries()) {
-      await first.nodes.find((n) => n.id === b.node)!.client.put({ id: b.id, key: b.key, writeId: b.writeId, part: b.part, meta: b.meta }, payloads[i]!);
+      const header = { id: b.id, key: b.key, writeId: b.writeId, part: b.part, meta: b.meta, ...(b.format === 2 ? { format: 2 as const } : {}), ...(b.descriptor ? { descriptor: b.descriptor } : {}) };
+      await first.nodes.find((n) => n.id === b.node)!.client.put(header, payloads[i]!);
     }
     const kept = await blobsOfKey(first, 'del:doc');
     expect(kept.size).toBe(blobs.length);
