@@ -151,7 +151,7 @@ async function measureRow(
       const added = bytes - (baseline.sqlite[object] ?? 0);
       if (added !== 0) sqlite[object] = per(added);
     }
-    const blobsPerDoc = round1(stores.blobs / docs);
+    const blobsPerDoc = Math.round((stores.blobs / docs) * 1000) / 1000;
     return {
       strategy: spec.strategy,
       document_bytes: spec.document_bytes,
