@@ -4,7 +4,7 @@
  * gateway wrote and which one read is known.
  */
 import { describe, expect, it } from 'vitest';
-import { healerLeader, healerProcOf, mergePatch, readDoc, request, useLocalCluster, waitFor, writeDoc } from './cluster-support.js';
+import { healerLeader, healerProcOf, mergePatch, nodeInventory, readDoc, request, statDoc, useLocalCluster, waitFor, writeDoc } from './cluster-support.js';
 
 /** Patches each of the two gateways sends, and how many of them it keeps in flight at once. */
 const PATCHES_PER_GATEWAY = 24;
@@ -101,5 +101,48 @@ describe('several gateways', () => {
     const deleted = await request(gateways[0]!, `/delete/${encodeURIComponent('ryw/0')}`, { method: 'DELETE' });
     expect(deleted.status).toBe(200);
     for (const gateway of gateways) expect((await readDoc(gateway, 'ryw/0')).status).toBe(404);
+  });
+  // Last in this file: from here on the cluster writes the compact formats.
+  it('after the data format bump, every gateway writes format-2 blobs, and documents written before and after read back exactly', async () => {
+    const gateways = cluster().gateways.map((g) => g.address!);
+    const docs = new Map<string, Record<string, unknown>>();
+    const writeAll = async (phase: string): Promise<void> => {
+      for (const [i, strategy] of (['replication', 'ec', 'field_hybrid'] as const).entries()) {
+        for (const size of [200, 20_000]) {
+          const key = `bump/${phase}/${strategy}/${size}`;
+          const doc = { like_count: i, note: `${phase} ${strategy}`, body: 'b'.repeat(size) };
+          const written = await writeDoc(gateways[i % gateways.length]!, key, doc, `&strategy=${strategy}`);
+          expect(written.status, written.text).toBe(200);
+          docs.set(key, doc);
+        }
+      }
+    };
+    await writeAll('before');
+    const admin = { authorization: `Bearer ${cluster().token}`, 'content-type': 'application/json' };
+    const bumped = await request(gateways[0]!, '/admin/format-version', { method: 'POST', headers: admin, body: '{"to":2}' });
+    expect(bumped.status, bumped.text).toBe(200);
+    // Every gateway follows the record within its watch (or its poll).
+    for (const gateway of gateways) {
+      await waitFor(`${gateway} to write format 2`, async () => {
+        const report = await request(gateway, '/admin/format-version', { headers: admin });
+        return report.json?.data_format === 2;
+      }, 30_000);
+    }
+    await writeAll('after');
+    for (const [key, doc] of docs) {
+      for (const gateway of gateways) {
+        const read = await readDoc(gateway, key);
+        expect(read.status, `${key} on ${gateway}`).toBe(200);
+        expect(read.json, key).toEqual(doc);
+      }
+    }
+    // The new documents' blobs are format 2 (no key in their headers), the old ones' format 1.
+    const blobs = (await Promise.all(cluster().nodes.filter((n) => n.running).map((n) => nodeInventory(cluster(), n)))).flat();
+    const after = await statDoc(gateways[0]!, 'bump/after/ec/20000');
+    const before = await statDoc(gateways[0]!, 'bump/before/ec/20000');
+    const ofWrite = (writeId: string) => blobs.filter((b) => b.writeId === writeId);
+    expect(ofWrite(after.json.write_id).length).toBeGreaterThanOrEqual(3); // copies or shards: the body compresses
+    for (const b of ofWrite(after.json.write_id)) expect([b.key, (b as { format?: number }).format]).toEqual(['', 2]);
+    for (const b of ofWrite(before.json.write_id)) expect(b.key).toBe('bump/before/ec/20000');
   });
 });
