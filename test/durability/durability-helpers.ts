@@ -72,10 +72,10 @@ export async function fullInventory(cluster: TestCluster): Promise<Map<string, B
 }
 
 /**
- * The inventory entries (`node/blob`) that belong to `key`: by the header's key (format 1) or the descriptors
- * (format 2), as garbage collection finds them.
+ * Every blob on every running node, `node/blob` -> the key it belongs to: the header's (format 1) or the one its
+ * descriptors name (format 2), as garbage collection finds it; '' when they name none.
  */
-export async function blobsOfKey(cluster: TestCluster, key: string): Promise<Set<string>> {
+export async function inventoryKeys(cluster: TestCluster): Promise<Map<string, string>> {
   const all = await fullInventory(cluster);
   const byNode = new Map<string, Map<string, BlobInfo>>();
   for (const info of all.values()) {
@@ -83,9 +83,12 @@ export async function blobsOfKey(cluster: TestCluster, key: string): Promise<Set
     byNode.get(info.node)!.set(info.id, info);
   }
   const keyOf = await blobKeys(byNode, new ReedSolomonCode());
-  const out = new Set<string>();
-  for (const [name, info] of all) if (keyOf(info) === key) out.add(name);
-  return out;
+  return new Map([...all].map(([name, info]) => [name, keyOf(info) ?? '']));
+}
+
+/** The inventory entries (`node/blob`) that belong to `key` (inventoryKeys). */
+export async function blobsOfKey(cluster: TestCluster, key: string): Promise<Set<string>> {
+  return new Set([...(await inventoryKeys(cluster))].filter(([, k]) => k === key).map(([name]) => name));
 }
 
 /** Inventory entries whose blob id belongs to `writeId`. */

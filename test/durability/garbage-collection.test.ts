@@ -92,7 +92,8 @@ describe('inventory garbage collection', () => {
     expect(left.length, 'the release missed the stopped node').toBeGreaterThan(0);
     expect((await blobsOfWrite(cluster, deletedWrite)).length, 'the delete missed the stopped node').toBeGreaterThan(0);
 
-    clock.advance(GRACE_MS + 1);
+    // Format-2 blobs record their creation in whole seconds, rounded up (never older than they are): a second more.
+    clock.advance(GRACE_MS + 1_000);
     await cluster.healer.runOnce({ forceAudit: true });
     expect([...(await blobsOfKey(cluster, updated))].sort()).toEqual(refNames(await stat(cluster, updated)).sort());
     expect([...(await blobsOfKey(cluster, deleted))]).toEqual([]);
@@ -210,7 +211,7 @@ describe('space of deleted keys', () => {
     expect(afterDelete.total_system_size).toBe(0);
     expect(afterDelete.logical_bytes).toBe(0);
 
-    clock.advance(GRACE_MS + 1);
+    clock.advance(GRACE_MS + 1_000); // format-2 creation times are whole seconds, rounded up
     await cluster.healer.runOnce({ forceAudit: true });
     expect(await fullInventory(cluster)).toEqual(new Map());
     const afterGc = await json(await cluster.fetch('/storage_usage'));

@@ -11,26 +11,11 @@ import { AdvancingClock } from '../helpers/advancing-clock.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { checkpointMetadataFile, metadataDbPath } from '../helpers/metadata-file.js';
 import { waitUntil } from '../helpers/wait.js';
-import type { BlobInfo } from '../../internal/blobstore/blob-store.js';
-import { ReedSolomonCode } from '../../internal/ec/reed-solomon.js';
-import { blobKeys } from '../../internal/healer/blob-keys.js';
-import { fullInventory } from './durability-helpers.js';
+import { inventoryKeys } from './durability-helpers.js';
 
 const GC_GRACE_MS = 60_000;
 const ENV = { STRATA_GC_GRACE_MS: String(GC_GRACE_MS), STRATA_INTENT_TIMEOUT_MS: '30000' };
 const DEADLINE_MS = 60_000;
-
-/** Every blob on every node, as `node/blob` -> its key (from its header or its format-2 descriptors). */
-async function blobs(cluster: TestCluster): Promise<Map<string, string>> {
-  const all = await fullInventory(cluster);
-  const byNode = new Map<string, Map<string, BlobInfo>>();
-  for (const info of all.values()) {
-    if (!byNode.has(info.node)) byNode.set(info.node, new Map());
-    byNode.get(info.node)!.set(info.id, info);
-  }
-  const keyOf = await blobKeys(byNode, new ReedSolomonCode());
-  return new Map([...all].map(([name, info]) => [name, keyOf(info) ?? '']));
-}
 
 /** The root page of a table of the (checkpointed) metadata file. */
 function tableRoot(file: string, table: string): { pageSize: number; root: number } {
@@ -93,7 +78,7 @@ describe('a damaged SQLite metadata file', () => {
     const first = await startTestCluster({ clock, env: ENV });
     const dataDir = first.dataDir;
     await seed(first, ['mk:a1', 'mk:a3', 'mk:b1']);
-    const before = await blobs(first);
+    const before = await inventoryKeys(first);
     const a1Blobs = [...before].filter(([, key]) => key === 'mk:a1').map(([name]) => name);
     expect(a1Blobs.length).toBeGreaterThanOrEqual(1);
     await first.stop();
@@ -118,7 +103,7 @@ describe('a damaged SQLite metadata file', () => {
     // Past the GC grace nothing of mk:a1 goes: the damaged row names it, so its blobs are held.
     clock.advance(2 * GC_GRACE_MS);
     for (let round = 0; round < 3; round++) await cluster.healer.runOnce({ forceAudit: true });
-    const after = await blobs(cluster);
+    const after = await inventoryKeys(cluster);
     for (const name of a1Blobs) expect(after.has(name), `${name} of mk:a1 still on its node`).toBe(true);
     expect((await readBody(cluster, 'mk:a2')).status).toBe(503);
     expect((await readBody(cluster, 'mk:a1')).status).not.toBe(200);
@@ -130,7 +115,7 @@ describe('a damaged SQLite metadata file', () => {
     const first = await startTestCluster({ clock, env: ENV });
     const dataDir = first.dataDir;
     await seed(first, ['row:a', 'row:b']);
-    const a = [...(await blobs(first))].filter(([, key]) => key === 'row:a').map(([name]) => name);
+    const a = [...(await inventoryKeys(first))].filter(([, key]) => key === 'row:a').map(([name]) => name);
     await first.stop();
 
     // A byte of the row's manifest text: its owner-independent `"strategy":"ec"` becomes `"strategy":"ed"`.
@@ -173,7 +158,7 @@ describe('a damaged SQLite metadata file', () => {
     await cluster.healer.runOnce({ forceAudit: true });
     const report = await cluster.healer.runOnce({ forceAudit: true });
     expect(report.garbageHeld).toBeGreaterThanOrEqual(1);
-    const after = await blobs(cluster);
+    const after = await inventoryKeys(cluster);
     for (const name of a) expect(after.has(name), `${name} of row:a still on its node`).toBe(true);
     const healer = (await (await cluster.fetch("/healer")).json()) as { gc_hold: string | null };
     expect(healer.gc_hold).toEqual(expect.stringContaining('row:a'));
@@ -196,7 +181,7 @@ describe('a damaged SQLite metadata file', () => {
       const first = await startTestCluster({ clock, env: ENV });
       const dataDir = first.dataDir;
       await seed(first, keys);
-      const referenced = await blobs(first);
+      const referenced = await inventoryKeys(first);
       await first.stop();
 
       const file = metadataDbPath(dataDir);
@@ -247,7 +232,7 @@ describe('a damaged SQLite metadata file', () => {
       for (let round = 0; round < 2; round++) {
         await started.healer.runOnce({ forceAudit: true }).catch(() => undefined);
       }
-      const after = await blobs(started);
+      const after = await inventoryKeys(started);
       for (const [name, key] of referenced) expect(after.has(name), `trial ${trial}: ${name} of ${key}`).toBe(true);
       await started.destroy();
       cluster = null;
