@@ -15,6 +15,7 @@ import {
   HOT_PART_BYTES_MAX,
   INDEX_GOAL_NAME,
   INDEX_MEMORY_BYTES_PER_BLOB_MAX,
+  SMALL_DOCUMENT_BYTES,
   STORAGE_GOALS,
   checkGoals,
   goalProblems,
@@ -58,7 +59,7 @@ describe('storage goals', () => {
     const fixed = STORAGE_GOALS.filter((g) => g.metric === 'fixed_overhead_bytes_per_doc').map((g) => `${g.strategy} ${g.layout} ${g.max}`);
     expect(fixed.sort()).toEqual(['ec copies 384', 'ec shards 640', 'field_hybrid copies 384', 'field_hybrid shards 896', 'replication copies 384']);
     expect(GOAL_ROWS.map((r) => `${r.strategy}:${r.document_bytes}`)).toEqual([
-      'replication:1024', 'ec:200', 'ec:1024', 'ec:4096', 'ec:65536', 'field_hybrid:200', 'field_hybrid:1024', 'field_hybrid:4096', 'field_hybrid:65536',
+      'replication:1024', 'ec:100', 'ec:1024', 'ec:4096', 'ec:65536', 'field_hybrid:100', 'field_hybrid:1024', 'field_hybrid:4096', 'field_hybrid:65536',
     ]);
   });
 
@@ -90,7 +91,7 @@ describe('storage goals', () => {
   });
 
   it('fails a fixed-overhead goal whose row was stored in the other layout, however small its figure', () => {
-    const rows = rowsAtLimits().map((r) => (r.strategy === 'ec' && r.document_bytes === 200 ? { ...r, layout: 'shards' as const, blobs_per_doc: 6, fixed_overhead_bytes_per_doc: 1 } : r));
+    const rows = rowsAtLimits().map((r) => (r.strategy === 'ec' && r.document_bytes === SMALL_DOCUMENT_BYTES ? { ...r, layout: 'shards' as const, blobs_per_doc: 6, fixed_overhead_bytes_per_doc: 1 } : r));
     const failed = checkGoals(rows).filter((r) => r.status === 'FAIL');
     expect(failed).toHaveLength(1);
     expect(failed[0]!.goal).toContain('ec small');
