@@ -46,6 +46,10 @@ const ALLOWLIST: Record<string, { rules: string[]; why: string }> = {
     rules: ['real-time wait', 'elapsed time'],
     why: "etcd expires leases by its own clock, so the contract's advance() really waits; gRPC deadlines are wall-clock time, and the bound is the store's default deadline (5 s), showing that the configured 1 s one acted, with 4 s of slack",
   },
+  'metadata/cluster-format-etcd.test.ts': {
+    rules: ['real-time wait'],
+    why: "process registry entries live on etcd leases, which etcd expires by its own clock, so the contract's advance() really waits",
+  },
   'cluster/node-registry-etcd.test.ts': {
     rules: ['real-time wait'],
     why: "heartbeats must keep a node alive past its etcd lease, which etcd expires by its own clock",
