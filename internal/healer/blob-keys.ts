@@ -12,8 +12,7 @@
  * for any other blob whose descriptor names nothing, it is held.
  */
 import type { BlobInfo } from '../blobstore/blob-store.js';
-import { EC_TOTAL_SHARDS } from '../core/limits.js';
-import type { ErasureCode } from '../ec/erasure-code.js';
+import { EC_DATA_SHARDS, EC_TOTAL_SHARDS } from '../core/limits.js';
 import { decodeDescriptorFragments, decodeWholeDescriptor } from '../manifest/blob-descriptor.js';
 import type { Inventory } from './repairer.js';
 
@@ -26,11 +25,11 @@ export interface BlobKeys {
   shardsOf(writeId: string): number;
 }
 
-export async function blobKeys(inventories: ReadonlyMap<string, Inventory>, ec: ErasureCode): Promise<BlobKeyOf> {
-  return (await findBlobKeys(inventories, ec)).keyOf;
+export async function blobKeys(inventories: ReadonlyMap<string, Inventory>): Promise<BlobKeyOf> {
+  return (await findBlobKeys(inventories)).keyOf;
 }
 
-export async function findBlobKeys(inventories: ReadonlyMap<string, Inventory>, ec: ErasureCode): Promise<BlobKeys> {
+export async function findBlobKeys(inventories: ReadonlyMap<string, Inventory>): Promise<BlobKeys> {
   const keyOfWrite = new Map<string, string>();
   const fragments = new Map<string, (Uint8Array | null)[]>();
   const shardsFound = new Map<string, Set<string>>();
@@ -61,9 +60,9 @@ export async function findBlobKeys(inventories: ReadonlyMap<string, Inventory>, 
     }
   }
   for (const [writeId, set] of fragments) {
-    if (keyOfWrite.has(writeId) || set.filter((f) => f !== null).length < ec.dataShards) continue;
+    if (keyOfWrite.has(writeId) || set.filter((f) => f !== null).length < EC_DATA_SHARDS) continue;
     try {
-      keyOfWrite.set(writeId, (await decodeDescriptorFragments(ec, set)).key);
+      keyOfWrite.set(writeId, (await decodeDescriptorFragments(set)).key);
     } catch {
       // Fragments that do not decode name nothing: the shards stay keyless.
     }

@@ -139,7 +139,7 @@ async function copyTo(deps: RepairDeps, manifest: Manifest, ref: BlobRef, node: 
   const client = deps.pool.client(node);
   if (!client) throw new Error(`node ${node} left the pool`);
   const options = { timeoutMs: deps.nodeTimeoutMs };
-  const header = await healerHeaderFor(deps.ec, manifest, ref);
+  const header = await healerHeaderFor(manifest, ref);
   let info;
   try {
     info = await client.put(header, data, options);

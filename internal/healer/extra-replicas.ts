@@ -100,7 +100,7 @@ async function copies(deps: ExtraReplicaDeps, stored: StoredManifest, base: Blob
     const blob = `${blobIdOf(model.writeId, part)}.x${stored.modRevision.toString(36)}`;
     const ref: BlobRef = { part, node, blob, writeId: model.writeId, size: data.length, checksum: model.checksum, state: 'ok' };
     try {
-      const header = await healerHeaderFor(null, manifest, ref); // a hot replica: no shard fragments to code
+      const header = await healerHeaderFor(manifest, ref);
       const info = await deps.pool.client(node)!.put(header, data, { timeoutMs: deps.nodeTimeoutMs });
       if (!recordedChecksumMatches(ref.checksum, info.checksum)) throw new Error(`node ${node} stored a different checksum`);
       out.push(ref);

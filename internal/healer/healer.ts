@@ -498,7 +498,7 @@ export class Healer {
     // While the store's own integrity check fails, nothing is deleted at all: the file is damaged somewhere, and
     // a stale-looking blob could be one that a record the damage hides still references.
     const failedCheck = metadata.integrity().checks?.lastFailure ?? null;
-    const keys = await findBlobKeys(inventories, this.deps.ec);
+    const keys = await findBlobKeys(inventories);
     const everyNodeListed = [...inventories.values()].every((inventory) => inventory !== null);
     for (const [node, inventory] of inventories) {
       if (!inventory) continue;

@@ -200,7 +200,7 @@ async function rewrite(
   // (the bad copy stays behind as garbage for the next pass). The manifest's modRevision makes the id unique:
   // a part is rewritten at most once per repair, and each repair commits a new modRevision.
   const blob = `${blobIdOf(ref.writeId, ref.part)}.r${repairedAtModRevision.toString(36)}`;
-  const header = await healerHeaderFor(deps.ec, manifest, { ...ref, blob });
+  const header = await healerHeaderFor(manifest, { ...ref, blob });
   try {
     await client.put(header, data, { timeoutMs: deps.nodeTimeoutMs });
     ref.blob = blob;

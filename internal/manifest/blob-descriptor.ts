@@ -20,7 +20,7 @@
  * Cold facts ride on cold copies, shards, and the hot replicas of a field_hybrid document (so that a pure hot
  * update, whose cold blobs belong to an older write, can be paired with them again).
  */
-import type { ErasureCode } from '../ec/erasure-code.js';
+import { ReedSolomonCode } from '../ec/reed-solomon.js';
 import type { ColdCodec, Strategy } from './manifest.js';
 
 /** A descriptor longer than this does not fit a format-2 needle head; such a blob is written in format 1. */
@@ -122,19 +122,30 @@ export function decodeWholeDescriptor(bytes: Uint8Array): BlobDescription {
   return d;
 }
 
+/**
+ * The Reed-Solomon 4+2 code of descriptors: the cluster's one code (any instance codes alike), kept apart from the
+ * process's instrumented one so that the encode and decode metrics count documents' cold parts, not descriptors.
+ */
+let descriptorCode: ReedSolomonCode | null = null;
+function code(): ReedSolomonCode {
+  descriptorCode ??= new ReedSolomonCode();
+  return descriptorCode;
+}
+
 /** The six fragments of a shard set's descriptor (index = shard number). */
-export async function encodeDescriptorFragments(ec: ErasureCode, d: BlobDescription): Promise<Uint8Array[]> {
+export async function encodeDescriptorFragments(d: BlobDescription): Promise<Uint8Array[]> {
   const whole = encodeWholeDescriptor(d);
   const padded = Buffer.alloc(Math.ceil(whole.length / FRAGMENT_PAD_BYTES) * FRAGMENT_PAD_BYTES);
   padded.set(whole);
-  return (await ec.encode(padded)).map((b) => new Uint8Array(b));
+  return (await code().encode(padded)).map((b) => new Uint8Array(b));
 }
 
 /**
  * The descriptor from the fragments of at least `ec.dataShards` shards of one write (null = shard not found). All
  * fragments present must be of one length; four of them rebuild the padded descriptor.
  */
-export async function decodeDescriptorFragments(ec: ErasureCode, fragments: (Uint8Array | null)[]): Promise<BlobDescription> {
+export async function decodeDescriptorFragments(fragments: (Uint8Array | null)[]): Promise<BlobDescription> {
+  const ec = code();
   const present = fragments.filter((f): f is Uint8Array => f !== null);
   if (present.length < ec.dataShards) throw new DescriptorError(`only ${present.length} fragments; ${ec.dataShards} are needed`);
   const length = present[0]!.length;
@@ -148,8 +159,8 @@ export async function decodeDescriptorFragments(ec: ErasureCode, fragments: (Uin
 }
 
 /** The fragment length of a descriptor, for size arithmetic (LAYOUT_COST). */
-export function fragmentBytesFor(ec: ErasureCode, wholeBytes: number): number {
-  return ec.shardBytesFor(Math.ceil(wholeBytes / FRAGMENT_PAD_BYTES) * FRAGMENT_PAD_BYTES);
+export function fragmentBytesFor(wholeBytes: number): number {
+  return code().shardBytesFor(Math.ceil(wholeBytes / FRAGMENT_PAD_BYTES) * FRAGMENT_PAD_BYTES);
 }
 
 function pushVarint(out: number[], value: number): void {

@@ -1,7 +1,6 @@
 import { BLOB_DESCRIPTOR_BYTES_MAX, type BlobHeader } from '../blobstore/blob-store.js';
 import { CHECKSUM64_HEX_DIGITS } from '../blobio/checksum.js';
 import { DATA_FORMAT_V2 } from '../core/data-format.js';
-import type { ErasureCode } from '../ec/erasure-code.js';
 import { encodeDescriptorFragments, encodeWholeDescriptor, type BlobDescription } from './blob-descriptor.js';
 import type { ColdLayout, Manifest, Strategy } from './manifest.js';
 
@@ -82,7 +81,6 @@ export function descriptionOf(doc: DocumentSelf, part: string): BlobDescription 
  * of more than about 230 bytes) is written in format 1, which every release reads.
  */
 export async function blobHeaders(
-  ec: ErasureCode | null,
   format: number,
   doc: DocumentSelf,
   refs: readonly { blob: string; writeId: string; part: string }[],
@@ -101,8 +99,7 @@ export async function blobHeaders(
     const description = descriptionOf(doc, ref.part);
     let descriptor: BlobHeader['descriptor'];
     if (description.role === 'shard') {
-      if (ec === null) throw new Error('the headers of shards need the erasure code');
-      fragments ??= await encodeDescriptorFragments(ec, description);
+      fragments ??= await encodeDescriptorFragments(description);
       const bytes = fragments[Number(ref.part.slice('shard-'.length))];
       descriptor = bytes === undefined ? undefined : { kind: 'fragment', bytes };
     } else {
@@ -126,12 +123,11 @@ export function blobFormatFor(ref: { checksum: string }): number {
   return ref.checksum.length === CHECKSUM64_HEX_DIGITS ? DATA_FORMAT_V2 : 1;
 }
 
-/** The header a blob of `manifest` is (re)written with by the healer (repairs, moves, extra replicas; null `ec`: no shard). */
+/** The header a blob of `manifest` is (re)written with by the healer (repairs, moves, extra replicas). */
 export async function healerHeaderFor(
-  ec: ErasureCode | null,
   manifest: Manifest,
   ref: { blob: string; writeId: string; part: string; checksum: string },
 ): Promise<BlobHeader> {
-  const [header] = await blobHeaders(ec, blobFormatFor(ref), documentSelfOf(manifest), [ref]);
+  const [header] = await blobHeaders(blobFormatFor(ref), documentSelfOf(manifest), [ref]);
   return header!;
 }

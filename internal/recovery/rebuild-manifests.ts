@@ -346,7 +346,7 @@ export class BlobGrouper {
       }
       let d: BlobDescription | null = null;
       try {
-        d = await decodeDescriptorFragments(ec, byIndex);
+        d = await decodeDescriptorFragments(byIndex);
       } catch {
         d = null;
       }

@@ -288,7 +288,7 @@ export class WriteService {
       // Format 2: descriptors instead of key and meta in every blob (manifest/blob-descriptor.ts).
       const doc: DocumentSelf = { key, strategy: plan.strategy, cold: coldLayout ? { ...coldLayout, coldHash: reuse ? live!.coldHash : plan.coldHash } : null };
       for (const targets of [hotTargets, coldTargets]) {
-        const headers = await blobHeaders(this.deps.ec, format, doc, targets.map((t) => ({ blob: t.header.id, writeId, part: t.header.part })));
+        const headers = await blobHeaders(format, doc, targets.map((t) => ({ blob: t.header.id, writeId, part: t.header.part })));
         targets.forEach((t, i) => (t.header = headers[i]!));
       }
     }

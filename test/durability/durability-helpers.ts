@@ -6,7 +6,6 @@ import path from 'node:path';
 import { flipPayloadByteOnDisk } from '../blobstore/volume-harness/flip.js';
 import { blobIdOf, newWriteId } from '../../internal/core/ids.js';
 import type { BlobInfo } from '../../internal/blobstore/blob-store.js';
-import { ReedSolomonCode } from '../../internal/ec/reed-solomon.js';
 import { blobKeys } from '../../internal/healer/blob-keys.js';
 import type { WalRecord } from '../../internal/wal/write-ahead-log.js';
 import { inventory, type TestCluster } from '../helpers/cluster.js';
@@ -82,7 +81,7 @@ export async function inventoryKeys(cluster: TestCluster): Promise<Map<string, s
     if (!byNode.has(info.node)) byNode.set(info.node, new Map());
     byNode.get(info.node)!.set(info.id, info);
   }
-  const keyOf = await blobKeys(byNode, new ReedSolomonCode());
+  const keyOf = await blobKeys(byNode);
   return new Map([...all].map(([name, info]) => [name, keyOf(info) ?? '']));
 }
 

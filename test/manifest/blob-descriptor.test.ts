@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { ReedSolomonCode } from '../../internal/ec/reed-solomon.js';
 import {
   BLOB_DESCRIPTOR_BYTES_MAX,
   DescriptorError,
@@ -11,7 +10,6 @@ import {
   type BlobDescription,
 } from '../../internal/manifest/blob-descriptor.js';
 
-const ec = new ReedSolomonCode();
 const KEY = 'users/00001234';
 
 const SHAPES: BlobDescription[] = [
@@ -31,21 +29,21 @@ describe('blob descriptors', () => {
     expect(encodeWholeDescriptor(SHAPES[0]!).length).toBe(1 + 1 + 14);
     const shard: BlobDescription = { strategy: 'ec', role: 'shard', key: KEY, cold: { codec: 'identity', dataBytes: 4000, coldHash64: '0123456789abcdef' } };
     expect(encodeWholeDescriptor(shard).length).toBe(1 + 1 + 14 + 2 + 8);
-    const fragments = await encodeDescriptorFragments(ec, shard);
+    const fragments = await encodeDescriptorFragments(shard);
     expect(fragments.map((f) => f.length)).toEqual([8, 8, 8, 8, 8, 8]);
-    expect(fragmentBytesFor(ec, 26)).toBe(8);
+    expect(fragmentBytesFor(26)).toBe(8);
   });
 
   it('rebuilds a shard set descriptor from any four fragments, and refuses three', async () => {
     for (const d of SHAPES.filter((s) => s.role === 'shard')) {
-      const fragments = await encodeDescriptorFragments(ec, d);
+      const fragments = await encodeDescriptorFragments(d);
       for (let a = 0; a < 6; a++) {
         for (let b = a + 1; b < 6; b++) {
           const some = fragments.map((f, i) => (i === a || i === b ? null : f));
-          expect(await decodeDescriptorFragments(ec, some)).toEqual(d);
+          expect(await decodeDescriptorFragments(some)).toEqual(d);
         }
       }
-      await expect(decodeDescriptorFragments(ec, fragments.map((f, i) => (i < 3 ? null : f)))).rejects.toThrow(DescriptorError);
+      await expect(decodeDescriptorFragments(fragments.map((f, i) => (i < 3 ? null : f)))).rejects.toThrow(DescriptorError);
     }
   });
 
