@@ -32,7 +32,21 @@ export const SQLITE_WAL_LIMITS = {
   pollIntervalMs: 100,
   /** Entries deleted per retention step, so that one step never holds the write lock for long. */
   retentionChunkEntries: 10_000,
+  /**
+   * Free pages handed back to the file system per retention step (4 MiB of 4 KiB pages): returning a page moves
+   * one still-retained page from the end of the file, so the step stays as short as the delete it follows.
+   */
+  vacuumPagesPerStep: 1024,
+  /**
+   * A file written before the log returned its free pages is rewritten once at open (VACUUM) to do so from then
+   * on, when its live pages are at most this many bytes; a larger one keeps reusing its free pages in place
+   * until a later open finds it smaller (the rewrite blocks the opening process).
+   */
+  vacuumConvertBytesMax: 64 * 1024 * 1024,
 } as const;
+
+/** SQLite's `auto_vacuum` mode that keeps free pages at the end of the file for `incremental_vacuum` to drop. */
+const AUTO_VACUUM_INCREMENTAL = 2;
 
 /**
  * 3: entries are binary records (format 2, a BLOB in `record`; ./wal-record-codec.ts), or sealed JSON text for a
@@ -97,6 +111,9 @@ export class SqliteWriteAheadLog implements WriteAheadLog {
   /** Polls waiting for an append in this process. */
   private waiters = new Set<() => void>();
   private retentionScheduled = false;
+  private readonly db: Database.Database;
+  /** True when the file's free pages can be returned (auto_vacuum incremental), false for a large older file. */
+  private readonly returnsFreePages: boolean;
 
   private constructor(db: Database.Database, group: SqliteGroupCommit, options: SqliteWriteAheadLogOptions) {
     this.group = group;
@@ -120,7 +137,10 @@ export class SqliteWriteAheadLog implements WriteAheadLog {
       minCommitted: db.prepare<[], number | null>('SELECT min(committed_offset) FROM wal_groups').pluck(),
       firstOffset: db.prepare<[], number | null>('SELECT min(entry_offset) FROM wal_entries').pluck(),
       deleteUpTo: db.prepare<[number]>('DELETE FROM wal_entries WHERE entry_offset <= ?'),
+      freePages: db.prepare<[], number>('PRAGMA freelist_count').pluck(),
     };
+    this.db = db;
+    this.returnsFreePages = db.pragma('auto_vacuum', { simple: true }) === AUTO_VACUUM_INCREMENTAL;
     group.onCommitted = () => this.wakeWaiters();
   }
 
@@ -132,6 +152,7 @@ export class SqliteWriteAheadLog implements WriteAheadLog {
       if (version > SQLITE_WAL_SCHEMA_VERSION) {
         throw new Error(`schema version ${version} is newer than ${SQLITE_WAL_SCHEMA_VERSION}`);
       }
+      enableFreePageReturn(db);
       db.transaction(() => {
         db.exec(SCHEMA_SQL);
         db.pragma(`user_version = ${SQLITE_WAL_SCHEMA_VERSION}`);
@@ -254,8 +275,33 @@ export class SqliteWriteAheadLog implements WriteAheadLog {
     if (minCommitted === null || first === null || first > minCommitted) return false;
     const upTo = Math.min(minCommitted, first + this.retentionChunkEntries - 1);
     this.stmt.deleteUpTo.run(upTo);
+    // Deleted entries' pages go back to the file system rather than staying as the high-water mark of the backlog.
+    if (this.returnsFreePages && this.stmt.freePages.get()! > 0) {
+      // exec, not pragma(): the pragma answers one empty row per page returned.
+      this.db.exec(`PRAGMA incremental_vacuum(${SQLITE_WAL_LIMITS.vacuumPagesPerStep})`);
+    }
     return upTo < minCommitted;
   }
+
+  /** Pages of the file and how many of them are free (tests check that retention returns them). */
+  pageStats(): { pages: number; freePages: number; returnsFreePages: boolean } {
+    const pages = this.db.pragma('page_count', { simple: true }) as number;
+    return { pages, freePages: this.stmt.freePages.get()!, returnsFreePages: this.returnsFreePages };
+  }
+}
+
+/**
+ * Sets auto_vacuum to incremental by a one-time VACUUM (of a new file, or of an older one whose live pages fit
+ * SQLITE_WAL_LIMITS.vacuumConvertBytesMax). Outside any transaction, as VACUUM must be.
+ */
+function enableFreePageReturn(db: Database.Database): void {
+  if (db.pragma('auto_vacuum', { simple: true }) === AUTO_VACUUM_INCREMENTAL) return;
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  const livePages = (db.pragma('page_count', { simple: true }) as number) - (db.pragma('freelist_count', { simple: true }) as number);
+  if (livePages * pageSize > SQLITE_WAL_LIMITS.vacuumConvertBytesMax) return;
+  // Once the file has its header (journal_mode set it), only a VACUUM applies the mode, even with no table yet.
+  db.pragma(`auto_vacuum = ${AUTO_VACUUM_INCREMENTAL}`);
+  db.exec('VACUUM');
 }
 
 class SqliteWalConsumer implements WalConsumer {

@@ -118,6 +118,47 @@ describe('SqliteWriteAheadLog', () => {
     expect(next?.position.offset).toBeGreaterThan(offsetOf(34));
   });
 
+  it('returns the pages of deleted entries to the file system instead of keeping the backlog high-water mark', async () => {
+    const g = await wal.consumer('g');
+    const big = (i: number): WalRecord => ({ ...outcome(`w${i}`), key: `k${i}-${'x'.repeat(900)}` });
+    await Promise.all(Array.from({ length: 400 }, (_, i) => wal.append(big(i))));
+    const peak = wal.pageStats().pages;
+    expect(peak).toBeGreaterThan(100); // 400 entries of about 1 KB
+    const entries = await g.poll(1_000, 0);
+    await g.commit(entries[entries.length - 1]!.position);
+    await eventually(() => expect(retainedEntries()).toBe(0));
+    await eventually(() => expect(wal.pageStats()).toEqual({ pages: expect.any(Number), freePages: 0, returnsFreePages: true }));
+    expect(wal.pageStats().pages).toBeLessThan(10);
+    await wal.append(outcome('after'));
+    expect((await g.poll(10, 0)).map((e) => e.record?.writeId)).toEqual(['after']);
+  });
+
+  it('converts a file that kept its free pages (written by an earlier release) at open, keeping its entries', async () => {
+    await wal.close();
+    await rm(dir, { recursive: true, force: true });
+    ({ dir, path } = await tempPath());
+    const old = new Database(path);
+    try {
+      old.pragma('journal_mode = WAL');
+      old.exec(`CREATE TABLE wal_entries (entry_offset INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, record TEXT NOT NULL);
+        CREATE TABLE wal_groups (name TEXT PRIMARY KEY, committed_offset INTEGER NOT NULL) WITHOUT ROWID;
+        PRAGMA user_version = 2;`);
+      const insert = old.prepare('INSERT INTO wal_entries (key, record) VALUES (?, ?)');
+      old.transaction(() => {
+        for (let i = 0; i < 3000; i++) insert.run('k', sealWalRecord(outcome(`old${i}`)));
+      })();
+      old.exec('DELETE FROM wal_entries WHERE entry_offset < 3000');
+      expect(old.pragma('auto_vacuum', { simple: true })).toBe(0);
+      expect(old.pragma('freelist_count', { simple: true })).toBeGreaterThan(50);
+    } finally {
+      old.close();
+    }
+    wal = await SqliteWriteAheadLog.open({ path });
+    expect(wal.pageStats()).toMatchObject({ freePages: 0, returnsFreePages: true });
+    const consumer = await wal.consumer('g');
+    expect((await consumer.poll(10, 0)).map((e) => e.record?.writeId)).toEqual(['old2999']);
+  });
+
   it('a committed position never moves backwards', async () => {
     const g = await wal.consumer('g');
     for (let i = 0; i < 3; i++) await wal.append(outcome(`w${i}`));
