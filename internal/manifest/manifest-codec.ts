@@ -92,6 +92,15 @@ export function dictionaryNeeds(m: Manifest): { nodes: string[]; hotFieldSets: s
  * it equals modRevision). Always succeeds for a JSON-representable manifest: see the file comment.
  */
 export function encodeManifestBinary(m: Manifest, modRevision: number, dict: ManifestDictionary): Uint8Array {
+  return encodeManifestRecord(m, modRevision, dict).bytes;
+}
+
+/**
+ * As encodeManifestBinary, with the manifest a read of those bytes returns: the decode that proved the encoding
+ * lossless, so a store hands back what it stored without copying or decoding it a second time. It shares no
+ * objects with `m`.
+ */
+export function encodeManifestRecord(m: Manifest, modRevision: number, dict: ManifestDictionary): { bytes: Uint8Array; manifest: Manifest } {
   let compact: Uint8Array | null = null;
   try {
     compact = encodeCompact(m, modRevision, dict);
@@ -100,8 +109,15 @@ export function encodeManifestBinary(m: Manifest, modRevision: number, dict: Man
     // number where text goes): either way the escape form below stores it exactly.
     compact = null;
   }
-  if (compact !== null && decodesBackTo(compact, m, modRevision, dict)) return compact;
-  return escapeForm(m);
+  const decoded = compact === null ? null : decodedBackTo(compact, m, modRevision, dict);
+  if (compact !== null && decoded !== null) return { bytes: compact, manifest: decoded };
+  const escaped = escapeForm(m);
+  return { bytes: escaped, manifest: parseJsonManifest(escaped, 2) };
+}
+
+/** True when `bytes` (a stored record) is in a format this release reads, without decoding it. */
+export function isReadableManifestFormat(bytes: Uint8Array): boolean {
+  return bytes.length > 0 && (bytes[0] === MANIFEST_BINARY_FORMAT || bytes[0] === JSON_FIRST_BYTE);
 }
 
 /**
@@ -156,12 +172,14 @@ function parseJsonManifest(bytes: Uint8Array, offset: number): Manifest {
 
 // ---- lossless check ----------------------------------------------------------------------------------------------
 
-function decodesBackTo(bytes: Uint8Array, m: Manifest, modRevision: number, dict: ManifestDictionary): boolean {
+/** The decode of `bytes` when it equals `m` as a JSON value, else null. */
+function decodedBackTo(bytes: Uint8Array, m: Manifest, modRevision: number, dict: ManifestDictionary): Manifest | null {
   try {
-    return sameJson(decodeManifestBinary(bytes, m.key, modRevision, dict), m);
+    const decoded = decodeManifestBinary(bytes, m.key, modRevision, dict);
+    return sameJson(decoded, m) ? decoded : null;
   } catch {
     // A decoder that cannot read what the encoder wrote is a codec bug; the escape form still stores m exactly.
-    return false;
+    return null;
   }
 }
 

@@ -38,7 +38,7 @@ import type { ClusterIdentityRecord, ClusterNodeLists, ProcessRegistration, Regi
 import type { Logger } from '../log/logger.js';
 import type { MetadataIntegrity, ReplaceCorruptManifestRequest, ReplaceCorruptManifestResult } from './metadata-store.js';
 import { hintsOfDecodedManifest, hintsOfManifestJson, refusalOf } from './damaged-manifest-hints.js';
-import { decodeManifestBinary, dictionaryNeeds, encodeManifestBinary } from '../manifest/manifest-codec.js';
+import { decodeManifestBinary, dictionaryNeeds, encodeManifestRecord, isReadableManifestFormat } from '../manifest/manifest-codec.js';
 import { DICTIONARY_SQL, SqliteDictionary } from './sqlite-dictionary.js';
 import { checksumBytesMatch } from './record-envelope.js';
 import { IntegrityLedger } from './integrity-ledger.js';
@@ -309,6 +309,8 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly cluster: SqliteClusterIdentity;
   private readonly processes: SqliteProcessRegistry;
   private readonly watches = new Set<SqliteWatch>();
+  /** Manifests written since the watches were last polled, by revision, with their stored bytes (verifyWatchedRow). */
+  private readonly recentlyWritten = new Map<number, { bytes: Buffer; manifest: Manifest }>();
   private readonly changeWatches = new Set<SqliteChangeWatch>();
   private watchTimer: NodeJS.Timeout | null = null;
   private readonly historyRowsMax: number;
@@ -611,12 +613,41 @@ export class SqliteMetadataStore implements MetadataStore {
    */
   private writeManifest(key: string, keyBytes: Buffer, manifest: Manifest, revision: number): Manifest {
     this.dictionary.assign(dictionaryNeeds(manifest));
-    const encoded = encodeManifestBinary(manifest, revision, this.dictionary);
-    const bytes = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+    const encoded = encodeManifestRecord(manifest, revision, this.dictionary);
+    const bytes = Buffer.from(encoded.bytes.buffer, encoded.bytes.byteOffset, encoded.bytes.byteLength);
     const deleted = manifest.deleted ? 1 : 0;
     this.stmt.putManifestV2.run(keyBytes, bytes, revision, deleted, manifestChecksumV2(key, bytes, revision, deleted));
     this.stmt.deleteManifestV1.run(keyBytes);
-    return JSON.parse(JSON.stringify(manifest)) as Manifest;
+    this.recentlyWritten.set(revision, { bytes, manifest: encoded.manifest });
+    return encoded.manifest;
+  }
+
+  /**
+   * The key's current row verified as far as a commit needs it: its checksum (so a damaged row still fails the
+   * commit) and a format this release reads (so a newer release's record is never overwritten). Decoding the
+   * manifest waits until a caller needs it, which a successful commit does not.
+   */
+  private currentRevisionOf(key: string, row: AnyManifestRow): number {
+    if (row.table === 2 && row.checksum !== null && isReadableManifestFormat(row.manifest) &&
+      checksumBytesMatch('manifest', key, [row.manifest, row.mod_revision, row.deleted], row.checksum)) {
+      return row.mod_revision;
+    }
+    return this.verifyRow(key, row).modRevision;
+  }
+
+  /**
+   * The row verified for a manifest watch: when it holds exactly the bytes this process just wrote at that
+   * revision, the manifest the write decoded is handed on (decoding is deterministic) after the checksum check.
+   */
+  private verifyWatchedRow(key: string, row: AnyManifestRow): StoredManifest {
+    const known = row.table === 2 ? this.recentlyWritten.get(row.mod_revision) : undefined;
+    if (known === undefined || row.table !== 2 || !known.bytes.equals(row.manifest) || row.checksum === null) {
+      return this.verifyRow(key, row);
+    }
+    if (!checksumBytesMatch('manifest', key, [row.manifest, row.mod_revision, row.deleted], row.checksum)) {
+      return this.verifyRow(key, row);
+    }
+    return { manifest: known.manifest, modRevision: row.mod_revision };
   }
 
   async isAborted(writeId: string): Promise<boolean> {
@@ -835,6 +866,8 @@ export class SqliteMetadataStore implements MetadataStore {
         safely(() => watch.listener.onReset(`metadata store watch failed: ${(err as Error).message}`));
       }
     }
+    // Every watch has seen what was written so far (a watch a full page behind decodes the rest itself).
+    this.recentlyWritten.clear();
   }
 
   private pollWatch(watch: SqliteWatch): void {
@@ -863,7 +896,7 @@ export class SqliteMetadataStore implements MetadataStore {
         if (row.mod_revision !== change.revision) continue;
         // A damaged record is never handed to a cache; the watch resets instead, so the cache forgets what it held
         // for the key (and everything else) and reads directly, where the key answers METADATA_CORRUPT.
-        const stored = this.verified('watch', () => this.verifyRow(key, row));
+        const stored = this.verified('watch', () => this.verifyWatchedRow(key, row));
         safely(() => watch.listener.onChange(key, stored, row.mod_revision));
       }
       // A full page may leave changes behind: only up to its last row is complete.
@@ -996,10 +1029,9 @@ export class SqliteMetadataStore implements MetadataStore {
       if (this.abortRecorded(this.stmt.getAbort.get(writeId), writeId)) return { ok: false, reason: 'aborted' };
       if (idempotency !== undefined && !this.claimHolds(idempotency.claim)) return { ok: false, reason: 'superseded' };
       const row = this.readRow(keyBytes);
-      const current = row === undefined ? null : this.verifyRow(key, row);
-      const currentModRevision = current?.modRevision ?? 0;
+      const currentModRevision = row === undefined ? 0 : this.currentRevisionOf(key, row);
       if (currentModRevision !== expectedModRevision) {
-        return { ok: false, reason: 'conflict', current };
+        return { ok: false, reason: 'conflict', current: row === undefined ? null : this.verifyRow(key, row) };
       }
       const revision = this.bumpRevision();
       const stored: Manifest = assignVersion ? { ...manifest, version: String(revision) } : manifest;
@@ -1022,7 +1054,7 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.group.submit(() => this.verified('abort', () => {
       if (this.abortRecorded(this.stmt.getAbort.get(writeId), writeId)) return true;
       const row = this.readRow(keyBytes);
-      const currentModRevision = row === undefined ? 0 : this.verifyRow(key, row).modRevision;
+      const currentModRevision = row === undefined ? 0 : this.currentRevisionOf(key, row);
       if (currentModRevision !== expectedModRevision) return false;
       this.stmt.insertAbort.run(writeId, keyBytes, nowMs, abortChecksum(writeId, keyBytes, nowMs));
       return true;

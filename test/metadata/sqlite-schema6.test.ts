@@ -49,10 +49,10 @@ function tables(path: string, key: string): { v1: number; v2: number } {
 }
 
 /** Runs `change` on the file with the store closed, as damage on disk would. */
-function onFile(path: string, change: (db: Database.Database) => void): void {
+function onFile<T>(path: string, change: (db: Database.Database) => T): T {
   const db = new Database(path);
   try {
-    change(db);
+    return change(db);
   } finally {
     db.close();
   }
@@ -374,7 +374,27 @@ describe('SqliteMetadataStore schema 6', () => {
       expect(store.integrity().corruptRecords).toBe(0);
       const term = (await store.acquireLeadership('healer', 'h', 60_000))!;
       expect(await codeOf(store.replaceCorruptManifest({ key: 'a', manifest: makeManifest('a', 'w-z'), fence: term }))).toBe('FORMAT_UNSUPPORTED');
+      // A commit or an abort at the row's own revision must not overwrite what a newer release wrote either.
+      const revision = onFile(path, (db) => v2Row(db, 'a').mod_revision);
+      expect(await codeOf(store.commit({ key: 'a', expectedModRevision: revision, writeId: 'w-y', manifest: makeManifest('a', 'w-y'), assignVersion: true }))).toBe('FORMAT_UNSUPPORTED');
+      expect(await codeOf(store.abort({ key: 'a', writeId: 'w-x', expectedModRevision: revision, nowMs: 0 }))).toBe('FORMAT_UNSUPPORTED');
       expect(await codeOf(store.get('a'))).toBe('FORMAT_UNSUPPORTED');
+    });
+
+    it('a commit over a row whose checksum fails is METADATA_CORRUPT at any expected revision, and the row stays', async () => {
+      await seeded(['a']);
+      const revision = onFile(path, (db) => {
+        const row = v2Row(db, 'a');
+        const damaged = Buffer.from(row.manifest);
+        damaged[damaged.length - 1]! ^= 0x01;
+        db.prepare('UPDATE manifests_v2 SET manifest = ? WHERE key = ?').run(damaged, Buffer.from('a'));
+        return row.mod_revision;
+      });
+      const store = await openStore();
+      for (const expected of [revision, 0]) {
+        expect(await codeOf(store.commit({ key: 'a', expectedModRevision: expected, writeId: 'w-y', manifest: makeManifest('a', 'w-y'), assignVersion: true }))).toBe('METADATA_CORRUPT');
+      }
+      expect(onFile(path, (db) => v2Row(db, 'a').mod_revision)).toBe(revision);
     });
 
     it('replaceCorruptManifest repairs a damaged v2 row, but not one whose damaged bytes still read as a tombstone', async () => {
