@@ -1,7 +1,7 @@
 /**
- * Data outlives releases: a data directory written by an earlier release (test/fixtures/previous-release and
- * test/fixtures/release-823285a, each made by test/fixtures/previous-release/make-fixture.ts on the commit its
- * expected.json names) opens with this release and reads back exactly, its deletes stay deleted, its idempotency
+ * Data outlives releases: a data directory written by an earlier release (test/fixtures/previous-release,
+ * release-823285a: data format 1, and release-eb874c0: data format 2; each made by
+ * test/fixtures/previous-release/make-fixture.ts on the commit its expected.json names) opens with this release and reads back exactly, its deletes stay deleted, its idempotency
  * records still replay, and it takes new writes and a healer round without losing anything. The fixture is copied
  * first: opening a directory may upgrade what is in it.
  */
@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
-const FIXTURES = ['previous-release', 'release-823285a'];
+const FIXTURES = ['previous-release', 'release-823285a', 'release-eb874c0'];
 
 type Expected =
   | { body: string; version: string }
