@@ -4,7 +4,7 @@
  * (`placement: 'with_replicas'`, parts cold-0..cold-2); a larger one as six Reed-Solomon shards. Three copies of
  * a tiny payload cost less than six shards, each with its own needle head and index entry, plus their padding.
  */
-import { createHash } from 'node:crypto';
+import { coldHashMatches } from '../json/split.js';
 import { assert } from '../core/assert.js';
 import { StrataError } from '../core/errors.js';
 import { DATA_FORMAT_V2 } from '../core/data-format.js';
@@ -138,7 +138,7 @@ export async function coldTextFrom(manifest: Manifest, stored: Buffer): Promise<
   const codec = coldCodecOf(layout);
   if (codec === 'identity') return stored;
   const text = await decompressCold(stored, codec, coldTextBytesOf(layout));
-  if (manifest.coldHash !== null && createHash('sha256').update(text).digest('hex') !== manifest.coldHash) {
+  if (manifest.coldHash !== null && !coldHashMatches(manifest.coldHash, text)) {
     throw new StrataError('BLOB_CORRUPT', `the cold part of "${manifest.key}" decompresses to a text that does not match its cold hash`);
   }
   return text;

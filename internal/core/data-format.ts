@@ -9,8 +9,10 @@
 export const DATA_FORMAT_V1 = 1;
 /** Binary manifests, needle v2, binary WAL records: compact formats for small documents. */
 export const DATA_FORMAT_V2 = 2;
+/** As 2, with manifests that keep the first 128 bits of the cold hash (manifest format byte 3). */
+export const DATA_FORMAT_V3 = 3;
 /** The newest format this release can read and write. */
-export const DATA_FORMAT_MAX = DATA_FORMAT_V2;
+export const DATA_FORMAT_MAX = DATA_FORMAT_V3;
 
 /** The cluster's current data format version, as last seen by this process. */
 export interface DataFormatSource {

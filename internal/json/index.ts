@@ -28,6 +28,9 @@ export {
 } from './pointer.js';
 export {
   coldHash,
+  coldHashMatches,
+  sameColdHash,
+  COLD_HASH_HEX_DIGITS,
   decodeHotBlob,
   encodeHotBlob,
   mergeDocument,

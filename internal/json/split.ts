@@ -275,6 +275,31 @@ export function coldHash(coldText: Buffer): string {
   return createHash('sha256').update(coldText).digest('hex');
 }
 
+/**
+ * Hex digits of a stored cold hash: the whole sha256 (64, what data formats 1 and 2 store) or its first 128 bits
+ * (32, data format 3 on). Either names the text: a random match of 128 bits is a 2^-128 event.
+ */
+export const COLD_HASH_HEX_DIGITS = { whole: 64, short: 32 } as const;
+
+/** True when `stored` (a manifest's cold hash of either length) is the hash of `text`. */
+export function coldHashMatches(stored: string, text: Buffer): boolean {
+  return isStoredColdHash(stored) && coldHash(text).startsWith(stored);
+}
+
+/**
+ * True when two cold hashes, of either length, name the same text: their common prefix (128 bits at least) is
+ * equal. A write compares its document's whole hash with the stored one of an earlier write this way.
+ */
+export function sameColdHash(a: string | null, b: string | null): boolean {
+  if (a === null || b === null || !isStoredColdHash(a) || !isStoredColdHash(b)) return false;
+  const n = Math.min(a.length, b.length);
+  return a.slice(0, n) === b.slice(0, n);
+}
+
+function isStoredColdHash(hash: string): boolean {
+  return hash.length === COLD_HASH_HEX_DIGITS.whole || hash.length === COLD_HASH_HEX_DIGITS.short;
+}
+
 function corrupt(reason: string): StrataError {
   return new StrataError('BLOB_CORRUPT', `hot blob is malformed or does not match its cold text: ${reason}`);
 }

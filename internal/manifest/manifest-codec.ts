@@ -30,6 +30,12 @@ export { ManifestDecodeError } from './manifest-bytes.js';
 
 /** First byte of a binary manifest; a JSON (v1) one starts with '{'. */
 export const MANIFEST_BINARY_FORMAT = 2;
+/**
+ * The same layout with a 128-bit cold hash (16 bytes instead of 32): written only for a manifest whose coldHash
+ * has 32 hex digits, which the write path makes only at data format 3 (core/data-format.ts), so a release that
+ * reads format 2 alone never meets it before the cluster's bump; if it did, it would fail closed on the first byte.
+ */
+export const MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH = 3;
 const JSON_FIRST_BYTE = 0x7b; // '{'
 
 /**
@@ -75,7 +81,8 @@ const SOURCES = [undefined, 'policy', 'request'] as const;
 const PLACEMENTS: readonly (ColdPlacement | undefined)[] = [undefined, 'shards', 'with_replicas'];
 const CODECS: readonly (ColdCodec | undefined)[] = [undefined, 'identity', 'brotli', 'deflate'];
 
-const COLD_HASH_BYTES = 32;
+/** Bytes of the cold hash by first byte: sha256 whole, or its first 128 bits. */
+const COLD_HASH_BYTES = { [MANIFEST_BINARY_FORMAT]: 32, [MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH]: 16 } as const;
 /** Milliseconds a Date can hold either side of the epoch (ECMAScript). */
 const DATE_MS_MAX = 8.64e15;
 
@@ -117,7 +124,8 @@ export function encodeManifestRecord(m: Manifest, modRevision: number, dict: Man
 
 /** True when `bytes` (a stored record) is in a format this release reads, without decoding it. */
 export function isReadableManifestFormat(bytes: Uint8Array): boolean {
-  return bytes.length > 0 && (bytes[0] === MANIFEST_BINARY_FORMAT || bytes[0] === JSON_FIRST_BYTE);
+  const first = bytes[0];
+  return first === MANIFEST_BINARY_FORMAT || first === MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH || first === JSON_FIRST_BYTE;
 }
 
 /**
@@ -129,11 +137,11 @@ export function decodeManifestBinary(bytes: Uint8Array, key: string, modRevision
   if (bytes.length === 0) throw new ManifestDecodeError('the record is empty');
   const format = bytes[0]!;
   if (format === JSON_FIRST_BYTE) return parseJsonManifest(bytes, 0);
-  if (format !== MANIFEST_BINARY_FORMAT) {
+  if (format !== MANIFEST_BINARY_FORMAT && format !== MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH) {
     throw new StrataError(
       'FORMAT_UNSUPPORTED',
       `the manifest of ${JSON.stringify(key)} is in format 0x${format.toString(16).padStart(2, '0')}, which this release ` +
-        `cannot read (it reads JSON and format ${MANIFEST_BINARY_FORMAT}): a newer release wrote it; upgrade this process`,
+        `cannot read (it reads JSON and formats ${MANIFEST_BINARY_FORMAT} and ${MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH}): a newer release wrote it; upgrade this process`,
     );
   }
   const r = new ByteReader(bytes, 1);
@@ -142,7 +150,7 @@ export function decodeManifestBinary(bytes: Uint8Array, key: string, modRevision
     if (a !== A_ESCAPE) throw new ManifestDecodeError(`the escape flag comes with other flags (0x${a.toString(16)})`);
     return parseJsonManifest(bytes, 2);
   }
-  return decodeCompact(r, a, key, modRevision, dict);
+  return decodeCompact(r, a, key, modRevision, dict, COLD_HASH_BYTES[format]);
 }
 
 // ---- the escape form -------------------------------------------------------------------------------------------
@@ -229,8 +237,11 @@ function encodeCompact(m: Manifest, modRevision: number, dict: ManifestDictionar
   const datesText = updatedDelta === null || createdDelta === null;
   const layout = m.cold_layout;
 
+  // A short cold hash picks format 3; any other manifest is format 2, as the previous release wrote it.
+  const shortColdHash = m.coldHash !== null && m.coldHash.length === 2 * COLD_HASH_BYTES[MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH];
+  const format = shortColdHash ? MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH : MANIFEST_BINARY_FORMAT;
   const w = new ByteWriter();
-  w.u8(MANIFEST_BINARY_FORMAT);
+  w.u8(format);
   w.u8(
     (m.deleted ? A_DELETED : 0) |
       (m.dirty ? A_DIRTY : 0) |
@@ -271,7 +282,7 @@ function encodeCompact(m: Manifest, modRevision: number, dict: ManifestDictionar
   // 0: the sum of the blob sizes (what the write path records); otherwise physical + 1.
   w.varint(m.bytes.physical === physicalOf(m.hot, m.cold, m.extraReplicas) ? 0 : m.bytes.physical + 1, 'bytes.physical');
   if (layout !== null) encodeColdLayout(w, layout);
-  if (m.coldHash !== null) w.raw(hexBytes(m.coldHash, COLD_HASH_BYTES, 'coldHash'));
+  if (m.coldHash !== null) w.raw(hexBytes(m.coldHash, COLD_HASH_BYTES[format], 'coldHash'));
   const groupBase = { writeId: m.writeId, dict };
   encodeGroup(w, m.hot, { ...groupBase, what: 'hot', partOf: (i) => `hot-${i}`, derivedSize: m.bytes.hot, coldHash: null });
   encodeGroup(w, m.cold, {
@@ -387,7 +398,7 @@ function physicalOf(hot: BlobRef[], cold: BlobRef[], extraReplicas: number | und
 
 // ---- the compact form: decode ------------------------------------------------------------------------------------
 
-function decodeCompact(r: ByteReader, a: number, key: string, modRevision: number, dict: ManifestDictionary): Manifest {
+function decodeCompact(r: ByteReader, a: number, key: string, modRevision: number, dict: ManifestDictionary, coldHashBytes: number): Manifest {
   const strategy = STRATEGIES[(a >> A_STRATEGY_SHIFT) & 3];
   if (strategy === undefined) throw new ManifestDecodeError(`strategy number ${(a >> A_STRATEGY_SHIFT) & 3} is not one this release knows`);
   const b = r.u8('the second flags byte');
@@ -420,7 +431,7 @@ function decodeCompact(r: ByteReader, a: number, key: string, modRevision: numbe
   const coldBytes = r.varint('bytes.cold');
   const physical = r.varint('bytes.physical');
   const coldLayout = (a & A_COLD_LAYOUT) !== 0 ? decodeColdLayout(r) : null;
-  const coldHash = (b & B_COLD_HASH) !== 0 ? bytesToLowerHex(r.raw(COLD_HASH_BYTES, 'coldHash')) : null;
+  const coldHash = (b & B_COLD_HASH) !== 0 ? bytesToLowerHex(r.raw(coldHashBytes, 'coldHash')) : null;
   const groupBase = { writeId, dict };
   const hot = decodeGroup(r, { ...groupBase, what: 'hot', partOf: (i) => `hot-${i}`, derivedSize: hotBytes, coldHash: null });
   const cold = decodeGroup(r, {

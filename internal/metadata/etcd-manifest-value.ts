@@ -1,6 +1,7 @@
 import { StrataError } from '../core/errors.js';
 import {
   MANIFEST_BINARY_FORMAT,
+  MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH,
   ManifestDecodeError,
   decodeManifestBinary,
   encodeManifestBinary,
@@ -16,14 +17,15 @@ import { RECORD_CHECKSUM_BYTES, checksumBytesMatch, corruptRecord, recordChecksu
  *   `{"format":1,"version":<string|null>,"manifest":{...}}`, sealed in the envelope's text form (`sr1 ...`), or
  *   unsealed when the previous release wrote it. First byte `s` or `{`.
  * - **v2, binary** (data format 2): `manifest ‖ flags ‖ checksum`
- *   - `manifest`: the binary manifest (internal/manifest/manifest-codec.ts), first byte 0x02;
+ *   - `manifest`: the binary manifest (internal/manifest/manifest-codec.ts), first byte 0x02, or 0x03 for one with a
+ *     128-bit cold hash (data format 3);
  *   - `flags` (1 byte): bit 0 = the version is this key-value's mod_revision (a commit that assigns the version,
  *     which cannot know its revision before etcd applies it; v1's `"version": null`); other bits 0;
  *   - `checksum` (8 bytes): the record envelope, version 2 (record-envelope.ts `recordChecksumBytes`), of kind
  *     `manifest`, the key, and the fields [manifest bytes, flags]: a value moved under another key, a flipped bit
  *     anywhere but the first byte, or a truncation fails it.
  *
- * The first byte tells the forms apart. A value starting with a control byte (0x00..0x1f) other than 0x02 is a
+ * The first byte tells the forms apart. A value starting with a control byte (0x00..0x1f) other than 0x02, 0x03 is a
  * binary format this release does not know: FORMAT_UNSUPPORTED (503), never METADATA_CORRUPT, so the healer never
  * rebuilds over a record a newer release wrote. No JSON text starts with a control byte.
  */
@@ -42,7 +44,7 @@ export type ManifestValueForm = 'text' | 'binary';
 export function manifestValueForm(value: Uint8Array, key: string): ManifestValueForm {
   const first = value[0];
   if (first === undefined || first >= CONTROL_BYTE_END) return 'text';
-  if (first === MANIFEST_BINARY_FORMAT) return 'binary';
+  if (first === MANIFEST_BINARY_FORMAT || first === MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH) return 'binary';
   throw formatUnsupported(key, first);
 }
 
@@ -139,7 +141,7 @@ function formatUnsupported(key: string, first: number, detail?: string): StrataE
   return new StrataError(
     'FORMAT_UNSUPPORTED',
     `the etcd manifest record of ${JSON.stringify(key)} is in ${what}, which this release cannot read (it reads the JSON ` +
-      `records and binary format ${MANIFEST_BINARY_FORMAT}): a newer release wrote it; upgrade this process. Nothing acts on the record meanwhile`,
+      `records and binary formats ${MANIFEST_BINARY_FORMAT} and ${MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH}): a newer release wrote it; upgrade this process. Nothing acts on the record meanwhile`,
     { key },
   );
 }

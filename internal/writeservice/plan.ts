@@ -7,7 +7,7 @@ import { assert } from '../core/assert.js';
 import { coldTextBytesOf } from '../coldpart/cold-layout.js';
 import type { JsonObject } from '../json/value.js';
 import { serializeJson } from '../json/serialize.js';
-import { splitDocument, encodeHotBlob, coldHash, type HotEntry } from '../json/split.js';
+import { splitDocument, encodeHotBlob, coldHash, sameColdHash, type HotEntry } from '../json/split.js';
 import type { Manifest, Strategy } from '../manifest/manifest.js';
 
 export interface DocumentPlan {
@@ -99,8 +99,7 @@ export function canReuseCold(current: Manifest | null, plan: DocumentPlan): bool
     !current.deleted &&
     current.strategy === plan.strategy &&
     plan.strategy === 'field_hybrid' &&
-    current.coldHash !== null &&
-    current.coldHash === plan.coldHash &&
+    sameColdHash(current.coldHash, plan.coldHash) &&
     current.cold_layout !== null &&
     coldTextBytesOf(current.cold_layout) === plan.coldBytes &&
     current.cold.length > 0

@@ -24,6 +24,7 @@ import {
 } from '../core/limits.js';
 import type { ErasureCode } from '../ec/erasure-code.js';
 import type { JsonObject } from '../json/value.js';
+import { COLD_HASH_HEX_DIGITS } from '../json/split.js';
 import type { Logger } from '../log/logger.js';
 import type { BlobRef, ColdLayout, Manifest, StoredManifest, Strategy } from '../manifest/manifest.js';
 import { allRefs, isExpired, referencesBlob, referencesWrite, tombstoneManifest } from '../manifest/manifest.js';
@@ -32,7 +33,7 @@ import type { CommitResult, IdempotencyClaim, IdempotentResponse, LeaderTerm, Me
 import { chooseNodes, requireRoom } from '../placement/rendezvous.js';
 import type { WalBlob, WriteAheadLog } from '../wal/write-ahead-log.js';
 import { checksum64Of, checksumOf } from '../blobio/checksum.js';
-import { DATA_FORMAT_V1, DATA_FORMAT_V2, type DataFormatSource } from '../core/data-format.js';
+import { DATA_FORMAT_V1, DATA_FORMAT_V2, DATA_FORMAT_V3, type DataFormatSource } from '../core/data-format.js';
 import { deleteAll, putAll, type PutTarget } from '../blobio/blob-io.js';
 import { canReuseCold, type DocumentPlan } from './plan.js';
 import {
@@ -371,7 +372,7 @@ export class WriteService {
         cold: plan.coldBytes,
         physical: [...hot, ...cold].reduce((sum, r) => sum + r.size, 0),
       },
-      coldHash: plan.coldHash,
+      coldHash: storedColdHash(plan.coldHash, format),
       cold_layout: coldLayout,
       hot,
       cold,
@@ -599,3 +600,8 @@ export function checkPreconditions(key: string, current: StoredManifest | null, 
 }
 
 export type { Strategy };
+
+/** The cold hash a manifest stores: from data format 3 on, the first 128 bits (manifest format 3 stores 16 bytes). */
+function storedColdHash(hash: string | null, format: number): string | null {
+  return hash !== null && format >= DATA_FORMAT_V3 ? hash.slice(0, COLD_HASH_HEX_DIGITS.short) : hash;
+}

@@ -12,7 +12,7 @@ import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterDataFormat, bumpDataFormat, type FormatVersionContext } from '../../internal/cluster/format-version.js';
 import { systemClock } from '../../internal/core/clock.js';
-import { fixedDataFormat } from '../../internal/core/data-format.js';
+import { DATA_FORMAT_MAX, fixedDataFormat } from '../../internal/core/data-format.js';
 import { isStrataError } from '../../internal/core/errors.js';
 import { silentLogger } from '../../internal/log/logger.js';
 import { loadConfig } from '../../internal/config/config.js';
@@ -87,7 +87,7 @@ describe('data format bump on etcd', () => {
     await expect.poll(() => source.current(), { timeout: CONDITION_TIMEOUT_MS, interval: 50 }).toBe(2);
   });
 
-  it('a gateway and a healer refuse to start against a cluster of data format 3; a running gateway announces itself and stops when the cluster becomes newer', async () => {
+  it('a gateway and a healer refuse to start against a cluster of data format 4; a running gateway announces itself and stops when the cluster becomes newer', async () => {
     const prefix = `test/${randomUUID()}/`;
     cleanups.push(async () => void (await admin.delete().prefix(prefix)));
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'strata-format-etcd-'));
@@ -108,12 +108,12 @@ describe('data format bump on etcd', () => {
     const newer: string[] = [];
     const gateway = await runGateway(config, silentLogger, { processMetrics: false, onNewerDataFormat: (reason) => newer.push(reason) });
     cleanups.push(async () => void (await gateway.stop()));
-    expect((await store.listProcesses()).map((p) => [p.role, p.formatMax, p.alive])).toEqual([['gateway', 2, true]]);
+    expect((await store.listProcesses()).map((p) => [p.role, p.formatMax, p.alive])).toEqual([['gateway', DATA_FORMAT_MAX, true]]);
 
-    const record = JSON.stringify({ format: 'strata-cluster-identity', formatVersion: 2, clusterId: 'c-run', createdAtMs: 1, nodes: [], acceptedEmpty: [], dataFormat: 3 });
+    const record = JSON.stringify({ format: 'strata-cluster-identity', formatVersion: 2, clusterId: 'c-run', createdAtMs: 1, nodes: [], acceptedEmpty: [], dataFormat: 4 });
     await admin.put(`${prefix}cluster-identity`).value(sealText('cluster-identity', 'cluster', record));
     await expect.poll(() => newer.length, { timeout: CONDITION_TIMEOUT_MS, interval: 50 }).toBe(1);
-    expect(newer[0]).toMatch(/run a release that reads data format 3/);
+    expect(newer[0]).toMatch(/run a release that reads data format 4/);
 
     for (const start of [() => runGateway(config, silentLogger, { processMetrics: false }), () => runHealer(config, silentLogger, { processMetrics: false })]) {
       const refused = await start().then(
@@ -123,7 +123,7 @@ describe('data format bump on etcd', () => {
         },
         (error: unknown) => (isStrataError(error) ? `${error.code}: ${error.message}` : String(error)),
       );
-      expect(refused).toMatch(/^FORMAT_UNSUPPORTED: .*data format is 3, newer than this release reads/);
+      expect(refused).toMatch(/^FORMAT_UNSUPPORTED: .*data format is 4, newer than this release reads/);
     }
   });
 });

@@ -191,17 +191,17 @@ describe('a process following the cluster data format', () => {
     expect(raised.current()).toBe(2);
   });
 
-  it('a record of data format 3 makes a process refuse to start (FORMAT_UNSUPPORTED naming what it needs)', async () => {
+  it('a record of data format 4 makes a process refuse to start (FORMAT_UNSUPPORTED naming what it needs)', async () => {
     const { store, clock, dbPath } = await setup();
-    writeRecord(dbPath, { formatVersion: 2, dataFormat: 3 });
+    writeRecord(dbPath, { formatVersion: 2, dataFormat: 4 });
     const source = new ClusterDataFormat({ clock, log: silentLogger, onNewer: () => undefined });
     stops.push(() => source.stop());
     const error = await errorOf(source.follow(store, 'the test store'));
     expect(error.code).toBe('FORMAT_UNSUPPORTED');
-    expect(error.message).toMatch(/data format is 3, newer than this release reads \(up to 2\).*run a release that reads data format 3/);
+    expect(error.message).toMatch(/data format is 4, newer than this release reads \(up to 3\).*run a release that reads data format 4/);
     // The all-in-one's start refuses it too, and changes nothing.
     expect((await errorOf(raiseOwnDataFormat(store, DATA_FORMAT_MAX, 'the test store'))).code).toBe('FORMAT_UNSUPPORTED');
-    expect(await store.getClusterIdentity()).toMatchObject({ dataFormat: 3 });
+    expect(await store.getClusterIdentity()).toMatchObject({ dataFormat: 4 });
   });
 
   it('a record of data format 3 appearing while running stops the process (onNewer), once, and the version stays', async () => {
@@ -226,15 +226,15 @@ describe('a process following the cluster data format', () => {
     expect(source.current()).toBe(1);
   });
 
-  it('a storage node refuses to start against a record of data format 3, and leaves its directory untouched', async () => {
+  it('a storage node refuses to start against a record of data format 4, and leaves its directory untouched', async () => {
     const { dir, store, clock, dbPath } = await setup();
-    writeRecord(dbPath, { formatVersion: 2, dataFormat: 3 });
+    writeRecord(dbPath, { formatVersion: 2, dataFormat: 4 });
     const nodeDir = path.join(dir, 'nodes', 'node-1');
     const lock = DirLock.acquire(nodeDir);
     try {
       const error = await errorOf(joinCluster({ store, storeName: 'the test store', dataDir: dir, nodeDir, nodeId: 'node-1', clock }));
       expect(error.code).toBe('DATA_DIR_UNUSABLE');
-      expect(error.message).toMatch(/data format is 3.*run a release that reads data format 3; nothing in the directory was changed/);
+      expect(error.message).toMatch(/data format is 4.*run a release that reads data format 4; nothing in the directory was changed/);
     } finally {
       lock.release();
     }

@@ -89,12 +89,12 @@ export function runClusterFormatContract(name: string, makeFixture: () => Promis
     });
 
     it('returns a record of a data format newer than this release as read, and refuses to change it', async () => {
-      const content = JSON.stringify({ format: 'strata-cluster-identity', formatVersion: 2, clusterId: 'c3', createdAtMs: 1, nodes: [], acceptedEmpty: [], dataFormat: 3 });
+      const content = JSON.stringify({ format: 'strata-cluster-identity', formatVersion: 2, clusterId: 'c3', createdAtMs: 1, nodes: [], acceptedEmpty: [], dataFormat: 4 });
       await fx.writeIdentity(sealText('cluster-identity', 'cluster', content));
-      expect(await fx.store.getClusterIdentity()).toMatchObject({ formatVersion: 2, dataFormat: 3 });
+      expect(await fx.store.getClusterIdentity()).toMatchObject({ formatVersion: 2, dataFormat: 4 });
       expect(await codeOf(fx.store.raiseClusterDataFormat(2))).toBe('METADATA_UNAVAILABLE');
       expect(await codeOf(fx.store.updateClusterNodes(() => ({ nodes: ['node-1'], acceptedEmpty: [] })))).toBe('METADATA_UNAVAILABLE');
-      expect(await fx.store.getClusterIdentity()).toMatchObject({ dataFormat: 3, nodes: [] });
+      expect(await fx.store.getClusterIdentity()).toMatchObject({ dataFormat: 4, nodes: [] });
     });
 
     it('lists registered processes in id order with their role and formatMax, to every process', async () => {

@@ -12,6 +12,7 @@ import { isStrataError } from '../../internal/core/errors.js';
 import { blobIdOf, newWriteId } from '../../internal/core/ids.js';
 import {
   MANIFEST_BINARY_FORMAT,
+  MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH,
   ManifestDecodeError,
   decodeManifestBinary,
   dictionaryNeeds,
@@ -80,7 +81,8 @@ function canonicalJson(value: unknown): string {
 function roundTrip(m: Manifest, modRevision = 7, dict = new TestDictionary()): Uint8Array {
   dict.learn(m);
   const bytes = encodeManifestBinary(m, modRevision, dict);
-  expect(bytes[0]).toBe(MANIFEST_BINARY_FORMAT);
+  // A 128-bit cold hash (data format 3 on) is format 3; a whole one, as the previous release wrote it, format 2.
+  expect(bytes[0]).toBe(m.coldHash?.length === 32 ? MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH : MANIFEST_BINARY_FORMAT);
   const back = decodeManifestBinary(bytes, m.key, modRevision, dict);
   // Compared as the stored JSON would be (nothing more, nothing less); toEqual only to show a difference.
   if (canonicalJson(back) !== canonicalJson(m)) expect(back).toEqual(m);
@@ -105,13 +107,15 @@ function withShortChecksums(m: Manifest): Manifest {
 }
 
 /**
- * The checksums as a format-1 write records them (whole sha256): the cold hash where the short one is its prefix
- * (an uncompressed cold copy), else any 64 digits, which is all a size comparison needs.
+ * The checksums and cold hash as a format-1 write records them (whole sha256): a cold hash of 64 digits (a 128-bit
+ * one extended: any 64 digits are all a size comparison needs), and for each checksum the cold hash where the short
+ * one is its prefix (an uncompressed cold copy), else any 64 digits.
  */
 function withLongChecksums(m: Manifest): Manifest {
+  const coldHash = m.coldHash === null || m.coldHash.length === 64 ? m.coldHash : m.coldHash.repeat(2);
   const lengthen = (r: BlobRef): BlobRef =>
-    r.checksum.length === 64 ? r : { ...r, checksum: m.coldHash?.startsWith(r.checksum) ? m.coldHash : r.checksum.repeat(4) };
-  return { ...m, hot: m.hot.map(lengthen), cold: m.cold.map(lengthen) };
+    r.checksum.length === 64 ? r : { ...r, checksum: coldHash?.startsWith(r.checksum) ? coldHash : r.checksum.repeat(4) };
+  return { ...m, coldHash, hot: m.hot.map(lengthen), cold: m.cold.map(lengthen) };
 }
 
 const A_WRITE_ID = newWriteId(Date.parse('2026-12-01T10:00:00.000Z'));
@@ -305,26 +309,28 @@ describe('manifest codec: shapes of real writes', () => {
       const long = roundTrip(withLongChecksums(manifest), modRevision, dict).length;
       const short = roundTrip(withShortChecksums(manifest), modRevision, dict).length;
       sizes[name] = { long, short, v1: JSON.stringify(withLongChecksums(manifest)).length };
-      // Copies of an uncompressed cold part store no checksum at all: theirs is the cold hash.
-      if (name === 'ec copies' || name === 'tombstone') expect(short, name).toBe(long);
+      // Copies of an uncompressed cold part store no checksum at all (theirs is the cold hash), but a 128-bit cold
+      // hash is still 16 bytes shorter than a whole one; a tombstone has neither.
+      if (name === 'tombstone') expect(short, name).toBe(long);
       else expect(short, name).toBeLessThan(long);
+      if (manifest.coldHash !== null) expect(long - short, name).toBeGreaterThanOrEqual(16);
     }
-    // Upper bounds a few bytes over what this layout measured (16-digit checksums; 64-digit in brackets):
-    // replication 43 (67), ec copies 70 (70), ec shards 121 (265), field_hybrid copies 84 (108), field_hybrid
-    // shards 135 (303), compressed 93, with ttl 46, pure hot update 152, the ten default hot fields 136, repaired
-    // 141, tombstone 29; v1 JSON: 385 to 2,707 B. The design's figures (~40 / ~46 / ~99 / ~117 B) assume a 128-bit
-    // coldHash: this codec keeps coldHash whole (32 B), so shapes with a cold part are ~16 B over them.
+    // Upper bounds a few bytes over what this layout measured (16-digit checksums and a 128-bit cold hash, as data
+    // format 3 writes them; format 2's whole cold hash and 64-digit checksums in brackets): replication 43 (67), ec
+    // copies 54 (70), ec shards 105 (265), field_hybrid copies 67 (107), field_hybrid shards 118 (302), compressed 76,
+    // with ttl 46, pure hot update 134, the ten default hot fields 119, repaired 125, tombstone 29; v1 JSON: 385 to
+    // 2,707 B. The design's figures: ~40 / ~46 / ~99 / ~117 B.
     const bounds: Record<string, number> = {
       replication: 48,
-      'ec copies': 74,
-      'ec shards': 126,
-      'field_hybrid copies': 90,
-      'field_hybrid shards': 140,
-      'field_hybrid compressed': 98,
+      'ec copies': 58,
+      'ec shards': 110,
+      'field_hybrid copies': 72,
+      'field_hybrid shards': 123,
+      'field_hybrid compressed': 81,
       'replication with ttl': 52,
-      'pure hot update': 158,
-      'default hot fields': 142,
-      repaired: 148,
+      'pure hot update': 140,
+      'default hot fields': 125,
+      repaired: 131,
       tombstone: 32,
     };
     for (const [name, bound] of Object.entries(bounds)) expect(sizes[name]!.short, `${name}: ${JSON.stringify(sizes[name])}`).toBeLessThanOrEqual(bound);
@@ -506,7 +512,7 @@ describe('manifest codec: damaged records', () => {
   });
 
   it('answers FORMAT_UNSUPPORTED (503) for a first byte that is neither a known format nor JSON', () => {
-    for (const first of [0x00, 0x01, 0x03, 0xff]) {
+    for (const first of [0x00, 0x01, 0x04, 0xff]) {
       let caught: unknown;
       try {
         decodeManifestBinary(new Uint8Array([first, 0, 0]), 'k', 7, dict);

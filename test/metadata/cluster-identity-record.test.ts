@@ -71,10 +71,10 @@ describe('cluster identity record', () => {
   });
 
   it('a data format newer than this release reads is returned as read, and named as needing a newer release', () => {
-    const text = sealText('cluster-identity', 'cluster', JSON.stringify({ format: 'strata-cluster-identity', ...record, formatVersion: 2, dataFormat: 3 }));
+    const text = sealText('cluster-identity', 'cluster', JSON.stringify({ format: 'strata-cluster-identity', ...record, formatVersion: 2, dataFormat: 4 }));
     const opened = openClusterIdentity(text, 'test');
-    expect(dataFormatOf(opened)).toBe(3);
-    expect(newerThanThisRelease(opened)).toMatch(/data format is 3, newer than this release reads \(up to 2\).*run a release that reads data format 3/);
+    expect(dataFormatOf(opened)).toBe(4);
+    expect(newerThanThisRelease(opened)).toMatch(/data format is 4, newer than this release reads \(up to 3\).*run a release that reads data format 4/);
     expect(codeOf(() => changeable(opened, 'test'))).toBe('METADATA_UNAVAILABLE');
   });
 

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DATA_FORMAT_V1, DATA_FORMAT_V2, fixedDataFormat, type DataFormatSource } from '../../internal/core/data-format.js';
 import { isStrataError } from '../../internal/core/errors.js';
 import { newWriteId } from '../../internal/core/ids.js';
-import { MANIFEST_BINARY_FORMAT } from '../../internal/manifest/manifest-codec.js';
+import { MANIFEST_BINARY_FORMAT, MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH } from '../../internal/manifest/manifest-codec.js';
 import type { BlobRef, Manifest, StoredManifest } from '../../internal/manifest/manifest.js';
 import { EtcdMetadataStore } from '../../internal/metadata/etcd-metadata-store.js';
 import type { CommitResult, ManifestChange, MetadataStore } from '../../internal/metadata/metadata-store.js';
@@ -302,7 +302,7 @@ describe('etcd manifest values: damage and unknown formats', () => {
     const store = await openAt(prefix, DATA_FORMAT_V2);
     const written = await put(store, onNodes('future/k', ['node-1', 'node-2', 'node-3']), 0);
     const future = await raw(prefix, 'manifest/future/k');
-    future[0] = MANIFEST_BINARY_FORMAT + 1;
+    future[0] = MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH + 1;
     await admin.put(`${prefix}manifest/future/k`).value(future);
     expect(await codeOf(store.get('future/k'))).toBe('FORMAT_UNSUPPORTED');
     expect(await codeOf(store.scan(null, 10))).toBe('FORMAT_UNSUPPORTED');
