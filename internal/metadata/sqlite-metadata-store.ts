@@ -607,9 +607,9 @@ export class SqliteMetadataStore implements MetadataStore {
 
   /**
    * Inside a batch: stores `manifest` as the key's binary row at `revision` (assigning the dictionary entries it
-   * needs first, in the same transaction) and removes the key's v1 row. Returns the manifest as a JSON copy, sharing
-   * no objects with the caller's: what a read returns, since the codec stores only what decodes back to the same JSON
-   * value (it checks that itself; a second decode here would double the cost of a commit).
+   * needs first, in the same transaction) and removes the key's v1 row. Returns what a read of the row returns: the
+   * codec's own decode of the bytes (its lossless check), sharing no objects with the caller's manifest. The same
+   * object reaches this process's manifest watches (verifyWatchedRow); like every stored manifest it is read only.
    */
   private writeManifest(key: string, keyBytes: Buffer, manifest: Manifest, revision: number): Manifest {
     this.dictionary.assign(dictionaryNeeds(manifest));
@@ -641,13 +641,10 @@ export class SqliteMetadataStore implements MetadataStore {
    */
   private verifyWatchedRow(key: string, row: AnyManifestRow): StoredManifest {
     const known = row.table === 2 ? this.recentlyWritten.get(row.mod_revision) : undefined;
-    if (known === undefined || row.table !== 2 || !known.bytes.equals(row.manifest) || row.checksum === null) {
-      return this.verifyRow(key, row);
-    }
-    if (!checksumBytesMatch('manifest', key, [row.manifest, row.mod_revision, row.deleted], row.checksum)) {
-      return this.verifyRow(key, row);
-    }
-    return { manifest: known.manifest, modRevision: row.mod_revision };
+    const same =
+      known !== undefined && row.table === 2 && row.checksum !== null && known.bytes.equals(row.manifest) &&
+      checksumBytesMatch('manifest', key, [row.manifest, row.mod_revision, row.deleted], row.checksum);
+    return same ? { manifest: known.manifest, modRevision: row.mod_revision } : this.verifyRow(key, row);
   }
 
   async isAborted(writeId: string): Promise<boolean> {
