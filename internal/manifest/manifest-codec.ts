@@ -122,10 +122,17 @@ export function encodeManifestRecord(m: Manifest, modRevision: number, dict: Man
   return { bytes: escaped, manifest: parseJsonManifest(escaped, 2) };
 }
 
+/** True when `first` (a record's first byte) names a binary manifest format this release reads. */
+export function isBinaryManifestFormat(first: number | undefined): first is 2 | 3 {
+  return first === MANIFEST_BINARY_FORMAT || first === MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH;
+}
+
+/** The binary formats this release reads, for messages. */
+export const BINARY_MANIFEST_FORMATS_TEXT = `${MANIFEST_BINARY_FORMAT} and ${MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH}`;
+
 /** True when `bytes` (a stored record) is in a format this release reads, without decoding it. */
 export function isReadableManifestFormat(bytes: Uint8Array): boolean {
-  const first = bytes[0];
-  return first === MANIFEST_BINARY_FORMAT || first === MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH || first === JSON_FIRST_BYTE;
+  return isBinaryManifestFormat(bytes[0]) || bytes[0] === JSON_FIRST_BYTE;
 }
 
 /**
@@ -137,11 +144,11 @@ export function decodeManifestBinary(bytes: Uint8Array, key: string, modRevision
   if (bytes.length === 0) throw new ManifestDecodeError('the record is empty');
   const format = bytes[0]!;
   if (format === JSON_FIRST_BYTE) return parseJsonManifest(bytes, 0);
-  if (format !== MANIFEST_BINARY_FORMAT && format !== MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH) {
+  if (!isBinaryManifestFormat(format)) {
     throw new StrataError(
       'FORMAT_UNSUPPORTED',
       `the manifest of ${JSON.stringify(key)} is in format 0x${format.toString(16).padStart(2, '0')}, which this release ` +
-        `cannot read (it reads JSON and formats ${MANIFEST_BINARY_FORMAT} and ${MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH}): a newer release wrote it; upgrade this process`,
+        `cannot read (it reads JSON and formats ${BINARY_MANIFEST_FORMATS_TEXT}): a newer release wrote it; upgrade this process`,
     );
   }
   const r = new ByteReader(bytes, 1);

@@ -1,8 +1,9 @@
 import { StrataError } from '../core/errors.js';
 import {
+  BINARY_MANIFEST_FORMATS_TEXT,
   MANIFEST_BINARY_FORMAT,
-  MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH,
   ManifestDecodeError,
+  isBinaryManifestFormat,
   decodeManifestBinary,
   encodeManifestBinary,
   type ManifestDictionary,
@@ -44,7 +45,7 @@ export type ManifestValueForm = 'text' | 'binary';
 export function manifestValueForm(value: Uint8Array, key: string): ManifestValueForm {
   const first = value[0];
   if (first === undefined || first >= CONTROL_BYTE_END) return 'text';
-  if (first === MANIFEST_BINARY_FORMAT || first === MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH) return 'binary';
+  if (isBinaryManifestFormat(first)) return 'binary';
   throw formatUnsupported(key, first);
 }
 
@@ -141,7 +142,7 @@ function formatUnsupported(key: string, first: number, detail?: string): StrataE
   return new StrataError(
     'FORMAT_UNSUPPORTED',
     `the etcd manifest record of ${JSON.stringify(key)} is in ${what}, which this release cannot read (it reads the JSON ` +
-      `records and binary formats ${MANIFEST_BINARY_FORMAT} and ${MANIFEST_BINARY_FORMAT_SHORT_COLD_HASH}): a newer release wrote it; upgrade this process. Nothing acts on the record meanwhile`,
+      `records and binary formats ${BINARY_MANIFEST_FORMATS_TEXT}): a newer release wrote it; upgrade this process. Nothing acts on the record meanwhile`,
     { key },
   );
 }

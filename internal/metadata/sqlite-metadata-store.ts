@@ -40,7 +40,6 @@ import type { MetadataIntegrity, ReplaceCorruptManifestRequest, ReplaceCorruptMa
 import { hintsOfDecodedManifest, hintsOfManifestJson, refusalOf } from './damaged-manifest-hints.js';
 import { decodeManifestBinary, dictionaryNeeds, encodeManifestRecord, isReadableManifestFormat } from '../manifest/manifest-codec.js';
 import { DICTIONARY_SQL, SqliteDictionary } from './sqlite-dictionary.js';
-import { checksumBytesMatch } from './record-envelope.js';
 import { IntegrityLedger } from './integrity-ledger.js';
 import {
   SqliteIntegrityChecks,
@@ -55,6 +54,7 @@ import {
   counterChecksum,
   idempotencyChecksum,
   manifestChecksumV2,
+  manifestRowV2ChecksumHolds,
   sealLegacyRecords,
   verifyAbortRow,
   verifyAnyManifestRow,
@@ -602,7 +602,7 @@ export class SqliteMetadataStore implements MetadataStore {
     const recorded = this.stmt.changeKeyAt.get(row.mod_revision);
     if (recorded === undefined || recorded.equals(row.key)) return null;
     const other = recorded.toString('utf8');
-    return checksumBytesMatch('manifest', other, [row.manifest, row.mod_revision, row.deleted], row.checksum) ? other : null;
+    return manifestRowV2ChecksumHolds(other, row) ? other : null;
   }
 
   /**
@@ -628,10 +628,7 @@ export class SqliteMetadataStore implements MetadataStore {
    * manifest waits until a caller needs it, which a successful commit does not.
    */
   private currentRevisionOf(key: string, row: AnyManifestRow): number {
-    if (row.table === 2 && row.checksum !== null && isReadableManifestFormat(row.manifest) &&
-      checksumBytesMatch('manifest', key, [row.manifest, row.mod_revision, row.deleted], row.checksum)) {
-      return row.mod_revision;
-    }
+    if (row.table === 2 && isReadableManifestFormat(row.manifest) && manifestRowV2ChecksumHolds(key, row)) return row.mod_revision;
     return this.verifyRow(key, row).modRevision;
   }
 
@@ -641,9 +638,7 @@ export class SqliteMetadataStore implements MetadataStore {
    */
   private verifyWatchedRow(key: string, row: AnyManifestRow): StoredManifest {
     const known = row.table === 2 ? this.recentlyWritten.get(row.mod_revision) : undefined;
-    const same =
-      known !== undefined && row.table === 2 && row.checksum !== null && known.bytes.equals(row.manifest) &&
-      checksumBytesMatch('manifest', key, [row.manifest, row.mod_revision, row.deleted], row.checksum);
+    const same = known !== undefined && row.table === 2 && known.bytes.equals(row.manifest) && manifestRowV2ChecksumHolds(key, row);
     return same ? { manifest: known.manifest, modRevision: row.mod_revision } : this.verifyRow(key, row);
   }
 

@@ -131,9 +131,14 @@ export function verifyManifestRow(key: string, row: ManifestRow): StoredManifest
  * release does not know passes the codec's StrataError FORMAT_UNSUPPORTED through, which is not damage: nothing
  * may rebuild over it. The checksum is checked first, so a flipped format byte is damage, not an unknown format.
  */
+/** True when the row's envelope checksum holds for `key`: the row is intact and it is that key's record. */
+export function manifestRowV2ChecksumHolds(key: string, row: ManifestRowV2): boolean {
+  return row.checksum !== null && checksumBytesMatch('manifest', key, [row.manifest, row.mod_revision, row.deleted], row.checksum);
+}
+
 export function verifyManifestRowV2(key: string, row: ManifestRowV2, dict: ManifestDictionary): StoredManifest {
   if (row.checksum === null) throw new CorruptRow('manifest', key, 'it has no checksum');
-  if (!checksumBytesMatch('manifest', key, [row.manifest, row.mod_revision, row.deleted], row.checksum)) {
+  if (!manifestRowV2ChecksumHolds(key, row)) {
     throw new CorruptRow('manifest', key, 'its checksum does not match its content (or it is the record of another key)');
   }
   let manifest: Manifest;
