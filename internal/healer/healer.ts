@@ -14,7 +14,7 @@ import type { Clock } from '../core/clock.js';
 import { EC_TOTAL_SHARDS, LIMITS } from '../core/limits.js';
 import type { ErasureCode } from '../ec/erasure-code.js';
 import type { Logger } from '../log/logger.js';
-import { referencesBlob, referencesWrite, type StoredManifest } from '../manifest/manifest.js';
+import { referencesBlob, referencesWrite, type Manifest, type StoredManifest } from '../manifest/manifest.js';
 import type { LeaderTerm, MetadataStore } from '../metadata/metadata-store.js';
 import { isStrataError } from '../core/errors.js';
 import type { WriteAheadLog } from '../wal/write-ahead-log.js';
@@ -55,6 +55,11 @@ export interface HealerOptions {
    * the tolerance, so that small clusters do not shuffle blobs over the noise of placement.
    */
   rebalanceDeficitBytesMin?: number;
+  /**
+   * Tombstones past their grace that one audit remembers for the purge after garbage collection; beyond them, the
+   * purge walks the manifests again itself. Default TOMBSTONES_REMEMBERED_MAX.
+   */
+  tombstonesRememberedMax?: number;
 }
 
 /** Defaults of the optional HealerOptions (the same as internal/config's). */
@@ -104,6 +109,11 @@ export interface HealerReport {
 
 /** Manifests per page of the audit walk. */
 const AUDIT_PAGE = 500;
+/**
+ * Tombstones past their grace that one audit remembers (about 100 bytes each), so that the purge after garbage
+ * collection needs no second walk of every manifest, the walk whose decoding was the healer's largest cost.
+ */
+export const TOMBSTONES_REMEMBERED_MAX = 50_000;
 /** Keys reported by readers that one round repairs. */
 const HINTS_PER_ROUND = 100;
 
@@ -251,7 +261,8 @@ export class Healer {
       if (!(await this.lead())) return { ...report, leader: false };
       const inventories = await this.listInventories();
       const planner = new RebalancePlanner(this.deps.pool, inventories, this.membership.rebalanceDeficitBytesMin);
-      await this.audit(inventories, report, planner);
+      const tombstonesDue = new TombstonesDue(this.deps.options.tombstonesRememberedMax ?? TOMBSTONES_REMEMBERED_MAX);
+      await this.audit(inventories, report, planner, tombstonesDue);
       this.rebalanceQueue = planner.finish();
       report.rebalancePlanned = this.rebalanceQueue.length;
       if (report.rebalancePlanned > 0) {
@@ -262,7 +273,7 @@ export class Healer {
       if (this.term) report.manifestsRebuilt = await this.rebuilder.runPass(inventories, this.term, () => this.stillLeads());
       if (!(await this.lead())) return report;
       await this.collectGarbage(inventories, report);
-      await this.expireRecords();
+      await this.expireRecords(tombstonesDue);
       this.backlog = report.backlog;
       this.belowFullProtection = report.belowFullProtection;
     }
@@ -433,8 +444,14 @@ export class Healer {
    * there, lets the planner consider it for rebalancing); and counts what still references each draining node,
    * so that an emptied one is reported in `drainComplete`.
    */
-  private async audit(inventories: Map<string, Inventory>, report: HealerReport, planner: RebalancePlanner): Promise<void> {
+  private async audit(
+    inventories: Map<string, Inventory>,
+    report: HealerReport,
+    planner: RebalancePlanner,
+    due: TombstonesDue,
+  ): Promise<void> {
     const { pool, log } = this.deps;
+    const now = this.deps.clock.nowMs();
     const gone = this.goneNodes();
     const draining = pool.ids().filter((id) => pool.isDraining(id));
     const stillReferenced = new Map(draining.map((id) => [id, 0]));
@@ -442,7 +459,10 @@ export class Healer {
     for (;;) {
       const page = await this.deps.metadata.scan(after, AUDIT_PAGE);
       for (const stored of page) {
-        if (stored.manifest.deleted) continue;
+        if (stored.manifest.deleted) {
+          if (this.tombstoneDue(stored.manifest, now)) due.note(stored);
+          continue;
+        }
         report.audited++;
         const states = await observeStates(this.repairDeps(), stored.manifest, inventories, false, gone);
         const outcome = await this.repairOne(stored, states, report);
@@ -578,23 +598,45 @@ export class Healer {
     }
   }
 
-  /** The expiries below act on records the store verified (purgeTombstone re-verifies the tombstone it deletes). */
-  private async expireRecords(): Promise<void> {
+  private tombstoneDue(manifest: Manifest, now: number): boolean {
+    return manifest.deleted && now - Date.parse(manifest.updatedAt) > this.deps.options.tombstoneGraceMs;
+  }
+
+  /**
+   * Purges the tombstones the audit found past their grace (walking the manifests again only when there were more
+   * than it keeps), then the expired abort and idempotency records. They act on records the store verified
+   * (purgeTombstone re-verifies the tombstone it deletes, at the revision the audit saw).
+   */
+  private async expireRecords(due: TombstonesDue): Promise<void> {
     const { metadata, clock, options } = this.deps;
     const now = clock.nowMs();
-    let after: string | null = null;
-    for (;;) {
-      const page = await metadata.scan(after, AUDIT_PAGE);
-      for (const { manifest, modRevision } of page) {
-        if (manifest.deleted && now - Date.parse(manifest.updatedAt) > options.tombstoneGraceMs) {
-          await metadata.purgeTombstone(manifest.key, modRevision);
+    for (const { key, modRevision } of due.listed) await metadata.purgeTombstone(key, modRevision);
+    if (due.overflowed) {
+      let after: string | null = null;
+      for (;;) {
+        const page = await metadata.scan(after, AUDIT_PAGE);
+        for (const { manifest, modRevision } of page) {
+          if (this.tombstoneDue(manifest, now)) await metadata.purgeTombstone(manifest.key, modRevision);
         }
+        if (page.length < AUDIT_PAGE) break;
+        after = page[page.length - 1]!.manifest.key;
       }
-      if (page.length < AUDIT_PAGE) break;
-      after = page[page.length - 1]!.manifest.key;
     }
     await metadata.expireAbortRecords(now - options.gcGraceMs);
     await metadata.expireIdempotency(now);
+  }
+}
+
+/** Tombstones an audit found past their grace, up to a bound. */
+class TombstonesDue {
+  readonly listed: { key: string; modRevision: number }[] = [];
+  overflowed = false;
+
+  constructor(private readonly max: number) {}
+
+  note(stored: StoredManifest): void {
+    if (this.listed.length < this.max) this.listed.push({ key: stored.manifest.key, modRevision: stored.modRevision });
+    else this.overflowed = true;
   }
 }
 

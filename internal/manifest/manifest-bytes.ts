@@ -222,3 +222,32 @@ export function hexBytes(text: string, length: number, what: string): Uint8Array
   if (bytes === null || bytes.length !== length) throw new NotCompactable(what);
   return bytes;
 }
+
+const DAY_MS = 86_400_000;
+let cachedDay = Number.NaN;
+let cachedDayPrefix = '';
+
+/**
+ * `new Date(ms).toISOString()`, with the date part kept from the previous call: a scan decodes two dates per manifest,
+ * nearly all of the same few days, and formatting a whole Date each time showed in profiles. `ms` is a valid Date time.
+ */
+export function isoDateOfMs(ms: number): string {
+  const day = Math.floor(ms / DAY_MS);
+  if (day !== cachedDay) {
+    const iso = new Date(day * DAY_MS).toISOString();
+    cachedDayPrefix = iso.slice(0, iso.indexOf('T') + 1);
+    cachedDay = day;
+  }
+  let rest = ms - day * DAY_MS;
+  const millis = rest % 1000;
+  rest = (rest - millis) / 1000;
+  const seconds = rest % 60;
+  rest = (rest - seconds) / 60;
+  const minutes = rest % 60;
+  const hours = (rest - minutes) / 60;
+  return `${cachedDayPrefix}${twoDigits(hours)}:${twoDigits(minutes)}:${twoDigits(seconds)}.${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
+}
+
+function twoDigits(n: number): string {
+  return n < 10 ? `0${n}` : `${n}`;
+}

@@ -18,6 +18,7 @@ import {
   NotCompactable,
   bytesToLowerHex,
   hexBytes,
+  isoDateOfMs,
   indexIn,
   ulidBytesOf,
   utf8Bytes,
@@ -390,8 +391,12 @@ function derivedShardBytes(placement: ColdPlacement | undefined, dataBytes: numb
   return Math.max(8, Math.ceil(quarter / 8) * 8);
 }
 
+const hotPartOf = (i: number): string => `hot-${i}`;
+const coldCopyPartOf = (i: number): string => `cold-${i}`;
+const shardPartOf = (i: number): string => `shard-${i}`;
+
 function coldPartOf(layout: ColdLayout | null): (i: number) => string {
-  return layout?.placement === 'with_replicas' ? (i) => `cold-${i}` : (i) => `shard-${i}`;
+  return layout?.placement === 'with_replicas' ? coldCopyPartOf : shardPartOf;
 }
 
 /** What `bytes.physical` is at write time: the sizes of every blob but the extra replicas. */
@@ -439,10 +444,10 @@ function decodeCompact(r: ByteReader, a: number, key: string, modRevision: numbe
   const physical = r.varint('bytes.physical');
   const coldLayout = (a & A_COLD_LAYOUT) !== 0 ? decodeColdLayout(r) : null;
   const coldHash = (b & B_COLD_HASH) !== 0 ? bytesToLowerHex(r.raw(coldHashBytes, 'coldHash')) : null;
-  const groupBase = { writeId, dict };
-  const hot = decodeGroup(r, { ...groupBase, what: 'hot', partOf: (i) => `hot-${i}`, derivedSize: hotBytes, coldHash: null });
+  const hot = decodeGroup(r, { writeId, dict, what: 'hot', partOf: hotPartOf, derivedSize: hotBytes, coldHash: null });
   const cold = decodeGroup(r, {
-    ...groupBase,
+    writeId,
+    dict,
     what: 'cold',
     partOf: coldPartOf(coldLayout),
     derivedSize: coldLayout?.shardBytes ?? null,
@@ -486,7 +491,7 @@ function sourceAt(bits: number, what: string): 'policy' | 'request' | undefined 
 
 function isoDate(ms: number, what: string): string {
   if (!Number.isSafeInteger(ms) || Math.abs(ms) > DATE_MS_MAX) throw new ManifestDecodeError(`${what} (${ms} ms) is not a date`);
-  return new Date(ms).toISOString();
+  return isoDateOfMs(ms);
 }
 
 function decodeHotFields(r: ByteReader, dict: ManifestDictionary): { hotFields: string[]; hotPaths: string[] } {

@@ -133,28 +133,49 @@ function exceptionOf(ref: BlobRef, part: string, groupWriteId: string): ((w: Byt
   };
 }
 
+/**
+ * What each field of a group is called in a decode error, built once: the decoder reads them for every field of every
+ * manifest a scan lists, where building the text each time showed in profiles.
+ */
+const DECODE_LABELS = Object.fromEntries(
+  (['hot', 'cold'] as const).map((what) => [
+    what,
+    {
+      refs: `${what} refs`,
+      flags: `the ${what} group flags`,
+      writeId: `the ${what} refs' write id`,
+      nodeNumber: `a ${what} node number`,
+      states: `the ${what} states`,
+      size: `the ${what} size`,
+      checksum: `the ${what} checksum`,
+      exceptions: `the ${what} exception bitmap`,
+    },
+  ]),
+) as Record<'hot' | 'cold', Record<'refs' | 'flags' | 'writeId' | 'nodeNumber' | 'states' | 'size' | 'checksum' | 'exceptions', string>>;
+
 export function decodeGroup(r: ByteReader, ctx: GroupContext): BlobRef[] {
+  const label = DECODE_LABELS[ctx.what];
   // Each ref takes at least its node number's byte.
-  const n = r.count(`${ctx.what} refs`);
+  const n = r.count(label.refs);
   if (n === 0) return [];
-  const flags = r.u8(`the ${ctx.what} group flags`);
+  const flags = r.u8(label.flags);
   const sizeMode = flags & G_SIZE_MASK;
   const checksumMode = (flags >> G_CHECKSUM_SHIFT) & 3;
   if (sizeMode > G_SIZE_DERIVED) throw new ManifestDecodeError(`the ${ctx.what} group's size mode ${sizeMode} is not one this release knows`);
   if (checksumMode > G_CHECKSUM_COLD_HASH) {
     throw new ManifestDecodeError(`the ${ctx.what} group's checksum mode ${checksumMode} is not one this release knows`);
   }
-  const groupWriteId = (flags & G_WRITE_ID) !== 0 ? ulidFromBytes(r.raw(ULID_BYTES, `the ${ctx.what} refs' write id`)) : ctx.writeId;
+  const groupWriteId = (flags & G_WRITE_ID) !== 0 ? ulidFromBytes(r.raw(ULID_BYTES, label.writeId)) : ctx.writeId;
   const nodes: string[] = [];
   for (let i = 0; i < n; i++) {
-    const number = r.varint(`a ${ctx.what} node number`);
+    const number = r.varint(label.nodeNumber);
     const name = ctx.dict.nodeName(number);
     if (name === undefined) throw new ManifestDecodeError(`node number ${number} is not in this store's dictionary (a damaged record or dictionary)`);
     nodes.push(name);
   }
   const states: BlobState[] = new Array<BlobState>(n).fill('ok');
   if ((flags & G_STATES) !== 0) {
-    const packed = r.raw(Math.ceil(n / 4), `the ${ctx.what} states`);
+    const packed = r.raw(Math.ceil(n / 4), label.states);
     for (let i = 0; i < n; i++) states[i] = STATES[(packed[i >> 2]! >> ((i & 3) * 2)) & 3]!;
   }
   let sizes: number[];
@@ -162,10 +183,10 @@ export function decodeGroup(r: ByteReader, ctx: GroupContext): BlobRef[] {
     if (ctx.derivedSize === null) throw new ManifestDecodeError(`the ${ctx.what} sizes are said to be derived, from a cold_layout the record does not have`);
     sizes = new Array<number>(n).fill(ctx.derivedSize);
   } else if (sizeMode === G_SIZE_ONE) {
-    sizes = new Array<number>(n).fill(r.varint(`the ${ctx.what} size`));
+    sizes = new Array<number>(n).fill(r.varint(label.size));
   } else {
     sizes = [];
-    for (let i = 0; i < n; i++) sizes.push(r.varint(`a ${ctx.what} size`));
+    for (let i = 0; i < n; i++) sizes.push(r.varint(label.size));
   }
   const checksumBytes = (flags & G_CHECKSUM_LONG) !== 0 ? LONG_CHECKSUM_BYTES : SHORT_CHECKSUM_BYTES;
   let checksums: string[];
@@ -173,10 +194,10 @@ export function decodeGroup(r: ByteReader, ctx: GroupContext): BlobRef[] {
     if (ctx.coldHash === null) throw new ManifestDecodeError(`the ${ctx.what} checksums are said to be the cold hash, which the record does not have`);
     checksums = new Array<string>(n).fill(ctx.coldHash.slice(0, 2 * checksumBytes));
   } else if (checksumMode === G_CHECKSUM_ONE) {
-    checksums = new Array<string>(n).fill(bytesToLowerHex(r.raw(checksumBytes, `the ${ctx.what} checksum`)));
+    checksums = new Array<string>(n).fill(bytesToLowerHex(r.raw(checksumBytes, label.checksum)));
   } else {
     checksums = [];
-    for (let i = 0; i < n; i++) checksums.push(bytesToLowerHex(r.raw(checksumBytes, `a ${ctx.what} checksum`)));
+    for (let i = 0; i < n; i++) checksums.push(bytesToLowerHex(r.raw(checksumBytes, label.checksum)));
   }
   const refs: BlobRef[] = [];
   for (let i = 0; i < n; i++) {
@@ -184,7 +205,7 @@ export function decodeGroup(r: ByteReader, ctx: GroupContext): BlobRef[] {
     refs.push({ part, node: nodes[i]!, blob: `${groupWriteId}.${part}`, writeId: groupWriteId, size: sizes[i]!, checksum: checksums[i]!, state: states[i]! });
   }
   if ((flags & G_EXCEPTIONS) !== 0) {
-    const bitmap = r.raw(Math.ceil(n / 8), `the ${ctx.what} exception bitmap`);
+    const bitmap = r.raw(Math.ceil(n / 8), label.exceptions);
     for (let i = 0; i < bitmap.length * 8; i++) {
       if ((bitmap[i >> 3]! & (1 << (i & 7))) === 0) continue;
       if (i >= n) throw new ManifestDecodeError(`the ${ctx.what} exception bitmap marks ref ${i} of ${n}`);

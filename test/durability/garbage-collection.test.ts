@@ -4,6 +4,9 @@
  * garbage collection", "Guarantees"). The grace period is made tiny so that every pass is as aggressive as it can be.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ReedSolomonCode } from '../../internal/ec/reed-solomon.js';
+import { Healer, type HealerOptions } from '../../internal/healer/healer.js';
+import { silentLogger } from '../../internal/log/logger.js';
 import { AdvancingClock } from '../helpers/advancing-clock.js';
 import { yieldToEventLoop } from '../helpers/wait.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
@@ -234,3 +237,50 @@ describe('space of deleted keys', () => {
     expect(BigInt(again.version)).toBeGreaterThan(BigInt(deleted.version));
   });
 });
+
+describe('tombstone purge after an audit', () => {
+  let cluster: TestCluster;
+  const clock = new AdvancingClock();
+  beforeAll(async () => {
+    cluster = await startTestCluster({ clock, env: ENV });
+  });
+  afterAll(async () => {
+    await cluster.destroy();
+  });
+
+  it('purges every tombstone past its grace, also when there are more than one audit remembers', async () => {
+    const keys = ['purge/a', 'purge/b', 'purge/c', 'purge/d'];
+    for (const key of keys) {
+      expect((await cluster.write(key, docText(1, 2_000))).status).toBe(200);
+      expect((await cluster.fetch(`/delete/${encodeURIComponent(key)}`, { method: 'DELETE' })).status).toBe(200);
+    }
+    await cluster.gateway.writes.drain();
+    clock.advance(GRACE_MS + 1_000);
+    const healer = new Healer({
+      metadata: cluster.metadata,
+      wal: cluster.wal,
+      pool: cluster.pool,
+      ec: new ReedSolomonCode(),
+      clock,
+      log: silentLogger,
+      options: { ...healerOptionsOf(cluster), tombstonesRememberedMax: 1 },
+    });
+    expect((await healer.runOnce({ forceAudit: true })).leader).toBe(true);
+    for (const key of keys) expect(await cluster.metadata.get(key), `${key}'s tombstone`).toBeNull();
+    for (const key of keys) expect((await cluster.read(key)).status).toBe(404);
+  });
+});
+
+function healerOptionsOf(cluster: TestCluster): HealerOptions {
+  const { config } = cluster;
+  return {
+    holderId: 'healer-purge-test',
+    intervalMs: config.healerIntervalMs,
+    auditIntervalMs: config.auditIntervalMs,
+    leaseMs: config.healerLeaseMs,
+    intentTimeoutMs: config.intentTimeoutMs,
+    gcGraceMs: config.gcGraceMs,
+    tombstoneGraceMs: config.tombstoneGraceMs,
+    nodeTimeoutMs: config.nodeTimeoutMs,
+  };
+}

@@ -19,6 +19,7 @@ import {
   encodeManifestBinary,
   type ManifestDictionary,
 } from '../../internal/manifest/manifest-codec.js';
+import { isoDateOfMs } from '../../internal/manifest/manifest-bytes.js';
 import { STRATEGIES, type BlobRef, type BlobState, type Manifest } from '../../internal/manifest/manifest.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { makeManifest, makeTombstone } from '../helpers/manifest-fixture.js';
@@ -448,6 +449,18 @@ describe('manifest codec: random manifests', () => {
     expect(escaped).toBeLessThan(600);
     // Generous: a few seconds on an idle machine, many times that on a loaded one.
   }, 300_000);
+});
+
+describe('manifest codec: dates', () => {
+  it('formats a date exactly as Date.toISOString does, on any day, in extended years and at the ends of the range', () => {
+    const random = seededRandom(11);
+    const samples = [0, -1, 1, 999, 1000, 86_399_999, 86_400_000, -86_400_000, -86_400_001, 8.64e15, -8.64e15, 253_402_300_799_999, 253_402_300_800_000];
+    for (let i = 0; i < 20_000; i++) samples.push(Math.round((random() * 2 - 1) * 8.64e15));
+    // Runs of nearby times, as a scan meets them, so the kept day is reused and also replaced.
+    let t = Date.parse('2026-12-31T23:59:58.000Z');
+    for (let i = 0; i < 5_000; i++) samples.push((t += Math.floor(random() * 2_000)));
+    for (const ms of samples) expect(isoDateOfMs(ms), String(ms)).toBe(new Date(ms).toISOString());
+  });
 });
 
 describe('manifest codec: damaged records', () => {
