@@ -1,5 +1,6 @@
-# One image for every Strata process; docker-compose.yaml picks the entry point per service with `command`:
-#   docker run ... strata cmd/api/main.ts | cmd/storage-node/main.ts | cmd/healer/main.ts | cmd/all-in-one/main.ts
+# One image for every Strata process, running the compiled JavaScript of dist/; docker-compose.yaml picks the entry
+# point per service with `command`:
+#   docker run ... strata dist/cmd/api/main.js | dist/cmd/storage-node/main.js | dist/cmd/healer/main.js | dist/cmd/all-in-one/main.js
 # Configuration is environment variables only (README.md, "Configuration").
 
 # ---- build: native dependencies need a toolchain that the runtime image does not carry ----------------------------
@@ -10,11 +11,15 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Exactly the lock file, without test tools (tsx, which runs the TypeScript sources, is a runtime dependency).
-RUN npm ci --omit=dev && npm cache clean --force
-COPY tsconfig.json ./
+# Everything in the lock file (the compiler is a development dependency); scripts/build.mjs is what `prepare` runs.
+COPY scripts ./scripts
+RUN npm ci --ignore-scripts && npm rebuild
+COPY tsconfig.json tsconfig.build.json ./
 COPY cmd ./cmd
 COPY internal ./internal
+RUN npm run build \
+ && npm prune --omit=dev \
+ && npm cache clean --force
 
 # ---- runtime ----------------------------------------------------------------------------------------------------
 FROM node:20-bookworm-slim
@@ -29,7 +34,7 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 # 8000: gateway (cmd/api, all-in-one); storage nodes listen on their STRATA_PORT.
 EXPOSE 8000
-# `node --import tsx` rather than `npx tsx`: one process, so SIGTERM from `docker stop` reaches the entry point
-# directly and it shuts down cleanly (internal/cli/run-process.ts), with no npm or tsx wrapper in between.
-ENTRYPOINT ["node", "--import", "tsx"]
-CMD ["cmd/all-in-one/main.ts"]
+# `node` itself rather than `npm start`: one process, so SIGTERM from `docker stop` reaches the entry point directly
+# and it shuts down cleanly (internal/cli/run-process.ts), with no npm wrapper in between.
+ENTRYPOINT ["node"]
+CMD ["dist/cmd/all-in-one/main.js"]

@@ -1,7 +1,17 @@
 #!/usr/bin/env node
-// The `strata` bin: registers tsx's ESM loader (tsx/esm/api, Node >= 20.6) so the TypeScript sources run as they
-// are, without a build step, then runs the CLI.
-import { register } from 'tsx/esm/api';
+// The `strata` bin: runs the compiled CLI (dist/cmd/strata/main.js). In a checkout whose sources changed since the
+// last build it builds first; an installed package runs the dist/ it was shipped with.
+import { existsSync } from 'node:fs';
 
-register();
-await import('./main.ts');
+const sources = new URL('../../scripts/build.mjs', import.meta.url);
+if (existsSync(sources)) {
+  const { BuildError, ensureBuilt } = await import(sources.href);
+  try {
+    ensureBuilt({ ifStale: true, ifPossible: true });
+  } catch (error) {
+    if (!(error instanceof BuildError)) throw error;
+    process.stderr.write(`strata: ${error.message}\n`);
+    process.exit(1);
+  }
+}
+await import('../../dist/cmd/strata/main.js');

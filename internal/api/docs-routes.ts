@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Context } from 'hono';
 import { StrataError } from '../core/errors.js';
+import { packageInfo } from '../core/package-info.js';
 import { checked, createRoute, defineRoute, errorResponses, z, type GatewayApp, type ResponseHeaders } from './route-definition.js';
 
 /** The OpenAPI version of the document (3.1: JSON Schema 2020-12 for bodies, `null` as a type). */
@@ -120,8 +121,7 @@ function sendCached(c: Context, content: Cached, ifNoneMatch: ReadonlySet<string
 
 /** The package's version, for `info.version`. */
 function packageVersion(): string {
-  const file = new URL('../../package.json', import.meta.url);
-  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+  return packageInfo().version;
 }
 
 function swaggerUiDirectory(): string {

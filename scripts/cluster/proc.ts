@@ -9,6 +9,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { packageInfo } from '../../internal/core/package-info.js';
 
 export const PROC_LIMITS = {
   /**
@@ -55,8 +56,15 @@ export interface Proc {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-export const REPO_ROOT = path.resolve(here, '..', '..');
-const EXIT_WITH_PARENT_URL = pathToFileURL(path.join(here, 'exit-with-parent.ts')).href;
+/**
+ * Compiled (this file is dist/scripts/cluster/proc.js, as `npm run cluster` runs it): the processes run dist's
+ * JavaScript too. From the TypeScript sources (the test suites): through tsx's loader.
+ */
+const COMPILED = import.meta.url.endsWith('.js');
+/** The root the entry points are found under: the repository, or its dist/ when compiled. */
+const CODE_ROOT = path.resolve(here, '..', '..');
+const SOURCE_EXTENSION = COMPILED ? '.js' : '.ts';
+const EXIT_WITH_PARENT_URL = pathToFileURL(path.join(here, `exit-with-parent${SOURCE_EXTENSION}`)).href;
 
 // ---- Strata processes ----------------------------------------------------------------------------------------
 
@@ -73,10 +81,11 @@ export interface StrataProcSpec {
 }
 
 const ENTRY_POINT: Record<StrataProcSpec['kind'], string> = {
-  'storage-node': 'cmd/storage-node/main.ts',
-  gateway: 'cmd/api/main.ts',
-  healer: 'cmd/healer/main.ts',
+  'storage-node': `cmd/storage-node/main${SOURCE_EXTENSION}`,
+  gateway: `cmd/api/main${SOURCE_EXTENSION}`,
+  healer: `cmd/healer/main${SOURCE_EXTENSION}`,
 };
+const LOADER_ARGS = COMPILED ? [] : ['--import', 'tsx'];
 
 /** Strata children still running, killed when this process exits so that a finished test run leaves none behind. */
 const liveChildren = new Set<ChildProcess>();
@@ -143,13 +152,13 @@ export class StrataProc implements Proc {
     await mkdir(path.dirname(this.spec.logFile), { recursive: true });
     const log = createWriteStream(this.spec.logFile, { flags: 'a' });
     log.on('error', () => undefined); // a log that cannot be written must not take the cluster down
-    const entry = ENTRY_POINT[this.spec.kind];
-    log.write(`--- ${new Date().toISOString()} starting ${this.name}: node --import tsx ${entry}\n`);
+    const entry = path.join(CODE_ROOT, ENTRY_POINT[this.spec.kind]);
+    log.write(`--- ${new Date().toISOString()} starting ${this.name}: node ${[...LOADER_ARGS, entry].join(' ')}\n`);
     installExitHook();
     // detached: a process group of its own, so that Ctrl-C in a terminal reaches only the cluster script, which
     // stops the processes in order; exit-with-parent.ts covers the script dying without doing so.
-    const child = spawn(process.execPath, ['--import', 'tsx', '--import', EXIT_WITH_PARENT_URL, entry], {
-      cwd: REPO_ROOT,
+    const child = spawn(process.execPath, [...LOADER_ARGS, '--import', EXIT_WITH_PARENT_URL, entry], {
+      cwd: packageInfo().root,
       env: childEnv(this.spec.env),
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,

@@ -58,10 +58,10 @@ function env(service: Service): Record<string, string> {
   return Object.fromEntries(Object.entries(service.environment ?? {}).map(([k, v]) => [k, String(v)]));
 }
 
-/** The Strata entry point a service runs (`cmd/api/main.ts` -> `api`), or null for other images. */
+/** The Strata entry point a service runs (`dist/cmd/api/main.js` -> `api`), or null for other images. */
 function entryPoint(service: Service): string | null {
   const command = Array.isArray(service.command) ? service.command.join(' ') : (service.command ?? '');
-  return /cmd\/([a-z-]+)\/main\.ts/.exec(command)?.[1] ?? null;
+  return /^dist\/cmd\/([a-z-]+)\/main\.js$/.exec(command)?.[1] ?? null;
 }
 
 function servicesRunning(name: string): [string, Service][] {
@@ -139,15 +139,21 @@ describe('docker-compose.yaml', () => {
     for (const service of ['nginx', 'prometheus', 'grafana']) expect(compose.services[service], service).toBeDefined();
   });
 
-  it('runs every Strata service from an entry point that exists, built by the Dockerfile', async () => {
+  it('runs every Strata service from a compiled entry point that exists, built by the Dockerfile', async () => {
     const dockerfile = await read('Dockerfile');
     for (const [name, service] of strataServices()) {
       const entry = entryPoint(service)!;
       await expect(access(path.join(ROOT, 'cmd', entry, 'main.ts')), name).resolves.toBeUndefined();
+      // npm test builds dist/ before the suites run.
+      await expect(access(path.join(ROOT, 'dist', 'cmd', entry, 'main.js')), name).resolves.toBeUndefined();
       expect(service.build, `${name} builds the project's image`).toBeDefined();
     }
     expect(dockerfile).toMatch(/^FROM node:20-bookworm-slim/m);
     expect(dockerfile).toMatch(/npm ci/);
+    expect(dockerfile).toMatch(/npm run build/);
+    expect(dockerfile).toMatch(/npm prune --omit=dev/);
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["node"\]$/m);
+    expect(dockerfile).not.toMatch(/tsx/);
     expect(dockerfile).toMatch(/python3/); // native dependencies are compiled at build time
   });
 

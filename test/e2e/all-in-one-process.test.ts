@@ -1,8 +1,8 @@
 /**
- * The real entry point as a newcomer runs it: `npm start` (cmd/all-in-one) as a child process, a write, Ctrl-C,
- * a second start on the same data directory, and the document is still there.
+ * The real entry point as a newcomer runs it: `npm start` (cmd/all-in-one, compiled to dist/) as a child process, a
+ * write, Ctrl-C, a second start on the same data directory, and the document is still there.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,9 +10,22 @@ import { CONDITION_TIMEOUT_MS } from '../helpers/wait.js';
 import { fetchOnFreshConnection } from '../helpers/fresh-connection.js';
 import { freePort, spawnStrata, stopWith, waitForReady, type StrataChild } from '../helpers/processes.js';
 
-/** Through tsx's CLI, as `npm start` runs it (the CLI relays Ctrl-C to the program). */
+/** As `npm start` runs it: the compiled entry point (dist/), in one process. */
 function allInOne(env: NodeJS.ProcessEnv): StrataChild {
-  return spawnStrata(['cmd/all-in-one/main.ts'], env, 'cli');
+  return spawnStrata(['cmd/all-in-one/main.ts'], env, 'compiled');
+}
+
+/** The command lines of the processes `pid` started (from /proc): tsx would show as an esbuild service child. */
+async function childCommandLines(pid: number): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
+    if (new RegExp(`^PPid:\\s+${pid}$`, 'm').test(status)) {
+      out.push((await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ').trim());
+    }
+  }
+  return out;
 }
 
 async function start(dataDir: string, port: number): Promise<StrataChild> {
@@ -35,6 +48,8 @@ describe('npm start (all-in-one process)', () => {
     expect(first.output()).toContain(`Gateway: http://127.0.0.1:${port}`);
     expect(first.output()).toMatch(/storage node-6: http:\/\/127\.0\.0\.1:\d+/);
     expect(first.output()).toContain('share this disk');
+    // Compiled JavaScript, no TypeScript loader: tsx would show as its esbuild service, a child process.
+    expect(await childCommandLines(first.child.pid!)).toEqual([]);
     const doc = '{"like_count":1,"n":12345678901234567890,"text":"survives"}';
     const put = await fetchOnFreshConnection(`http://127.0.0.1:${port}/write?key=e2e%2Fdoc`, {
       method: 'POST',

@@ -12,12 +12,14 @@ export { freePort } from '../../scripts/infra/process-utils.js';
 export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 
 /**
- * How the TypeScript entry point is loaded. 'loader' (the default): `node --import tsx <entry>`, one process, so a
- * signal sent to the child (a SIGKILL above all) reaches the Strata process itself, e.g. the holder of a data
- * directory's lock. 'cli': tsx's own CLI, which runs the program in a child of its own and relays signals to it,
- * as `npm start` does.
+ * How the entry point is loaded. 'loader' (the default): the TypeScript source through `node --import tsx <entry>`,
+ * one process, so a signal sent to the child (a SIGKILL above all) reaches the Strata process itself, e.g. the
+ * holder of a data directory's lock. 'cli': tsx's own CLI, which runs the program in a child of its own and relays
+ * signals to it. 'compiled': what `npm start` and the operator tools' npm scripts run, `node scripts/run.mjs
+ * <entry>`, the entry point compiled in dist/ (built first when stale), in one process; `args[0]` names the entry
+ * point as its source does (`cmd/all-in-one/main.ts`).
  */
-export type TsxMode = 'loader' | 'cli';
+export type TsxMode = 'loader' | 'cli' | 'compiled';
 
 export interface StrataChild {
   child: ChildProcess;
@@ -27,10 +29,15 @@ export interface StrataChild {
   exited: Promise<number | null>;
 }
 
-/** Starts `node <tsx> ...args` in the repository with exactly `env` as its environment, collecting its output. */
+/** Starts `node <loader> ...args` in the repository with exactly `env` as its environment, collecting its output. */
 export function spawnStrata(args: string[], env: NodeJS.ProcessEnv, tsx: TsxMode = 'loader'): StrataChild {
-  const prefix = tsx === 'loader' ? ['--import', 'tsx'] : [path.join(REPO_ROOT, 'node_modules/tsx/dist/cli.mjs')];
-  const child = spawn(process.execPath, [...prefix, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv =
+    tsx === 'loader'
+      ? ['--import', 'tsx', ...args]
+      : tsx === 'cli'
+        ? [path.join(REPO_ROOT, 'node_modules/tsx/dist/cli.mjs'), ...args]
+        : [path.join(REPO_ROOT, 'scripts/run.mjs'), args[0]!.replace(/\.ts$/, ''), ...args.slice(1)];
+  const child = spawn(process.execPath, argv, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -59,11 +66,12 @@ export async function stopWith(started: StrataChild, signal: NodeJS.Signals): Pr
 }
 
 /**
- * A command run to its end as an operator runs it (`npm run recover:manifests`, `npm run node:accept-empty`):
- * `script` under tsx with PATH, HOME and `env` only; its output is returned to be quoted when it fails.
+ * A command run to its end as an operator runs it (`npm run recover:manifests`, `npm run node:accept-empty`): the
+ * compiled `script`, as those npm scripts run it, with PATH, HOME and `env` only; its output is returned to be
+ * quoted when it fails.
  */
 export async function runScript(script: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const run = spawnStrata([script, ...args], { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', ...env });
+  const run = spawnStrata([script, ...args], { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', ...env }, 'compiled');
   const code = await run.exited;
   return { code, output: run.output() };
 }
