@@ -3,6 +3,15 @@ import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
 import { runCli } from '../../internal/cli/strata-cli.js';
 
+// The reader went away (`strata ls | head`): end quietly, as a command in a pipeline should, rather than with an
+// unhandled EPIPE and a stack trace. Any other output error is a real failure and stays loud.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
+}
+
 process.exitCode = await runCli(process.argv.slice(2), { STRATA_URL: process.env.STRATA_URL, STRATA_API_KEY: process.env.STRATA_API_KEY }, {
   stdout: (s) => void process.stdout.write(s),
   stderr: (s) => void process.stderr.write(s),

@@ -5,6 +5,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { StrataApiError, StrataClient, StrataNetworkError } from '../client/strata-client.js';
+import { packageInfo } from '../core/package-info.js';
 import { COMMANDS, UsageError, type CliIo, type Command } from './commands.js';
 import { EXIT_VERIFY_FAILED } from './verify-command.js';
 
@@ -33,6 +34,7 @@ const GLOBAL_OPTIONS = {
   url: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 function topLevelHelp(): string {
@@ -49,6 +51,7 @@ function topLevelHelp(): string {
     `  --url URL   the gateway (default: $STRATA_URL, else ${DEFAULT_URL})`,
     '  --json      print JSON for scripts instead of the human view',
     '  -h, --help  this help; `strata COMMAND --help` for one command',
+    '  -V, --version  print the CLI\'s version and exit',
     '',
     'Environment: STRATA_URL (gateway), STRATA_API_KEY (sent as a bearer token).',
     '',
@@ -59,6 +62,7 @@ function topLevelHelp(): string {
     '  3  not found: the key has no live version',
     '  4  unavailable: the gateway could not be reached, or answered 503 after retries',
     '  5  verify found keys that are under-protected or unreadable',
+    '  (the reader of the output going away, as with `strata ls | head`, ends the command quietly with 0)',
     '',
     'put, patch and rm send an Idempotency-Key, so they are retried safely after a 503 or a dropped connection.',
     '',
@@ -92,6 +96,10 @@ export async function runCli(argv: readonly string[], env: CliEnv, io: CliIo): P
     return EXIT.OK;
   }
   if (name === undefined) {
+    if (rest.includes('--version') || rest.includes('-V')) {
+      io.stdout(`strata ${packageInfo().version}\n`);
+      return EXIT.OK;
+    }
     if (rest.includes('--help') || rest.includes('-h')) {
       io.stdout(topLevelHelp());
       return EXIT.OK;
@@ -119,6 +127,10 @@ export async function runCli(argv: readonly string[], env: CliEnv, io: CliIo): P
   }
   if (values.help) {
     io.stdout(commandHelp(command));
+    return EXIT.OK;
+  }
+  if (values.version) {
+    io.stdout(`strata ${packageInfo().version}\n`);
     return EXIT.OK;
   }
   if (positionals.length < command.positionalsMin) return usageError(io, command, 'missing argument');

@@ -191,6 +191,25 @@ describe('strata CLI', () => {
     expect(run.stderr).toContain('cannot reach the gateway');
   });
 
+  it('prints its version, the package\'s, with --version anywhere on the line', async () => {
+    const version = (JSON.parse(await readFile(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
+    for (const args of [['--version'], ['-V'], ['get', '--version']]) {
+      const run = await strataInProcess(args, cluster.url);
+      expect(run, args.join(' ')).toMatchObject({ code: 0, stdout: `strata ${version}\n`, stderr: '' });
+    }
+  });
+
+  it('ends quietly with 0 when the reader of its output goes away (strata get | head)', async () => {
+    const key = 'cli/epipe';
+    await seed(key, JSON.stringify({ body: 'x'.repeat(1_000_000) }));
+    const child = spawn(process.execPath, [BIN, 'get', key], { env: { ...process.env, STRATA_URL: cluster.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy(); // the reader is gone before the document is written
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+  });
+
   it('prints help for every command and a top-level help with the exit codes', async () => {
     const top = await strata(['--help']);
     expect(top.code).toBe(0);
