@@ -4,7 +4,7 @@
 # Configuration is environment variables only (README.md, "Configuration").
 
 # ---- build: native dependencies need a toolchain that the runtime image does not carry ----------------------------
-FROM node:20-bookworm-slim AS build
+FROM node:26-bookworm-slim AS build
 # better-sqlite3 compiles SQLite when no prebuilt binary matches; @ronomon/reed-solomon always compiles (node-gyp).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -22,7 +22,7 @@ RUN npm run build \
  && npm cache clean --force
 
 # ---- runtime ----------------------------------------------------------------------------------------------------
-FROM node:20-bookworm-slim
+FROM node:26-bookworm-slim
 ENV NODE_ENV=production \
     STRATA_HOST=0.0.0.0 \
     STRATA_DATA_DIR=/data

@@ -148,7 +148,7 @@ describe('docker-compose.yaml', () => {
       await expect(access(path.join(ROOT, 'dist', 'cmd', entry, 'main.js')), name).resolves.toBeUndefined();
       expect(service.build, `${name} builds the project's image`).toBeDefined();
     }
-    expect(dockerfile).toMatch(/^FROM node:20-bookworm-slim/m);
+    expect(dockerfile).toMatch(/^FROM node:26-bookworm-slim/m); // the newest LTS line, the one the whole suite runs on
     expect(dockerfile).toMatch(/npm ci/);
     expect(dockerfile).toMatch(/npm run build/);
     expect(dockerfile).toMatch(/npm prune --omit=dev/);
