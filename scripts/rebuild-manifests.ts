@@ -9,6 +9,7 @@
  * cluster token from STRATA_CLUSTER_TOKEN. With the embedded store it takes the data directory's lock
  * (internal/datadir/dir-lock.ts) and refuses, exit status 1, while an all-in-one holds it.
  */
+import { parseArgs } from 'node:util';
 import { loadConfig, type StrataConfig } from '../internal/config/config.js';
 import { systemClock } from '../internal/core/clock.js';
 import { DirLock } from '../internal/datadir/dir-lock.js';
@@ -19,17 +20,38 @@ import { rebuildManifests } from '../internal/recovery/rebuild-manifests.js';
 import { openMetadata } from '../internal/wiring/backends.js';
 import { loadTls, nodeClientTls } from '../internal/wiring/tls.js';
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
+const USAGE = `Usage: npm run recover:manifests -- [--data-dir DIR] [--nodes id=url,...]
+
+Rebuilds every manifest from the storage nodes' blobs after the metadata store was lost. Stop every gateway and
+healer first, and start them again afterwards.
+
+  --data-dir DIR        the data directory of the embedded metadata store (default: $STRATA_DATA_DIR, else ./data)
+  --nodes id=url,...    the storage nodes (default: $STRATA_NODES)
+  -h, --help            this help
+
+Environment: STRATA_CLUSTER_TOKEN (required: the nodes' token), STRATA_ETCD_ENDPOINTS (rebuild into etcd instead of
+the embedded store), and the STRATA_* TLS settings of the nodes.
+Exit status: 0 every manifest rebuilt; 1 the rebuild could not run; 2 some documents could not be recovered.
+`;
 
 async function main(): Promise<void> {
+  let values: { 'data-dir'?: string; nodes?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: process.argv.slice(2),
+      options: { 'data-dir': { type: 'string' }, nodes: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    }));
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n${USAGE}`);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
   const env: Record<string, string | undefined> = { ...process.env };
-  const dataDir = arg('--data-dir');
-  if (dataDir) env['STRATA_DATA_DIR'] = dataDir;
-  const nodes = arg('--nodes');
-  if (nodes) env['STRATA_NODES'] = nodes;
+  if (values['data-dir']) env['STRATA_DATA_DIR'] = values['data-dir'];
+  if (values.nodes) env['STRATA_NODES'] = values.nodes;
   const config = loadConfig(env as Record<string, string>);
   if (config.nodes.length === 0) throw new Error('no storage nodes: pass --nodes id=url,... or set STRATA_NODES');
   if (!config.clusterToken) throw new Error('STRATA_CLUSTER_TOKEN is required to call the storage nodes');

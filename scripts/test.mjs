@@ -24,7 +24,8 @@ const UNIT_SUITES = [
   'test/placement/',
   'test/metadata/sqlite',
   'test/upgrade/',
-  'test/packaging/',
+  'test/packaging/build',
+  'test/packaging/node-runtime',
 ];
 
 const requireHere = createRequire(path.join(ROOT, 'package.json'));
