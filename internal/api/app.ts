@@ -9,7 +9,7 @@ import { installBodyBudget } from './body-budget.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerPolicyRoutes } from './policy-routes.js';
 import { registerDocsRoutes } from './docs-routes.js';
-import { documentPlainRoutes } from './plain-route-docs.js';
+import { checkRequestOf, documentPlainRoutes, guardPlainRoutes, metricsRoute, requestStatsRoute } from './plain-route-docs.js';
 import { registerDocumentRoutes } from './document-routes.js';
 import { errorBody, errorResponse } from './errors.js';
 import type { GatewayDeps } from './gateway-deps.js';
@@ -53,13 +53,15 @@ export function createGatewayApp(
     getPath: (request, options) => getPath({ url: `http://gateway${rawRequestPath(request.url, options?.env)}` } as Request),
   });
   // First of all: request ids, request logs and metrics wrap every other middleware; /metrics needs no API key.
-  if (extras.observability) instrumentGatewayApp(app, deps.log, extras.observability);
-  installRequestStats(app, deps.clock);
+  if (extras.observability) instrumentGatewayApp(app, deps.log, extras.observability, checkRequestOf(metricsRoute));
+  installRequestStats(app, deps.clock, checkRequestOf(requestStatsRoute));
   // The console's static assets hold no data: registered before access control, they load without an API key.
   registerConsoleRoutes(app);
   // Before any route: API keys, rate limits and the in-flight bound apply to every route but /health*.
   installAccessControl(app, { settings: deps.config, clock: deps.clock });
   installBodyBudget(app, deps.bodies);
+  // Every route takes exactly the query parameters it documents: the plain routes' check comes before them.
+  guardPlainRoutes(app);
   registerDocumentRoutes(app, deps);
   registerOpsRoutes(app, deps, extras);
   registerAdminRoutes(app, deps);

@@ -2,7 +2,7 @@
  * The document routes of api.md: /write, /read, /patch, /delete, /stat, /list. Each is a route definition
  * (route-definition.ts) that checks its parameters and documents the operation in GET /openapi.json.
  */
-import { ttlOption } from './ttl.js';
+import { TTL_HEADER, TTL_MS_MAX, parseTtl, ttlOption } from './ttl.js';
 import type { Context } from 'hono';
 import { StrataError } from '../core/errors.js';
 import { LIMITS } from '../core/limits.js';
@@ -180,6 +180,14 @@ const writeErrors = ['INVALID_KEY', 'INVALID_REQUEST', 'INVALID_HEADER', 'IDEMPO
   'UNSUPPORTED_MEDIA_TYPE', 'INVALID_JSON', 'DOCUMENT_TOO_DEEP', 'TOO_MANY_FIELDS', 'IDEMPOTENCY_KEY_REUSED', 'INSUFFICIENT_NODES',
   'METADATA_UNAVAILABLE', 'WAL_UNAVAILABLE', 'WRITE_ABORTED', 'COMMIT_UNKNOWN', 'OVERLOADED', 'DISK_FULL'] as const;
 
+const TtlQuery = checked(parseTtl).openapi({
+  type: 'integer',
+  minimum: 1,
+  maximum: TTL_MS_MAX,
+  description: `time to live in milliseconds: the document reads as absent once it has passed (wins over ${TTL_HEADER})`,
+});
+const TtlHeader = checked(parseTtl).openapi({ type: 'integer', minimum: 1, maximum: TTL_MS_MAX, description: 'as `ttl_ms`' });
+
 const tags = ['documents'];
 
 export const writeRoute = createRoute({
@@ -188,13 +196,18 @@ export const writeRoute = createRoute({
   tags,
   summary: 'Store a JSON object under a key',
   request: {
-    query: z.object({ key: KeyQuery, strategy: StrategyQuery, hot_fields: HotFieldsQuery }),
-    headers: z.object({ 'If-Match': IfMatchHeader, 'If-None-Match': IfNoneMatchWriteHeader, 'Idempotency-Key': IdempotencyKeyHeader }),
+    query: z.object({ key: KeyQuery, strategy: StrategyQuery, hot_fields: HotFieldsQuery, ttl_ms: TtlQuery }),
+    headers: z.object({
+      'If-Match': IfMatchHeader,
+      'If-None-Match': IfNoneMatchWriteHeader,
+      'Idempotency-Key': IdempotencyKeyHeader,
+      [TTL_HEADER]: TtlHeader,
+    }),
     body: { required: true, content: { [JSON_TYPE]: { schema: documentSchema } } },
   },
   responses: {
     200: jsonResponse('Stored: acknowledged once a quorum of replicas and shards is durable and the manifest committed', WriteResultSchema, versionHeaders),
-    ...errorResponses(...writeErrors, 'NOT_AN_OBJECT', 'INVALID_STRATEGY', 'INVALID_HOT_FIELDS', 'ALREADY_EXISTS'),
+    ...errorResponses(...writeErrors, 'NOT_AN_OBJECT', 'INVALID_STRATEGY', 'INVALID_HOT_FIELDS', 'ALREADY_EXISTS', 'INVALID_TTL'),
   },
 });
 
@@ -226,7 +239,8 @@ export const patchRoute = createRoute({
   summary: 'Apply a JSON Patch or a JSON Merge Patch',
   request: {
     params: z.object({ key: KeyPath }),
-    headers: z.object({ 'If-Match': IfMatchHeader, 'Idempotency-Key': IdempotencyKeyHeader }),
+    query: z.object({ ttl_ms: TtlQuery }),
+    headers: z.object({ 'If-Match': IfMatchHeader, 'Idempotency-Key': IdempotencyKeyHeader, [TTL_HEADER]: TtlHeader }),
     body: {
       required: true,
       description: 'application/json takes an array (JSON Patch) or an object (Merge Patch)',
@@ -240,7 +254,7 @@ export const patchRoute = createRoute({
   },
   responses: {
     200: jsonResponse('Patched', WriteResultSchema, versionHeaders),
-    ...errorResponses(...writeErrors, 'NOT_FOUND', 'PATCH_FAILED'),
+    ...errorResponses(...writeErrors, 'NOT_FOUND', 'PATCH_FAILED', 'INVALID_TTL'),
   },
 });
 
@@ -293,7 +307,7 @@ export function registerDocumentRoutes(app: GatewayApp, deps: GatewayDeps): void
     const { key, strategy } = query;
     const hotFields = query.hot_fields?.paths;
     const preconditions = { ifMatch: headers['If-Match'], ifNoneMatch: headers['If-None-Match'] };
-    const ttl = ttlOption(c);
+    const ttl = ttlOption(query.ttl_ms, headers[TTL_HEADER]);
     const body = await readBody(c, config.bodyBytesMax, deps.bodies);
     const identity = { method: 'write', key, body, extra: `${strategy ?? ''}\n${query.hot_fields?.raw ?? ''}` };
     return withIdempotency(c, deps, identity, (result) => writeResponse(key, result, started), async (idempotency) => {
@@ -311,11 +325,11 @@ export function registerDocumentRoutes(app: GatewayApp, deps: GatewayDeps): void
     });
   });
 
-  defineRoute(app, patchRoute, async (c, { params, headers, mediaType: type }) => {
+  defineRoute(app, patchRoute, async (c, { params, query, headers, mediaType: type }) => {
     const started = performance.now();
     const { key } = params;
     const preconditions = { ifMatch: headers['If-Match'] };
-    const ttl = ttlOption(c);
+    const ttl = ttlOption(query.ttl_ms, headers[TTL_HEADER]);
     const body = await readBody(c, config.bodyBytesMax, deps.bodies);
     return withIdempotency(c, deps, { method: 'patch', key, body, extra: type ?? '' }, (result) => writeResponse(key, result, started), async (idempotency) => {
       const patch = parseJson(body, { ...parseLimits, what: 'patch' });

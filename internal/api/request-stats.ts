@@ -3,7 +3,7 @@
  * class and a ring of per-second counts over the last REQUEST_STATS_LIMITS.windowSec seconds. It is a middleware
  * over every route, and it does not depend on the Prometheus metrics (which carry the full picture).
  */
-import type { Env, Hono } from 'hono';
+import type { Context, Env, Hono } from 'hono';
 import type { Clock } from '../core/clock.js';
 import { rawRequestPath } from './request.js';
 
@@ -15,7 +15,8 @@ export const REQUEST_STATS_LIMITS = {
 /** The console's own assets and this route would only count the console watching itself. */
 const UNCOUNTED = /^\/(request_stats$|console\/|$)/;
 
-export function installRequestStats<E extends Env>(app: Hono<E>, clock: Clock): void {
+/** `checkRequest` runs before GET /request_stats answers; what it throws is the answer. */
+export function installRequestStats<E extends Env>(app: Hono<E>, clock: Clock, checkRequest: (c: Context<E>) => void = () => undefined): void {
   const startedMs = clock.nowMs();
   const byClass = { '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 };
   let total = 0;
@@ -42,6 +43,7 @@ export function installRequestStats<E extends Env>(app: Hono<E>, clock: Clock): 
   });
 
   app.get('/request_stats', (c) => {
+    checkRequest(c);
     const nowSec = Math.floor(clock.nowMs() / 1000);
     advance(nowSec);
     // Oldest first, ending with the current (partial) second.

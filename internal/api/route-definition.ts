@@ -90,7 +90,7 @@ export function defineRoute<R extends RouteConfig>(
   route: R,
   handler: (c: Context, input: RouteInput<R>) => Response | Promise<Response>,
 ): void {
-  app.openAPIRegistry.registerPath(route);
+  app.openAPIRegistry.registerPath(withUnknownParameter(route));
   const keyPrefix = route.path.endsWith(`/{${KEY_PARAMETER}}`) ? route.path.slice(0, -`{${KEY_PARAMETER}}`.length) : null;
   const honoPath = keyPrefix !== null ? `${keyPrefix}*` : route.path.replace(/\{([^}]+)\}/g, ':$1');
   const params = fieldsOf(route.request?.params);
@@ -98,7 +98,10 @@ export function defineRoute<R extends RouteConfig>(
   const headers = fieldsOf(route.request?.headers);
   const mediaTypes = route.request?.body ? Object.keys(route.request.body.content) : null;
 
+  const accepted = acceptedParameters(route);
   app.on(route.method.toUpperCase(), honoPath, (c) => {
+    const values = c.req.url.includes('?') ? rawQuery(c) : NO_QUERY;
+    refuseUnknown(values, accepted, route);
     const input = { params: {}, query: {}, headers: {}, mediaType: null } as {
       params: Record<string, unknown>;
       query: Record<string, unknown>;
@@ -121,7 +124,6 @@ export function defineRoute<R extends RouteConfig>(
       input.params[name] = check(schema, raw, 'INVALID_REQUEST', `path parameter ${name}`);
     }
     if (query.length > 0) {
-      const values = rawQuery(c);
       for (const [name, schema] of query) {
         const raw = values.get(name);
         const value = raw === undefined || RAW_QUERY_PARAMETERS.has(name)
@@ -138,12 +140,54 @@ export function defineRoute<R extends RouteConfig>(
   });
 }
 
+const NO_QUERY: ReadonlyMap<string, string> = new Map();
+
+/** `route` as documented: every route can answer 400 UNKNOWN_PARAMETER, beside the codes its definition lists. */
+function withUnknownParameter(route: RouteConfig): RouteConfig {
+  const existing = route.responses[400] as ResponseConfig | undefined;
+  const codes = existing === undefined ? [] : errorCodesOf(existing);
+  return { ...route, responses: { ...route.responses, 400: errorResponses(...codes, 'UNKNOWN_PARAMETER')[400]! } };
+}
+
+/** The codes an errorResponses() entry names. */
+function errorCodesOf(response: ResponseConfig): ErrorCode[] {
+  const media = response.content?.['application/json'];
+  const schema = media !== undefined && 'schema' in media ? media.schema : undefined;
+  const code = schema instanceof z.ZodObject ? (schema.shape as { error?: z.ZodObject }).error?.shape.code : undefined;
+  if (!(code instanceof z.ZodEnum)) throw new Error('a 400 response must be made by errorResponses()');
+  return code.options as ErrorCode[];
+}
+
+/** The query parameters `route` declares, in its order. */
+function acceptedParameters(route: RouteConfig): readonly string[] {
+  return fieldsOf(route.request?.query).map(([name]) => name);
+}
+
+function refuseUnknown(values: ReadonlyMap<string, string>, accepted: readonly string[], route: RouteConfig): void {
+  for (const name of values.keys()) {
+    if (accepted.includes(name)) continue;
+    const takes = accepted.length === 0 ? 'takes no query parameters' : `takes ${accepted.join(', ')}`;
+    throw new StrataError(
+      'UNKNOWN_PARAMETER',
+      `unknown query parameter ${JSON.stringify(name.slice(0, 64))}: ${route.method.toUpperCase()} ${route.path} ${takes}; nothing was done`,
+    );
+  }
+}
+
+/**
+ * For the plain routes (documentRoute): refuses a query parameter `route` does not declare, as defineRoute does for
+ * its own, so that every route accepts exactly what GET /openapi.json says.
+ */
+export function refuseUnknownParameters(c: Context, route: RouteConfig): void {
+  if (c.req.url.includes('?')) refuseUnknown(rawQuery(c), acceptedParameters(route), route);
+}
+
 /**
  * Documents a route whose handler is registered elsewhere as a plain hono handler (its checks live in that
  * handler). The document then covers every route the gateway serves.
  */
 export function documentRoute(app: GatewayApp, route: RouteConfig): void {
-  app.openAPIRegistry.registerPath(route);
+  app.openAPIRegistry.registerPath(withUnknownParameter(route));
 }
 
 function check(schema: z.ZodType, value: string | undefined, fallbackCode: ErrorCode, what: string): unknown {

@@ -12,6 +12,8 @@ export const ERROR_STATUS = {
   INVALID_CURSOR: 400,
   INVALID_FIELDS: 400,
   INVALID_HEADER: 400,
+  // A query parameter the route does not take (a misspelling would otherwise be ignored and the request applied).
+  UNKNOWN_PARAMETER: 400,
   // /policy/:prefix and ?ttl_ms= (tiering): a prefix the prefix rule cannot produce, a malformed time to live.
   INVALID_PREFIX: 400,
   INVALID_TTL: 400,

@@ -96,7 +96,13 @@ export interface GatewayObservability {
  * Registers the gateway's request middleware and `GET /metrics` on `app`. Call it before any route, so that the
  * middleware wraps every request (404s and 405s included).
  */
-export function instrumentGatewayApp(app: Hono, log: Logger, observability: GatewayObservability): void {
+export function instrumentGatewayApp(
+  app: Hono,
+  log: Logger,
+  observability: GatewayObservability,
+  /** Runs before `GET /metrics` answers; what it throws is the answer (the API's check of query parameters). */
+  checkMetricsRequest: (c: Context) => void = () => undefined,
+): void {
   const { http, context, registry } = observability;
   app.use('*', async (c, next) => {
     const startedNs = process.hrtime.bigint();
@@ -127,6 +133,7 @@ export function instrumentGatewayApp(app: Hono, log: Logger, observability: Gate
     }
   });
   app.get(METRICS_PATH, async (c) => {
+    checkMetricsRequest(c);
     const { body, contentType } = await renderMetrics(registry);
     return c.body(body, 200, { 'content-type': contentType });
   });

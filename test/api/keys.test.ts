@@ -173,10 +173,13 @@ describe('keys', () => {
 
     it('refuses a missing or empty key on /write', async () => {
       const before = await allKeys();
-      for (const path of ['/write', '/write?key=', '/write?key', '/write?strategy=ec', '/write?Key=a']) {
+      for (const path of ['/write', '/write?key=', '/write?key', '/write?strategy=ec']) {
         const res = await api.fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' });
         await expectError(res, 400, 'INVALID_KEY');
       }
+      // Parameter names are case-sensitive: `Key` is not `key`, and an unknown parameter is refused by name.
+      const misspelt = await api.fetch('/write?Key=a', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' });
+      await expectError(misspelt, 400, 'UNKNOWN_PARAMETER');
       expect(await allKeys()).toEqual(before);
     });
 

@@ -26,7 +26,7 @@ const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', i
  * tiering policy routes (internal/api/policy-routes.ts, plain hono for now, documented in docs/api.md "Tiering
  * policy") until they are converted to route definitions.
  */
-const UNDOCUMENTED_ROUTES = /^GET \/(console(\/.*)?)?$|^(GET|PUT) \/policy(\/\*)?$/;
+const UNDOCUMENTED_ROUTES = /^GET \/(console(\/.*)?)?$/;
 
 interface Targets {
   api: ApiClient;
@@ -77,7 +77,40 @@ async function withFullDisk(faults: Faults, send: () => Promise<Response>): Prom
 }
 
 /** The request producing each documented status, in the order they run (faults last, as they change the cluster). */
+/** A path of each documented route with its parameters filled in, for the unknown-parameter recipes below. */
+const SAMPLE_PATH_PARAMETERS: Record<string, string> = { key: 'oa%2Fdoc', prefix: 'oa%2F', id: 'node-1', asset: 'swagger-ui.css' };
+
+/**
+ * Every route answers a query parameter it does not declare with 400 UNKNOWN_PARAMETER, before looking at anything
+ * else: a recipe for each documented `400` that has no recipe of its own above.
+ */
+function unknownParameterRecipe(method: string, path: string): Recipe {
+  const url = path.replace(/\{([^}]+)\}/g, (_m, name: string) => SAMPLE_PATH_PARAMETERS[name] ?? name);
+  return { run: ({ api }) => api.fetch(`${url}?stratgy=ec`, { method }) };
+}
+
+/** Operations whose only 400 is an unknown query parameter (the others have recipes of their own). */
+const UNKNOWN_PARAMETER_ONLY: readonly string[] = [
+  'GET /health',
+  'GET /health/live',
+  'GET /health/ready',
+  'GET /cluster',
+  'GET /node_status',
+  'GET /admin/nodes',
+  'POST /admin/nodes/{id}/drain',
+  'POST /admin/nodes/{id}/activate',
+  'DELETE /admin/nodes/{id}',
+  'GET /admin/format-version',
+  'GET /openapi.json',
+  'GET /docs',
+  'GET /docs/{asset}',
+  'GET /request_stats',
+  'GET /metrics',
+  'GET /policy',
+];
+
 const RECIPES: Record<string, Recipe> = {
+  ...Object.fromEntries(UNKNOWN_PARAMETER_ONLY.map((id) => [`${id} 400`, unknownParameterRecipe(...(id.split(' ') as [string, string]))])),
   'POST /write 200': { run: ({ api }) => api.write('oa/write', { like_count: 1, text: 'hello' }) },
   'POST /write 400': { run: ({ api }) => api.fetch('/write?key=', { method: 'POST', headers: json, body: '{}' }) },
   'POST /write 412': { run: ({ api }) => api.write('oa/doc', { a: 1 }, '', { 'if-none-match': '*' }) },
@@ -156,6 +189,14 @@ const RECIPES: Record<string, Recipe> = {
   'GET /healer 400': { run: ({ api }) => api.fetch('/healer?limit=0') },
   'GET /request_stats 200': { run: ({ api }) => api.fetch('/request_stats') },
   'GET /metrics 200': { run: ({ api }) => api.fetch('/metrics') },
+  'GET /policy 200': { run: ({ api }) => api.fetch('/policy') },
+  'GET /policy/{prefix} 200': { run: ({ api }) => api.fetch('/policy/oa%2F') },
+  'GET /policy/{prefix} 400': { run: ({ api }) => api.fetch('/policy/oa') },
+  'PUT /policy/{prefix} 200': { run: ({ api }) => api.fetch('/policy/oa%2F', { method: 'PUT', headers: json, body: '{"pins":["a"]}' }) },
+  'PUT /policy/{prefix} 400': { run: ({ api }) => api.fetch('/policy/oa', { method: 'PUT', headers: json, body: '{"pins":["a"]}' }) },
+  'PUT /policy/{prefix} 413': { run: ({ api }) => api.fetch('/policy/oa%2F', { method: 'PUT', headers: json, body: `{"pad":"${'x'.repeat(70_000)}"}` }) },
+  'PUT /policy/{prefix} 415': { run: ({ api }) => api.fetch('/policy/oa%2F', { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: '{}' }) },
+  'PUT /policy/{prefix} 422': { run: ({ api }) => api.fetch('/policy/oa%2F', { method: 'PUT', headers: json, body: '{"bogus":1}' }) },
 
   // ---- faults: an in-process cluster with write hooks ----
   'POST /write 409': {
@@ -296,6 +337,12 @@ const RECIPES: Record<string, Recipe> = {
   'GET /storage_usage 503': { faults: true, run: ({ faults: f }) => f!.api.fetch('/storage_usage', { allow5xx: true }) },
   'GET /watch 503': { faults: true, run: ({ faults: f }) => f!.api.fetch('/watch', { allow5xx: true }) },
   'GET /healer 503': { faults: true, run: ({ faults: f }) => f!.api.fetch('/healer', { allow5xx: true }) },
+  'GET /policy 503': { faults: true, run: ({ faults: f }) => f!.api.fetch('/policy', { allow5xx: true }) },
+  'GET /policy/{prefix} 503': { faults: true, run: ({ faults: f }) => f!.api.fetch('/policy/oa%2F', { allow5xx: true }) },
+  'PUT /policy/{prefix} 503': {
+    faults: true,
+    run: ({ faults: f }) => f!.api.fetch('/policy/oa%2F', { method: 'PUT', headers: json, body: '{"pins":["a"]}', allow5xx: true }),
+  },
   'GET /admin/nodes 503': { faults: true, run: ({ faults: f }) => f!.api.fetch('/admin/nodes', { allow5xx: true }) },
   'GET /admin/format-version 503': { faults: true, run: ({ faults: f }) => f!.api.fetch('/admin/format-version', { allow5xx: true }) },
   'POST /admin/format-version 503': {
@@ -413,12 +460,26 @@ describe('the OpenAPI document', () => {
     const served = new Set(
       internals.gateway.app.routes
         .filter((r) => r.method !== 'ALL')
-        .map((r) => `${r.method} ${r.path.replace(/^\/(read|patch|delete|stat)\/\*$/, '/$1/{key}').replace(/:([^/]+)/g, '{$1}')}`)
+        .map((r) => `${r.method} ${r.path.replace(/^\/(read|patch|delete|stat)\/\*$/, '/$1/{key}').replace(/^\/policy\/\*$/, '/policy/{prefix}').replace(/:([^/]+)/g, '{$1}')}`)
         .filter((id) => !UNDOCUMENTED_ROUTES.test(id)),
     );
     const documented = new Set(operationsOf(spec).map((o) => o.id));
     expect([...served].filter((id) => !documented.has(id)), 'served but not documented').toEqual([]);
     expect([...documented].filter((id) => !served.has(id)), 'documented but not served').toEqual([]);
+  });
+
+  it('answers a query parameter an operation does not declare with 400 UNKNOWN_PARAMETER naming it and the accepted ones', async () => {
+    for (const { id } of operationsOf(spec)) {
+      const [method, path] = id.split(' ') as [string, string];
+      const res = await unknownParameterRecipe(method, path).run({ api, faults });
+      const body = await bodyOf(res);
+      expect(res.status, `${id}: ${body.slice(0, 200)}`).toBe(400);
+      const { error } = JSON.parse(body) as { error: { code: string; message: string } };
+      expect(error.code, id).toBe('UNKNOWN_PARAMETER');
+      expect(error.message, id).toContain('"stratgy"');
+      const declared = (spec.paths[path]![method.toLowerCase()]!.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+      for (const name of declared) expect(error.message, id).toContain(name);
+    }
   });
 
   it('has a recipe below for every documented status, and documents every status a recipe produces', () => {
