@@ -75,7 +75,8 @@ export function createGatewayApp(
   app.notFound((c) => {
     const path = c.req.path;
     for (const [pattern, methods] of ROUTE_METHODS) {
-      if (pattern.test(path)) {
+      // A method the path's route takes that still found nothing (`GET /console/nothing`) is a path no route serves.
+      if (pattern.test(path) && !methods.split(', ').includes(c.req.method)) {
         c.header('Allow', methods);
         return c.json(errorBody('METHOD_NOT_ALLOWED', `${c.req.method} is not allowed on ${path.split('/').slice(0, 2).join('/')}; use ${methods}`), 405);
       }
@@ -83,7 +84,7 @@ export function createGatewayApp(
     if (/^\/(read|patch|delete|stat)\/?$/.test(path)) {
       return c.json(errorBody('INVALID_KEY', `a key is required: ${path.replace(/\/$/, '')}/<url-encoded key>`), 400);
     }
-    return c.json(errorBody('ROUTE_NOT_FOUND', `no route ${c.req.method} ${path}; see the API in the README`), 404);
+    return c.json(errorBody('ROUTE_NOT_FOUND', `no route ${c.req.method} ${path}; the API is at /docs (and docs/api.md)`), 404);
   });
 
   app.onError((error, c) => errorResponse(c, error, deps.log));

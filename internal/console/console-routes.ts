@@ -56,5 +56,6 @@ export function registerConsoleRoutes<E extends Env>(app: Hono<E>): void {
   };
   app.get('/', serve('index.html'));
   app.get('/console', (c) => c.redirect('/', 301));
+  app.get('/console/', (c) => c.redirect('/', 301));
   for (const name of Object.keys(ASSETS)) app.get(`/console/${name}`, serve(name));
 }

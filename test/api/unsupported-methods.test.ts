@@ -71,6 +71,18 @@ describe('methods no route takes', () => {
     });
   }
 
+  it('answers a method the path takes with 404 ROUTE_NOT_FOUND when nothing is there, not with 405', async () => {
+    const missing = await cluster.fetch('/console/no-such-asset.js');
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe('ROUTE_NOT_FOUND');
+    const wrongMethod = await cluster.fetch('/console/app.js', { method: 'POST' });
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get('allow')).toBe('GET, HEAD');
+    const console = await cluster.fetch('/console/', { redirect: 'manual' });
+    expect(console.status).toBe(301);
+    expect(console.headers.get('location')).toBe('/');
+  });
+
   it('still answers garbage that is no request line with 400 INVALID_REQUEST', async () => {
     const answer = await exchange(cluster.url, '\x16\x03\x01 not http\r\n\r\n');
     expect(answer.status).toBe(400);
