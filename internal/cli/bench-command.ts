@@ -3,8 +3,9 @@
  * `npm run bench` (internal/loadgen), printed as a table or as JSON. The full benchmarks, with the deployment
  * started and nodes stopped for the degraded and heal scenarios, are `npm run bench`.
  */
-import { keyGroup, preloadGroup, runLoad, type LoadResult } from '../loadgen/node-loadgen.js';
+import type { LoadResult } from '../loadgen/node-loadgen.js';
 import type { ScenarioName, StrategyName } from '../loadgen/workloads.js';
+import type { StrataClient } from '../client/strata-client.js';
 import { UsageError, type Command } from './commands.js';
 import { formatTable } from './format.js';
 
@@ -52,15 +53,23 @@ export const benchCommand: Command = {
     const base = { doc: 'small' as const, keys, iotKeys: keys, ycsbKeys: Math.max(2, keys), prefix: `bench/cli-${Date.now()}`, seed: 'strata-cli' };
     // An unreachable or unready gateway fails here with the CLI's usual exit codes, not as a table of errors.
     await client.health();
+    // Loaded here, not at the top: its HTTP pool (undici) takes longer to import than any other command takes to run.
+    const { keyGroup, preloadGroup, runLoad } = await import('../loadgen/node-loadgen.js');
     const results: (LoadResult & { scenario: string })[] = [];
     const preloaded = new Set<string>();
-    for (const s of chosen) {
-      const group = keyGroup({ ...base, scenario: s.scenario, strategy: s.strategy });
-      if (group && !preloaded.has(group.group)) {
-        await preloadGroup(client.baseUrl, group, base.prefix);
-        preloaded.add(group.group);
+    try {
+      for (const s of chosen) {
+        const group = keyGroup({ ...base, scenario: s.scenario, strategy: s.strategy });
+        if (group && !preloaded.has(group.group)) {
+          await preloadGroup(client.baseUrl, group, base.prefix);
+          preloaded.add(group.group);
+        }
+        results.push({ scenario: s.name, ...(await runLoad({ ...base, scenario: s.scenario, strategy: s.strategy, url: client.baseUrl, vus, durationMs })) });
       }
-      results.push({ scenario: s.name, ...(await runLoad({ ...base, scenario: s.scenario, strategy: s.strategy, url: client.baseUrl, vus, durationMs })) });
+    } finally {
+      // The load's documents are the bench's own (a prefix of their own): nothing of them stays behind.
+      const removed = await removeUnder(client, base.prefix);
+      io.stderr(`strata bench: removed the ${removed} documents it wrote (under ${base.prefix}/)\n`);
     }
     if (json) {
       io.stdout(`${JSON.stringify({ url: client.baseUrl, vus, duration_s: durationMs / 1000, keys, results }, null, 2)}\n`);
@@ -75,3 +84,21 @@ export const benchCommand: Command = {
     );
   },
 };
+
+/** Deletes every key under `prefix`, listing it again until it is empty (a write still landing adds one). */
+async function removeUnder(client: StrataClient, prefix: string): Promise<number> {
+  let removed = 0;
+  for (let pass = 0; pass < CLEANUP_PASSES_MAX; pass++) {
+    const keys: string[] = [];
+    for await (const key of client.listKeys(`${prefix}/`)) keys.push(key);
+    if (keys.length === 0) break;
+    for (const key of keys) {
+      await client.delete(key);
+      removed++;
+    }
+  }
+  return removed;
+}
+
+/** Listings of the bench's prefix before cleanup gives up (each one finds only what the previous missed). */
+const CLEANUP_PASSES_MAX = 3;

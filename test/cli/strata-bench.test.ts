@@ -37,6 +37,10 @@ describe('strata bench', () => {
     expect(lines[0]).toMatch(/^SCENARIO\s+OPS\/S\s+MB\/S\s+P50 MS\s+P95 MS\s+P99 MS\s+ERRORS$/);
     expect(lines.slice(1).map((l) => l.split(/\s+/)[0])).toEqual(['write', 'read', 'project', 'hot-patch', 'ycsb-b']);
     for (const line of lines.slice(1)) expect(line.split(/\s+/).at(-1), line).toBe('0');
+    // It cleans up after itself: no document of the run is left under the bench's prefix.
+    expect(run.stderr).toMatch(/removed the [1-9]\d* documents it wrote \(under bench\/cli-\d+\/\)/);
+    const left = await (await cluster.fetch('/list?prefix=bench%2F&limit=1000')).json() as { keys: string[] };
+    expect(left.keys).toEqual([]);
   });
 
   it('prints JSON with ops/s and p50/p95/p99 per scenario', async () => {
