@@ -100,6 +100,18 @@ export function useSqliteBindingFor(node, headersDir) {
   }
 }
 
+/** The `strata` bin (cmd/strata/strata, a shell script) runs on the Node this file names, when it exists. */
+const RUNTIME_RECORD = path.join(ROOT, '.node-runtime');
+
+function recordRuntime(runtime) {
+  if (!runtime.installed) {
+    rmSync(RUNTIME_RECORD, { force: true });
+    return;
+  }
+  if (existsSync(RUNTIME_RECORD) && readFileSync(RUNTIME_RECORD, 'utf8') === runtime.node) return;
+  writeFileSync(RUNTIME_RECORD, runtime.node);
+}
+
 function saveEntry(entry, binding) {
   if (!existsSync(binding)) throw new RuntimeError(`${binding} is missing: run npm rebuild better-sqlite3`);
   const tmp = `${entry}.${process.pid}.tmp`;
@@ -141,6 +153,7 @@ function run(command, args, what, cwd = ROOT) {
  */
 export function ensureRuntime({ announce = false } = {}) {
   const runtime = runtimeNode();
+  recordRuntime(runtime);
   if (!runtime.installed) return runtime;
   if (announce) {
     console.error(
