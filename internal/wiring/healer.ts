@@ -8,7 +8,7 @@ import type { StrataConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
 import type { DataFormatSource } from '../core/data-format.js';
 import type { ErasureCode } from '../ec/erasure-code.js';
-import { Healer } from '../healer/healer.js';
+import { Healer, type HealerOptions } from '../healer/healer.js';
 import { buildTieringJob } from './tiering.js';
 import { writeServiceOptions } from './gateway.js';
 import type { Logger } from '../log/logger.js';
@@ -29,21 +29,26 @@ export function buildHealer(
     // `dataFormat` rides along: the repairs take it where the healer has a parameter for it.
     ...parts,
     tiering: buildTieringJob(config, parts, writeServiceOptions(config)),
-    options: {
-      holderId,
-      intervalMs: config.healerIntervalMs,
-      auditIntervalMs: config.auditIntervalMs,
-      leaseMs: config.healerLeaseMs,
-      intentTimeoutMs: config.intentTimeoutMs,
-      gcGraceMs: config.gcGraceMs,
-      tombstoneGraceMs: config.tombstoneGraceMs,
-      nodeTimeoutMs: config.nodeTimeoutMs,
-      nodeDownGraceMs: config.nodeDownGraceMs,
-      rebalanceBlobsPerRoundMax: config.rebalanceBlobsPerRoundMax,
-      rebalanceBytesPerRoundMax: config.rebalanceBytesPerRoundMax,
-      rebalanceDeficitBytesMin: config.rebalanceDeficitBytesMin,
-    },
+    options: healerOptions(config, holderId),
   });
+}
+
+/** The healer's options as `config` sets them. */
+export function healerOptions(config: Readonly<StrataConfig>, holderId: string): HealerOptions {
+  return {
+    holderId,
+    intervalMs: config.healerIntervalMs,
+    auditIntervalMs: config.auditIntervalMs,
+    leaseMs: config.healerLeaseMs,
+    intentTimeoutMs: config.intentTimeoutMs,
+    gcGraceMs: config.gcGraceMs,
+    tombstoneGraceMs: config.tombstoneGraceMs,
+    nodeTimeoutMs: config.nodeTimeoutMs,
+    nodeDownGraceMs: config.nodeDownGraceMs,
+    rebalanceBlobsPerRoundMax: config.rebalanceBlobsPerRoundMax,
+    rebalanceBytesPerRoundMax: config.rebalanceBytesPerRoundMax,
+    rebalanceDeficitBytesMin: config.rebalanceDeficitBytesMin,
+  };
 }
 
 /** A healer id unique to this process. */

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReedSolomonCode } from '../../internal/ec/reed-solomon.js';
-import { Healer, type HealerOptions } from '../../internal/healer/healer.js';
+import { Healer } from '../../internal/healer/healer.js';
+import { healerOptions } from '../../internal/wiring/healer.js';
 import { silentLogger } from '../../internal/log/logger.js';
 import { AdvancingClock } from '../helpers/advancing-clock.js';
 import { yieldToEventLoop } from '../helpers/wait.js';
@@ -34,14 +35,30 @@ const ENV = {
   STRATA_TOMBSTONE_GRACE_MS: String(GRACE_MS),
 };
 
-describe('inventory garbage collection', () => {
-  let cluster: TestCluster;
+/** A cluster of the describe block's own on an AdvancingClock, started before its tests and destroyed after. */
+function useCluster(): { readonly cluster: TestCluster; clock: AdvancingClock } {
   const clock = new AdvancingClock();
+  const state = { cluster: null as TestCluster | null };
   beforeAll(async () => {
-    cluster = await startTestCluster({ clock, env: ENV });
+    state.cluster = await startTestCluster({ clock, env: ENV });
   });
   afterAll(async () => {
-    await cluster.destroy();
+    await state.cluster?.destroy();
+  });
+  return {
+    clock,
+    get cluster(): TestCluster {
+      return state.cluster!;
+    },
+  };
+}
+
+describe('inventory garbage collection', () => {
+  const setup = useCluster();
+  const { clock } = setup;
+  let cluster: TestCluster;
+  beforeAll(() => {
+    cluster = setup.cluster;
   });
 
   it('deletes an unreferenced blob once it is older than the grace period, and not before', async () => {
@@ -177,13 +194,11 @@ describe('inventory garbage collection', () => {
 });
 
 describe('space of deleted keys', () => {
+  const setup = useCluster();
+  const { clock } = setup;
   let cluster: TestCluster;
-  const clock = new AdvancingClock();
-  beforeAll(async () => {
-    cluster = await startTestCluster({ clock, env: ENV });
-  });
-  afterAll(async () => {
-    await cluster.destroy();
+  beforeAll(() => {
+    cluster = setup.cluster;
   });
 
   it('reclaims every blob of deleted keys and reports total_system_size 0 once every key is deleted', async () => {
@@ -239,13 +254,11 @@ describe('space of deleted keys', () => {
 });
 
 describe('tombstone purge after an audit', () => {
+  const setup = useCluster();
+  const { clock } = setup;
   let cluster: TestCluster;
-  const clock = new AdvancingClock();
-  beforeAll(async () => {
-    cluster = await startTestCluster({ clock, env: ENV });
-  });
-  afterAll(async () => {
-    await cluster.destroy();
+  beforeAll(() => {
+    cluster = setup.cluster;
   });
 
   it('purges every tombstone past its grace, also when there are more than one audit remembers', async () => {
@@ -263,24 +276,10 @@ describe('tombstone purge after an audit', () => {
       ec: new ReedSolomonCode(),
       clock,
       log: silentLogger,
-      options: { ...healerOptionsOf(cluster), tombstonesRememberedMax: 1 },
+      options: { ...healerOptions(cluster.config, 'healer-purge-test'), tombstonesRememberedMax: 1 },
     });
     expect((await healer.runOnce({ forceAudit: true })).leader).toBe(true);
     for (const key of keys) expect(await cluster.metadata.get(key), `${key}'s tombstone`).toBeNull();
     for (const key of keys) expect((await cluster.read(key)).status).toBe(404);
   });
 });
-
-function healerOptionsOf(cluster: TestCluster): HealerOptions {
-  const { config } = cluster;
-  return {
-    holderId: 'healer-purge-test',
-    intervalMs: config.healerIntervalMs,
-    auditIntervalMs: config.auditIntervalMs,
-    leaseMs: config.healerLeaseMs,
-    intentTimeoutMs: config.intentTimeoutMs,
-    gcGraceMs: config.gcGraceMs,
-    tombstoneGraceMs: config.tombstoneGraceMs,
-    nodeTimeoutMs: config.nodeTimeoutMs,
-  };
-}
