@@ -84,8 +84,16 @@ export function useSqliteBindingFor(node, headersDir) {
       const work = mkdtempSync(path.join(os.tmpdir(), 'strata-sqlite-build-'));
       try {
         for (const part of ['binding.gyp', 'deps', 'src', 'package.json']) copyRecursive(path.join(pkgDir, part), path.join(work, part));
-        run(node, [nodeGyp(), 'rebuild', '--release', `--nodedir=${headersDir}`], `compile better-sqlite3 for Node ABI ${abi}`, work);
-        saveEntry(entry, path.join(work, SQLITE_BINDING));
+        // Without npm's own settings: under `npm test` they name the headers of the Node that runs npm
+        // (npm_config_nodedir), which node-gyp would take over --nodedir.
+        const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toLowerCase().startsWith('npm_')));
+        run(node, [nodeGyp(), 'rebuild', '--release', `--nodedir=${headersDir}`], `compile better-sqlite3 for Node ABI ${abi}`, work, env);
+        const built = path.join(work, SQLITE_BINDING);
+        const loads = spawnSync(node, ['-e', `process.dlopen({ exports: {} }, ${JSON.stringify(built)})`], { encoding: 'utf8' });
+        if (loads.status !== 0) {
+          throw new RuntimeError(`better-sqlite3 built for Node ABI ${abi} does not load on ${node}:\n${loads.stderr.trim().split('\n').slice(0, 6).join('\n')}`);
+        }
+        saveEntry(entry, built);
       } finally {
         rmSync(work, { recursive: true, force: true });
       }
@@ -139,8 +147,8 @@ function copyRecursive(from, to) {
   if (!existsSync(to)) throw new RuntimeError(`could not copy ${from} to ${to}`);
 }
 
-function run(command, args, what, cwd = ROOT) {
-  const result = spawnSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+function run(command, args, what, cwd = ROOT, env = process.env) {
+  const result = spawnSync(command, args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (result.status !== 0) {
     const output = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n').slice(-15).join('\n');
     throw new RuntimeError(`could not ${what} (${result.error?.message ?? `exit ${result.status}`}):\n${output}`);
