@@ -1,5 +1,6 @@
 // `strata`, the command-line client: hands argv, the environment and the standard streams to internal/cli.
 import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline/promises';
 import { text } from 'node:stream/consumers';
 import { runCli } from '../../internal/cli/strata-cli.js';
 
@@ -19,4 +20,15 @@ process.exitCode = await runCli(process.argv.slice(2), { STRATA_URL: process.env
   readFile: (path) => readFile(path, 'utf8'),
   // Progress is drawn in place on a terminal only; a pipe or a log file gets the final report alone.
   ...(process.stderr.isTTY ? { progress: (line: string) => void process.stderr.write(`\r\x1b[2K${line}`) } : {}),
+  // A question needs a person at a terminal; without one, commands that would ask require --yes instead.
+  ...(process.stdin.isTTY && process.stderr.isTTY ? { confirm } : {}),
 });
+
+async function confirm(question: string): Promise<boolean> {
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await prompt.question(question)).trim());
+  } finally {
+    prompt.close();
+  }
+}

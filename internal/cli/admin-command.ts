@@ -1,11 +1,16 @@
 /**
- * `strata admin format [--bump N]`: the cluster's data format version (GET /admin/format-version) and its explicit
- * bump (POST /admin/format-version). Needs an API key with the admin permission when the gateway has keys.
+ * `strata admin`: the node registry (`nodes`, `drain`, `activate`, `remove`; docs/operations.md "Adding and
+ * removing nodes") and the cluster's data format version (`format [--bump N]`). Needs an API key with the admin
+ * permission when the gateway has keys.
  */
-import { UsageError, type Command } from './commands.js';
+import type { RegisteredNode, StrataClient } from '../client/strata-client.js';
+import { UsageError, printJson, type CliIo, type Command } from './commands.js';
 import { formatFields, formatTable } from './format.js';
 
-const SUBCOMMANDS = ['format'] as const;
+const SUBCOMMANDS = ['nodes', 'drain', 'activate', 'remove', 'format'] as const;
+type Subcommand = (typeof SUBCOMMANDS)[number];
+/** Subcommands that act on one node, named by the second argument. */
+const NODE_SUBCOMMANDS: readonly Subcommand[] = ['drain', 'activate', 'remove'];
 
 function bumpTarget(value: string | boolean | undefined): number | null {
   if (value === undefined) return null;
@@ -16,11 +21,36 @@ function bumpTarget(value: string | boolean | undefined): number | null {
   return n;
 }
 
+function nodeRows(nodes: readonly RegisteredNode[]): string[][] {
+  return nodes.map((n) => [n.id, n.state, n.alive ? 'yes' : 'no', n.zone ?? '-', n.last_heartbeat, n.address]);
+}
+
+async function runNodeCommand(client: StrataClient, io: CliIo, json: boolean, sub: Subcommand, id: string): Promise<void> {
+  if (sub === 'remove') {
+    const outcome = await client.removeNode(id);
+    if (json) return printJson(io, outcome);
+    return void io.stdout(`${outcome.removed}: removed from the registry; its process can be stopped\n`);
+  }
+  const node = sub === 'drain' ? await client.drainNode(id) : await client.activateNode(id);
+  if (json) return printJson(io, { node });
+  io.stdout(
+    sub === 'drain'
+      ? `${node.id}: draining: no new writes; the healer moves its blobs elsewhere (strata admin remove ${node.id} once it is empty)\n`
+      : `${node.id}: active: back in placement for new writes\n`,
+  );
+}
+
 export const adminCommand: Command = {
   name: 'admin',
-  synopsis: 'admin format [--bump N]',
-  summary: "show the cluster's data format version, or raise it",
+  synopsis: 'admin nodes | admin drain|activate|remove NODE | admin format [--bump N]',
+  summary: 'manage storage nodes and the cluster\'s data format version',
   details: [
+    '  nodes             the node registry: each node\'s state (active, draining), heartbeat and address',
+    '  drain NODE        take NODE out of placement for new writes; the healer moves its blobs elsewhere. Refused',
+    '                    (409 TOO_FEW_ACTIVE_NODES) when fewer than six active nodes would remain. Idempotent',
+    '  activate NODE     take a draining NODE back into placement',
+    '  remove NODE       remove a drained NODE that no live document references any more (409 NODE_NOT_DRAINED,',
+    '                    NODE_NOT_EMPTY otherwise: `strata admin nodes` and the healer say when it is empty)',
     '  format            the data format, the newest this gateway knows, and every process with what it reads',
     '  format --bump N   raise the cluster to data format N: refused (409 FORMAT_BUMP_BLOCKED, naming them) while a',
     '                    process that reads less is registered or lapsed less than 2 x its ttl ago; never lowered;',
@@ -29,10 +59,23 @@ export const adminCommand: Command = {
   ].join('\n'),
   options: { bump: { type: 'string' } },
   positionalsMin: 1,
-  positionalsMax: 1,
+  positionalsMax: 2,
   async run({ client, json, io, values, positionals }) {
-    const sub = positionals[0]!;
-    if (!(SUBCOMMANDS as readonly string[]).includes(sub)) throw new UsageError(`unknown admin subcommand "${sub}"; known: ${SUBCOMMANDS.join(', ')}`);
+    const sub = positionals[0]! as Subcommand;
+    if (!SUBCOMMANDS.includes(sub)) throw new UsageError(`unknown admin subcommand "${sub}"; known: ${SUBCOMMANDS.join(', ')}`);
+    if (sub !== 'format' && values['bump'] !== undefined) throw new UsageError('--bump goes with admin format');
+    if (NODE_SUBCOMMANDS.includes(sub)) {
+      const id = positionals[1];
+      if (id === undefined) throw new UsageError(`admin ${sub} needs a NODE id (see strata admin nodes)`);
+      return runNodeCommand(client, io, json, sub, id);
+    }
+    if (positionals.length > 1) throw new UsageError(`admin ${sub} takes no further argument`);
+    if (sub === 'nodes') {
+      const nodes = await client.listNodes();
+      if (json) return printJson(io, { nodes });
+      if (nodes.length === 0) return void io.stdout('no storage node is registered (nodes configured with STRATA_NODES do not register; see strata cluster)\n');
+      return void io.stdout(formatTable(['NODE', 'STATE', 'ALIVE', 'ZONE', 'LAST HEARTBEAT', 'ADDRESS'], nodeRows(nodes)));
+    }
     const to = bumpTarget(values['bump']);
     if (to !== null) {
       const outcome = await client.bumpFormatVersion(to);

@@ -7,6 +7,7 @@ import type { LoadResult } from '../loadgen/node-loadgen.js';
 import type { ScenarioName, StrategyName } from '../loadgen/workloads.js';
 import type { StrataClient } from '../client/strata-client.js';
 import { UsageError, type Command } from './commands.js';
+import { startProgress } from './progress.js';
 import { formatTable } from './format.js';
 
 const BENCH_SCENARIOS: readonly { name: string; scenario: ScenarioName; strategy: StrategyName }[] = [
@@ -35,7 +36,8 @@ export const benchCommand: Command = {
     '  --duration S       seconds per scenario (default 3)',
     '  --vus N            concurrent clients (default 16)',
     '  --keys N           keys preloaded for the read and update scenarios (default 200)',
-    '  Writes keys under bench/cli-<time>/ and leaves them. The full benchmarks of benchmarks.md are `npm run bench`.',
+    '  Writes keys under bench/cli-<time>/ and deletes them at the end. The full benchmarks are `npm run bench`.',
+    '  With --json: {"url", "vus", "duration_s", "keys", "results"}, a result per scenario.',
   ].join('\n'),
   options: { scenarios: { type: 'string' }, duration: { type: 'string' }, vus: { type: 'string' }, keys: { type: 'string' } },
   positionalsMin: 0,
@@ -57,8 +59,10 @@ export const benchCommand: Command = {
     const { keyGroup, preloadGroup, runLoad } = await import('../loadgen/node-loadgen.js');
     const results: (LoadResult & { scenario: string })[] = [];
     const preloaded = new Set<string>();
+    const progress = startProgress(io, 'bench', chosen.length);
     try {
       for (const s of chosen) {
+        progress.update(results.length, `running ${s.name}`);
         const group = keyGroup({ ...base, scenario: s.scenario, strategy: s.strategy });
         if (group && !preloaded.has(group.group)) {
           await preloadGroup(client.baseUrl, group, base.prefix);
@@ -67,6 +71,7 @@ export const benchCommand: Command = {
         results.push({ scenario: s.name, ...(await runLoad({ ...base, scenario: s.scenario, strategy: s.strategy, url: client.baseUrl, vus, durationMs })) });
       }
     } finally {
+      progress.finish();
       // The load's documents are the bench's own (a prefix of their own): nothing of them stays behind.
       const removed = await removeUnder(client, base.prefix);
       io.stderr(`strata bench: removed the ${removed} documents it wrote (under ${base.prefix}/)\n`);

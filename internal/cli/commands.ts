@@ -10,6 +10,9 @@ import { formatBytes, formatFields, formatTable } from './format.js';
 import { benchCommand } from './bench-command.js';
 import { verifyCommand } from './verify-command.js';
 import { adminCommand } from './admin-command.js';
+import { policyCommand } from './policy-command.js';
+import { rmCommand } from './rm-command.js';
+import { watchCommand } from './watch-command.js';
 
 export interface CliIo {
   stdout(text: string): void;
@@ -18,6 +21,10 @@ export interface CliIo {
   readFile(path: string): Promise<string>;
   /** Redraws a one-line progress report (an empty line clears it); absent when stderr is not a terminal. */
   progress?(line: string): void;
+  /** Asks a yes/no question on the terminal; absent when stdin is not one (a command then needs --yes). */
+  confirm?(question: string): Promise<boolean>;
+  /** Milliseconds, for progress timing; default Date.now. Injected by tests. */
+  now?(): number;
 }
 
 export interface CommandContext {
@@ -42,6 +49,9 @@ export interface Command {
   run(ctx: CommandContext): Promise<number | void>;
 }
 
+/** `strata health` when the gateway answers but is not ready: the same code as an unreachable one. */
+const EXIT_NOT_READY = 4;
+
 /** Bad arguments: exit code 2, with the command's usage. */
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -53,7 +63,7 @@ const STRATEGIES: readonly Strategy[] = ['replication', 'ec', 'field_hybrid'];
  * Every mutating command sends a fresh Idempotency-Key, which makes it safe for the client to retry after a 503
  * or a dropped connection: a repeat returns the first attempt's outcome instead of applying twice.
  */
-function idempotencyKey(): string {
+export function idempotencyKey(): string {
   return `strata-cli-${randomUUID()}`;
 }
 
@@ -66,14 +76,21 @@ async function readInput(io: CliIo, source: string): Promise<string> {
   }
 }
 
-function fieldListOption(value: string | boolean | undefined, option: string): string[] | undefined {
+export function fieldListOption(value: string | boolean | undefined, option: string): string[] | undefined {
   if (typeof value !== 'string') return undefined;
   const fields = value.split(',').map((f) => f.trim());
   if (fields.some((f) => f === '')) throw new UsageError(`--${option} has an empty entry: ${JSON.stringify(value)}`);
   return fields;
 }
 
-function printJson(io: CliIo, value: unknown): void {
+/** `--ttl MS`: the server checks the range (INVALID_TTL); this only catches what is not a number at all. */
+function ttlOption(value: string | boolean | undefined): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  if (!/^\d+$/.test(value)) throw new UsageError(`--ttl takes a time to live in milliseconds, e.g. 3600000 for an hour; got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+export function printJson(io: CliIo, value: unknown): void {
   io.stdout(`${JSON.stringify(value, null, 2)}\n`);
 }
 
@@ -88,14 +105,15 @@ function describeWrite(r: { key: string; version: string; strategy: string; is_p
 
 const put: Command = {
   name: 'put',
-  synopsis: 'put KEY FILE|- [--strategy S] [--hot a,/b/c]',
+  synopsis: 'put KEY FILE|- [--strategy S] [--hot a,/b/c] [--ttl MS]',
   summary: 'store a JSON object from a file or stdin',
   details: [
     '  --strategy S   replication | ec | field_hybrid (default: the key\'s current one, else the server default)',
     '  --hot a,/b/c   hot fields: plain member names or JSON Pointers, comma-separated',
-    '  FILE is sent byte for byte, so numbers keep their digits; - reads stdin.',
+    '  --ttl MS       time to live: the document reads as absent MS milliseconds from now',
+    '  FILE is sent byte for byte, so numbers keep their digits; - reads stdin. With --json: the API body.',
   ].join('\n'),
-  options: { strategy: { type: 'string' }, hot: { type: 'string' } },
+  options: { strategy: { type: 'string' }, hot: { type: 'string' }, ttl: { type: 'string' } },
   positionalsMin: 2,
   positionalsMax: 2,
   async run({ client, json, io, values, positionals }) {
@@ -105,10 +123,12 @@ const put: Command = {
       throw new UsageError(`--strategy must be one of ${STRATEGIES.join(', ')}; got ${JSON.stringify(strategy)}`);
     }
     const hotFields = fieldListOption(values.hot, 'hot');
+    const ttlMs = ttlOption(values.ttl);
     const body = await readInput(io, source);
     const result = await client.write(key, body, {
       ...(strategy !== undefined ? { strategy: strategy as Strategy } : {}),
       ...(hotFields ? { hotFields } : {}),
+      ...(ttlMs !== undefined ? { ttlMs } : {}),
       idempotencyKey: idempotencyKey(),
     });
     if (json) printJson(io, result);
@@ -144,39 +164,26 @@ const get: Command = {
 
 const patch: Command = {
   name: 'patch',
-  synopsis: 'patch KEY FILE|- [--merge | --json-patch]',
+  synopsis: 'patch KEY FILE|- [--merge | --json-patch] [--ttl MS]',
   summary: 'apply a JSON Merge Patch or a JSON Patch',
   details: [
     '  --merge        the input is a JSON Merge Patch (RFC 7396)',
     '  --json-patch   the input is a JSON Patch (RFC 6902)',
-    '  Without either, an object is a Merge Patch and an array a JSON Patch.',
+    '  --ttl MS       a new time to live, counted from now (without it the document keeps its expiry)',
+    '  Without --merge or --json-patch, an object is a Merge Patch and an array a JSON Patch.',
   ].join('\n'),
-  options: { merge: { type: 'boolean' }, 'json-patch': { type: 'boolean' } },
+  options: { merge: { type: 'boolean' }, 'json-patch': { type: 'boolean' }, ttl: { type: 'string' } },
   positionalsMin: 2,
   positionalsMax: 2,
   async run({ client, json, io, values, positionals }) {
     const [key, source] = positionals as [string, string];
     if (values.merge && values['json-patch']) throw new UsageError('--merge and --json-patch exclude each other');
     const kind = values.merge ? 'merge-patch' : values['json-patch'] ? 'json-patch' : undefined;
+    const ttlMs = ttlOption(values.ttl);
     const body = await readInput(io, source);
-    const result = await client.patch(key, body, { ...(kind ? { kind } : {}), idempotencyKey: idempotencyKey() });
+    const result = await client.patch(key, body, { ...(kind ? { kind } : {}), ...(ttlMs !== undefined ? { ttlMs } : {}), idempotencyKey: idempotencyKey() });
     if (json) printJson(io, result);
     else io.stdout(describeWrite(result));
-  },
-};
-
-const rm: Command = {
-  name: 'rm',
-  synopsis: 'rm KEY',
-  summary: 'delete a key',
-  details: '  The key is replaced by a tombstone with a new version; it never comes back.',
-  options: {},
-  positionalsMin: 1,
-  positionalsMax: 1,
-  async run({ client, json, io, positionals }) {
-    const result = await client.delete(positionals[0]!, { idempotencyKey: idempotencyKey() });
-    if (json) printJson(io, result);
-    else io.stdout(`${result.key}: deleted at version ${result.version}\n`);
   },
 };
 
@@ -324,4 +331,48 @@ const usage: Command = {
   },
 };
 
-export const COMMANDS: readonly Command[] = [put, get, patch, rm, ls, stat, cluster, usage, verifyCommand, benchCommand, adminCommand];
+const health: Command = {
+  name: 'health',
+  synopsis: 'health',
+  summary: 'check that the gateway serves and is ready for writes',
+  details: [
+    '  Asks /health and /health/ready. Exit 0 when the gateway is ready (its metadata store answers and a write',
+    '  quorum of storage nodes is up); 4 when it is not, with the reasons. With --json: {"health", "ready"}.',
+  ].join('\n'),
+  options: {},
+  positionalsMin: 0,
+  positionalsMax: 0,
+  async run({ client, json, io }) {
+    const [h, ready] = await Promise.all([client.health(), client.ready()]);
+    if (json) printJson(io, { health: h, ready });
+    else {
+      io.stdout(
+        formatFields([
+          ['gateway', `${h.status} (${h.service})`],
+          ['storage nodes', `${h.nodes_healthy} of ${h.nodes_total} healthy`],
+          ['metadata', h.metadata],
+          ['wal', h.wal],
+          ['ready', ready.ready ? 'yes' : `no: ${ready.problems.join('; ')}`],
+        ]),
+      );
+    }
+    return ready.ready ? undefined : EXIT_NOT_READY;
+  },
+};
+
+export const COMMANDS: readonly Command[] = [
+  put,
+  get,
+  patch,
+  rmCommand,
+  ls,
+  stat,
+  watchCommand,
+  health,
+  cluster,
+  usage,
+  policyCommand,
+  verifyCommand,
+  benchCommand,
+  adminCommand,
+];

@@ -57,14 +57,15 @@ function topLevelHelp(): string {
     '',
     'Exit codes:',
     '  0  success',
-    '  1  the API answered with an error (the code and message are printed on stderr)',
-    '  2  usage error: unknown command or option, missing argument, unreadable input file',
+    '  1  the API answered with an error (the code and message are printed on stderr); rm --prefix: some deletes failed',
+    '  2  usage error: unknown command or option, missing argument, unreadable input file, a question without a terminal',
     '  3  not found: the key has no live version',
-    '  4  unavailable: the gateway could not be reached, or answered 503 after retries',
+    '  4  unavailable: the gateway could not be reached, or answered 503 after retries; health: not ready',
     '  5  verify found keys that are under-protected or unreadable',
     '  (the reader of the output going away, as with `strata ls | head`, ends the command quietly with 0)',
     '',
     'put, patch and rm send an Idempotency-Key, so they are retried safely after a 503 or a dropped connection.',
+    'On a terminal, operations longer than a second draw a progress line on stderr.',
     '',
   ].join('\n');
 }

@@ -6,6 +6,7 @@
  */
 import { StrataApiError, type VerifiedStatResult } from '../client/strata-client.js';
 import { UsageError, type Command, type CommandContext } from './commands.js';
+import { startProgress } from './progress.js';
 import { formatFields, formatTable } from './format.js';
 
 export const VERIFY_LIMITS = {
@@ -15,8 +16,6 @@ export const VERIFY_LIMITS = {
   problemsListedMax: 10_000,
   /** Problems printed in the human view (all of the kept ones go to --json). */
   problemsPrintedMax: 50,
-  /** How often the progress line is redrawn. */
-  progressIntervalMs: 250,
 } as const;
 
 /** Exit code of a verification that found problems (documented in `strata --help`). */
@@ -82,15 +81,10 @@ export async function runVerify(ctx: CommandContext, prefix: string, read: boole
     if (report.problems.length < VERIFY_LIMITS.problemsListedMax) report.problems.push(p);
     else report.problems_truncated = true;
   };
-  let lastDrawn = 0;
-  const drawProgress = (force = false): void => {
-    if (io.progress === undefined) return;
-    const now = Date.now();
-    if (!force && now - lastDrawn < VERIFY_LIMITS.progressIntervalMs) return;
-    lastDrawn = now;
-    const rate = report.keys_checked / Math.max(0.001, (now - started) / 1000);
+  const progress = startProgress(io, 'verify', null, 'keys checked');
+  const drawProgress = (): void => {
     const issues = report.under_protected + report.unreadable;
-    io.progress(`verify: ${report.keys_checked} keys checked, ${issues} with problems, ${rate.toFixed(0)} keys/s`);
+    progress.update(report.keys_checked, `${issues} with problems`);
   };
 
   const checkKey = async (key: string): Promise<void> => {
@@ -134,12 +128,8 @@ export async function runVerify(ctx: CommandContext, prefix: string, read: boole
     if (inFlight.size >= concurrency) await Promise.race(inFlight);
   }
   await Promise.all(inFlight);
-  if (failure !== null) {
-    io.progress?.('');
-    throw failure;
-  }
-  drawProgress(true);
-  io.progress?.('');
+  progress.finish();
+  if (failure !== null) throw failure;
   report.duration_ms = Date.now() - started;
   return report;
 }

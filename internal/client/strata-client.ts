@@ -14,6 +14,7 @@
  * body to store number text that JavaScript cannot represent.
  */
 import type { ErrorCode } from '../core/errors.js';
+import { readEventStream } from './event-stream.js';
 
 export type Strategy = 'replication' | 'ec' | 'field_hybrid';
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [member: string]: JsonValue };
@@ -57,6 +58,8 @@ const DEFAULT_RETRY_BASE_MS = 100;
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** Keys per page when `listKeys()` walks a prefix; the API allows 1 to 1000. */
 const LIST_PAGE_KEYS_DEFAULT = 1000;
+/** Four heartbeats of the gateway's default interval (15 s) without a byte: the connection is gone. */
+const WATCH_IDLE_TIMEOUT_MS_DEFAULT = 60_000;
 
 /** The API answered with an error (`{"error": {"code", "message"}}`). */
 export class StrataApiError extends Error {
@@ -103,11 +106,15 @@ export interface WriteOptions extends ConditionalOptions {
   hotFields?: string[];
   /** `'*'`: create only (412 ALREADY_EXISTS when the key exists). Not by itself a reason to retry. */
   ifNoneMatch?: '*';
+  /** Time to live in milliseconds: the document reads as absent once it has passed (`ttl_ms`). */
+  ttlMs?: number;
 }
 
 export interface PatchOptions extends ConditionalOptions {
   /** Default: an array is a JSON Patch, an object a Merge Patch; needed when the patch is given as text. */
   kind?: PatchKind;
+  /** A new time to live in milliseconds, counted from this patch (`ttl_ms`); without it the document keeps its own. */
+  ttlMs?: number;
 }
 
 export interface ReadOptions {
@@ -174,6 +181,8 @@ export interface StatResult {
   dirty: boolean;
   created_at: string;
   updated_at: string;
+  /** When the time to live ends; null when the document never expires; absent from older servers. */
+  expires_at?: string | null;
   write_id: string;
   hot: { part: string; node: string; blob: string; size: number; state: BlobState }[];
   cold: { index: number; node: string; blob: string; size: number; state: BlobState }[];
@@ -285,8 +294,109 @@ export interface StorageUsageResult {
   >;
 }
 
+/** GET /admin/nodes: the node registry as operators change it. */
+export interface RegisteredNode {
+  id: string;
+  address: string;
+  zone: string | null;
+  /** `draining`: out of placement for new writes while the healer moves its blobs elsewhere. */
+  state: 'active' | 'draining';
+  /** Its heartbeat lease has not expired. */
+  alive: boolean;
+  last_heartbeat: string;
+}
+
+/** GET /healer: the elected healer and its journal, newest first. */
+export interface HealerResult {
+  leader: string | null;
+  repair_backlog: number | null;
+  /** Why garbage collection and rollback keep blobs they would otherwise delete; null when nothing is held. */
+  gc_hold: string | null;
+  recent: { at: string; kind: 'repaired' | 'unrepairable'; key: string; detail: string }[];
+}
+
+/** GET /request_stats: this gateway's request counts since it started. */
+export interface RequestStatsResult {
+  since: string;
+  total: number;
+  by_class: { '2xx': number; '3xx': number; '4xx': number; '5xx': number };
+  /** The last minute, one count per second, oldest first. */
+  per_second: number[];
+}
+
+/** One entry of GET /policy. */
+export interface PolicySummary {
+  prefix: string;
+  hot_fields: string[];
+  epoch: number;
+  changed_at: string | null;
+}
+
+/** GET and PUT /policy/{prefix}: a prefix's hot fields in force and why (docs/tiering.md). */
+export interface PolicyResult {
+  prefix: string;
+  hot_fields: string[];
+  pins: { api: string[]; config: string[] };
+  defaults: string[];
+  learned: { field: string; hot: boolean; since: string | null; reason: string }[];
+  fields: {
+    field: string;
+    hot: boolean;
+    score: number;
+    projection_reads: number;
+    changes: number;
+    value_bytes: number;
+    benefit_bytes: number;
+    cost_bytes: number;
+    move_bytes: number;
+  }[];
+  thresholds: { promote_score: number; demote_score: number; dwell_ms: number; half_life_ms: number; promote_margin: number };
+  cost_model: { hot_extra_copies: number; cold_write_copies: number; hot_write_copies: number; stored_byte_weight: number };
+  stats: {
+    at: string | null;
+    reads: number;
+    projections: number;
+    changes: number;
+    cold_bytes: number;
+    hot_bytes: number;
+    documents_tracked: number;
+  };
+  epoch: number;
+  changed_at: string | null;
+  retier: { epoch: number; done_epoch: number; cursor: string | null; complete: boolean };
+  lifecycle: { idle_to_ec_after_ms: number | null; configured: number | null; override_explicit: boolean };
+  read_heavy: { key: string; reads: number; last_read_at: string | null }[];
+}
+
+/** PUT /policy/{prefix}: members left out stay as they are. */
+export interface PolicyChange {
+  /** Field paths to keep hot under the prefix; `[]` or null clears the pins. */
+  pins?: string[] | null;
+  /** Documents idle this long move to `ec`; 0 never; null: the configured default. */
+  idleToEcAfterMs?: number | null;
+  /** Also move documents whose writer named a strategy. */
+  overrideExplicit?: boolean;
+}
+
+/** What `watch()` yields: `ready` once, then one `change` per commit under the prefix, in commit order. */
+export type WatchEvent =
+  | { type: 'ready'; prefix: string; version: string }
+  | { type: 'change'; key: string; version: string; kind: 'put' | 'delete' };
+
+export interface WatchOptions {
+  /** Start after this version (a write's version or an earlier event's); default: the cluster's current one. */
+  since?: string;
+  /** Ends the stream (the iterator returns, nothing is thrown). */
+  signal?: AbortSignal;
+  /**
+   * A connection silent this long is taken for dead and replaced (the gateway sends a heartbeat every 15 s by
+   * default). Default 60 000.
+   */
+  idleTimeoutMs?: number;
+}
+
 interface RequestSpec {
-  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Path and query, already encoded. */
   path: string;
   headers?: Record<string, string>;
@@ -295,6 +405,10 @@ interface RequestSpec {
   safeToRetry: boolean;
   /** Statuses that are answers rather than errors (304 for conditional reads, 503 for /health/ready). */
   acceptStatuses?: readonly number[];
+  /** The caller's cancellation: an aborted request is not retried, and rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** The deadline covers the answer's headers only, not its body (a change feed streams for as long as it is read). */
+  streaming?: boolean;
 }
 
 export class StrataClient {
@@ -335,6 +449,7 @@ export class StrataClient {
     let search = `key=${encodeURIComponent(key)}`;
     if (options.strategy !== undefined) search += `&strategy=${encodeURIComponent(options.strategy)}`;
     if (options.hotFields !== undefined) search += `&hot_fields=${fieldList(options.hotFields)}`;
+    if (options.ttlMs !== undefined) search += `&ttl_ms=${encodeURIComponent(String(options.ttlMs))}`;
     const headers: Record<string, string> = { 'content-type': 'application/json', ...conditionalHeaders(options) };
     if (options.ifNoneMatch !== undefined) headers['if-none-match'] = options.ifNoneMatch;
     const res = await this.request({
@@ -384,9 +499,10 @@ export class StrataClient {
     // Text without a kind goes as application/json, and the gateway decides by its shape (array or object).
     const contentType =
       kind === 'json-patch' ? 'application/json-patch+json' : kind === 'merge-patch' ? 'application/merge-patch+json' : 'application/json';
+    const ttl = options.ttlMs !== undefined ? `?ttl_ms=${encodeURIComponent(String(options.ttlMs))}` : '';
     const res = await this.request({
       method: 'PATCH',
-      path: `/patch/${encodeURIComponent(key)}`,
+      path: `/patch/${encodeURIComponent(key)}${ttl}`,
       headers: { 'content-type': contentType, ...conditionalHeaders(options) },
       body: typeof patch === 'string' ? patch : JSON.stringify(patch),
       safeToRetry: isConditional(options),
@@ -473,8 +589,172 @@ export class StrataClient {
     return (await res.json()) as FormatBumpResult;
   }
 
+  /** Liveness: resolves while the gateway's process serves requests. */
+  async live(): Promise<{ status: 'alive' }> {
+    return this.getJson<{ status: 'alive' }>('/health/live');
+  }
+
+  /** The elected healer, its backlog and its latest repairs (`limit` journal entries, newest first). */
+  async healer(options: { limit?: number } = {}): Promise<HealerResult> {
+    return this.getJson<HealerResult>(`/healer${options.limit !== undefined ? `?limit=${encodeURIComponent(String(options.limit))}` : ''}`);
+  }
+
+  async requestStats(): Promise<RequestStatsResult> {
+    return this.getJson<RequestStatsResult>('/request_stats');
+  }
+
+  /** The gateway's Prometheus metrics, as text. */
+  async metrics(): Promise<string> {
+    const res = await this.request({ method: 'GET', path: '/metrics', headers: { accept: 'text/plain' }, safeToRetry: true });
+    return res.text();
+  }
+
+  /** The OpenAPI 3 description of every route this gateway serves (what `/docs` renders). */
+  async openapi(): Promise<Record<string, unknown>> {
+    return this.getJson<Record<string, unknown>>('/openapi.json');
+  }
+
+  /** The storage nodes in the registry, with their placement state and heartbeat. */
+  async listNodes(): Promise<RegisteredNode[]> {
+    return (await this.getJson<{ nodes: RegisteredNode[] }>('/admin/nodes')).nodes;
+  }
+
+  /**
+   * Takes a node out of placement for new writes; the healer then moves its blobs elsewhere. Idempotent, so
+   * retried. Refused with TOO_FEW_ACTIVE_NODES when fewer than six active nodes would remain.
+   */
+  async drainNode(id: string): Promise<RegisteredNode> {
+    return (await this.postJson<{ node: RegisteredNode }>(`/admin/nodes/${encodeURIComponent(id)}/drain`)).node;
+  }
+
+  /** Takes a draining node back into placement. Idempotent, so retried. */
+  async activateNode(id: string): Promise<RegisteredNode> {
+    return (await this.postJson<{ node: RegisteredNode }>(`/admin/nodes/${encodeURIComponent(id)}/activate`)).node;
+  }
+
+  /**
+   * Removes a drained node that no live document references any more (NODE_NOT_DRAINED, NODE_NOT_EMPTY
+   * otherwise). Sent once: a repeat after a lost answer would report NODE_NOT_FOUND for a removal that worked.
+   */
+  async removeNode(id: string): Promise<{ removed: string }> {
+    const res = await this.request({ method: 'DELETE', path: `/admin/nodes/${encodeURIComponent(id)}`, safeToRetry: false });
+    return (await res.json()) as { removed: string };
+  }
+
+  /** Every key prefix with a policy record, and its hot fields now. */
+  async listPolicies(): Promise<PolicySummary[]> {
+    return (await this.getJson<{ prefixes: PolicySummary[] }>('/policy')).prefixes;
+  }
+
+  /** A prefix's hot fields and why. The prefix is the start of keys (`user:`); '' is the root prefix. */
+  async policy(prefix: string): Promise<PolicyResult> {
+    return this.getJson<PolicyResult>(`/policy/${encodeURIComponent(prefix)}`);
+  }
+
+  /** Pins hot fields by hand and sets the prefix's lifecycle; setting the same values again changes nothing. */
+  async setPolicy(prefix: string, change: PolicyChange): Promise<PolicyResult> {
+    const body: Record<string, unknown> = {};
+    if (change.pins !== undefined) body.pins = change.pins;
+    if (change.idleToEcAfterMs !== undefined) body.idle_to_ec_after_ms = change.idleToEcAfterMs;
+    if (change.overrideExplicit !== undefined) body.override_explicit = change.overrideExplicit;
+    const res = await this.request({
+      method: 'PUT',
+      path: `/policy/${encodeURIComponent(prefix)}`,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      safeToRetry: true,
+    });
+    return (await res.json()) as PolicyResult;
+  }
+
+  /**
+   * The change feed of keys under `prefix`: `ready`, then one `change` per commit, until `signal` aborts or the
+   * caller stops iterating. A dropped or silent connection, a 503 and a stream the gateway ends with a retryable
+   * error are resumed from the last version seen, so nothing is missed and nothing repeats; after `retries`
+   * failed attempts in a row the last error is thrown. HISTORY_COMPACTED (410) is thrown at once: the changes
+   * since `since` are gone, so list the keys again and watch from a fresh version.
+   */
+  async *watch(prefix = '', options: WatchOptions = {}): AsyncGenerator<WatchEvent, void, undefined> {
+    const idleTimeoutMs = checkedInt('idleTimeoutMs', options.idleTimeoutMs ?? WATCH_IDLE_TIMEOUT_MS_DEFAULT, 1, 24 * 3600 * 1000);
+    let last = options.since;
+    let announced = false;
+    let failures = 0;
+    for (;;) {
+      if (options.signal?.aborted) return;
+      const idle = new AbortController();
+      const signal = options.signal ? AbortSignal.any([options.signal, idle.signal]) : idle.signal;
+      let failure: StrataApiError | StrataNetworkError;
+      try {
+        const query = new URLSearchParams();
+        if (prefix !== '') query.set('prefix', prefix);
+        if (last !== undefined) query.set('since', last);
+        const search = query.toString();
+        const res = await this.request({
+          method: 'GET',
+          path: `/watch${search ? `?${search}` : ''}`,
+          headers: { accept: 'text/event-stream' },
+          // This loop resumes on its own, from the last version seen.
+          safeToRetry: false,
+          streaming: true,
+          signal,
+        });
+        let timer = setTimeout(() => idle.abort(), idleTimeoutMs);
+        const body = res.body!.pipeThrough(
+          new TransformStream<Uint8Array, Uint8Array>({
+            transform(chunk, controller) {
+              clearTimeout(timer);
+              timer = setTimeout(() => idle.abort(), idleTimeoutMs);
+              controller.enqueue(chunk);
+            },
+          }),
+          { signal },
+        );
+        try {
+          for await (const message of readEventStream(body)) {
+            const data = JSON.parse(message.data) as Record<string, unknown>;
+            if (message.event === 'error') {
+              const error = (data.error ?? {}) as { code?: string; message?: string };
+              throw new StrataApiError(200, error.code ?? 'UNEXPECTED_RESPONSE', error.message ?? 'the change feed ended with an error', null, failures + 1);
+            }
+            failures = 0;
+            if (message.event === 'ready') {
+              last ??= String(data.version);
+              if (!announced) yield { type: 'ready', prefix: String(data.prefix), version: String(data.version) };
+              announced = true;
+            } else if (message.event === 'change') {
+              last = String(data.version);
+              yield { type: 'change', key: String(data.key), version: last, kind: data.kind === 'delete' ? 'delete' : 'put' };
+            }
+          }
+          failure = new StrataNetworkError('UNREACHABLE', `GET ${this.baseUrl}/watch: the gateway ended the stream`, failures + 1, null);
+        } finally {
+          clearTimeout(timer);
+        }
+      } catch (error) {
+        if (options.signal?.aborted) return;
+        if (idle.signal.aborted) {
+          failure = new StrataNetworkError('TIMEOUT', `GET ${this.baseUrl}/watch: nothing arrived for ${idleTimeoutMs} ms`, failures + 1, error);
+        } else if (error instanceof StrataApiError || error instanceof StrataNetworkError) {
+          failure = error;
+        } else if (error instanceof Error) {
+          failure = new StrataNetworkError('UNREACHABLE', `GET ${this.baseUrl}/watch: ${error.message}`, failures + 1, error);
+        } else throw error;
+      }
+      if (failure instanceof StrataApiError && !isResumable(failure)) throw failure;
+      failures++;
+      if (failures > this.retries) throw failure;
+      await this.sleep(this.backoffMs(failures, failure instanceof StrataApiError ? failure.retryAfterMs : null));
+    }
+  }
+
   private async getJson<T>(path: string): Promise<T> {
     const res = await this.request({ method: 'GET', path, safeToRetry: true });
+    return (await res.json()) as T;
+  }
+
+  /** A bodiless POST whose repeat cannot apply twice (the admin state changes are idempotent). */
+  private async postJson<T>(path: string): Promise<T> {
+    const res = await this.request({ method: 'POST', path, safeToRetry: true });
     return (await res.json()) as T;
   }
 
@@ -485,15 +765,18 @@ export class StrataClient {
     const attemptsMax = spec.safeToRetry ? 1 + this.retries : 1;
     for (let attempt = 1; ; attempt++) {
       let res: Response;
+      const deadline = spec.streaming ? headersDeadline(this.timeoutMs) : { signal: AbortSignal.timeout(this.timeoutMs), settle() {} };
       try {
         res = await this.fetchFn(`${this.baseUrl}${spec.path}`, {
           method: spec.method,
           headers,
           ...(spec.body !== undefined ? { body: spec.body } : {}),
-          signal: AbortSignal.timeout(this.timeoutMs),
+          signal: spec.signal ? AbortSignal.any([spec.signal, deadline.signal]) : deadline.signal,
         });
       } catch (cause) {
-        const timedOut = cause instanceof Error && (cause.name === 'TimeoutError' || cause.name === 'AbortError');
+        deadline.settle();
+        if (spec.signal?.aborted) throw spec.signal.reason;
+        const timedOut = deadline.signal.aborted;
         if (attempt < attemptsMax) {
           await this.sleep(this.backoffMs(attempt, null));
           continue;
@@ -508,6 +791,7 @@ export class StrataClient {
           cause,
         );
       }
+      deadline.settle();
       if (res.ok || spec.acceptStatuses?.includes(res.status)) return res;
       const retryAfterMs = parseRetryAfterMs(res.headers.get('retry-after'));
       // 429 RATE_LIMITED is retried like a 503: the gateway did not process the request, and it says when to return.
@@ -541,6 +825,23 @@ async function apiError(res: Response, retryAfterMs: number | null, attempts: nu
   }
   const snippet = text.replace(/\s+/g, ' ').trim().slice(0, 200);
   return new StrataApiError(res.status, 'UNEXPECTED_RESPONSE', `HTTP ${res.status}${snippet ? `: ${snippet}` : ''}`, retryAfterMs, attempts);
+}
+
+/** An attempt's deadline that ends once the answer's headers are in: a stream's body may take as long as it is read. */
+function headersDeadline(timeoutMs: number): { signal: AbortSignal; settle(): void } {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+  return { signal: controller.signal, settle: () => clearTimeout(timer) };
+}
+
+/**
+ * Whether a change feed that failed this way is worth opening again from the last version seen: the gateway or a
+ * proxy was busy or briefly unable, or the stream ended with an error the API says to resume from. Anything else
+ * (a bad prefix, HISTORY_COMPACTED, a refused key) would fail the same way again.
+ */
+function isResumable(error: StrataApiError): boolean {
+  if (error.status === 429 || (error.status >= 502 && error.status <= 504)) return true;
+  return error.code === 'WATCH_TOO_SLOW' || error.code === 'METADATA_UNAVAILABLE';
 }
 
 function conditionalHeaders(options: ConditionalOptions): Record<string, string> {

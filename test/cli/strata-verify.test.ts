@@ -54,7 +54,10 @@ async function strata(args: string[]): Promise<Run & { progress: string[] }> {
   let stdout = '';
   let stderr = '';
   const progress: string[] = [];
+  // Each reading of the clock is 400 ms later: the progress line shows only once a run has lasted a second.
+  let nowMs = 0;
   const code = await runCli(args, { STRATA_URL: cluster.url }, {
+    now: () => (nowMs += 400),
     stdout: (t) => void (stdout += t),
     stderr: (t) => void (stderr += t),
     readStdin: async () => '',

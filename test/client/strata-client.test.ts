@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StrataApiError, StrataClient, StrataNetworkError } from '../../internal/client/strata-client.js';
+import { StrataApiError, StrataClient, StrataNetworkError, type WatchEvent, type WatchOptions } from '../../internal/client/strata-client.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 
 let cluster: TestCluster;
@@ -126,6 +126,98 @@ describe('StrataClient against a cluster', () => {
     const usage = await client.storageUsage();
     expect(usage.live_keys).toBeGreaterThan(0);
     expect(usage.total_system_size).toBeGreaterThan(0);
+  });
+  it('writes with a time to live and shows when it ends; a patch can give a new one', async () => {
+    const written = await client.write('client/ttl', { a: 1 }, { ttlMs: 3_600_000 });
+    const before = await client.stat(written.key);
+    expect(Date.parse(before.expires_at!)).toBeGreaterThan(Date.now() + 3_000_000);
+    await client.patch('client/ttl', { a: 2 }, { ttlMs: 7_200_000 });
+    const after = await client.stat('client/ttl');
+    expect(Date.parse(after.expires_at!)).toBeGreaterThan(Date.parse(before.expires_at!));
+    expect((await client.stat((await client.write('client/no-ttl', { a: 1 })).key)).expires_at).toBeNull();
+    const refused = await apiError(client.write('client/ttl-bad', { a: 1 }, { ttlMs: 0 }));
+    expect(refused).toMatchObject({ status: 400, code: 'INVALID_TTL' });
+  });
+
+  it('reports liveness, the healer, request counts, metrics and the API description', async () => {
+    expect(await client.live()).toEqual({ status: 'alive' });
+    const healer = await client.healer({ limit: 5 });
+    expect(Array.isArray(healer.recent)).toBe(true);
+    expect(healer).toHaveProperty('leader');
+    expect((await apiError(client.healer({ limit: 0 }))).code).toBe('INVALID_LIMIT');
+    const stats = await client.requestStats();
+    expect(stats.total).toBeGreaterThan(0);
+    expect(stats.by_class['2xx']).toBeGreaterThan(0);
+    expect(await client.metrics()).toMatch(/^# HELP /m);
+    const spec = await client.openapi();
+    expect(spec).toHaveProperty('paths');
+  });
+
+  it('lists, drains, activates and removes storage nodes, with the API codes when refused', async () => {
+    // This cluster's nodes are configured, not registered: the registry holds what is put in it here.
+    const node1 = cluster.nodes.find((n) => n.id === 'node-1')!;
+    await cluster.metadata.registerNode({ id: 'node-1', address: node1.address }, 600_000);
+    await cluster.metadata.registerNode({ id: 'node-7', address: 'http://127.0.0.1:9' }, 600_000);
+    try {
+      const nodes = await client.listNodes();
+      expect(nodes.map((n) => n.id).sort()).toEqual(['node-1', 'node-7']);
+      expect(nodes.every((n) => n.state === 'active' && n.alive)).toBe(true);
+
+      expect(await client.drainNode('node-7')).toMatchObject({ id: 'node-7', state: 'draining' });
+      expect(await client.drainNode('node-7')).toMatchObject({ id: 'node-7', state: 'draining' });
+      // Six active nodes are left: draining another would leave too few for a cold write.
+      expect(await apiError(client.drainNode('node-1'))).toMatchObject({ status: 409, code: 'TOO_FEW_ACTIVE_NODES' });
+      expect(await apiError(client.removeNode('node-1'))).toMatchObject({ status: 409, code: 'NODE_NOT_DRAINED' });
+      expect(await apiError(client.activateNode('node-99'))).toMatchObject({ status: 404, code: 'NODE_NOT_FOUND' });
+
+      expect(await client.activateNode('node-7')).toMatchObject({ id: 'node-7', state: 'active' });
+      await client.drainNode('node-7');
+      // It holds nothing, so it can go.
+      expect(await client.removeNode('node-7')).toEqual({ removed: 'node-7' });
+      expect((await client.listNodes()).map((n) => n.id)).toEqual(['node-1']);
+    } finally {
+      await cluster.metadata.deregisterNode('node-1');
+      await cluster.metadata.removeNode('node-7').catch(() => undefined);
+    }
+  });
+
+  it('pins hot fields for a prefix and sets its lifecycle, and lists the prefixes with a policy', async () => {
+    const set = await client.setPolicy('client-policy/', { pins: ['like_count'], idleToEcAfterMs: 86_400_000 });
+    expect(set).toMatchObject({ prefix: 'client-policy/', pins: { api: ['like_count'] }, lifecycle: { idle_to_ec_after_ms: 86_400_000 } });
+    expect(set.hot_fields).toContain('like_count');
+    const again = await client.setPolicy('client-policy/', { pins: ['like_count'], idleToEcAfterMs: 86_400_000 });
+    expect(again.epoch).toBe(set.epoch);
+    expect(await client.policy('client-policy/')).toMatchObject({ prefix: 'client-policy/', pins: { api: ['like_count'] } });
+    expect((await client.listPolicies()).map((p) => p.prefix)).toContain('client-policy/');
+    const cleared = await client.setPolicy('client-policy/', { pins: null, idleToEcAfterMs: null });
+    expect(cleared.pins.api).toEqual([]);
+    expect(await apiError(client.setPolicy('client-policy/', { idleToEcAfterMs: -1 }))).toMatchObject({ status: 422, code: 'INVALID_POLICY' });
+  });
+
+  it('follows the change feed of a prefix from a version, and stops when the caller aborts', async () => {
+    const first = await client.write('client-watch/a', { n: 1 });
+    const stop = new AbortController();
+    const events: WatchEvent[] = [];
+    const done = (async () => {
+      for await (const event of client.watch('client-watch/', { since: first.version, signal: stop.signal })) {
+        events.push(event);
+        if (events.length === 3) stop.abort();
+      }
+    })();
+    await client.write('client-other/x', { n: 0 });
+    const second = await client.write('client-watch/b', { n: 2 });
+    const gone = await client.delete('client-watch/a');
+    await done;
+    expect(events).toEqual([
+      { type: 'ready', prefix: 'client-watch/', version: first.version },
+      { type: 'change', key: 'client-watch/b', version: second.version, kind: 'put' },
+      { type: 'change', key: 'client-watch/a', version: gone.version, kind: 'delete' },
+    ]);
+  });
+
+  it('refuses a watch from a version ahead of the cluster with the API code', async () => {
+    const error = await apiError(client.watch('', { since: '999999999999' }).next());
+    expect(error).toMatchObject({ status: 400, code: 'INVALID_REQUEST' });
   });
 });
 
@@ -264,5 +356,122 @@ describe('StrataClient retries', () => {
     await c.write('a/b c%+?', { a: 1 }, { hotFields: ['x,y', '/s/v'] });
     expect(attempts[0]!.url).toBe('/read/a%2Fb%20c%25%2B%3F');
     expect(attempts[1]!.url).toBe('/write?key=a%2Fb%20c%25%2B%3F&hot_fields=x%2Cy,%2Fs%2Fv');
+  });
+});
+
+describe('StrataClient change feed', () => {
+  /** One scripted answer per connection, in order; each sees the request's URL. */
+  type Script = (req: IncomingMessage, res: ServerResponse) => void;
+  let server: Server;
+  let url: string;
+  let scripts: Script[] = [];
+  const seen: string[] = [];
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      seen.push(`${req.url} last-event-id=${req.headers['last-event-id'] ?? ''}`);
+      const script = scripts.shift();
+      if (!script) {
+        res.writeHead(500).end();
+        return;
+      }
+      script(req, res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  const sse = (res: ServerResponse, text: string): void => {
+    if (!res.headersSent) res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(text);
+  };
+  const change = (key: string, version: number, kind = 'put'): string =>
+    `event: change\r\nid: ${version}\r\ndata: {"key":"${key}","version":"${version}","kind":"${kind}"}\r\n\r\n`;
+
+  async function collect(client: StrataClient, count: number, options: WatchOptions = {}): Promise<WatchEvent[]> {
+    const events: WatchEvent[] = [];
+    for await (const event of client.watch('p/', options)) {
+      events.push(event);
+      if (events.length === count) break;
+    }
+    return events;
+  }
+
+  it('resumes after a dropped connection, a retryable error event and a 503 from the last version, without repeats', async () => {
+    seen.length = 0;
+    scripts = [
+      (_req, res) => {
+        sse(res, 'event: ready\nid: 4\ndata: {"prefix":"p/","version":"4"}\n\n: heartbeat\n\n');
+        sse(res, change('p/a', 5));
+        // The connection drops in the middle of the next event (once the bytes before are out): it must not be
+        // delivered half.
+        res.write('event: change\nid: 6\ndata: {"key":"p/', () => res.socket?.destroy());
+      },
+      (_req, res) => {
+        sse(res, 'event: ready\nid: 5\ndata: {"prefix":"p/","version":"5"}\n\n');
+        sse(res, change('p/b', 6));
+        sse(res, 'event: error\ndata: {"error":{"code":"WATCH_TOO_SLOW","message":"resume with Last-Event-ID: 6"}}\n\n');
+        res.end();
+      },
+      (_req, res) => {
+        res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '0' });
+        res.end(JSON.stringify({ error: { code: 'TOO_MANY_WATCHERS', message: 'busy' } }));
+      },
+      (_req, res) => {
+        sse(res, 'event: ready\nid: 6\ndata: {"prefix":"p/","version":"6"}\n\n');
+        sse(res, change('p/a', 7, 'delete'));
+      },
+    ];
+    const client = new StrataClient({ baseUrl: url, retries: 2, retryBaseMs: 1 });
+    expect(await collect(client, 4)).toEqual([
+      { type: 'ready', prefix: 'p/', version: '4' },
+      { type: 'change', key: 'p/a', version: '5', kind: 'put' },
+      { type: 'change', key: 'p/b', version: '6', kind: 'put' },
+      { type: 'change', key: 'p/a', version: '7', kind: 'delete' },
+    ]);
+    expect(seen).toEqual(['/watch?prefix=p%2F last-event-id=', '/watch?prefix=p%2F&since=5 last-event-id=', '/watch?prefix=p%2F&since=6 last-event-id=', '/watch?prefix=p%2F&since=6 last-event-id=']);
+  });
+
+  it('throws HISTORY_COMPACTED at once instead of resuming', async () => {
+    scripts = [
+      (_req, res) => {
+        res.writeHead(410, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { code: 'HISTORY_COMPACTED', message: 'list again' } }));
+      },
+    ];
+    const error = await apiError(collect(new StrataClient({ baseUrl: url, retries: 5, retryBaseMs: 1 }), 1, { since: '3' }));
+    expect(error).toMatchObject({ status: 410, code: 'HISTORY_COMPACTED', attempts: 1 });
+    expect(scripts).toHaveLength(0);
+  });
+
+  it('replaces a connection that stays silent longer than the idle timeout', async () => {
+    seen.length = 0;
+    scripts = [
+      // Headers and a ready event, then nothing at all: a connection a dead proxy left open.
+      (_req, res) => sse(res, 'event: ready\nid: 8\ndata: {"prefix":"p/","version":"8"}\n\n'),
+      (_req, res) => sse(res, `event: ready\nid: 8\ndata: {"prefix":"p/","version":"8"}\n\n${change('p/c', 9)}`),
+    ];
+    const client = new StrataClient({ baseUrl: url, retries: 1, retryBaseMs: 1 });
+    expect(await collect(client, 2, { idleTimeoutMs: 50 })).toEqual([
+      { type: 'ready', prefix: 'p/', version: '8' },
+      { type: 'change', key: 'p/c', version: '9', kind: 'put' },
+    ]);
+    expect(seen).toEqual(['/watch?prefix=p%2F last-event-id=', '/watch?prefix=p%2F&since=8 last-event-id=']);
+  });
+
+  it('gives up after its retries with the last failure', async () => {
+    const refused = (_req: IncomingMessage, res: ServerResponse): void => {
+      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '0' });
+      res.end(JSON.stringify({ error: { code: 'METADATA_UNAVAILABLE', message: 'store down' } }));
+    };
+    scripts = [refused, refused, refused];
+    const error = await apiError(collect(new StrataClient({ baseUrl: url, retries: 2, retryBaseMs: 1 }), 1));
+    expect(error).toMatchObject({ status: 503, code: 'METADATA_UNAVAILABLE' });
+    expect(scripts).toHaveLength(0);
   });
 });
