@@ -127,6 +127,49 @@ describe('StrataClient against a cluster', () => {
     expect(usage.live_keys).toBeGreaterThan(0);
     expect(usage.total_system_size).toBeGreaterThan(0);
   });
+  it('has a method for every operation the gateway describes in its OpenAPI document', async () => {
+    const methodOf: Record<string, keyof StrataClient | null> = {
+      'POST /write': 'write',
+      'GET /read/{key}': 'read',
+      'PATCH /patch/{key}': 'patch',
+      'DELETE /delete/{key}': 'delete',
+      'GET /stat/{key}': 'stat',
+      'GET /list': 'list',
+      'GET /watch': 'watch',
+      'GET /health': 'health',
+      'GET /health/live': 'live',
+      'GET /health/ready': 'ready',
+      'GET /cluster': 'cluster',
+      'GET /node_status': 'nodeStatus',
+      'GET /storage_usage': 'storageUsage',
+      'GET /healer': 'healer',
+      'GET /request_stats': 'requestStats',
+      'GET /metrics': 'metrics',
+      'GET /openapi.json': 'openapi',
+      'GET /policy': 'listPolicies',
+      'GET /policy/{prefix}': 'policy',
+      'PUT /policy/{prefix}': 'setPolicy',
+      'GET /admin/nodes': 'listNodes',
+      'POST /admin/nodes/{id}/drain': 'drainNode',
+      'POST /admin/nodes/{id}/activate': 'activateNode',
+      'DELETE /admin/nodes/{id}': 'removeNode',
+      'GET /admin/format-version': 'formatVersion',
+      'POST /admin/format-version': 'bumpFormatVersion',
+      // The API reference's web page and its assets are for a browser.
+      'GET /docs': null,
+      'GET /docs/{asset}': null,
+    };
+    const spec = (await client.openapi()) as { paths: Record<string, Record<string, unknown>> };
+    const operations = Object.entries(spec.paths).flatMap(([path, item]) =>
+      Object.keys(item).filter((m) => ['get', 'post', 'put', 'patch', 'delete'].includes(m)).map((m) => `${m.toUpperCase()} ${path}`),
+    );
+    expect(operations.filter((op) => !(op in methodOf)), 'operations without a client method').toEqual([]);
+    for (const [op, method] of Object.entries(methodOf)) {
+      expect(operations, `${op} is no longer described`).toContain(op);
+      if (method !== null) expect(typeof client[method], `${op}: StrataClient.${method}`).toBe('function');
+    }
+  });
+
   it('writes with a time to live and shows when it ends; a patch can give a new one', async () => {
     const written = await client.write('client/ttl', { a: 1 }, { ttlMs: 3_600_000 });
     const before = await client.stat(written.key);
