@@ -1,6 +1,5 @@
 // `strata`, the command-line client: hands argv, the environment and the standard streams to internal/cli.
 import { readFile } from 'node:fs/promises';
-import { createInterface } from 'node:readline/promises';
 import { text } from 'node:stream/consumers';
 import { runCli } from '../../internal/cli/strata-cli.js';
 
@@ -25,6 +24,8 @@ process.exitCode = await runCli(process.argv.slice(2), { STRATA_URL: process.env
 });
 
 async function confirm(question: string): Promise<boolean> {
+  // Loaded when a question is asked: every other command would pay for it at start.
+  const { createInterface } = await import('node:readline/promises');
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
   try {
     return /^y(es)?$/i.test((await prompt.question(question)).trim());
