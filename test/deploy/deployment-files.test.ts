@@ -1,9 +1,10 @@
 /**
  * docker-compose.yaml, nginx.conf and deploy/prometheus.yml cannot be run here (no Docker engine), so this checks
  * that they agree with the code and with each other: the variables the services set are ones the config reads,
- * names and ports line up across files, and nginx itself accepts nginx.conf (`nginx -t`).
+ * names and ports line up across files, the defaults are safe (ports on 127.0.0.1, an API key and Grafana's
+ * password required, nginx looking the gateways up again), and nginx itself accepts nginx.conf (`nginx -t`).
  */
-import { access, readFile } from 'node:fs/promises';
+import { access, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +22,8 @@ import { GatewayHttpMetrics } from '../../internal/metrics/http-metrics.js';
 import { StorageNodeMetrics } from '../../internal/metrics/node-metrics.js';
 import { createProcessRegistry } from '../../internal/metrics/registry.js';
 import { checkNginxConf, ensureNginx, NGINX_INFRA_LIMITS, RENDER_BLOCKS, renderNginxConf } from '../../scripts/infra/nginx.js';
+import { composeWith, operatorEnv, parseCompose } from './compose-file.js';
+import { ComposeInterpolationError, requiredVariables } from './compose-interpolation.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const read = (file: string): Promise<string> => readFile(path.join(ROOT, file), 'utf8');
@@ -31,7 +34,9 @@ interface Service {
   command?: string[] | string;
   environment?: Record<string, string | number | boolean | null>;
   volumes?: string[];
-  ports?: string[];
+  ports?: (string | number | { target: number; published?: string | number; host_ip?: string })[];
+  networks?: Record<string, { aliases?: string[] } | null> | string[];
+  network_mode?: string;
   depends_on?: Record<string, unknown> | string[];
   healthcheck?: { test?: string[] | string };
 }
@@ -41,15 +46,26 @@ interface Compose {
   volumes?: Record<string, unknown>;
 }
 
+/** The compose file as written: `${...}` references not interpolated. */
 let compose: Compose;
+let composeText: string;
+/** The variables the compose file's header tells an operator to export (its secrets). */
+let operator: Record<string, string>;
+/** The compose file as Compose runs it for that operator. */
+let deployed: Compose;
 let nginxConf: string;
+/** internal/config/*.ts: the only code that reads process.env. */
 let configSource: string;
 
 beforeAll(async () => {
-  // merge: the compose file shares environment blocks through YAML merge keys (`<<: *anchor`), as Compose does.
-  compose = parse(await read('docker-compose.yaml'), { merge: true }) as Compose;
+  composeText = await read('docker-compose.yaml');
+  // The compose file shares environment blocks through YAML merge keys (`<<: *anchor`), as Compose does.
+  compose = parseCompose<Compose>(composeText);
+  operator = operatorEnv(composeText);
+  deployed = composeWith<Compose>(composeText, operator);
   nginxConf = await read('nginx.conf');
-  configSource = await read('internal/config/config.ts');
+  const configFiles = (await readdir(path.join(ROOT, 'internal', 'config'))).filter((f) => f.endsWith('.ts'));
+  configSource = (await Promise.all(configFiles.map((f) => read(`internal/config/${f}`)))).join('\n');
 });
 
 // ---- helpers --------------------------------------------------------------------------------------------------
@@ -64,12 +80,12 @@ function entryPoint(service: Service): string | null {
   return /^dist\/cmd\/([a-z-]+)\/main\.js$/.exec(command)?.[1] ?? null;
 }
 
-function servicesRunning(name: string): [string, Service][] {
-  return Object.entries(compose.services).filter(([, s]) => entryPoint(s) === name);
+function servicesRunning(name: string, file: Compose = compose): [string, Service][] {
+  return Object.entries(file.services).filter(([, s]) => entryPoint(s) === name);
 }
 
-function strataServices(): [string, Service][] {
-  return Object.entries(compose.services).filter(([, s]) => entryPoint(s) !== null);
+function strataServices(file: Compose = compose): [string, Service][] {
+  return Object.entries(file.services).filter(([, s]) => entryPoint(s) !== null);
 }
 
 function commandArgs(service: Service): string[] {
@@ -90,10 +106,51 @@ function parseNodes(value: string): { id: string; host: string; port: number; zo
   });
 }
 
+interface PublishedPort {
+  /** null: every interface of the host. */
+  hostIp: string | null;
+  /** null: a port Docker picks. */
+  hostPort: string | null;
+  containerPort: string;
+}
+
+/** A `ports:` entry in Compose's short (`[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL]`) or long syntax. */
+function publishedPort(entry: NonNullable<Service['ports']>[number]): PublishedPort {
+  if (typeof entry === 'object') {
+    return { hostIp: entry.host_ip ?? null, hostPort: entry.published === undefined ? null : String(entry.published), containerPort: String(entry.target) };
+  }
+  const text = String(entry).replace(/\/(tcp|udp)$/, '');
+  const bracketed = /^\[([^\]]+)\]:(.*)$/.exec(text);
+  const [ip, rest] = bracketed !== null ? [bracketed[1]!, bracketed[2]!.split(':')] : [null, text.split(':')];
+  if (ip !== null) return { hostIp: ip, hostPort: rest[0] ?? null, containerPort: rest.at(-1)! };
+  if (rest.length === 3) return { hostIp: rest[0]!, hostPort: rest[1]!, containerPort: rest[2]! };
+  if (rest.length === 2) return { hostIp: null, hostPort: rest[0]!, containerPort: rest[1]! };
+  return { hostIp: null, hostPort: null, containerPort: rest[0]! };
+}
+
+/** Every published port of `file`, as `service -> port`. */
+function publishedPorts(file: Compose): { service: string; port: PublishedPort }[] {
+  return Object.entries(file.services).flatMap(([service, s]) => (s.ports ?? []).map((entry) => ({ service, port: publishedPort(entry) })));
+}
+
+/** The network aliases a service has on the compose file's default network. */
+function defaultNetworkAliases(service: Service): string[] {
+  if (service.networks === undefined || Array.isArray(service.networks)) return [];
+  return service.networks['default']?.aliases ?? [];
+}
+
 /** The `server host:port ...;` lines of nginx.conf's strata_gateways upstream. */
 function nginxUpstreams(conf: string): string[] {
   const block = /upstream\s+strata_gateways\s*\{([\s\S]*?)\n\s*\}/.exec(conf)?.[1] ?? '';
   return [...block.matchAll(/^\s*server\s+(\S+)[^;]*;/gm)].map((m) => m[1]!);
+}
+
+/** The `host:port` that the Docker lines of nginx.conf (in its `listen` block, which a local run drops) send requests to. */
+function dockerUpstream(conf: string): string {
+  const block = /# strata-render:begin listen\b[^\n]*\n([\s\S]*?)# strata-render:end listen/.exec(conf)?.[1] ?? '';
+  const targets = [...directives(block).matchAll(/^\s*set\s+\$strata_upstream\s+([^;\s]+);/gm)].map((m) => m[1]!);
+  expect(targets, 'one `set $strata_upstream host:port;` in the listen block').toHaveLength(1);
+  return targets[0]!;
 }
 
 /** Directives of nginx.conf with comments removed, for checks on what is actually configured. */
@@ -107,7 +164,7 @@ function directives(conf: string): string {
 // ---- docker-compose.yaml ----------------------------------------------------------------------------------------
 
 describe('docker-compose.yaml', () => {
-  it('sets only STRATA_* variables that internal/config/config.ts reads', () => {
+  it('sets only STRATA_* variables that internal/config reads', () => {
     const read = new Set([...configSource.matchAll(/['"`](STRATA_[A-Z0-9_]+)['"`]/g)].map((m) => m[1]!));
     const unknown: string[] = [];
     for (const [name, service] of Object.entries(compose.services)) {
@@ -115,13 +172,13 @@ describe('docker-compose.yaml', () => {
         if (variable.startsWith('STRATA_') && !read.has(variable)) unknown.push(`${name}: ${variable}`);
       }
     }
-    expect(unknown, 'set in docker-compose.yaml but never read by internal/config/config.ts').toEqual([]);
+    expect(unknown, 'set in docker-compose.yaml but never read by internal/config').toEqual([]);
   });
 
   it("gives every Strata service an environment that the config accepts and reads as the compose file means it", () => {
-    for (const [name, service] of strataServices()) {
-      // Compose fills ${STRATA_CLUSTER_TOKEN:?...} from the operator's environment.
-      const e: Record<string, string> = { ...env(service), STRATA_CLUSTER_TOKEN: 'a-test-token-of-32-characters-xx' };
+    // As Compose runs it: ${STRATA_CLUSTER_TOKEN:?...} and the others filled from the operator's environment.
+    for (const [name, service] of strataServices(deployed)) {
+      const e = env(service);
       const config = loadConfig(e);
       if (e['STRATA_PORT'] !== undefined) expect(config.port, name).toBe(Number(e['STRATA_PORT']));
       if (e['STRATA_ETCD_ENDPOINTS'] !== undefined) expect(config.etcdEndpoints, name).toHaveLength(3);
@@ -242,6 +299,61 @@ describe('docker-compose.yaml', () => {
       const test = [service.healthcheck?.test ?? []].flat().join(' ');
       const port = env(service)['STRATA_PORT'];
       expect(test.includes(`:${port}/`) || test.includes('process.env.STRATA_PORT'), `${name}: ${test}`).toBe(true);
+    }
+  });
+});
+
+describe('docker-compose.yaml defaults', () => {
+  /** Who may set each published port's address, and so open it beyond this host. */
+  const BIND_VARIABLES: Record<string, string> = { nginx: 'STRATA_BIND_ADDRESS', prometheus: 'MONITORING_BIND_ADDRESS', grafana: 'MONITORING_BIND_ADDRESS' };
+
+  it('publishes every port on 127.0.0.1 only, unless the operator names another address', () => {
+    const ports = publishedPorts(deployed);
+    expect(ports.map((p) => p.service).sort()).toEqual(['grafana', 'nginx', 'prometheus']);
+    for (const { service, port } of ports) expect(port.hostIp, `${service}: ${port.containerPort}`).toBe('127.0.0.1');
+    for (const [service, s] of Object.entries(compose.services)) expect(s.network_mode, `${service} shares the host's network`).not.toBe('host');
+    // Each address comes from one variable, with 127.0.0.1 as its default.
+    for (const [service, s] of Object.entries(compose.services)) {
+      for (const entry of s.ports ?? []) expect(String(entry), service).toMatch(new RegExp(`^\\$\\{${BIND_VARIABLES[service]}:-127\\.0\\.0\\.1\\}:`));
+    }
+  });
+
+  it('publishes nginx, and Prometheus and Grafana, on the addresses their variables name', () => {
+    const opened = composeWith<Compose>(composeText, { ...operator, STRATA_BIND_ADDRESS: '0.0.0.0', MONITORING_BIND_ADDRESS: '10.0.0.5' });
+    const addresses = Object.fromEntries(publishedPorts(opened).map(({ service, port }) => [`${service}:${port.hostPort}`, port.hostIp]));
+    expect(addresses).toEqual({ 'nginx:8000': '0.0.0.0', 'prometheus:9090': '10.0.0.5', 'grafana:3000': '10.0.0.5' });
+  });
+
+  it('requires an API key on every gateway, taken from the environment', () => {
+    const gateways = servicesRunning('api');
+    expect(gateways.length).toBeGreaterThan(0);
+    for (const [name, service] of gateways) {
+      // `:?`, not `?`: an empty value is refused too, since a gateway without keys is open to everyone.
+      expect(env(service)['STRATA_API_KEYS'], name).toMatch(/^\$\{STRATA_API_KEYS:\?[^}]+\}$/);
+      expect(env(service)['STRATA_API_KEYS_FILE'], name).toBeUndefined();
+    }
+    for (const [name, service] of servicesRunning('api', deployed)) {
+      expect(loadConfig(env(service)).apiKeys.map((k) => k.id), name).toEqual(['admin']);
+    }
+  });
+
+  it("takes Grafana's admin password from the environment, with no default", () => {
+    const grafana = env(compose.services['grafana']!);
+    expect(grafana['GF_SECURITY_ADMIN_PASSWORD']).toMatch(/^\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}$/);
+    expect(Object.keys(grafana).filter((k) => k.startsWith('GF_SECURITY_ADMIN_PASSWORD__'))).toEqual([]);
+    expect(env(deployed.services['grafana']!)['GF_SECURITY_ADMIN_PASSWORD']).toBe(operator['GRAFANA_ADMIN_PASSWORD']);
+  });
+
+  it('refuses to start without any one of its secrets, or with it empty, and names the one that is missing', () => {
+    const required = [...new Set(requiredVariables(composeText))].sort();
+    expect(required).toEqual(['GRAFANA_ADMIN_PASSWORD', 'STRATA_API_KEYS', 'STRATA_CLUSTER_TOKEN']);
+    // The header's instructions export every one of them.
+    expect(Object.keys(operator).filter((name) => required.includes(name)).sort()).toEqual(required);
+    for (const name of required) {
+      for (const value of [undefined, '']) {
+        expect(() => composeWith(composeText, { ...operator, [name]: value }), `${name}=${String(value)}`).toThrow(ComposeInterpolationError);
+        expect(() => composeWith(composeText, { ...operator, [name]: value })).toThrow(new RegExp(`required variable ${name} is missing a value: \\S`));
+      }
     }
   });
 });
@@ -373,9 +485,30 @@ function exportedMetricNames(): Set<string> {
 // ---- nginx.conf against docker-compose.yaml ----------------------------------------------------------------------
 
 describe('nginx.conf', () => {
-  it('names exactly the compose gateways, on their STRATA_PORT, in its upstream', () => {
-    const gateways = servicesRunning('api').map(([name, s]) => `${name}:${env(s)['STRATA_PORT']}`);
-    expect(nginxUpstreams(nginxConf).sort()).toEqual(gateways.sort());
+  it('sends requests, in Docker, to the name that exactly the compose gateways carry, on their STRATA_PORT', () => {
+    const target = dockerUpstream(nginxConf);
+    expect(target).toMatch(/^[a-z0-9-]+:\d+$/);
+    const [host, port] = target.split(':');
+    const carriers = Object.entries(deployed.services).filter(([, s]) => defaultNetworkAliases(s).includes(host!));
+    expect(carriers.map(([n]) => n).sort()).toEqual(servicesRunning('api').map(([n]) => n).sort());
+    for (const [name, service] of carriers) expect(env(service)['STRATA_PORT'], name).toBe(port);
+  });
+
+  it("looks the gateways' name up through Docker's DNS every few seconds, so that a recreated gateway is found", () => {
+    const conf = directives(nginxConf);
+    const resolver = /^\s*resolver\s+([^;]+);/m.exec(conf)?.[1]?.split(/\s+/) ?? [];
+    expect(resolver[0], "Docker's embedded DNS server").toBe('127.0.0.11');
+    const validS = Number(/^valid=(\d+)s$/.exec(resolver.find((p) => p.startsWith('valid=')) ?? '')?.[1]);
+    expect(validS).toBeGreaterThan(0);
+    expect(validS).toBeLessThanOrEqual(10);
+    expect(resolver).toContain('ipv6=off');
+    expect(conf).toMatch(/^\s*resolver_timeout\s+\d+s;/m);
+    // nginx looks a name up per request only when proxy_pass takes it from a variable, and only when it is not an
+    // upstream block's (those are resolved once, at start).
+    const [host] = dockerUpstream(nginxConf).split(':');
+    expect(conf).not.toMatch(new RegExp(`upstream\\s+${host}\\s*\\{`));
+    // Nor does nginx need a gateway to start: the upstream block names addresses, no host names.
+    for (const server of nginxUpstreams(nginxConf)) expect(server).toMatch(/^\d+\.\d+\.\d+\.\d+:\d+$/);
   });
 
   it('is mounted by the nginx service, which publishes its listen port', () => {
@@ -389,10 +522,17 @@ describe('nginx.conf', () => {
 
   it('passes requests without a URI, so that encoded keys reach the gateway as sent', () => {
     const passes = [...directives(nginxConf).matchAll(/proxy_pass\s+([^;]+);/g)].map((m) => m[1]!.trim());
-    // One location for everything, and one for /watch without response buffering: both pass the target as sent.
+    // One location for everything, and one for /watch without response buffering: both pass the target as sent,
+    // to the gateways' name (Docker) or upstream block (a local run).
     expect(passes.length).toBeGreaterThanOrEqual(1);
-    for (const pass of passes) expect(pass).toBe('http://strata_gateways');
+    for (const pass of passes) expect(pass).toBe('http://$strata_upstream');
     expect(directives(nginxConf)).toMatch(/merge_slashes\s+off;/);
+  });
+
+  it('passes the change feed (/watch) without buffering it', () => {
+    const watch = /location\s+=\s+\/watch\s*\{([^}]*)\}/.exec(directives(nginxConf))?.[1] ?? '';
+    expect(watch).toMatch(/proxy_pass\s+http:\/\/\$strata_upstream;/);
+    expect(watch).toMatch(/proxy_buffering\s+off;/);
   });
 
   it('retries on connection errors and timeouts only, never replaying non-idempotent requests', () => {
@@ -468,5 +608,12 @@ describe('nginx -t', () => {
     expect(outsideBlocks(rendered)).toBe(outsideBlocks(nginxConf));
     expect(nginxUpstreams(rendered)).toEqual(['127.0.0.1:1']);
     expect(rendered).toMatch(/server 127\.0\.0\.1:1 max_fails=\d+ fail_timeout=\d+s;/); // the template's parameters kept
+  });
+
+  it('sends requests, in a local run, to the upstream block the render fills with the gateways', () => {
+    const rendered = directives(renderNginxConf(nginxConf, { upstreams: ['127.0.0.1:1'], port: 2, prefix: '/tmp/strata-nginx-x' }));
+    const targets = [...rendered.matchAll(/^\s*set\s+\$strata_upstream\s+([^;\s]+);/gm)].map((m) => m[1]!);
+    expect(targets).toEqual(['strata_gateways']);
+    expect(rendered).toMatch(/upstream\s+strata_gateways\s*\{/);
   });
 });
