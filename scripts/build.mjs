@@ -7,7 +7,7 @@
 //                                       as --if-stale, but a production install without the compiler keeps the
 //                                       dist/ it was shipped with (npm's prepare step)
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,14 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DIST = path.join(ROOT, 'dist');
 const STAMP_NAME = '.build-stamp';
 const STAMP = path.join(DIST, STAMP_NAME);
-const SOURCE_DIRS = ['cmd', 'internal', 'scripts'];
+/** Held while one process builds: several starting at once (test workers, a CLI beside `npm start`) build once. */
+const LOCK = path.join(ROOT, '.build-lock');
+/** How long a process waits for another's build before giving up: a cold build takes about a minute here. */
+const LOCK_WAIT_MS = 10 * 60_000;
+const LOCK_POLL_MS = 100;
+const LOCK_EMPTY_GRACE_MS = 5_000;
+// bench/harness: the all-in-one the benchmarks measure runs compiled, as `npm start` does (tsconfig.build.json).
+const SOURCE_DIRS = ['cmd', 'internal', 'scripts', 'bench/harness'];
 const CONFIG_FILES = ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json'];
 /**
  * Files beside the sources that are read or run as they are: everything but TypeScript and documentation, and the
@@ -40,7 +47,64 @@ export function ensureBuilt({ ifStale = true, ifPossible = false } = {}) {
         ': run `npm install` (with development dependencies), then `npm run build`',
     );
   }
-  build(tsc);
+  withBuildLock(() => {
+    // Another process may have built while this one waited for the lock.
+    if (ifStale && !isStale()) return;
+    build(tsc);
+  });
+}
+
+function withBuildLock(fn) {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      const fd = openSync(LOCK, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      break;
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+    }
+    if (!holderAlive()) {
+      // Left by a build that was killed: nobody will release it.
+      rmSync(LOCK, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new BuildError(`another build (process ${readLockHolder()}) has held ${LOCK} for ${LOCK_WAIT_MS / 60_000} minutes`);
+    // A synchronous pause: ensureBuilt runs before anything else in the process, with nothing to serve meanwhile.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, LOCK_POLL_MS);
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(LOCK, { force: true });
+  }
+}
+
+function readLockHolder() {
+  try {
+    return Number(readFileSync(LOCK, 'utf8'));
+  } catch {
+    return 0;
+  }
+}
+
+function holderAlive() {
+  const pid = readLockHolder();
+  // An empty lock file is one being written right now, unless it has stayed empty (its writer died in between).
+  if (!Number.isInteger(pid) || pid <= 0) {
+    try {
+      return Date.now() - statSync(LOCK).mtimeMs < LOCK_EMPTY_GRACE_MS;
+    } catch {
+      return false;
+    }
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
 }
 
 export class BuildError extends Error {}

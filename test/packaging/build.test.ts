@@ -5,7 +5,7 @@
  * shipped with. Exercised on a small project of its own (a copy of the script, the repository's compiler), so that
  * the repository's own dist/, which other suites run, is never rebuilt under them.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -82,6 +82,33 @@ describe('npm run build (scripts/build.mjs)', () => {
     touchLater(path.join(root, 'tsconfig.build.json'), 10_000);
     expect(build(root, '--if-stale').code).toBe(0);
     expect(stampOf(root)).not.toBe(second);
+  });
+
+  it('builds once when several processes find dist/ stale at the same time, and every one of them then runs it', async () => {
+    const root = project();
+    const runs = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+          const child = spawn(process.execPath, [path.join(root, 'scripts/build.mjs'), '--if-stale'], { cwd: root });
+          let stderr = '';
+          child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+          child.on('error', reject);
+          child.on('close', (code) => resolve({ code, stderr }));
+        }),
+      ),
+    );
+    expect(runs.map((r) => r.code)).toEqual([0, 0, 0, 0]);
+    expect(runs.filter((r) => r.stderr.includes('built dist/'))).toHaveLength(1);
+    expect(runCompiled(root)).toBe('hello\n');
+    expect(existsSync(path.join(root, '.build-lock'))).toBe(false);
+  });
+
+  it('takes over the lock of a build that was killed', () => {
+    const root = project();
+    // A process id that is not running: the highest a Linux kernel hands out is below 2^22.
+    writeFileSync(path.join(root, '.build-lock'), String(2 ** 22 + 1));
+    expect(build(root, '--if-stale').code).toBe(0);
+    expect(runCompiled(root)).toBe('hello\n');
   });
 
   it('keeps the previous build whole when the compiler fails, and says so', () => {
