@@ -29,6 +29,7 @@ function positiveOption(value: string | boolean | undefined, option: string, fal
 
 export const benchCommand: Command = {
   name: 'bench',
+  drawsProgress: true,
   synopsis: 'bench [--scenarios write,read,...] [--duration S] [--vus N] [--keys N]',
   summary: 'run a short load of small documents against the gateway and print ops/s and latency',
   details: [

@@ -45,6 +45,11 @@ export interface Command {
   options: NonNullable<ParseArgsConfig['options']>;
   positionalsMin: number;
   positionalsMax: number;
+  /**
+   * The command shows its own progress (a bar, or output as it goes); the others get a "waiting for the gateway"
+   * line on a terminal when an answer takes longer than a second.
+   */
+  drawsProgress?: true;
   /** Resolves to an exit code when the command's finding is not plain success (e.g. verify found problems). */
   run(ctx: CommandContext): Promise<number | void>;
 }
@@ -189,6 +194,7 @@ const patch: Command = {
 
 const ls: Command = {
   name: 'ls',
+  drawsProgress: true,
   synopsis: 'ls [PREFIX] [--limit N]',
   summary: 'list keys in UTF-8 byte order',
   details: [

@@ -50,3 +50,29 @@ export function startProgress(io: CliIo, label: string, total: number | null, un
     },
   };
 }
+
+/**
+ * For a command that waits on one answer (`usage` scans every manifest on the gateway): after a second, a line
+ * saying what it waits for and for how long, redrawn until `stop()`.
+ */
+export function showWaiting(io: CliIo, what: string): { stop(): void } {
+  const draw = io.progress;
+  if (draw === undefined) return { stop() {} };
+  const now = io.now ?? Date.now;
+  const started = now();
+  let drawn = false;
+  const timer = setInterval(() => {
+    const elapsedMs = now() - started;
+    if (elapsedMs < PROGRESS_LIMITS.showAfterMs) return;
+    drawn = true;
+    draw(`${what}: waiting for the gateway, ${(elapsedMs / 1000).toFixed(1)} s`);
+  }, PROGRESS_LIMITS.redrawEveryMs);
+  // The wait is on a request; this timer alone must not keep the process alive.
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      if (drawn) draw('');
+    },
+  };
+}

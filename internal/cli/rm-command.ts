@@ -31,6 +31,7 @@ interface PrefixReport {
 
 export const rmCommand: Command = {
   name: 'rm',
+  drawsProgress: true,
   synopsis: 'rm KEY | rm --prefix P [--yes]',
   summary: 'delete a key, or every key under a prefix',
   details: [

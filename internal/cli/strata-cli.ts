@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { StrataApiError, StrataClient, StrataNetworkError } from '../client/strata-client.js';
 import { packageInfo } from '../core/package-info.js';
 import { COMMANDS, UsageError, type CliIo, type Command } from './commands.js';
+import { showWaiting } from './progress.js';
 import { EXIT_VERIFY_FAILED } from './verify-command.js';
 
 /** Exit codes are part of the CLI's contract: scripts branch on them. */
@@ -151,11 +152,14 @@ export async function runCli(argv: readonly string[], env: CliEnv, io: CliIo): P
     return usageError(io, command, `--url: ${(error as Error).message}`);
   }
 
+  const waiting = command.drawsProgress ? null : showWaiting(io, `strata ${command.name}`);
   try {
     const code = await command.run({ client, json: values.json === true, io, values, positionals });
     return code ?? EXIT.OK;
   } catch (error) {
     return reportFailure(io, command, error);
+  } finally {
+    waiting?.stop();
   }
 }
 

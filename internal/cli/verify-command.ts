@@ -154,6 +154,7 @@ function describeReport(r: VerifyReport): string {
 
 export const verifyCommand: Command = {
   name: 'verify',
+  drawsProgress: true,
   synopsis: 'verify [PREFIX] [--no-read] [--concurrency N]',
   summary: 'check that every key is fully protected and reads back intact',
   details: [

@@ -19,6 +19,7 @@ function versionOption(value: string | boolean | undefined): string | undefined 
 
 export const watchCommand: Command = {
   name: 'watch',
+  drawsProgress: true,
   synopsis: 'watch [PREFIX] [--since V] [--count N]',
   summary: 'print changes to keys under a prefix as they are committed',
   details: [

@@ -6,7 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCli } from '../../internal/cli/strata-cli.js';
 import { COMMANDS, type CliIo } from '../../internal/cli/commands.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
@@ -284,5 +284,47 @@ describe('strata --json and --help everywhere', () => {
       expect(help.stdout, command.name).toContain(`Usage: strata ${command.name}`);
       expect(command.details, command.name).toMatch(/--json/);
     }
+  });
+});
+
+describe('a command waiting on a slow answer', () => {
+  it('says on a terminal what it waits for once a second has passed, and clears the line before its report', async () => {
+    let release: () => void = () => undefined;
+    const answered = new Promise<void>((resolve) => (release = resolve));
+    const server: Server = createServer((_req, res) => {
+      void answered.then(() => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ nodes: [], healer_leader: null, metadata_backend: 'sqlite', wal_backend: 'sqlite', repair_backlog: 0 }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const progress: string[] = [];
+      let nowMs = 0;
+      let stdout = '';
+      const done = runCli(['cluster'], { STRATA_URL: url }, {
+        stdout: (t) => void (stdout += t),
+        stderr: () => undefined,
+        readStdin: async () => '',
+        readFile: async () => '',
+        progress: (line) => void progress.push(line),
+        now: () => (nowMs += 400),
+      });
+      await vi.waitFor(() => expect(progress.some((l) => /^strata cluster: waiting for the gateway, \d+\.\d s$/.test(l))).toBe(true), { timeout: 30_000 });
+      release();
+      expect(await done).toBe(0);
+      expect(progress.at(-1)).toBe('');
+      expect(stdout).toContain('healer leader');
+    } finally {
+      release();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('draws nothing when stderr is not a terminal or the answer comes within a second', async () => {
+    const quick = await strata(['cluster'], { progress: true });
+    expect(quick.code).toBe(0);
+    expect(quick.progress).toEqual([]);
   });
 });
