@@ -133,8 +133,12 @@ describe('the npm package', () => {
     expect(put.code, put.out).toBe(0);
     const got = await runAsync(path.join(consumer, 'node_modules/.bin/strata'), ['get', 'package/cli'], consumer, { ...process.env, STRATA_URL: cluster.url });
     expect(got).toEqual({ code: 0, out: `${doc}\n` });
+    const verified = await runAsync(path.join(consumer, 'node_modules/.bin/strata'), ['verify', 'package/cli', '--json'], consumer, { ...process.env, STRATA_URL: cluster.url });
+    expect(verified.code, verified.out).toBe(0);
+    expect(JSON.parse(verified.out)).toMatchObject({ keys_checked: 1, fully_protected: 1 });
     const help = mustRun('npm', ['run', '--silent', 'recover:manifests', '--', '--help'], installed);
     expect(help).toContain('Usage: npm run recover:manifests');
     expect(help).toContain('STRATA_CLUSTER_TOKEN');
+    expect(mustRun('npm', ['run', '--silent', 'verify:storage', '--', '--help'], installed)).toContain('verify:storage');
   });
 });
