@@ -251,7 +251,7 @@ export class Healer {
     report.leader = true;
     this.counters.rounds++;
     await this.deps.pool.probe();
-    await this.intents.runOnce();
+    await this.intents.runOnce(() => this.stillLeads());
     await this.repairHinted(report);
     await this.rebalance(report);
     if (this.term) await this.deps.tiering?.runRound(this.term, () => this.stillLeads());

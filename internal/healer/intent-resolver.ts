@@ -78,8 +78,12 @@ export class IntentResolver {
     },
   ) {}
 
-  /** One round: read what is new, resolve what is due, commit the offsets that are safe. */
-  async runOnce(): Promise<void> {
+  /**
+   * One round: read what is new, resolve what is due, commit the offsets that are safe. `stillLeads` is asked
+   * right before offsets are committed: the WAL does not fence a deposed leader's commit, so a round that ran past
+   * its lease (a long pause) must not commit what a newer leader may already have moved past.
+   */
+  async runOnce(stillLeads: () => Promise<boolean> = async () => true): Promise<void> {
     this.consumer ??= await this.deps.wal.consumer(this.deps.group);
     while (this.pending.size < PENDING_MAX) {
       const entries = await this.consumer.poll(POLL_BATCH_MAX, 0);
@@ -107,7 +111,7 @@ export class IntentResolver {
       if (!p.failed && now - p.intent.atMs < this.deps.intentTimeoutMs) continue;
       if (await this.resolve(p.intent)) this.pending.delete(writeId);
     }
-    await this.commitSafeOffset();
+    if (await stillLeads()) await this.commitSafeOffset();
     this.stats.pending = this.pending.size;
     let uncommitted = 0;
     for (const queue of this.order.values()) uncommitted += queue.length;

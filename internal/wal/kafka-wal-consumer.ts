@@ -1,24 +1,25 @@
+import type { Admin, Kafka } from 'kafkajs';
 import { assert } from '../core/assert.js';
 import type { Clock } from '../core/clock.js';
 import { StrataError } from '../core/errors.js';
 import {
-  READ_COMMITTED,
-  createInternalCluster,
-  fetchedBatch,
+  causeOf,
   isCoordinatorMovingError,
   isOffsetOutOfRange,
   isStaleMetadataError,
-  type InternalBroker,
-  type InternalCluster,
   type KafkaJsErrorFields,
-} from './kafkajs-internals.js';
+} from './kafkajs-errors.js';
+import { KafkaJsPrivateClient, type PartitionLeader } from './kafkajs-internals.js';
 import { openWalEntry } from './wal-record-envelope.js';
 import type { WalConsumer, WalEntry, WalPosition } from './write-ahead-log.js';
 
 /**
  * The Kafka WAL's consumer: reads every partition of the topic itself, with no consumer-group membership, and
- * keeps its group's positions as Kafka committed offsets. Why no membership, and how: ./kafkajs-internals.ts
- * and ./README.md, "Kafka".
+ * keeps its group's positions as Kafka committed offsets. Why no membership: ./README.md, "Who reads, who commits".
+ *
+ * Public kafkajs API (an admin client) for the group's committed offsets and the earliest retained offsets; the
+ * two requests it cannot make publicly, a fetch outside a group and a commit outside a group, through
+ * ./kafkajs-internals.ts, the one module that uses kafkajs's private API.
  *
  * Positions: an entry's position is { partition, offset } with Kafka's offset of the record. `commit(position)`
  * stores offset + 1 for that partition (Kafka's convention: the committed offset is the next one to read), and
@@ -37,11 +38,6 @@ export const KAFKA_WAL_CONSUMER_LIMITS = {
   /** Bytes one fetch response may carry, in all and per partition (the broker returns at least one batch). */
   fetchBytesMax: 8 * 1024 * 1024,
   partitionFetchBytesMax: 1024 * 1024,
-  /** As the log's: short connects, few retries, so that an unreachable Kafka is reported rather than waited on. */
-  connectionTimeoutMs: 1_000,
-  clientRetries: 2,
-  clientRetryInitialMs: 100,
-  clientRetryMaxMs: 1_000,
   /** How often partitions and leaders are looked up again without an error asking for it (new partitions). */
   metadataMaxAgeMs: 30_000,
   /** Tries of one offset fetch or commit while the group coordinator moves or loads, and the first backoff. */
@@ -60,11 +56,12 @@ export const KAFKA_WAL_CONSUMER_LIMITS = {
 const NO_OFFSET = -1;
 
 export interface KafkaWalConsumerOptions {
+  /** The consumer's own client, configured as the log's (short connects, bounded retries, request timeout). */
+  kafka: Kafka;
+  /** For messages only. */
   brokers: string[];
   topic: string;
   group: string;
-  clientId: string;
-  requestTimeoutMs: number;
   clock: Clock;
   onClose?: (consumer: KafkaWalConsumer) => void;
 }
@@ -75,10 +72,10 @@ function parseOffset(text: string): number {
   return offset;
 }
 
-
 export class KafkaWalConsumer implements WalConsumer {
   private readonly options: KafkaWalConsumerOptions;
-  private readonly cluster: InternalCluster;
+  private readonly admin: Admin;
+  private readonly client: KafkaJsPrivateClient;
   private readonly clock: Clock;
   /** Per partition: the offset of the next record to fetch (everything before it is buffered or returned). */
   private readonly nextOffsets = new Map<number, number>();
@@ -93,48 +90,42 @@ export class KafkaWalConsumer implements WalConsumer {
   /** An error of the last round, reported by the next poll. */
   private failure: Error | null = null;
   private needsMetadata = false;
-  private coordinator: InternalBroker | null = null;
   private commits: Promise<void> = Promise.resolve();
   /** Wakes a waiting poll: entries arrived, or the consumer closed. */
   private wakers = new Set<() => void>();
   private closed = false;
 
-  private constructor(options: KafkaWalConsumerOptions, cluster: InternalCluster) {
+  private constructor(options: KafkaWalConsumerOptions, admin: Admin, client: KafkaJsPrivateClient) {
     this.options = options;
-    this.cluster = cluster;
+    this.admin = admin;
+    this.client = client;
     this.clock = options.clock;
   }
 
   static async open(options: KafkaWalConsumerOptions): Promise<KafkaWalConsumer> {
     const limits = KAFKA_WAL_CONSUMER_LIMITS;
-    const cluster = createInternalCluster({
-      brokers: options.brokers,
-      clientId: options.clientId,
-      connectionTimeoutMs: limits.connectionTimeoutMs,
-      requestTimeoutMs: options.requestTimeoutMs,
-      retries: limits.clientRetries,
-      retryInitialMs: limits.clientRetryInitialMs,
-      retryMaxMs: limits.clientRetryMaxMs,
-      metadataMaxAgeMs: limits.metadataMaxAgeMs,
-    });
-    const consumer = new KafkaWalConsumer(options, cluster);
+    const admin = options.kafka.admin();
+    const client = KafkaJsPrivateClient.create(options.kafka, options.topic, limits.metadataMaxAgeMs);
+    const consumer = new KafkaWalConsumer(options, admin, client);
     try {
-      await cluster.connect();
-      await cluster.addTargetTopic(options.topic);
+      await admin.connect();
+      // Loads the admin client's broker list: without it, its first fetchOffsets finds no group coordinator and
+      // waits out a kafkajs retry (100 ms) before asking again.
+      await admin.fetchTopicMetadata({ topics: [options.topic] });
+      await client.connect();
       for (let tries = 1; ; tries += 1) {
         try {
-          await consumer.discoverPartitions();
+          await consumer.discoverPartitions(await client.partitions(tries > 1));
           break;
         } catch (err) {
-          // kafkajs wraps a protocol error in a retries-exceeded error once its own retries are spent.
-          const cause = (err as { originalError?: KafkaJsErrorFields }).originalError ?? (err as KafkaJsErrorFields);
-          if (tries >= limits.openTriesMax || !isStaleMetadataError(cause)) throw err;
+          // A topic created a moment ago answers "not the leader" until its partitions have elected one; kafkajs
+          // wraps that in a retries-exceeded error once its own retries are spent.
+          if (tries >= limits.openTriesMax || !isStaleMetadataError(causeOf(err))) throw err;
           await options.clock.sleep(limits.staleMetadataBackoffMs);
-          await cluster.refreshMetadata();
         }
       }
     } catch (err) {
-      await cluster.disconnect().catch(() => undefined);
+      await consumer.disconnect();
       throw consumer.unavailable(`cannot start consumer ${options.group}`, err);
     }
     return consumer;
@@ -191,17 +182,9 @@ export class KafkaWalConsumer implements WalConsumer {
       // An offset only moves forward: "everything up to here is processed" cannot be taken back.
       if ((this.committed.get(partition) ?? NO_OFFSET) >= next) return;
       try {
-        // Generation -1 and no member id: a commit outside group membership, which Kafka accepts for a group
-        // that has no members (ours never has: nothing joins it).
-        await this.withCoordinator((coordinator) =>
-          coordinator.offsetCommit({
-            groupId: this.options.group,
-            groupGenerationId: -1,
-            memberId: '',
-            retentionTime: -1,
-            topics: [{ topic: this.options.topic, partitions: [{ partition, offset: String(next) }] }],
-          }),
-        );
+        // Outside group membership (./kafkajs-internals.ts): Kafka accepts it for a group without members, and ours
+        // never has any, since nothing joins it.
+        await this.withCoordinator(() => this.client.commitOffset(this.options.group, partition, String(next)));
       } catch (err) {
         this.needsMetadata = true;
         throw this.unavailable(`cannot commit ${partition}:${offset}`, err);
@@ -217,7 +200,7 @@ export class KafkaWalConsumer implements WalConsumer {
     this.closed = true;
     this.wakeAll();
     this.options.onClose?.(this);
-    await this.cluster.disconnect().catch(() => undefined);
+    await this.disconnect();
   }
 
   // ---- fetching -------------------------------------------------------------------------------------------
@@ -225,18 +208,23 @@ export class KafkaWalConsumer implements WalConsumer {
   /** One fetch from the leader of every partition, in parallel; entries go to the buffer as each answers. */
   private async fetchRound(maxWaitMs: number): Promise<void> {
     try {
-      if (this.needsMetadata) {
-        await this.cluster.refreshMetadata();
-        this.needsMetadata = false;
-      } else {
-        await this.cluster.refreshMetadataIfNecessary();
-      }
-      await this.discoverPartitions();
+      const partitions = await this.client.partitions(this.needsMetadata);
+      this.needsMetadata = false;
+      await this.discoverPartitions(partitions);
       if (this.resetToEarliest.size > 0) await this.seekEarliest([...this.resetToEarliest]);
-      const byLeader = this.cluster.findLeaderForPartitions(this.options.topic, [...this.nextOffsets.keys()]);
-      await Promise.all(
-        Object.entries(byLeader).map(([nodeId, partitions]) => this.fetchFrom(nodeId, partitions, maxWaitMs)),
-      );
+      const byLeader = new Map<number, number[]>();
+      let leaderless = false;
+      for (const { partition, leader } of partitions) {
+        if (!this.nextOffsets.has(partition)) continue;
+        if (leader === null || leader < 0) leaderless = true;
+        else byLeader.set(leader, [...(byLeader.get(leader) ?? []), partition]);
+      }
+      await Promise.all([...byLeader].map(([leader, led]) => this.fetchFrom(leader, led, maxWaitMs)));
+      if (leaderless) {
+        // A partition is electing its leader: the others were read; look again shortly, without spinning.
+        this.needsMetadata = true;
+        await this.clock.sleep(KAFKA_WAL_CONSUMER_LIMITS.staleMetadataBackoffMs);
+      }
     } catch (err) {
       if (this.closed) return;
       const fields = err as KafkaJsErrorFields;
@@ -247,7 +235,7 @@ export class KafkaWalConsumer implements WalConsumer {
         this.resetToEarliest.add(fields.partition);
       } else if (!isStaleMetadataError(fields)) {
         if (fields.name === 'KafkaJSConnectionClosedError' && fields.host !== undefined && fields.port !== undefined) {
-          this.cluster.removeBroker({ host: fields.host, port: fields.port });
+          this.client.forgetBroker({ host: fields.host, port: fields.port });
         }
         // Anything else (connection refused, timeouts) means Kafka is unreachable: the next poll says so.
         this.failure = err as Error;
@@ -258,109 +246,77 @@ export class KafkaWalConsumer implements WalConsumer {
     }
   }
 
-  private async fetchFrom(nodeId: string, partitions: number[], maxWaitMs: number): Promise<void> {
+  private async fetchFrom(leader: number, partitions: number[], maxWaitMs: number): Promise<void> {
     const limits = KAFKA_WAL_CONSUMER_LIMITS;
-    const broker = await this.cluster.findBroker({ nodeId });
     const requested = new Map(partitions.map((partition) => [partition, this.nextOffsets.get(partition) as number]));
-    const { responses } = await broker.fetch({
-      isolationLevel: READ_COMMITTED,
-      maxWaitTime: maxWaitMs,
-      minBytes: 1,
+    const fetched = await this.client.fetch(leader, {
+      offsets: new Map([...requested].map(([partition, offset]) => [partition, String(offset)])),
+      maxWaitMs,
       maxBytes: limits.fetchBytesMax,
-      topics: [
-        {
-          topic: this.options.topic,
-          partitions: [...requested].map(([partition, offset]) => ({
-            partition,
-            fetchOffset: String(offset),
-            maxBytes: limits.partitionFetchBytesMax,
-          })),
-        },
-      ],
+      partitionMaxBytes: limits.partitionFetchBytesMax,
     });
     if (this.closed) return;
     let added = 0;
-    for (const { topicName, partitions: data } of responses) {
-      if (topicName !== this.options.topic) continue;
-      for (const partitionData of data) {
-        const { partition } = partitionData;
-        const fetchedOffset = requested.get(partition);
-        // Only one round runs at a time, so positions cannot have moved since the request; checked all the same.
-        if (fetchedOffset === undefined || this.nextOffsets.get(partition) !== fetchedOffset) continue;
-        const batch = fetchedBatch(this.options.topic, String(fetchedOffset), partitionData);
-        const last = batch.messagesWithinOffset[batch.messagesWithinOffset.length - 1];
-        if (last === undefined) continue;
-        for (const message of batch.messages) {
-          const offset = parseOffset(message.offset);
-          // Verified here, where the entry enters the process; a damaged one is delivered as corrupt, not thrown.
-          // The value as bytes: a binary record (format 2) is told from sealed JSON by its first byte.
-          this.buffer.push(openWalEntry({ partition, offset }, message.key?.toString('utf8') ?? null, message.value ?? null));
-          added++;
-        }
-        // Past control records too (none from our idempotent producer, but a transactional one writes them).
-        const lastOffset = parseOffset(last.offset);
-        assert(lastOffset >= fetchedOffset, 'a fetch returns offsets at or after the one asked for');
-        this.nextOffsets.set(partition, lastOffset + 1);
+    for (const { partition, records, nextOffset } of fetched) {
+      const fetchedOffset = requested.get(partition);
+      // Only one round runs at a time, so positions cannot have moved since the request; checked all the same.
+      if (fetchedOffset === undefined || this.nextOffsets.get(partition) !== fetchedOffset || nextOffset === null) {
+        continue;
       }
+      for (const record of records) {
+        const offset = parseOffset(record.offset);
+        // Verified here, where the entry enters the process; a damaged one is delivered as corrupt, not thrown.
+        // The value as bytes: a binary record (format 2) is told from sealed JSON by its first byte.
+        this.buffer.push(openWalEntry({ partition, offset }, record.key?.toString('utf8') ?? null, record.value ?? null));
+        added++;
+      }
+      // Past control records too (none from our idempotent producer, but a transactional one writes them).
+      const next = parseOffset(nextOffset);
+      assert(next > fetchedOffset, 'a fetch returns offsets at or after the one asked for');
+      this.nextOffsets.set(partition, next);
     }
     if (added > 0) this.wakeAll();
   }
 
   /** Starts newly seen partitions (all of them on open) at the group's committed offset, or the earliest one. */
-  private async discoverPartitions(): Promise<void> {
-    const known = this.cluster.findTopicPartitionMetadata(this.options.topic).map((p) => p.partitionId);
-    if (known.length === 0) throw new Error(`topic ${this.options.topic} does not exist`);
-    const fresh = known.filter((partition) => !this.nextOffsets.has(partition));
-    if (fresh.length === 0) return;
-    const { responses } = await this.withCoordinator((coordinator) =>
-      coordinator.offsetFetch({
-        groupId: this.options.group,
-        topics: [{ topic: this.options.topic, partitions: fresh.map((partition) => ({ partition })) }],
-      }),
-    );
-    const committed = new Map<number, number>();
-    for (const response of responses) {
-      if (response.topic !== this.options.topic) continue;
-      for (const { partition, offset } of response.partitions) committed.set(partition, parseOffset(offset));
-    }
+  private async discoverPartitions(partitions: PartitionLeader[]): Promise<void> {
+    if (partitions.length === 0) throw new Error(`topic ${this.options.topic} does not exist`);
+    const fresh = new Set(partitions.map((p) => p.partition).filter((partition) => !this.nextOffsets.has(partition)));
+    if (fresh.size === 0) return;
+    const { group, topic } = this.options;
+    const answer = await this.withCoordinator(() => this.admin.fetchOffsets({ groupId: group, topics: [topic] }));
     const withoutOffset: number[] = [];
-    for (const partition of fresh) {
-      const offset = committed.get(partition) ?? NO_OFFSET;
-      if (offset === NO_OFFSET) {
+    for (const { partition, offset } of answer.find((t) => t.topic === topic)?.partitions ?? []) {
+      if (!fresh.has(partition)) continue;
+      const committed = parseOffset(offset);
+      if (committed === NO_OFFSET) {
         withoutOffset.push(partition);
       } else {
-        this.nextOffsets.set(partition, offset);
-        this.committed.set(partition, offset);
+        this.nextOffsets.set(partition, committed);
+        this.committed.set(partition, committed);
       }
     }
+    // A partition the admin client's metadata does not know yet (just added) is started by a later round.
     if (withoutOffset.length > 0) await this.seekEarliest(withoutOffset);
   }
 
+  /** Moves `partitions` to their earliest retained record. */
   private async seekEarliest(partitions: number[]): Promise<void> {
-    const answer = await this.cluster.fetchTopicsOffset([
-      { topic: this.options.topic, partitions: partitions.map((partition) => ({ partition })), fromBeginning: true },
-    ]);
-    for (const { topic, partitions: offsets } of answer) {
-      if (topic !== this.options.topic) continue;
-      for (const { partition, offset } of offsets) {
-        this.nextOffsets.set(partition, parseOffset(offset));
-        this.resetToEarliest.delete(partition);
-      }
-    }
-    for (const partition of partitions) {
-      assert(this.nextOffsets.has(partition), `Kafka answered the earliest offset of partition ${partition}`);
+    const wanted = new Set(partitions);
+    for (const { partition, low } of await this.admin.fetchTopicOffsets(this.options.topic)) {
+      if (!wanted.has(partition)) continue;
+      this.nextOffsets.set(partition, parseOffset(low));
+      this.resetToEarliest.delete(partition);
     }
   }
 
-  /** Runs `request` on the group's coordinator, finding it again (a bounded number of times) when it moved. */
-  private async withCoordinator<T>(request: (coordinator: InternalBroker) => Promise<T>): Promise<T> {
+  /** Runs `request` on the group's coordinator, again (a bounded number of times) while the coordinator moves. */
+  private async withCoordinator<T>(request: () => Promise<T>): Promise<T> {
     const { coordinatorTriesMax, coordinatorBackoffMs } = KAFKA_WAL_CONSUMER_LIMITS;
     for (let tries = 1; ; tries++) {
       try {
-        this.coordinator ??= await this.cluster.findGroupCoordinator({ groupId: this.options.group });
-        return await request(this.coordinator);
+        return await request();
       } catch (err) {
-        this.coordinator = null; // moved, loading or dead: find it again
         if (tries >= coordinatorTriesMax || !isCoordinatorMovingError(err as KafkaJsErrorFields)) throw err;
         await this.clock.sleep(coordinatorBackoffMs * 2 ** (tries - 1));
       }
@@ -373,6 +329,10 @@ export class KafkaWalConsumer implements WalConsumer {
     const wakers = [...this.wakers];
     this.wakers.clear();
     for (const wake of wakers) wake();
+  }
+
+  private async disconnect(): Promise<void> {
+    await Promise.all([this.client.disconnect(), this.admin.disconnect()].map((p) => p.catch(() => undefined)));
   }
 
   private checkOpen(): void {

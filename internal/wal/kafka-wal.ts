@@ -4,6 +4,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { DATA_FORMAT_V1, fixedDataFormat, type DataFormatSource } from '../core/data-format.js';
 import { StrataError } from '../core/errors.js';
 import { KafkaWalConsumer } from './kafka-wal-consumer.js';
+import { checkKafkaJsVersion } from './kafkajs-internals.js';
 import { encodeWalRecord } from './wal-record-envelope.js';
 import type { WalConsumer, WalRecord, WriteAheadLog } from './write-ahead-log.js';
 
@@ -129,6 +130,8 @@ export class KafkaWriteAheadLog implements WriteAheadLog {
   private readonly brokersText: string;
   private readonly clientId: string;
   private readonly kafka: Kafka;
+  /** A client configured as `kafka` under another client id (each consumer has its own). */
+  private readonly newKafka: (clientId: string) => Kafka;
   private readonly clock: Clock;
   private readonly sendTimeoutMs: number;
   private readonly batchRecordsMax: number;
@@ -148,11 +151,12 @@ export class KafkaWriteAheadLog implements WriteAheadLog {
   private closed = false;
   private readonly consumers = new Set<WalConsumer>();
 
-  private constructor(options: KafkaWriteAheadLogOptions, kafka: Kafka, topic: string) {
+  private constructor(options: KafkaWriteAheadLogOptions, newKafka: (clientId: string) => Kafka, topic: string) {
     this.brokers = [...options.brokers];
     this.brokersText = this.brokers.join(',');
     this.clientId = options.clientId ?? KAFKA_WAL_DEFAULTS.clientId;
-    this.kafka = kafka;
+    this.kafka = newKafka(this.clientId);
+    this.newKafka = newKafka;
     this.topic = topic;
     this.clock = options.clock ?? systemClock;
     this.sendTimeoutMs = options.sendTimeoutMs ?? KAFKA_WAL_LIMITS.sendTimeoutMs;
@@ -174,22 +178,26 @@ export class KafkaWriteAheadLog implements WriteAheadLog {
     const batch = options.batchRecordsMax ?? KAFKA_WAL_LIMITS.batchRecordsMax;
     assert(Number.isInteger(batch) && batch >= 1, 'batchRecordsMax is an integer >= 1');
 
-    const kafka = new Kafka({
-      brokers: [...options.brokers],
-      clientId: options.clientId ?? KAFKA_WAL_DEFAULTS.clientId,
-      connectionTimeout: KAFKA_WAL_LIMITS.connectionTimeoutMs,
-      requestTimeout: sendTimeoutMs,
-      enforceRequestTimeout: true,
-      retry: {
-        retries: KAFKA_WAL_LIMITS.clientRetries,
-        initialRetryTime: KAFKA_WAL_LIMITS.clientRetryInitialMs,
-        maxRetryTime: KAFKA_WAL_LIMITS.clientRetryMaxMs,
-      },
-      // Errors reach callers as WAL_UNAVAILABLE with Kafka's message; kafkajs's own log would only repeat them.
-      logLevel: logLevel.NOTHING,
-    });
-    const log = new KafkaWriteAheadLog(options, kafka, topic);
-    const admin = kafka.admin();
+    // Before anything connects: the consumer relies on kafkajs internals of exactly one version.
+    checkKafkaJsVersion();
+
+    const newKafka = (clientId: string): Kafka =>
+      new Kafka({
+        brokers: [...options.brokers],
+        clientId,
+        connectionTimeout: KAFKA_WAL_LIMITS.connectionTimeoutMs,
+        requestTimeout: sendTimeoutMs,
+        enforceRequestTimeout: true,
+        retry: {
+          retries: KAFKA_WAL_LIMITS.clientRetries,
+          initialRetryTime: KAFKA_WAL_LIMITS.clientRetryInitialMs,
+          maxRetryTime: KAFKA_WAL_LIMITS.clientRetryMaxMs,
+        },
+        // Errors reach callers as WAL_UNAVAILABLE with Kafka's message; kafkajs's own log would only repeat them.
+        logLevel: logLevel.NOTHING,
+      });
+    const log = new KafkaWriteAheadLog(options, newKafka, topic);
+    const admin = log.kafka.admin();
     const clock = options.clock ?? systemClock;
     try {
       await withDeadline(
@@ -275,11 +283,10 @@ export class KafkaWriteAheadLog implements WriteAheadLog {
     assert(group.length > 0, 'group is non-empty');
     if (this.closed) throw new StrataError('WAL_UNAVAILABLE', 'write-ahead log is closed');
     const consumer = await KafkaWalConsumer.open({
+      kafka: this.newKafka(`${this.clientId}-consumer`),
       brokers: this.brokers,
       topic: this.topic,
       group,
-      clientId: `${this.clientId}-consumer`,
-      requestTimeoutMs: this.sendTimeoutMs,
       clock: this.clock,
       onClose: (c) => this.consumers.delete(c),
     });

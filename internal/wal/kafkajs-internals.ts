@@ -1,213 +1,194 @@
 /**
- * The parts of kafkajs that are not its public API, typed and gathered in this one file.
+ * The only code in Strata that uses kafkajs beyond its public API: the two Kafka requests the WAL consumer needs and
+ * kafkajs 2.2.4 cannot make publicly. Everything else (producing, topics, committed and earliest offsets) goes
+ * through the public API.
  *
- * Why: the WAL consumer needs two things kafkajs's public API does not offer. (1) Reading partitions without
- * joining a consumer group: a group member's partitions move on every rebalance, its fetch position is the
- * client's to choose, and a member that stops heartbeating while the healer resolves a slow intent is thrown
- * out; the WAL wants none of that (the healer's leader election already decides who reads). (2) Committing an
- * offset without group membership: `admin.setOffsets` joins the group and runs a consumer to do it (seconds).
- * Kafka supports both directly: a Fetch request for chosen partitions and offsets, and an OffsetCommit with
- * generation -1 and no member id (a "simple" commit, accepted while the group has no members). kafkajs has the
- * protocol code for both inside `src/`; this file reaches it.
+ * The property this protects (./README.md, "Who reads, who commits"): only the elected healer reads the WAL, only
+ * the fenced leader commits offsets, never past an unresolved intent. Kafka's own way to decide who reads is
+ * consumer-group membership, which lets Kafka hand partitions to whichever process joins, moves them on every
+ * rebalance, and expels a healer that resolves a slow intent without heartbeating. The healer's leader election
+ * (a term in the metadata store) already decides who reads, so the WAL consumer joins no group:
+ *   1. It fetches every partition at offsets it chooses. kafkajs has no manual partition assignment
+ *      (`consumer.assign`, tulios/kafkajs#373 and the unmerged #1429; the maintainers' answer in #1060); its
+ *      consumer reads only as a group member.
+ *   2. It commits an offset with a "simple" OffsetCommit (generation -1, no member id), which Kafka accepts for a
+ *      group without members. The public `admin.setOffsets` joins the group and runs a consumer for every call
+ *      (seconds), and `consumer.commitOffsets` needs membership.
  *
- * kafkajs 2.2.4 is its last release (the project is no longer developed), so these internals do not move; the
- * version is checked at load all the same, and a different version fails loudly rather than misbehave.
+ * What this relies on, each checked by test/wal/kafkajs-internals.test.ts (which fails on any change):
+ *   - the `Kafka` client's own cluster factory, the symbol-keyed `private:Kafka:createCluster`, so that the cluster
+ *     is configured by the public constructor's options (brokers, timeouts, retries, log level);
+ *   - on that cluster: connect, disconnect, addTargetTopic, refreshMetadata, refreshMetadataIfNecessary,
+ *     findTopicPartitionMetadata, findBroker, findGroupCoordinator, removeBroker; on a broker: fetch, offsetCommit
+ *     (kafkajs's public types declare both objects, but nothing public hands one out);
+ *   - `kafkajs/src/consumer/batch.js`: the filter kafkajs's own consumer applies to a fetch response (records before
+ *     the fetched offset, control records and aborted transactions left out).
+ * They hold for exactly one kafkajs version; any other fails with KafkaJsVersionError before any of them is used.
  */
 import { createRequire } from 'node:module';
-import { assert } from '../core/assert.js';
+import type { Broker, Cluster, Kafka } from 'kafkajs';
 
 const require = createRequire(import.meta.url);
 
-/** The kafkajs version whose internals this file was written against (package.json pins it). */
-export const KAFKAJS_INTERNALS_VERSION = '2.2.4';
+/** The kafkajs version this file was written against; package.json pins it exactly. */
+export const KAFKAJS_PINNED_VERSION = '2.2.4';
 
-const installed = (require('kafkajs/package.json') as { version: string }).version;
-assert(
-  installed === KAFKAJS_INTERNALS_VERSION,
-  `kafkajs ${installed} is installed; internal/wal/kafkajs-internals.ts is written for ${KAFKAJS_INTERNALS_VERSION}`,
-);
+/** A kafkajs other than the pinned one is installed: its private API may differ, so none of it is used. */
+export class KafkaJsVersionError extends Error {
+  readonly code = 'KAFKAJS_VERSION_MISMATCH';
+  constructor(
+    readonly installed: string,
+    why = 'another version',
+  ) {
+    super(
+      `kafkajs ${installed} is installed (${why}), but the Kafka WAL uses the private API of kafkajs ` +
+        `${KAFKAJS_PINNED_VERSION} (internal/wal/kafkajs-internals.ts): install exactly ${KAFKAJS_PINNED_VERSION}, ` +
+        `or check that file against ${installed} and change the pin`,
+    );
+    this.name = 'KafkaJsVersionError';
+  }
+}
 
-/** Kafka's READ_COMMITTED: never return records of aborted or open transactions. */
+export function installedKafkaJsVersion(): string {
+  return (require('kafkajs/package.json') as { version: string }).version;
+}
+
+/** Throws KafkaJsVersionError unless `installed` is the pinned version. The Kafka WAL calls it when it opens. */
+export function checkKafkaJsVersion(installed: string = installedKafkaJsVersion()): void {
+  if (installed !== KAFKAJS_PINNED_VERSION) throw new KafkaJsVersionError(installed);
+}
+
+/** The description of the symbol under which `new Kafka(...)` keeps its cluster factory (kafkajs src/index.js). */
+export const CREATE_CLUSTER_SYMBOL = 'private:Kafka:createCluster';
+/** Kafka's READ_COMMITTED: never deliver records of aborted or open transactions. */
 const READ_COMMITTED = 1;
 
-export interface FetchedMessage {
-  /** int64 as decimal text. */
+type CreateCluster = (options: {
+  metadataMaxAge: number;
+  allowAutoTopicCreation: boolean;
+  isolationLevel: number;
+}) => Cluster;
+
+interface FetchedMessage {
+  /** int64 as decimal text, as every offset here. */
   offset: string;
   key: Buffer | null;
   value: Buffer | null;
-  isControlRecord?: boolean;
 }
-
-export interface FetchedPartition {
-  partition: number;
-  errorCode: number;
-  highWatermark: string;
-  messages: FetchedMessage[];
-  abortedTransactions?: unknown[];
-}
-
-export interface FetchResponse {
-  responses: { topicName: string; partitions: FetchedPartition[] }[];
-}
-
-export interface InternalBroker {
-  fetch(request: {
-    isolationLevel: number;
-    maxWaitTime: number;
-    minBytes: number;
-    maxBytes: number;
-    topics: { topic: string; partitions: { partition: number; fetchOffset: string; maxBytes: number }[] }[];
-  }): Promise<FetchResponse>;
-  offsetCommit(request: {
-    groupId: string;
-    groupGenerationId: number;
-    memberId: string;
-    retentionTime?: number;
-    topics: { topic: string; partitions: { partition: number; offset: string }[] }[];
-  }): Promise<unknown>;
-  offsetFetch(request: {
-    groupId: string;
-    topics: { topic: string; partitions: { partition: number }[] }[];
-  }): Promise<{ responses: { topic: string; partitions: { partition: number; offset: string }[] }[] }>;
-}
-
-export interface PartitionMetadata {
-  partitionId: number;
-  leader: number | null;
-}
-
-export interface InternalCluster {
-  connect(): Promise<void>;
-  disconnect(): Promise<void>;
-  refreshMetadata(): Promise<void>;
-  refreshMetadataIfNecessary(): Promise<void>;
-  /** Adds the topic to the metadata this cluster tracks (refreshing it). */
-  addTargetTopic(topic: string): Promise<void>;
-  findTopicPartitionMetadata(topic: string): PartitionMetadata[];
-  /** Partition ids by the node id of their leader. */
-  findLeaderForPartitions(topic: string, partitions: number[]): Record<string, number[]>;
-  findBroker(request: { nodeId: string }): Promise<InternalBroker>;
-  findGroupCoordinator(request: { groupId: string }): Promise<InternalBroker>;
-  /** The earliest (fromBeginning) or latest offset of each partition. */
-  fetchTopicsOffset(
-    topics: { topic: string; partitions: { partition: number }[]; fromBeginning: boolean }[],
-  ): Promise<{ topic: string; partitions: { partition: number; offset: string }[] }[]>;
-  removeBroker(broker: { host: string; port: number }): void;
-}
-
-export interface InternalClusterOptions {
-  brokers: string[];
-  clientId: string;
-  connectionTimeoutMs: number;
-  requestTimeoutMs: number;
-  /** Retries of one operation inside kafkajs (bounded: we want errors, not waiting). */
-  retries: number;
-  retryInitialMs: number;
-  retryMaxMs: number;
-  /** Metadata (partitions, leaders) older than this is refreshed before use; errors refresh it sooner. */
-  metadataMaxAgeMs: number;
-}
-
-type ClusterConstructor = new (options: Record<string, unknown>) => InternalCluster;
 type BatchConstructor = new (
   topic: string,
   fetchedOffset: string,
-  partitionData: FetchedPartition,
-) => {
-  /** Messages at or after the fetched offset, without control records and aborted transactions. */
-  messages: FetchedMessage[];
-  /** Every message at or after the fetched offset (control records included): the position moves past them. */
-  messagesWithinOffset: FetchedMessage[];
-};
+  partitionData: unknown,
+) => { messages: FetchedMessage[]; messagesWithinOffset: FetchedMessage[] };
 
-const Cluster = require('kafkajs/src/cluster/index.js') as ClusterConstructor;
-const Batch = require('kafkajs/src/consumer/batch.js') as BatchConstructor;
-const { createLogger, LEVELS } = require('kafkajs/src/loggers/index.js') as {
-  createLogger(options: { level: number; logCreator: () => () => void }): unknown;
-  LEVELS: { NOTHING: number };
-};
-const defaultSocketFactory = require('kafkajs/src/network/socketFactory.js') as () => unknown;
-
-/** A kafkajs cluster (connections, metadata, brokers) outside any producer, consumer or admin. */
-export function createInternalCluster(options: InternalClusterOptions): InternalCluster {
-  return new Cluster({
-    // Errors reach callers as exceptions (and become WAL_UNAVAILABLE); kafkajs's own log would only repeat them.
-    logger: createLogger({ level: LEVELS.NOTHING, logCreator: () => () => undefined }),
-    socketFactory: defaultSocketFactory(),
-    brokers: options.brokers,
-    clientId: options.clientId,
-    connectionTimeout: options.connectionTimeoutMs,
-    requestTimeout: options.requestTimeoutMs,
-    enforceRequestTimeout: true,
-    retry: {
-      retries: options.retries,
-      initialRetryTime: options.retryInitialMs,
-      maxRetryTime: options.retryMaxMs,
-    },
-    metadataMaxAge: options.metadataMaxAgeMs,
-    allowAutoTopicCreation: false,
-    isolationLevel: READ_COMMITTED,
-  });
+export interface FetchedPartition {
+  partition: number;
+  /** The records to deliver, in offset order. */
+  records: FetchedMessage[];
+  /** The offset after the last one this fetch covered (control records too), or null when it returned nothing. */
+  nextOffset: string | null;
 }
 
-export { READ_COMMITTED };
-
-/** The messages of one fetched partition that a reader should see (as kafkajs's own consumer filters them). */
-export function fetchedBatch(
-  topic: string,
-  fetchedOffset: string,
-  partitionData: FetchedPartition,
-): InstanceType<BatchConstructor> {
-  return new Batch(topic, fetchedOffset, partitionData);
+/** One topic's partitions, as the cluster's metadata knows them. `leader` < 0 or null: none elected yet. */
+export interface PartitionLeader {
+  partition: number;
+  leader: number | null;
 }
 
-/** kafkajs error fields we branch on. */
-export interface KafkaJsErrorFields {
-  name?: string;
-  type?: string;
-  message?: string;
-  topic?: string;
-  partition?: number;
-  host?: string;
-  port?: number;
-}
+/** A kafkajs cluster (connections and metadata) for one topic, used only for the two requests above. */
+export class KafkaJsPrivateClient {
+  private constructor(
+    private readonly cluster: Cluster,
+    private readonly batch: BatchConstructor,
+    private readonly topic: string,
+  ) {}
 
-/** Errors after which fresh metadata (new partition leaders) is the cure, not a report to the caller. */
-const STALE_METADATA_TYPES = new Set([
-  'LEADER_NOT_AVAILABLE',
-  'NOT_LEADER_FOR_PARTITION',
-  'NOT_LEADER_OR_FOLLOWER',
-  'FENCED_LEADER_EPOCH',
-  'UNKNOWN_LEADER_EPOCH',
-  'UNKNOWN_TOPIC_OR_PARTITION',
-]);
+  static create(kafka: Kafka, topic: string, metadataMaxAgeMs: number): KafkaJsPrivateClient {
+    checkKafkaJsVersion();
+    const key = Object.getOwnPropertySymbols(kafka).find((s) => s.description === CREATE_CLUSTER_SYMBOL);
+    const createCluster = key === undefined ? undefined : (kafka as unknown as Record<symbol, CreateCluster>)[key];
+    if (typeof createCluster !== 'function') {
+      throw new KafkaJsVersionError(installedKafkaJsVersion(), `its Kafka client has no ${CREATE_CLUSTER_SYMBOL}`);
+    }
+    const cluster = createCluster({
+      metadataMaxAge: metadataMaxAgeMs,
+      allowAutoTopicCreation: false,
+      isolationLevel: READ_COMMITTED,
+    });
+    return new KafkaJsPrivateClient(cluster, require('kafkajs/src/consumer/batch.js') as BatchConstructor, topic);
+  }
 
-export function isStaleMetadataError(err: KafkaJsErrorFields): boolean {
-  return (
-    (err.type !== undefined && STALE_METADATA_TYPES.has(err.type)) ||
-    err.name === 'KafkaJSMetadataNotLoaded' ||
-    err.name === 'KafkaJSTopicMetadataNotLoaded' ||
-    err.name === 'KafkaJSBrokerNotFound'
-  );
-}
+  async connect(): Promise<void> {
+    await this.cluster.connect();
+    await this.cluster.addTargetTopic(this.topic);
+  }
 
-/**
- * Errors of a group coordinator that is moving or still loading its groups (every group's first use on a new
- * cluster: the offsets topic is being created). Asking again, of the coordinator found afresh, is the cure.
- */
-const COORDINATOR_MOVING_TYPES = new Set([
-  'GROUP_LOAD_IN_PROGRESS',
-  'GROUP_COORDINATOR_NOT_AVAILABLE',
-  'NOT_COORDINATOR_FOR_GROUP',
-]);
+  async disconnect(): Promise<void> {
+    await this.cluster.disconnect();
+  }
 
-export function isCoordinatorMovingError(err: KafkaJsErrorFields): boolean {
-  return (
-    (err.type !== undefined && COORDINATOR_MOVING_TYPES.has(err.type)) ||
-    err.name === 'KafkaJSGroupCoordinatorNotFound'
-  );
-}
+  /** The topic's partitions and their leaders; metadata is refreshed first when `refresh`, or when it is old. */
+  async partitions(refresh: boolean): Promise<PartitionLeader[]> {
+    if (refresh) await this.cluster.refreshMetadata();
+    else await this.cluster.refreshMetadataIfNecessary();
+    const metadata = this.cluster.findTopicPartitionMetadata(this.topic);
+    return metadata.map((p) => ({ partition: p.partitionId, leader: p.leader }));
+  }
 
-export function isOffsetOutOfRange(err: KafkaJsErrorFields): boolean {
-  return err.name === 'KafkaJSOffsetOutOfRange';
+  /** One Fetch from the broker `leader`, for partitions it leads, at the offsets given (READ_COMMITTED). */
+  async fetch(
+    leader: number,
+    request: { offsets: Map<number, string>; maxWaitMs: number; maxBytes: number; partitionMaxBytes: number },
+  ): Promise<FetchedPartition[]> {
+    const broker: Broker = await this.cluster.findBroker({ nodeId: String(leader) });
+    const { responses } = (await broker.fetch({
+      isolationLevel: READ_COMMITTED,
+      maxWaitTime: request.maxWaitMs,
+      minBytes: 1,
+      maxBytes: request.maxBytes,
+      topics: [
+        {
+          topic: this.topic,
+          partitions: [...request.offsets].map(([partition, fetchOffset]) => ({
+            partition,
+            fetchOffset,
+            maxBytes: request.partitionMaxBytes,
+          })),
+        },
+      ],
+    })) as { responses: { topicName: string; partitions: { partition: number }[] }[] };
+    const fetched: FetchedPartition[] = [];
+    for (const { topicName, partitions } of responses) {
+      if (topicName !== this.topic) continue;
+      for (const partitionData of partitions) {
+        const fetchedOffset = request.offsets.get(partitionData.partition);
+        if (fetchedOffset === undefined) continue;
+        const batch = new this.batch(this.topic, fetchedOffset, partitionData);
+        const last = batch.messagesWithinOffset[batch.messagesWithinOffset.length - 1];
+        fetched.push({
+          partition: partitionData.partition,
+          records: batch.messages,
+          nextOffset: last === undefined ? null : (BigInt(last.offset) + 1n).toString(),
+        });
+      }
+    }
+    return fetched;
+  }
+
+  /** Commits `offset` (the next to read) for `group` without membership: a simple OffsetCommit. */
+  async commitOffset(group: string, partition: number, offset: string): Promise<void> {
+    const coordinator = await this.cluster.findGroupCoordinator({ groupId: group });
+    await coordinator.offsetCommit({
+      groupId: group,
+      groupGenerationId: -1,
+      memberId: '',
+      retentionTime: -1,
+      topics: [{ topic: this.topic, partitions: [{ partition, offset }] }],
+    });
+  }
+
+  /** Drops a broker whose connection closed, so that the next request connects afresh (as kafkajs's consumer does). */
+  forgetBroker(broker: { host: string; port: number }): void {
+    this.cluster.removeBroker(broker);
+  }
 }

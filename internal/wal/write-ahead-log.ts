@@ -8,7 +8,10 @@
  */
 export interface WriteAheadLog {
   append(record: WalRecord): Promise<void>;
-  /** A consumer for `group` that starts after the group's committed position. Only the leading healer uses one. */
+  /**
+   * A consumer for `group` that starts after the group's committed position. Only the leading healer uses one, and
+   * commits no further than its oldest unresolved intent (./README.md, "Who reads, who commits").
+   */
   consumer(group: string): Promise<WalConsumer>;
   close(): Promise<void>;
 }
