@@ -12,7 +12,12 @@
  *
  * While the watch is broken or being re-established, every read goes to the store directly. A broken watch
  * empties the cache and a new one is started from a fresh currentRevision().
+ *
+ * The LRU of entries is lru-cache's (bounded by `max`); its `dispose` hook counts the evictions step 3 relies on.
+ * The revision batching, the watch and the rule of never inserting over a newer entry are this module's.
  */
+import { LRUCache } from 'lru-cache';
+import { assert } from '../core/assert.js';
 import type { Logger } from '../log/logger.js';
 import type { StoredManifest } from '../manifest/manifest.js';
 import type { ManifestWatch, MetadataStore } from '../metadata/metadata-store.js';
@@ -69,8 +74,7 @@ interface RevisionBatch {
 }
 
 export class ManifestCache implements ManifestSource {
-  private readonly entries = new Map<string, Entry>();
-  private readonly entriesMax: number;
+  private readonly entries: LRUCache<string, Entry>;
   private readonly revisionWindowMs: number;
   private readonly catchUpWaitMs: number;
   private readonly rewatchDelayMs: number;
@@ -100,7 +104,17 @@ export class ManifestCache implements ManifestSource {
     private readonly metadata: MetadataStore,
     options: ManifestCacheOptions = {},
   ) {
-    this.entriesMax = options.entriesMax ?? MANIFEST_CACHE_LIMITS.entriesMax;
+    const entriesMax = options.entriesMax ?? MANIFEST_CACHE_LIMITS.entriesMax;
+    // lru-cache reads a `max` of 0 as "no bound".
+    assert(Number.isInteger(entriesMax) && entriesMax >= 1, 'entriesMax >= 1');
+    this.entries = new LRUCache<string, Entry>({
+      max: entriesMax,
+      // Called for replacements ('set') and deletions too; only an eviction can drop an entry newer than a
+      // direct read that overlapped it.
+      dispose: (_entry, _key, reason) => {
+        if (reason === 'evict') this.evictions++;
+      },
+    });
     this.revisionWindowMs = options.revisionWindowMs ?? MANIFEST_CACHE_LIMITS.revisionWindowMs;
     this.catchUpWaitMs = options.catchUpWaitMs ?? MANIFEST_CACHE_LIMITS.catchUpWaitMs;
     this.rewatchDelayMs = options.rewatchDelayMs ?? MANIFEST_CACHE_LIMITS.rewatchDelayMs;
@@ -138,12 +152,10 @@ export class ManifestCache implements ManifestSource {
     const generation = this.generation;
     const revision = await this.currentRevision();
     if (!(await this.caughtUp(revision)) || generation !== this.generation) return this.direct(key);
+    // get() makes the entry the most recently used.
     const entry = this.entries.get(key);
     if (entry !== undefined) {
       this.stats.hits++;
-      // Most recently used last.
-      this.entries.delete(key);
-      this.entries.set(key, entry);
       return entry.stored;
     }
     this.stats.misses++;
@@ -161,20 +173,13 @@ export class ManifestCache implements ManifestSource {
   }
 
   private insert(key: string, stored: StoredManifest | null, revision: number): void {
-    const existing = this.entries.get(key);
-    if (existing !== undefined) {
-      if (existing.revision >= revision) return;
-      this.entries.delete(key);
-    }
+    // peek(): looking at the entry is no use of it.
+    const existing = this.entries.peek(key);
+    if (existing !== undefined && existing.revision >= revision) return;
     // Shared by every read of the key: frozen instead of copied per read (a copy of a manifest cost more than
-    // the rest of a cached read), so that no caller can change what the next one gets.
+    // the rest of a cached read), so that no caller can change what the next one gets. set() makes the entry the
+    // most recently used and, when the cache is full, evicts the least recently used (counted by `dispose`).
     this.entries.set(key, { stored: stored === null ? null : deepFreeze(stored), revision });
-    while (this.entries.size > this.entriesMax) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done === true) break;
-      this.entries.delete(oldest.value);
-      this.evictions++;
-    }
   }
 
   // ---- the current revision, shared by the reads of a window ---------------------------------------------

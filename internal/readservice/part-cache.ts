@@ -6,8 +6,10 @@
  * decompression for documents read again; it changes no answer.
  *
  * Bounded in bytes (least recently used out first); parts bigger than a share of the bound are never cached, so
- * one large document cannot flush the small hot ones.
+ * one large document cannot flush the small hot ones. The LRU itself is lru-cache's (bounded by `maxSize`, each
+ * entry sized by `sizeCalculation`); the share rule and the hit and miss counts are this module's.
  */
+import { LRUCache } from 'lru-cache';
 import type { BlobRef } from '../manifest/manifest.js';
 
 export const PART_CACHE_LIMITS = {
@@ -26,14 +28,18 @@ export interface PartCacheStats {
 }
 
 export class PartCache {
-  private readonly entries = new Map<string, Buffer>();
-  private bytes = 0;
+  /** Null when disabled (a bound of 0): lru-cache needs a positive bound. */
+  private readonly entries: LRUCache<string, Buffer> | null;
   private hits = 0;
   private misses = 0;
   private readonly partBytesMax: number;
 
   constructor(private readonly bytesMax: number) {
     this.partBytesMax = Math.floor(bytesMax * PART_CACHE_LIMITS.partShareMax);
+    // No `max` (entry count): lru-cache would allocate its slot arrays for `max` entries up front, and the number
+    // of parts a byte bound holds is not known. With `maxSize` alone the arrays grow as entries come.
+    this.entries =
+      bytesMax > 0 ? new LRUCache<string, Buffer>({ maxSize: bytesMax, sizeCalculation: (data, key) => entryBytes(key, data) }) : null;
   }
 
   get enabled(): boolean {
@@ -45,36 +51,37 @@ export class PartCache {
    * cold text apart even if they shared a blob id.
    */
   async get(tier: 'hot' | 'cold', refs: readonly BlobRef[], load: () => Promise<Buffer>): Promise<Buffer> {
-    if (!this.enabled || refs.length === 0) return load();
+    const entries = this.entries;
+    if (entries === null || refs.length === 0) return load();
     const key = partKey(tier, refs);
-    const cached = this.entries.get(key);
+    // get() makes the entry the most recently used.
+    const cached = entries.get(key);
     if (cached !== undefined) {
-      // Most recently used last: Map keeps insertion order, so re-inserting moves it to the end.
-      this.entries.delete(key);
-      this.entries.set(key, cached);
       this.hits++;
       return cached;
     }
     this.misses++;
     const data = await load();
-    this.put(key, data);
+    // The share rule looks at the part's own bytes, not its accounted size. A part that another read loaded and
+    // cached meanwhile is left where it is (has() does not touch its recency).
+    if (data.length <= this.partBytesMax && !entries.has(key)) entries.set(key, data);
     return data;
   }
 
   stats(): PartCacheStats {
-    return { hits: this.hits, misses: this.misses, entries: this.entries.size, bytes: this.bytes, bytesMax: this.bytesMax };
+    return {
+      hits: this.hits,
+      misses: this.misses,
+      entries: this.entries?.size ?? 0,
+      bytes: this.entries?.calculatedSize ?? 0,
+      bytesMax: this.bytesMax,
+    };
   }
+}
 
-  private put(key: string, data: Buffer): void {
-    if (data.length > this.partBytesMax || this.entries.has(key)) return;
-    this.entries.set(key, data);
-    this.bytes += data.length + key.length + PART_CACHE_LIMITS.entryOverheadBytes;
-    for (const [oldKey, old] of this.entries) {
-      if (this.bytes <= this.bytesMax) break;
-      this.entries.delete(oldKey);
-      this.bytes -= old.length + oldKey.length + PART_CACHE_LIMITS.entryOverheadBytes;
-    }
-  }
+/** What an entry counts against the bound: its bytes, its key and the bookkeeping around them. */
+function entryBytes(key: string, data: Buffer): number {
+  return data.length + key.length + PART_CACHE_LIMITS.entryOverheadBytes;
 }
 
 /**

@@ -9,6 +9,7 @@
  * after an operation succeeded; recording never throws and never waits.
  */
 import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { Clock } from '../core/clock.js';
 import { formatFieldPath } from '../json/pointer.js';
 import { serializeJson } from '../json/serialize.js';
@@ -44,11 +45,17 @@ export interface AccessRecorderOptions {
   policy: PolicySettings;
 }
 
+/** A patched document's digests: unknown until its next whole write. */
+const UNKNOWN_DIGESTS: ReadonlyMap<string, string> = new Map();
+
 export class AccessRecorder implements AccessObserver {
   private deltas = new Map<string, AccessDelta>();
   private readonly records = new Map<string, TieringRecord>();
-  /** Per document: digest of each top-level member as last written through this gateway (insertion order = LRU). */
-  private readonly digests = new Map<string, Map<string, string>>();
+  /**
+   * Per document: digest of each top-level member as last written through this gateway. Least recently written out
+   * first: a write makes its document the most recently used, a look at the digests (peek) does not.
+   */
+  private readonly digests = new LRUCache<string, ReadonlyMap<string, string>>({ max: TIERING_LIMITS.digestKeysMax });
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
 
@@ -107,8 +114,9 @@ export class AccessRecorder implements AccessObserver {
     delta.changes++;
     sampleSizes(delta, manifest);
     this.keyCounters(delta, manifest.key);
-    // The remembered digests no longer describe the document.
-    this.digests.delete(manifest.key);
+    // The remembered digests no longer describe the document. Replaced rather than deleted: lru-cache resets its
+    // whole table when its last entry is deleted, which made every patch of a lone document cost a full reset.
+    if (this.digests.has(manifest.key)) this.digests.set(manifest.key, UNKNOWN_DIGESTS);
     const seen = new Set<string>();
     for (const segments of paths) {
       if (segments.length === 0) continue;
@@ -125,7 +133,8 @@ export class AccessRecorder implements AccessObserver {
     delta.changes++;
     sampleSizes(delta, manifest);
     this.keyCounters(delta, manifest.key);
-    const previous = this.digests.get(manifest.key);
+    const remembered = this.digests.peek(manifest.key);
+    const previous = remembered === UNKNOWN_DIGESTS ? undefined : remembered;
     const next = new Map<string, string>();
     for (const [name, value] of doc) {
       const field = formatFieldPath([name]);
@@ -145,9 +154,9 @@ export class AccessRecorder implements AccessObserver {
       this.countField(delta, field, changed ? 'chg' : null, Buffer.byteLength(text));
     }
     if (previous) for (const name of previous.keys()) if (!doc.has(name)) this.countField(delta, formatFieldPath([name]), 'chg', 0);
-    this.digests.delete(manifest.key);
+    // set() makes the document the most recently written and, when the table is full, evicts the least recently
+    // written one. Whichever key string lru-cache keeps for a document seen before, it is a detached copy.
     this.digests.set(detachedString(manifest.key), next);
-    if (this.digests.size > TIERING_LIMITS.digestKeysMax) this.digests.delete(this.digests.keys().next().value!);
   }
 
   private delta(prefix: string, now: number): AccessDelta {

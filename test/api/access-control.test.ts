@@ -305,6 +305,27 @@ describe('rate limits', () => {
     expect(limiter.size).toBeLessThan(10);
   });
 
+  it('token bucket table: a request drops at most two idle buckets, and none behind one still refilling', () => {
+    const clock = new ManualClock();
+    const limiter = new TokenBucketLimiter({ clock, clientsMax: 100 });
+    const slow = { ratePerSec: 0.1, burst: 1 };
+    const fast = { ratePerSec: 10, burst: 1 };
+    limiter.take('x', slow);
+    limiter.take('y', fast);
+    clock.advance(1_000);
+    // 'x' (least recently seen) has refilled a tenth: it stays, and so does the idle 'y' behind it.
+    limiter.take('z', fast);
+    expect(limiter.size).toBe(3);
+    clock.advance(10_000);
+    // All three are idle now; one request drops two of them, the least recently seen.
+    limiter.take('w', fast);
+    expect(limiter.size).toBe(2);
+    clock.advance(10_000);
+    // A client's own idle bucket is refilled, not dropped; the idle 'w' is.
+    expect(limiter.take('z', fast)).toEqual({ allowed: true });
+    expect(limiter.size).toBe(1);
+  });
+
   describe('over HTTP', () => {
     const clock = new SteppedClock();
     let cluster: TestCluster;

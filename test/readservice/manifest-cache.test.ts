@@ -12,6 +12,7 @@ import { systemClock } from '../../internal/core/clock.js';
 import type { ErasureCode } from '../../internal/ec/erasure-code.js';
 import { silentLogger } from '../../internal/log/logger.js';
 import { EtcdMetadataStore } from '../../internal/metadata/etcd-metadata-store.js';
+import type { StoredManifest } from '../../internal/manifest/manifest.js';
 import type { ManifestWatchListener, MetadataStore } from '../../internal/metadata/metadata-store.js';
 import { SqliteMetadataStore } from '../../internal/metadata/sqlite-metadata-store.js';
 import { ManifestCache, type ManifestCacheOptions } from '../../internal/readservice/manifest-cache.js';
@@ -197,6 +198,107 @@ describe('ManifestCache over SQLite', () => {
     await until('the watch delivered', () => b.cache.stats.hits + b.cache.size > 0);
     for (let i = 0; i < 30; i++) expect((await b.reads.liveManifest(`many/${i}`)).manifest.version).toBe(last[i]!.manifest.version);
     expect(b.cache.size).toBeLessThanOrEqual(10);
+  });
+});
+
+/**
+ * A store whose reads the test answers by hand, and whose watch the test drives: the order of a direct read and of
+ * the watch's changes is chosen, not raced.
+ */
+function steppedStore(revision: number) {
+  let listener: ManifestWatchListener | null = null;
+  const reads: { key: string; answer: (stored: StoredManifest | null) => void }[] = [];
+  const store = {
+    currentRevision: async () => revision,
+    get: (key: string) => new Promise<StoredManifest | null>((answer) => reads.push({ key, answer })),
+    watchManifests: async (_from: number, l: ManifestWatchListener) => {
+      listener = l;
+      return { close: async () => undefined };
+    },
+  } as unknown as MetadataStore;
+  return {
+    store,
+    reads,
+    change(key: string, modRevision: number): void {
+      listener!.onChange(key, { manifest: makeManifest(key, `w${modRevision}`), modRevision }, modRevision);
+    },
+  };
+}
+
+describe('ManifestCache: a direct read racing the watch', () => {
+  const caches: ManifestCache[] = [];
+  afterEach(async () => {
+    for (const cache of caches.splice(0)) await cache.close();
+  });
+
+  async function watching(store: MetadataStore, entriesMax: number): Promise<ManifestCache> {
+    const cache = new ManifestCache(store, { entriesMax, revisionWindowMs: 0 });
+    caches.push(cache);
+    cache.start();
+    await until('the cache watches', () => cache.watching);
+    return cache;
+  }
+
+  it('inserts a direct read that no eviction overlapped, and serves it next time', async () => {
+    const s = steppedStore(10);
+    const cache = await watching(s.store, 2);
+    const read = cache.get('k');
+    await until('the read reached the store', () => s.reads.length === 1);
+    s.change('a', 11);
+    s.reads[0]!.answer({ manifest: makeManifest('k', 'w5'), modRevision: 5 });
+    expect((await read)?.modRevision).toBe(5);
+    expect(cache.size).toBe(2);
+    expect((await cache.get('k'))?.modRevision).toBe(5);
+    expect(s.reads).toHaveLength(1);
+  });
+
+  it('does not insert a direct read when an eviction happened while it was in flight (the evicted entry may have been newer)', async () => {
+    const s = steppedStore(10);
+    const cache = await watching(s.store, 2);
+    const read = cache.get('k');
+    await until('the read reached the store', () => s.reads.length === 1);
+    // Three changes into two places: 'a' is evicted while the read is out.
+    s.change('a', 11);
+    s.change('b', 12);
+    s.change('c', 13);
+    s.reads[0]!.answer({ manifest: makeManifest('k', 'w5'), modRevision: 5 });
+    expect((await read)?.modRevision).toBe(5);
+    expect(cache.size).toBe(2);
+    // Not cached: the next read of 'k' goes to the store again.
+    const again = cache.get('k');
+    await until('the second read reached the store', () => s.reads.length === 2);
+    s.reads[1]!.answer({ manifest: makeManifest('k', 'w5'), modRevision: 5 });
+    expect((await again)?.modRevision).toBe(5);
+  });
+
+  it('never replaces an entry the watch delivered meanwhile with an older direct read', async () => {
+    const s = steppedStore(10);
+    const cache = await watching(s.store, 10);
+    const read = cache.get('k');
+    await until('the read reached the store', () => s.reads.length === 1);
+    s.change('k', 12);
+    s.reads[0]!.answer({ manifest: makeManifest('k', 'w5'), modRevision: 5 });
+    expect((await read)?.modRevision).toBe(5);
+    expect((await cache.get('k'))?.modRevision).toBe(12);
+    expect(s.reads).toHaveLength(1);
+  });
+
+  it('evicts the least recently used manifest, a hit counting as a use', async () => {
+    const s = steppedStore(10);
+    const cache = await watching(s.store, 2);
+    s.change('a', 1);
+    s.change('b', 2);
+    // A hit on 'a' makes 'b' the least recently used: the next change pushes 'b' out.
+    expect((await cache.get('a'))?.modRevision).toBe(1);
+    s.change('c', 3);
+    expect((await cache.get('a'))?.modRevision).toBe(1);
+    expect((await cache.get('c'))?.modRevision).toBe(3);
+    expect(s.reads).toHaveLength(0);
+    const b = cache.get('b');
+    await until('the read of the evicted key reached the store', () => s.reads.length === 1);
+    expect(s.reads[0]!.key).toBe('b');
+    s.reads[0]!.answer(null);
+    expect(await b).toBeNull();
   });
 });
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { BlobRef } from '../../internal/manifest/manifest.js';
-import { PartCache } from '../../internal/readservice/part-cache.js';
+import { PART_CACHE_LIMITS, PartCache } from '../../internal/readservice/part-cache.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 
 function ref(writeId: string, checksum = 'c'): BlobRef {
@@ -48,6 +48,51 @@ describe('PartCache', () => {
     await cache.get('cold', [ref('big')], load);
     expect(load).toHaveBeenCalledTimes(2);
     expect(cache.stats().entries).toBe(0);
+  });
+
+  it('keeps a part read again over older ones: a hit counts as a use', async () => {
+    const cache = new PartCache(64 * 1024);
+    const part = (n: number) => async () => Buffer.alloc(800, n);
+    for (let i = 0; i < 40; i++) await cache.get('hot', [ref(`w${i}`)], part(i));
+    // w0 is the oldest part; read again, it becomes the newest, so the parts that follow push out w1 instead.
+    await cache.get('hot', [ref('w0')], part(0));
+    for (let i = 40; i < 80; i++) await cache.get('hot', [ref(`w${i}`)], part(i));
+    const reload = vi.fn(part(0));
+    await cache.get('hot', [ref('w0')], reload);
+    expect(reload).not.toHaveBeenCalled();
+    await cache.get('hot', [ref('w1')], reload);
+    expect(reload).toHaveBeenCalledTimes(1);
+  });
+
+  it('counts each part as its bytes, its key and a fixed overhead against the bound', async () => {
+    const cache = new PartCache(64 * 1024);
+    await cache.get('hot', [ref('w1')], async () => Buffer.alloc(100));
+    await cache.get('cold', [ref('w22')], async () => Buffer.alloc(300));
+    const keyBytes = 'hot\nw1\nc'.length + 'cold\nw22\nc'.length;
+    expect(cache.stats()).toMatchObject({ entries: 2, bytes: 400 + keyBytes + 2 * PART_CACHE_LIMITS.entryOverheadBytes, bytesMax: 64 * 1024 });
+  });
+
+  it('caches a part of exactly the share of its bound, and not one a byte larger', async () => {
+    const cache = new PartCache(64 * 1024);
+    const shareBytes = 64 * 1024 * PART_CACHE_LIMITS.partShareMax;
+    const fits = vi.fn(async () => Buffer.alloc(shareBytes));
+    const tooBig = vi.fn(async () => Buffer.alloc(shareBytes + 1));
+    for (let i = 0; i < 2; i++) {
+      await cache.get('cold', [ref('fits')], fits);
+      await cache.get('cold', [ref('too-big')], tooBig);
+    }
+    expect(fits).toHaveBeenCalledTimes(1);
+    expect(tooBig).toHaveBeenCalledTimes(2);
+  });
+
+  it('does not let a part too big to cache push out the cached ones', async () => {
+    const cache = new PartCache(64 * 1024);
+    const small = vi.fn(async () => Buffer.alloc(500));
+    await cache.get('hot', [ref('small')], small);
+    await cache.get('cold', [ref('big')], async () => Buffer.alloc(60 * 1024));
+    await cache.get('hot', [ref('small')], small);
+    expect(small).toHaveBeenCalledTimes(1);
+    expect(cache.stats().entries).toBe(1);
   });
 
   it('does nothing with a bound of 0', async () => {
