@@ -6,7 +6,6 @@
 //   node scripts/build.mjs --if-stale --if-possible
 //                                       as --if-stale, but a production install without the compiler keeps the
 //                                       dist/ it was shipped with (npm's prepare step)
-import { spawnSync } from 'node:child_process';
 import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -118,6 +117,8 @@ function build(tscPath) {
   const next = `${DIST}.next`;
   const previous = `${DIST}.previous`;
   rmSync(next, { recursive: true, force: true });
+  // Required here, not at the top: every start checks staleness, and only a build runs the compiler.
+  const { spawnSync } = createRequire(import.meta.url)('node:child_process');
   const result = spawnSync(process.execPath, [tscPath, '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', next], {
     cwd: ROOT,
     stdio: 'inherit',

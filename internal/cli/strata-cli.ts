@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { StrataApiError, StrataClient, StrataNetworkError } from '../client/strata-client.js';
 import { packageInfo } from '../core/package-info.js';
 import { COMMANDS, UsageError, type CliIo, type Command } from './commands.js';
+import { nodeFetch } from './http-transport.js';
 import { showWaiting } from './progress.js';
 import { EXIT_VERIFY_FAILED } from './verify-command.js';
 
@@ -146,6 +147,7 @@ export async function runCli(argv: readonly string[], env: CliEnv, io: CliIo): P
       retries: CLI_RETRIES,
       retryBaseMs: CLI_RETRY_BASE_MS,
       timeoutMs: CLI_TIMEOUT_MS,
+      fetch: nodeFetch,
       ...(env.STRATA_API_KEY ? { apiKey: env.STRATA_API_KEY } : {}),
     });
   } catch (error) {
