@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: the end-to-end benchmarks of shared/design/benchmarks.md (bench/harness/), or with
  * `blobstore` as first argument the storage node's blob store benchmark (bench/blobstore-bench.ts), with
- * `reclamation` the rewrite-then-idle benchmark of disk space (bench/reclamation-bench.ts). Only parses
+ * `reclamation` the rewrite-then-idle benchmark of disk space (bench/reclamation-bench.ts), with `peers` Strata
+ * side by side with SeaweedFS (bench/peers/main.ts). Only parses
  * arguments, runs, and prints; `npm run bench -- --help` lists the options.
  */
 import { spawn } from 'node:child_process';
@@ -12,8 +13,8 @@ import { barsTable, scenarioTable } from './harness/result.js';
 import { BENCH_USAGE, BenchUsageError, parseBenchArgs } from './harness/settings.js';
 
 const argv = process.argv.slice(2);
-if (argv[0] === 'blobstore' || argv[0] === 'reclamation') {
-  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), `${argv[0]}-bench.ts`);
+if (argv[0] === 'blobstore' || argv[0] === 'reclamation' || argv[0] === 'peers') {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), argv[0] === 'peers' ? 'peers/main.ts' : `${argv[0]}-bench.ts`);
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...argv.slice(1)], { stdio: 'inherit' });
   child.once('exit', (code) => process.exit(code ?? 1));
 } else if (argv.includes('--help') || argv.includes('-h')) {

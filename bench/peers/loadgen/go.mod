@@ -1,0 +1,3 @@
+module strata.local/bench/peers/loadgen
+
+go 1.22
