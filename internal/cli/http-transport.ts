@@ -4,9 +4,14 @@
  * single cost of a `strata get`: about 70 ms of CPU of some 200. Each request has its own connection (no agent), so
  * nothing keeps the process alive after the command ends.
  */
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
+
+// Required, not imported: importing node:http as an ES module reads every export, and one of them (its WebSocket)
+// loads undici, which is what this transport exists to avoid.
+const require = createRequire(import.meta.url);
+const { request: httpRequest } = require('node:http') as typeof import('node:http');
 
 /** What StrataClient reads of a response. */
 class NodeResponse {
@@ -46,7 +51,7 @@ class NodeResponse {
 /** `fetch` for StrataClient: method, headers, a string body and an abort signal; rejects as fetch does. */
 export function nodeFetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
   const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const send = url.protocol === 'https:' ? (require('node:https') as typeof import('node:https')).request : httpRequest;
   const signal = init.signal ?? undefined;
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
