@@ -716,15 +716,22 @@ export class StrataClient {
               const error = (data.error ?? {}) as { code?: string; message?: string };
               throw new StrataApiError(200, error.code ?? 'UNEXPECTED_RESPONSE', error.message ?? 'the change feed ended with an error', null, failures + 1);
             }
-            failures = 0;
+            let event: WatchEvent | null = null;
             if (message.event === 'ready') {
               last ??= String(data.version);
-              if (!announced) yield { type: 'ready', prefix: String(data.prefix), version: String(data.version) };
+              if (!announced) event = { type: 'ready', prefix: String(data.prefix), version: String(data.version) };
               announced = true;
             } else if (message.event === 'change') {
+              // Progress: only a change, not a connection that opens and fails again, resets the count of failures.
+              failures = 0;
               last = String(data.version);
-              yield { type: 'change', key: String(data.key), version: last, kind: data.kind === 'delete' ? 'delete' : 'put' };
+              event = { type: 'change', key: String(data.key), version: last, kind: data.kind === 'delete' ? 'delete' : 'put' };
             }
+            if (event === null) continue;
+            // A caller slow to take the next event is not a silent connection: no idle deadline while it holds one.
+            clearTimeout(timer);
+            yield event;
+            timer = setTimeout(() => idle.abort(), idleTimeoutMs);
           }
           failure = new StrataNetworkError('UNREACHABLE', `GET ${this.baseUrl}/watch: the gateway ended the stream`, failures + 1, null);
         } finally {

@@ -507,6 +507,24 @@ describe('StrataClient change feed', () => {
     expect(seen).toEqual(['/watch?prefix=p%2F last-event-id=', '/watch?prefix=p%2F&since=8 last-event-id=']);
   });
 
+  it('gives up when every connection opens and fails again without a change: opening is not progress', async () => {
+    const failing = (_req: IncomingMessage, res: ServerResponse): void => {
+      sse(res, 'event: ready\nid: 3\ndata: {"prefix":"p/","version":"3"}\n\n');
+      sse(res, 'event: error\ndata: {"error":{"code":"METADATA_UNAVAILABLE","message":"store down"}}\n\n');
+      res.end();
+    };
+    scripts = [failing, failing, failing];
+    const events: WatchEvent[] = [];
+    const error = await apiError(
+      (async () => {
+        for await (const event of new StrataClient({ baseUrl: url, retries: 2, retryBaseMs: 1 }).watch('p/')) events.push(event);
+      })(),
+    );
+    expect(error).toMatchObject({ code: 'METADATA_UNAVAILABLE' });
+    expect(events).toEqual([{ type: 'ready', prefix: 'p/', version: '3' }]);
+    expect(scripts).toHaveLength(0);
+  });
+
   it('gives up after its retries with the last failure', async () => {
     const refused = (_req: IncomingMessage, res: ServerResponse): void => {
       res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '0' });
