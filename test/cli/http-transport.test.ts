@@ -4,8 +4,9 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeFetch } from '../../internal/cli/http-transport.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let server: Server;
 let url: string;
@@ -61,10 +62,10 @@ describe('nodeFetch', () => {
     handler = () => undefined; // never answers
     const controller = new AbortController();
     const pending = nodeFetch(`${url}/slow`, { signal: controller.signal });
-    await vi.waitFor(() => expect(received).toContain('/slow'));
+    await waitUntil('the server has the request', () => received.includes('/slow'));
     controller.abort(new Error('stopped by the caller'));
     await expect(pending).rejects.toThrow('stopped by the caller');
-    await vi.waitFor(() => expect(closed).toContain('/slow'));
+    await waitUntil('the connection is closed', () => closed.includes('/slow'));
   });
 
   it('ends the body stream when aborted after the headers', async () => {
@@ -78,6 +79,6 @@ describe('nodeFetch', () => {
     expect(new TextDecoder().decode((await reader.read()).value)).toBe('event: ready\n\n');
     controller.abort(new Error('idle'));
     await expect(reader.read()).rejects.toThrow();
-    await vi.waitFor(() => expect(closed).toContain('/watch'));
+    await waitUntil('the connection is closed', () => closed.includes('/watch'));
   });
 });
