@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StrataApiError, StrataClient, StrataNetworkError, type WatchEvent, type WatchOptions } from '../../internal/client/strata-client.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { outlastRealTimer } from '../helpers/wait.js';
 
 let cluster: TestCluster;
 let client: StrataClient;
@@ -505,6 +506,30 @@ describe('StrataClient change feed', () => {
       { type: 'change', key: 'p/c', version: '9', kind: 'put' },
     ]);
     expect(seen).toEqual(['/watch?prefix=p%2F last-event-id=', '/watch?prefix=p%2F&since=8 last-event-id=']);
+  });
+
+  it('keeps the connection while the caller holds an event longer than the idle timeout', async () => {
+    seen.length = 0;
+    let stream: ServerResponse | null = null;
+    scripts = [
+      (_req, res) => {
+        stream = res;
+        sse(res, `event: ready\nid: 1\ndata: {"prefix":"p/","version":"1"}\n\n${change('p/a', 2)}`);
+      },
+    ];
+    const events: WatchEvent[] = [];
+    for await (const event of new StrataClient({ baseUrl: url, retries: 0, retryBaseMs: 1 }).watch('p/', { idleTimeoutMs: 50 })) {
+      events.push(event);
+      if (event.version === '2') {
+        // The watch's idle timer is a real timer of 50 ms: a caller this slow must not be taken for a silent
+        // connection. The next change is sent on the same connection once the caller is back.
+        await outlastRealTimer(200);
+        sse(stream!, change('p/b', 3));
+      }
+      if (events.length === 3) break;
+    }
+    expect(events.map((e) => e.version)).toEqual(['1', '2', '3']);
+    expect(seen).toHaveLength(1);
   });
 
   it('gives up when every connection opens and fails again without a change: opening is not progress', async () => {

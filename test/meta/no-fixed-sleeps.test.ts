@@ -42,6 +42,10 @@ const ALLOWLIST: Record<string, { rules: string[]; why: string }> = {
     rules: ['real-time wait'],
     why: "the gateway's watch stall timer is a real timer (internal/api/watch-routes.ts takes no clock); the test must outlast it",
   },
+  'client/strata-client.test.ts': {
+    rules: ['real-time wait'],
+    why: "the client's change-feed idle deadline is a real timer (StrataClient takes no clock for it); a caller holding an event must outlast it",
+  },
   'metadata/etcd-metadata-store.test.ts': {
     rules: ['real-time wait', 'elapsed time'],
     why: "etcd expires leases by its own clock, so the contract's advance() really waits; gRPC deadlines are wall-clock time, and the bound is the store's default deadline (5 s), showing that the configured 1 s one acted, with 4 s of slack",
