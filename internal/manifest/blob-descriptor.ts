@@ -17,8 +17,9 @@
  * | varint | with cold facts and a codec other than identity: textBytes |
  * | 8 | with cold facts: the first 64 bits of the cold hash (sha256 of the canonical cold text) |
  *
- * Cold facts ride on cold copies, shards, and the hot replicas of a field_hybrid document (so that a pure hot
- * update, whose cold blobs belong to an older write, can be paired with them again).
+ * Cold facts ride on cold copies, shards, and the hot replicas of a field_hybrid pure hot update: its cold blobs
+ * belong to an older write, and the hash names which one (blob-meta.ts `descriptionOf`). Hot replicas written
+ * before that rule carry them for every field_hybrid write; readers take both.
  */
 import { ReedSolomonCode } from '../ec/reed-solomon.js';
 import type { ColdCodec, Strategy } from './manifest.js';

@@ -49,19 +49,30 @@ export function headerFor(manifest: Manifest, ref: { blob: string; writeId: stri
 export interface DocumentSelf {
   key: string;
   strategy: Strategy;
-  /** The document's cold part (its own or the one a pure hot update reuses); null without one. */
-  cold: (ColdLayout & { coldHash: string | null }) | null;
+  /**
+   * The document's cold part (its own or the one a pure hot update reuses) and the write that stored it; null
+   * without one.
+   */
+  cold: (ColdLayout & { coldHash: string | null; writeId: string }) | null;
 }
 
 export function documentSelfOf(manifest: Manifest): DocumentSelf {
-  return { key: manifest.key, strategy: manifest.strategy, cold: manifest.cold_layout ? { ...manifest.cold_layout, coldHash: manifest.coldHash } : null };
+  const cold = manifest.cold_layout
+    ? { ...manifest.cold_layout, coldHash: manifest.coldHash, writeId: manifest.cold[0]?.writeId ?? manifest.writeId }
+    : null;
+  return { key: manifest.key, strategy: manifest.strategy, cold };
 }
 
-/** What the blob of `part` describes of its document (blob-descriptor.ts): cold facts where rebuilding needs them. */
-export function descriptionOf(doc: DocumentSelf, part: string): BlobDescription {
+/**
+ * What the blob of `part`, written by `writeId`, describes of its document (blob-descriptor.ts): cold facts where
+ * rebuilding needs them. Cold copies and shards carry them always. A field_hybrid hot replica carries them only
+ * when its cold part was stored by another write (a pure hot update): they name which of the older cold sets it
+ * reused. Beside cold blobs of its own write they would repeat what those blobs say (24 bytes per document).
+ */
+export function descriptionOf(doc: DocumentSelf, part: string, writeId: string): BlobDescription {
   const role = part.startsWith('shard-') ? 'shard' : part.startsWith('cold-') ? 'cold' : 'hot';
   const d: BlobDescription = { strategy: doc.strategy, role, key: doc.key };
-  const carriesCold = role !== 'hot' || doc.strategy === 'field_hybrid';
+  const carriesCold = role !== 'hot' || (doc.strategy === 'field_hybrid' && doc.cold !== null && doc.cold.writeId !== writeId);
   if (carriesCold && doc.cold !== null && doc.cold.coldHash !== null) {
     const codec = doc.cold.codec ?? 'identity';
     d.cold = {
@@ -96,7 +107,7 @@ export async function blobHeaders(
   let fragments: Uint8Array[] | null = null;
   const headers: BlobHeader[] = [];
   for (const ref of refs) {
-    const description = descriptionOf(doc, ref.part);
+    const description = descriptionOf(doc, ref.part, ref.writeId);
     let descriptor: BlobHeader['descriptor'];
     if (description.role === 'shard') {
       fragments ??= await encodeDescriptorFragments(description);

@@ -17,8 +17,8 @@
  * 3. Pure hot updates (field_hybrid): a write that created hot replicas but no shards reused the cold shards of an
  *    earlier write. It is paired with the newest earlier field_hybrid shard set (ULID order: the reused shards are
  *    always older than the write that reused them) whose cold text reconstructs, hashes to the coldHash its shards
- *    record, and merges with the hot blob's offsets into a valid JSON object; if that pairing fails the next older
- *    shard set is tried.
+ *    record and to the one the hot replicas name (format 2 hot replicas of a pure hot update carry it), and merges
+ *    with the hot blob's offsets into a valid JSON object; if that pairing fails the next older shard set is tried.
  * 4. Missing replicas or shards of the chosen write are recorded as refs in state 'missing' on a node the key does
  *    not use yet (in placement rank order), with the size and checksum the healer must reproduce (a hot replica's
  *    is its siblings'; a shard's is computed by rebuilding it from the others), and the manifest is dirty: the
@@ -109,7 +109,10 @@ interface FoundBlob {
   dataBytes: number;
   shardBytes: number;
   coldHash: string | null;
-  /** Format 2: the cold hash's first 16 hex digits (the whole hash is computed from the rebuilt text). */
+  /**
+   * Format 2: the cold hash's first 16 hex digits (the whole hash is computed from the rebuilt text). On a hot
+   * replica: the cold part a pure hot update reused (absent when its own write stored the cold part).
+   */
   coldHash64: string | null;
   /** Compression of the stored cold bytes, and the text size before it (shards and cold copies). */
   codec: ColdCodec;
@@ -277,7 +280,7 @@ function foundFromDescription(node: string, info: BlobInfo, d: BlobDescription, 
     textBytes: cold?.textBytes ?? null,
   };
   if (d.role === 'hot' && /^hot-[0-9]+$/.test(info.part)) {
-    return { ...base, role: 'hot', index: Number(info.part.slice(4)), dataBytes: 0, shardBytes: 0, coldHash64: null, codec: 'identity', textBytes: null };
+    return { ...base, role: 'hot', index: Number(info.part.slice(4)), dataBytes: 0, shardBytes: 0, codec: 'identity', textBytes: null };
   }
   if (cold === null) return null;
   if (d.role === 'cold' && /^cold-[0-9]$/.test(info.part)) {
@@ -490,6 +493,9 @@ async function manifestOf(deps: KeyRebuildDeps, key: string, w: WriteSet, newest
   const shardSets = storedCold(w)
     ? [w]
     : newestFirst.filter((s) => s.writeId < w.writeId && s.strategy === 'field_hybrid' && coldReadable(s));
+  // A pure hot update's replicas name the cold part they reused (format 2): an older write that stored cold blobs
+  // but never committed cannot be taken for it, however well its text merges.
+  const reusedHash64 = storedCold(w) ? null : (w.hot.find((h) => h.coldHash64 !== null)?.coldHash64 ?? null);
   const problems: string[] = [];
   for (const s of shardSets) {
     try {
@@ -497,6 +503,7 @@ async function manifestOf(deps: KeyRebuildDeps, key: string, w: WriteSet, newest
       const textHash = hashCold(coldText);
       if (first.coldHash !== null && textHash !== first.coldHash) throw new Error(`cold blobs of ${s.writeId} do not hash to their coldHash`);
       if (first.coldHash64 !== null && !textHash.startsWith(first.coldHash64)) throw new Error(`cold blobs of ${s.writeId} do not hash to their coldHash`);
+      if (reusedHash64 !== null && !textHash.startsWith(reusedHash64)) throw new Error(`cold blobs of ${s.writeId} are not the cold part ${w.writeId} reused`);
       const coldHash = first.coldHash ?? textHash;
       if (w.strategy === 'ec') {
         return finish({ ...base, hotFields: [], hotPaths: [], coldEmptyOffsets: [], bytes: { logical: coldText.length, hot: 0, cold: coldText.length, physical: 0 }, coldHash, cold_layout: layout, hot: [], cold: coldRefs, dirty: false, createdAt: when, updatedAt: when });

@@ -287,7 +287,10 @@ export class WriteService {
     const format = this.dataFormat();
     if (format >= DATA_FORMAT_V2) {
       // Format 2: descriptors instead of key and meta in every blob (manifest/blob-descriptor.ts).
-      const doc: DocumentSelf = { key, strategy: plan.strategy, cold: coldLayout ? { ...coldLayout, coldHash: reuse ? live!.coldHash : plan.coldHash } : null };
+      const cold = coldLayout
+        ? { ...coldLayout, coldHash: reuse ? live!.coldHash : plan.coldHash, writeId: reuse ? (live!.cold[0]?.writeId ?? live!.writeId) : writeId }
+        : null;
+      const doc: DocumentSelf = { key, strategy: plan.strategy, cold };
       for (const targets of [hotTargets, coldTargets]) {
         const headers = await blobHeaders(format, doc, targets.map((t) => ({ blob: t.header.id, writeId, part: t.header.part })));
         targets.forEach((t, i) => (t.header = headers[i]!));

@@ -86,4 +86,37 @@ describe('rebuilding manifests of copies and compressed cold parts', () => {
     expect(healed.cold.every((r) => r.state === 'ok')).toBe(true);
     expect(await (await second.read('cl/copies-ec')).text()).toBe('{"a":1.0,"b":"😀"}');
   });
+
+  it('pairs a pure hot update with the cold part it reused, not with a later write that never committed', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'strata-rebuild-pairing-'));
+    dirs.push(dataDir);
+    let crash = false;
+    const first = await startTestCluster({
+      dataDir,
+      hooks: {
+        beforeCommit: async () => {
+          if (crash) throw new Error('simulated gateway crash before the commit');
+        },
+      },
+    });
+    clusters.push(first);
+    const key = 'cl/pairing';
+    // Same shape, different bytes: either cold text merges with the hot member's offsets.
+    const logA = randomBytes(30_000).toString('base64');
+    const logB = randomBytes(30_000).toString('base64');
+    expect((await first.write(key, `{"like_count":1,"log":"${logA}"}`, '&strategy=field_hybrid')).status).toBe(200);
+    crash = true;
+    expect((await first.write(key, `{"like_count":2,"log":"${logB}"}`)).status).toBeGreaterThanOrEqual(500);
+    crash = false;
+    const update = await first.write(key, `{"like_count":3,"log":"${logA}"}`);
+    expect(((await update.json()) as { is_pure_hot_update: boolean }).is_pure_hot_update).toBe(true);
+    await first.stop();
+    await rm(path.join(dataDir, 'metadata'), { recursive: true, force: true });
+    const second = await startTestCluster({ dataDir });
+    clusters.push(second);
+
+    const report = await rebuildManifests({ nodes: second.nodes.map((n) => n.client), metadata: second.metadata, ec: new ReedSolomonCode() });
+    expect(report.unrecoverable).toEqual([]);
+    expect(await (await second.read(key)).text()).toBe(`{"like_count":3,"log":"${logA}"}`);
+  });
 });
