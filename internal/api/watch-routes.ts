@@ -14,7 +14,7 @@
 import type { Context, Env, Hono } from 'hono';
 import { StrataError } from '../core/errors.js';
 import type { ManifestChange, ManifestWatch } from '../metadata/metadata-store.js';
-import { RETRY_AFTER_SECONDS, errorBody } from './errors.js';
+import { RETRY_AFTER_SECONDS, clientFacingCode, errorBody } from './errors.js';
 import type { GatewayDeps } from './gateway-deps.js';
 import { queryValue, rawQuery, validateKey } from './request.js';
 
@@ -149,7 +149,7 @@ class FeedPump {
         if (generation === this.generation) this.forward(change);
       },
       onEnd: (error) => {
-        if (generation === this.generation) this.stream.fail(error.code, error.message);
+        if (generation === this.generation) this.stream.fail(clientFacingCode(error.code), error.message);
       },
     });
     if (generation !== this.generation || this.stream.isClosed) void watch.close();
@@ -184,7 +184,7 @@ class FeedPump {
     this.stallTimer = null;
     this.start().catch((error: unknown) => {
       const failure = error instanceof StrataError ? error : new StrataError('METADATA_UNAVAILABLE', (error as Error).message);
-      this.stream.fail(failure.code, failure.message);
+      this.stream.fail(clientFacingCode(failure.code), failure.message);
     });
   }
 
