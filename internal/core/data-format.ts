@@ -11,8 +11,13 @@ export const DATA_FORMAT_V1 = 1;
 export const DATA_FORMAT_V2 = 2;
 /** As 2, with manifests that keep the first 128 bits of the cold hash (manifest format byte 3). */
 export const DATA_FORMAT_V3 = 3;
+/**
+ * As 3, with blob descriptors of `ec` documents that leave out the cold hash (descriptor kind bit 7): no hot update
+ * is ever paired with an ec document's cold part, and each blob's own 64-bit checksum still guards its bytes.
+ */
+export const DATA_FORMAT_V4 = 4;
 /** The newest format this release can read and write. */
-export const DATA_FORMAT_MAX = DATA_FORMAT_V3;
+export const DATA_FORMAT_MAX = DATA_FORMAT_V4;
 
 /** The cluster's current data format version, as last seen by this process. */
 export interface DataFormatSource {

@@ -11,11 +11,11 @@
  *
  * | bytes | field |
  * |---|---|
- * | 1 | kind: bits 0-1 strategy (0 replication, 1 ec, 2 field_hybrid), bits 2-3 role (0 hot, 1 cold copy, 2 shard), bits 4-5 codec (0 identity, 1 brotli, 2 deflate), bit 6 has cold facts |
+ * | 1 | kind: bits 0-1 strategy (0 replication, 1 ec, 2 field_hybrid), bits 2-3 role (0 hot, 1 cold copy, 2 shard), bits 4-5 codec (0 identity, 1 brotli, 2 deflate), bit 6 has cold facts, bit 7 (with bit 6 only, data format 4) no cold hash |
  * | varint + n | key, UTF-8 |
  * | varint | with cold facts: dataBytes (stored cold bytes) |
  * | varint | with cold facts and a codec other than identity: textBytes |
- * | 8 | with cold facts: the first 64 bits of the cold hash (sha256 of the canonical cold text) |
+ * | 8 | with cold facts, unless bit 7: the first 64 bits of the cold hash (sha256 of the canonical cold text) |
  *
  * Cold facts ride on cold copies, shards, and the hot replicas of a field_hybrid pure hot update: its cold blobs
  * belong to an older write, and the hash names which one (blob-meta.ts `descriptionOf`). Hot replicas written
@@ -34,6 +34,12 @@ const STRATEGY_CODES: readonly Strategy[] = ['replication', 'ec', 'field_hybrid'
 const ROLE_CODES = ['hot', 'cold', 'shard'] as const;
 const CODEC_CODES: readonly ColdCodec[] = ['identity', 'brotli', 'deflate'];
 const FLAG_COLD_FACTS = 0x40;
+/**
+ * Cold facts without the hash: what an `ec` document's blobs carry from data format 4 on. The hash exists to pair a
+ * pure hot update with the cold set it reused, and no hot update reuses an ec document's cold part. A release
+ * before format 4 refuses the bit (an unknown kind), which is why only a cluster at format 4 writes it.
+ */
+const FLAG_NO_COLD_HASH = 0x80;
 
 export type BlobRole = (typeof ROLE_CODES)[number];
 
@@ -47,8 +53,8 @@ export interface BlobDescription {
     dataBytes: number;
     /** Only for a codec other than identity. */
     textBytes?: number;
-    /** The cold hash's first 16 hex digits. */
-    coldHash64: string;
+    /** The cold hash's first 16 hex digits; absent on the blobs of an ec document from data format 4 on. */
+    coldHash64?: string;
   };
 }
 
@@ -62,17 +68,19 @@ export class DescriptorError extends Error {
 export function encodeWholeDescriptor(d: BlobDescription): Uint8Array {
   const key = Buffer.from(d.key, 'utf8');
   const codec = d.cold?.codec ?? 'identity';
-  const kind =
-    STRATEGY_CODES.indexOf(d.strategy) | (ROLE_CODES.indexOf(d.role) << 2) | (CODEC_CODES.indexOf(codec) << 4) | (d.cold ? FLAG_COLD_FACTS : 0);
+  const facts = d.cold === undefined ? 0 : d.cold.coldHash64 === undefined ? FLAG_COLD_FACTS | FLAG_NO_COLD_HASH : FLAG_COLD_FACTS;
+  const kind = STRATEGY_CODES.indexOf(d.strategy) | (ROLE_CODES.indexOf(d.role) << 2) | (CODEC_CODES.indexOf(codec) << 4) | facts;
   const out: number[] = [kind];
   pushVarint(out, key.length);
   for (const b of key) out.push(b);
   if (d.cold) {
     pushVarint(out, d.cold.dataBytes);
     if (codec !== 'identity') pushVarint(out, d.cold.textBytes ?? d.cold.dataBytes);
-    const hash = Buffer.from(d.cold.coldHash64, 'hex');
-    if (hash.length !== COLD_HASH_PREFIX_BYTES) throw new RangeError('coldHash64 is 16 hex digits');
-    for (const b of hash) out.push(b);
+    if (d.cold.coldHash64 !== undefined) {
+      const hash = Buffer.from(d.cold.coldHash64, 'hex');
+      if (hash.length !== COLD_HASH_PREFIX_BYTES) throw new RangeError('coldHash64 is 16 hex digits');
+      for (const b of hash) out.push(b);
+    }
   }
   return Uint8Array.from(out);
 }
@@ -101,7 +109,8 @@ export function decodeWholeDescriptor(bytes: Uint8Array): BlobDescription {
   const strategy = STRATEGY_CODES[kind & 3];
   const role = ROLE_CODES[(kind >> 2) & 3];
   const codec = CODEC_CODES[(kind >> 4) & 3];
-  if (strategy === undefined || role === undefined || codec === undefined || (kind & 0x80) !== 0) {
+  const withoutHash = (kind & FLAG_NO_COLD_HASH) !== 0;
+  if (strategy === undefined || role === undefined || codec === undefined || (withoutHash && (kind & FLAG_COLD_FACTS) === 0)) {
     throw new DescriptorError(`unknown kind byte 0x${kind.toString(16)}`);
   }
   const keyBytes = varint();
@@ -112,10 +121,12 @@ export function decodeWholeDescriptor(bytes: Uint8Array): BlobDescription {
   if ((kind & FLAG_COLD_FACTS) !== 0) {
     const dataBytes = varint();
     const textBytes = codec !== 'identity' ? varint() : undefined;
-    need(COLD_HASH_PREFIX_BYTES);
-    const coldHash64 = Buffer.from(bytes.subarray(at, at + COLD_HASH_PREFIX_BYTES)).toString('hex');
-    at += COLD_HASH_PREFIX_BYTES;
-    d.cold = { codec, dataBytes, coldHash64, ...(textBytes !== undefined ? { textBytes } : {}) };
+    d.cold = { codec, dataBytes, ...(textBytes !== undefined ? { textBytes } : {}) };
+    if (!withoutHash) {
+      need(COLD_HASH_PREFIX_BYTES);
+      d.cold.coldHash64 = Buffer.from(bytes.subarray(at, at + COLD_HASH_PREFIX_BYTES)).toString('hex');
+      at += COLD_HASH_PREFIX_BYTES;
+    }
   } else if (codec !== 'identity') {
     throw new DescriptorError('a codec without cold facts');
   }

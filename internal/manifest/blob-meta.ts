@@ -1,6 +1,6 @@
 import { BLOB_DESCRIPTOR_BYTES_MAX, type BlobHeader } from '../blobstore/blob-store.js';
 import { CHECKSUM64_HEX_DIGITS } from '../blobio/checksum.js';
-import { DATA_FORMAT_V2 } from '../core/data-format.js';
+import { DATA_FORMAT_V2, DATA_FORMAT_V4 } from '../core/data-format.js';
 import { encodeDescriptorFragments, encodeWholeDescriptor, type BlobDescription } from './blob-descriptor.js';
 import type { ColdLayout, Manifest, Strategy } from './manifest.js';
 
@@ -69,7 +69,7 @@ export function documentSelfOf(manifest: Manifest): DocumentSelf {
  * when its cold part was stored by another write (a pure hot update): they name which of the older cold sets it
  * reused. Beside cold blobs of its own write they would repeat what those blobs say (24 bytes per document).
  */
-export function descriptionOf(doc: DocumentSelf, part: string, writeId: string): BlobDescription {
+export function descriptionOf(doc: DocumentSelf, part: string, writeId: string, format: number): BlobDescription {
   const role = part.startsWith('shard-') ? 'shard' : part.startsWith('cold-') ? 'cold' : 'hot';
   const d: BlobDescription = { strategy: doc.strategy, role, key: doc.key };
   const carriesCold = role !== 'hot' || (doc.strategy === 'field_hybrid' && doc.cold !== null && doc.cold.writeId !== writeId);
@@ -78,7 +78,8 @@ export function descriptionOf(doc: DocumentSelf, part: string, writeId: string):
     d.cold = {
       codec,
       dataBytes: doc.cold.dataBytes,
-      coldHash64: doc.cold.coldHash.slice(0, CHECKSUM64_HEX_DIGITS),
+      // Format 4 leaves the hash off an ec document's blobs: nothing pairs with its cold part (blob-descriptor.ts).
+      ...(format >= DATA_FORMAT_V4 && doc.strategy === 'ec' ? {} : { coldHash64: doc.cold.coldHash.slice(0, CHECKSUM64_HEX_DIGITS) }),
       ...(codec !== 'identity' ? { textBytes: doc.cold.textBytes ?? doc.cold.dataBytes } : {}),
     };
   }
@@ -107,7 +108,7 @@ export async function blobHeaders(
   let fragments: Uint8Array[] | null = null;
   const headers: BlobHeader[] = [];
   for (const ref of refs) {
-    const description = descriptionOf(doc, ref.part, ref.writeId);
+    const description = descriptionOf(doc, ref.part, ref.writeId, format);
     let descriptor: BlobHeader['descriptor'];
     if (description.role === 'shard') {
       fragments ??= await encodeDescriptorFragments(description);

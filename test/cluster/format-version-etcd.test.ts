@@ -22,6 +22,9 @@ import { runGateway, runHealer } from '../../internal/wiring/processes.js';
 import { startEtcd, type RunningEtcd } from '../../scripts/infra/etcd.js';
 import { CONDITION_TIMEOUT_MS } from '../helpers/wait.js';
 
+/** A data format this release does not know. */
+const NEWER = DATA_FORMAT_MAX + 1;
+
 /** Heartbeat ttl of the processes here: entries linger 3 x this (etcd leases in whole seconds). */
 const TTL_MS = 2_000;
 
@@ -87,7 +90,7 @@ describe('data format bump on etcd', () => {
     await expect.poll(() => source.current(), { timeout: CONDITION_TIMEOUT_MS, interval: 50 }).toBe(2);
   });
 
-  it('a gateway and a healer refuse to start against a cluster of data format 4; a running gateway announces itself and stops when the cluster becomes newer', async () => {
+  it('a gateway and a healer refuse to start against a cluster of a newer data format; a running gateway announces itself and stops when the cluster becomes newer', async () => {
     const prefix = `test/${randomUUID()}/`;
     cleanups.push(async () => void (await admin.delete().prefix(prefix)));
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'strata-format-etcd-'));
@@ -110,10 +113,10 @@ describe('data format bump on etcd', () => {
     cleanups.push(async () => void (await gateway.stop()));
     expect((await store.listProcesses()).map((p) => [p.role, p.formatMax, p.alive])).toEqual([['gateway', DATA_FORMAT_MAX, true]]);
 
-    const record = JSON.stringify({ format: 'strata-cluster-identity', formatVersion: 2, clusterId: 'c-run', createdAtMs: 1, nodes: [], acceptedEmpty: [], dataFormat: 4 });
+    const record = JSON.stringify({ format: 'strata-cluster-identity', formatVersion: 2, clusterId: 'c-run', createdAtMs: 1, nodes: [], acceptedEmpty: [], dataFormat: NEWER });
     await admin.put(`${prefix}cluster-identity`).value(sealText('cluster-identity', 'cluster', record));
     await expect.poll(() => newer.length, { timeout: CONDITION_TIMEOUT_MS, interval: 50 }).toBe(1);
-    expect(newer[0]).toMatch(/run a release that reads data format 4/);
+    expect(newer[0]).toMatch(new RegExp(`run a release that reads data format ${NEWER}`));
 
     for (const start of [() => runGateway(config, silentLogger, { processMetrics: false }), () => runHealer(config, silentLogger, { processMetrics: false })]) {
       const refused = await start().then(
@@ -123,7 +126,7 @@ describe('data format bump on etcd', () => {
         },
         (error: unknown) => (isStrataError(error) ? `${error.code}: ${error.message}` : String(error)),
       );
-      expect(refused).toMatch(/^FORMAT_UNSUPPORTED: .*data format is 4, newer than this release reads/);
+      expect(refused).toMatch(new RegExp(`^FORMAT_UNSUPPORTED: .*data format is ${NEWER}, newer than this release reads`));
     }
   });
 });

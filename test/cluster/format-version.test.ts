@@ -28,6 +28,9 @@ import { SqliteMetadataStore } from '../../internal/metadata/sqlite-metadata-sto
 import Database from 'better-sqlite3';
 import { ManualClock } from '../helpers/manual-clock.js';
 
+/** A data format this release does not know. */
+const NEWER = DATA_FORMAT_MAX + 1;
+
 /** The processes' heartbeat ttl in these tests (STRATA_NODE_TTL_MS). */
 const TTL_MS = 10_000;
 const POLL_MS = 5_000;
@@ -191,17 +194,17 @@ describe('a process following the cluster data format', () => {
     expect(raised.current()).toBe(2);
   });
 
-  it('a record of data format 4 makes a process refuse to start (FORMAT_UNSUPPORTED naming what it needs)', async () => {
+  it('a record of a data format newer than this release makes a process refuse to start (FORMAT_UNSUPPORTED naming what it needs)', async () => {
     const { store, clock, dbPath } = await setup();
-    writeRecord(dbPath, { formatVersion: 2, dataFormat: 4 });
+    writeRecord(dbPath, { formatVersion: 2, dataFormat: NEWER });
     const source = new ClusterDataFormat({ clock, log: silentLogger, onNewer: () => undefined });
     stops.push(() => source.stop());
     const error = await errorOf(source.follow(store, 'the test store'));
     expect(error.code).toBe('FORMAT_UNSUPPORTED');
-    expect(error.message).toMatch(/data format is 4, newer than this release reads \(up to 3\).*run a release that reads data format 4/);
+    expect(error.message).toMatch(new RegExp(`data format is ${NEWER}, newer than this release reads \\(up to ${DATA_FORMAT_MAX}\\).*run a release that reads data format ${NEWER}`));
     // The all-in-one's start refuses it too, and changes nothing.
     expect((await errorOf(raiseOwnDataFormat(store, DATA_FORMAT_MAX, 'the test store'))).code).toBe('FORMAT_UNSUPPORTED');
-    expect(await store.getClusterIdentity()).toMatchObject({ dataFormat: 4 });
+    expect(await store.getClusterIdentity()).toMatchObject({ dataFormat: NEWER });
   });
 
   it('a record of data format 3 appearing while running stops the process (onNewer), once, and the version stays', async () => {
@@ -226,15 +229,15 @@ describe('a process following the cluster data format', () => {
     expect(source.current()).toBe(1);
   });
 
-  it('a storage node refuses to start against a record of data format 4, and leaves its directory untouched', async () => {
+  it('a storage node refuses to start against a record of a newer data format, and leaves its directory untouched', async () => {
     const { dir, store, clock, dbPath } = await setup();
-    writeRecord(dbPath, { formatVersion: 2, dataFormat: 4 });
+    writeRecord(dbPath, { formatVersion: 2, dataFormat: NEWER });
     const nodeDir = path.join(dir, 'nodes', 'node-1');
     const lock = DirLock.acquire(nodeDir);
     try {
       const error = await errorOf(joinCluster({ store, storeName: 'the test store', dataDir: dir, nodeDir, nodeId: 'node-1', clock }));
       expect(error.code).toBe('DATA_DIR_UNUSABLE');
-      expect(error.message).toMatch(/data format is 4.*run a release that reads data format 4; nothing in the directory was changed/);
+      expect(error.message).toMatch(new RegExp(`data format is ${NEWER}.*run a release that reads data format ${NEWER}; nothing in the directory was changed`));
     } finally {
       lock.release();
     }

@@ -1,9 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DATA_FORMAT_MAX } from '../../internal/core/data-format.js';
 import { isStrataError } from '../../internal/core/errors.js';
 import { dataFormatOf } from '../../internal/metadata/cluster-identity-record.js';
 import { PROCESS_REGISTRY_LIMITS, type ClusterIdentityRecord, type MetadataStore } from '../../internal/metadata/metadata-store.js';
 import { sealText } from '../../internal/metadata/record-envelope.js';
 import type { ContractClock } from './metadata-store.contract.js';
+
+/** A data format this release does not know. */
+const NEWER = DATA_FORMAT_MAX + 1;
 
 /**
  * The MetadataStore contract for the cluster's data format (raiseClusterDataFormat) and the process registry
@@ -89,12 +93,12 @@ export function runClusterFormatContract(name: string, makeFixture: () => Promis
     });
 
     it('returns a record of a data format newer than this release as read, and refuses to change it', async () => {
-      const content = JSON.stringify({ format: 'strata-cluster-identity', formatVersion: 2, clusterId: 'c3', createdAtMs: 1, nodes: [], acceptedEmpty: [], dataFormat: 4 });
+      const content = JSON.stringify({ format: 'strata-cluster-identity', formatVersion: 2, clusterId: 'c3', createdAtMs: 1, nodes: [], acceptedEmpty: [], dataFormat: NEWER });
       await fx.writeIdentity(sealText('cluster-identity', 'cluster', content));
-      expect(await fx.store.getClusterIdentity()).toMatchObject({ formatVersion: 2, dataFormat: 4 });
+      expect(await fx.store.getClusterIdentity()).toMatchObject({ formatVersion: 2, dataFormat: NEWER });
       expect(await codeOf(fx.store.raiseClusterDataFormat(2))).toBe('METADATA_UNAVAILABLE');
       expect(await codeOf(fx.store.updateClusterNodes(() => ({ nodes: ['node-1'], acceptedEmpty: [] })))).toBe('METADATA_UNAVAILABLE');
-      expect(await fx.store.getClusterIdentity()).toMatchObject({ dataFormat: 4, nodes: [] });
+      expect(await fx.store.getClusterIdentity()).toMatchObject({ dataFormat: NEWER, nodes: [] });
     });
 
     it('lists registered processes in id order with their role and formatMax, to every process', async () => {

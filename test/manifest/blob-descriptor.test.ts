@@ -18,6 +18,9 @@ const SHAPES: BlobDescription[] = [
   { strategy: 'ec', role: 'cold', key: KEY, cold: { codec: 'identity', dataBytes: 200, coldHash64: 'ffffffffffffffff' } },
   { strategy: 'ec', role: 'shard', key: KEY, cold: { codec: 'brotli', dataBytes: 40_000, textBytes: 123_456, coldHash64: '00000000000000aa' } },
   { strategy: 'field_hybrid', role: 'shard', key: '', cold: { codec: 'deflate', dataBytes: 2 ** 32 + 5, textBytes: 7, coldHash64: 'a1b2c3d4e5f60718' } },
+  // Data format 4: an ec document's blobs without the cold hash.
+  { strategy: 'ec', role: 'cold', key: KEY, cold: { codec: 'identity', dataBytes: 100 } },
+  { strategy: 'ec', role: 'shard', key: KEY, cold: { codec: 'brotli', dataBytes: 40_000, textBytes: 99_999 } },
 ];
 
 describe('blob descriptors', () => {

@@ -4,6 +4,7 @@
  * content that is sealed but not a cluster identity.
  */
 import { describe, expect, it } from 'vitest';
+import { DATA_FORMAT_MAX } from '../../internal/core/data-format.js';
 import { isStrataError } from '../../internal/core/errors.js';
 import {
   changeable,
@@ -16,6 +17,9 @@ import {
 } from '../../internal/metadata/cluster-identity-record.js';
 import type { ClusterIdentityRecord } from '../../internal/metadata/metadata-store.js';
 import { sealText } from '../../internal/metadata/record-envelope.js';
+
+/** A data format this release does not know. */
+const NEWER = DATA_FORMAT_MAX + 1;
 
 const record: ClusterIdentityRecord = { clusterId: 'c1', formatVersion: 1, createdAtMs: 1, nodes: ['node-1'], acceptedEmpty: [] };
 
@@ -71,10 +75,10 @@ describe('cluster identity record', () => {
   });
 
   it('a data format newer than this release reads is returned as read, and named as needing a newer release', () => {
-    const text = sealText('cluster-identity', 'cluster', JSON.stringify({ format: 'strata-cluster-identity', ...record, formatVersion: 2, dataFormat: 4 }));
+    const text = sealText('cluster-identity', 'cluster', JSON.stringify({ format: 'strata-cluster-identity', ...record, formatVersion: 2, dataFormat: NEWER }));
     const opened = openClusterIdentity(text, 'test');
-    expect(dataFormatOf(opened)).toBe(4);
-    expect(newerThanThisRelease(opened)).toMatch(/data format is 4, newer than this release reads \(up to 3\).*run a release that reads data format 4/);
+    expect(dataFormatOf(opened)).toBe(NEWER);
+    expect(newerThanThisRelease(opened)).toMatch(new RegExp(`data format is ${NEWER}, newer than this release reads \\(up to ${DATA_FORMAT_MAX}\\).*run a release that reads data format ${NEWER}`));
     expect(codeOf(() => changeable(opened, 'test'))).toBe('METADATA_UNAVAILABLE');
   });
 
