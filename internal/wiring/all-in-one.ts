@@ -150,7 +150,7 @@ async function startLocked(config: Readonly<StrataConfig>, options: AllInOneOpti
   // record in its store, if any, is raised to it; one of a newer data format refuses the start).
   const dataFormat = fixedDataFormat(ALL_IN_ONE_DATA_FORMAT);
   await raiseOwnDataFormat(metadata, ALL_IN_ONE_DATA_FORMAT, `the embedded metadata store in ${config.dataDir}`);
-  const wal = await SqliteWriteAheadLog.open({ path: path.join(config.dataDir, 'wal', 'wal.db'), clock });
+  const wal = await SqliteWriteAheadLog.open({ path: path.join(config.dataDir, 'wal', 'wal.db'), clock, thread: 'worker' });
   opened.push(wal);
 
   // One registry for the whole process: the gateway serves it on /metrics (so does every node's listener), with

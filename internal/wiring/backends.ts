@@ -92,7 +92,7 @@ export async function openBackends(config: Readonly<StrataConfig>, clock: Clock,
     wal = lazy;
   } else {
     walName = 'embedded (SQLite)';
-    wal = await SqliteWriteAheadLog.open({ path: path.join(config.dataDir, 'wal', 'wal.db'), clock });
+    wal = await SqliteWriteAheadLog.open({ path: path.join(config.dataDir, 'wal', 'wal.db'), clock, thread: 'worker' });
   }
   return { metadata, wal, names: { metadata: metadataName, wal: walName } };
 }

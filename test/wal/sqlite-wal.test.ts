@@ -16,30 +16,32 @@ async function tempPath(): Promise<{ dir: string; path: string }> {
   return { dir, path: join(dir, 'wal.sqlite') };
 }
 
-runWriteAheadLogContract('SqliteWriteAheadLog', async () => {
-  const { dir, path } = await tempPath();
-  const fx: WriteAheadLogFixture = {
-    wal: await SqliteWriteAheadLog.open({ path }),
-    async reopen() {
-      await fx.wal.close();
-      fx.wal = await SqliteWriteAheadLog.open({ path });
-      return fx.wal;
-    },
-    async cleanup() {
-      await fx.wal.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-    async storeRaw(key, value) {
-      const db = new Database(path);
-      try {
-        db.prepare('INSERT INTO wal_entries (key, record) VALUES (?, ?)').run(key, value);
-      } finally {
-        db.close();
-      }
-    },
-  };
-  return fx;
-});
+for (const thread of ['caller', 'worker'] as const) {
+  runWriteAheadLogContract(`SqliteWriteAheadLog (${thread} thread)`, async () => {
+    const { dir, path } = await tempPath();
+    const fx: WriteAheadLogFixture = {
+      wal: await SqliteWriteAheadLog.open({ path, thread }),
+      async reopen() {
+        await fx.wal.close();
+        fx.wal = await SqliteWriteAheadLog.open({ path, thread });
+        return fx.wal;
+      },
+      async cleanup() {
+        await fx.wal.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+      async storeRaw(key, value) {
+        const db = new Database(path);
+        try {
+          db.prepare('INSERT INTO wal_entries (key, record) VALUES (?, ?)').run(key, value);
+        } finally {
+          db.close();
+        }
+      },
+    };
+    return fx;
+  });
+}
 
 function outcome(writeId: string): WalRecord {
   return { type: 'outcome', key: 'k', writeId, outcome: 'committed', atMs: 0 };
@@ -54,18 +56,18 @@ async function expectCode(promise: Promise<unknown>, code: string): Promise<void
 }
 
 /** Retries `check` until it passes (or fails with its last error after the generous CONDITION_TIMEOUT_MS). */
-async function eventually(check: () => void): Promise<void> {
+async function eventually(check: () => void | Promise<void>): Promise<void> {
   await vi.waitFor(check, { timeout: CONDITION_TIMEOUT_MS, interval: 10 });
 }
 
-describe('SqliteWriteAheadLog', () => {
+describe.each(['caller', 'worker'] as const)('SqliteWriteAheadLog (%s thread)', (thread) => {
   let dir: string;
   let path: string;
   let wal: SqliteWriteAheadLog;
 
   beforeEach(async () => {
     ({ dir, path } = await tempPath());
-    wal = await SqliteWriteAheadLog.open({ path, retentionChunkEntries: 10, pollIntervalMs: 20 });
+    wal = await SqliteWriteAheadLog.open({ thread, path, retentionChunkEntries: 10, pollIntervalMs: 20 });
   });
   afterEach(async () => {
     await wal.close();
@@ -82,9 +84,9 @@ describe('SqliteWriteAheadLog', () => {
   }
 
   it('group-commits 200 concurrent appends in far fewer transactions', async () => {
-    const before = wal.stats();
+    const before = await wal.stats();
     await Promise.all(Array.from({ length: 200 }, (_, i) => wal.append(outcome(`w${i}`))));
-    const after = wal.stats();
+    const after = await wal.stats();
     expect(after.operations - before.operations).toBe(200);
     expect(after.batches - before.batches).toBeLessThanOrEqual(5);
   });
@@ -122,13 +124,13 @@ describe('SqliteWriteAheadLog', () => {
     const g = await wal.consumer('g');
     const big = (i: number): WalRecord => ({ ...outcome(`w${i}`), key: `k${i}-${'x'.repeat(900)}` });
     await Promise.all(Array.from({ length: 400 }, (_, i) => wal.append(big(i))));
-    const peak = wal.pageStats().pages;
+    const peak = (await wal.pageStats()).pages;
     expect(peak).toBeGreaterThan(100); // 400 entries of about 1 KB
     const entries = await g.poll(1_000, 0);
     await g.commit(entries[entries.length - 1]!.position);
     await eventually(() => expect(retainedEntries()).toBe(0));
-    await eventually(() => expect(wal.pageStats()).toEqual({ pages: expect.any(Number), freePages: 0, returnsFreePages: true }));
-    expect(wal.pageStats().pages).toBeLessThan(10);
+    await eventually(async () => expect(await wal.pageStats()).toEqual({ pages: expect.any(Number), freePages: 0, returnsFreePages: true }));
+    expect((await wal.pageStats()).pages).toBeLessThan(10);
     await wal.append(outcome('after'));
     expect((await g.poll(10, 0)).map((e) => e.record?.writeId)).toEqual(['after']);
   });
@@ -153,8 +155,8 @@ describe('SqliteWriteAheadLog', () => {
     } finally {
       old.close();
     }
-    wal = await SqliteWriteAheadLog.open({ path });
-    expect(wal.pageStats()).toMatchObject({ freePages: 0, returnsFreePages: true });
+    wal = await SqliteWriteAheadLog.open({ thread, path });
+    expect(await wal.pageStats()).toMatchObject({ freePages: 0, returnsFreePages: true });
     const consumer = await wal.consumer('g');
     expect((await consumer.poll(10, 0)).map((e) => e.record?.writeId)).toEqual(['old2999']);
   });
@@ -170,7 +172,7 @@ describe('SqliteWriteAheadLog', () => {
   });
 
   it('an append by another connection reaches a waiting poll within the poll interval', async () => {
-    const other = await SqliteWriteAheadLog.open({ path });
+    const other = await SqliteWriteAheadLog.open({ thread, path });
     try {
       const consumer = await wal.consumer('g');
       // Waiting already when it returns (nothing to read). Its wait outlasts the test's timeout: only the poll
@@ -206,7 +208,7 @@ describe('SqliteWriteAheadLog', () => {
     const pending = wal.append(outcome('queued'));
     await wal.close();
     await pending;
-    wal = await SqliteWriteAheadLog.open({ path });
+    wal = await SqliteWriteAheadLog.open({ thread, path });
     const consumer = await wal.consumer('g');
     expect((await consumer.poll(10, 0)).map((e) => e.record?.writeId ?? '(corrupt)')).toEqual(['queued']);
   });
@@ -244,7 +246,7 @@ describe('SqliteWriteAheadLog', () => {
     } finally {
       old.close();
     }
-    wal = await SqliteWriteAheadLog.open({ path });
+    wal = await SqliteWriteAheadLog.open({ thread, path });
     const writeId = newWriteId(1_700_000_000_000);
     const binary: WalRecord = { type: 'outcome', key: 'k', writeId, outcome: 'failed', atMs: 1_700_000_000_000 };
     await wal.append(binary);
@@ -260,13 +262,13 @@ describe('SqliteWriteAheadLog', () => {
 
   it('reopens its own version-3 file, and refuses a file of a newer version with WAL_UNAVAILABLE, leaving it as it is', async () => {
     await wal.close();
-    wal = await SqliteWriteAheadLog.open({ path });
+    wal = await SqliteWriteAheadLog.open({ thread, path });
     await wal.close();
     const db = new Database(path);
     expect(db.pragma('user_version', { simple: true })).toBe(3);
     db.pragma('user_version = 4');
     db.close();
-    await expectCode(SqliteWriteAheadLog.open({ path }), 'WAL_UNAVAILABLE');
+    await expectCode(SqliteWriteAheadLog.open({ thread, path }), 'WAL_UNAVAILABLE');
     const after = new Database(path, { readonly: true });
     try {
       expect(after.pragma('user_version', { simple: true })).toBe(4);
@@ -276,6 +278,6 @@ describe('SqliteWriteAheadLog', () => {
   });
 
   it('an unopenable path fails with WAL_UNAVAILABLE', async () => {
-    await expectCode(SqliteWriteAheadLog.open({ path: dir }), 'WAL_UNAVAILABLE');
+    await expectCode(SqliteWriteAheadLog.open({ thread, path: dir }), 'WAL_UNAVAILABLE');
   });
 });
