@@ -2,7 +2,7 @@
  * `npm run verify:storage`: measures what documents cost on disk, and exits 1 when a bound or a goal is broken.
  *
  * Two measurements:
- * - bounds (issue 7, internal/efficiency/verify-storage.ts): documents of 200 B to 8 MiB, compressible or not, of
+ * - bounds (internal/efficiency/verify-storage.ts): documents of 200 B to 8 MiB, compressible or not, of
  *   every strategy, plus the iot documents of benchmarks.md, written to a running cluster and measured over HTTP:
  *   payload amplification and the fixed per-document overhead by encoded lengths, against their bounds.
  * - file sizes (self-contained only, internal/efficiency/file-size-measurement.ts): per row a fresh all-in-one

@@ -1,5 +1,5 @@
 /**
- * Scenario 7 (not in benchmarks.md; issue "Fast", memory): the gateway's memory under large documents and slow
+ * Scenario 7 (not in benchmarks.md; memory): the gateway's memory under large documents and slow
  * clients. Clients request 8 MiB documents and stop reading after the status line, while other clients write small
  * documents for the measured load. The figures: how many stalled reads were served and how many refused (the body
  * budget, STRATA_BODY_BUFFER_BYTES_MAX), what the gateway held, the small writes' throughput beside them, every

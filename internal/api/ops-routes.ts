@@ -242,8 +242,8 @@ export function registerOpsRoutes(app: GatewayApp, deps: GatewayDeps, extras: { 
 
   defineRoute(app, storageUsageRoute, async (c, { query }) => {
     const efficiency = new EfficiencyAccumulator(query.prefix_depth);
-    // A full scan of the manifests: exact, and linear in the number of keys. The access-statistics issue
-    // replaces it with counters kept at commit time.
+    // A full scan of the manifests: exact, and linear in the number of keys (counters kept at commit
+    // time would make it constant).
     let logical = 0;
     let referenced = 0;
     let liveKeys = 0;

@@ -1,7 +1,7 @@
 /**
  * The blob store inside a storage node: immutable blobs addressed by id, durable before `put` resolves, with a
- * checksum verified on every read. Implementations: one file per blob (file-blob-store.ts); Haystack-style
- * volumes replace it in the volumes issue.
+ * checksum verified on every read. Implementations: Haystack-style volumes (volume/, what storage nodes run) and the
+ * first release's one file per blob (file-blob-store.ts, kept for the benchmarks' comparison).
  *
  * Every blob carries a small self-describing header (key, write id, part, and opaque `meta` JSON such as the
  * shard geometry) so that manifests can be rebuilt from the nodes if the metadata store is lost. A format-2 blob

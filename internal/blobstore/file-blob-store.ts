@@ -1,6 +1,6 @@
 /**
  * A BlobStore with one file per blob (README.md in this folder has the layout, byte by byte). Simple on purpose:
- * the volumes issue replaces it with Haystack-style volumes. What it must get right is durability and
+ * the storage nodes run Haystack-style volumes (volume/) instead. What it must get right is durability and
  * integrity:
  *
  * - put writes a temp file, fsyncs it, renames it into place and fsyncs the directory before it resolves, so an

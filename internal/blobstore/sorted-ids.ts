@@ -1,6 +1,6 @@
 /**
  * Blob ids in ascending order, for paged inventory listing without sorting on every page. Insert and remove
- * are O(n) array splices: cheap enough for the one-file-per-blob store, which the volumes issue replaces.
+ * are O(n) array splices: cheap enough for the one-file-per-blob store, which the volume store replaced.
  * Ids are ASCII (BLOB_ID_PATTERN), so JavaScript string order is byte order.
  */
 export class SortedIds {

@@ -4,7 +4,7 @@
  * (GET /cluster: bytes of live needles; GET /storage_usage: payload bytes per node, and the index and manifest
  * bytes of the efficiency report). Only HTTP, so it measures any deployment the same way.
  *
- * Bounds checked (issue 7): for every document size, the bytes on disk per document are at most 3x the
+ * Bounds checked: for every document size, the bytes on disk per document are at most 3x the
  * document plus the fixed per-document overhead (needle heads, index entries, manifest), which is reported
  * apart and must stay under FIXED_OVERHEAD_BYTES_MAX; iot documents (ec, field_hybrid) stay at <= 1.55x; large
  * cold parts cost about 1.5x (at most 1.55x) when incompressible.
@@ -20,7 +20,7 @@ export const VERIFY_LIMITS = {
   /**
    * Bound on the fixed per-document overhead before the check fails: what is measured today (about 2.2 KB for a
    * replicated document to 6.5 KB for a sharded field_hybrid one, mostly the manifest's JSON and one needle head
-   * per blob) with some room, so that a regression is caught. The issue's aim of 256 B is not met: see README
+   * per blob) with some room, so that a regression is caught. The aim of 256 B is not met: see README
    * "Storage overhead".
    */
   fixedOverheadBytesMax: 8192,

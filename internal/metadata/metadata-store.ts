@@ -3,7 +3,7 @@ import type { Manifest, StoredManifest } from '../manifest/manifest.js';
 
 /**
  * The metadata store: manifests with compare-and-set, abort records, idempotency records, a leader lease and
- * the storage-node registry. Implementations: embedded (SQLite, this folder) and etcd (the cluster issue).
+ * the storage-node registry. Implementations: embedded (SQLite, this folder) and etcd (the cluster mode).
  *
  * Revisions: the store keeps one monotonic revision counter. Every successful mutation of a manifest bumps it
  * and stamps the manifest's `modRevision`. A commit that creates a new version sets `manifest.version` to that

@@ -31,5 +31,5 @@ export const TIERING_LIMITS = {
   retierScanFactor: 4,
 } as const;
 
-/** Hot replicas a document may have in all, extra read-heavy ones included (the "up to 5"). */
+/** Hot replicas a document may have in all, extra read-heavy ones included. */
 export const HOT_COPIES_MAX = 5;

@@ -1,6 +1,6 @@
 /**
  * The write-ahead log of write intents and outcomes (architecture.md, "Write" steps 4 and 8).
- * Implementations: embedded (SQLite, this folder) and Kafka/Redpanda (the cluster issue).
+ * Implementations: embedded (SQLite, this folder) and Kafka/Redpanda (the cluster mode).
  *
  * Records are keyed by object key (Kafka partitions by it). `append` resolves only once the record is durable;
  * implementations group concurrent appends into one durable write. An unreachable log throws
