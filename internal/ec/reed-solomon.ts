@@ -1,6 +1,7 @@
 /**
  * Reed-Solomon 4+2 on top of the native `@ronomon/reed-solomon` addon. The addon does its work on the libuv thread
- * pool, so encoding megabytes never stalls the event loop; this module only arranges buffers around it.
+ * pool, so encoding megabytes never stalls the event loop; this module arranges buffers around it, and encodes
+ * small data itself with the packet XORs it reads off the addon (EC_SMALL_ENCODE_BYTES_MAX).
  *
  * Layout: the four data shards are the data cut into `shardBytesFor(n)`-byte pieces, the last zero padded, and the
  * two parity shards follow. See README.md beside this file.
@@ -47,17 +48,33 @@ const SHARD_ALIGN_BYTES = 8;
  */
 export const EC_DATA_BYTES_MAX = EC_DATA_SHARDS * LIMITS.blobBytesMax;
 
+/**
+ * Data up to this size is encoded on the calling thread, as XORs of packets, instead of on the thread pool: a
+ * small document's parity takes microseconds to compute, while a pool job waits behind the storage nodes'
+ * fsyncs, which hold the pool's threads under a write load (a field_hybrid write encodes its cold part and its
+ * descriptor).
+ */
+export const EC_SMALL_ENCODE_BYTES_MAX = 4 * 1024;
+
 const ALL_DATA_FLAGS = (1 << EC_DATA_SHARDS) - 1;
 const ALL_PARITY_FLAGS = ((1 << EC_PARITY_SHARDS) - 1) << EC_DATA_SHARDS;
 const ALL_FLAGS = ALL_DATA_FLAGS | ALL_PARITY_FLAGS;
+
+export interface ReedSolomonOptions {
+  /** EC_SMALL_ENCODE_BYTES_MAX by default; 0 sends every encode to the thread pool. */
+  smallEncodeBytesMax?: number;
+}
 
 export class ReedSolomonCode implements ErasureCode {
   readonly dataShards = EC_DATA_SHARDS;
   readonly parityShards = EC_PARITY_SHARDS;
   private readonly context: Buffer;
+  private readonly smallEncodeBytesMax: number;
 
-  constructor() {
+  constructor(options: ReedSolomonOptions = {}) {
     this.context = native.create(EC_DATA_SHARDS, EC_PARITY_SHARDS);
+    this.smallEncodeBytesMax = options.smallEncodeBytesMax ?? EC_SMALL_ENCODE_BYTES_MAX;
+    assert(Number.isSafeInteger(this.smallEncodeBytesMax) && this.smallEncodeBytesMax >= 0, 'smallEncodeBytesMax >= 0');
   }
 
   /**
@@ -86,7 +103,11 @@ export class ReedSolomonCode implements ErasureCode {
     const parityRegion = work.subarray(shardBytes * EC_DATA_SHARDS);
     data.copy(dataRegion, 0);
     dataRegion.fill(0, data.length);
-    await this.run(ALL_DATA_FLAGS, ALL_PARITY_FLAGS, dataRegion, parityRegion, shardBytes);
+    if (data.length <= this.smallEncodeBytesMax) {
+      encodeParityFromPlan(await parityPlan(this.context), dataRegion, parityRegion, shardBytes);
+    } else {
+      await this.run(ALL_DATA_FLAGS, ALL_PARITY_FLAGS, dataRegion, parityRegion, shardBytes);
+    }
     return splitShards(work, shardBytes);
   }
 
@@ -146,6 +167,71 @@ export class ReedSolomonCode implements ErasureCode {
       native.encode(this.context, sources, targets, dataRegion, 0, dataRegion.length, parityRegion, 0,
         parityRegion.length, (error) => (error ? reject(error) : resolve()));
     });
+  }
+}
+
+/**
+ * The code's parity as XORs of whole packets, read off the addon itself so that both paths give the same bytes.
+ * The addon codes bit-sliced (Cauchy Reed-Solomon over GF(2^8) as a GF(2) bit matrix): each shard is eight
+ * packets of shardBytes / 8 bytes, and parity packet k' of parity shard p is the XOR of the data packets (i, k)
+ * that the bit matrix marks. Which ones is found by encoding, for every data packet, data that is all ones there
+ * and zero elsewhere. Built once per process (the code's matrix is fixed: every context codes alike).
+ */
+const PACKETS_PER_SHARD = 8;
+/** plan[p][k']: the data packets (shard * 8 + packet) whose XOR is packet k' of parity shard p. */
+type ParityPlan = number[][][];
+
+let planOnce: Promise<ParityPlan> | null = null;
+function parityPlan(context: Buffer): Promise<ParityPlan> {
+  planOnce ??= buildParityPlan(context).catch((err: unknown) => {
+    planOnce = null;
+    throw err;
+  });
+  return planOnce;
+}
+
+async function buildParityPlan(context: Buffer): Promise<ParityPlan> {
+  const packetBytes = SHARD_ALIGN_BYTES;
+  const shardBytes = packetBytes * PACKETS_PER_SHARD;
+  const plan: ParityPlan = Array.from({ length: EC_PARITY_SHARDS }, () => Array.from({ length: PACKETS_PER_SHARD }, () => []));
+  for (let source = 0; source < EC_DATA_SHARDS * PACKETS_PER_SHARD; source++) {
+    const dataRegion = Buffer.alloc(shardBytes * EC_DATA_SHARDS);
+    dataRegion.fill(0xff, source * packetBytes, (source + 1) * packetBytes);
+    const parityRegion = Buffer.alloc(shardBytes * EC_PARITY_SHARDS);
+    await new Promise<void>((resolve, reject) => {
+      native.encode(context, ALL_DATA_FLAGS, ALL_PARITY_FLAGS, dataRegion, 0, dataRegion.length, parityRegion, 0,
+        parityRegion.length, (error) => (error ? reject(error) : resolve()));
+    });
+    for (let p = 0; p < EC_PARITY_SHARDS; p++) {
+      for (let k = 0; k < PACKETS_PER_SHARD; k++) {
+        const packet = parityRegion.subarray(p * shardBytes + k * packetBytes, p * shardBytes + (k + 1) * packetBytes);
+        const ones = packet.every((b) => b === 0xff);
+        // Anything but a whole packet of ones or of zeros is a layout this reading does not know: refuse it.
+        assert(ones || packet.every((b) => b === 0), 'the addon codes whole packets');
+        if (ones) plan[p]![k]!.push(source);
+      }
+    }
+  }
+  return plan;
+}
+
+function encodeParityFromPlan(plan: ParityPlan, dataRegion: Buffer, parityRegion: Buffer, shardBytes: number): void {
+  // Four bytes at a time where the packets and both regions allow it (they do whenever shards are a multiple of
+  // 32 bytes and the regions come from one aligned allocation, as encode's do).
+  const wide = shardBytes % 32 === 0 && dataRegion.byteOffset % 4 === 0 && parityRegion.byteOffset % 4 === 0;
+  const unit = wide ? 4 : 1;
+  const data = wide ? new Int32Array(dataRegion.buffer, dataRegion.byteOffset, dataRegion.length / 4) : dataRegion;
+  const parity = wide ? new Int32Array(parityRegion.buffer, parityRegion.byteOffset, parityRegion.length / 4) : parityRegion;
+  const packet = shardBytes / PACKETS_PER_SHARD / unit;
+  for (let p = 0; p < EC_PARITY_SHARDS; p++) {
+    for (let k = 0; k < PACKETS_PER_SHARD; k++) {
+      const out = (p * PACKETS_PER_SHARD + k) * packet;
+      parity.fill(0, out, out + packet);
+      for (const source of plan[p]![k]!) {
+        const from = source * packet;
+        for (let w = 0; w < packet; w++) parity[out + w]! ^= data[from + w]!;
+      }
+    }
   }
 }
 

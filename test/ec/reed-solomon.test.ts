@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { isStrataError } from '../../internal/core/errors.js';
 import { EC_TOTAL_SHARDS } from '../../internal/core/limits.js';
-import { ReedSolomonCode } from '../../internal/ec/reed-solomon.js';
+import { EC_SMALL_ENCODE_BYTES_MAX, ReedSolomonCode } from '../../internal/ec/reed-solomon.js';
 
 const code = new ReedSolomonCode();
 const SIZES = [0, 1, 7, 8, 9, 31, 33, 1024 * 1024 + 3];
@@ -37,6 +37,28 @@ async function expectInsufficientNodes(promise: Promise<unknown>, available: num
 }
 
 describe('ReedSolomonCode', () => {
+  it('encodes small data on the calling thread to exactly the shards the thread pool gives', async () => {
+    const local = new ReedSolomonCode();
+    const pool = new ReedSolomonCode({ smallEncodeBytesMax: 0 });
+    for (const size of [0, 1, 7, 8, 31, 32, 100, 975, 4096, EC_SMALL_ENCODE_BYTES_MAX - 3, EC_SMALL_ENCODE_BYTES_MAX]) {
+      for (const data of [randomBytes(size), Buffer.alloc(size, 0xff)]) {
+        expect(await local.encode(data), `${size} bytes`).toEqual(await pool.encode(data));
+      }
+    }
+  });
+
+  it('reconstructs small data encoded on the calling thread from any four shards', async () => {
+    const code = new ReedSolomonCode();
+    const data = randomBytes(975);
+    const shards = await code.encode(data);
+    for (let a = 0; a < EC_TOTAL_SHARDS; a++) {
+      for (let b = a + 1; b < EC_TOTAL_SHARDS; b++) {
+        const some = shards.map((s, i) => (i === a || i === b ? null : s));
+        expect((await code.reconstruct(some, data.length)).equals(data), `without ${a} and ${b}`).toBe(true);
+      }
+    }
+  });
+
   it('has a 4+2 geometry and shards that are a multiple of 8 bytes, at least 8', () => {
     expect(code.dataShards).toBe(4);
     expect(code.parityShards).toBe(2);
