@@ -10,7 +10,7 @@
  *   kafka.bootstrap;                 // ['10.77.3.1:9092', ...], reachable from the test process
  *   await kafka.stop();
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { assert } from '../../internal/core/assert.js';
-import { KAFKA_INFRA_LIMITS, KafkaInfraError, ensureKafka } from './kafka.js';
+import { KAFKA_INFRA_LIMITS, KafkaInfraError, ensureKafka, runToEnd, tail } from './kafka.js';
 import type { Topology } from './netns.js';
 import { sleep } from './process-utils.js';
 
@@ -119,28 +119,6 @@ log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
 log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.kafka.server.KafkaRaftServer=INFO
 `;
-
-interface CommandResult {
-  code: number | null;
-  output: string;
-}
-
-async function runToEnd(child: ChildProcess, timeoutMs: number): Promise<CommandResult> {
-  const chunks: Buffer[] = [];
-  child.stdout?.on('data', (chunk: Buffer) => chunks.push(chunk));
-  child.stderr?.on('data', (chunk: Buffer) => chunks.push(chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  try {
-    const [code] = (await once(child, 'close')) as [number | null];
-    return { code, output: Buffer.concat(chunks).toString('utf8') };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function tail(text: string, lines: number): string {
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
-}
 
 interface StartedBroker {
   broker: KafkaBroker;

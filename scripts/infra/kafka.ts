@@ -59,17 +59,21 @@ export class KafkaInfraError extends Error {
   }
 }
 
-interface CommandResult {
+export interface CommandResult {
   code: number | null;
   output: string;
 }
 
 /** Runs a command to completion, collecting stdout and stderr; ENOENT (not installed) rejects. */
-async function run(command: string, args: string[], timeoutMs: number): Promise<CommandResult> {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+function run(command: string, args: string[], timeoutMs: number): Promise<CommandResult> {
+  return runToEnd(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }), timeoutMs);
+}
+
+/** Waits for a started command to end (killed after `timeoutMs`), collecting its stdout and stderr. */
+export async function runToEnd(child: ChildProcess, timeoutMs: number): Promise<CommandResult> {
   const chunks: Buffer[] = [];
-  child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
-  child.stderr.on('data', (chunk: Buffer) => chunks.push(chunk));
+  child.stdout?.on('data', (chunk: Buffer) => chunks.push(chunk));
+  child.stderr?.on('data', (chunk: Buffer) => chunks.push(chunk));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   try {
     const [code] = (await once(child, 'close')) as [number | null];
@@ -79,7 +83,8 @@ async function run(command: string, args: string[], timeoutMs: number): Promise<
   }
 }
 
-function tail(text: string, lines: number): string {
+/** The last `lines` lines of a command's output or a log, for error messages. */
+export function tail(text: string, lines: number): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
