@@ -88,7 +88,10 @@ describe.each(['caller', 'worker'] as const)('SqliteWriteAheadLog (%s thread)', 
     await Promise.all(Array.from({ length: 200 }, (_, i) => wal.append(outcome(`w${i}`))));
     const after = await wal.stats();
     expect(after.operations - before.operations).toBe(200);
-    expect(after.batches - before.batches).toBeLessThanOrEqual(5);
+    // On the caller's thread all 200 are queued before the first transaction starts. A worker receives them while
+    // its first transactions are syncing, so how many arrive per transaction depends on the machine's load; one
+    // transaction per append (no group commit) would still be 200.
+    expect(after.batches - before.batches).toBeLessThanOrEqual(thread === 'caller' ? 5 : 20);
   });
 
   it('deletes only entries that every group has committed, in chunks, and never reuses offsets', async () => {
