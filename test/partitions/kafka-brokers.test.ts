@@ -69,6 +69,16 @@ async function partitionState(admin: Admin): Promise<{ leader: number; isr: numb
   return { leader: partition!.leader, isr: [...partition!.isr].sort(), replicas: [...partition!.replicas].sort() };
 }
 
+/** True once a broker names the topic's partition leader; false while the metadata is not there yet. */
+async function hasLeader(admin: Admin): Promise<boolean> {
+  try {
+    const partition = (await admin.fetchTopicMetadata({ topics: [TOPIC] })).topics[0]?.partitions[0];
+    return partition !== undefined && partition.leader >= 0;
+  } catch {
+    return false;
+  }
+}
+
 /** Every value in the topic from its beginning, read by a new consumer group until `expected` are all there. */
 async function readUntil(bootstrap: readonly string[], expected: readonly string[]): Promise<string[]> {
   const consumer = client(bootstrap).consumer({ groupId: `reader-${++readers}`, sessionTimeout: 30_000, heartbeatInterval: 1_000 });
@@ -94,10 +104,14 @@ describePartitions('a 3-broker KRaft Kafka cluster under a partition', () => {
     net = await startTopology({ prefix: 'spkfk', subnet: 73, hosts: HOSTS });
     kafka = await startKafkaBrokers(net, HOSTS);
     const admin = await connectedAdmin(kafka.bootstrap);
+    // Not kafkajs's own wait for leaders: on a loaded machine the brokers' metadata lags the controller, and that
+    // wait gives up at the first "does not host this topic-partition". The topic counts once a broker names its
+    // leader.
     await admin.createTopics({
-      waitForLeaders: true,
+      waitForLeaders: false,
       topics: [{ topic: TOPIC, numPartitions: 1, replicationFactor: KAFKA_REPLICATION_FACTOR, configEntries: [{ name: 'min.insync.replicas', value: String(KAFKA_MIN_INSYNC_REPLICAS) }] }],
     });
+    await waitUntil('the topic has a leader', () => hasLeader(admin), PARTITION_WAIT_MS);
   }, KAFKA_TEST_TIMEOUT_MS);
 
   afterAll(async () => {
