@@ -21,6 +21,8 @@ const TOPIC = 'partitioned';
  * this long and asks for fresh metadata. Above the broker's own ack wait on a healthy cluster, on a busy machine.
  */
 const REQUEST_TIMEOUT_MS = 15_000;
+/** One consumer group's try at reading the topic back before a new group is started. */
+const READ_ATTEMPT_MS = 45_000;
 /** The test (not the client) retries a send until the cluster has failed over: the client's own retries stay few. */
 const CLIENT_RETRIES = 2;
 /** Both the failover and a cluster that starts three JVMs on two cores need more than the usual patience. */
@@ -79,20 +81,36 @@ async function hasLeader(admin: Admin): Promise<boolean> {
   }
 }
 
-/** Every value in the topic from its beginning, read by a new consumer group until `expected` are all there. */
+/**
+ * Every value in the topic from its beginning, read by a new consumer group until `expected` are all there. A
+ * group's coordinator can be a broker that was just cut off (its offsets partition moves only once the broker is
+ * fenced), and a consumer that joined it waits out its own retries; so each attempt is bounded and the next one
+ * starts a new group, which finds the coordinator afresh.
+ */
 async function readUntil(bootstrap: readonly string[], expected: readonly string[]): Promise<string[]> {
+  let seen: string[] = [];
+  await waitUntil(`a consumer has read ${expected.join(', ')}`, async () => {
+    seen = await readAttempt(bootstrap, expected);
+    return expected.every((v) => seen.includes(v));
+  }, PARTITION_WAIT_MS * 2);
+  return seen;
+}
+
+async function readAttempt(bootstrap: readonly string[], expected: readonly string[]): Promise<string[]> {
   const consumer = client(bootstrap).consumer({ groupId: `reader-${++readers}`, sessionTimeout: 30_000, heartbeatInterval: 1_000 });
   clients.push(consumer);
   const seen: string[] = [];
-  await consumer.connect();
-  await consumer.subscribe({ topic: TOPIC, fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      seen.push(message.value?.toString('utf8') ?? '');
-    },
-  });
   try {
-    await waitUntil(`the consumer has read ${expected.join(', ')}`, () => expected.every((v) => seen.includes(v)), PARTITION_WAIT_MS);
+    await consumer.connect();
+    await consumer.subscribe({ topic: TOPIC, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        seen.push(message.value?.toString('utf8') ?? '');
+      },
+    });
+    await waitUntil(`the consumer has read ${expected.join(', ')}`, () => expected.every((v) => seen.includes(v)), READ_ATTEMPT_MS);
+  } catch {
+    // This attempt's group did not get there in time; the caller starts another.
   } finally {
     await consumer.disconnect().catch(() => undefined);
   }
