@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { assert } from '../../internal/core/assert.js';
-import { KAFKA_INFRA_LIMITS, KafkaInfraError, ensureKafka, runToEnd, tail } from './kafka.js';
+import { KAFKA_INFRA_LIMITS, KAFKA_TEST_GROUP_AND_TOPIC_PROPERTIES, KafkaInfraError, ensureKafka, propertiesText, runToEnd, tail } from './kafka.js';
 import type { Topology } from './netns.js';
 import { sleep } from './process-utils.js';
 
@@ -101,15 +101,9 @@ function serverProperties(nodeId: number, address: string, voters: string, logDi
     'unclean.leader.election.enable': 'false',
     'broker.session.timeout.ms': KAFKA_BROKERS_LIMITS.brokerSessionTimeoutMs,
     'replica.lag.time.max.ms': KAFKA_BROKERS_LIMITS.replicaLagTimeMaxMs,
-    // As ./kafka.ts: few internal partitions for quick group operations, explicit topic creation only.
-    'offsets.topic.num.partitions': 4,
-    'group.initial.rebalance.delay.ms': 0,
-    'auto.create.topics.enable': 'false',
-    'num.partitions': 1,
+    ...KAFKA_TEST_GROUP_AND_TOPIC_PROPERTIES,
   };
-  return `${Object.entries(props)
-    .map(([key, value]) => `${key}=${value}`)
-    .join('\n')}\n`;
+  return propertiesText(props);
 }
 
 const LOG4J_PROPERTIES = `# Warnings and errors only, as ./kafka.ts's node logs.

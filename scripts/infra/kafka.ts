@@ -214,13 +214,23 @@ function serverProperties(dataDir: string, state: NodeState): string {
     'offsets.topic.replication.factor': 1,
     'transaction.state.log.replication.factor': 1,
     'transaction.state.log.min.isr': 1,
-    // Fewer internal partitions make the first group operation quick; tests create many groups.
-    'offsets.topic.num.partitions': 4,
-    'group.initial.rebalance.delay.ms': 0,
-    // Strata creates its topics explicitly (with partitions and replication it chooses); a typo must not create one.
-    'auto.create.topics.enable': 'false',
-    'num.partitions': 1,
+    ...KAFKA_TEST_GROUP_AND_TOPIC_PROPERTIES,
   };
+  return propertiesText(props);
+}
+
+/** Settings every test broker shares, single or in a cluster. */
+export const KAFKA_TEST_GROUP_AND_TOPIC_PROPERTIES = {
+  // Fewer internal partitions make the first group operation quick; tests create many groups.
+  'offsets.topic.num.partitions': 4,
+  'group.initial.rebalance.delay.ms': 0,
+  // Strata creates its topics explicitly (with partitions and replication it chooses); a typo must not create one.
+  'auto.create.topics.enable': 'false',
+  'num.partitions': 1,
+} as const;
+
+/** A Java properties file's text. */
+export function propertiesText(props: Record<string, string | number>): string {
   return `${Object.entries(props)
     .map(([key, value]) => `${key}=${value}`)
     .join('\n')}\n`;
